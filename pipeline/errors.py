@@ -1,0 +1,57 @@
+"""Domain errors raised by the pipeline.
+
+Every error a user can meet is a :class:`PipelineError`: the CLI prints its message on one line
+(or one line per problem for a :class:`ValidationError`) and exits with a non-zero status. Messages
+name the file, the row or feature, and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PipelineError(Exception):
+    """An error the user can act on (bad input, missing file, wrong setting)."""
+
+
+class ValidationError(PipelineError):
+    """Several problems found while validating one input, reported together.
+
+    Parameters
+    ----------
+    source : str
+        The file (or setting) that was validated.
+    problems : iterable of str
+        One message per problem, each telling the user what to fix.
+    """
+
+    def __init__(self, source: str, problems: Iterable[str]):
+        self.source = str(source)
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{self.source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class Problems:
+    """Collects validation problems and raises them all at once.
+
+    Examples
+    --------
+    >>> problems = Problems("perimeters.csv")
+    >>> problems.add("row 3: unknown commune code '99999'; fix the code or remove the row")
+    >>> problems.raise_if_any()  # doctest: +SKIP
+    """
+
+    def __init__(self, source: str):
+        self.source = str(source)
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationError(self.source, self.items)

