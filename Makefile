@@ -34,6 +34,12 @@ data: install
 communes: data
 	$(RUN) communes
 
+perimeters: communes
+	$(RUN) perimeters
+
+coverage: perimeters
+	$(RUN) coverage
+
 test: install
 	$(PY) -m pytest
 

