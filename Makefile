@@ -40,6 +40,9 @@ perimeters: communes
 coverage: perimeters
 	$(RUN) coverage
 
+territories: coverage
+	$(RUN) territories
+
 test: install
 	$(PY) -m pytest
 

@@ -22,6 +22,7 @@ STAGES = {
     "communes": stages.run_communes,
     "perimeters": stages.run_perimeters,
     "coverage": stages.run_coverage,
+    "territories": stages.run_territories,
 }
 
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("communes", help="build data/processed/communes.parquet for the scope")
     sub.add_parser("perimeters", help="import CPTS perimeters (or build the EXAMPLE ones) into perimetres.csv")
     sub.add_parser("coverage", help="statuses, white zones, overlaps, coverage rates, ACI envelopes")
+    sub.add_parser("territories", help="candidate territories for the white zones, ACI tiers and envelopes")
     sub.add_parser("diagnose", help="run every stage in order")
     fetch = sub.add_parser("fetch", help="download an official source listed under [sources] in the settings")
     fetch.add_argument("name", help="the source's name, e.g. admin_express_cog")

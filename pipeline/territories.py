@@ -1,0 +1,318 @@
+"""Stage ``territories``: candidate CPTS territories for the white zones.
+
+From the coverage table (white-zone communes and their patches), the existing CPTS and the
+adjacency:
+
+* white-zone communes are grouped by :func:`pipeline.regionalize.regionalize` into contiguous
+  candidates within [floor, ceiling];
+* a whole patch below the floor is not forced into a fake territory: it is proposed as an
+  *extension* of the bordering existing CPTS that shares the longest border with it and stays under
+  the ceiling, or flagged "sous le seuil" with the reason;
+* a single commune above the ceiling is split into contiguous IRIS-based candidates when IRIS data
+  is given, else it stays one candidate with the reason;
+* every territory gets its ACI tier and envelope and quality figures (population, communes,
+  compactness, longest internal distance).
+
+Invariants checked on every run: every white-zone commune is in exactly one territory or flagged,
+and every candidate is contiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .aci import envelopes
+from .adjacency import Adjacency, build_adjacency, components, shared_border_length
+from .errors import PipelineError
+from .geo import by_zone
+from .iris import iris_of_commune
+from .regionalize import regionalize
+
+KINDS = ("cpts_existante", "candidate", "extension")
+TERRITORY_COLUMNS = ["territory_id", "kind", "nom", "exemple", "population", "n_communes", "departements",
+                     "tier", "envelope_eur", "supplement_snp_eur", "within_bounds", "motif", "patch_id", "cpts_id",
+                     "ile", "compactness", "longest_internal_km", "geometry"]
+MEMBER_COLUMNS = ["territory_id", "kind", "code_commune", "code_iris", "population", "signalement"]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    floor: float
+    ceiling: float
+    max_diameter_km: float
+    epci_penalty: float
+    cross_departements: bool
+
+    @classmethod
+    def from_settings(cls, cfg: dict) -> "Bounds":
+        return cls(float(cfg["floor"]), float(cfg["ceiling"]), float(cfg["max_diameter_km"]),
+                   float(cfg["epci_penalty"]), bool(cfg["cross_departements"]))
+
+
+def shape_metrics(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Polsby-Popper compactness (4πA/P², 1 for a disc) and longest internal distance (km, convex
+    hull diameter) of projected geometries."""
+    area, perimeter = shapely.area(geoms), shapely.length(geoms)
+    compact = np.where(perimeter > 0, 4 * np.pi * area / np.maximum(perimeter, 1e-9) ** 2, 0.0)
+    longest = np.zeros(len(geoms))
+    for k, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            continue
+        pts = shapely.get_coordinates(shapely.convex_hull(geom))
+        d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+        longest[k] = d.max() / 1000.0
+    return np.round(compact, 4), np.round(longest, 2)
+
+
+def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:
+    """Union of ``frame``'s geometries per ``key`` with shape metrics measured in each zone's CRS;
+    returned in ``frame``'s CRS, sorted by key."""
+    parts = []
+    for epsg, zone in by_zone(frame[[key, "epsg", "geometry"]]):
+        zone = zone[zone.geometry.notna()]
+        if zone.empty:
+            continue
+        merged = zone.dissolve(key, sort=True)
+        compact, longest = shape_metrics(merged.geometry.to_numpy())
+        merged = merged.assign(compactness=compact, longest_internal_km=longest).to_crs(frame.crs)
+        parts.append(merged[["compactness", "longest_internal_km", "geometry"]])
+    if not parts:
+        return gpd.GeoDataFrame({"compactness": [], "longest_internal_km": []}, geometry=[], crs=frame.crs)
+    return gpd.GeoDataFrame(pd.concat(parts), crs=frame.crs).sort_index()
+
+
+def extension_choice(region: np.ndarray, coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts_pop: dict,
+                     *, ceiling: float, tolerance_m: float) -> tuple[str, str]:
+    """Best bordering CPTS for a white patch below the floor: (cpts_id, reason) — cpts_id empty when
+    flagged. Longest shared border first among those that stay under the ceiling."""
+    neighbours = adjacency.neighbours()
+    cpts_of = coverage["cpts_ids"].to_numpy()
+    inside = set(region.tolist())
+    pairs = [(v, u) for v in region for u in neighbours[v] if u not in inside and cpts_of[u]]
+    population = int(coverage["population"].fillna(0).to_numpy()[region].sum())
+    if not pairs:
+        return "", "sous le seuil : aucune CPTS limitrophe (île, bord du périmètre ou géométrie absente)"
+    lengths = shared_border_length(coverage, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]),
+                                   tolerance_m=tolerance_m)
+    border: dict[str, float] = {}
+    for (_, u), length in zip(pairs, lengths):
+        for cid in cpts_of[u].split(";"):
+            border[cid] = border.get(cid, 0.0) + length
+    fitting = sorted((-border[c], c) for c in border if cpts_pop.get(c, 0) + population <= ceiling)
+    if fitting:
+        return fitting[0][1], "zone blanche sous le plancher : extension de la CPTS limitrophe"
+    return "", ("sous le seuil : toute CPTS limitrophe dépasserait le plafond en l'absorbant "
+                f"({', '.join(sorted(border))})")
+
+
+def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts: gpd.GeoDataFrame,
+                          aci: dict, bounds: Bounds, *, tolerance_m: float = 20.0,
+                          iris: tuple[gpd.GeoDataFrame, pd.DataFrame] | None = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Candidate territories, extensions and existing CPTS.
+
+    Parameters
+    ----------
+    coverage : GeoDataFrame
+        Output of the coverage stage (one row per commune, ``statut``, ``cpts_ids``, ``patch_id``).
+    adjacency : Adjacency
+        Adjacency of ``coverage``'s rows.
+    cpts : GeoDataFrame
+        Existing CPTS (coverage stage), with ``population`` and ``exemple``.
+    aci : dict
+        ``[aci]`` settings.
+    bounds : Bounds
+    iris : (contours, population), optional
+        IRIS data used to split single communes above the ceiling.
+
+    Returns
+    -------
+    territories : GeoDataFrame
+        Columns :data:`TERRITORY_COLUMNS`.
+    members : DataFrame
+        Columns :data:`MEMBER_COLUMNS`: every white-zone commune once (or once per IRIS part).
+    """
+    white = (coverage["statut"] == "zone_blanche").to_numpy()
+    regions = regionalize(coverage, adjacency, white, floor=bounds.floor, ceiling=bounds.ceiling,
+                          max_diameter_km=bounds.max_diameter_km, epci_penalty=bounds.epci_penalty,
+                          same_departement=not bounds.cross_departements)
+    codes = coverage["code_commune"].to_numpy()
+    deps = coverage["code_departement"].to_numpy()
+    pop = coverage["population"].fillna(0).astype("int64").to_numpy()
+    patch = coverage["patch_id"].to_numpy()
+    cpts_pop = dict(zip(cpts["cpts_id"], cpts["population"]))
+    example = bool(cpts["exemple"].any()) if len(cpts) else False
+
+    rows, members = [], []
+    counters: dict[str, int] = {}
+    for label in range(regions.labels.max() + 1):
+        region = np.flatnonzero(regions.labels == label)
+        reason = regions.reasons.get(label, "")
+        first_dep = deps[region[0]]
+        if reason.startswith("zone blanche entière sous le plancher"):
+            cid, why = extension_choice(region, coverage, adjacency, cpts_pop, ceiling=bounds.ceiling,
+                                        tolerance_m=tolerance_m)
+            if cid:
+                tid = f"EXT-{patch[region[0]]}"
+                rows.append(dict(territory_id=tid, kind="extension", cpts_id=cid, motif=why, members=region,
+                                 population=int(pop[region].sum()) + int(cpts_pop[cid])))
+                members += [(tid, "extension", codes[k], "", int(pop[k]), "") for k in region]
+            else:
+                members += [("", "signalee", codes[k], "", int(pop[k]), why) for k in region]
+            continue
+        if reason.startswith("commune seule au-dessus du plafond") and iris is not None:
+            rows_iris, members_iris = _split_by_iris(coverage.iloc[region[0]], iris, coverage.crs, bounds,
+                                                     counters, tolerance_m=tolerance_m)
+            rows += rows_iris
+            members += members_iris
+            continue
+        counters[first_dep] = counters.get(first_dep, 0) + 1
+        tid = f"CAND-{first_dep}-{counters[first_dep]:03d}"
+        rows.append(dict(territory_id=tid, kind="candidate", cpts_id="", motif=reason, members=region,
+                         population=int(pop[region].sum())))
+        members += [(tid, "candidate", codes[k], "", int(pop[k]), "") for k in region]
+
+    members_frame = pd.DataFrame(members, columns=MEMBER_COLUMNS)
+    check_members(coverage, members_frame)
+    check_contiguity(adjacency, members_frame, codes)
+    return _assemble(rows, coverage, cpts, aci, bounds, example), members_frame
+
+
+def _split_by_iris(commune: pd.Series, iris, crs, bounds: Bounds, counters: dict, *, tolerance_m: float):
+    """Candidates made of the IRIS of one commune above the ceiling."""
+    contours, population = iris
+    parts = iris_of_commune(contours, population, commune, epsg=int(commune["epsg"]))
+    adjacency = build_adjacency(parts, tolerance_m=tolerance_m, island_link_max_km=5.0)
+    if components(adjacency).max() > 0:
+        raise PipelineError(f"IRIS of commune {commune['code_commune']} are not contiguous in the IRIS file; "
+                            "check the contours")
+    regions = regionalize(parts, adjacency, np.ones(len(parts), bool), floor=bounds.floor, ceiling=bounds.ceiling,
+                          max_diameter_km=bounds.max_diameter_km, epci_penalty=1.0)
+    rows, members = [], []
+    dep = commune["code_departement"]
+    for label in range(regions.labels.max() + 1):
+        region = np.flatnonzero(regions.labels == label)
+        counters[dep] = counters.get(dep, 0) + 1
+        tid = f"CAND-{dep}-{counters[dep]:03d}"
+        geom = shapely.union_all(parts.geometry.to_numpy()[region])
+        compact, longest = shape_metrics(np.array([geom]))
+        rows.append(dict(territory_id=tid, kind="candidate", cpts_id="", members=np.array([], dtype=np.int64),
+                         motif=" ".join(filter(None, [f"partie de la commune {commune['code_commune']} "
+                                                      "découpée par IRIS", regions.reasons.get(label, "")])),
+                         population=int(parts["population"].to_numpy()[region].sum()),
+                         shape=dict(geometry=gpd.GeoSeries([geom], crs=parts.crs).to_crs(crs).iloc[0],
+                                    compactness=compact[0], longest_internal_km=longest[0], departements=dep,
+                                    patch_id=commune["patch_id"], n_communes=1, ile=False,
+                                    nom=f"Territoire candidat – {commune['nom']} (IRIS, partie {len(rows) + 1})")))
+        members += [(tid, "candidate", commune["code_commune"], parts["code_iris"].iloc[k],
+                     int(parts["population"].iloc[k]), "") for k in region]
+    return rows, members
+
+
+def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.GeoDataFrame:
+    key = np.full(len(coverage), "", dtype=object)
+    for row in rows:
+        key[row["members"]] = row["territory_id"]
+    tagged = coverage.assign(_territory=key)
+    tagged = tagged[tagged["_territory"] != ""]
+    shapes = dissolve_with_metrics(tagged, "_territory")
+    names = tagged.sort_values(["population", "code_commune"], ascending=[False, True]).groupby("_territory")["nom"].first()
+    cpts_by_id = cpts.set_index("cpts_id") if len(cpts) else None
+    out = []
+    for row in rows:
+        tid = row["territory_id"]
+        if "shape" in row:
+            shape = row["shape"]
+        else:
+            sub = coverage.iloc[row["members"]]
+            shape = dict(geometry=shapes.geometry.get(tid), compactness=shapes["compactness"].get(tid),
+                         longest_internal_km=shapes["longest_internal_km"].get(tid),
+                         departements=";".join(sorted(set(sub["code_departement"]))),
+                         patch_id=sub["patch_id"].iloc[0], n_communes=len(sub), ile=bool(sub["ile"].any()),
+                         nom=f"Territoire candidat – {names[tid]}")
+        if row["kind"] == "extension":
+            base = cpts_by_id.loc[row["cpts_id"]]
+            shape = shape | dict(geometry=shapely.union_all([shape["geometry"], base.geometry]),
+                                 nom=f"Extension de {base['cpts_nom']}",
+                                 n_communes=shape["n_communes"] + int(base["n_communes"]))
+        out.append(dict(territory_id=tid, kind=row["kind"],
+                        exemple=example if row["kind"] == "extension" else False,
+                        population=row["population"], within_bounds=bounds.floor <= row["population"] <= bounds.ceiling,
+                        motif=row["motif"], cpts_id=row["cpts_id"], **shape))
+    existing = _existing(coverage, cpts, bounds)
+    frame = pd.concat([existing, pd.DataFrame(out)], ignore_index=True) if out else existing
+    money = envelopes(frame["population"].to_numpy(), aci)
+    frame["tier"] = money["tier"].to_numpy()
+    frame["envelope_eur"] = money["envelope_eur"].to_numpy()
+    frame["supplement_snp_eur"] = money["supplement_snp_eur"].to_numpy()
+    frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=coverage.crs)
+    return frame[TERRITORY_COLUMNS].reset_index(drop=True)
+
+
+def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds) -> pd.DataFrame:
+    if not len(cpts):
+        return pd.DataFrame(columns=TERRITORY_COLUMNS)
+    exploded = coverage[["code_commune", "cpts_ids", "epsg", "geometry"]].assign(
+        cpts_id=coverage["cpts_ids"].str.split(";")).explode("cpts_id")
+    exploded = gpd.GeoDataFrame(exploded[exploded["cpts_id"] != ""], crs=coverage.crs)
+    shapes = dissolve_with_metrics(exploded, "cpts_id")
+    return pd.DataFrame({
+        "territory_id": cpts["cpts_id"], "kind": "cpts_existante", "nom": cpts["cpts_nom"],
+        "exemple": cpts["exemple"], "population": cpts["population"], "n_communes": cpts["n_communes"],
+        "departements": cpts["departements"],
+        "within_bounds": (cpts["population"] >= bounds.floor) & (cpts["population"] <= bounds.ceiling),
+        "motif": "", "patch_id": "", "cpts_id": cpts["cpts_id"], "ile": False,
+        "compactness": cpts["cpts_id"].map(shapes["compactness"]).to_numpy(),
+        "longest_internal_km": cpts["cpts_id"].map(shapes["longest_internal_km"]).to_numpy(),
+        "geometry": cpts.geometry.to_numpy()})
+
+
+def check_members(coverage: pd.DataFrame, members: pd.DataFrame) -> None:
+    """Every white-zone commune is in exactly one territory or flagged (IRIS parts: one commune, one
+    territory per part); no other commune appears."""
+    white = set(coverage.loc[coverage["statut"] == "zone_blanche", "code_commune"])
+    whole = members[members["code_iris"] == ""]
+    split = members[members["code_iris"] != ""]
+    if whole["code_commune"].duplicated().any() or set(whole["code_commune"]) & set(split["code_commune"]):
+        raise PipelineError("internal check failed: a white-zone commune is in two territories")
+    if set(members["code_commune"]) != white:
+        missing = sorted(white - set(members["code_commune"]))[:5]
+        raise PipelineError(f"internal check failed: white-zone communes missing from territories: {missing}")
+    if split["code_iris"].duplicated().any():
+        raise PipelineError("internal check failed: an IRIS is in two territories")
+
+
+def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndarray) -> None:
+    """Every candidate or extension built from whole communes is contiguous."""
+    whole = members[(members["code_iris"] == "") & (members["territory_id"] != "")]
+    label = np.full(len(codes), "", dtype=object)
+    index = {c: k for k, c in enumerate(codes)}
+    label[[index[c] for c in whole["code_commune"]]] = whole["territory_id"].to_numpy()
+    same = (label[adjacency.i] == label[adjacency.j]) & (label[adjacency.i] != "")
+    sub = Adjacency(adjacency.n, adjacency.i[same], adjacency.j[same], adjacency.island_link[same], adjacency.island)
+    parts = components(sub, label != "")
+    n_territories = whole["territory_id"].nunique()
+    if parts.max() + 1 != n_territories:
+        raise PipelineError(f"internal check failed: {parts.max() + 1 - n_territories} territory(ies) not contiguous")
+
+
+def summarize(territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Bounds, seconds: float) -> dict:
+    cand = territories[territories["kind"] == "candidate"]
+    return {
+        "candidats": int(len(cand)), "extensions": int((territories["kind"] == "extension").sum()),
+        "cpts_existantes": int((territories["kind"] == "cpts_existante").sum()),
+        "communes_signalees": int((members["kind"] == "signalee").sum()),
+        "population_signalee": int(members.loc[members["kind"] == "signalee", "population"].sum()),
+        "part_candidats_dans_les_bornes": round(float(cand["within_bounds"].mean()) if len(cand) else 1.0, 4),
+        "candidats_hors_bornes": cand.loc[~cand["within_bounds"], ["territory_id", "population", "motif"]].to_dict("records"),
+        "compacite_moyenne_candidats": round(float(cand["compactness"].mean()) if len(cand) else 0.0, 4),
+        "population_candidats": {"min": int(cand["population"].min()) if len(cand) else 0,
+                                 "mediane": float(cand["population"].median()) if len(cand) else 0,
+                                 "max": int(cand["population"].max()) if len(cand) else 0},
+        "bornes": {"plancher": bounds.floor, "plafond": bounds.ceiling},
+        "secondes_regionalisation": round(seconds, 3),
+    }
