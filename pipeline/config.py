@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,3 +125,25 @@ def load_settings(path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None
         raise PipelineError(f"{path}: missing setting(s) {', '.join(missing)}; copy them from pipeline.toml")
     area = scope if scope else raw["scope"]["area"]
     return Settings(root=path.resolve().parent, scope=Scope.parse(area), raw=raw)
+
+
+def write_settings_copy(source: str | Path, folder: str | Path, *, scope: str | None = None,
+                        raw: str | Path | None = None) -> Path:
+    """Write a copy of the settings file into ``folder`` with every output under ``folder``.
+
+    Used by the tests and the benchmark so that they never touch the user's ``data/processed``.
+    Raw inputs stay where ``source`` says (absolute) unless ``raw`` is given.
+    """
+    source, folder = Path(source).resolve(), Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    text = source.read_text(encoding="utf-8")
+    base = tomllib.loads(text)["paths"]
+    paths = {"raw": Path(raw) if raw else source.parent / base["raw"], "processed": folder / "processed",
+             "maps": folder / "maps", "reports": folder / "reports"}
+    for key, value in paths.items():
+        text = re.sub(rf'^{key} = ".*"$', f'{key} = "{Path(value).as_posix()}"', text, count=1, flags=re.M)
+    if scope:
+        text = re.sub(r'^area = ".*"$', f'area = "{scope}"', text, count=1, flags=re.M)
+    target = folder / "pipeline.toml"
+    target.write_text(text, encoding="utf-8")
+    return target

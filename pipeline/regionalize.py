@@ -7,14 +7,20 @@ recursively:
 1. a minimum spanning tree is built over the part, edge weight = distance between centroids,
    multiplied by ``epci_penalty`` when the edge crosses an EPCI border (so EPCIs form subtrees and
    stay whole where possible);
-2. removing one tree edge always leaves two *contiguous* sides; among the edges whose sides can each
+2. removing one tree edge always leaves two *contiguous* sides (several spanning trees are tried:
+   the MST and deterministic perturbations of it, which widens the choice of cuts); among the edges whose sides can each
    still be divided into regions within [floor, ceiling], the one leaving the least area-weighted
    inertia (a Ward-like compactness measure, O(1) per edge with subtree sums) is cut, with a
    penalty for cutting inside an EPCI;
-3. a part is split while its population is above the ceiling, or while it is wider than
-   ``max_diameter_km`` and a feasible cut exists; a single commune above the ceiling stays alone.
+   cuts that keep the most potential regions (⌊p/floor⌋ on each side) come first, so that, like
+   max-p, the result has as many regions within the bounds as the part allows;
+3. a part is split while its population is above the ceiling, or above ``target_population``
+   (0: as many regions as possible) or wider than ``max_diameter_km`` when a feasible cut exists;
+   a single commune above the ceiling stays alone.
 
-Regions left below the floor are merged into an adjacent region of the same part when the result
+A recombination pass then merges a region that could hold two with a neighbour and splits the
+union again, keeping the result when it has more regions within the bounds. Regions left below the
+floor are merged into an adjacent region of the same part when the result
 stays under the ceiling. Every region is contiguous by construction; regions outside the bounds
 carry a reason. The result is deterministic (ties broken by row order).
 """
@@ -27,7 +33,7 @@ import geopandas as gpd
 import numpy as np
 import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
 
 from .adjacency import Adjacency, components
 from .geo import by_zone
@@ -78,14 +84,67 @@ def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
     return float(d.max()) / 1000.0
 
 
+SMALL_PART = 300
+
+
+def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from node 0 and
+    the parent of each node (negative for the root). In a preorder every subtree is a contiguous
+    run, which lets :meth:`_Splitter._cut_on_tree` evaluate all cuts with one cumulative sum.
+
+    Small graphs use Kruskal with a union-find (no sparse-matrix overhead); large ones scipy.
+    """
+    if m > SMALL_PART:
+        tree = minimum_spanning_tree(sp.csr_matrix((weight, (r, c)), shape=(m, m)))
+        return depth_first_order(tree, 0, directed=False, return_predecessors=True)
+    root = list(range(m))
+
+    def find(a):
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    links: list[list[int]] = [[] for _ in range(m)]
+    joined = 0
+    rl, cl = r.tolist(), c.tolist()
+    for e in np.argsort(weight, kind="stable").tolist():
+        a, b = rl[e], cl[e]
+        fa, fb = find(a), find(b)
+        if fa != fb:
+            root[fa] = fb
+            links[a].append(b)
+            links[b].append(a)
+            joined += 1
+            if joined == m - 1:
+                break
+    parent = [-9999] * m
+    seen = [False] * m
+    order, stack = [], [0]
+    while stack:
+        v = stack.pop()
+        if seen[v]:
+            continue
+        seen[v] = True
+        order.append(v)
+        for u in reversed(links[v]):
+            if not seen[u]:
+                parent[u] = v
+                stack.append(u)
+    return np.asarray(order, dtype=np.int64), np.asarray(parent, dtype=np.int64)
+
+
 class _Splitter:
     def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, *, floor, ceiling, max_diameter_km,
-                 epci_penalty):
+                 epci_penalty, target_population, trees):
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
+        self.target = target_population
+        self.trees = trees
+        self.position = np.full(len(pop), -1, dtype=np.int64)
 
     def needs_split(self, nodes: np.ndarray) -> bool:
         total = self.pop[nodes].sum()
@@ -93,7 +152,9 @@ class _Splitter:
             return False
         if total > self.ceiling:
             return True
-        return total >= 2 * self.floor and _diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
+        if total < 2 * self.floor:
+            return False
+        return total > self.target or _diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
 
     def split(self, nodes: np.ndarray) -> list[np.ndarray]:
         """Recursively bisect a connected set of nodes."""
@@ -110,57 +171,130 @@ class _Splitter:
                 stack.extend(sides)
         return done
 
+    def local_edges(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Edges (local indices, r < c) of the subgraph induced by ``nodes``."""
+        g = self.graph
+        starts, ends = g.indptr[nodes], g.indptr[nodes + 1]
+        counts = ends - starts
+        rows = np.repeat(np.arange(len(nodes)), counts)
+        flat = np.concatenate([g.indices[a:b] for a, b in zip(starts, ends)]) if len(nodes) else np.empty(0, int)
+        self.position[nodes] = np.arange(len(nodes))
+        cols = self.position[flat]
+        self.position[nodes] = -1
+        keep = (cols >= 0) & (rows < cols)
+        return rows[keep], cols[keep]
+
+    def feasible_count(self, pieces: list[np.ndarray]) -> tuple[int, int]:
+        sizes = np.array([self.pop[p].sum() for p in pieces])
+        ok = (sizes >= self.floor) & (sizes <= self.ceiling)
+        return int(ok.sum()), int((~ok).sum())
+
+    def improve(self, pieces: list[np.ndarray], *, rounds: int = 4) -> list[np.ndarray]:
+        """Recombination: merge a region that could hold two (population >= 2 x floor) with a
+        neighbouring region and split the union again; keep the result when it has more regions
+        within the bounds and no more outside them."""
+        pieces = [np.sort(p) for p in pieces]
+        for _ in range(rounds):
+            owner = np.full(len(self.pop), -1)
+            for k, p in enumerate(pieces):
+                owner[p] = k
+            sizes = np.array([self.pop[p].sum() for p in pieces])
+            replaced: dict[int, list[np.ndarray]] = {}
+            used: set[int] = set()
+            for k in sorted(np.flatnonzero(sizes >= 2 * self.floor), key=lambda k: (-sizes[k], int(pieces[k][0]))):
+                if k in used:
+                    continue
+                touching = np.unique(owner[np.concatenate([self.graph.indices[self.graph.indptr[v]:self.graph.indptr[v + 1]]
+                                                           for v in pieces[k]])])
+                for t in sorted((t for t in touching if t >= 0 and t != k and t not in used),
+                                key=lambda t: (sizes[t], int(pieces[t][0]))):
+                    union = np.sort(np.r_[pieces[k], pieces[t]])
+                    before = self.feasible_count([pieces[k], pieces[t]])
+                    if np.floor(self.pop[union].sum() / self.floor) <= before[0]:
+                        continue
+                    after_pieces = self.split(union)
+                    after = self.feasible_count(after_pieces)
+                    if after[0] > before[0] and after[1] <= before[1]:
+                        replaced[k], replaced[t] = after_pieces, []
+                        used.update((k, t))
+                        break
+            if not replaced:
+                break
+            pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
+        return pieces
+
     def best_cut(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        sub = self.graph[nodes][:, nodes].tocoo()
-        keep = sub.row < sub.col
-        r, c = sub.row[keep], sub.col[keep]
+        """Best single-edge cut over the MST and ``trees - 1`` perturbed spanning trees."""
+        r, c = self.local_edges(nodes)
         dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
         weight = (dist + 1.0) * np.where(self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0)
+        rng = np.random.default_rng([len(nodes), int(nodes[0]), int(nodes[-1])])  # deterministic per part
+        best_key, best_side = None, None
+        for attempt in range(self.trees):
+            factor = 1.0 if attempt == 0 else rng.uniform(0.5, 1.5, len(weight))
+            found = self._cut_on_tree(nodes, r, c, weight * factor)
+            if found is not None and (best_key is None or found[0] < best_key):
+                best_key, best_side = found
+            if best_key is not None and best_key[0] == 0 and best_key[1] == 0:
+                break  # feasible and no potential region lost: good enough
+        if best_side is None:
+            return None
+        return nodes[best_side], nodes[~best_side]
+
+    def _cut_on_tree(self, nodes, r, c, weight):
+        """Best cut of one spanning tree: (sort key, mask of one side) or None."""
         m = len(nodes)
-        tree = minimum_spanning_tree(sp.csr_matrix((weight, (r, c)), shape=(m, m)))
-        tree = (tree + tree.T).tocsr()
-        order, parent = breadth_first_order(tree, 0, directed=False, return_predecessors=True)
+        order, parent = spanning_tree_order(m, r, c, weight)
         if len(order) != m:  # not connected: should not happen, parts are components
             return None
+        size = [1] * m
+        par = parent.tolist()
+        for v in order[:0:-1].tolist():  # children before parents
+            size[par[v]] += size[v]
+        size = np.asarray(size)
+        start = np.empty(m, dtype=np.int64)
+        start[order] = np.arange(m)
         pop, w = self.pop[nodes].astype(float), self.w[nodes]
-        x, y = self.x[nodes], self.y[nodes]
-        sums = np.c_[pop, w, w * x, w * y, w * (x * x + y * y)]
-        for v in order[:0:-1]:  # children before parents
-            sums[parent[v]] += sums[v]
-        total = sums[0]
+        x, y = self.x[nodes] / 1000.0, self.y[nodes] / 1000.0  # km, centred: precise sums
+        x, y = x - x.mean(), y - y.mean()
+        values = np.c_[pop, w, w * x, w * y, w * (x * x + y * y)][order]
+        prefix = np.vstack([np.zeros((1, 5)), np.cumsum(values, axis=0)])
+        total = prefix[m]
         child = order[1:]
-        inside, outside = sums[child], total - sums[child]
+        inside = prefix[start[child] + size[child]] - prefix[start[child]]
+        outside = total - inside
 
         def inertia(s):
             return s[:, 4] - (s[:, 2] ** 2 + s[:, 3] ** 2) / np.maximum(s[:, 1], 1e-12)
 
         whole = max(inertia(total[None, :])[0], 1e-9)
         score = (inertia(inside) + inertia(outside)) / whole
-        same_epci = self.epci[nodes[child]] == self.epci[nodes[parent[child]]]
-        score = score + 0.25 * same_epci
-        feasible = _feasible(inside[:, 0], self.floor, self.ceiling) & _feasible(outside[:, 0], self.floor, self.ceiling)
-        if not feasible.any():
-            if total[0] <= self.ceiling:
-                return None  # only split for width when both sides are feasible
-            shortfall = np.maximum(0, self.floor - inside[:, 0]) + np.maximum(0, self.floor - outside[:, 0])
-            excess = (np.maximum(0, inside[:, 0] - self.ceiling) + np.maximum(0, outside[:, 0] - self.ceiling))
-            key = np.lexsort((score, shortfall + 0.5 * excess))
-            best = key[0]
-        else:
+        score = score + 0.25 * (self.epci[nodes[child]] == self.epci[nodes[parent[child]]])
+        pop_in, pop_out = np.round(inside[:, 0]), np.round(outside[:, 0])
+        feasible = _feasible(pop_in, self.floor, self.ceiling) & _feasible(pop_out, self.floor, self.ceiling)
+        if feasible.any():
+            # the cuts that keep the most potential regions (floor(p / floor) per side), then the most compact
+            capacity = np.floor(pop_in / self.floor) + np.floor(pop_out / self.floor)
+            lost = np.floor(round(total[0]) / self.floor) - capacity
             candidates = np.flatnonzero(feasible)
-            best = candidates[np.argmin(score[candidates])]
-        cut_child = child[best]
-        # nodes of the subtree under cut_child
-        mask = np.zeros(m, bool)
-        mask[cut_child] = True
-        for v in order:
-            if v != cut_child and parent[v] >= 0 and mask[parent[v]]:
-                mask[v] = True
-        return nodes[mask], nodes[~mask]
+            pick = candidates[np.lexsort((score[candidates], lost[candidates]))[0]]
+            key = (0, float(lost[pick]), float(score[pick]))
+        elif total[0] > self.ceiling:
+            shortfall = np.maximum(0, self.floor - pop_in) + np.maximum(0, self.floor - pop_out)
+            excess = np.maximum(0, pop_in - self.ceiling) + np.maximum(0, pop_out - self.ceiling)
+            pick = np.lexsort((score, shortfall + 0.5 * excess))[0]
+            key = (1, float(shortfall[pick] + 0.5 * excess[pick]), float(score[pick]))
+        else:
+            return None  # within the ceiling: only split when both sides are feasible
+        v = child[pick]
+        side = np.zeros(m, bool)
+        side[order[start[v]:start[v] + size[v]]] = True
+        return key, side
 
 
 def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray, *, floor: float = 20_000,
-                ceiling: float = 200_000, max_diameter_km: float = 60.0, epci_penalty: float = 3.0,
+                ceiling: float = 200_000, target_population: float = 0.0, max_diameter_km: float = 60.0,
+                epci_penalty: float = 3.0, trees: int = 12,
                 population: str = "population", epci: str = "code_epci",
                 same_departement: bool = False) -> Regions:
     """Group the masked communes into contiguous regions sized within [floor, ceiling].
@@ -175,11 +309,17 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
         Communes to group (e.g. white-zone communes).
     floor, ceiling : float
         Population bounds of a region.
+    target_population : float
+        A region above this is split further when both halves stay within the bounds; 0 gives as
+        many regions as possible (the max-p objective).
     max_diameter_km : float
         A region wider than this (between commune centroids) is split further when both halves can
         stay within the bounds.
     epci_penalty : float
         Cost factor of spanning-tree edges crossing an EPCI border (>= 1; 1 ignores EPCIs).
+    trees : int
+        Spanning trees tried per split (the MST, then trees of randomly perturbed weights with a
+        seed derived from the part, so results stay deterministic).
     population, epci : str
         Column names.
     same_departement : bool
@@ -202,12 +342,13 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     part_of = components(Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island), mask)
     splitter = _Splitter(graph, pop, x, y, area, epci_codes, floor=floor, ceiling=ceiling,
-                         max_diameter_km=max_diameter_km, epci_penalty=epci_penalty)
+                         max_diameter_km=max_diameter_km, epci_penalty=epci_penalty,
+                         target_population=target_population, trees=trees)
     labels = np.full(n, -1, dtype=np.int64)
     next_label = 0
     for part in range(part_of.max() + 1):
         nodes = np.flatnonzero(part_of == part)
-        pieces = _merge_small(splitter.split(nodes), graph, pop, floor=floor, ceiling=ceiling)
+        pieces = _merge_small(splitter.improve(splitter.split(nodes)), graph, pop, floor=floor, ceiling=ceiling)
         for piece in pieces:
             labels[piece] = next_label
             next_label += 1

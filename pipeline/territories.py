@@ -42,16 +42,26 @@ MEMBER_COLUMNS = ["territory_id", "kind", "code_commune", "code_iris", "populati
 
 @dataclass(frozen=True)
 class Bounds:
+    """Settings of the regionalization (``[territories]``)."""
+
     floor: float
     ceiling: float
     max_diameter_km: float
     epci_penalty: float
     cross_departements: bool
+    target_population: float = 0.0
+    trees: int = 12
 
     @classmethod
     def from_settings(cls, cfg: dict) -> "Bounds":
         return cls(float(cfg["floor"]), float(cfg["ceiling"]), float(cfg["max_diameter_km"]),
-                   float(cfg["epci_penalty"]), bool(cfg["cross_departements"]))
+                   float(cfg["epci_penalty"]), bool(cfg["cross_departements"]),
+                   float(cfg.get("target_population", 0)), int(cfg.get("trees", 12)))
+
+    def options(self) -> dict:
+        """Keyword options of :func:`pipeline.regionalize.regionalize`."""
+        return dict(floor=self.floor, ceiling=self.ceiling, max_diameter_km=self.max_diameter_km,
+                    target_population=self.target_population, trees=self.trees)
 
 
 def shape_metrics(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +147,8 @@ def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts
         Columns :data:`MEMBER_COLUMNS`: every white-zone commune once (or once per IRIS part).
     """
     white = (coverage["statut"] == "zone_blanche").to_numpy()
-    regions = regionalize(coverage, adjacency, white, floor=bounds.floor, ceiling=bounds.ceiling,
-                          max_diameter_km=bounds.max_diameter_km, epci_penalty=bounds.epci_penalty,
-                          same_departement=not bounds.cross_departements)
+    regions = regionalize(coverage, adjacency, white, epci_penalty=bounds.epci_penalty,
+                          same_departement=not bounds.cross_departements, **bounds.options())
     codes = coverage["code_commune"].to_numpy()
     deps = coverage["code_departement"].to_numpy()
     pop = coverage["population"].fillna(0).astype("int64").to_numpy()
@@ -190,8 +199,7 @@ def _split_by_iris(commune: pd.Series, iris, crs, bounds: Bounds, counters: dict
     if components(adjacency).max() > 0:
         raise PipelineError(f"IRIS of commune {commune['code_commune']} are not contiguous in the IRIS file; "
                             "check the contours")
-    regions = regionalize(parts, adjacency, np.ones(len(parts), bool), floor=bounds.floor, ceiling=bounds.ceiling,
-                          max_diameter_km=bounds.max_diameter_km, epci_penalty=1.0)
+    regions = regionalize(parts, adjacency, np.ones(len(parts), bool), epci_penalty=1.0, **bounds.options())
     rows, members = [], []
     dep = commune["code_departement"]
     for label in range(regions.labels.max() + 1):

