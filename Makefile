@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 SCOPE  ?=
 RUN    := $(PY) -m pipeline $(if $(SCOPE),--scope $(SCOPE),)
 
-.PHONY: diagnose install data communes coverage territories test bench clean distclean
+.PHONY: diagnose install data communes perimeters coverage territories export test bench clean distclean
 
 diagnose: install
 	$(RUN) diagnose
@@ -42,6 +42,9 @@ coverage: perimeters
 
 territories: coverage
 	$(RUN) territories
+
+export: territories
+	$(RUN) export
 
 test: install
 	$(PY) -m pytest

@@ -23,6 +23,7 @@ STAGES = {
     "perimeters": stages.run_perimeters,
     "coverage": stages.run_coverage,
     "territories": stages.run_territories,
+    "export": stages.run_export,
 }
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("perimeters", help="import CPTS perimeters (or build the EXAMPLE ones) into perimetres.csv")
     sub.add_parser("coverage", help="statuses, white zones, overlaps, coverage rates, ACI envelopes")
     sub.add_parser("territories", help="candidate territories for the white zones, ACI tiers and envelopes")
+    sub.add_parser("export", help="interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage")
     sub.add_parser("diagnose", help="run every stage in order")
     fetch = sub.add_parser("fetch", help="download an official source listed under [sources] in the settings")
     fetch.add_argument("name", help="the source's name, e.g. admin_express_cog")

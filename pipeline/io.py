@@ -70,6 +70,31 @@ def write_parquet(target: str | Path, frame: pd.DataFrame) -> Path:
     return write_atomic(target, lambda p: frame.to_parquet(p, index=False, compression="zstd"))
 
 
+def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Build a folder in a temporary sibling with ``fill(tmp)``, then swap it for ``target``:
+    no half-written folder, and no stale file left from an earlier run."""
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; outputs are meant to be shared
+    try:
+        fill(tmp)
+        old = target.with_name(f".{target.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
 # --------------------------------------------------------------------------- stage manifests
 
 def code_fingerprint() -> str:

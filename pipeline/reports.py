@@ -1,0 +1,154 @@
+"""White-zone reports for the task forces (French, print-friendly, self-contained).
+
+``reports/index.html`` lists the white zones (sortable by population, communes, bordering CPTS);
+``reports/zones_blanches/<id>.html`` is one page per zone: a map extract (inline SVG drawn from the
+simplified geometries, no network), its communes with population and indicators, the bordering
+CPTS, the territories proposed with their ACI tier and envelope, and the recommended action. Each
+page's tables are also written as CSV and XLSX.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import zipfile
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from .maps import CANDIDATE, EXTENSION, TIER_COLOURS, WHITE_ZONE, euros, people
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;max-width:1100px;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;width:100%;margin:6px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
+th{background:#f1f1f1;cursor:pointer}td.n{text-align:right;white-space:nowrap}
+.example{background:#fde8e8;border:1px solid #b00;color:#b00;padding:6px 10px;font-weight:bold;margin:8px 0}
+.action{background:#eef6ee;border-left:4px solid #33a02c;padding:8px 12px;margin:8px 0}
+.muted{color:#666}.figure{border:1px solid #ccc;margin:8px 0}
+@media print{body{margin:0;max-width:none;font-size:11px}a{color:#222;text-decoration:none}
+ .noprint{display:none}h2{page-break-after:avoid}table{page-break-inside:auto}tr{page-break-inside:avoid}}
+"""
+
+SORT_JS = """document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows), asc = th.dataset.asc !== "1";
+    rows.sort(function (a, b) {
+      var x = a.cells[col].dataset.v || a.cells[col].textContent, y = b.cells[col].dataset.v || b.cells[col].textContent;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var r = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y, "fr");
+      return asc ? r : -r;
+    });
+    th.dataset.asc = asc ? "1" : "0";
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});"""
+
+EXAMPLE_NOTE = ("EXEMPLE : les périmètres CPTS de ce rapport sont fictifs, construits à partir des EPCI pour "
+                "illustrer la méthode. Ce ne sont pas des CPTS réelles.")
+
+
+def page(title: str, body: str, *, example: bool) -> str:
+    banner = f'<div class="example">{EXAMPLE_NOTE}</div>' if example else ""
+    return (f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>'
+            f'<body>{banner}{body}<script>{SORT_JS}</script></body></html>\n')
+
+
+def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str, str] | None = None,
+          hidden: tuple[str, ...] = ()) -> str:
+    """An HTML table (sortable) from a frame of display strings; ``numeric`` columns right-aligned
+    and sorted by the value in ``data-v`` (the column name + ``__v``); ``links`` makes a column a
+    link to the address in another column; ``hidden`` columns are not shown."""
+    shown = [c for c in frame.columns if not c.endswith("__v") and c not in hidden]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for c in shown:
+            text = html.escape(str(row[c]))
+            if links and c in links:
+                text = f'<a href="{html.escape(row[links[c]])}">{text}</a>'
+            if c in numeric:
+                cells.append(f'<td class="n" data-v="{row.get(c + "__v", "")}">{text}</td>')
+            else:
+                cells.append(f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: int = 720, height: int = 480) -> str:
+    """An inline SVG map of projected geometries: ``(geoms, fill, stroke, fill_opacity)`` per layer,
+    drawn in order, fitted to the first layer's extent with a margin."""
+    minx, miny, maxx, maxy = layers[0][0].total_bounds
+    pad = 0.15 * max(maxx - minx, maxy - miny, 1.0)
+    minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
+    scale = min(width / (maxx - minx), height / (maxy - miny))
+    paths = []
+    for geoms, fill, stroke, opacity in layers:
+        for geom in geoms:
+            if geom is None or geom.is_empty:
+                continue
+            d = []
+            for poly in shapely.get_parts(geom):
+                for ring in [poly.exterior, *poly.interiors]:
+                    xy = np.asarray(ring.coords)
+                    pts = " ".join(f"{(x - minx) * scale:.1f},{(maxy - y) * scale:.1f}" for x, y in xy)
+                    d.append(f"M{pts}Z")
+            paths.append(f'<path d="{" ".join(d)}" fill="{fill}" fill-opacity="{opacity}" stroke="{stroke}" '
+                         f'stroke-width="0.8" fill-rule="evenodd"/>')
+    w, h = (maxx - minx) * scale, (maxy - miny) * scale
+    return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" '
+            f'height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
+
+
+def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.DataFrame) -> str:
+    """The action a task force should take for a white zone (French)."""
+    cand = proposals[proposals["kind"] == "candidate"]
+    ext = proposals[proposals["kind"] == "extension"]
+    parts = []
+    if len(cand):
+        total = int(cand["envelope_eur"].sum())
+        parts.append(f"Accompagner la création de {len(cand)} CPTS sur les territoires candidats ci-dessous "
+                     f"(enveloppe ACI annuelle maximale cumulée : {euros(total)}, hors supplément soins non programmés).")
+    for row in ext.itertuples():
+        parts.append(f"Proposer à « {row.cpts_nom} » d'étendre son territoire à cette zone (population résultante "
+                     f"{people(row.population)} habitants, palier {row.tier}, enveloppe maximale {euros(row.envelope_eur)}).")
+    if len(flagged):
+        parts.append("Zone sous le seuil sans rattachement possible : " + flagged["signalement"].iloc[0]
+                     + ". Étudier au cas par cas un rattachement ou une CPTS inter-départementale.")
+    return " ".join(parts) or "Aucune action proposée."
+
+
+def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.GeoDataFrame,
+                members: pd.DataFrame, cpts: gpd.GeoDataFrame, indicator: pd.Series, indicator_label: str):
+    """The three tables of a zone's report as data: communes, bordering CPTS, proposals."""
+    inside = coverage["patch_id"] == zone["patch_id"]
+    communes = coverage.loc[inside, ["code_commune", "nom", "code_departement", "population"]].copy()
+    communes[indicator_label] = indicator[inside].round(1).to_numpy()
+    assignment = members.drop_duplicates("code_commune").set_index("code_commune")
+    communes["territoire_propose"] = communes["code_commune"].map(assignment["territory_id"]).replace("", np.nan)
+    communes["signalement"] = communes["code_commune"].map(assignment["signalement"]).fillna("")
+    bordering_ids = [c for c in str(zone["cpts_limitrophes"]).split(";") if c]
+    bordering = cpts[cpts["cpts_id"].isin(bordering_ids)][["cpts_id", "cpts_nom", "population", "tier", "envelope_eur"]]
+    proposals = territories[(territories["patch_id"] == zone["patch_id"]) & (territories["kind"] != "cpts_existante")]
+    proposals = proposals.merge(cpts[["cpts_id", "cpts_nom"]], on="cpts_id", how="left")
+    return communes, bordering, proposals
+
+
+def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
+    """An xlsx workbook with fixed timestamps (same data, same bytes)."""
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in sheets.items():
+            frame.to_excel(writer, sheet_name=name[:31], index=False)
+        props = writer.book.properties
+        props.created = props.modified = pd.Timestamp("2000-01-01").to_pydatetime()
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in sorted(source.infolist(), key=lambda i: i.filename):
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(fixed, source.read(info.filename))
