@@ -11,7 +11,7 @@ PY     := $(VENV)/bin/python
 SCOPE  ?=
 RUN    := $(PY) -m pipeline $(if $(SCOPE),--scope $(SCOPE),)
 
-.PHONY: diagnose install data communes perimeters coverage territories export test bench clean distclean
+.PHONY: diagnose install data communes indicators perimeters coverage territories export test bench clean distclean
 
 diagnose: install
 	$(RUN) diagnose
@@ -34,7 +34,10 @@ data: install
 communes: data
 	$(RUN) communes
 
-perimeters: communes
+indicators: communes
+	$(RUN) indicators
+
+perimeters: indicators
 	$(RUN) perimeters
 
 coverage: perimeters

@@ -216,8 +216,7 @@ def bench_regionalization(tmp: Path, departement: str) -> dict:
                          crs_drom=crs["crs_drom"])[0]
     cases.append(compare(f"département {departement}, every commune uncovered", dep, np.ones(len(dep), bool)))
     default = load_settings(config_in(tmp / "default", settings.raw["scope"]["area"]))
-    for run in (stages.run_communes, stages.run_perimeters, stages.run_coverage):
-        run(default)
+    stages.run_until(default, "coverage")
     import geopandas as gpd
 
     coverage = gpd.read_parquet(stages.coverage_paths(default)["coverage"])

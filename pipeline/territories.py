@@ -324,3 +324,22 @@ def summarize(territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Boun
         "bornes": {"plancher": bounds.floor, "plafond": bounds.ceiling},
         "secondes_regionalisation": round(seconds, 3),
     }
+
+
+def with_indicators(territories: gpd.GeoDataFrame, members: pd.DataFrame, coverage: pd.DataFrame,
+                    indicators: pd.DataFrame, *, professions: list[str]) -> gpd.GeoDataFrame:
+    """Territories with their supply indicators (sums, densities, population-weighted accessibility)."""
+    from .indicators import aggregate
+
+    rows = []
+    for code, ids in zip(coverage["code_commune"], coverage["cpts_ids"]):
+        rows += [(cid, code) for cid in ids.split(";") if cid]
+    whole = members[(members["territory_id"] != "") & (members["code_iris"].fillna("") == "")]
+    rows += list(zip(whole["territory_id"], whole["code_commune"]))
+    extended = territories.loc[territories["kind"] == "extension", ["territory_id", "cpts_id"]]
+    for tid, cid in zip(extended["territory_id"], extended["cpts_id"]):
+        rows += [(tid, code) for code, ids in zip(coverage["code_commune"], coverage["cpts_ids"]) if cid in ids.split(";")]
+    # IRIS-based parts get no supply indicator: practitioners are located by commune, not by IRIS
+    groups = pd.DataFrame(rows, columns=["group", "code_commune"]).drop_duplicates()
+    table = aggregate(indicators, groups, professions=professions)
+    return territories.merge(table, left_on="territory_id", right_index=True, how="left")

@@ -112,7 +112,7 @@ def test_adjacency_links_islands_and_skips_missing_geometry(raw):
 
 def test_coverage_stage_with_example_perimeters(config_factory):
     settings = load_settings(config_factory("dep:11,34"))
-    stages.run_communes(settings)
+    stages.run_until(settings, "indicators")
     assert stages.run_perimeters(settings) and stages.run_coverage(settings)
     out = stages.coverage_paths(settings)
     example = pd.read_csv(stages.perimeter_paths(settings)["example"], dtype=str)

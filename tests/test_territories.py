@@ -143,8 +143,7 @@ def test_apportion_conserves_total(weights, total):
 
 def test_territories_stage_outputs(config_factory):
     settings = load_settings(config_factory("dep:11,34"))
-    for run in (stages.run_communes, stages.run_perimeters, stages.run_coverage):
-        run(settings)
+    stages.run_until(settings, "coverage")
     assert stages.run_territories(settings) is True
     paths = stages.territory_paths(settings)
     territories = gpd.read_parquet(paths["territories"])

