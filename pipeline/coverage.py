@@ -24,14 +24,54 @@ from .errors import PipelineError
 STATUSES = ("couverte", "zone_blanche", "chevauchement")
 
 
+def partial_flags(members: pd.DataFrame) -> pd.Series:
+    """Whether each membership row is partial (part of a commune only)."""
+    if "partiel" not in members:
+        return pd.Series(False, index=members.index)
+    return members["partiel"].astype(str).str.lower().isin(["true", "1", "oui"])
+
+
 def commune_status(communes: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
-    """Status of every commune: ``code_commune, statut, n_cpts, cpts_ids`` (ids joined by ``;``)."""
+    """Status of every commune: ``code_commune, statut, n_cpts, cpts_ids, partiel``.
+
+    Only whole-commune memberships make an overlap; a commune claimed in part only (a "partie de
+    commune" without IRIS data) is ``couverte`` and flagged ``partiel``.
+    """
+    partial = partial_flags(members)
     ids = members.groupby("code_commune")["cpts_id"].agg(lambda s: ";".join(sorted(set(s))))
-    n = members.groupby("code_commune")["cpts_id"].nunique()
+    whole = members[~partial].groupby("code_commune")["cpts_id"].nunique()
     out = pd.DataFrame({"code_commune": communes["code_commune"].to_numpy()})
-    out["n_cpts"] = out["code_commune"].map(n).fillna(0).astype("int64")
+    out["n_cpts"] = out["code_commune"].map(whole).fillna(0).astype("int64")
     out["cpts_ids"] = out["code_commune"].map(ids).fillna("")
-    out["statut"] = np.select([out["n_cpts"] == 0, out["n_cpts"] == 1], ["zone_blanche", "couverte"], "chevauchement")
+    out["partiel"] = out["code_commune"].isin(members.loc[partial, "code_commune"])
+    out["statut"] = np.select([(out["n_cpts"] == 0) & ~out["partiel"], out["n_cpts"] <= 1],
+                              ["zone_blanche", "couverte"], "chevauchement")
+    return out
+
+
+def counted_population(members: pd.DataFrame, communes: pd.DataFrame) -> pd.Series:
+    """Inhabitants of each membership row's commune counted in that CPTS, so that no inhabitant is
+    counted twice between CPTS:
+
+    * a part given at IRIS level counts its IRIS population (``population_partielle``), and the
+      CPTS holding the whole commune counts the rest;
+    * a part without IRIS data counts the whole commune only when no CPTS holds the whole commune
+      and it is the first CPTS (by id) holding a part; otherwise nothing.
+    """
+    population = dict(zip(communes["code_commune"], communes["population"].fillna(0).astype("int64")))
+    partial = partial_flags(members)
+    part_pop = pd.to_numeric(members.get("population_partielle"), errors="coerce") if "population_partielle" in members \
+        else pd.Series(np.nan, index=members.index)
+    at_iris = partial & part_pop.notna()
+    taken = part_pop.where(at_iris, 0).groupby(members["code_commune"]).sum()
+    whole_codes = set(members.loc[~partial, "code_commune"])
+    first_part = members[partial & ~at_iris].sort_values("cpts_id").drop_duplicates("code_commune").index
+    base = members["code_commune"].map(population).astype("int64")
+    out = pd.Series(0, index=members.index, dtype="int64")
+    out[~partial] = (base - members["code_commune"].map(taken).fillna(0).astype("int64"))[~partial].clip(lower=0)
+    out[at_iris] = part_pop[at_iris].astype("int64")
+    lone = members.index.isin(first_part) & ~members["code_commune"].isin(whole_codes)
+    out[lone] = base[lone] - members.loc[lone, "code_commune"].map(taken).fillna(0).astype("int64")
     return out
 
 
@@ -101,10 +141,13 @@ def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.
     columns = ["cpts_a", "cpts_b", "code_commune", "nom", "population", "frontiere_a_m", "frontiere_b_m",
                "proposition", "regle"]
     disputed = status[status["statut"] == "chevauchement"]
+    members = members[~partial_flags(members)]
+    holders = members.groupby("code_commune")["cpts_id"].agg(lambda s: sorted(set(s)))
     if disputed.empty:
         return pd.DataFrame(columns=columns)
     index = {c: k for k, c in enumerate(communes["code_commune"])}
-    sole = dict(zip(status["code_commune"], np.where(status["statut"] == "couverte", status["cpts_ids"], "")))
+    # the CPTS holding each commune alone (whole commune), '' otherwise
+    sole = {c: (holders[c][0] if c in holders and len(holders[c]) == 1 else "") for c in status["code_commune"]}
     pop = communes["population"].fillna(0).astype("int64").to_numpy()
     undisputed_pop = {cid: int(sum(pop[index[c]] for c in grp["code_commune"] if sole[c] == cid))
                       for cid, grp in members.groupby("cpts_id")}
@@ -114,7 +157,7 @@ def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.
         k = index[rec.code_commune]
         nbrs = neighbours[k]
         lengths = shared_border_length(communes, np.full(len(nbrs), k), nbrs, tolerance_m=tolerance_m)
-        ids = rec.cpts_ids.split(";")
+        ids = holders[rec.code_commune]
         for x in range(len(ids)):
             for y in range(x + 1, len(ids)):
                 a, b = ids[x], ids[y]
@@ -159,9 +202,10 @@ def coverage_rates(communes: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame
 
 def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, example: bool) -> gpd.GeoDataFrame:
     """One row per CPTS: population (all communes it claims), communes, ACI tier and envelope, geometry."""
-    joined = communes[["code_commune", "code_departement", "population", "geometry"]].merge(
-        members[["cpts_id", "cpts_nom", "code_commune"]], on="code_commune")
-    joined["population"] = joined["population"].fillna(0).astype("int64")
+    owned = members.assign(_counted=counted_population(members, communes))
+    joined = communes[["code_commune", "code_departement", "geometry"]].merge(
+        owned[["cpts_id", "cpts_nom", "code_commune", "_counted"]], on="code_commune")
+    joined["population"] = joined["_counted"].astype("int64")
     dissolved = gpd.GeoDataFrame(joined, geometry="geometry", crs=communes.crs).dissolve(
         "cpts_id", sort=True, aggfunc={"cpts_nom": "first", "population": "sum", "code_commune": "size",
                                        "code_departement": lambda s: ";".join(sorted(set(s)))})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import unicodedata
 from pathlib import Path
 
@@ -40,9 +41,15 @@ ALIASES = {
     "code_commune": ("code_commune", "code_insee", "insee", "codgeo", "code_commune_insee", "com", "depcom"),
     "date_signature": ("date_signature", "signature", "date"),
     "statut": ("statut", "status", "etat"),
+    "nom_commune": ("nom_commune", "commune", "libelle_commune", "ville", "nom_de_la_commune"),
+    "departement": ("departement", "departements", "code_departement", "dep"),
+    "partie": ("partie", "partie_de_commune", "quartier", "partiel"),
+    "code_iris": ("code_iris", "codes_iris", "iris"),
 }
-REQUIRED = ("cpts_id", "cpts_nom", "code_commune")
-MEMBERS = ["cpts_id", "cpts_nom", "code_commune", "date_signature", "statut", "source_ligne", "correspondance"]
+REQUIRED = ("cpts_id", "cpts_nom")
+MEMBERS = ["cpts_id", "cpts_nom", "code_commune", "date_signature", "statut", "source_ligne", "correspondance",
+           "partiel", "code_iris", "population_partielle"]
+NAMES = ["source_ligne", "cpts_id", "nom_publie", "departements", "code_commune", "correspondance", "candidats"]
 ISSUES = ["niveau", "cpts_id", "source_ligne", "code_publie", "message"]
 
 
@@ -116,10 +123,13 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str]:
         frame, how = read_text_table(path)
         first_line = 2
     frame = _rename(frame, path)
+    if "code_commune" not in frame and "nom_commune" not in frame:
+        raise PipelineError(f"{path}: needs a column of commune codes (code_commune, code_insee…) or of commune "
+                            f"names (nom_commune, commune…); found: {', '.join(map(str, frame.columns))}")
     frame = frame.apply(lambda s: s.astype(str).str.strip())
     frame["source_ligne"] = np.arange(first_line, first_line + len(frame))
     frame = frame.rename(columns={"code_commune": "code_publie"})
-    for optional in ("date_signature", "statut"):
+    for optional in ("date_signature", "statut", "code_publie", "nom_commune", "departement", "partie", "code_iris"):
         if optional not in frame:
             frame[optional] = ""
     if frame.empty:
@@ -145,54 +155,120 @@ def code_lookup(raw_communes: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return lookup
 
 
-def resolve_members(table: pd.DataFrame, *, lookup: dict[str, tuple[str, str]],
-                    scope_codes: set[str], source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Map published codes to current communes of the scope.
+def resolve_members(table: pd.DataFrame, *, lookup: dict[str, tuple[str, str]], scope_codes: set[str],
+                    source: str, names=None, context: list[str] | None = None,
+                    events: dict[str, tuple[list[str], str]] | None = None,
+                    geography: dict[str, tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Map published codes or names to current communes of the scope.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`read_perimeter_table`.
+    lookup : dict
+        Code → (current code, how): :func:`code_lookup`.
+    scope_codes : set
+        Current codes of the scope.
+    source : str
+        File name for the messages.
+    names : NameIndex, optional
+        Needed when rows give commune names.
+    context : list of str
+        Départements where names are looked up when a row gives none (default: the scope's).
+    events : dict, optional
+        Older code → (current codes, how) from INSEE's events file (:func:`pipeline.names.event_lookup`).
+    geography : dict, optional
+        Current code → (département, région), to report perimeters crossing borders.
 
     Returns
     -------
     members : DataFrame
         Columns :data:`MEMBERS`, one row per (CPTS, commune), sorted.
     issues : DataFrame
-        Columns :data:`ISSUES`: unknown codes, codes outside the scope, blank cells, duplicates,
-        mapped old codes, names differing within one CPTS.
+        Columns :data:`ISSUES`.
+    resolved_names : DataFrame
+        Columns :data:`NAMES`: each published name, the code found and how (for a person to check).
     """
     issues: list[tuple] = []
-    rows = []
+    rows, named = [], []
     for rec in table.itertuples(index=False):
-        code = normalise_code(rec.code_publie)
-        if not rec.cpts_id or not code:
-            issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.code_publie,
-                           f"{source} line {rec.source_ligne}: empty CPTS id or commune code; fill it or delete the row"))
+        iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
+        partial = bool(iris) or (bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no"))
+        published = rec.code_publie or rec.nom_commune
+        if not rec.cpts_id or not published:
+            issues.append(("erreur", rec.cpts_id, rec.source_ligne, published,
+                           f"{source} line {rec.source_ligne}: empty CPTS id or commune (code or name); fill it or delete the row"))
             continue
-        if code not in lookup:
-            issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.code_publie,
-                           f"{source} line {rec.source_ligne}: unknown commune code {code!r}; check it against the "
-                           "current COG (a typo, or a code of another vintage not in the data)"))
-            continue
-        current, how = lookup[code]
-        if current not in scope_codes:
-            issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_publie,
-                           f"{source} line {rec.source_ligne}: commune {current} is outside the scope; ignored"))
-            continue
-        if how != "code actuel":
-            issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_publie,
-                           f"{source} line {rec.source_ligne}: {code} is an {how}"))
-        rows.append((rec.cpts_id, rec.cpts_nom, current, rec.date_signature, rec.statut, rec.source_ligne, how))
+        targets: list[tuple[str, str]] = []
+        if rec.code_publie:
+            code = normalise_code(rec.code_publie)
+            if code in lookup:
+                targets = [lookup[code]]
+            elif events and code in events:
+                codes, how = events[code]
+                targets = [(c, how) for c in codes]
+            else:
+                issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.code_publie,
+                               f"{source} line {rec.source_ligne}: unknown commune code {code!r}; check it against the "
+                               "current COG (a typo, or a code of another vintage: give INSEE's events file "
+                               "as [perimeters] cog_events)"))
+                continue
+        else:
+            if names is None:
+                raise PipelineError(f"{source}: rows name communes but no name index was given")
+            deps = [d.strip().upper() for d in re.split(r"[;,/ ]+", rec.departement) if d.strip()] or list(context or [])
+            deps = [d.zfill(2) if d.isdigit() and len(d) == 1 else d for d in deps]
+            found = names.resolve(rec.nom_commune, deps)
+            named.append((rec.source_ligne, rec.cpts_id, rec.nom_commune, ";".join(deps), found.code, found.how,
+                          " ; ".join(found.candidates)))
+            if not found.ok:
+                what = "is ambiguous: which one?" if found.how == "ambigu" else "is not a commune of"
+                issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.nom_commune,
+                               f"{source} line {rec.source_ligne}: name {rec.nom_commune!r} {what} "
+                               f"{'' if found.how == 'ambigu' else 'département(s) ' + ', '.join(deps)}; "
+                               f"candidates: {', '.join(found.candidates) or 'none'}; give the INSEE code or the "
+                               "département to decide"))
+                continue
+            targets = [(found.code, found.how)]
+        for current, how in targets:
+            if current not in scope_codes:
+                issues.append(("info", rec.cpts_id, rec.source_ligne, published,
+                               f"{source} line {rec.source_ligne}: commune {current} is outside the scope; ignored"))
+                continue
+            if how not in ("code actuel", "nom de commune"):
+                issues.append(("info", rec.cpts_id, rec.source_ligne, published,
+                               f"{source} line {rec.source_ligne}: {published} is a {how}"))
+            if partial:
+                issues.append(("info", rec.cpts_id, rec.source_ligne, published,
+                               f"{source} line {rec.source_ligne}: only part of commune {current} "
+                               f"({rec.partie or 'IRIS ' + iris}); counted once, flagged 'partiel', its population "
+                               "not counted twice"))
+            rows.append((rec.cpts_id, rec.cpts_nom, current, rec.date_signature, rec.statut, rec.source_ligne, how,
+                         partial, iris, np.nan))
     members = pd.DataFrame(rows, columns=MEMBERS)
-    names = members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s)))
-    for cpts_id, distinct in names.items():
+    names_frame = members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s)))
+    for cpts_id, distinct in names_frame.items():
         if len(distinct) > 1:
             issues.append(("avertissement", cpts_id, "", "", f"{source}: CPTS {cpts_id} has several names "
                            f"{distinct}; the first line's name is used"))
     members["cpts_nom"] = members.groupby("cpts_id")["cpts_nom"].transform("first")
+    # a commune listed twice for one CPTS counts once; whole beats partial
+    members = members.sort_values(["cpts_id", "code_commune", "partiel", "source_ligne"], kind="stable")
     dup = members.duplicated(["cpts_id", "code_commune"], keep="first")
     for rec in members[dup].itertuples(index=False):
         issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_commune,
                        f"{source} line {rec.source_ligne}: commune {rec.code_commune} listed twice for CPTS "
                        f"{rec.cpts_id}; counted once"))
-    members = members[~dup].sort_values(["cpts_id", "code_commune"], kind="stable").reset_index(drop=True)
-    return members, pd.DataFrame(issues, columns=ISSUES)
+    members = members[~dup].reset_index(drop=True)
+    if geography:
+        for cpts_id, codes in members.groupby("cpts_id")["code_commune"]:
+            deps = sorted({geography[c][0] for c in codes if c in geography})
+            regions = sorted({geography[c][1] for c in codes if c in geography})
+            if len(deps) > 1:
+                issues.append(("info", cpts_id, "", "", f"{source}: CPTS {cpts_id} spans départements "
+                               f"{', '.join(deps)}" + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "")
+                               + "; accepted"))
+    return members, pd.DataFrame(issues, columns=ISSUES), pd.DataFrame(named, columns=NAMES)
 
 
 def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
@@ -242,7 +318,7 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
             poly = local.iloc[p]
             rows.append((poly["cpts_id"], poly["cpts_nom"], part["code_commune"].iloc[c],
                          poly.get("date_signature", ""), poly.get("statut", ""), int(poly["source_ligne"]),
-                         f"polygone, {s:.0%} de la surface"))
+                         f"polygone, {s:.0%} de la surface", False, "", np.nan))
     members = pd.DataFrame(rows, columns=MEMBERS).sort_values(["cpts_id", "code_commune"], kind="stable")
     members = members.drop_duplicates(["cpts_id", "code_commune"]).reset_index(drop=True)
     for rec in polygons.itertuples():
@@ -250,7 +326,7 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
             issues.append(("avertissement", rec.cpts_id, rec.source_ligne, "",
                            f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
                            f"{min_area_share:.0%} of its area"))
-    return members.fillna(""), pd.DataFrame(issues, columns=ISSUES)
+    return members.fillna({"date_signature": "", "statut": ""}), pd.DataFrame(issues, columns=ISSUES)
 
 
 # --------------------------------------------------------------------------- example perimeters
@@ -284,3 +360,28 @@ def example_perimeters(communes: gpd.GeoDataFrame, adjacency: Adjacency, *, shar
         border = sorted({c for a, b, c in pairs if (a, b) == (first, second)})[:3]
         rows += [(f"{EXAMPLE_PREFIX}-{first}", f"CPTS {EXAMPLE_PREFIX} – {names[first]}", c) for c in border]
     return pd.DataFrame(sorted(rows), columns=["cpts_id", "cpts_nom", "code_commune"])
+
+
+def iris_part_population(members: pd.DataFrame, communes: pd.DataFrame, iris_population: pd.DataFrame,
+                         *, source: str) -> tuple[pd.DataFrame, list[tuple]]:
+    """Population of the parts of communes given as IRIS codes: INSEE's IRIS populations of the
+    commune apportioned to its population (largest remainder), summed over the listed IRIS."""
+    from .iris import apportion
+
+    members = members.copy()
+    issues = []
+    population = dict(zip(communes["code_commune"], communes["population"].fillna(0).astype(int)))
+    for k in np.flatnonzero(members["code_iris"].astype(str).str.len().to_numpy() > 0):
+        row = members.iloc[k]
+        listed = row["code_iris"].split(";")
+        of_commune = iris_population[iris_population["code_commune"] == row["code_commune"]].sort_values("code_iris")
+        unknown = sorted(set(listed) - set(of_commune["code_iris"]))
+        if unknown or of_commune.empty:
+            issues.append(("erreur", row["cpts_id"], row["source_ligne"], row["code_iris"],
+                           f"{source} line {row['source_ligne']}: IRIS {', '.join(unknown or listed)} not in the IRIS "
+                           f"population file for commune {row['code_commune']}; counted as a part of commune"))
+            continue
+        shares = apportion(of_commune["population_iris"].to_numpy(), int(population[row["code_commune"]]))
+        members.iloc[k, members.columns.get_loc("population_partielle")] = int(
+            shares[of_commune["code_iris"].isin(listed).to_numpy()].sum())
+    return members, issues

