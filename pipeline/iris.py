@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import PipelineError, Problems
 from .perimeters import read_text_table
+from .rawdata import read_vector
 
 CONTOUR_COLUMNS = {"code_iris": ("code_iris",), "code_commune": ("code_insee", "insee_com", "depcom"),
                    "nom_iris": ("nom_iris",), "type_iris": ("type_iris", "typ_iris")}
@@ -29,17 +30,9 @@ CONTOUR_COLUMNS = {"code_iris": ("code_iris",), "code_commune": ("code_insee", "
 
 def read_iris_contours(path: str | Path) -> gpd.GeoDataFrame:
     """Read CONTOURS-IRIS into ``code_iris, code_commune, nom_iris, type_iris, geometry``."""
-    import pyogrio
-
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: IRIS contours not found; fix [territories] iris_contours in pipeline.toml")
-    try:
-        frame = pyogrio.read_dataframe(path)
-    except Exception as exc:
-        raise PipelineError(f"{path}: not a readable GIS file ({exc}); use IGN's CONTOURS-IRIS GeoPackage") from exc
-    if frame.crs is None:
-        raise PipelineError(f"{path}: has no CRS; IGN's CONTOURS-IRIS declares one, check the file")
+    frame = read_vector(path, what="IRIS contours", setting="[territories] iris_contours",
+                        fix="use IGN's CONTOURS-IRIS GeoPackage")
     lower = {c.lower(): c for c in frame.columns}
     rename, missing = {}, []
     for target, aliases in CONTOUR_COLUMNS.items():
@@ -62,10 +55,7 @@ def read_iris_contours(path: str | Path) -> gpd.GeoDataFrame:
 
 def read_iris_population(path: str | Path) -> pd.DataFrame:
     """Read INSEE population by IRIS into ``code_iris, code_commune, population_iris`` (float)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: IRIS population not found; fix [territories] iris_population in pipeline.toml")
-    frame, _how = read_text_table(path)
+    frame, _how = read_text_table(path, what="IRIS population", setting="[territories] iris_population")
     upper = {c.upper().strip(): c for c in frame.columns}
     pop_cols = sorted(c for c in upper if re.fullmatch(r"P\d{2}_POP", c))
     problems = Problems(path)

@@ -134,9 +134,7 @@ def read_cog_events(path: str | Path) -> pd.DataFrame:
     from .perimeters import read_text_table
 
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: COG events file not found; fix [perimeters] cog_events in pipeline.toml")
-    frame, _ = read_text_table(path)
+    frame, _ = read_text_table(path, what="COG events file", setting="[perimeters] cog_events")
     frame.columns = [c.strip().upper() for c in frame.columns]
     missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
     if missing:

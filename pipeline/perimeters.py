@@ -31,6 +31,7 @@ import shapely
 from .adjacency import Adjacency
 from .errors import PipelineError, Problems
 from .geo import by_zone
+from .rawdata import read_text, read_vector
 
 EXAMPLE_PREFIX = "EXEMPLE"
 EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
@@ -74,15 +75,11 @@ def _rename(frame: pd.DataFrame, path: Path, *, required=REQUIRED) -> pd.DataFra
     return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
 
 
-def read_text_table(path: Path) -> tuple[pd.DataFrame, str]:
+def read_text_table(path: Path, *, what: str = "perimeter file",
+                    setting: str = "[perimeters] file") -> tuple[pd.DataFrame, str]:
     """Read a delimited text file whatever its encoding (UTF-8, else latin-1) and delimiter."""
-    data = path.read_bytes()
-    if not data.strip():
-        raise PipelineError(f"{path}: file is empty; export the perimeter table again")
-    try:
-        text, encoding = data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = data.decode("cp1252", errors="strict"), "latin-1"
+    text, encoding = read_text(path, what=what, setting=setting, again="export the file again")
+    encoding = encoding.lower() if encoding == "UTF-8" else encoding
     first = text.splitlines()[0]
     try:
         delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
@@ -280,17 +277,9 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
     PipelineError
         Unreadable file, missing id/name columns, no CRS.
     """
-    import pyogrio
-
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: perimeter file not found; fix [perimeters] file in pipeline.toml")
-    try:
-        polygons = pyogrio.read_dataframe(path)
-    except Exception as exc:
-        raise PipelineError(f"{path}: not a readable GIS file ({exc}); export it again as GeoPackage") from exc
-    if polygons.crs is None:
-        raise PipelineError(f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again")
+    polygons = read_vector(path, what="perimeter file", setting="[perimeters] file",
+                           fix="export it again as GeoPackage")
     attrs = _rename(pd.DataFrame(polygons.drop(columns="geometry")), path, required=("cpts_id", "cpts_nom"))
     polygons = gpd.GeoDataFrame(attrs.astype(str), geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
     issues = []

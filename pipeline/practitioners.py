@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError, Problems
+from .rawdata import read_text
 
 RPPS_COLUMNS = {
     "id": "Identification nationale PP",
@@ -47,15 +48,9 @@ def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
         Missing or empty file, not ``|``-separated, missing published columns.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: RPPS extract not found; fix [indicators] rpps in pipeline.toml")
-    data = path.read_bytes()
-    if not data.strip():
-        raise PipelineError(f"{path}: file is empty; download the extract again")
-    try:
-        text, encoding = data.decode("utf-8-sig"), "UTF-8"
-    except UnicodeDecodeError:
-        text, encoding = data.decode("cp1252"), "latin-1 (converted)"
+    text, encoding = read_text(path, what="RPPS extract", setting="[indicators] rpps",
+                               again="download the extract again")
+    encoding = "latin-1 (converted)" if encoding == "latin-1" else encoding
     header = text.split("\n", 1)[0]
     if "|" not in header:
         guess = max(";,\t", key=header.count)

