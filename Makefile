@@ -53,7 +53,7 @@ test: install
 	$(PY) -m pytest
 
 bench: $(VENV)/.bench-installed
-	$(PY) -m bench $(if $(SCOPE),--scope $(SCOPE),)
+	$(PY) -m bench
 
 clean:
 	rm -rf data/processed/* data/processed/.manifests maps/* reports tests/artifacts
