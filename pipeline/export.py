@@ -21,6 +21,7 @@ from .geo import by_zone
 from .indicators import PROFESSIONS_FR, indicator_text
 
 DENSITY_LABEL = "Densité de population (hab./km²)"
+DENSITY_COLUMN = "densite_hab_km2"
 E2SFCA_LABEL = "Accessibilité aux médecins généralistes (E2SFCA, pour 10 000 hab.)"
 UNAVAILABLE = "indisponible (aucun fichier de praticiens fourni)"
 
@@ -117,7 +118,7 @@ def write_reports(outputs: Outputs, folder: Path, *, title: str) -> str:
             zone = pd.Series(zone._asdict())
             communes, bordering, proposals = reports.zone_tables(
                 zone, outputs.coverage, outputs.territories, outputs.members, outputs.cpts, density,
-                maps_indicator_column())
+                DENSITY_COLUMN)
             communes = communes.join(outputs.indicators.drop(columns=["code_commune", "population"]))
             flagged = outputs.members[outputs.members["code_commune"].isin(communes["code_commune"])
                                       & (outputs.members["kind"] == "signalee")]
@@ -147,10 +148,6 @@ def write_reports(outputs: Outputs, folder: Path, *, title: str) -> str:
     return reports.page(f"{title} — zones blanches", body, example=outputs.example)
 
 
-def maps_indicator_column() -> str:
-    return "densite_hab_km2"
-
-
 def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -> pd.DataFrame:
     tiers = dict(zip(proposals["territory_id"], proposals["tier"]))
     envelopes = dict(zip(proposals["territory_id"], proposals["envelope_eur"]))
@@ -158,7 +155,7 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
     out["palier_aci"] = out["territoire_propose"].map(tiers)
     out["enveloppe_eur"] = out["territoire_propose"].map(envelopes)
     supply = [c for c in communes.columns if c.startswith(("n_", "densite_")) or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
-    return out[["zone_blanche", "code_commune", "nom", "code_departement", "population", maps_indicator_column(),
+    return out[["zone_blanche", "code_commune", "nom", "code_departement", "population", DENSITY_COLUMN,
                 *supply, "territoire_propose", "palier_aci", "enveloppe_eur", "signalement"]]
 
 
@@ -184,8 +181,8 @@ def zone_page(zone, communes, bordering, proposals, action, outputs: Outputs, *,
     commune_rows = pd.DataFrame({
         "Code": communes["code_commune"], "Commune": communes["nom"],
         "Population": communes["population"].map(reports.people), "Population__v": communes["population"],
-        "Densité (hab./km²)": communes[maps_indicator_column()].map(lambda v: f"{v:,.1f}".replace(",", " ")),
-        "Densité (hab./km²)__v": communes[maps_indicator_column()],
+        "Densité (hab./km²)": communes[DENSITY_COLUMN].map(lambda v: f"{v:,.1f}".replace(",", " ")),
+        "Densité (hab./km²)__v": communes[DENSITY_COLUMN],
         "Médecins généralistes": communes["n_medecin_generaliste"].map(lambda v: UNAVAILABLE if pd.isna(v) else str(v)),
         "Accessibilité MG (E2SFCA /10 000 hab.)": communes["e2sfca_mg_10k"].map(indicator_text),
         "APL MG": communes["apl_mg"].map(indicator_text),

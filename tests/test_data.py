@@ -131,3 +131,22 @@ def test_hash_mismatch_and_http_error_leave_no_file(server, tmp_path):
     with pytest.raises(PipelineError, match="HTTP 404"):
         download(f"{server}/missing.bin", target, timeout=5)
     assert not target.exists()
+
+
+def test_cli_fetch_reads_url_and_hash_from_the_settings(server, config_factory, tmp_path):
+    import subprocess
+    import sys
+
+    config = config_factory("dep:11", raw=tmp_path / "raw")
+    good = hashlib.sha256(PAYLOAD).hexdigest()
+    config.write_text(config.read_text() + f'\n[sources.essai]\nurl = "{server}/file.bin"\nfile = "essai.bin"\n'
+                      f'sha256 = "{good}"\n[sources.faux]\nurl = "{server}/file.bin"\nfile = "faux.bin"\n'
+                      f'sha256 = "{"0" * 64}"\n')
+    run = [sys.executable, "-m", "pipeline", "--config", str(config), "fetch"]
+    done = subprocess.run(run + ["essai"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "raw" / "essai.bin").read_bytes() == PAYLOAD
+    bad = subprocess.run(run + ["faux"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "sha256 differs" in bad.stderr and not (tmp_path / "raw" / "faux.bin").exists()
+    unknown = subprocess.run(run + ["absente"], capture_output=True, text=True, cwd=REPO)
+    assert unknown.returncode == 2 and "no source 'absente' under [sources] (listed: essai, faux)" in unknown.stderr

@@ -136,3 +136,16 @@ def test_partial_commune_counted_once_and_population_not_doubled(raw, index, tmp
     by_cpts = counted.groupby(members["cpts_id"]).sum()
     assert by_cpts["A"] + by_cpts["B"] == pop["34154"] + pop["34344"]
     assert 0 < by_cpts["B"] - pop["34344"] < pop["34154"]
+
+
+def test_events_file_also_maps_practitioner_codes(config_factory, raw):
+    from pipeline import stages
+    from pipeline.config import load_settings
+
+    config = config_factory("dep:11")
+    config.write_text(config.read_text().replace('cog_events = ""',
+                                                 f'cog_events = "{(FIXTURES / "mvt_commune_extrait.csv").as_posix()}"'))
+    lookup, events = stages.code_lookup_with_events(load_settings(config), raw.communes)
+    assert lookup["11237"][0] == "11069" and "mouvements INSEE" in lookup["11237"][1]
+    assert lookup["11298"] == code_lookup(raw.communes)["11298"], "the raw data's links are kept"
+    assert set(events) == {"11237", "11403"}
