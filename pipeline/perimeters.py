@@ -29,7 +29,7 @@ import pandas as pd
 import shapely
 
 from .adjacency import Adjacency
-from .errors import PipelineError, Problems
+from .errors import PipelineError
 from .geo import by_zone
 from .rawdata import read_text, read_vector
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .maps import CANDIDATE, EXTENSION, TIER_COLOURS, WHITE_ZONE, euros, people
+from .maps import euros, people
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;max-width:1100px;padding:0 16px}

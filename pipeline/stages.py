@@ -366,7 +366,6 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
     inputs = [cov["coverage"], cov["cpts"], indicator_paths(settings)["indicators"]] + (list(iris) if iris else [])
 
     def build():
-        from . import indicators as ind
 
         coverage = gpd.read_parquet(cov["coverage"])
         cpts = gpd.read_parquet(cov["cpts"])

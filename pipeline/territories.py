@@ -83,7 +83,7 @@ def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame
     """Union of ``frame``'s geometries per ``key`` with shape metrics measured in each zone's CRS;
     returned in ``frame``'s CRS, sorted by key."""
     parts = []
-    for epsg, zone in by_zone(frame[[key, "epsg", "geometry"]]):
+    for _epsg, zone in by_zone(frame[[key, "epsg", "geometry"]]):
         zone = zone[zone.geometry.notna()]
         if zone.empty:
             continue
