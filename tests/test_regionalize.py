@@ -110,3 +110,27 @@ def test_same_departement_option_on_real_border(raw):
     adjacency = build_adjacency(communes)
     regions = regionalize(communes, adjacency, np.ones(len(communes), bool), same_departement=True)
     assert (communes.assign(r=regions.labels).groupby("r")["code_departement"].nunique() == 1).all()
+
+
+REAL = ["09", "11", "12", "31", "32", "34", "46", "48", "65", "66", "81", "82"]
+_CACHE: dict = {}
+
+
+def real_departement(raw, dep):
+    if dep not in _CACHE:
+        communes = build_communes(raw, Scope.parse(f"dep:{dep}"), **CRS)[0]
+        _CACHE[dep] = (communes, build_adjacency(communes))
+    return _CACHE[dep]
+
+
+@settings(max_examples=25, deadline=None)
+@given(dep=st.sampled_from(REAL), data=st.data())
+def test_properties_on_real_departements_with_random_white_zones(raw, dep, data):
+    communes, adjacency = real_departement(raw, dep)
+    epcis = sorted(communes["code_epci"].unique())
+    uncovered = data.draw(st.sets(st.sampled_from(epcis), min_size=1, max_size=len(epcis)))
+    mask = communes["code_epci"].isin(uncovered).to_numpy()
+    floor = data.draw(st.sampled_from([10_000, 20_000, 30_000]))
+    ceiling = data.draw(st.sampled_from([80_000, 200_000]))
+    regions = regionalize(communes, adjacency, mask, floor=floor, ceiling=ceiling)
+    assert_valid_regions(communes, adjacency, mask, regions, floor, ceiling)
