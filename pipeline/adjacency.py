@@ -146,7 +146,9 @@ def shared_border_length(frame: gpd.GeoDataFrame, pairs_i: np.ndarray, pairs_j: 
     The length of commune ``i``'s boundary lying within ``tolerance_m`` of commune ``j``.
     """
     out = np.zeros(len(pairs_i))
-    for _epsg, part in by_zone(frame.assign(_row=np.arange(len(frame)))):
+    needed = np.unique(np.r_[np.asarray(pairs_i, dtype=np.int64), np.asarray(pairs_j, dtype=np.int64)])
+    subset = frame.iloc[needed].assign(_row=needed)  # project only the communes of the pairs
+    for _epsg, part in by_zone(subset):
         local = dict(zip(part["_row"], part.geometry))
         for k, (a, b) in enumerate(zip(pairs_i, pairs_j)):
             if a in local and b in local and local[a] is not None and local[b] is not None:

