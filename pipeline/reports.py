@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 import zipfile
 
 import geopandas as gpd
@@ -138,17 +139,26 @@ def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.Ge
     return communes, bordering, proposals
 
 
+FIXED_TIME = "2000-01-01T00:00:00Z"
+
+
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
-    """An xlsx workbook with fixed timestamps (same data, same bytes)."""
+    """An xlsx workbook with fixed timestamps (same data, same bytes).
+
+    openpyxl stamps the save time into ``docProps/core.xml`` and the zip entries: both are fixed
+    while the members are copied into the final zip.
+    """
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         for name, frame in sheets.items():
             frame.to_excel(writer, sheet_name=name[:31], index=False)
-        props = writer.book.properties
-        props.created = props.modified = pd.Timestamp("2000-01-01").to_pydatetime()
     source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
         for info in sorted(source.infolist(), key=lambda i: i.filename):
+            data = source.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              rb"\g<1>" + FIXED_TIME.encode() + rb"\g<2>", data)
             fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
             fixed.compress_type = zipfile.ZIP_DEFLATED
-            out.writestr(fixed, source.read(info.filename))
+            out.writestr(fixed, data)

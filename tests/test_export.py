@@ -127,3 +127,19 @@ def test_map_in_headless_chromium_offline(exported, browser):
     browser.save_screenshot(str(ARTIFACTS / "map_layer_off.png"))
     label.find_element(By.TAG_NAME, "input").click()
     WebDriverWait(browser, 10).until(lambda d: count_polygons(d) == before)
+
+
+def test_xlsx_reports_are_byte_identical_across_runs(tmp_path):
+    import time
+    import zipfile
+
+    from pipeline.reports import write_xlsx
+
+    sheets = {"communes": pd.DataFrame({"code_commune": ["11190"], "population": [1187]})}
+    write_xlsx(tmp_path / "a.xlsx", sheets)
+    time.sleep(1.1)  # openpyxl stamps the save time to the second
+    write_xlsx(tmp_path / "b.xlsx", sheets)
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+    core = zipfile.ZipFile(tmp_path / "a.xlsx").read("docProps/core.xml").decode()
+    assert core.count("2000-01-01T00:00:00Z") == 2
+    assert pd.read_excel(tmp_path / "a.xlsx").to_dict("list") == {"code_commune": [11190], "population": [1187]}
