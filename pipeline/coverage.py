@@ -200,8 +200,15 @@ def coverage_rates(communes: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(parts)
 
 
-def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, example: bool) -> gpd.GeoDataFrame:
-    """One row per CPTS: population (all communes it claims), communes, ACI tier and envelope, geometry."""
+def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, example: bool,
+               outside: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+    """One row per CPTS: population, communes, ACI tier and envelope, geometry (of the scope part).
+
+    The population counts every unit the CPTS claims (never an inhabitant twice between CPTS, see
+    :func:`counted_population`), including the units it lists outside the scope (``outside``:
+    ``cpts_id, code_commune, population``), stated apart in ``population_hors_champ``: a CPTS is
+    tiered on its whole territory, not on the part inside the run's scope.
+    """
     owned = members.assign(_counted=counted_population(members, communes))
     joined = communes[["code_commune", "code_departement", "geometry"]].merge(
         owned[["cpts_id", "cpts_nom", "code_commune", "_counted"]], on="code_commune")
@@ -210,10 +217,15 @@ def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, 
         "cpts_id", sort=True, aggfunc={"cpts_nom": "first", "population": "sum", "code_commune": "size",
                                        "code_departement": lambda s: ";".join(sorted(set(s)))})
     out = dissolved.reset_index().rename(columns={"code_commune": "n_communes", "code_departement": "departements"})
+    beyond = (outside if outside is not None else pd.DataFrame(columns=["cpts_id", "population"])).assign(
+        population=lambda f: pd.to_numeric(f["population"]).astype("int64")).groupby("cpts_id")["population"]
+    out["population_hors_champ"] = out["cpts_id"].map(beyond.sum()).fillna(0).astype("int64")
+    out["n_communes_hors_champ"] = out["cpts_id"].map(beyond.size()).fillna(0).astype("int64")
+    out["population"] = out["population"] + out["population_hors_champ"]
     money = envelopes(out["population"].to_numpy(), aci)
     out["tier"] = money["tier"].to_numpy()
     out["envelope_eur"] = money["envelope_eur"].to_numpy()
     out["supplement_snp_eur"] = money["supplement_snp_eur"].to_numpy()
     out["exemple"] = example
-    return out[["cpts_id", "cpts_nom", "exemple", "population", "n_communes", "departements", "tier",
-                "envelope_eur", "supplement_snp_eur", "geometry"]]
+    return out[["cpts_id", "cpts_nom", "exemple", "population", "population_hors_champ", "n_communes",
+                "n_communes_hors_champ", "departements", "tier", "envelope_eur", "supplement_snp_eur", "geometry"]]

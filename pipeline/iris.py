@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError, Problems
-from .perimeters import read_text_table
+from .rawdata import read_text_table
 from .rawdata import read_vector
 
 CONTOUR_COLUMNS = {"code_iris": ("code_iris",), "code_commune": ("code_insee", "insee_com", "depcom"),

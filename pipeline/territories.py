@@ -34,7 +34,8 @@ from .iris import iris_of_commune
 from .regionalize import regionalize
 
 KINDS = ("cpts_existante", "candidate", "extension")
-TERRITORY_COLUMNS = ["territory_id", "kind", "nom", "exemple", "population", "n_communes", "departements",
+TERRITORY_COLUMNS = ["territory_id", "kind", "nom", "exemple", "population", "population_hors_champ", "n_communes",
+                     "departements",
                      "tier", "envelope_eur", "supplement_snp_eur", "within_bounds", "motif", "patch_id", "cpts_id",
                      "ile", "compactness", "longest_internal_km", "geometry"]
 MEMBER_COLUMNS = ["territory_id", "kind", "code_commune", "code_iris", "population", "signalement"]
@@ -251,6 +252,8 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
                                  n_communes=shape["n_communes"] + int(base["n_communes"]))
         out.append(dict(territory_id=tid, kind=row["kind"],
                         exemple=example if row["kind"] == "extension" else False,
+                        population_hors_champ=int(cpts_by_id.loc[row["cpts_id"], "population_hors_champ"])
+                        if row["kind"] == "extension" else 0,
                         population=row["population"], within_bounds=bounds.floor <= row["population"] <= bounds.ceiling,
                         motif=row["motif"], cpts_id=row["cpts_id"], **shape))
     existing = _existing(coverage, cpts, bounds)
@@ -272,7 +275,8 @@ def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds
     shapes = dissolve_with_metrics(exploded, "cpts_id")
     return pd.DataFrame({
         "territory_id": cpts["cpts_id"], "kind": "cpts_existante", "nom": cpts["cpts_nom"],
-        "exemple": cpts["exemple"], "population": cpts["population"], "n_communes": cpts["n_communes"],
+        "exemple": cpts["exemple"], "population": cpts["population"],
+        "population_hors_champ": cpts["population_hors_champ"], "n_communes": cpts["n_communes"],
         "departements": cpts["departements"],
         "within_bounds": (cpts["population"] >= bounds.floor) & (cpts["population"] <= bounds.ceiling),
         "motif": "", "patch_id": "", "cpts_id": cpts["cpts_id"], "ile": False,

@@ -37,3 +37,25 @@ def config_factory(tmp_path, raw):
     def make(scope: str = "region:76", **kwargs) -> Path:
         return write_config(tmp_path, scope=scope, **kwargs)
     return make
+
+
+@pytest.fixture(scope="session")
+def ref(raw):
+    """National codes, names, population and geography of every unit (the perimeters' reference)."""
+    from pipeline.perimeters import reference
+
+    return reference(raw.communes, raw.departements, raw.cog)
+
+
+def import_table(ref, communes, path, *, context=None):
+    """Read and resolve a perimeter table as the perimeters stage does; the result's frames and how
+    the file was read (``how``), with the reading notes added to ``issues``."""
+    import pandas as pd
+
+    from pipeline.perimeters import ISSUES, read_perimeter_table, resolve_members
+
+    table, how, notes = read_perimeter_table(path)
+    result = resolve_members(table, ref, scope_codes=set(communes["code_commune"]), source=path.name,
+                             context=context or sorted(communes["code_departement"].unique()))
+    result["issues"] = pd.concat([pd.DataFrame(notes, columns=ISSUES), result["issues"]], ignore_index=True)
+    return result | {"how": how}

