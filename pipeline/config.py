@@ -169,8 +169,8 @@ SCHEMA = Section({
     }),
     "maps": Section({
         "leaflet_version": Key("str", "1.9.4", "Leaflet npm version embedded in the maps"),
-        "leaflet_integrity": Key("str", "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb"
-                                "+FA74PA==", "npm integrity of the Leaflet package"),
+        "leaflet_integrity": Key("str", "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3X"
+                                        "nWyZAxwQixURb+FA74PA==", "npm integrity of the Leaflet package"),
         "overview": map_level(250.0, 5),
         "france": map_level(600.0, 4),
         "departement": map_level(60.0, 5),
@@ -189,20 +189,21 @@ SCHEMA = Section({
             "savoir_faire": Key("list", ["SM54", "SM53"], "savoir-faire codes of general practice", item="str"),
         }),
         "e2sfca": Section({
-            "bands_km": Key("list", [7.0, 10.5, 14.0], "upper distance of each band, km", increasing_positive, item="float"),
+            "bands_km": Key("list", [7.0, 10.5, 14.0], "upper distance of each band, km", increasing_positive,
+                            item="float"),
             "weights": Key("list", [1.0, 0.6667, 0.3333], "weight of each band", fractions, item="float"),
         }),
     }),
 }, optional=False)
 
-# Relations between keys, checked once every key is well typed: (section, key named, check, fix).
+# Relations between keys, checked once every key is well typed: (section path, key named, check, fix).
 RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
     ("territories", "ceiling", lambda s: s["floor"] < s["ceiling"],
      "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = 200000"),
     ("territories", "iris_population", lambda s: bool(s["iris_contours"]) == bool(s["iris_population"]),
      "give both iris_contours and iris_population, or neither"),
-    ("indicators", "e2sfca", lambda s: len(s["e2sfca"]["bands_km"]) == len(s["e2sfca"]["weights"]),
-     "bands_km and weights need the same number of values"),
+    ("indicators.e2sfca", "weights", lambda s: len(s["bands_km"]) == len(s["weights"]),
+     "bands_km and weights need the same number of values, one weight per band"),
     ("indicators", "professions", lambda s: "medecin_generaliste" in s["professions"],
      "keep medecin_generaliste (the RPPS code of médecins, e.g. \"10\")"),
 ]
@@ -233,6 +234,15 @@ def _number_hint(value: Any) -> str:
     return ""
 
 
+def _label(path: str, name: str) -> str:
+    """How a key is named in messages: ``[territories] floor`` (``[name]`` for a section)."""
+    return f"[{path}] {name}" if path else f"[{name}]"
+
+
+def _child(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 def _closest(name: str, valid: list[str]) -> str:
     match = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(valid)}"
@@ -245,35 +255,36 @@ class _Validator:
         self.root = root
         self.problems: list[str] = []
 
-    def section(self, schema: Section, raw: Any, where: str) -> dict[str, Any]:
+    def section(self, schema: Section, raw: Any, path: str) -> dict[str, Any]:
+        """Values of the section at dotted ``path`` ("" for the whole file), defaults filled in."""
         if not isinstance(raw, dict):
-            self.problems.append(f"{where}: must be a table, e.g. {where} {{ key = value }}")
+            self.problems.append(f"[{path}]: must be a table of settings, not {raw!r}")
             raw = {}
         if schema.free is not None:
-            return {name: self.value(schema.free, value, f"{where[:-1]}.{name}]") for name, value in raw.items()}
+            return {name: self.value(schema.free, value, path, name) for name, value in raw.items()}
         out: dict[str, Any] = {}
         for name in raw:
             if name not in schema.keys:
-                label = f"{where} {name}" if where else f"[{name}]"
-                self.problems.append(f"{label}: unknown {'key' if where else 'section'}"
+                self.problems.append(f"{_label(path, name)}: unknown {'key' if path else 'section'}"
                                      f"{_closest(name, sorted(schema.keys))}")
         for name, sub in schema.keys.items():
-            label = f"{where} {name}" if where else f"[{name}]"
+            label = _label(path, name)
             if name in raw:
-                out[name] = self.value(sub, raw[name], label)
+                out[name] = self.value(sub, raw[name], path, name)
             elif isinstance(sub, Section):
                 if not sub.optional:
                     self.problems.append(f"{label}: missing section; copy it from the repository's pipeline.toml")
-                out[name] = self.section(sub, {}, label)
+                out[name] = self.section(sub, {}, _child(path, name))
             elif sub.default is REQUIRED:
                 self.problems.append(f"{label}: missing ({sub.doc}); copy it from the repository's pipeline.toml")
             else:
                 out[name] = json.loads(json.dumps(sub.default))  # a fresh copy
         return out
 
-    def value(self, schema: Key | Section, value: Any, label: str) -> Any:
+    def value(self, schema: Key | Section, value: Any, path: str, name: str) -> Any:
         if isinstance(schema, Section):
-            return self.section(schema, value, label)
+            return self.section(schema, value, _child(path, name))
+        label = _label(path, name)
         if not _type_ok(schema.kind, value):
             self.problems.append(f"{label} = {value!r}: expected {TYPE_NAMES[schema.kind]} ({schema.doc})"
                                  f"{_number_hint(value)}")
@@ -316,10 +327,14 @@ class _Validator:
 
     def relations(self, values: dict[str, Any]) -> None:
         """Checks across keys, for the sections whose keys are all well typed."""
-        clean = {name for name in values if not any(p.startswith(f"[{name}]") for p in self.problems)}
-        for name, key, holds, fix in RELATIONS:
-            if name in clean and not holds(values[name]):
-                self.problems.append(f"[{name}] {key}: {fix.format(**values[name])}")
+        clean = {name for name in values
+                 if not any(p.startswith((f"[{name}]", f"[{name}.")) for p in self.problems)}
+        for path, key, holds, fix in RELATIONS:
+            section = values
+            for part in path.split("."):
+                section = section[part]
+            if path.split(".")[0] in clean and not holds(section):
+                self.problems.append(f"[{path}] {key}: {fix.format(**section)}")
         if "aci" in clean:
             from .aci import funding_table
 

@@ -89,7 +89,8 @@ def _not_text(path: Path, data: bytes, setting: str) -> str | None:
         if data.startswith(magic):
             return f"this looks like {kind}, not a text file; {todo.format(setting=setting)}"
     if b"\x00" in data[:65536]:
-        return f"this is a binary file (it contains NUL bytes), not a text table; give the text export and fix {setting}"
+        return (f"this is a binary file (it contains NUL bytes), not a text table; give the text export and fix "
+                f"{setting}")
     return None
 
 
