@@ -298,3 +298,60 @@ def test_good_run_is_repeatable(good_run, capsys):
     status, printed = run_bad(good_run, ["diagnose"], capsys)
     assert status == 0 and printed.count("up to date") == len(stages.STAGES)
     assert output_hashes(good_run) == before
+
+
+# --------------------------------------------------------------------------- many overlapping CPTS
+
+def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
+    """The README's resolution rule written out directly, pair by pair (slow, for reference): a
+    disputed commune goes to the CPTS whose undisputed communes share the longest border with it
+    (borders rounded to the metre); on a tie, to the CPTS with fewer undisputed inhabitants; then
+    the smaller id."""
+    from itertools import combinations
+
+    from pipeline.adjacency import shared_border_length
+
+    codes = list(communes["code_commune"])
+    pop = dict(zip(codes, communes["population"].fillna(0).astype(int)))
+    holders = {c: sorted(set(g)) for c, g in members.groupby("code_commune")["cpts_id"]}
+    sole = {c: h[0] for c, h in holders.items() if len(h) == 1}
+    undisputed = {}
+    for cpts, code in zip(members["cpts_id"], members["code_commune"]):
+        if sole.get(code) == cpts:
+            undisputed[cpts] = undisputed.get(cpts, 0) + pop[code]
+    neighbours = adjacency.neighbours()
+    rows = []
+    for k, code in enumerate(codes):
+        if len(holders.get(code, [])) < 2:
+            continue
+        lengths = shared_border_length(communes, [k] * len(neighbours[k]), neighbours[k], tolerance_m=tolerance_m)
+        border = {c: sum(length for nb, length in zip(neighbours[k], lengths) if sole.get(codes[nb]) == c)
+                  for c in holders[code]}
+        for a, b in combinations(holders[code], 2):
+            if round(border[a]) != round(border[b]):
+                winner, rule = (a if border[a] > border[b] else b), "frontière commune la plus longue"
+            else:
+                winner = min((a, b), key=lambda c: (undisputed.get(c, 0), c))
+                rule = "égalité de frontière : CPTS la moins peuplée"
+            rows.append((a, b, code, communes["nom"].iloc[k], pop[code], round(border[a]), round(border[b]),
+                         winner, rule))
+    return pd.DataFrame(rows, columns=["cpts_a", "cpts_b", "code_commune", "nom", "population", "frontiere_a_m",
+                                       "frontiere_b_m", "proposition", "regle"])
+
+
+def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
+    """80 SYNTHETIC CPTS of 8 contiguous real Lozère communes each: the vectorised overlap detection
+    gives the rows, values and order of the rule applied pair by pair (its speed is in `make bench`)."""
+    from bench.__main__ import synthetic_claims
+    from pipeline.coverage import commune_status, overlap_pairs
+
+    settings = load_settings(good_run)
+    communes = stages.read_communes(settings)
+    adjacency = stages.adjacency_of(settings, communes)
+    members = synthetic_claims(communes, adjacency, n_cpts=80, size=8, seed=4)
+    status = commune_status(communes, members)
+    got = overlap_pairs(communes, status, members, adjacency, tolerance_m=20.0)
+    expected = documented_overlap_rule(communes, members, adjacency, tolerance_m=20.0)
+    assert len(got) > 500 and got["regle"].nunique() == 2  # both branches of the rule are exercised
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert got.to_csv(index=False) == expected.to_csv(index=False)
