@@ -111,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"error: cannot write to the output folder {folder} ({reason}); make it writable, or change "
                 f"[paths] {key} in {args.config}")
             return EXIT_OUTPUT
-        if exc.filename and isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)):
+        if exc.filename and isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError,
+                                             FileNotFoundError)):
             say(f"error: {exc.filename}: {reason}; check that it is a readable file (or a writable folder)")
-            return EXIT_OUTPUT
+            return PipelineError.exit_code
         return internal_error()
     except Exception:  # noqa: BLE001 — anything else is a bug, shown as one
         return internal_error()
