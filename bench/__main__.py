@@ -13,6 +13,9 @@ tables already in data/raw (fetched if missing):
   plus national clustering time (every commune of France treated as uncovered);
 * ``maps.json`` — sizes of the région, département and France maps, and the région map's time to
   first paint in headless Chromium with no network;
+* ``overlaps.json`` — wall time of the overlap detection (``coverage.overlap_pairs``) when many
+  CPTS claim the same communes: 2,000 synthetic CPTS of 10 contiguous real communes each (20,000
+  overlapping membership rows) over the 433 communes of the Aude;
 * ``summary.md`` — the same as a table, quoted in the README.
 """
 
@@ -257,6 +260,12 @@ def markdown(results: dict) -> str:
         a = results["accessibility"]
         lines += ["## Accessibility", "", f"E2SFCA over {a['communes']:,} communes (bands {a['bands_km']} km): "
                   + ", ".join(f"{x} s" for x in a["seconds"]) + f" ({a['supply']}).", ""]
+    if "overlaps" in results:
+        o = results["overlaps"]
+        lines += ["## Overlap detection", "", f"{o['cpts']:,} CPTS over the {o['communes']} communes of département "
+                  f"{o['departement']} ({o['membership_rows']:,} membership rows, {o['disputed_communes']} disputed "
+                  f"communes, {o['overlap_rows']:,} overlap rows): " + ", ".join(f"{x} s" for x in o["seconds"])
+                  + f" (load average {o['load_average']:.1f}; {o['claims']}).", ""]
     return "\n".join(lines)
 
 
@@ -320,7 +329,51 @@ def bench_accessibility() -> dict:
             "supply": "stand-in: one practitioner per 1,200 inhabitants (no real RPPS extract here)"}
 
 
-SECTIONS = ("spine", "regionalization", "accessibility")
+def synthetic_claims(communes, adjacency, *, n_cpts: int, size: int, seed: int = 0):
+    """Membership rows of ``n_cpts`` SYNTHETIC CPTS (not real perimeters), each a random contiguous
+    group of ``size`` real communes grown from a random commune: they overlap heavily."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    neighbours = adjacency.neighbours()
+    codes = communes["code_commune"].to_numpy()
+    rows = []
+    for c in range(n_cpts):
+        group = [int(rng.integers(len(codes)))]
+        frontier = list(neighbours[group[0]])
+        while len(group) < size and frontier:
+            nxt = int(frontier.pop(int(rng.integers(len(frontier)))))
+            if nxt not in group:
+                group.append(nxt)
+                frontier += list(neighbours[nxt])
+        rows += [(f"SYNTH-{c:05d}", f"CPTS synthétique {c}", codes[k]) for k in group]
+    return pd.DataFrame(rows, columns=["cpts_id", "cpts_nom", "code_commune"])
+
+
+def bench_overlaps(departement: str = "11", n_cpts: int = 2000, size: int = 10) -> dict:
+    """Wall time of :func:`pipeline.coverage.overlap_pairs` with thousands of overlapping CPTS."""
+    from pipeline.coverage import commune_status, overlap_pairs
+
+    settings = load_settings(REPO / "pipeline.toml")
+    crs = settings.section("communes")
+    communes = build_communes(read_raw(settings), Scope.parse(f"dep:{departement}"), crs_metropole=crs["crs_metropole"],
+                              crs_drom=crs["crs_drom"])[0]
+    adjacency = build_adjacency(communes, tolerance_m=settings.section("adjacency")["tolerance_m"])
+    members = synthetic_claims(communes, adjacency, n_cpts=n_cpts, size=size)
+    status = commune_status(communes, members)
+    runs, rows = [], 0
+    for _ in range(3):
+        start = time.perf_counter()
+        rows = len(overlap_pairs(communes, status, members, adjacency,
+                                 tolerance_m=settings.section("adjacency")["tolerance_m"]))
+        runs.append(round(time.perf_counter() - start, 3))
+    return {"departement": departement, "communes": int(len(communes)), "cpts": n_cpts,
+            "membership_rows": int(len(members)), "disputed_communes": int((status["statut"] == "chevauchement").sum()),
+            "overlap_rows": int(rows), "seconds": runs, "load_average": os.getloadavg()[0],
+            "claims": "synthetic: random contiguous groups of real communes (no real perimeter has this many overlaps)"}
+
+
+SECTIONS = ("spine", "regionalization", "accessibility", "overlaps")
 
 
 def main(argv=None) -> int:
@@ -343,8 +396,10 @@ def main(argv=None) -> int:
             write_json(RESULTS / "regionalization.json", bench_regionalization(tmp, args.departement))
     if "accessibility" in args.only:
         write_json(RESULTS / "accessibility.json", bench_accessibility())
+    if "overlaps" in args.only:
+        write_json(RESULTS / "overlaps.json", bench_overlaps())
     results = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in
-               ("spine", "maps", "regionalization", "accessibility") if (RESULTS / f"{name}.json").exists()}
+               ("spine", "maps", "regionalization", "accessibility", "overlaps") if (RESULTS / f"{name}.json").exists()}
     text = markdown(results)
     write_text(RESULTS / "summary.md", text)
     print(text)

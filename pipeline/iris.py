@@ -32,7 +32,7 @@ def read_iris_contours(path: str | Path) -> gpd.GeoDataFrame:
     """Read CONTOURS-IRIS into ``code_iris, code_commune, nom_iris, type_iris, geometry``."""
     path = Path(path)
     frame = read_vector(path, what="IRIS contours", setting="[territories] iris_contours",
-                        fix="use IGN's CONTOURS-IRIS GeoPackage")
+                        fix="use IGN's CONTOURS-IRIS GeoPackage", polygons=True)
     lower = {c.lower(): c for c in frame.columns}
     rename, missing = {}, []
     for target, aliases in CONTOUR_COLUMNS.items():

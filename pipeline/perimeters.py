@@ -478,11 +478,12 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
     Raises
     ------
     PipelineError
-        Unreadable file, missing id/name columns, no CRS.
+        Unreadable file, missing id/name columns, no CRS, coordinates out of range for the declared
+        CRS (metres declared as degrees), no polygon in the layer (points or lines).
     """
     path = Path(path)
-    polygons = read_vector(path, what="perimeter file", setting="[perimeters] file",
-                           fix="export it again as GeoPackage")
+    polygons = read_vector(path, what="CPTS perimeter", setting="[perimeters] file",
+                           fix="export it again as GeoPackage", polygons=True)
     attrs = _rename(pd.DataFrame(polygons.drop(columns="geometry")), path, required=("cpts_id", "cpts_nom"))
     polygons = gpd.GeoDataFrame(attrs.astype(str), geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
     issues = []
@@ -490,6 +491,13 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
     for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
         issues.append(("erreur", polygons["cpts_id"].iloc[k], "", k + 1, "",
                        f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the feature"))
+    lines = np.flatnonzero(~pd.isna(geoms) & ~shapely.is_empty(geoms)
+                           & ~np.isin(shapely.get_type_id(geoms), [3, 6, 7]))  # not (multi)polygon/collection
+    for k in lines:
+        issues.append(("erreur", polygons["cpts_id"].iloc[k], k + 1, "",
+                       f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the perimeter "
+                       "as an area or delete the feature"))
+    geoms[lines] = None
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
         issues.append(("avertissement", polygons["cpts_id"].iloc[k], "", k + 1, "",

@@ -56,6 +56,7 @@ def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
         guess = max(";,\t", key=header.count)
         raise PipelineError(f"{path}: the header is not '|'-separated (it looks {guess!r}-separated); expected "
                             "the annuaire santé extract PS_LibreAcces_Personne_activite_*.txt as published")
+    check_rpps_lines(text, path)
     import io
 
     frame = pd.read_csv(io.StringIO(text), sep="|", dtype=str, keep_default_na=False, quoting=3)
@@ -68,6 +69,37 @@ def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no rows; download the extract again")
     return frame.rename(columns={v: k for k, v in RPPS_COLUMNS.items()})[list(RPPS_COLUMNS)], encoding
+
+
+def check_rpps_lines(text: str, path: Path) -> None:
+    """Every line has the header's number of ``|`` (each line ends with one): a line with fewer is
+    cut short — at the end of the file, a truncated download — and one with more is malformed.
+
+    Raises
+    ------
+    ValidationError
+        Naming the line numbers (the header is line 1).
+    """
+    lines = text.split("\n")
+    expected = lines[0].count("|")
+    counts = np.fromiter((line.count("|") for line in lines), dtype=np.int64, count=len(lines))
+    blank = np.fromiter((not line.strip() for line in lines), dtype=bool, count=len(lines))
+    bad = np.flatnonzero((counts != expected) & ~blank)
+    if not len(bad):
+        return
+    problems = Problems(path)
+    last = int(np.flatnonzero(~blank)[-1])
+    for k in bad[:5]:
+        fields = f"{counts[k]} '|' instead of {expected}"
+        if k == last and counts[k] < expected:
+            problems.add(f"line {k + 1} (the last): cut short ({fields}, the line stops in the middle): the "
+                         "extract is truncated; download it again (or delete this line)")
+        else:
+            problems.add(f"line {k + 1}: {fields}; the file is not the published extract as downloaded: "
+                         "download it again")
+    if len(bad) > 5:
+        problems.add(f"{len(bad) - 5} more line(s) with the wrong number of fields")
+    problems.raise_if_any()
 
 
 def classify(rows: pd.DataFrame, professions: dict[str, str], gp_savoir_faire: list[str]) -> pd.Series:

