@@ -208,7 +208,7 @@ def test_checks_pieces_near_duplicate_names_and_communes_no_row_mentions(raw, re
     ("cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Narbonne, Littoral,11262\n",
      r"line 2: 4 fields where the header has 3 .*put the value in quotes"),
     ("cpts_id;cpts_nom;code_commune\nA;CPTS A;11262;extra\nB;CPTS B;11069\nC;CPTS C;11190;x;y\n",
-     r"2 problem\(s\).*line 2: 4 fields.*line 4: 5 fields"),
+     r"2 problems:.*line 2: 4 fields.*line 4: 5 fields"),
     ('cpts_id,cpts_nom,code_commune\nA,"CPTS A,11262\n', r"line 2: .*close the quote"),
 ])
 def test_ragged_rows_are_refused_with_their_line_never_shifted(tmp_path, text, message):
