@@ -29,6 +29,7 @@ COUNTED = ("msp", "centre_sante", "pharmacie")
 LABELS_FR = {"n_msp": "Maisons de santé pluriprofessionnelles", "n_centre_sante": "Centres de santé",
              "n_pharmacie": "Pharmacies", "n_cpts_finess": "CPTS (sièges FINESS)"}
 OUTRE_MER = {"9A": "97", "9B": "97", "9C": "97", "9D": "97", "9E": "97", "9F": "97"}
+CODE_PATTERN = r"(?:\d\d|2A|2B)\d{3}"
 LAYOUT = "the etalab FINESS stock etalab-cs1100507-stock-<date>.csv"
 COLUMNS = ["nofinesset", "rs", "categetab", "libcategetab", "code_commune", "departement", "coordx", "coordy",
            "source_coordonnees"]
@@ -56,7 +57,8 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
         Columns :data:`COLUMNS` (strings; ``coordx``/``coordy``/``source_coordonnees`` empty when the
         establishment has no ``geolocalisation`` record), sorted by ``nofinesset``.
     report : dict
-        Encoding read, export date and announced count of line 1, records of each kind.
+        Encoding read, export date and announced count of line 1, records of each kind, FINESS
+        numbers whose departement + commune do not make an INSEE code (they match no commune).
 
     Raises
     ------
@@ -95,13 +97,15 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
         raise PipelineError(f"{path}: no 'structureet' record after line 1; download {LAYOUT} again")
     frame = pd.DataFrame(structures)
     frame["code_commune"] = [insee_code(d, c) for d, c in zip(frame["departement"], frame["commune"])]
-    frame["coordx"] = frame["nofinesset"].map(lambda n: geos.get(n, {}).get("coordxet", ""))
-    frame["coordy"] = frame["nofinesset"].map(lambda n: geos.get(n, {}).get("coordyet", ""))
-    frame["source_coordonnees"] = frame["nofinesset"].map(lambda n: geos.get(n, {}).get("sourcecoordet", ""))
-    report = {"encodage": "Windows-1252" if encoding == "latin-1" else encoding, "ligne_1": {"annonce": first[2].strip() if len(first) > 2 else "",
-                                                "date": first[3].strip() if len(first) > 3 else ""},
+    for column, field in (("coordx", "coordxet"), ("coordy", "coordyet"), ("source_coordonnees", "sourcecoordet")):
+        frame[column] = frame["nofinesset"].map(lambda n, f=field: geos.get(n, {}).get(f, ""))
+    announced = (first + ["", ""])[2:4]
+    report = {"encodage": "Windows-1252" if encoding == "latin-1" else encoding,
+              "ligne_1": {"annonce": announced[0].strip(), "date": announced[1].strip()},
               "structureet": int(len(frame)), "geolocalisation": int(len(geos)),
-              "sans_coordonnees": int((frame["coordx"] == "").sum())}
+              "sans_coordonnees": int((frame["coordx"] == "").sum()),
+              "code_commune_invalide": sorted(frame.loc[~frame["code_commune"].str.fullmatch(CODE_PATTERN),
+                                                        "nofinesset"])}
     return frame[COLUMNS].sort_values("nofinesset", kind="stable").reset_index(drop=True), report
 
 

@@ -24,10 +24,8 @@ def source_text(path: str | Path, *, what: str, setting: str, layout: str) -> tu
 
     Parameters
     ----------
-    what : str
-        What the file is, for the messages ("FINESS stock").
-    setting : str
-        The setting naming the file ("[profile] finess").
+    what, setting : str
+        As in :func:`pipeline.rawdata.read_text` ("FINESS stock", "[profile] finess").
     layout : str
         The published file expected, for the messages ("etalab-cs1100507-stock-<date>.csv").
 

@@ -149,7 +149,8 @@ def read_zonage(path: str | Path, *, sheet: str = SHEET, column: str = "") -> tu
     return out.sort_values("code_commune", kind="stable").reset_index(drop=True), report
 
 
-def zonage_by_commune(zonage: pd.DataFrame, lookup: dict[str, tuple[str, str]] | None = None) -> tuple[pd.Series, list[str]]:
+def zonage_by_commune(zonage: pd.DataFrame,
+                      lookup: dict[str, tuple[str, str]] | None = None) -> tuple[pd.Series, list[str]]:
     """Category per current commune code, and the published codes that could not be mapped.
 
     ``lookup`` (:func:`pipeline.perimeters.code_lookup`) maps older codes and arrondissements to

@@ -153,6 +153,12 @@ def test_commune_ages_wrong_encoding_and_zip(tmp_path):
     assert "zip archive" in one_line(excinfo)
 
 
+def test_iris_file_without_age_columns_is_refused():
+    with pytest.raises(PipelineError) as excinfo:
+        read_iris_ages(FIXTURES / "base-ic-evol-struct-pop-2020-extrait.CSV")  # first columns only
+    assert "missing column(s) P20_POP0014" in one_line(excinfo)
+
+
 def test_iris_ages_missing_75p(tmp_path):
     path = tmp_path / "iris.CSV"
     path.write_text(IRIS_AGES.read_text(encoding="utf-8").replace("P21_POP75P", "P21_POP7599"), encoding="utf-8")
@@ -172,8 +178,8 @@ def test_national_zonage_workbook(tmp_path):
 
 
 def test_regional_2025_categories_below_title_rows(tmp_path):
-    rows = [("11069", "Carcassonne", "", "ZAR"), ("11190", "La Redorte", "", "ZIP"),
-            ("34172", "Montpellier", "", "ZV"), ("13055", "Marseille", "", "Hors zonage"), ("13004", "Arles", "", "ZAC")]
+    rows = [("11069", "Carcassonne", "", "ZAR"), ("11190", "La Redorte", "", "ZIP"), ("34172", "Montpellier", "", "ZV"),
+            ("13055", "Marseille", "", "Hors zonage"), ("13004", "Arles", "", "ZAC")]
     path = zonage_workbook(tmp_path / "zonage_2025.xlsx", rows=rows, title_rows=3,
                            columns=["Code de la commune", "Libellé de la commune", "Zonage 2025"])
     zonage, report = read_zonage(path)
@@ -182,7 +188,8 @@ def test_regional_2025_categories_below_title_rows(tmp_path):
 
 
 def test_zonage_maps_arrondissements_to_their_commune(tmp_path, raw):
-    rows = [("13201", "Marseille 1er", "", "ZAC"), ("13202", "Marseille 2e", "", "ZIP"), ("11190", "La Redorte", "", "ZAC")]
+    rows = [("13201", "Marseille 1er", "", "ZAC"), ("13202", "Marseille 2e", "", "ZIP"),
+            ("11190", "La Redorte", "", "ZAC")]
     zonage, _ = read_zonage(zonage_workbook(tmp_path / "z.xlsx", rows=rows))
     by_commune, unknown = zonage_by_commune(zonage, code_lookup(raw.communes))
     assert by_commune.to_dict() == {"11190": Zonage.ZAC, "13055": Zonage.ZIP} and unknown == []
@@ -212,7 +219,7 @@ def test_zonage_malformed(tmp_path, make, expected):
 def test_finess_stock_windows_1252_both_record_kinds_and_dom_codes():
     table, report = read_finess(FINESS)
     assert report["encodage"] == "Windows-1252" and report["structureet"] == 16 and report["geolocalisation"] == 4
-    assert report["ligne_1"] == {"annonce": "16", "date": "2024-10-01"}
+    assert report["ligne_1"] == {"annonce": "16", "date": "2024-10-01"} and report["code_commune_invalide"] == []
     rows = table.set_index("nofinesset")
     assert rows.loc["110001001", "rs"] == "MAISON DE SANTÉ DU MINERVOIS"  # é read from Windows-1252
     assert rows.loc["970101001", "code_commune"] == "97101"
@@ -243,6 +250,7 @@ def _finess_text() -> str:
     (lambda t: t.split("\r\n", 1)[0] + "\r\n", "no 'structureet' record"),
     (lambda t: "", "empty"),
     (lambda t: t.replace(";AUDE;", ";", 1), "line 2: structureet record with 31 fields, expected 32"),
+    (lambda t: t.replace(";2024-09-30;\r\n", ";\r\n", 1), "line 2: structureet record with 31 fields"),
     (lambda t: t.replace("geolocalisation;110001001", "geoloc;110001001"), "unknown record kind 'geoloc'"),
 ])
 def test_finess_malformed(tmp_path, mangle, expected):
