@@ -209,7 +209,8 @@ def finess_cross_check(seats: pd.DataFrame, status: pd.DataFrame, cpts_names: di
         if code not in state.index:
             continue
         commune = names.get(code, code)
-        claimed = [c for c in str(state.at[code, "cpts_ids"] or "").split(";") if c]
+        ids = state.at[code, "cpts_ids"]
+        claimed = [c for c in ids.split(";") if c] if isinstance(ids, str) else []
         if state.at[code, "statut"] == "zone_blanche":
             motif, detail = "siege_zone_blanche", f"son siège ({commune}) est en zone blanche"
         elif claimed and not any(same_cpts(rs, cpts_names.get(c, "")) for c in claimed):

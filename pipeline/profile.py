@@ -47,6 +47,15 @@ LABELS_FR = {
     "apl_mg": "APL médecine générale (consultations/an/hab.)",
     "part_sous_dotee": "Population sous le seuil d'APL (%)",
 }
+# Optional sources of the profile, in display order, with what a report page says is missing (French).
+SOURCES_FR = {
+    "population_age": "la population par âge de l'INSEE (base-cc-evol-struct-pop-<année>.CSV, "
+                      "[profile] population_age)",
+    "zonage": "le zonage médecin de la DREES ou de l'ARS (Zonage_medecin_<date>.xlsx, [profile] zonage)",
+    "finess": "le répertoire FINESS géolocalisé (etalab-cs1100507-stock-<date>.csv, [profile] finess)",
+    "rpps": "l'extrait RPPS de l'annuaire santé ([indicators] rpps)",
+    "apl": "l'APL de la DREES ([indicators] apl)",
+}
 LEVELS = ("departement", "region", "france")
 LEVELS_FR = {"departement": "Département", "region": "Région", "france": "France"}
 
@@ -215,6 +224,12 @@ def compare(units: pd.DataFrame, reference: pd.DataFrame, *, definitions: dict |
         out[f"{name}_region"] = units["code_region"].map(by_region[name]).astype(float)
         out[f"{name}_france"] = float(france[name])
     return out
+
+
+def missing_sources(given) -> list[str]:
+    """French descriptions of the sources of :data:`SOURCES_FR` not in ``given`` (the names of the
+    sources read), for the sentence "ces données compléteraient la page : …"."""
+    return [text for name, text in SOURCES_FR.items() if name not in set(given)]
 
 
 def comparison_table(compared: pd.Series) -> pd.DataFrame:

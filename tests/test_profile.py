@@ -17,7 +17,8 @@ from pipeline.errors import PipelineError
 from pipeline.finess import counts_by_commune, cpts_seats, insee_code, read_finess
 from pipeline.perimeters import code_lookup
 from pipeline.population_age import ages_by_commune, arrondissement_parent, read_commune_ages, read_iris_ages
-from pipeline.profile import comparison_table, commune_profile, compare, group_profile, ratios
+from pipeline.profile import (SOURCES_FR, comparison_table, commune_profile, compare, group_profile,
+                              missing_sources, ratios)
 from pipeline.zonage import NATIONAL_COLUMNS, Zonage, read_zonage, zonage_by_commune
 
 from .conftest import FIXTURES
@@ -333,6 +334,11 @@ def test_missing_source_is_unavailable_never_zero(fixture_profile):
     assert math.isnan(compared.loc["13004", "part_zip"])
     assert compared.loc["13004", "part_zip_departement"] == 0.0  # Marseille alone: vigilance
     assert compared.loc["11190", "part_zip_departement"] == 100.0  # Carcassonne alone: ZIP
+
+
+def test_missing_sources_are_named():
+    assert missing_sources([]) == list(SOURCES_FR.values())
+    assert missing_sources(["finess", "zonage", "population_age"]) == [SOURCES_FR["rpps"], SOURCES_FR["apl"]]
 
 
 def test_real_communes_of_occitanie(raw):

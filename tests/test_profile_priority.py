@@ -126,12 +126,12 @@ def test_finess_cross_check_on_the_fixture():
     seats = cpts_seats(read_finess(FIXTURES / "etalab-cs1100507-stock-20241001-0400-extrait.csv")[0])
     status = pd.DataFrame({"code_commune": ["11069", "11190", "34172"],
                            "statut": ["couverte", "zone_blanche", "couverte"],
-                           "cpts_ids": ["CPTS-01", "", "CPTS-34"]})
+                           "cpts_ids": ["CPTS-01", None, "CPTS-34"]})
     names = {"CPTS-01": "CPTS du Lézignanais", "CPTS-34": "CPTS Montpellier Nord"}
     report = finess_cross_check(seats, status, names, commune_names={"11190": "La Redorte"})
     assert list(report["nofinesset"]) == ["110001007", "110001008"]
     white, other = report.iloc[0], report.iloc[1]
-    assert white["motif"] == "siege_zone_blanche" and white["nom_commune"] == "La Redorte"
+    assert white["motif"] == "siege_zone_blanche" and white["nom_commune"] == "La Redorte" and white["cpts_ids"] == ""
     assert white["message"] == ("Le fichier de périmètres omet peut-être la CPTS « CPTS DU MINERVOIS » "
                                 "(FINESS 110001007) : son siège (La Redorte) est en zone blanche.")
     assert other["motif"] == "siege_autre_cpts" and other["cpts_ids"] == "CPTS-01"
