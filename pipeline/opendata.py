@@ -81,13 +81,16 @@ def read_delimited(path: str | Path, *, sep: str, what: str, setting: str, layou
     return frame
 
 
-def numbers(path: str | Path, frame: pd.DataFrame, column: str, *, first_line: int = 2) -> np.ndarray:
-    """Column ``column`` of ``frame`` as floats (decimal point or comma); the first bad cell is an error."""
-    text = frame[column].astype(str).str.strip().str.strip('"').str.replace(",", ".", regex=False)
-    values = pd.to_numeric(text, errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy())
+def numbers(path: str | Path, frame: pd.DataFrame, column: str, *, first_line: int = 2,
+            masked=frozenset()) -> np.ndarray:
+    """Column ``column`` of ``frame`` as floats (decimal point or comma); cells in ``masked`` (e.g.
+    ``{"NC"}``) are NaN; any other cell that is not a number is an error naming its line."""
+    text = frame[column].astype(str).str.strip().str.strip('"')
+    hidden = text.str.upper().isin(masked).to_numpy()
+    values = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() & ~hidden)
     if len(bad):
         k = int(bad[0])
         raise PipelineError(f"{path}: line {k + first_line}, column {column}: {frame[column].iloc[k]!r} is not a "
-                            f"number ({len(bad)} such cell(s)); expected INSEE's weighted values")
+                            f"number ({len(bad)} such cell(s)); download the published file again")
     return values.to_numpy(dtype=float)

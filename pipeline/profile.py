@@ -55,6 +55,8 @@ SOURCES_FR = {
     "finess": "le répertoire FINESS géolocalisé (etalab-cs1100507-stock-<date>.csv, [profile] finess)",
     "rpps": "l'extrait RPPS de l'annuaire santé ([indicators] rpps)",
     "apl": "l'APL de la DREES ([indicators] apl)",
+    "ald": "le taux de patients en ALD sans médecin traitant de l'Assurance Maladie, par département "
+           "(patients-longueduree-annuelle, [profile] ald)",
 }
 LEVELS = ("departement", "region", "france")
 LEVELS_FR = {"departement": "Département", "region": "Région", "france": "France"}

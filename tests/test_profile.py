@@ -11,6 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from pipeline.ald import ald_context, read_ald
 from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.errors import PipelineError
@@ -273,6 +274,32 @@ def test_finess_utf16_is_refused_and_utf8_accepted(tmp_path):
     assert report["encodage"] == "UTF-8" and "MAISON DE SANTÉ DU MINERVOIS" in set(table["rs"])
 
 
+# --------------------------------------------------------------------------- ALD without médecin traitant
+
+def test_ald_rates_by_departement_region_france():
+    table = read_ald(FIXTURES / "patients-longueduree-annuelle-extrait.csv")
+    assert ald_context(table, "11", "76") == {"annee": 2023, "departement": 4.2, "region": 3.4, "france": 3.1}
+    assert ald_context(table, "11", "76", year=2022) == {"annee": 2022, "departement": 3.9, "region": 3.2,
+                                                         "france": 2.9}
+    lozere = ald_context(table, "48", "76")
+    assert math.isnan(lozere["departement"]) and lozere["region"] == 3.4  # NC: masked, not zero
+    assert math.isnan(ald_context(table, "13", "93")["region"])  # no région row for 93 in the file
+
+
+@pytest.mark.parametrize("mangle, expected", [
+    (lambda t: t.replace(";", ","), "not ';'-separated"),
+    (lambda t: t.replace("taux_patients_ald_sans_mt;", "taux;"), "missing column(s) taux_patients_ald_sans_mt"),
+    (lambda t: t.replace(";4.2;", ";n.d.;"), "line 7, column taux_patients_ald_sans_mt: 'n.d.'"),
+])
+def test_ald_malformed(tmp_path, mangle, expected):
+    path = tmp_path / "patients-longueduree-annuelle.csv"
+    path.write_text(mangle((FIXTURES / "patients-longueduree-annuelle-extrait.csv").read_text(encoding="utf-8-sig")),
+                    encoding="utf-8")
+    with pytest.raises(PipelineError) as excinfo:
+        read_ald(path)
+    assert expected in one_line(excinfo)
+
+
 # --------------------------------------------------------------------------- comparisons by hand
 
 def test_commune_vs_departement_region_france_by_hand(fixture_profile):
@@ -338,7 +365,7 @@ def test_missing_source_is_unavailable_never_zero(fixture_profile):
 
 def test_missing_sources_are_named():
     assert missing_sources([]) == list(SOURCES_FR.values())
-    assert missing_sources(["finess", "zonage", "population_age"]) == [SOURCES_FR["rpps"], SOURCES_FR["apl"]]
+    assert missing_sources(["finess", "zonage", "population_age", "ald"]) == [SOURCES_FR["rpps"], SOURCES_FR["apl"]]
 
 
 def test_real_communes_of_occitanie(raw):
