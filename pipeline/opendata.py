@@ -1,5 +1,7 @@
-"""Shared first steps of the health-profile loaders (INSEE population by age, FINESS stock): the
-file's text, refused clearly when it is a zip archive, UTF-16 or binary, and its separator checked.
+"""Shared first steps of the health-profile loaders (INSEE population by age, FINESS stock, ameli
+ALD rates, zonage workbook): the file's text, refused clearly when it is a zip archive, UTF-16 or
+binary, its separator checked, numbers read with the line of the first bad cell, and the header row
+of a sheet found below its title rows.
 
 Built on :func:`pipeline.rawdata.read_text` (UTF-8, else Windows-1252). Every error is one
 :class:`~pipeline.errors.PipelineError` line naming the file and what to do.
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError
+from .practitioners import _norm
 from .rawdata import read_text
 
 SEPARATORS = ";,\t|"
@@ -94,3 +97,11 @@ def numbers(path: str | Path, frame: pd.DataFrame, column: str, *, first_line: i
         raise PipelineError(f"{path}: line {k + first_line}, column {column}: {frame[column].iloc[k]!r} is not a "
                             f"number ({len(bad)} such cell(s)); download the published file again")
     return values.to_numpy(dtype=float)
+
+
+def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int | None:
+    """Index of the first of ``rows`` rows having a cell equal to ``label`` (no accents, case or
+    extra spaces), for sheets whose header sits below title rows; ``None`` when absent."""
+    key = _norm(label)
+    return next((k for k in range(min(len(frame), rows))
+                 if any(_norm(v) == key for v in frame.iloc[k] if isinstance(v, str))), None)

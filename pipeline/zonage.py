@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PipelineError
+from .opendata import find_header_row
 from .perimeters import normalise_code
 from .practitioners import _norm
 
@@ -56,14 +57,6 @@ CODE = "Code de la commune"
 ARRETE = "Qualification attribuée par l'arrêté régional"
 SHEET = "Zonage_communes"
 LAYOUT = "the DREES workbook Zonage_medecin_<date>.xlsx, sheet Zonage_communes"
-
-
-def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int | None:
-    """Index of the first of ``rows`` rows having a cell equal to ``label`` (no accents, case or
-    extra spaces), for sheets whose header sits below title rows; ``None`` when absent."""
-    key = _norm(label)
-    return next((k for k in range(min(len(frame), rows))
-                 if any(_norm(v) == key for v in frame.iloc[k] if isinstance(v, str))), None)
 
 
 def _category_column(headers: list[str], column: str, path: Path) -> int:

@@ -363,6 +363,30 @@ def test_missing_source_is_unavailable_never_zero(fixture_profile):
     assert compared.loc["11190", "part_zip_departement"] == 100.0  # Carcassonne alone: ZIP
 
 
+def test_supply_indicators_are_compared_population_weighted():
+    """``indicators.parquet`` columns (made-up values): APL 2.0 at Carcassonne (1,000 inh.) and 4.0 at La
+    Redorte (500), unknown elsewhere; Carcassonne under the threshold; 3 + 1 GPs in the Aude."""
+    indicators = pd.DataFrame({
+        "code_commune": COMMUNES["code_commune"], "population": COMMUNES["population"],
+        "n_medecin_generaliste": pd.array([3, 1, 2, 0, 10], dtype="Int64"),
+        "apl_mg": [2.0, 4.0, np.nan, np.nan, np.nan],
+        "sous_dotee": pd.array([True, False, pd.NA, pd.NA, pd.NA], dtype="boolean")})
+    profile = commune_profile(COMMUNES, indicators=indicators, professions=["medecin_generaliste"])
+    compared = compare(profile.set_index("code_commune"), profile)
+    row = compared.loc["11190"]
+    assert row["apl_mg_departement"] == pytest.approx((2.0 * 1000 + 4.0 * 500) / 1500)
+    assert row["apl_mg_france"] == row["apl_mg_departement"]  # the other communes have no APL: left out
+    assert row["part_sous_dotee_departement"] == pytest.approx(1000 / 1500 * 100)
+    assert math.isnan(compared.loc["34172", "apl_mg"]) and math.isnan(compared.loc["34172", "part_sous_dotee"])
+    assert row["densite_medecin_generaliste_10k_departement"] == pytest.approx(4 / 1500 * 1e4)
+    assert row["densite_medecin_generaliste_10k_france"] == pytest.approx(16 / 5500 * 1e4)
+    table = comparison_table(row).set_index("indicateur")
+    assert table.loc["densite_medecin_generaliste_10k", "libelle"] == "Médecins généralistes pour 10 000 hab."
+    no_rpps = indicators.assign(n_medecin_generaliste=pd.array([pd.NA] * 5, dtype="Int64"))
+    profile = commune_profile(COMMUNES, indicators=no_rpps, professions=["medecin_generaliste"])
+    assert compare(profile.set_index("code_commune"), profile)["densite_medecin_generaliste_10k_france"].isna().all()
+
+
 def test_missing_sources_are_named():
     assert missing_sources([]) == list(SOURCES_FR.values())
     assert missing_sources(["finess", "zonage", "population_age", "ald"]) == [SOURCES_FR["rpps"], SOURCES_FR["apl"]]
