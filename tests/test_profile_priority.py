@@ -138,3 +138,36 @@ def test_finess_cross_check_on_the_fixture():
     assert "« CPTS du Lézignanais »" in other["message"]
     # Montpellier's seat lies in the CPTS of the same name: nothing to report.
     assert "340001006" not in set(report["nofinesset"])
+
+
+def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
+    """End to end on the real communes of the Aude with the EXAMPLE perimeters: profile per white
+    zone (FINESS fixture), distance to the nearest CPTS checked against the bordering CPTS found by
+    the coverage stage, every zone ranked once, the sources not given listed as missing criteria."""
+    from pipeline import stages
+    from pipeline.config import load_settings
+    from pipeline.finess import counts_by_commune
+
+    settings = load_settings(config_factory("dep:11"))
+    stages.run_until(settings, "coverage")
+    paths = stages.coverage_paths(settings)
+    coverage = gpd.read_parquet(paths["coverage"])
+    zones = gpd.read_parquet(paths["white_zones"]).set_index("patch_id")
+    cpts = gpd.read_parquet(paths["cpts"])
+    assert len(zones) >= 2 and coverage.crs.to_epsg() == 2154
+    establishments = read_finess(FIXTURES / "etalab-cs1100507-stock-20241001-0400-extrait.csv")[0]
+    profile = commune_profile(coverage, finess=counts_by_commune(establishments))
+    white = coverage[coverage["patch_id"] != ""]
+    sums = group_profile(profile, pd.DataFrame({"group": white["patch_id"], "code_commune": white["code_commune"]}))
+    assert sums["population"].astype(int).to_dict() == zones["population"].astype(int).to_dict()
+    distance = distance_to_nearest_km(zones, cpts)
+    bordering = zones["cpts_limitrophes"] != ""
+    mainland = ~zones["ile"].astype(bool)
+    assert ((distance <= 0.02) == bordering)[mainland].all()  # 20 m: the adjacency tolerance
+    ranked = priority(zone_criteria(sums, ratios(sums), distance_km=distance))
+    assert sorted(ranked.index) == sorted(zones.index) and list(ranked["rang"]) == list(range(1, len(zones) + 1))
+    assert ranked["score"].notna().all() and ranked["score"].is_monotonic_decreasing
+    assert (ranked["criteres_absents"] == "part_75p;part_sous_dotee;part_zip").all()
+    with_msp = {zone for zone, code in zip(white["patch_id"], white["code_commune"]) if code in ("11069", "11190")}
+    assert all(ranked.loc[z, "sans_msp"] == 0.0 for z in with_msp)
+    assert (ranked.drop(index=list(with_msp))["sans_msp"] == 1.0).all()
