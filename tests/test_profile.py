@@ -145,6 +145,11 @@ def test_commune_ages_wrong_encoding_and_zip(tmp_path):
     with pytest.raises(PipelineError) as excinfo:
         read_commune_ages(utf16)
     assert "UTF-16" in one_line(excinfo)
+    undecodable = tmp_path / "undecodable.CSV"
+    undecodable.write_bytes(AGES.read_bytes().replace(b"11190", b"11\x81\x8d0"))
+    with pytest.raises(PipelineError) as excinfo:
+        read_commune_ages(undecodable)
+    assert "neither UTF-8 nor Windows-1252" in one_line(excinfo)
     import zipfile
 
     archive = tmp_path / "base-cc-evol-struct-pop-2021_csv.zip"
