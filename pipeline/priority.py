@@ -28,7 +28,8 @@ from .practitioners import _norm
 
 @dataclass(frozen=True)
 class Criterion:
-    """One criterion of the score: its French label and whether a higher value is more urgent."""
+    """One criterion of the score: French label, whether a higher value is more urgent, and why it
+    counts (French, for the "Méthode" section)."""
 
     label: str
     higher_is_urgent: bool = True
@@ -36,14 +37,15 @@ class Criterion:
 
 
 CRITERIA = {
-    "population": Criterion("Habitants", why="more inhabitants left without a CPTS"),
-    "part_75p": Criterion("Part des 75 ans et plus (%)", why="older population, more care needed"),
+    "population": Criterion("Habitants", why="plus d'habitants sans CPTS"),
+    "part_75p": Criterion("Part des 75 ans et plus (%)", why="population plus âgée, besoins de soins plus grands"),
     "part_sous_dotee": Criterion("Population sous le seuil d'APL (%)",
-                                 why="share of inhabitants in communes whose APL is below the threshold"),
-    "part_zip": Criterion("Population en ZIP (%)", why="share of inhabitants in a zone d'intervention prioritaire"),
+                                 why="part des habitants dans des communes dont l'APL est sous le seuil"),
+    "part_zip": Criterion("Population en ZIP (%)", why="part des habitants en zone d'intervention prioritaire"),
     "distance_cpts_km": Criterion("Distance à la CPTS existante la plus proche (km)",
-                                  why="far from any CPTS: no extension at hand"),
-    "sans_msp": Criterion("Aucune maison de santé (1 = aucune)", why="no coordinated practice to start from"),
+                                  why="loin de toute CPTS : pas d'extension à portée"),
+    "sans_msp": Criterion("Aucune maison de santé (1 = aucune)",
+                          why="pas d'exercice coordonné sur lequel s'appuyer"),
 }
 DEFAULT_WEIGHTS = {name: 1.0 for name in CRITERIA}
 CHECK_COLUMNS = ["nofinesset", "rs", "code_commune", "nom_commune", "motif", "cpts_ids", "message"]
@@ -136,12 +138,13 @@ def priority(zones: pd.DataFrame, *, weights: dict | None = None) -> pd.DataFram
 
 
 def method_table(weights: dict | None = None) -> pd.DataFrame:
-    """The "Méthode" table: ``critere, libelle, poids, part_du_poids (%), sens`` (French)."""
+    """The "Méthode" table: ``critere, libelle, poids, part_du_poids (%), sens, raison`` (French)."""
     weights = weights_from_settings(weights)
     total = sum(weights.values())
     rows = [{"critere": name, "libelle": c.label, "poids": weights[name],
              "part_du_poids": round(100.0 * weights[name] / total, 1),
-             "sens": "plus élevé = plus prioritaire" if c.higher_is_urgent else "plus bas = plus prioritaire"}
+             "sens": "plus élevé = plus prioritaire" if c.higher_is_urgent else "plus bas = plus prioritaire",
+             "raison": c.why}
             for name, c in CRITERIA.items()]
     return pd.DataFrame(rows)
 

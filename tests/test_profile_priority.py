@@ -88,7 +88,7 @@ def test_weights_are_checked(weights, expected):
 
 def test_method_table():
     table = method_table({"population": 2})
-    assert list(table["critere"]) == list(CRITERIA)
+    assert list(table["critere"]) == list(CRITERIA) and (table["raison"] != "").all()
     assert table.set_index("critere").loc["population", "part_du_poids"] == pytest.approx(100 * 2 / 7, abs=0.05)
 
 
