@@ -1,0 +1,107 @@
+"""Shared first steps of the health-profile loaders (INSEE population by age, FINESS stock, ameli
+ALD rates, zonage workbook): the file's text, refused clearly when it is a zip archive, UTF-16 or
+binary, its separator checked, numbers read with the line of the first bad cell, and the header row
+of a sheet found below its title rows.
+
+Built on :func:`pipeline.rawdata.read_text` (UTF-8, else Windows-1252). Every error is one
+:class:`~pipeline.errors.PipelineError` line naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import PipelineError
+from .practitioners import _norm
+from .rawdata import read_text
+
+SEPARATORS = ";,\t|"
+
+
+def source_text(path: str | Path, *, what: str, setting: str, layout: str) -> tuple[str, str]:
+    """Text of an optional open-data file and its encoding (``"UTF-8"`` or ``"latin-1"``).
+
+    Parameters
+    ----------
+    what, setting : str
+        As in :func:`pipeline.rawdata.read_text` ("FINESS stock", "[profile] finess").
+    layout : str
+        The published file expected, for the messages ("etalab-cs1100507-stock-<date>.csv").
+
+    Raises
+    ------
+    PipelineError
+        Missing or empty file, a zip archive, text that is neither UTF-8 nor Windows-1252.
+    """
+    path = Path(path)
+    again = f"download {layout} again"
+    if path.is_file() and path.read_bytes()[:4] == b"PK\x03\x04":
+        raise PipelineError(f"{path}: is a zip archive (or an xlsx workbook); extract {layout} from it "
+                            f"and set {setting} to that file")
+    try:
+        text, encoding = read_text(path, what=what, setting=setting, again=again)
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: neither UTF-8 nor Windows-1252 text ({exc.reason} at byte {exc.start}); "
+                            f"{again}") from exc
+    if "\x00" in text:
+        raise PipelineError(f"{path}: not UTF-8 or Windows-1252 text (NUL bytes: UTF-16 or binary); save it as "
+                            f"UTF-8 or Windows-1252 text, or {again}")
+    return text, encoding
+
+
+def check_separator(path: str | Path, line: str, *, sep: str, layout: str, number: int = 1) -> None:
+    """Refuse a line that is not ``sep``-separated, naming the separator it seems to use."""
+    if sep in line:
+        return
+    others = [s for s in SEPARATORS if s != sep]
+    guess = max(others, key=line.count)
+    looks = f"it looks {guess!r}-separated" if line.count(guess) else "it has no separator at all"
+    raise PipelineError(f"{path}: line {number} is not {sep!r}-separated ({looks}); expected {layout} as published")
+
+
+def read_delimited(path: str | Path, *, sep: str, what: str, setting: str, layout: str) -> pd.DataFrame:
+    """A delimited table with its header on line 1, every cell a string (header names stripped).
+
+    Raises
+    ------
+    PipelineError
+        As :func:`source_text`; header not ``sep``-separated; no row under the header.
+    """
+    text, _encoding = source_text(path, what=what, setting=setting, layout=layout)
+    check_separator(path, text.lstrip().split("\n", 1)[0], sep=sep, layout=layout)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, quoting=3)
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().split("error: ")[-1]
+        raise PipelineError(f"{path}: {detail} (a row does not match the header); expected {layout}") from exc
+    frame.columns = [str(c).strip().strip('"') for c in frame.columns]
+    if frame.empty:
+        raise PipelineError(f"{path}: has a header but no rows; download {layout} again")
+    return frame
+
+
+def numbers(path: str | Path, frame: pd.DataFrame, column: str, *, first_line: int = 2,
+            masked=frozenset()) -> np.ndarray:
+    """Column ``column`` of ``frame`` as floats (decimal point or comma); cells in ``masked`` (e.g.
+    ``{"NC"}``) are NaN; any other cell that is not a number is an error naming its line."""
+    text = frame[column].astype(str).str.strip().str.strip('"')
+    hidden = text.str.upper().isin(masked).to_numpy()
+    values = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() & ~hidden)
+    if len(bad):
+        k = int(bad[0])
+        raise PipelineError(f"{path}: line {k + first_line}, column {column}: {frame[column].iloc[k]!r} is not a "
+                            f"number ({len(bad)} such cell(s)); download the published file again")
+    return values.to_numpy(dtype=float)
+
+
+def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int | None:
+    """Index of the first of ``rows`` rows having a cell equal to ``label`` (no accents, case or
+    extra spaces), for sheets whose header sits below title rows; ``None`` when absent."""
+    key = _norm(label)
+    return next((k for k in range(min(len(frame), rows))
+                 if any(_norm(v) == key for v in frame.iloc[k] if isinstance(v, str))), None)

@@ -1,0 +1,244 @@
+"""Health profile of communes and of groups of communes (territories, white zones), each compared
+with its département, its région and France — as Assurance Maladie's Rézone CPTS does.
+
+Pure functions on tables:
+
+* :func:`commune_profile` — one row per commune: additive quantities (:data:`SUMS`) from the optional
+  sources (INSEE population by age, zonage médecin, FINESS counts, supply indicators);
+* :func:`group_profile` — the same quantities summed per group (``group, code_commune`` table);
+* :func:`ratios` — shares and densities (:data:`RATIOS`) from those sums;
+* :func:`compare` — each ratio of each row next to its département's, région's and France's.
+
+Every measure of a source comes with its own denominator (``population_age``, ``population_zonage``,
+``population_finess``…), missing exactly where the source says nothing about the commune: a ratio is
+computed over the communes the source covers, and is *indisponible* (NaN) without the source —
+never zero. A group's or a reference's ratio is the ratio of sums (population-weighted), never a
+mean of commune ratios.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .indicators import PROFESSIONS_FR
+from .population_age import AGE_COLUMNS, AGE_LABELS_FR
+from .zonage import Zonage
+
+ZONAGE_SUMS = ["population_zonage", "pop_zip", "pop_zac", "pop_zip_zac"]
+FINESS_SUMS = ["population_finess", "n_msp", "n_centre_sante", "n_pharmacie"]
+SUMS = ["population", "population_age", *AGE_COLUMNS, *ZONAGE_SUMS, *FINESS_SUMS]
+# ratio → (numerator, denominator, factor)
+RATIOS = {
+    **{f"part_{c[4:]}": (c, "population_age", 100.0) for c in AGE_COLUMNS},
+    "part_zip": ("pop_zip", "population_zonage", 100.0),
+    "part_zac": ("pop_zac", "population_zonage", 100.0),
+    "part_zip_zac": ("pop_zip_zac", "population_zonage", 100.0),
+    "msp_10k": ("n_msp", "population_finess", 1e4),
+    "centres_sante_10k": ("n_centre_sante", "population_finess", 1e4),
+    "pharmacies_10k": ("n_pharmacie", "population_finess", 1e4),
+}
+LABELS_FR = {
+    **{f"part_{c[4:]}": f"Part des {label} (%)" for c, label in AGE_LABELS_FR.items()},
+    "part_zip": "Population en ZIP (%)", "part_zac": "Population en ZAC (%)",
+    "part_zip_zac": "Population en ZIP ou ZAC (%)",
+    "msp_10k": "Maisons de santé pour 10 000 hab.", "centres_sante_10k": "Centres de santé pour 10 000 hab.",
+    "pharmacies_10k": "Pharmacies pour 10 000 hab.",
+    "apl_mg": "APL médecine générale (consultations/an/hab.)",
+    "part_sous_dotee": "Population sous le seuil d'APL (%)",
+}
+# Optional sources of the profile, in display order, with what a report page says is missing (French).
+SOURCES_FR = {
+    "population_age": "la population par âge de l'INSEE (base-cc-evol-struct-pop-<année>.CSV, "
+                      "[profile] population_age)",
+    "zonage": "le zonage médecin de la DREES ou de l'ARS (Zonage_medecin_<date>.xlsx, [profile] zonage)",
+    "finess": "le répertoire FINESS géolocalisé (etalab-cs1100507-stock-<date>.csv, [profile] finess)",
+    "rpps": "l'extrait RPPS de l'annuaire santé ([indicators] rpps)",
+    "apl": "l'APL de la DREES ([indicators] apl)",
+    "ald": "le taux de patients en ALD sans médecin traitant de l'Assurance Maladie, par département "
+           "(patients-longueduree-annuelle, [profile] ald)",
+}
+LEVELS = ("departement", "region", "france")
+LEVELS_FR = {"departement": "Département", "region": "Région", "france": "France"}
+
+
+def indicator_ratios(professions) -> dict[str, tuple[str, str, float]]:
+    """Ratios of the supply indicators (``indicators.parquet``) for ``professions``."""
+    out = {f"densite_{p}_10k": (f"n_{p}", "population_rpps", 1e4) for p in professions}
+    out["apl_mg"] = ("apl_x_population", "population_apl", 1.0)
+    out["part_sous_dotee"] = ("pop_sous_dotee", "population_apl", 100.0)
+    return out
+
+
+def label_fr(name: str) -> str:
+    """French label of a ratio code (the code itself when it has none)."""
+    if name.startswith("densite_") and name[8:-4] in PROFESSIONS_FR:
+        return f"{PROFESSIONS_FR[name[8:-4]]} pour 10 000 hab."
+    return LABELS_FR.get(name, name)
+
+
+def commune_profile(communes: pd.DataFrame, *, ages: pd.DataFrame | None = None, zonage: pd.Series | None = None,
+                    finess: pd.DataFrame | None = None, indicators: pd.DataFrame | None = None,
+                    professions=()) -> pd.DataFrame:
+    """One row per commune of ``communes`` (same order) with the additive quantities of the profile.
+
+    Parameters
+    ----------
+    communes : DataFrame
+        ``code_commune, code_departement, code_region, population``.
+    ages : DataFrame, optional
+        :func:`pipeline.population_age.ages_by_commune`: ``population_age`` and age bands by code.
+    zonage : Series, optional
+        :func:`pipeline.zonage.zonage_by_commune`: :class:`~pipeline.zonage.Zonage` by code.
+    finess : DataFrame, optional
+        :func:`pipeline.finess.counts_by_commune`: ``n_msp, n_centre_sante, n_pharmacie`` by code
+        (a commune absent from it has none).
+    indicators : DataFrame, optional
+        ``indicators.parquet`` (``code_commune, n_<profession>, apl_mg, sous_dotee``).
+
+    Returns
+    -------
+    DataFrame
+        ``code_commune, code_departement, code_region, zonage`` (a category code or None) and
+        :data:`SUMS` (floats, NaN where the source is missing or does not cover the commune), plus
+        the supply sums when ``indicators`` is given.
+    """
+    codes = communes["code_commune"]
+    out = pd.DataFrame({"code_commune": codes.to_numpy(), "code_departement": communes["code_departement"].to_numpy(),
+                        "code_region": communes["code_region"].to_numpy()})
+    population = pd.to_numeric(communes["population"], errors="coerce").astype(float).to_numpy()
+    out["population"] = population
+    values = ["population_age", *AGE_COLUMNS]
+    known = ages.reindex(codes)[values] if ages is not None else pd.DataFrame(np.nan, index=codes, columns=values)
+    for column in values:
+        out[column] = known[column].to_numpy(dtype=float)
+    category = codes.map(zonage) if zonage is not None else pd.Series(None, index=codes.index, dtype=object)
+    codes_zonage = [Zonage(c).value if isinstance(c, str) else None for c in category]
+    out["zonage"] = pd.Series(codes_zonage, index=out.index, dtype=object)
+    covered = np.array([c is not None for c in codes_zonage])
+    out["population_zonage"] = np.where(covered, population, np.nan)
+    for column, members in (("pop_zip", {"ZIP"}), ("pop_zac", {"ZAC"}), ("pop_zip_zac", {"ZIP", "ZAC"})):
+        out[column] = np.where(covered, np.where(out["zonage"].isin(members), population, 0.0), np.nan)
+    out["population_finess"] = population if finess is not None else np.nan
+    for column in FINESS_SUMS[1:]:
+        out[column] = (codes.map(finess[column]).fillna(0).to_numpy(dtype=float) if finess is not None
+                       else np.nan)
+    if indicators is not None:
+        out = _with_indicators(out, indicators, professions)
+    return out
+
+
+def _with_indicators(out: pd.DataFrame, indicators: pd.DataFrame, professions) -> pd.DataFrame:
+    """Supply sums: professional counts, APL × population, population of under-served communes."""
+    table = indicators.set_index("code_commune").reindex(out["code_commune"])
+    population = out["population"].to_numpy()
+    for p in professions:
+        out[f"n_{p}"] = table[f"n_{p}"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    first = f"n_{professions[0]}" if len(professions) else None
+    out["population_rpps"] = np.where(out[first].notna(), population, np.nan) if first else np.nan
+    apl = table["apl_mg"].astype(float).to_numpy()
+    out["population_apl"] = np.where(np.isnan(apl), np.nan, population)
+    out["apl_x_population"] = apl * population
+    flag = table["sous_dotee"].astype("boolean")
+    out["pop_sous_dotee"] = np.where(flag.isna().to_numpy(), np.nan,
+                                     np.where(flag.fillna(False).to_numpy(dtype=bool), population, 0.0))
+    return out
+
+
+def _sum_columns(frame: pd.DataFrame) -> list[str]:
+    """The additive columns present in ``frame`` (:data:`SUMS` and the supply sums)."""
+    extra = [c for c in frame.columns if c.startswith("n_") and c not in SUMS]
+    supply = [c for c in ("population_rpps", "population_apl", "apl_x_population", "pop_sous_dotee") if c in frame]
+    return [c for c in SUMS if c in frame] + extra + supply
+
+
+def group_profile(profile: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    """Sums of the profile per group, from a membership table ``group, code_commune``.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``group``: the sums (NaN when no member is covered by the source),
+        ``communes``, ``communes_sans_age`` and ``communes_sans_zonage`` (members the source does
+        not cover), ``departements`` (``;``-joined) and the ``code_departement`` / ``code_region``
+        holding most of the group's population (smallest code on a tie), its comparison references.
+    """
+    columns = _sum_columns(profile)
+    joined = groups[["group", "code_commune"]].merge(profile, on="code_commune", how="left")
+    g = joined.groupby("group", sort=True)
+    out = g[columns].sum(min_count=1)
+    out["communes"] = g.size()
+    out["communes_sans_age"] = joined["population_age"].isna().groupby(joined["group"]).sum()
+    out["communes_sans_zonage"] = joined["population_zonage"].isna().groupby(joined["group"]).sum()
+    out["departements"] = g["code_departement"].agg(lambda s: ";".join(sorted(set(s.dropna()))))
+    weight = joined.assign(w=joined["population"].fillna(0.0))
+    main = (weight.groupby(["group", "code_departement", "code_region"])["w"].sum().reset_index()
+            .sort_values(["group", "w", "code_departement"], ascending=[True, False, True], kind="stable")
+            .drop_duplicates("group").set_index("group"))
+    out["code_departement"] = main["code_departement"]
+    out["code_region"] = main["code_region"]
+    return out
+
+
+def ratios(sums: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFrame:
+    """Shares and densities from sums (same index): ``numerator / denominator × factor``, NaN when
+    the source is missing or the denominator is zero. Definitions whose columns are absent are
+    skipped. Default: :data:`RATIOS` plus the supply ratios when their sums are present."""
+    if definitions is None:
+        professions = [c[2:] for c in sums.columns if c.startswith("n_") and c not in SUMS]
+        definitions = {**RATIOS, **(indicator_ratios(professions) if "population_apl" in sums else {})}
+    out = pd.DataFrame(index=sums.index)
+    for name, (num, den, factor) in definitions.items():
+        if num in sums and den in sums:
+            denominator = sums[den].astype(float).replace(0.0, np.nan)
+            out[name] = sums[num].astype(float) / denominator * factor
+    return out
+
+
+def compare(units: pd.DataFrame, reference: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFrame:
+    """Each ratio of each unit next to its département's, région's and France's.
+
+    Parameters
+    ----------
+    units : DataFrame
+        Rows with the sums and ``code_departement``, ``code_region``: a :func:`commune_profile`
+        or a :func:`group_profile`.
+    reference : DataFrame
+        The :func:`commune_profile` of the comparison extent: the département and région values are
+        sums over its communes of that département / région, the France value the sum over all of
+        it (give the national commune table for a true France reference).
+
+    Returns
+    -------
+    DataFrame
+        Same index as ``units``: ``code_departement, code_region``, and for each ratio ``r``:
+        ``r``, ``r_departement``, ``r_region``, ``r_france``.
+    """
+    columns = _sum_columns(reference)
+    own = ratios(units, definitions=definitions)
+    by_dep = ratios(reference.groupby("code_departement")[columns].sum(min_count=1), definitions=definitions)
+    by_region = ratios(reference.groupby("code_region")[columns].sum(min_count=1), definitions=definitions)
+    france = ratios(reference[columns].sum(min_count=1).to_frame().T, definitions=definitions).iloc[0]
+    out = units[["code_departement", "code_region"]].copy()
+    for name in own.columns:
+        out[name] = own[name]
+        out[f"{name}_departement"] = units["code_departement"].map(by_dep[name]).astype(float)
+        out[f"{name}_region"] = units["code_region"].map(by_region[name]).astype(float)
+        out[f"{name}_france"] = float(france[name])
+    return out
+
+
+def missing_sources(given) -> list[str]:
+    """French descriptions of the sources of :data:`SOURCES_FR` not in ``given`` (the names of the
+    sources read), for the sentence "ces données compléteraient la page : …"."""
+    return [text for name, text in SOURCES_FR.items() if name not in set(given)]
+
+
+def comparison_table(compared: pd.Series) -> pd.DataFrame:
+    """One row of :func:`compare` as a display table: ``indicateur`` (code), ``libelle`` (French),
+    ``valeur``, ``departement``, ``region``, ``france`` (NaN shown as *indisponible* by the caller)."""
+    names = [c for c in compared.index if c not in ("code_departement", "code_region")
+             and not c.endswith(tuple(f"_{level}" for level in LEVELS))]
+    rows = [{"indicateur": n, "libelle": label_fr(n), "valeur": compared[n],
+             **{level: compared[f"{n}_{level}"] for level in LEVELS}} for n in names]
+    return pd.DataFrame(rows, columns=["indicateur", "libelle", "valeur", *LEVELS])
