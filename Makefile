@@ -1,8 +1,9 @@
 # Front door of the project. Two commands set everything up on a fresh machine:
 #   make diagnose    create .venv, install, fetch the default data, run every stage
 #   make test        run the test suite
-# Each stage is also a target; the pipeline itself skips a stage whose inputs, settings and code
-# did not change (manifests in data/processed/.manifests), so re-running is cheap.
+# `make` alone (or `make help`) lists the documented targets. The stage targets come from
+# stages.mk, generated from the stage table in pipeline/stages.py (a test keeps it in sync); the
+# pipeline itself skips a stage whose inputs, settings and code did not change, so re-running is cheap.
 # SCOPE overrides the settings' scope: make diagnose SCOPE=france | SCOPE=region:84 | SCOPE=departements:11,34
 
 PYTHON ?= python3
@@ -11,12 +12,17 @@ PY     := $(VENV)/bin/python
 SCOPE  ?=
 RUN    := $(PY) -m pipeline $(if $(SCOPE),--scope $(SCOPE),)
 
-.PHONY: diagnose install data communes indicators perimeters coverage territories export test bench clean distclean
+.DEFAULT_GOAL := help
+.PHONY: help diagnose install test lint bench clean distclean
 
-diagnose: install
+help: ## list the documented targets
+	@echo "Usage: make TARGET [SCOPE=france|region:<code>|departements:<code>,<code>]"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):[^#]*## (.*)/  \1\t\2/' | expand -t 16
+
+diagnose: install ## create .venv, fetch the default data, run every stage
 	$(RUN) diagnose
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ## create .venv and install the pipeline with its test tools
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,35 +34,20 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
-data: install
-	$(RUN) data
+include stages.mk
 
-communes: data
-	$(RUN) communes
-
-indicators: communes
-	$(RUN) indicators
-
-perimeters: indicators
-	$(RUN) perimeters
-
-coverage: perimeters
-	$(RUN) coverage
-
-territories: coverage
-	$(RUN) territories
-
-export: territories
-	$(RUN) export
-
-test: install
+test: install ## run the test suite (what CI runs)
 	$(PY) -m pytest
 
-bench: $(VENV)/.bench-installed
+lint: install ## ruff: lint and format check
+	$(PY) -m ruff check pipeline tests bench
+	$(PY) -m ruff format --check pipeline tests bench
+
+bench: $(VENV)/.bench-installed ## wall times, map sizes, regionalization vs spopt (bench/results/)
 	$(PY) -m bench
 
-clean:
+clean: ## remove generated outputs (data/processed, maps, reports)
 	rm -rf data/processed/* data/processed/.manifests maps/* reports tests/artifacts
 
-distclean: clean
+distclean: clean ## also remove .venv and the downloaded data
 	rm -rf $(VENV) data/raw/*

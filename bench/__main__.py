@@ -384,7 +384,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from pipeline.io import write_json, write_text
 
-    stages.run_data(load_settings(REPO / "pipeline.toml"))
+    stages.build_data(load_settings(REPO / "pipeline.toml"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

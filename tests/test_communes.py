@@ -172,22 +172,22 @@ def cli(config, *args):
 def test_second_run_rebuilds_nothing_and_scope_change_rebuilds(config_factory):
     config = config_factory("dep:11")
     settings = load_settings(config)
-    assert stages.run_communes(settings) is True
+    assert stages.run(settings, "communes") is True
     out = stages.communes_path(settings)
     first = (out.read_bytes(), out.stat().st_mtime_ns)
-    assert stages.run_communes(settings) is False
+    assert stages.run(settings, "communes") is False
     assert (out.read_bytes(), out.stat().st_mtime_ns) == first
     done = cli(config, "communes")
     assert done.returncode == 0 and "nothing rebuilt" in done.stderr
-    assert stages.run_communes(load_settings(config, scope="dep:34")) is True
+    assert stages.run(load_settings(config, scope="dep:34"), "communes") is True
     assert set(gpd.read_parquet(out)["code_departement"]) == {"34"}
 
 
 def test_outputs_are_byte_identical_across_runs(config_factory):
     settings = load_settings(config_factory("dep:11"))
-    stages.run_communes(settings)
+    stages.run(settings, "communes")
     first = stages.communes_path(settings).read_bytes()
-    stages.run_communes(settings, force=True)
+    stages.run(settings, "communes", force=True)
     assert stages.communes_path(settings).read_bytes() == first
 
 

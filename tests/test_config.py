@@ -142,7 +142,7 @@ def test_settings_file_not_utf8_or_not_toml(tmp_path):
 def test_validation_runs_before_any_stage(tmp_path, monkeypatch, capsys):
     config = settings_file(tmp_path, "floor = 20000", "floor = -5000")
     ran = []
-    monkeypatch.setattr(stages, "run_data", lambda *a, **k: ran.append("data"))
+    monkeypatch.setattr(stages, "build_data", lambda *a, **k: ran.append("data"))
     assert cli.main(["--config", str(config), "diagnose"]) == 2
     assert ran == [] and not (tmp_path / "processed").exists()
     err = capsys.readouterr().err
@@ -152,7 +152,7 @@ def test_validation_runs_before_any_stage(tmp_path, monkeypatch, capsys):
 def test_strict_flag_reaches_the_stages(tmp_path, monkeypatch):
     config = settings_file(tmp_path)
     seen = []
-    monkeypatch.setitem(stages.STAGES, "communes", lambda settings, force=False: seen.append(settings.strict))
+    monkeypatch.setattr(stages, "run", lambda settings, name, force=False: seen.append(settings.strict))
     assert cli.main(["--config", str(config), "--strict", "communes"]) == 0
     assert cli.main(["--config", str(config), "communes"]) == 0
     assert seen == [True, False]

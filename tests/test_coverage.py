@@ -113,7 +113,7 @@ def test_adjacency_links_islands_and_skips_missing_geometry(raw):
 def test_coverage_stage_with_example_perimeters(config_factory):
     settings = load_settings(config_factory("dep:11,34"))
     stages.run_until(settings, "indicators")
-    assert stages.run_perimeters(settings) and stages.run_coverage(settings)
+    assert stages.run(settings, "perimeters") and stages.run(settings, "coverage")
     out = stages.coverage_paths(settings)
     example = pd.read_csv(stages.perimeter_paths(settings)["example"], dtype=str)
     assert example["cpts_id"].str.startswith("EXEMPLE-").all() and example["cpts_nom"].str.contains("EXEMPLE").all()
@@ -127,4 +127,4 @@ def test_coverage_stage_with_example_perimeters(config_factory):
     summary = json.loads(out["summary"].read_text())
     assert summary["perimetres"]["exemple"] is True
     assert sum(summary["population_par_statut"].values()) == summary["population"]
-    assert stages.run_perimeters(settings) is False and stages.run_coverage(settings) is False
+    assert stages.run(settings, "perimeters") is False and stages.run(settings, "coverage") is False

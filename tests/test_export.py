@@ -37,7 +37,7 @@ def test_maps_are_self_contained_and_deterministic(exported):
     assert "L.map(" in page and "EXEMPLE" in page and "Trouver une commune" in page
     assert sorted(p.name for p in paths["departements"].iterdir()) == ["carte_11.html", "carte_34.html"]
     first = page.encode()
-    stages.run_export(exported, force=True)
+    stages.run(exported, "export", force=True)
     assert paths["map"].read_bytes() == first
 
 

@@ -168,8 +168,8 @@ def test_indicators_flow_into_territories_maps_and_reports(config_factory, tmp_p
 
 def test_without_practitioner_file_indicators_are_missing_not_zero(config_factory):
     settings = load_settings(config_factory("dep:11"))
-    stages.run_communes(settings)
-    stages.run_indicators(settings)
+    stages.run(settings, "communes")
+    stages.run(settings, "indicators")
     ind = pd.read_parquet(stages.indicator_paths(settings)["indicators"])
     assert ind["n_medecin_generaliste"].isna().all() and ind["e2sfca_mg_10k"].isna().all()
     assert ind["sous_dotee"].isna().all()

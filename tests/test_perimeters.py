@@ -143,6 +143,6 @@ def test_stage_reads_a_given_file_and_reports_unmatched_rows(config_factory, tmp
     issues = pd.read_csv(paths["issues"], dtype=str)
     assert issues.loc[issues["niveau"] == "erreur", "code_publie"].tolist() == ["11999"]
     assert pd.read_csv(paths["members"], dtype=str)["code_commune"].tolist() == ["11190", "11203"]
-    stages.run_coverage(settings)
+    stages.run(settings, "coverage")
     cpts = gpd.read_parquet(stages.coverage_paths(settings)["cpts"])
     assert cpts["exemple"].tolist() == [False] and cpts["n_communes"].tolist() == [2]

@@ -144,7 +144,7 @@ def test_apportion_conserves_total(weights, total):
 def test_territories_stage_outputs(config_factory):
     settings = load_settings(config_factory("dep:11,34"))
     stages.run_until(settings, "coverage")
-    assert stages.run_territories(settings) is True
+    assert stages.run(settings, "territories") is True
     paths = stages.territory_paths(settings)
     territories = gpd.read_parquet(paths["territories"])
     members = pd.read_csv(paths["members"], dtype={"code_commune": str, "code_iris": str}, keep_default_na=False)
@@ -158,6 +158,6 @@ def test_territories_stage_outputs(config_factory):
     summary = json.loads(paths["summary"].read_text())
     assert summary["candidats"] == len(cand)
     before = paths["territories"].read_bytes()
-    assert stages.run_territories(settings) is False
-    stages.run_territories(settings, force=True)
+    assert stages.run(settings, "territories") is False
+    stages.run(settings, "territories", force=True)
     assert paths["territories"].read_bytes() == before
