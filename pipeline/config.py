@@ -19,7 +19,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -435,6 +435,41 @@ class Scope:
         return self.kind if self.kind == "france" else f"{self.kind}:{','.join(self.codes)}"
 
 
+class Frozen(Mapping):
+    """A validated settings section, read-only: ``cfg["floor"]``, ``cfg.get("floor")`` or
+    ``cfg.floor``; nested tables are frozen too, lists come as copies. Stages cannot change the
+    settings another stage reads."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._values[key]
+        if isinstance(value, Mapping):
+            return Frozen(value)
+        return list(value) if isinstance(value, list) else value
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"settings are read-only ({key})")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Frozen({self._values!r})"
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings of a run, validated, defaults filled in. Build with :func:`load_settings`.
@@ -471,9 +506,10 @@ class Settings:
         """The folders a run writes to, by ``[paths]`` key."""
         return {"processed": self.processed_dir, "maps": self.maps_dir, "reports": self.reports_dir}
 
-    def section(self, name: str) -> dict[str, Any]:
-        """One section of the settings, validated, with the defaults of :data:`SCHEMA` filled in."""
-        return dict(self.raw.get(name, {}))
+    def section(self, name: str) -> Frozen:
+        """One section of the settings, validated, with the defaults of :data:`SCHEMA` filled in
+        (read-only)."""
+        return Frozen(self.raw.get(name, {}))
 
     def fingerprint(self, *names: str) -> str:
         """A hash of the given sections (``"aci"``) or keys (``"perimeters.cog_events"``) and of the

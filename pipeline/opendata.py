@@ -23,7 +23,9 @@ SEPARATORS = ";,\t|"
 
 
 def source_text(path: str | Path, *, what: str, setting: str, layout: str) -> tuple[str, str]:
-    """Text of an optional open-data file and its encoding (``"UTF-8"`` or ``"latin-1"``).
+    """Text of an optional open-data file and its encoding (:func:`pipeline.rawdata.read_text`:
+    UTF-8, UTF-16 with a BOM or Windows-1252; a zip archive, workbook or binary file is refused
+    with what to do).
 
     Parameters
     ----------
@@ -31,26 +33,8 @@ def source_text(path: str | Path, *, what: str, setting: str, layout: str) -> tu
         As in :func:`pipeline.rawdata.read_text` ("FINESS stock", "[profile] finess").
     layout : str
         The published file expected, for the messages ("etalab-cs1100507-stock-<date>.csv").
-
-    Raises
-    ------
-    PipelineError
-        Missing or empty file, a zip archive, text that is neither UTF-8 nor Windows-1252.
     """
-    path = Path(path)
-    again = f"download {layout} again"
-    if path.is_file() and path.read_bytes()[:4] == b"PK\x03\x04":
-        raise PipelineError(f"{path}: is a zip archive (or an xlsx workbook); extract {layout} from it "
-                            f"and set {setting} to that file")
-    try:
-        text, encoding = read_text(path, what=what, setting=setting, again=again)
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path}: neither UTF-8 nor Windows-1252 text ({exc.reason} at byte {exc.start}); "
-                            f"{again}") from exc
-    if "\x00" in text:
-        raise PipelineError(f"{path}: not UTF-8 or Windows-1252 text (NUL bytes: UTF-16 or binary); save it as "
-                            f"UTF-8 or Windows-1252 text, or {again}")
-    return text, encoding
+    return read_text(path, what=what, setting=setting, again=f"download {layout} again")
 
 
 def check_separator(path: str | Path, line: str, *, sep: str, layout: str, number: int = 1) -> None:

@@ -144,10 +144,11 @@ def read_zonage(path: str | Path, *, sheet: str = SHEET, column: str = "") -> tu
 
 def zonage_by_commune(zonage: pd.DataFrame,
                       lookup: dict[str, tuple[str, str]] | None = None) -> tuple[pd.Series, list[str]]:
-    """Category per current commune code, and the published codes that could not be mapped.
+    """Category per unit of coverage (commune, or arrondissement in Paris, Lyon and Marseille), and
+    the published codes that could not be mapped.
 
-    ``lookup`` (:func:`pipeline.perimeters.code_lookup`) maps older codes and arrondissements to
-    today's commune; when several map to one commune, the first category of :data:`PRECEDENCE`
+    ``lookup`` (:func:`pipeline.codes.single_unit` of :func:`pipeline.codes.code_lookup`) maps older
+    codes to today's unit; when several map to one unit, the first category of :data:`PRECEDENCE`
     among them wins (a commune partly ZIP is treated as ZIP). Without ``lookup``, codes are kept.
     """
     frame = zonage[zonage["categorie"].notna()]
