@@ -469,6 +469,12 @@ class Frozen(Mapping):
     def __repr__(self) -> str:
         return f"Frozen({self._values!r})"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A mutable deep copy (to derive other settings, e.g. in tests)."""
+        import copy
+
+        return copy.deepcopy(self._values)
+
 
 @dataclass(frozen=True)
 class Settings:

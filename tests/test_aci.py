@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
@@ -12,7 +11,7 @@ from pipeline.errors import ValidationError
 
 @pytest.fixture()
 def aci(repo_settings):
-    return copy.deepcopy(repo_settings.section("aci"))
+    return repo_settings.section("aci").to_dict()
 
 
 @pytest.mark.parametrize("population,tier", [
