@@ -34,6 +34,13 @@ EVENT_COLUMNS = ["MOD", "DATE_EFF", "TYPECOM_AV", "COM_AV", "TNCC_AV", "NCC_AV",
 ARRONDISSEMENT = re.compile(r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?(?: (?:arrondissement|arrdt|ardt|arr))?")
 
 
+def plain_key(text: str) -> str:
+    """A header or a name without case, accents, spaces nor punctuation (``"Nom de la CPTS"`` →
+    ``nom_de_la_cpts``)."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
+    return "_".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
 def name_key(text: str) -> str:
     """Normalised form of a commune name for matching ("Marseille 7e", "MARSEILLE 7EME ARRONDISSEMENT"
     and "Marseille 7e Arrondissement" all give ``marseille 7``)."""
@@ -96,7 +103,7 @@ class NameIndex:
         from .communes import full_name
 
         dep_code = dict(zip(departements["id"], departements["code"]))
-        self.departement_names = {name_key(n).replace(" ", "_"): c for n, c in zip(departements["nom"],
+        self.departement_names = {plain_key(n): c for n, c in zip(departements["nom"],
                                                                                  departements["code"])}
         rows = raw_communes[raw_communes["type"].isin(["COM", "COMD", "COMA", "ARM"])]
         com = rows[rows["type"] == "COM"]

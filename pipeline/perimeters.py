@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-import unicodedata
 from pathlib import Path
 
 import geopandas as gpd
@@ -31,6 +30,7 @@ from .adjacency import Adjacency
 from .codes import Kind, Match
 from .errors import PipelineError, ValidationError
 from .geo import by_zone
+from .names import plain_key
 from .rawdata import find_header, read_text_rows, read_vector, read_workbook_rows, rows_to_frame
 
 EXAMPLE_PREFIX = "EXEMPLE"
@@ -43,7 +43,8 @@ ALIASES = {
     "cpts_nom": ("cpts_nom", "nom_cpts", "nom_de_la_cpts", "libelle_cpts", "denomination_cpts", "cpts", "nom",
                  "name", "libelle"),
     "code_commune": ("code_commune", "code_insee", "code_commune_insee", "code_insee_commune", "insee",
-                     "codgeo", "code_geographique", "com", "depcom"),
+                     "code_insee_de_la_commune", "n_insee", "numero_insee", "codgeo", "code_geographique", "com",
+                     "depcom"),
     "date_signature": ("date_signature", "date_de_signature", "signature", "date"),
     "statut": ("statut", "status", "etat"),
     "nom_commune": ("nom_commune", "commune", "libelle_commune", "libelle_de_la_commune", "nom_de_la_commune",
@@ -61,16 +62,11 @@ ISSUES = ["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", 
 LEVELS = ("erreur", "avertissement", "info")
 
 
-def _key(text: str) -> str:
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
-    return "_".join(re.sub(r"[^a-z0-9]+", " ", text).split())
-
-
 def header_mapping(fields: list[str]) -> dict[str, str]:
     """The file's header → canonical column, for the headers that have an alias (first one wins)."""
     keys: dict[str, str] = {}
     for field in fields:
-        keys.setdefault(_key(field), field)
+        keys.setdefault(plain_key(field), field)
     mapping = {}
     for canonical, aliases in ALIASES.items():
         found = next((keys[a] for a in aliases if a in keys and keys[a] not in mapping), None)
@@ -98,7 +94,7 @@ def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")
 
 def normalise_code(value: str) -> str:
     """INSEE code as published → 5 characters (``1001`` and ``1001.0`` → ``01001``, ``2a004`` → ``2A004``)."""
-    text = str(value).strip().upper()
+    text = re.sub(r"\s", "", str(value)).upper()  # "34 172", non-breaking spaces
     if text.endswith(".0") and text[:-2].isdigit():
         text = text[:-2]
     return text.zfill(5) if text.isdigit() and len(text) == 4 else text
@@ -107,7 +103,7 @@ def normalise_code(value: str) -> str:
 def name_id(name: str) -> str:
     """A stable CPTS id derived from its name, for tables without an id column
     ("CPTS du Gapençais" → ``cpts-du-gapencais``)."""
-    return _key(name).replace("_", "-")
+    return plain_key(name).replace("_", "-")
 
 
 def _sheets(path: Path) -> tuple[list[tuple[str, list]], str]:
@@ -201,8 +197,8 @@ def parse_departements(text: str, names: dict[str, str] | None = None) -> list[s
         code = re.match(r"^(2[AB]|97\d|\d{1,2})(?:\b|$)", part.upper())
         if code:
             out.append(code.group(1).zfill(2))
-        elif names and _key(part) in names:
-            out.append(names[_key(part)])
+        elif names and plain_key(part) in names:
+            out.append(names[plain_key(part)])
         else:
             out.append(part.upper())
     return out
@@ -243,9 +239,23 @@ class Resolver:
     """Maps each row of a perimeter table to units of coverage (see :func:`resolve_members`)."""
 
     def __init__(self, *, lookup: dict[str, Match], names=None, context: list[str] | None = None,
-                 departement_names: dict[str, str] | None = None):
+                 departement_names: dict[str, str] | None = None, geography: dict | None = None):
         self.lookup, self.names, self.context = lookup, names, list(context or [])
         self.departement_names = departement_names or {}
+        self.geography = geography or {}
+
+    def mismatch(self, rec, match: Match, where: str) -> str:
+        """A row giving both a code and a name whose name is another commune of the code's
+        département (a wrong code, or a homonym): the warning, else ``""``."""
+        if not (rec.code_publie and rec.nom_commune and self.names is not None) or \
+                match.kind not in (Kind.CURRENT, Kind.ARRONDISSEMENT, Kind.WHOLE_COMMUNE):
+            return ""
+        dep = self.geography.get(match.codes[0], ("",))[0]
+        found = self.names.resolve(rec.nom_commune, [dep])
+        if not found.ok or found.code not in self.lookup or set(self.lookup[found.code].codes) & set(match.codes):
+            return ""
+        return (f"{where}: code {normalise_code(rec.code_publie)} is not {rec.nom_commune!r} "
+                f"({found.code}), which the same row names; the code is used: check which one is right")
 
     def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, str]:
         """(match, name row, error message) of one row; the match is None when unresolved."""
@@ -303,7 +313,7 @@ def resolve_members(table: pd.DataFrame, ref: Reference, *, scope_codes: set[str
         published name, the code found and how, for a person to check).
     """
     resolver = Resolver(lookup=ref.lookup, names=ref.names, context=context,
-                        departement_names=ref.names.departement_names)
+                        departement_names=ref.names.departement_names, geography=ref.geography)
     issues: list[tuple] = []
     rows, outside, named = [], [], []
     for rec in table.itertuples(index=False):
@@ -322,6 +332,9 @@ def resolve_members(table: pd.DataFrame, ref: Reference, *, scope_codes: set[str
         if match is None:
             issues.append(("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, error))
             continue
+        warning = resolver.mismatch(rec, match, where)
+        if warning:
+            issues.append(("avertissement", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, warning))
         if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
             issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
                            f"{where}: {published} is a {match.label}"))
@@ -423,7 +436,7 @@ STOPWORDS = {"cpts", "du", "de", "des", "la", "le", "les", "l", "d", "et", "en",
 def loose_name(name: str) -> str:
     """A CPTS name without case, accents, spaces, articles nor the words "CPTS"/"communauté…" —
     names equal under it are probably one CPTS ("CPTS Gapençais" / "CPTS du Gapençais")."""
-    return " ".join(w for w in _key(name).split("_") if w not in STOPWORDS)
+    return " ".join(w for w in plain_key(name).split("_") if w not in STOPWORDS)
 
 
 def check_members(members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adjacency, *, source: str) -> list[tuple]:
@@ -449,6 +462,8 @@ def check_members(members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adja
             continue
         pieces = sorted((np.flatnonzero(labels == lab) for lab in range(labels.max() + 1)),
                         key=lambda rows: (-int(population[rows].sum()), rows[0]))
+        if sum(not adjacency.island[rows].all() for rows in pieces) < 2:
+            continue  # islands apart from the mainland part (Houat, Hœdic…) are no homonyms
         text = "; ".join(f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
                          f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), {int(population[rows].sum()):,} inh.)"
                          for rows in pieces)

@@ -253,3 +253,14 @@ def test_stage_writes_the_population_vintage_and_the_outside_population(config_f
     outside = pd.read_csv(stages.perimeter_paths(settings)["outside"], dtype={"code_commune": str})
     assert outside["code_commune"].tolist() == ["34032", "34172"]
     assert cpts["tier"] == "T4" and cpts["population_hors_champ"] == outside["population"].sum()
+
+
+def test_a_code_contradicting_the_name_on_its_row_is_reported(ref, raw, tmp_path):
+    herault = build_communes(raw, Scope.parse("dep:34"), **CRS)[0]
+    path = tmp_path / "h.csv"
+    path.write_text("Nom CPTS;Code INSEE;Commune\nCPTS Thau;34301;Sète\nCPTS Thau;34 024;Vic-la-Gardiole\n"
+                    "CPTS Thau;34333;Vic-la-Gardiole\n", encoding="utf-8")
+    result = import_table(ref, herault, path)
+    assert sorted(result["members"]["code_commune"]) == ["34024", "34301", "34333"]  # "34 024": spaces dropped
+    warnings = result["issues"].loc[result["issues"]["niveau"] == "avertissement", "message"].tolist()
+    assert len(warnings) == 1 and "line 3: code 34024 is not 'Vic-la-Gardiole' (34333)" in warnings[0]
