@@ -41,6 +41,16 @@ def plain_key(text: str) -> str:
     return "_".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
+def published_name(text: str) -> tuple[str, str]:
+    """A commune as lists write it → (name, département hint): "Vic-la-Gardiole (34)" →
+    ("Vic-la-Gardiole", "34"); "34110 Vic-la-Gardiole" → ("Vic-la-Gardiole", ""), the postal code
+    dropped; footnote marks ("Gap*", "Gap (1)") dropped."""
+    name = re.sub(r"\s*(\*+|\(\d\)|\[\d+\])\s*$", "", str(text).strip())
+    name = re.sub(r"^\d{5}\s+", "", name)
+    hint = re.fullmatch(r"(.*?)\s*[(\[]\s*(2[AaBb]|97\d|\d{2})\s*[)\]]", name)
+    return (hint.group(1).strip(), hint.group(2).upper()) if hint else (name, "")
+
+
 def name_key(text: str) -> str:
     """Normalised form of a commune name for matching ("Marseille 7e", "MARSEILLE 7EME ARRONDISSEMENT"
     and "Marseille 7e Arrondissement" all give ``marseille 7``)."""

@@ -30,7 +30,7 @@ from .adjacency import Adjacency
 from .codes import Kind, Match
 from .errors import PipelineError, ValidationError
 from .geo import by_zone
-from .names import plain_key
+from .names import plain_key, published_name
 from .rawdata import find_header, read_text_rows, read_vector, read_workbook_rows, rows_to_frame
 
 EXAMPLE_PREFIX = "EXEMPLE"
@@ -268,8 +268,9 @@ class Resolver:
                                 "more of them)")
         if self.names is None:
             raise PipelineError(f"{where}: rows name communes but no name index was given")
-        deps = parse_departements(rec.departement, self.departement_names) or self.context
-        found = self.names.resolve(rec.nom_commune, deps)
+        name, hint = published_name(rec.nom_commune)
+        deps = parse_departements(rec.departement, self.departement_names) or ([hint] if hint else self.context)
+        found = self.names.resolve(name, deps)
         row = (rec.source_feuille, rec.source_ligne, rec.cpts_id, rec.nom_commune, ";".join(deps), found.code,
                found.how, " ; ".join(found.candidates))
         if not found.ok:

@@ -264,3 +264,14 @@ def test_a_code_contradicting_the_name_on_its_row_is_reported(ref, raw, tmp_path
     assert sorted(result["members"]["code_commune"]) == ["34024", "34301", "34333"]  # "34 024": spaces dropped
     warnings = result["issues"].loc[result["issues"]["niveau"] == "avertissement", "message"].tolist()
     assert len(warnings) == 1 and "line 3: code 34024 is not 'Vic-la-Gardiole' (34333)" in warnings[0]
+
+
+def test_names_as_lists_write_them_with_departement_postal_code_or_footnote(ref, raw, tmp_path):
+    region = build_communes(raw, Scope.parse("dep:11,30,34"), **CRS)[0]
+    path = tmp_path / "liste.csv"  # Excel's "CSV UTF-8": BOM, ';', CRLF
+    text = "Nom de la CPTS;Commune\r\nCPTS Thau;Vic-la-Gardiole (34)\r\nCPTS Thau;34200 Sète\r\nCPTS Thau;Mèze*\r\n" \
+           "CPTS Thau;Saint-Hilaire (11)\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    result = import_table(ref, region, path)
+    assert sorted(result["members"]["code_commune"]) == ["11344", "34157", "34301", "34333"]
+    assert result["issues"].loc[result["issues"]["niveau"] == "erreur"].empty
