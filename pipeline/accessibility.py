@@ -21,7 +21,9 @@ import shapely
 from .geo import by_zone
 
 
-def band_weights(distance_km: np.ndarray, bands_km: list[float], weights: list[float]) -> np.ndarray:
+def band_weights(
+    distance_km: np.ndarray, bands_km: list[float], weights: list[float]
+) -> np.ndarray:
     """Weight of each distance: ``weights[b]`` for the first band ``b`` with ``distance <= bands_km[b]``,
     0 beyond the last band."""
     index = np.searchsorted(np.asarray(bands_km), distance_km, side="left")
@@ -29,8 +31,14 @@ def band_weights(distance_km: np.ndarray, bands_km: list[float], weights: list[f
     return table[index]
 
 
-def e2sfca(frame: gpd.GeoDataFrame, supply: np.ndarray, *, bands_km: list[float], weights: list[float],
-           population: str = "population") -> np.ndarray:
+def e2sfca(
+    frame: gpd.GeoDataFrame,
+    supply: np.ndarray,
+    *,
+    bands_km: list[float],
+    weights: list[float],
+    population: str = "population",
+) -> np.ndarray:
     """E2SFCA accessibility of each commune, practitioners per 10,000 inhabitants (NaN without geometry).
 
     Parameters
@@ -55,7 +63,7 @@ def e2sfca(frame: gpd.GeoDataFrame, supply: np.ndarray, *, bands_km: list[float]
         w = band_weights(shapely.distance(points[i], points[j]) / 1000.0, bands_km, weights)
         m = len(rows)
         W = sp.csr_matrix((w, (i, j)), shape=(m, m))  # symmetric: W[i, j] = w(d_ij)
-        demand = W.T @ pop[rows]                       # Σ_k w(d_kj) P_k for each j
+        demand = W.T @ pop[rows]  # Σ_k w(d_kj) P_k for each j
         ratio = np.divide(supply[rows], demand, out=np.zeros(m), where=demand > 0)
         out[rows] = (W @ ratio) * 10_000.0
     return out

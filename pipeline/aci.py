@@ -16,7 +16,9 @@ SUPPLEMENT = "supplement_soins_non_programmes"
 META = {"source", "total", SUPPLEMENT}
 
 
-def assign_tier(population, *, tiers: list[str], bounds: list[int], bound_goes_up: list[bool]) -> np.ndarray:
+def assign_tier(
+    population, *, tiers: list[str], bounds: list[int], bound_goes_up: list[bool]
+) -> np.ndarray:
     """ACI tier of each population.
 
     With the 2019 settings: T1 < 40,000 <= T2 < 80,000 <= T3 <= 175,000 < T4.
@@ -51,24 +53,33 @@ def funding_table(aci: dict) -> pd.DataFrame:
     tiers = list(aci.get("tiers", []))
     vintage = str(aci.get("vintage"))
     table = aci.get("funding", {}).get(vintage)
-    if len(aci.get("bounds", [])) != len(tiers) - 1 or len(aci.get("bound_goes_up", [])) != len(tiers) - 1:
+    if (
+        len(aci.get("bounds", [])) != len(tiers) - 1
+        or len(aci.get("bound_goes_up", [])) != len(tiers) - 1
+    ):
         problems.add("bounds and bound_goes_up need one value fewer than tiers")
     if list(aci.get("bounds", [])) != sorted(aci.get("bounds", [])):
         problems.add("bounds must be increasing")
     if table is None:
-        problems.add(f'no [aci.funding."{vintage}"] table for vintage {vintage!r}; add it or fix vintage')
+        problems.add(
+            f'no [aci.funding."{vintage}"] table for vintage {vintage!r}; add it or fix vintage'
+        )
         problems.raise_if_any()
     missions = [k for k in table if k not in META]
     for key in missions + [k for k in (SUPPLEMENT, "total") if k in table]:
         values = table[key]
         if len(values) != len(tiers) or not all(isinstance(v, int) and v >= 0 for v in values):
-            problems.add(f'[aci.funding."{vintage}"] {key}: needs {len(tiers)} whole amounts in EUR, got {values}')
+            problems.add(
+                f'[aci.funding."{vintage}"] {key}: needs {len(tiers)} whole amounts in EUR, got {values}'
+            )
     problems.raise_if_any()
     frame = pd.DataFrame({m: table[m] for m in missions}, index=pd.Index(tiers, name="tier"))
     frame["total"] = frame[missions].sum(axis=1)
     if "total" in table and list(frame["total"]) != list(table["total"]):
-        problems.add(f'[aci.funding."{vintage}"] missions sum to {list(frame["total"])}, but total says '
-                     f'{table["total"]}: fix the amounts or the total')
+        problems.add(
+            f'[aci.funding."{vintage}"] missions sum to {list(frame["total"])}, but total says '
+            f"{table['total']}: fix the amounts or the total"
+        )
     problems.raise_if_any()
     frame[SUPPLEMENT] = table.get(SUPPLEMENT, [0] * len(tiers))
     return frame
@@ -77,7 +88,11 @@ def funding_table(aci: dict) -> pd.DataFrame:
 def envelopes(population, aci: dict) -> pd.DataFrame:
     """Tier, total envelope, supplement and per-mission amounts for each population."""
     table = funding_table(aci)
-    tier = assign_tier(population, tiers=list(aci["tiers"]), bounds=list(aci["bounds"]),
-                       bound_goes_up=list(aci["bound_goes_up"]))
+    tier = assign_tier(
+        population,
+        tiers=list(aci["tiers"]),
+        bounds=list(aci["bounds"]),
+        bound_goes_up=list(aci["bound_goes_up"]),
+    )
     out = table.loc[tier].reset_index()
     return out.rename(columns={"total": "envelope_eur", SUPPLEMENT: "supplement_snp_eur"})

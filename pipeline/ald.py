@@ -17,7 +17,14 @@ import pandas as pd
 from .errors import PipelineError
 from .opendata import numbers, read_delimited
 
-COLUMNS = ["annee", "region", "libelle_region", "departement", "libelle_departement", "taux_patients_ald_sans_mt"]
+COLUMNS = [
+    "annee",
+    "region",
+    "libelle_region",
+    "departement",
+    "libelle_departement",
+    "taux_patients_ald_sans_mt",
+]
 LAYOUT = "Assurance Maladie's patients-longueduree-annuelle CSV (annee;region;…;taux_patients_ald_sans_mt;…)"
 LABEL_FR = "Patients en ALD sans médecin traitant (%, donnée départementale)"
 MASKED = {"NC", ""}
@@ -39,15 +46,27 @@ def read_ald(path: str | Path) -> pd.DataFrame:
     if missing:
         raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}; expected {LAYOUT}")
     region = frame["region"].str.strip().str.zfill(2)
-    departement = frame["departement"].str.strip().str.upper().map(lambda d: d.zfill(2) if d.isdigit() else d)
-    niveau = np.where(region == "99", "france", np.where(departement == "999", "region", "departement"))
+    departement = (
+        frame["departement"].str.strip().str.upper().map(lambda d: d.zfill(2) if d.isdigit() else d)
+    )
+    niveau = np.where(
+        region == "99", "france", np.where(departement == "999", "region", "departement")
+    )
     rates = numbers(path, frame, "taux_patients_ald_sans_mt", masked=MASKED)
-    return pd.DataFrame({"annee": numbers(path, frame, "annee").astype(int), "niveau": niveau,
-                         "code_region": np.where(niveau == "france", "", region),
-                         "code_departement": np.where(niveau == "departement", departement, ""), "taux": rates})
+    return pd.DataFrame(
+        {
+            "annee": numbers(path, frame, "annee").astype(int),
+            "niveau": niveau,
+            "code_region": np.where(niveau == "france", "", region),
+            "code_departement": np.where(niveau == "departement", departement, ""),
+            "taux": rates,
+        }
+    )
 
 
-def ald_context(table: pd.DataFrame, code_departement: str, code_region: str, *, year: int | None = None) -> dict:
+def ald_context(
+    table: pd.DataFrame, code_departement: str, code_region: str, *, year: int | None = None
+) -> dict:
     """The rate of a département next to its région's and France's, for the latest year (or ``year``):
     ``{"annee", "departement", "region", "france"}`` (NaN when masked or absent)."""
     year = int(table["annee"].max()) if year is None else year
@@ -57,7 +76,11 @@ def ald_context(table: pd.DataFrame, code_departement: str, code_region: str, *,
         found = rows.loc[mask, "taux"]
         return float(found.iloc[0]) if len(found) else float("nan")
 
-    return {"annee": year,
-            "departement": rate((rows["niveau"] == "departement") & (rows["code_departement"] == code_departement)),
-            "region": rate((rows["niveau"] == "region") & (rows["code_region"] == code_region)),
-            "france": rate(rows["niveau"] == "france")}
+    return {
+        "annee": year,
+        "departement": rate(
+            (rows["niveau"] == "departement") & (rows["code_departement"] == code_departement)
+        ),
+        "region": rate((rows["niveau"] == "region") & (rows["code_region"] == code_region)),
+        "france": rate(rows["niveau"] == "france"),
+    }

@@ -7,14 +7,26 @@ from __future__ import annotations
 
 import shutil
 
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,900", "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+)
 
 
 def chromium_paths() -> tuple[str | None, str | None]:
     """Paths of the browser and its driver, or None."""
-    return shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+    return shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which(
+        "chromedriver"
+    )
 
 
 def offline_chromium():
@@ -25,16 +37,22 @@ def offline_chromium():
 
     browser, driver_path = chromium_paths()
     if not browser or not driver_path:
-        raise RuntimeError("chromium and chromedriver are needed (Debian packages chromium, chromium-driver)")
+        raise RuntimeError(
+            "chromium and chromedriver are needed (Debian packages chromium, chromium-driver)"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in FLAGS:
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*"]})
+    driver.execute_cdp_cmd(
+        "Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*"]}
+    )
     return driver
 
 
 def count_polygons(driver) -> int:
-    return driver.execute_script("return document.querySelectorAll('path.leaflet-interactive').length")
+    return driver.execute_script(
+        "return document.querySelectorAll('path.leaflet-interactive').length"
+    )

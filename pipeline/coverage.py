@@ -44,8 +44,11 @@ def commune_status(communes: pd.DataFrame, members: pd.DataFrame) -> pd.DataFram
     out["n_cpts"] = out["code_commune"].map(whole).fillna(0).astype("int64")
     out["cpts_ids"] = out["code_commune"].map(ids).fillna("")
     out["partiel"] = out["code_commune"].isin(members.loc[partial, "code_commune"])
-    out["statut"] = np.select([(out["n_cpts"] == 0) & ~out["partiel"], out["n_cpts"] <= 1],
-                              ["zone_blanche", "couverte"], "chevauchement")
+    out["statut"] = np.select(
+        [(out["n_cpts"] == 0) & ~out["partiel"], out["n_cpts"] <= 1],
+        ["zone_blanche", "couverte"],
+        "chevauchement",
+    )
     return out
 
 
@@ -58,17 +61,26 @@ def counted_population(members: pd.DataFrame, communes: pd.DataFrame) -> pd.Seri
     * a part without IRIS data counts the whole commune only when no CPTS holds the whole commune
       and it is the first CPTS (by id) holding a part; otherwise nothing.
     """
-    population = dict(zip(communes["code_commune"], communes["population"].fillna(0).astype("int64")))
+    population = dict(
+        zip(communes["code_commune"], communes["population"].fillna(0).astype("int64"))
+    )
     partial = partial_flags(members)
-    part_pop = pd.to_numeric(members.get("population_partielle"), errors="coerce") if "population_partielle" in members \
+    part_pop = (
+        pd.to_numeric(members.get("population_partielle"), errors="coerce")
+        if "population_partielle" in members
         else pd.Series(np.nan, index=members.index)
+    )
     at_iris = partial & part_pop.notna()
     taken = part_pop.where(at_iris, 0).groupby(members["code_commune"]).sum()
     whole_codes = set(members.loc[~partial, "code_commune"])
-    first_part = members[partial & ~at_iris].sort_values("cpts_id").drop_duplicates("code_commune").index
+    first_part = (
+        members[partial & ~at_iris].sort_values("cpts_id").drop_duplicates("code_commune").index
+    )
     base = members["code_commune"].map(population).astype("int64")
     out = pd.Series(0, index=members.index, dtype="int64")
-    out[~partial] = (base - members["code_commune"].map(taken).fillna(0).astype("int64"))[~partial].clip(lower=0)
+    out[~partial] = (base - members["code_commune"].map(taken).fillna(0).astype("int64"))[
+        ~partial
+    ].clip(lower=0)
     out[at_iris] = part_pop[at_iris].astype("int64")
     lone = members.index.isin(first_part) & ~members["code_commune"].isin(whole_codes)
     out[lone] = base[lone] - members.loc[lone, "code_commune"].map(taken).fillna(0).astype("int64")
@@ -77,15 +89,22 @@ def counted_population(members: pd.DataFrame, communes: pd.DataFrame) -> pd.Seri
 
 def check_statuses(communes: pd.DataFrame, status: pd.DataFrame) -> None:
     """Invariants asserted on every run: one status per commune, population conserved exactly."""
-    if list(status["code_commune"]) != list(communes["code_commune"]) or not status["statut"].isin(STATUSES).all():
+    if (
+        list(status["code_commune"]) != list(communes["code_commune"])
+        or not status["statut"].isin(STATUSES).all()
+    ):
         raise PipelineError("internal check failed: every commune must have exactly one status")
     pop = communes["population"].fillna(0).astype("int64").to_numpy()
     by_status = sum(int(pop[(status["statut"] == s).to_numpy()].sum()) for s in STATUSES)
     if by_status != int(pop.sum()):
-        raise PipelineError(f"internal check failed: population over statuses {by_status:,} != scope {pop.sum():,}")
+        raise PipelineError(
+            f"internal check failed: population over statuses {by_status:,} != scope {pop.sum():,}"
+        )
 
 
-def white_zone_patches(communes: gpd.GeoDataFrame, status: pd.DataFrame, adjacency: Adjacency) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+def white_zone_patches(
+    communes: gpd.GeoDataFrame, status: pd.DataFrame, adjacency: Adjacency
+) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Group white-zone communes into contiguous patches.
 
     Returns
@@ -118,24 +137,57 @@ def white_zone_patches(communes: gpd.GeoDataFrame, status: pd.DataFrame, adjacen
     frame = communes.assign(patch_id=patch_of, island=adjacency.island)[white]
     pop = frame["population"].fillna(0).astype("int64")
     grouped = frame.assign(population=pop).groupby("patch_id", sort=True)
-    patches = grouped.agg(population=("population", "sum"), n_communes=("code_commune", "size"),
-                          communes=("code_commune", lambda s: ";".join(s)),
-                          departements=("code_departement", lambda s: ";".join(sorted(set(s)))),
-                          ile=("island", "any"))
+    patches = grouped.agg(
+        population=("population", "sum"),
+        n_communes=("code_commune", "size"),
+        communes=("code_commune", lambda s: ";".join(s)),
+        departements=("code_departement", lambda s: ";".join(sorted(set(s)))),
+        ile=("island", "any"),
+    )
     patches["cpts_limitrophes"] = [";".join(sorted(bordering.get(p, ()))) for p in patches.index]
-    geometry = frame.dissolve("patch_id", sort=True).geometry if len(frame) else gpd.GeoSeries([], crs=communes.crs)
-    patches = gpd.GeoDataFrame(patches.reset_index(), geometry=geometry.to_numpy() if len(frame) else [],
-                               crs=communes.crs)
-    return patch_of, patches[["patch_id", "population", "n_communes", "communes", "departements",
-                              "cpts_limitrophes", "ile", "geometry"]]
+    geometry = (
+        frame.dissolve("patch_id", sort=True).geometry
+        if len(frame)
+        else gpd.GeoSeries([], crs=communes.crs)
+    )
+    patches = gpd.GeoDataFrame(
+        patches.reset_index(), geometry=geometry.to_numpy() if len(frame) else [], crs=communes.crs
+    )
+    return patch_of, patches[
+        [
+            "patch_id",
+            "population",
+            "n_communes",
+            "communes",
+            "departements",
+            "cpts_limitrophes",
+            "ile",
+            "geometry",
+        ]
+    ]
 
 
-OVERLAP_COLUMNS = ["cpts_a", "cpts_b", "code_commune", "nom", "population", "frontiere_a_m", "frontiere_b_m",
-                   "proposition", "regle"]
+OVERLAP_COLUMNS = [
+    "cpts_a",
+    "cpts_b",
+    "code_commune",
+    "nom",
+    "population",
+    "frontiere_a_m",
+    "frontiere_b_m",
+    "proposition",
+    "regle",
+]
 
 
-def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.DataFrame,
-                  adjacency: Adjacency, *, tolerance_m: float) -> pd.DataFrame:
+def overlap_pairs(
+    communes: gpd.GeoDataFrame,
+    status: pd.DataFrame,
+    members: pd.DataFrame,
+    adjacency: Adjacency,
+    *,
+    tolerance_m: float,
+) -> pd.DataFrame:
     """Every pair of CPTS sharing communes, one row per shared commune, with a proposed resolution.
 
     Rule (documented in the README): a disputed commune goes to the CPTS whose undisputed communes
@@ -169,7 +221,9 @@ def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.
     held = known.copy()
     held[known] = sole[row[known]] == cpts[known]
     np.add.at(undisputed_pop, cpts[held], pop[row[held]])
-    border = _borders_by_holder(communes, disputed, sole, adjacency, n_cpts=len(ids), tolerance_m=tolerance_m)
+    border = _borders_by_holder(
+        communes, disputed, sole, adjacency, n_cpts=len(ids), tolerance_m=tolerance_m
+    )
     pair_x, pair_y, where = [], [], []
     triangles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k in disputed:
@@ -184,14 +238,29 @@ def overlap_pairs(communes: gpd.GeoDataFrame, status: pd.DataFrame, members: pd.
     border_b = border.get(where, b)
     round_a, round_b = np.round(border_a).astype(np.int64), np.round(border_b).astype(np.int64)
     by_border = round_a != round_b
-    winner = np.where(by_border, np.where(border_a > border_b, a, b),
-                      np.where(undisputed_pop[a] <= undisputed_pop[b], a, b))
-    return pd.DataFrame({
-        "cpts_a": ids[a], "cpts_b": ids[b], "code_commune": codes[where], "nom": communes["nom"].to_numpy()[where],
-        "population": pop[where], "frontiere_a_m": round_a, "frontiere_b_m": round_b, "proposition": ids[winner],
-        "regle": np.where(by_border, "frontière commune la plus longue",
-                          "égalité de frontière : CPTS la moins peuplée").astype(object),
-    }, columns=OVERLAP_COLUMNS)
+    winner = np.where(
+        by_border,
+        np.where(border_a > border_b, a, b),
+        np.where(undisputed_pop[a] <= undisputed_pop[b], a, b),
+    )
+    return pd.DataFrame(
+        {
+            "cpts_a": ids[a],
+            "cpts_b": ids[b],
+            "code_commune": codes[where],
+            "nom": communes["nom"].to_numpy()[where],
+            "population": pop[where],
+            "frontiere_a_m": round_a,
+            "frontiere_b_m": round_b,
+            "proposition": ids[winner],
+            "regle": np.where(
+                by_border,
+                "frontière commune la plus longue",
+                "égalité de frontière : CPTS la moins peuplée",
+            ).astype(object),
+        },
+        columns=OVERLAP_COLUMNS,
+    )
 
 
 class _Borders:
@@ -209,8 +278,15 @@ class _Borders:
         return np.where(self.keys[pos] == wanted, self.lengths[pos], 0.0)
 
 
-def _borders_by_holder(communes: gpd.GeoDataFrame, disputed: np.ndarray, sole: np.ndarray, adjacency: Adjacency,
-                       *, n_cpts: int, tolerance_m: float) -> _Borders:
+def _borders_by_holder(
+    communes: gpd.GeoDataFrame,
+    disputed: np.ndarray,
+    sole: np.ndarray,
+    adjacency: Adjacency,
+    *,
+    n_cpts: int,
+    tolerance_m: float,
+) -> _Borders:
     """Shared borders of the disputed communes with their neighbours held by a single CPTS, measured
     once per pair and summed per (disputed commune, CPTS) in neighbour order."""
     neighbours = adjacency.neighbours()
@@ -218,8 +294,11 @@ def _borders_by_holder(communes: gpd.GeoDataFrame, disputed: np.ndarray, sole: n
     pairs_j = [neighbours[k][sole[neighbours[k]] >= 0] for k in disputed]
     pairs_i = np.concatenate(pairs_i).astype(np.int64) if pairs_i else np.empty(0, np.int64)
     pairs_j = np.concatenate(pairs_j).astype(np.int64) if pairs_j else np.empty(0, np.int64)
-    lengths = shared_border_length(communes, pairs_i, pairs_j, tolerance_m=tolerance_m) if len(pairs_i) \
+    lengths = (
+        shared_border_length(communes, pairs_i, pairs_j, tolerance_m=tolerance_m)
+        if len(pairs_i)
         else np.empty(0)
+    )
     totals: dict[int, float] = {}
     for i, j, length in zip(pairs_i.tolist(), pairs_j.tolist(), lengths.tolist()):
         key = i * n_cpts + int(sole[j])
@@ -230,33 +309,53 @@ def _borders_by_holder(communes: gpd.GeoDataFrame, disputed: np.ndarray, sole: n
 
 def coverage_rates(communes: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     """Coverage per département, région and the whole scope (population and communes)."""
-    frame = pd.DataFrame({
-        "code_departement": communes["code_departement"].to_numpy(),
-        "code_region": communes["code_region"].to_numpy(),
-        "population": communes["population"].fillna(0).astype("int64").to_numpy(),
-        "couverte": (status["statut"] != "zone_blanche").to_numpy(),
-        "zone_blanche": (status["statut"] == "zone_blanche").to_numpy(),
-        "chevauchement": (status["statut"] == "chevauchement").to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "code_departement": communes["code_departement"].to_numpy(),
+            "code_region": communes["code_region"].to_numpy(),
+            "population": communes["population"].fillna(0).astype("int64").to_numpy(),
+            "couverte": (status["statut"] != "zone_blanche").to_numpy(),
+            "zone_blanche": (status["statut"] == "zone_blanche").to_numpy(),
+            "chevauchement": (status["statut"] == "chevauchement").to_numpy(),
+        }
+    )
     parts = []
-    for level, key in (("departement", "code_departement"), ("region", "code_region"), ("perimetre", None)):
+    for level, key in (
+        ("departement", "code_departement"),
+        ("region", "code_region"),
+        ("perimetre", None),
+    ):
         groups = frame.groupby(key, sort=True) if key else [("ensemble", frame)]
         for code, g in groups:
             covered_pop = int(g.loc[g["couverte"], "population"].sum())
-            parts.append({
-                "niveau": level, "code": code, "communes": len(g), "communes_couvertes": int(g["couverte"].sum()),
-                "communes_zone_blanche": int(g["zone_blanche"].sum()),
-                "communes_chevauchement": int(g["chevauchement"].sum()),
-                "population": int(g["population"].sum()), "population_couverte": covered_pop,
-                "population_zone_blanche": int(g.loc[g["zone_blanche"], "population"].sum()),
-                "taux_couverture_population": round(100 * covered_pop / max(int(g["population"].sum()), 1), 2),
-                "taux_couverture_communes": round(100 * g["couverte"].mean(), 2),
-            })
+            parts.append(
+                {
+                    "niveau": level,
+                    "code": code,
+                    "communes": len(g),
+                    "communes_couvertes": int(g["couverte"].sum()),
+                    "communes_zone_blanche": int(g["zone_blanche"].sum()),
+                    "communes_chevauchement": int(g["chevauchement"].sum()),
+                    "population": int(g["population"].sum()),
+                    "population_couverte": covered_pop,
+                    "population_zone_blanche": int(g.loc[g["zone_blanche"], "population"].sum()),
+                    "taux_couverture_population": round(
+                        100 * covered_pop / max(int(g["population"].sum()), 1), 2
+                    ),
+                    "taux_couverture_communes": round(100 * g["couverte"].mean(), 2),
+                }
+            )
     return pd.DataFrame(parts)
 
 
-def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, example: bool,
-               outside: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+def cpts_table(
+    communes: gpd.GeoDataFrame,
+    members: pd.DataFrame,
+    aci: dict,
+    *,
+    example: bool,
+    outside: pd.DataFrame | None = None,
+) -> gpd.GeoDataFrame:
     """One row per CPTS: population, communes, ACI tier and envelope, geometry (of the scope part).
 
     The population counts every unit the CPTS claims (never an inhabitant twice between CPTS, see
@@ -266,14 +365,27 @@ def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, 
     """
     owned = members.assign(_counted=counted_population(members, communes))
     joined = communes[["code_commune", "code_departement", "geometry"]].merge(
-        owned[["cpts_id", "cpts_nom", "code_commune", "_counted"]], on="code_commune")
+        owned[["cpts_id", "cpts_nom", "code_commune", "_counted"]], on="code_commune"
+    )
     joined["population"] = joined["_counted"].astype("int64")
     dissolved = gpd.GeoDataFrame(joined, geometry="geometry", crs=communes.crs).dissolve(
-        "cpts_id", sort=True, aggfunc={"cpts_nom": "first", "population": "sum", "code_commune": "size",
-                                       "code_departement": lambda s: ";".join(sorted(set(s)))})
-    out = dissolved.reset_index().rename(columns={"code_commune": "n_communes", "code_departement": "departements"})
-    beyond = (outside if outside is not None else pd.DataFrame(columns=["cpts_id", "population"])).assign(
-        population=lambda f: pd.to_numeric(f["population"]).astype("int64")).groupby("cpts_id")["population"]
+        "cpts_id",
+        sort=True,
+        aggfunc={
+            "cpts_nom": "first",
+            "population": "sum",
+            "code_commune": "size",
+            "code_departement": lambda s: ";".join(sorted(set(s))),
+        },
+    )
+    out = dissolved.reset_index().rename(
+        columns={"code_commune": "n_communes", "code_departement": "departements"}
+    )
+    beyond = (
+        (outside if outside is not None else pd.DataFrame(columns=["cpts_id", "population"]))
+        .assign(population=lambda f: pd.to_numeric(f["population"]).astype("int64"))
+        .groupby("cpts_id")["population"]
+    )
     out["population_hors_champ"] = out["cpts_id"].map(beyond.sum()).fillna(0).astype("int64")
     out["n_communes_hors_champ"] = out["cpts_id"].map(beyond.size()).fillna(0).astype("int64")
     out["population"] = out["population"] + out["population_hors_champ"]
@@ -282,5 +394,19 @@ def cpts_table(communes: gpd.GeoDataFrame, members: pd.DataFrame, aci: dict, *, 
     out["envelope_eur"] = money["envelope_eur"].to_numpy()
     out["supplement_snp_eur"] = money["supplement_snp_eur"].to_numpy()
     out["exemple"] = example
-    return out[["cpts_id", "cpts_nom", "exemple", "population", "population_hors_champ", "n_communes",
-                "n_communes_hors_champ", "departements", "tier", "envelope_eur", "supplement_snp_eur", "geometry"]]
+    return out[
+        [
+            "cpts_id",
+            "cpts_nom",
+            "exemple",
+            "population",
+            "population_hors_champ",
+            "n_communes",
+            "n_communes_hors_champ",
+            "departements",
+            "tier",
+            "envelope_eur",
+            "supplement_snp_eur",
+            "geometry",
+        ]
+    ]

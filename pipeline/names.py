@@ -27,17 +27,35 @@ from .rawdata import read_text_table
 
 ARTICLES = ("le", "la", "les", "l", "aux", "las", "los")
 TYPE_LABEL = {"COMD": "commune déléguée", "COMA": "commune associée"}
-EVENT_COLUMNS = ["MOD", "DATE_EFF", "TYPECOM_AV", "COM_AV", "TNCC_AV", "NCC_AV", "NCCENR_AV", "LIBELLE_AV",
-                 "TYPECOM_AP", "COM_AP", "TNCC_AP", "NCC_AP", "NCCENR_AP", "LIBELLE_AP"]
+EVENT_COLUMNS = [
+    "MOD",
+    "DATE_EFF",
+    "TYPECOM_AV",
+    "COM_AV",
+    "TNCC_AV",
+    "NCC_AV",
+    "NCCENR_AV",
+    "LIBELLE_AV",
+    "TYPECOM_AP",
+    "COM_AP",
+    "TNCC_AP",
+    "NCC_AP",
+    "NCCENR_AP",
+    "LIBELLE_AP",
+]
 
 
-ARRONDISSEMENT = re.compile(r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?(?: (?:arrondissement|arrdt|ardt|arr))?")
+ARRONDISSEMENT = re.compile(
+    r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?(?: (?:arrondissement|arrdt|ardt|arr))?"
+)
 
 
 def plain_key(text: str) -> str:
     """A header or a name without case, accents, spaces nor punctuation (``"Nom de la CPTS"`` →
     ``nom_de_la_cpts``)."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
+    text = (
+        unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
+    )
     return "_".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
@@ -56,7 +74,9 @@ def name_key(text: str) -> str:
     and "Marseille 7e Arrondissement" all give ``marseille 7``)."""
     text = re.sub(r"[’‘`´ʼ]", "'", str(text))  # typographic apostrophes, before dropping non-ASCII
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    moved = re.fullmatch(r"\s*(.*?)\s*\(\s*(le|la|les|l'|l|aux|las|los)\s*\)\s*", text)  # "Redorte (La)"
+    moved = re.fullmatch(
+        r"\s*(.*?)\s*\(\s*(le|la|les|l'|l|aux|las|los)\s*\)\s*", text
+    )  # "Redorte (La)"
     if moved:
         text = moved.group(1)
     text = re.sub(r"[-'_.,/]", " ", text)
@@ -109,21 +129,37 @@ class NameIndex:
         code (which the code lookup maps to today's commune).
     """
 
-    def __init__(self, raw_communes: pd.DataFrame, departements: pd.DataFrame, events: pd.DataFrame | None = None):
+    def __init__(
+        self,
+        raw_communes: pd.DataFrame,
+        departements: pd.DataFrame,
+        events: pd.DataFrame | None = None,
+    ):
         from .communes import full_name
 
         dep_code = dict(zip(departements["id"], departements["code"]))
-        self.departement_names = {plain_key(n): c for n, c in zip(departements["nom"],
-                                                                                 departements["code"])}
+        self.departement_names = {
+            plain_key(n): c for n, c in zip(departements["nom"], departements["code"])
+        }
         rows = raw_communes[raw_communes["type"].isin(["COM", "COMD", "COMA", "ARM"])]
         com = rows[rows["type"] == "COM"]
         parent = dict(zip(com["id"], zip(com["code"], com["departement_id"].map(dep_code))))
         names = full_name(rows["nom"], rows["type_nom"])
-        self.label = dict(zip(rows.loc[rows["type"].isin(["COM", "ARM"]), "code"],
-                              names[rows["type"].isin(["COM", "ARM"])]))
+        self.label = dict(
+            zip(
+                rows.loc[rows["type"].isin(["COM", "ARM"]), "code"],
+                names[rows["type"].isin(["COM", "ARM"])],
+            )
+        )
         self.entries: dict[tuple[str, str], set[tuple[str, Kind, str]]] = {}
-        for kind, code, nom, label, dep_id, par in zip(rows["type"], rows["code"], rows["nom"], names,
-                                                       rows["departement_id"], rows["commune_parent_id"]):
+        for kind, code, nom, label, dep_id, par in zip(
+            rows["type"],
+            rows["code"],
+            rows["nom"],
+            names,
+            rows["departement_id"],
+            rows["commune_parent_id"],
+        ):
             if kind == "COM":
                 entry, dep = (code, Kind.NAME, "nom de commune"), dep_code.get(dep_id)
             elif par in parent and kind == "ARM":
@@ -141,7 +177,9 @@ class NameIndex:
                 self.label.setdefault(old, label)
                 key = (dep, name_key(label))
                 if not any(k in OWN_NAME for _, k, _ in self.entries.get(key, ())):
-                    self.entries.setdefault(key, set()).add((old, Kind.FORMER_NAME, f"ancien nom {label} ({old})"))
+                    self.entries.setdefault(key, set()).add(
+                        (old, Kind.FORMER_NAME, f"ancien nom {label} ({old})")
+                    )
 
     def resolve(self, name: str, departements: list[str]) -> Resolution:
         """Resolve ``name`` among the communes of ``departements``; never guessed: an ambiguous or
@@ -172,12 +210,18 @@ class NameIndex:
         pool = sorted({k for (d, k) in self.entries if d in departements})
         scored = [(difflib.SequenceMatcher(None, key, k).ratio(), k) for k in pool]
         close = [k for r, k in sorted(scored, key=lambda x: (-x[0], x[1])) if r >= 0.6]
-        prefix = sorted((k for k in pool if k.startswith(key + " ") or (len(key) >= 4 and k.startswith(key))),
-                        key=lambda k: (len(k), k))
+        prefix = sorted(
+            (k for k in pool if k.startswith(key + " ") or (len(key) >= 4 and k.startswith(key))),
+            key=lambda k: (len(k), k),
+        )
         near = [k for k in close if difflib.SequenceMatcher(None, key, k).ratio() >= 0.85]
         ordered = list(dict.fromkeys(near + prefix + close))
-        out = [self._label(code) for k in ordered for d in departements
-               for code, _, _ in sorted(self.entries.get((d, k), ()))]
+        out = [
+            self._label(code)
+            for k in ordered
+            for d in departements
+            for code, _, _ in sorted(self.entries.get((d, k), ()))
+        ]
         return list(dict.fromkeys(out))[:most]
 
 
@@ -188,6 +232,7 @@ def split_published_list(text: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- COG history
+
 
 def read_cog_events(path: str | Path) -> pd.DataFrame:
     """Read INSEE's "mouvements de communes" file (``mvt_commune_<année>.csv``).
@@ -202,8 +247,10 @@ def read_cog_events(path: str | Path) -> pd.DataFrame:
     frame.columns = [c.strip().upper() for c in frame.columns]
     missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
     if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}; expected INSEE's mvt_commune layout "
-                            f"({', '.join(EVENT_COLUMNS)})")
+        raise PipelineError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected INSEE's mvt_commune layout "
+            f"({', '.join(EVENT_COLUMNS)})"
+        )
     return frame[EVENT_COLUMNS].apply(lambda s: s.str.strip())
 
 
@@ -214,10 +261,15 @@ def event_lookup(events: pd.DataFrame, current: set[str]) -> dict[str, tuple[lis
     different code) are followed: merges into a commune nouvelle, absorptions, code changes. A code
     that is still current maps to itself and is not listed.
     """
-    links = events[(events["TYPECOM_AV"] == "COM") & (events["TYPECOM_AP"] == "COM")
-                   & (events["COM_AV"] != events["COM_AP"])].sort_values("DATE_EFF", kind="stable")
+    links = events[
+        (events["TYPECOM_AV"] == "COM")
+        & (events["TYPECOM_AP"] == "COM")
+        & (events["COM_AV"] != events["COM_AP"])
+    ].sort_values("DATE_EFF", kind="stable")
     successors: dict[str, list[tuple[str, str]]] = {}
-    for old, new, date, mod in zip(links["COM_AV"], links["COM_AP"], links["DATE_EFF"], links["MOD"]):
+    for old, new, date, mod in zip(
+        links["COM_AV"], links["COM_AP"], links["DATE_EFF"], links["MOD"]
+    ):
         successors.setdefault(old, []).append((new, f"{date} (mod. {mod})"))
 
     def follow(code: str, seen: frozenset) -> set[str]:

@@ -44,10 +44,14 @@ def check_separator(path: str | Path, line: str, *, sep: str, layout: str, numbe
     others = [s for s in SEPARATORS if s != sep]
     guess = max(others, key=line.count)
     looks = f"it looks {guess!r}-separated" if line.count(guess) else "it has no separator at all"
-    raise PipelineError(f"{path}: line {number} is not {sep!r}-separated ({looks}); expected {layout} as published")
+    raise PipelineError(
+        f"{path}: line {number} is not {sep!r}-separated ({looks}); expected {layout} as published"
+    )
 
 
-def read_delimited(path: str | Path, *, sep: str, what: str, setting: str, layout: str) -> pd.DataFrame:
+def read_delimited(
+    path: str | Path, *, sep: str, what: str, setting: str, layout: str
+) -> pd.DataFrame:
     """A delimited table with its header on line 1, every cell a string (header names stripped).
 
     Raises
@@ -61,15 +65,18 @@ def read_delimited(path: str | Path, *, sep: str, what: str, setting: str, layou
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, quoting=3)
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().split("error: ")[-1]
-        raise PipelineError(f"{path}: {detail} (a row does not match the header); expected {layout}") from exc
+        raise PipelineError(
+            f"{path}: {detail} (a row does not match the header); expected {layout}"
+        ) from exc
     frame.columns = [str(c).strip().strip('"') for c in frame.columns]
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no rows; download {layout} again")
     return frame
 
 
-def numbers(path: str | Path, frame: pd.DataFrame, column: str, *, first_line: int = 2,
-            masked=frozenset()) -> np.ndarray:
+def numbers(
+    path: str | Path, frame: pd.DataFrame, column: str, *, first_line: int = 2, masked=frozenset()
+) -> np.ndarray:
     """Column ``column`` of ``frame`` as floats (decimal point or comma); cells in ``masked`` (e.g.
     ``{"NC"}``) are NaN; any other cell that is not a number is an error naming its line."""
     text = frame[column].astype(str).str.strip().str.strip('"')
@@ -78,8 +85,10 @@ def numbers(path: str | Path, frame: pd.DataFrame, column: str, *, first_line: i
     bad = np.flatnonzero(values.isna().to_numpy() & ~hidden)
     if len(bad):
         k = int(bad[0])
-        raise PipelineError(f"{path}: line {k + first_line}, column {column}: {frame[column].iloc[k]!r} is not a "
-                            f"number ({len(bad)} such cell(s)); download the published file again")
+        raise PipelineError(
+            f"{path}: line {k + first_line}, column {column}: {frame[column].iloc[k]!r} is not a "
+            f"number ({len(bad)} such cell(s)); download the published file again"
+        )
     return values.to_numpy(dtype=float)
 
 
@@ -87,5 +96,11 @@ def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int |
     """Index of the first of ``rows`` rows having a cell equal to ``label`` (no accents, case or
     extra spaces), for sheets whose header sits below title rows; ``None`` when absent."""
     key = _norm(label)
-    return next((k for k in range(min(len(frame), rows))
-                 if any(_norm(v) == key for v in frame.iloc[k] if isinstance(v, str))), None)
+    return next(
+        (
+            k
+            for k in range(min(len(frame), rows))
+            if any(_norm(v) == key for v in frame.iloc[k] if isinstance(v, str))
+        ),
+        None,
+    )

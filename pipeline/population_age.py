@@ -24,15 +24,31 @@ from .opendata import numbers, read_delimited
 
 AGE_BANDS = ("0014", "1529", "3044", "4559", "6074", "75p")
 AGE_COLUMNS = [f"pop_{band}" for band in AGE_BANDS]
-AGE_LABELS_FR = {"pop_0014": "0 à 14 ans", "pop_1529": "15 à 29 ans", "pop_3044": "30 à 44 ans",
-                 "pop_4559": "45 à 59 ans", "pop_6074": "60 à 74 ans", "pop_75p": "75 ans et plus"}
+AGE_LABELS_FR = {
+    "pop_0014": "0 à 14 ans",
+    "pop_1529": "15 à 29 ans",
+    "pop_3044": "30 à 44 ans",
+    "pop_4559": "45 à 59 ans",
+    "pop_6074": "60 à 74 ans",
+    "pop_75p": "75 ans et plus",
+}
 # Source columns (without the PYY_ prefix) summed into each band, per file.
-COMMUNE_SOURCE = {"population_age": ("POP",), "pop_0014": ("POP0014",), "pop_1529": ("POP1529",),
-                  "pop_3044": ("POP3044",), "pop_4559": ("POP4559",), "pop_6074": ("POP6074",),
-                  "pop_75p": ("POP7589", "POP90P")}
+COMMUNE_SOURCE = {
+    "population_age": ("POP",),
+    "pop_0014": ("POP0014",),
+    "pop_1529": ("POP1529",),
+    "pop_3044": ("POP3044",),
+    "pop_4559": ("POP4559",),
+    "pop_6074": ("POP6074",),
+    "pop_75p": ("POP7589", "POP90P"),
+}
 IRIS_SOURCE = {**COMMUNE_SOURCE, "pop_75p": ("POP75P",)}
 # Arrondissements municipaux: code range → their commune (Paris, Lyon, Marseille; COG since 1982).
-ARRONDISSEMENTS = {("75101", "75120"): "75056", ("69381", "69389"): "69123", ("13201", "13216"): "13055"}
+ARRONDISSEMENTS = {
+    ("75101", "75120"): "75056",
+    ("69381", "69389"): "69123",
+    ("13201", "13216"): "13055",
+}
 COMMUNE_LAYOUT = "INSEE's base-cc-evol-struct-pop-<year>.CSV (CODGEO;P<yy>_POP;P<yy>_POP0014;…)"
 IRIS_LAYOUT = "INSEE's base-ic-evol-struct-pop-<year>.CSV (IRIS;…;COM;…;P<yy>_POP;…)"
 
@@ -41,7 +57,9 @@ def latest_prefix(columns, *, path: str | Path, layout: str) -> str:
     """The prefix ``PYY_`` of the latest year having a ``PYY_POP`` column (``P21_`` over ``P15_``)."""
     years = sorted(int(m.group(1)) for c in columns if (m := re.fullmatch(r"P(\d{2})_POP", c)))
     if not years:
-        raise PipelineError(f"{path}: no population column P<yy>_POP (e.g. P21_POP); expected {layout}")
+        raise PipelineError(
+            f"{path}: no population column P<yy>_POP (e.g. P21_POP); expected {layout}"
+        )
     return f"P{years[-1]:02d}_"
 
 
@@ -53,8 +71,13 @@ def arrondissement_parent(code: str) -> str:
     return ""
 
 
-def _age_table(path: Path, frame: pd.DataFrame, keys: dict[str, str], source: dict[str, tuple[str, ...]],
-               layout: str) -> tuple[pd.DataFrame, int]:
+def _age_table(
+    path: Path,
+    frame: pd.DataFrame,
+    keys: dict[str, str],
+    source: dict[str, tuple[str, ...]],
+    layout: str,
+) -> tuple[pd.DataFrame, int]:
     """Key columns renamed and age bands summed from the latest year's columns."""
     upper = {c.upper(): c for c in frame.columns}
     prefix = latest_prefix(upper, path=path, layout=layout)
@@ -62,16 +85,20 @@ def _age_table(path: Path, frame: pd.DataFrame, keys: dict[str, str], source: di
     missing = [c for c in wanted if c not in upper]
     if missing:
         raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}; expected {layout}")
-    out = pd.DataFrame({new: frame[upper[old]].str.strip().str.strip('"') for old, new in keys.items()})
+    out = pd.DataFrame(
+        {new: frame[upper[old]].str.strip().str.strip('"') for old, new in keys.items()}
+    )
     for column, parts in source.items():
         out[column] = sum(numbers(path, frame, upper[prefix + s]) for s in parts)
     bands = out[AGE_COLUMNS].sum(axis=1)
     off = (bands - out["population_age"]).abs() > 0.5 + 1e-3 * out["population_age"]
     if off.any():
         k = int(off.to_numpy().argmax())
-        raise PipelineError(f"{path}: line {k + 2}: the age bands add up to {bands.iloc[k]:.2f}, not "
-                            f"{prefix}POP = {out['population_age'].iloc[k]:.2f}; the columns look shifted, "
-                            f"expected {layout}")
+        raise PipelineError(
+            f"{path}: line {k + 2}: the age bands add up to {bands.iloc[k]:.2f}, not "
+            f"{prefix}POP = {out['population_age'].iloc[k]:.2f}; the columns look shifted, "
+            f"expected {layout}"
+        )
     return out, 2000 + int(prefix[1:3])
 
 
@@ -93,13 +120,22 @@ def read_commune_ages(path: str | Path) -> tuple[pd.DataFrame, int]:
         not a number, age bands that do not add up to ``PYY_POP``, duplicated codes.
     """
     path = Path(path)
-    frame = read_delimited(path, sep=";", what="INSEE population by age", setting="[profile] population_age",
-                           layout=COMMUNE_LAYOUT)
+    frame = read_delimited(
+        path,
+        sep=";",
+        what="INSEE population by age",
+        setting="[profile] population_age",
+        layout=COMMUNE_LAYOUT,
+    )
     out, year = _age_table(path, frame, {"CODGEO": "code_commune"}, COMMUNE_SOURCE, COMMUNE_LAYOUT)
-    out["code_commune"] = out["code_commune"].map(lambda c: c.zfill(5) if c.isdigit() else c.upper())
+    out["code_commune"] = out["code_commune"].map(
+        lambda c: c.zfill(5) if c.isdigit() else c.upper()
+    )
     duplicated = out["code_commune"][out["code_commune"].duplicated()]
     if len(duplicated):
-        raise PipelineError(f"{path}: CODGEO {duplicated.iloc[0]} appears more than once; download the file again")
+        raise PipelineError(
+            f"{path}: CODGEO {duplicated.iloc[0]} appears more than once; download the file again"
+        )
     parent = out["code_commune"].map(arrondissement_parent)
     out.insert(1, "arrondissement", parent != "")
     out.insert(2, "code_commune_parent", parent.where(parent != "", out["code_commune"]))
@@ -131,7 +167,14 @@ def read_iris_ages(path: str | Path) -> tuple[pd.DataFrame, int]:
         As :func:`read_commune_ages`.
     """
     path = Path(path)
-    frame = read_delimited(path, sep=";", what="INSEE population by IRIS", setting="[territories] iris_population",
-                           layout=IRIS_LAYOUT)
-    out, year = _age_table(path, frame, {"IRIS": "code_iris", "COM": "code_commune"}, IRIS_SOURCE, IRIS_LAYOUT)
+    frame = read_delimited(
+        path,
+        sep=";",
+        what="INSEE population by IRIS",
+        setting="[territories] iris_population",
+        layout=IRIS_LAYOUT,
+    )
+    out, year = _age_table(
+        path, frame, {"IRIS": "code_iris", "COM": "code_commune"}, IRIS_SOURCE, IRIS_LAYOUT
+    )
     return out.sort_values("code_iris", kind="stable").reset_index(drop=True), year

@@ -48,27 +48,36 @@ def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
         Missing or empty file, not ``|``-separated, missing published columns.
     """
     path = Path(path)
-    text, encoding = read_text(path, what="RPPS extract", setting="[indicators] rpps",
-                               again="download the extract again")
+    text, encoding = read_text(
+        path, what="RPPS extract", setting="[indicators] rpps", again="download the extract again"
+    )
     encoding = "latin-1 (converted)" if encoding == "latin-1" else encoding
     header = text.split("\n", 1)[0]
     if "|" not in header:
         guess = max(";,\t", key=header.count)
-        raise PipelineError(f"{path}: the header is not '|'-separated (it looks {guess!r}-separated); expected "
-                            "the annuaire santé extract PS_LibreAcces_Personne_activite_*.txt as published")
+        raise PipelineError(
+            f"{path}: the header is not '|'-separated (it looks {guess!r}-separated); expected "
+            "the annuaire santé extract PS_LibreAcces_Personne_activite_*.txt as published"
+        )
     check_rpps_lines(text, path)
     import io
 
     frame = pd.read_csv(io.StringIO(text), sep="|", dtype=str, keep_default_na=False, quoting=3)
-    frame = frame.loc[:, [c for c in frame.columns if not c.startswith("Unnamed")]]  # the trailing '|'
+    frame = frame.loc[
+        :, [c for c in frame.columns if not c.startswith("Unnamed")]
+    ]  # the trailing '|'
     frame.columns = [c.strip() for c in frame.columns]
     missing = [c for c in RPPS_COLUMNS.values() if c not in frame.columns]
     if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)}; expected the published header of "
-                            "PS_LibreAcces_Personne_activite (see pipeline/practitioners.py)")
+        raise PipelineError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected the published header of "
+            "PS_LibreAcces_Personne_activite (see pipeline/practitioners.py)"
+        )
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no rows; download the extract again")
-    return frame.rename(columns={v: k for k, v in RPPS_COLUMNS.items()})[list(RPPS_COLUMNS)], encoding
+    return frame.rename(columns={v: k for k, v in RPPS_COLUMNS.items()})[
+        list(RPPS_COLUMNS)
+    ], encoding
 
 
 def check_rpps_lines(text: str, path: Path) -> None:
@@ -92,26 +101,36 @@ def check_rpps_lines(text: str, path: Path) -> None:
     for k in bad[:5]:
         fields = f"{counts[k]} '|' instead of {expected}"
         if k == last and counts[k] < expected:
-            problems.add(f"line {k + 1} (the last): cut short ({fields}, the line stops in the middle): the "
-                         "extract is truncated; download it again (or delete this line)")
+            problems.add(
+                f"line {k + 1} (the last): cut short ({fields}, the line stops in the middle): the "
+                "extract is truncated; download it again (or delete this line)"
+            )
         else:
-            problems.add(f"line {k + 1}: {fields}; the file is not the published extract as downloaded: "
-                         "download it again")
+            problems.add(
+                f"line {k + 1}: {fields}; the file is not the published extract as downloaded: "
+                "download it again"
+            )
     if len(bad) > 5:
         problems.add(f"{len(bad) - 5} more line(s) with the wrong number of fields")
     problems.raise_if_any()
 
 
-def classify(rows: pd.DataFrame, professions: dict[str, str], gp_savoir_faire: list[str]) -> pd.Series:
+def classify(
+    rows: pd.DataFrame, professions: dict[str, str], gp_savoir_faire: list[str]
+) -> pd.Series:
     """Profession counted for each row ('' when not counted)."""
     code_to_name = {str(v): k for k, v in professions.items() if k != "medecin_generaliste"}
     out = rows["profession"].map(code_to_name).fillna("")
-    gp = (rows["profession"] == str(professions["medecin_generaliste"])) & rows["savoir_faire"].isin(gp_savoir_faire)
+    gp = (rows["profession"] == str(professions["medecin_generaliste"])) & rows[
+        "savoir_faire"
+    ].isin(gp_savoir_faire)
     out[gp] = "medecin_generaliste"
     return out
 
 
-def locate(rows: pd.DataFrame, *, lookup: dict[str, tuple[str, str]], postal: dict[str, list[str]]) -> tuple[pd.Series, pd.Series]:
+def locate(
+    rows: pd.DataFrame, *, lookup: dict[str, tuple[str, str]], postal: dict[str, list[str]]
+) -> tuple[pd.Series, pd.Series]:
     """Current commune code of each row's site and how it was found ('' + reason when not)."""
     commune = pd.Series("", index=rows.index, dtype=object)
     how = pd.Series("", index=rows.index, dtype=object)
@@ -132,9 +151,15 @@ def locate(rows: pd.DataFrame, *, lookup: dict[str, tuple[str, str]], postal: di
     return commune, how
 
 
-def count_practitioners(rows: pd.DataFrame, *, professions: dict[str, str], gp_savoir_faire: list[str],
-                        lookup: dict[str, tuple[str, str]], postal: dict[str, list[str]],
-                        scope_codes: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def count_practitioners(
+    rows: pd.DataFrame,
+    *,
+    professions: dict[str, str],
+    gp_savoir_faire: list[str],
+    lookup: dict[str, tuple[str, str]],
+    postal: dict[str, list[str]],
+    scope_codes: set[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Professionals per commune and profession, each counted once per commune.
 
     Returns
@@ -159,12 +184,19 @@ def count_practitioners(rows: pd.DataFrame, *, professions: dict[str, str], gp_s
             counts[name] = 0
     counts = counts[list(professions)].sort_index()
     lost = kept[kept["code_commune"] == ""]
-    unmatched = (lost.groupby(["how", "id"]).agg(code_publie=("commune", "first"), lignes=("commune", "size"))
-                 .reset_index().rename(columns={"how": "motif", "id": "identification"}))[UNMATCHED]
-    report = {"lignes_lues": int(len(rows)), "lignes_professions_suivies": int(len(kept)),
-              "par_regle": {k: int(v) for k, v in kept["how"].value_counts().sort_index().items()},
-              "lignes_hors_perimetre": int(len(placed) - len(in_scope)),
-              "professionnels_comptes": int(unique["id"].nunique())}
+    unmatched = (
+        lost.groupby(["how", "id"])
+        .agg(code_publie=("commune", "first"), lignes=("commune", "size"))
+        .reset_index()
+        .rename(columns={"how": "motif", "id": "identification"})
+    )[UNMATCHED]
+    report = {
+        "lignes_lues": int(len(rows)),
+        "lignes_professions_suivies": int(len(kept)),
+        "par_regle": {k: int(v) for k, v in kept["how"].value_counts().sort_index().items()},
+        "lignes_hors_perimetre": int(len(placed) - len(in_scope)),
+        "professionnels_comptes": int(unique["id"].nunique()),
+    }
     return counts, unmatched, report
 
 
@@ -188,63 +220,101 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"{path}: APL workbook not found; fix [indicators] apl in pipeline.toml")
+        raise PipelineError(
+            f"{path}: APL workbook not found; fix [indicators] apl in pipeline.toml"
+        )
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
     except Exception as exc:
-        raise PipelineError(f"{path}: not a readable xlsx workbook ({exc}); download the DREES file again") from exc
+        raise PipelineError(
+            f"{path}: not a readable xlsx workbook ({exc}); download the DREES file again"
+        ) from exc
     data_sheets = {name: frame for name, frame in sheets.items() if "lisez" not in _norm(name)}
     problems = Problems(path)
     if sheet:
         if sheet not in data_sheets:
-            raise PipelineError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(sheets)}); fix [indicators] apl_sheet")
+            raise PipelineError(
+                f"{path}: no sheet {sheet!r} (sheets: {', '.join(sheets)}); fix [indicators] apl_sheet"
+            )
         name = sheet
     else:
-        years = {n: max(map(int, re.findall(r"(?:19|20)\d{2}", n)), default=-1) for n in data_sheets}
+        years = {
+            n: max(map(int, re.findall(r"(?:19|20)\d{2}", n)), default=-1) for n in data_sheets
+        }
         if not years:
-            raise PipelineError(f"{path}: no data sheet (only {', '.join(sheets)}); expected the DREES APL workbook")
+            raise PipelineError(
+                f"{path}: no data sheet (only {', '.join(sheets)}); expected the DREES APL workbook"
+            )
         name = max(years, key=lambda n: (years[n], n))
     frame = data_sheets[name]
-    header_row = next((k for k in range(min(len(frame), 30))
-                       if any(_norm(v) == APL_CODE for v in frame.iloc[k] if isinstance(v, str))), None)
+    header_row = next(
+        (
+            k
+            for k in range(min(len(frame), 30))
+            if any(_norm(v) == APL_CODE for v in frame.iloc[k] if isinstance(v, str))
+        ),
+        None,
+    )
     if header_row is None:
-        raise PipelineError(f"{path} [{name}]: no header cell 'Code commune INSEE' in the first 30 rows; "
-                            "expected the DREES APL layout")
+        raise PipelineError(
+            f"{path} [{name}]: no header cell 'Code commune INSEE' in the first 30 rows; "
+            "expected the DREES APL layout"
+        )
     headers = [_norm(v) if isinstance(v, str) else "" for v in frame.iloc[header_row]]
     find = {"code": APL_CODE, "apl": APL_VALUE}
     cols = {k: headers.index(v) for k, v in find.items() if v in headers}
     pop = next((k for k, h in enumerate(headers) if h.startswith("population totale")), None)
     for key in find:
         if key not in cols:
-            problems.add(f"sheet {name!r}: no column '{find[key]}' (headers: {[h for h in headers if h]})")
+            problems.add(
+                f"sheet {name!r}: no column '{find[key]}' (headers: {[h for h in headers if h]})"
+            )
     problems.raise_if_any()
-    body = frame.iloc[header_row + 1:]
+    body = frame.iloc[header_row + 1 :]
     codes = body.iloc[:, cols["code"]].map(lambda v: "" if pd.isna(v) else str(v).strip())
-    codes = codes.map(lambda c: c[:-2] if c.endswith(".0") else c).map(lambda c: c.zfill(5) if c.isdigit() else c.upper())
+    codes = codes.map(lambda c: c[:-2] if c.endswith(".0") else c).map(
+        lambda c: c.zfill(5) if c.isdigit() else c.upper()
+    )
     is_row = codes.str.fullmatch(r"[0-9][0-9AB][0-9]{3}")
     values = body.iloc[:, cols["apl"]][is_row]
-    apl = pd.to_numeric(values.map(lambda v: str(v).strip().replace(",", ".") if isinstance(v, str) else v),
-                        errors="coerce")
+    apl = pd.to_numeric(
+        values.map(lambda v: str(v).strip().replace(",", ".") if isinstance(v, str) else v),
+        errors="coerce",
+    )
     bad = apl.isna() & values.map(lambda v: not (pd.isna(v) or str(v).strip() == ""))
     for k in np.flatnonzero(bad.to_numpy())[:10]:
-        problems.add(f"sheet {name!r} row {header_row + 2 + int(np.flatnonzero(is_row.to_numpy())[k])}: APL value "
-                     f"{values.iloc[k]!r} is not a number")
+        problems.add(
+            f"sheet {name!r} row {header_row + 2 + int(np.flatnonzero(is_row.to_numpy())[k])}: APL value "
+            f"{values.iloc[k]!r} is not a number"
+        )
     problems.raise_if_any()
     out = pd.DataFrame({"code_commune": codes[is_row].to_numpy(), "apl": apl.to_numpy(dtype=float)})
     if pop is not None:
-        out["population_totale"] = pd.to_numeric(body.iloc[:, pop][is_row], errors="coerce").to_numpy()
+        out["population_totale"] = pd.to_numeric(
+            body.iloc[:, pop][is_row], errors="coerce"
+        ).to_numpy()
     if out.empty:
-        raise PipelineError(f"{path} [{name}]: no commune row under the header; expected the DREES APL layout")
+        raise PipelineError(
+            f"{path} [{name}]: no commune row under the header; expected the DREES APL layout"
+        )
     return out, name
 
 
-def apl_by_commune(apl: pd.DataFrame, lookup: dict[str, tuple[str, str]]) -> tuple[pd.Series, list[str]]:
+def apl_by_commune(
+    apl: pd.DataFrame, lookup: dict[str, tuple[str, str]]
+) -> tuple[pd.Series, list[str]]:
     """APL per current commune: arrondissements and old codes are mapped to their commune
     (population-weighted mean); returns the series and the codes that could not be mapped."""
     mapped = apl["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])
     unknown = sorted(apl.loc[mapped == "", "code_commune"])
     frame = apl.assign(current=mapped)[mapped != ""]
-    weight = frame["population_totale"].fillna(1.0) if "population_totale" in frame else pd.Series(1.0, index=frame.index)
-    frame = frame.assign(w=weight.where(frame["apl"].notna(), 0.0), wv=(frame["apl"] * weight).fillna(0.0))
+    weight = (
+        frame["population_totale"].fillna(1.0)
+        if "population_totale" in frame
+        else pd.Series(1.0, index=frame.index)
+    )
+    frame = frame.assign(
+        w=weight.where(frame["apl"].notna(), 0.0), wv=(frame["apl"] * weight).fillna(0.0)
+    )
     grouped = frame.groupby("current")[["w", "wv"]].sum()
     return (grouped["wv"] / grouped["w"].replace(0, np.nan)).rename("apl"), unknown

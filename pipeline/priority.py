@@ -38,19 +38,45 @@ class Criterion:
 
 CRITERIA = {
     "population": Criterion("Habitants", why="plus d'habitants sans CPTS"),
-    "part_75p": Criterion("Part des 75 ans et plus (%)", why="population plus âgée, besoins de soins plus grands"),
-    "part_sous_dotee": Criterion("Population sous le seuil d'APL (%)",
-                                 why="part des habitants dans des communes dont l'APL est sous le seuil"),
-    "part_zip": Criterion("Population en ZIP (%)", why="part des habitants en zone d'intervention prioritaire"),
-    "distance_cpts_km": Criterion("Distance à la CPTS existante la plus proche (km)",
-                                  why="loin de toute CPTS : pas d'extension à portée"),
-    "sans_msp": Criterion("Aucune maison de santé (1 = aucune)",
-                          why="pas d'exercice coordonné sur lequel s'appuyer"),
+    "part_75p": Criterion(
+        "Part des 75 ans et plus (%)", why="population plus âgée, besoins de soins plus grands"
+    ),
+    "part_sous_dotee": Criterion(
+        "Population sous le seuil d'APL (%)",
+        why="part des habitants dans des communes dont l'APL est sous le seuil",
+    ),
+    "part_zip": Criterion(
+        "Population en ZIP (%)", why="part des habitants en zone d'intervention prioritaire"
+    ),
+    "distance_cpts_km": Criterion(
+        "Distance à la CPTS existante la plus proche (km)",
+        why="loin de toute CPTS : pas d'extension à portée",
+    ),
+    "sans_msp": Criterion(
+        "Aucune maison de santé (1 = aucune)", why="pas d'exercice coordonné sur lequel s'appuyer"
+    ),
 }
 DEFAULT_WEIGHTS = {name: 1.0 for name in CRITERIA}
 CHECK_COLUMNS = ["nofinesset", "rs", "code_commune", "nom_commune", "motif", "cpts_ids", "message"]
-_NAME_STOPWORDS = {"cpts", "communaute", "professionnelle", "territoriale", "de", "du", "des", "la", "le", "les",
-                   "l", "d", "sante", "et", "en", "sur", "a"}
+_NAME_STOPWORDS = {
+    "cpts",
+    "communaute",
+    "professionnelle",
+    "territoriale",
+    "de",
+    "du",
+    "des",
+    "la",
+    "le",
+    "les",
+    "l",
+    "d",
+    "sante",
+    "et",
+    "en",
+    "sur",
+    "a",
+}
 
 
 def weights_from_settings(weights: dict | None) -> dict[str, float]:
@@ -64,23 +90,33 @@ def weights_from_settings(weights: dict | None) -> dict[str, float]:
     out = dict(DEFAULT_WEIGHTS)
     for name, value in (weights or {}).items():
         if name not in CRITERIA:
-            raise PipelineError(f"[priority.weights] unknown criterion {name!r}; known: {', '.join(CRITERIA)}")
+            raise PipelineError(
+                f"[priority.weights] unknown criterion {name!r}; known: {', '.join(CRITERIA)}"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise PipelineError(f"[priority.weights] {name} = {value!r}: a weight is a number >= 0 (0 leaves it out)")
+            raise PipelineError(
+                f"[priority.weights] {name} = {value!r}: a weight is a number >= 0 (0 leaves it out)"
+            )
         out[name] = float(value)
     if not any(out.values()):
-        raise PipelineError("[priority.weights] every weight is 0; give at least one criterion a positive weight")
+        raise PipelineError(
+            "[priority.weights] every weight is 0; give at least one criterion a positive weight"
+        )
     return out
 
 
-def zone_criteria(sums: pd.DataFrame, shares: pd.DataFrame, *, distance_km: pd.Series | None = None) -> pd.DataFrame:
+def zone_criteria(
+    sums: pd.DataFrame, shares: pd.DataFrame, *, distance_km: pd.Series | None = None
+) -> pd.DataFrame:
     """The criteria of each zone (columns named as :data:`CRITERIA`, NaN when unknown) from its
     :func:`pipeline.profile.group_profile` sums and :func:`pipeline.profile.ratios`."""
     out = pd.DataFrame(index=sums.index)
     out["population"] = sums["population"].astype(float)
     for name in ("part_75p", "part_sous_dotee", "part_zip"):
         out[name] = shares[name].astype(float) if name in shares else np.nan
-    out["distance_cpts_km"] = distance_km.reindex(sums.index).astype(float) if distance_km is not None else np.nan
+    out["distance_cpts_km"] = (
+        distance_km.reindex(sums.index).astype(float) if distance_km is not None else np.nan
+    )
     msp = sums["n_msp"].astype(float) if "n_msp" in sums else pd.Series(np.nan, index=sums.index)
     out["sans_msp"] = np.where(msp.isna(), np.nan, (msp == 0).astype(float))
     return out
@@ -120,7 +156,9 @@ def priority(zones: pd.DataFrame, *, weights: dict | None = None) -> pd.DataFram
     denominator = pd.Series(0.0, index=zones.index)
     absent = pd.Series([[] for _ in range(len(zones))], index=zones.index, dtype=object)
     for name, criterion in CRITERIA.items():
-        values = zones[name].astype(float) if name in zones else pd.Series(np.nan, index=zones.index)
+        values = (
+            zones[name].astype(float) if name in zones else pd.Series(np.nan, index=zones.index)
+        )
         note = notes(values, higher_is_urgent=criterion.higher_is_urgent)
         out[name], out[f"note_{name}"] = values, note
         if weights[name] > 0:
@@ -130,8 +168,15 @@ def priority(zones: pd.DataFrame, *, weights: dict | None = None) -> pd.DataFram
                 absent[key] = absent[key] + [name]
     out["score"] = 100.0 * numerator / denominator.replace(0.0, np.nan)
     out["criteres_absents"] = absent.map(";".join)
-    order = (out.assign(_missing=out["score"].isna(), _score=-out["score"].fillna(0.0), _id=out.index.astype(str))
-             .sort_values(["_missing", "_score", "_id"], kind="stable").index)
+    order = (
+        out.assign(
+            _missing=out["score"].isna(),
+            _score=-out["score"].fillna(0.0),
+            _id=out.index.astype(str),
+        )
+        .sort_values(["_missing", "_score", "_id"], kind="stable")
+        .index
+    )
     out = out.loc[order]
     out["rang"] = np.arange(1, len(out) + 1)
     return out
@@ -141,11 +186,19 @@ def method_table(weights: dict | None = None) -> pd.DataFrame:
     """The "Méthode" table: ``critere, libelle, poids, part_du_poids (%), sens, raison`` (French)."""
     weights = weights_from_settings(weights)
     total = sum(weights.values())
-    rows = [{"critere": name, "libelle": c.label, "poids": weights[name],
-             "part_du_poids": round(100.0 * weights[name] / total, 1),
-             "sens": "plus élevé = plus prioritaire" if c.higher_is_urgent else "plus bas = plus prioritaire",
-             "raison": c.why}
-            for name, c in CRITERIA.items()]
+    rows = [
+        {
+            "critere": name,
+            "libelle": c.label,
+            "poids": weights[name],
+            "part_du_poids": round(100.0 * weights[name] / total, 1),
+            "sens": "plus élevé = plus prioritaire"
+            if c.higher_is_urgent
+            else "plus bas = plus prioritaire",
+            "raison": c.why,
+        }
+        for name, c in CRITERIA.items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -159,14 +212,17 @@ def distance_to_nearest_km(zones, targets) -> pd.Series:
         A geographic or missing CRS, or two different CRS.
     """
     if zones.crs is None or not zones.crs.is_projected or targets.crs != zones.crs:
-        raise PipelineError(f"distance to the nearest CPTS needs one projected CRS (got {zones.crs} and "
-                            f"{targets.crs}); project both layers first (e.g. EPSG:2154)")
+        raise PipelineError(
+            f"distance to the nearest CPTS needs one projected CRS (got {zones.crs} and "
+            f"{targets.crs}); project both layers first (e.g. EPSG:2154)"
+        )
     geoms = targets.geometry[targets.geometry.notna() & ~targets.geometry.is_empty].to_numpy()
     if len(geoms) == 0:
         return pd.Series(np.nan, index=zones.index, name="distance_cpts_km")
     tree = shapely.STRtree(geoms)
-    (source, _target), distance = tree.query_nearest(zones.geometry.to_numpy(), return_distance=True,
-                                                     all_matches=False)
+    (source, _target), distance = tree.query_nearest(
+        zones.geometry.to_numpy(), return_distance=True, all_matches=False
+    )
     out = np.full(len(zones), np.nan)
     out[source] = distance / 1000.0
     return pd.Series(out, index=zones.index, name="distance_cpts_km")
@@ -184,8 +240,13 @@ def same_cpts(finess_name: str, perimeter_name: str) -> bool:
     return bool(a) and bool(b) and (a <= b or b <= a)
 
 
-def finess_cross_check(seats: pd.DataFrame, status: pd.DataFrame, cpts_names: dict[str, str], *,
-                       commune_names: dict[str, str] | None = None) -> pd.DataFrame:
+def finess_cross_check(
+    seats: pd.DataFrame,
+    status: pd.DataFrame,
+    cpts_names: dict[str, str],
+    *,
+    commune_names: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """FINESS CPTS the perimeter file may have left out.
 
     Parameters
@@ -218,11 +279,26 @@ def finess_cross_check(seats: pd.DataFrame, status: pd.DataFrame, cpts_names: di
             motif, detail = "siege_zone_blanche", f"son siège ({commune}) est en zone blanche"
         elif claimed and not any(same_cpts(rs, cpts_names.get(c, "")) for c in claimed):
             others = ", ".join(f"« {cpts_names.get(c, c)} »" for c in claimed)
-            motif, detail = "siege_autre_cpts", f"son siège ({commune}) est dans le périmètre de {others}"
+            motif, detail = (
+                "siege_autre_cpts",
+                f"son siège ({commune}) est dans le périmètre de {others}",
+            )
         else:
             continue
-        rows.append({"nofinesset": nofiness, "rs": rs, "code_commune": code, "nom_commune": commune, "motif": motif,
-                     "cpts_ids": ";".join(claimed),
-                     "message": f"Le fichier de périmètres omet peut-être la CPTS « {rs} » (FINESS {nofiness}) : "
-                                f"{detail}."})
-    return pd.DataFrame(rows, columns=CHECK_COLUMNS).sort_values("nofinesset", kind="stable").reset_index(drop=True)
+        rows.append(
+            {
+                "nofinesset": nofiness,
+                "rs": rs,
+                "code_commune": code,
+                "nom_commune": commune,
+                "motif": motif,
+                "cpts_ids": ";".join(claimed),
+                "message": f"Le fichier de périmètres omet peut-être la CPTS « {rs} » (FINESS {nofiness}) : "
+                f"{detail}.",
+            }
+        )
+    return (
+        pd.DataFrame(rows, columns=CHECK_COLUMNS)
+        .sort_values("nofinesset", kind="stable")
+        .reset_index(drop=True)
+    )

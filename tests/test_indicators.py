@@ -19,14 +19,19 @@ from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError, ValidationError
 from pipeline.codes import code_lookup, single_unit
 from pipeline.cog import postal_lookup
-from pipeline.practitioners import (apl_by_commune, count_practitioners, read_apl,
-                                    read_rpps)
+from pipeline.practitioners import apl_by_commune, count_practitioners, read_apl, read_rpps
 
 from .conftest import FIXTURES
 
 RPPS = FIXTURES / "PS_LibreAcces_Personne_activite_202410010000-extrait.txt"
-PROFESSIONS = {"medecin_generaliste": "10", "infirmier": "60", "masseur_kinesitherapeute": "70",
-               "pharmacien": "21", "chirurgien_dentiste": "40", "sage_femme": "50"}
+PROFESSIONS = {
+    "medecin_generaliste": "10",
+    "infirmier": "60",
+    "masseur_kinesitherapeute": "70",
+    "pharmacien": "21",
+    "chirurgien_dentiste": "40",
+    "sage_femme": "50",
+}
 CRS = {"crs_metropole": 2154, "crs_drom": {}}
 
 
@@ -36,9 +41,14 @@ def aude_counts(raw, repo_settings):
     aude = build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
     rows, how = read_rpps(RPPS)
     assert how == "UTF-8"
-    return count_practitioners(rows, professions=PROFESSIONS, gp_savoir_faire=["SM54", "SM53"],
-                               lookup=single_unit(code_lookup(raw.communes, raw.cog)), postal=postal,
-                               scope_codes=set(aude["code_commune"]))
+    return count_practitioners(
+        rows,
+        professions=PROFESSIONS,
+        gp_savoir_faire=["SM54", "SM53"],
+        lookup=single_unit(code_lookup(raw.communes, raw.cog)),
+        postal=postal,
+        scope_codes=set(aude["code_commune"]),
+    )
 
 
 def test_each_professional_counted_once_per_commune(aude_counts):
@@ -49,26 +59,43 @@ def test_each_professional_counted_once_per_commune(aude_counts):
     assert gp["11145"] == 1, "cedex site placed by a postal code of a single commune"
     assert gp["11251"] == 1, "former commune 11298 (Pradelles-en-Val) mapped to 11251"
     assert gp.sum() == 5
-    assert counts.loc["11069", "infirmier"] == 2 and counts.loc["11203", "masseur_kinesitherapeute"] == 1
-    assert counts.loc["11069", "pharmacien"] == 1 and counts.loc["11190", "chirurgien_dentiste"] == 1
+    assert (
+        counts.loc["11069", "infirmier"] == 2
+        and counts.loc["11203", "masseur_kinesitherapeute"] == 1
+    )
+    assert (
+        counts.loc["11069", "pharmacien"] == 1 and counts.loc["11190", "chirurgien_dentiste"] == 1
+    )
     assert counts.loc["11069", "sage_femme"] == 1
     assert report["professionnels_comptes"] == 10
     reasons = dict(zip(unmatched["identification"], unmatched["motif"]))
-    assert reasons == {"810000000004": "code postal partagé par plusieurs communes",
-                       "810000000005": "hors de France", "810000000014": "code commune inconnu"}
+    assert reasons == {
+        "810000000004": "code postal partagé par plusieurs communes",
+        "810000000005": "hors de France",
+        "810000000014": "code commune inconnu",
+    }
 
 
 def test_e2sfca_against_hand_computation():
     # three communes on a line: A at 0 km, B at 5 km, C at 13 km; 2 GPs in A
     squares = [shapely.box(x - 100, -100, x + 100, 100) for x in (700_000, 705_000, 713_000)]
-    frame = gpd.GeoDataFrame({"population": [1000, 2000, 3000], "epsg": 2154}, geometry=squares, crs=2154)
+    frame = gpd.GeoDataFrame(
+        {"population": [1000, 2000, 3000], "epsg": 2154}, geometry=squares, crs=2154
+    )
     bands, weights = [7.0, 10.5, 14.0], [1.0, 0.6667, 0.3333]
     got = e2sfca(frame, np.array([2, 0, 0]), bands_km=bands, weights=weights)
     # step 1: R_A = 2 / (1*1000 + 1*2000 + w(13 km)*3000); step 2: A_i = w(d_iA) * R_A
     r_a = 2 / (1000 + 2000 + 0.3333 * 3000)
     expected = np.array([1.0 * r_a, 1.0 * r_a, 0.3333 * r_a]) * 10_000
     np.testing.assert_allclose(got, expected, rtol=1e-9)
-    assert list(band_weights(np.array([0, 7, 7.01, 10.5, 14, 14.01]), bands, weights)) == [1, 1, .6667, .6667, .3333, 0]
+    assert list(band_weights(np.array([0, 7, 7.01, 10.5, 14, 14.01]), bands, weights)) == [
+        1,
+        1,
+        0.6667,
+        0.6667,
+        0.3333,
+        0,
+    ]
 
 
 def apl_workbook(path, *, header_suffix=" ", extra_rows=()):
@@ -76,22 +103,51 @@ def apl_workbook(path, *, header_suffix=" ", extra_rows=()):
     header on row 9, units row, communes (made-up values)."""
     book = openpyxl.Workbook()
     book.active.title = "Lisez-moi"
-    book["Lisez-moi"]["A1"] = "Indicateur d'accessibilité potentielle localisée (APL) aux médecins généralistes"
-    for year, values in (("2022", {"11069": 3.1}), ("2023", {"11069": 2.9, "11190": "2,1", "11203": 3.4,
-                                                            "75101": 4.0, "75102": 2.0, "99999": 1.0})):
+    book["Lisez-moi"]["A1"] = (
+        "Indicateur d'accessibilité potentielle localisée (APL) aux médecins généralistes"
+    )
+    for year, values in (
+        ("2022", {"11069": 3.1}),
+        (
+            "2023",
+            {"11069": 2.9, "11190": "2,1", "11203": 3.4, "75101": 4.0, "75102": 2.0, "99999": 1.0},
+        ),
+    ):
         sheet = book.create_sheet(f"APL {year}")
         sheet["A1"] = "Accessibilité potentielle localisée (APL) aux médecins généralistes"
         sheet["A3"] = f"Millésime {year}"
-        sheet["A5"] = "Sources : SNIIR-AM, EGB, CNAM ; populations Insee ; distancier Metric ; calculs DREES"
-        headers = ["Code commune INSEE", "Commune", "APL aux médecins généralistes" + header_suffix,
-                   "APL aux médecins généralistes de 65 ans ou moins", "APL aux médecins généralistes de 62 ans ou moins",
-                   "APL aux médecins généralistes de 60 ans ou moins",
-                   f"Population standardisée {year} pour la médecine générale", f"Population totale {year} "]
+        sheet["A5"] = (
+            "Sources : SNIIR-AM, EGB, CNAM ; populations Insee ; distancier Metric ; calculs DREES"
+        )
+        headers = [
+            "Code commune INSEE",
+            "Commune",
+            "APL aux médecins généralistes" + header_suffix,
+            "APL aux médecins généralistes de 65 ans ou moins",
+            "APL aux médecins généralistes de 62 ans ou moins",
+            "APL aux médecins généralistes de 60 ans ou moins",
+            f"Population standardisée {year} pour la médecine générale",
+            f"Population totale {year} ",
+        ]
         for k, h in enumerate(headers, start=1):
             sheet.cell(row=9, column=k, value=h)
-        sheet.cell(row=10, column=3, value="Consultations/visites accessibles par habitant standardisé")
+        sheet.cell(
+            row=10, column=3, value="Consultations/visites accessibles par habitant standardisé"
+        )
         for r, (code, value) in enumerate([*values.items(), *extra_rows], start=11):
-            for k, v in enumerate([code, f"Commune {code}", value, value, value, value, 1000, 2000 if code == "75101" else 1000], start=1):
+            for k, v in enumerate(
+                [
+                    code,
+                    f"Commune {code}",
+                    value,
+                    value,
+                    value,
+                    value,
+                    1000,
+                    2000 if code == "75101" else 1000,
+                ],
+                start=1,
+            ):
                 sheet.cell(row=r, column=k, value=v)
     book.save(path)
     return path
@@ -120,12 +176,18 @@ def test_apl_bad_values_and_headers(tmp_path):
         read_apl(tmp_path / "nohdr.xlsx")
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda t: t.replace("|", ";"), r"not '\|'-separated \(it looks ';'-separated\)"),
-    (lambda t: t.replace("Code commune (coord. structure)", "Commune"), "missing column.*Code commune"),
-    (lambda t: "", "file is empty"),
-    (lambda t: t.split("\n")[0] + "\n", "header but no rows"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda t: t.replace("|", ";"), r"not '\|'-separated \(it looks ';'-separated\)"),
+        (
+            lambda t: t.replace("Code commune (coord. structure)", "Commune"),
+            "missing column.*Code commune",
+        ),
+        (lambda t: "", "file is empty"),
+        (lambda t: t.split("\n")[0] + "\n", "header but no rows"),
+    ],
+)
 def test_malformed_rpps_files(tmp_path, mutate, message):
     path = tmp_path / "rpps.txt"
     path.write_text(mutate(RPPS.read_text(encoding="utf-8")), encoding="utf-8")
@@ -145,14 +207,22 @@ def test_indicators_flow_into_territories_maps_and_reports(config_factory, tmp_p
     config = config_factory("dep:11")
     apl = apl_workbook(tmp_path / "apl.xlsx")
     text = config.read_text()
-    text = text.replace('rpps = ""', f'rpps = "{RPPS.as_posix()}"').replace('apl = ""', f'apl = "{apl.as_posix()}"')
+    text = text.replace('rpps = ""', f'rpps = "{RPPS.as_posix()}"').replace(
+        'apl = ""', f'apl = "{apl.as_posix()}"'
+    )
     config.write_text(text)
     settings = load_settings(config)
     stages.run_until(settings, "export")
     ind = pd.read_parquet(stages.indicator_paths(settings)["indicators"]).set_index("code_commune")
-    assert ind.loc["11069", "n_medecin_generaliste"] == 1 and ind["n_medecin_generaliste"].sum() == 5
-    assert ind.loc["11069", "densite_medecin_generaliste_10k"] == pytest.approx(1 / ind.loc["11069", "population"] * 1e4)
-    assert ind.loc["11190", "sous_dotee"] and not ind.loc["11203", "sous_dotee"]  # APL 2.1 < 2.5 <= 3.4
+    assert (
+        ind.loc["11069", "n_medecin_generaliste"] == 1 and ind["n_medecin_generaliste"].sum() == 5
+    )
+    assert ind.loc["11069", "densite_medecin_generaliste_10k"] == pytest.approx(
+        1 / ind.loc["11069", "population"] * 1e4
+    )
+    assert (
+        ind.loc["11190", "sous_dotee"] and not ind.loc["11203", "sous_dotee"]
+    )  # APL 2.1 < 2.5 <= 3.4
     assert ind["e2sfca_mg_10k"].notna().all() and ind.loc["11069", "e2sfca_mg_10k"] > 0
     territories = gpd.read_parquet(stages.territory_paths(settings)["territories"])
     assert territories["n_medecin_generaliste"].notna().all()
@@ -160,10 +230,14 @@ def test_indicators_flow_into_territories_maps_and_reports(config_factory, tmp_p
     assert existing["n_medecin_generaliste"].sum() >= 1
     page = stages.export_paths(settings)["map"].read_text(encoding="utf-8")
     assert "Accessibilité aux médecins généralistes (E2SFCA" in page
-    zone = sorted(stages.export_paths(settings)["zones"].glob("*.html"))[0].read_text(encoding="utf-8")
+    zone = sorted(stages.export_paths(settings)["zones"].glob("*.html"))[0].read_text(
+        encoding="utf-8"
+    )
     assert "Offre de soins" in zone and "indisponible (aucun fichier" not in zone
     summary = json.loads(stages.indicator_paths(settings)["summary"].read_text())
-    assert summary["rpps"]["professionnels_comptes"] == 10 and summary["apl"]["codes_inconnus"] == ["99999"]
+    assert summary["rpps"]["professionnels_comptes"] == 10 and summary["apl"]["codes_inconnus"] == [
+        "99999"
+    ]
 
 
 def test_without_practitioner_file_indicators_are_missing_not_zero(config_factory):

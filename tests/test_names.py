@@ -40,7 +40,7 @@ def published(name: str, k: int) -> str:
     if k % 5 == 2:
         for article in ("La ", "Le ", "Les "):
             if name.startswith(article):
-                return f"{name[len(article):]} ({article.strip()})"
+                return f"{name[len(article) :]} ({article.strip()})"
         return name.lower()
     if k % 5 == 3:
         return name.replace("'", "’")
@@ -50,7 +50,13 @@ def published(name: str, k: int) -> str:
 def name_ascii_upper(name: str) -> str:
     import unicodedata
 
-    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().upper().replace("-", " ")
+    return (
+        unicodedata.normalize("NFKD", name)
+        .encode("ascii", "ignore")
+        .decode()
+        .upper()
+        .replace("-", " ")
+    )
 
 
 def test_fifty_published_names_of_one_departement_resolve_without_error(raw, ref, tmp_path):
@@ -58,7 +64,8 @@ def test_fifty_published_names_of_one_departement_resolve_without_error(raw, ref
     picked = aude.iloc[::8].head(50)
     assert len(picked) == 50 and "11190" not in set(picked["code_commune"])
     text = "cpts_id;cpts_nom;commune\n" + "".join(
-        f"C1;CPTS du Lézignanais;{published(n, k)}\n" for k, n in enumerate(picked["nom"]))
+        f"C1;CPTS du Lézignanais;{published(n, k)}\n" for k, n in enumerate(picked["nom"])
+    )
     text += "C1;CPTS du Lézignanais;Redorte (La)\nC1;CPTS du Lézignanais;LA REDORTE\n"  # stored as "Redorte", type 3
     _, members, issues, names = resolve(raw, ref, "dep:11", text, tmp_path)
     assert (issues["niveau"] != "erreur").all(), issues["message"].tolist()
@@ -70,20 +77,30 @@ def test_fifty_published_names_of_one_departement_resolve_without_error(raw, ref
 
 def test_published_enumeration_is_split():
     text = "Lézignan-Corbières, Trèbes, Capendu et La Redorte ; Moux…"
-    assert split_published_list(text) == ["Lézignan-Corbières", "Trèbes", "Capendu", "La Redorte", "Moux"]
+    assert split_published_list(text) == [
+        "Lézignan-Corbières",
+        "Trèbes",
+        "Capendu",
+        "La Redorte",
+        "Moux",
+    ]
     assert name_key("L’Hospitalet") == name_key("l'hospitalet") == "hospitalet"
 
 
 def test_deleguee_ambiguous_and_unknown_names(raw, ref, tmp_path):
-    text = ("cpts_id,cpts_nom,commune,departement\n"
-            "C1,CPTS A,Pradelles-en-Val,11\n"         # commune déléguée of Val-de-Dagne
-            "C1,CPTS A,Saint-Hilaire,11;31\n"          # one in the Aude, one in the Haute-Garonne
-            "C1,CPTS A,Carcasonne,11\n")               # misspelt
+    text = (
+        "cpts_id,cpts_nom,commune,departement\n"
+        "C1,CPTS A,Pradelles-en-Val,11\n"  # commune déléguée of Val-de-Dagne
+        "C1,CPTS A,Saint-Hilaire,11;31\n"  # one in the Aude, one in the Haute-Garonne
+        "C1,CPTS A,Carcasonne,11\n"
+    )  # misspelt
     _, members, issues, names = resolve(raw, ref, "region:76", text, tmp_path)
     assert members["code_commune"].tolist() == ["11251"]
     assert "commune déléguée Pradelles-en-Val" in members["correspondance"].iloc[0]
     errors = issues.loc[issues["niveau"] == "erreur", "message"].tolist()
-    assert any("'Saint-Hilaire' is ambiguous" in m and "11344" in m and "31486" in m for m in errors)
+    assert any(
+        "'Saint-Hilaire' is ambiguous" in m and "11344" in m and "31486" in m for m in errors
+    )
     assert any("'Carcasonne' is not a commune" in m and "Carcassonne (11069)" in m for m in errors)
     assert names.set_index("nom_publie").loc["Saint-Hilaire", "correspondance"] == "ambigu"
 
@@ -95,10 +112,20 @@ def test_old_code_mapped_through_insee_events(raw, tmp_path):
     assert "11190" not in events  # a name change keeps the code
     assert "11990" not in code_lookup(raw.communes, raw.cog), "the raw data alone cannot map it"
     text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11990\n"
-    with_events = reference(raw.communes, raw.departements, raw.cog, events=read_cog_events(FIXTURES / "mvt_commune_extrait.csv"))
+    with_events = reference(
+        raw.communes,
+        raw.departements,
+        raw.cog,
+        events=read_cog_events(FIXTURES / "mvt_commune_extrait.csv"),
+    )
     _, members, issues, _ = resolve(raw, with_events, "dep:11", text, tmp_path)
-    assert members["code_commune"].tolist() == ["11069"] and "mouvements INSEE" in members["correspondance"].iloc[0]
-    _, members, issues, _ = resolve(raw, reference(raw.communes, raw.departements, raw.cog), "dep:11", text, tmp_path)
+    assert (
+        members["code_commune"].tolist() == ["11069"]
+        and "mouvements INSEE" in members["correspondance"].iloc[0]
+    )
+    _, members, issues, _ = resolve(
+        raw, reference(raw.communes, raw.departements, raw.cog), "dep:11", text, tmp_path
+    )
     assert members.empty and "unknown commune code '11990'" in issues["message"].iloc[0]
 
 
@@ -110,22 +137,34 @@ def test_cross_departement_perimeter_is_accepted_and_reported(raw, ref, tmp_path
 
 
 def test_partial_commune_counted_once_and_population_not_doubled(raw, ref, tmp_path, repo_settings):
-    text = ("cpts_id;cpts_nom;commune;partie\n"
-            "A;CPTS du Pays de l'Or;Mauguio;\n"
-            "B;CPTS du Littoral;Mauguio;Carnon\n"
-            "B;CPTS du Littoral;La Grande-Motte;\n")
+    text = (
+        "cpts_id;cpts_nom;commune;partie\n"
+        "A;CPTS du Pays de l'Or;Mauguio;\n"
+        "B;CPTS du Littoral;Mauguio;Carnon\n"
+        "B;CPTS du Littoral;La Grande-Motte;\n"
+    )
     communes, members, issues, _ = resolve(raw, ref, "dep:34", text, tmp_path)
     status = commune_status(communes, members).set_index("code_commune")
     assert status.loc["34154", "statut"] == "couverte" and status.loc["34154", "partiel"]
-    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False).set_index("cpts_id")
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False).set_index(
+        "cpts_id"
+    )
     pop = communes.set_index("code_commune")["population"]
     assert cpts.loc["A", "population"] == pop["34154"]
     assert cpts.loc["B", "population"] == pop["34344"]  # La Grande-Motte only: Mauguio counted in A
     # with the part given at IRIS level, the part's inhabitants move from A to B, none counted twice
-    iris_pop = pd.DataFrame({"code_iris": ["341540101", "341540102", "341540103"], "code_commune": "34154",
-                             "population_iris": [6000.5, 5000.25, 3000.0]})
-    members.loc[members["cpts_id"] == "B", "code_iris"] = members.loc[members["cpts_id"] == "B", "code_commune"].map(
-        {"34154": "341540103"}).fillna("")
+    iris_pop = pd.DataFrame(
+        {
+            "code_iris": ["341540101", "341540102", "341540103"],
+            "code_commune": "34154",
+            "population_iris": [6000.5, 5000.25, 3000.0],
+        }
+    )
+    members.loc[members["cpts_id"] == "B", "code_iris"] = (
+        members.loc[members["cpts_id"] == "B", "code_commune"]
+        .map({"34154": "341540103"})
+        .fillna("")
+    )
     members, more = iris_part_population(members, communes, iris_pop, source="perimetre.csv")
     assert more == []
     counted = counted_population(members, communes)
@@ -139,11 +178,16 @@ def test_events_file_also_maps_practitioner_codes(config_factory, raw):
     from pipeline.config import load_settings
 
     config = config_factory("dep:11")
-    config.write_text(config.read_text().replace('cog_events = ""',
-                                                 f'cog_events = "{(FIXTURES / "mvt_commune_extrait.csv").as_posix()}"'))
+    config.write_text(
+        config.read_text().replace(
+            'cog_events = ""', f'cog_events = "{(FIXTURES / "mvt_commune_extrait.csv").as_posix()}"'
+        )
+    )
     lookup = stages.perimeter_reference(load_settings(config), raw.communes, raw.cog).lookup
     assert lookup["11990"].codes == ("11069",) and "mouvements INSEE" in lookup["11990"].label
-    assert lookup["11298"] == code_lookup(raw.communes, raw.cog)["11298"], "the embedded sources' links are kept"
+    assert lookup["11298"] == code_lookup(raw.communes, raw.cog)["11298"], (
+        "the embedded sources' links are kept"
+    )
     assert {"11990", "11991"} <= set(lookup) - set(code_lookup(raw.communes, raw.cog))
 
 
@@ -154,9 +198,15 @@ def test_former_commune_names_resolve_with_the_events_file(raw, tmp_path):
     _, members, issues, names = resolve(raw, with_events, "dep:11", text, tmp_path)
     assert sorted(members["code_commune"]) == ["11069", "11190"]
     found = names.set_index("nom_publie")
-    assert "ancien nom Ancienne-Commune-A (11990)" in found.loc["Ancienne-Commune-A", "correspondance"]
-    assert found.loc["La Redorte", "correspondance"] == "nom de commune", "a current name wins over a former one"
+    assert (
+        "ancien nom Ancienne-Commune-A (11990)" in found.loc["Ancienne-Commune-A", "correspondance"]
+    )
+    assert found.loc["La Redorte", "correspondance"] == "nom de commune", (
+        "a current name wins over a former one"
+    )
     without = reference(raw.communes, raw.departements, raw.cog)
     _, members, issues, _ = resolve(raw, without, "dep:11", text, tmp_path)
     assert members["code_commune"].tolist() == ["11190"]
-    assert issues["message"].str.contains("'Ancienne-Commune-A' is not a commune of département").any()
+    assert (
+        issues["message"].str.contains("'Ancienne-Commune-A' is not a commune of département").any()
+    )

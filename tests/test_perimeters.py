@@ -14,7 +14,10 @@ from pipeline.perimeters import read_perimeter_polygons, read_perimeter_table
 
 from .conftest import import_table
 
-CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+CRS = {
+    "crs_metropole": 2154,
+    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,24 +31,34 @@ def resolve(ref, communes, path):
 
 
 def test_latin1_semicolon_file_with_excel_codes_duplicates_and_unknown_codes(ref, aude, tmp_path):
-    text = ("Identifiant CPTS;Nom CPTS;Code INSEE;Date signature\n"
-            "C1;CPTS du Lézignanais;11203;2021-03-01\n"
-            "C1;CPTS du Lézignanais;11190;2021-03-01\n"
-            "C1;CPTS du Lézignanais;11190;2021-03-01\n"      # duplicate row
-            "C2;CPTS Carcassonne Agglo;11069;\n"
-            "C2;CPTS Carcassonne Agglo;99999;\n"             # unknown code
-            "C2;CPTS Carcassonne Agglo;34172;\n"             # Montpellier: outside the scope
-            "C2;CPTS Carcassonne Agglo;;\n")                 # blank code
+    text = (
+        "Identifiant CPTS;Nom CPTS;Code INSEE;Date signature\n"
+        "C1;CPTS du Lézignanais;11203;2021-03-01\n"
+        "C1;CPTS du Lézignanais;11190;2021-03-01\n"
+        "C1;CPTS du Lézignanais;11190;2021-03-01\n"  # duplicate row
+        "C2;CPTS Carcassonne Agglo;11069;\n"
+        "C2;CPTS Carcassonne Agglo;99999;\n"  # unknown code
+        "C2;CPTS Carcassonne Agglo;34172;\n"  # Montpellier: outside the scope
+        "C2;CPTS Carcassonne Agglo;;\n"
+    )  # blank code
     path = tmp_path / "perimetres.csv"
     path.write_bytes(text.encode("latin-1"))
     members, issues, how = resolve(ref, aude, path)
     assert how == "latin-1, separator ';'"
-    assert members[["cpts_id", "code_commune"]].values.tolist() == [["C1", "11190"], ["C1", "11203"], ["C2", "11069"]]
+    assert members[["cpts_id", "code_commune"]].values.tolist() == [
+        ["C1", "11190"],
+        ["C1", "11203"],
+        ["C2", "11069"],
+    ]
     assert set(members["cpts_nom"]) == {"CPTS du Lézignanais", "CPTS Carcassonne Agglo"}
     by_level = issues.groupby("niveau")["message"].apply(list)
     assert any("unknown commune code '99999'" in m and "line 6" in m for m in by_level["erreur"])
-    assert any("empty CPTS id or name, or empty commune" in m and "line 8" in m for m in by_level["erreur"])
-    assert any("CPTS C2 lists 1 unit(s) outside the scope" in m and "34172" in m for m in by_level["info"])
+    assert any(
+        "empty CPTS id or name, or empty commune" in m and "line 8" in m for m in by_level["erreur"]
+    )
+    assert any(
+        "CPTS C2 lists 1 unit(s) outside the scope" in m and "34172" in m for m in by_level["info"]
+    )
     assert any("listed twice" in m for m in by_level["info"])
 
 
@@ -56,28 +69,42 @@ def test_old_vintage_code_is_mapped_to_its_merged_commune(raw, ref, tmp_path):
     old_codes = sorted(set(com.loc[(com["commune_parent_id"] == parent), "code"]) - {"12218"})
     assert old_codes, "Conques-en-Rouergue has former communes in the data"
     path = tmp_path / "p.csv"
-    path.write_text("cpts_id,cpts_nom,code_commune\n" + "".join(f"X,CPTS X,{c}\n" for c in old_codes), encoding="utf-8")
+    path.write_text(
+        "cpts_id,cpts_nom,code_commune\n" + "".join(f"X,CPTS X,{c}\n" for c in old_codes),
+        encoding="utf-8",
+    )
     members, issues, _ = resolve(ref, aveyron, path)
     assert members["code_commune"].tolist() == ["12218"]
     info = issues[issues["cpts_id"] == "X"]
-    assert len(info) == len(old_codes) - 1 + len(old_codes) and info["message"].str.contains("12218").all()
+    assert (
+        len(info) == len(old_codes) - 1 + len(old_codes)
+        and info["message"].str.contains("12218").all()
+    )
 
 
 def test_xlsx_with_codes_that_lost_their_leading_zero(raw, ref, tmp_path):
     ariege = build_communes(raw, Scope.parse("dep:09"), **CRS)[0]
     path = tmp_path / "p.xlsx"
-    pd.DataFrame({"id": ["A", "A"], "nom": ["CPTS A", "CPTS A"], "insee": [9001, 9225]}).to_excel(path, index=False)
+    pd.DataFrame({"id": ["A", "A"], "nom": ["CPTS A", "CPTS A"], "insee": [9001, 9225]}).to_excel(
+        path, index=False
+    )
     members, issues, how = resolve(ref, ariege, path)
     assert members["code_commune"].tolist() == ["09001", "09225"] and how.startswith("xlsx")
     assert issues["niveau"].isin(["erreur", "avertissement"]).sum() == 0
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "file is empty"),
-    (b"cpts_id,date\nA,11190\n", "no header row naming a CPTS column .* and a commune column"),
-    (b"cpts_id,cpts_nom,date\nA,B,2021\n", "no header row naming a CPTS column .* and a commune column"),
-    (b"cpts_id,cpts_nom,code_commune\n", "header but no rows"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "file is empty"),
+        (b"cpts_id,date\nA,11190\n", "no header row naming a CPTS column .* and a commune column"),
+        (
+            b"cpts_id,cpts_nom,date\nA,B,2021\n",
+            "no header row naming a CPTS column .* and a commune column",
+        ),
+        (b"cpts_id,cpts_nom,code_commune\n", "header but no rows"),
+    ],
+)
 def test_bad_tables_get_clear_errors(tmp_path, content, message):
     path = tmp_path / "p.csv"
     path.write_bytes(content)
@@ -86,8 +113,14 @@ def test_bad_tables_get_clear_errors(tmp_path, content, message):
 
 
 def polygons_file(tmp_path, geoms, crs, name="p.gpkg"):
-    frame = gpd.GeoDataFrame({"cpts_id": [f"P{k}" for k in range(len(geoms))],
-                              "cpts_nom": [f"CPTS P{k}" for k in range(len(geoms))]}, geometry=geoms, crs=crs)
+    frame = gpd.GeoDataFrame(
+        {
+            "cpts_id": [f"P{k}" for k in range(len(geoms))],
+            "cpts_nom": [f"CPTS P{k}" for k in range(len(geoms))],
+        },
+        geometry=geoms,
+        crs=crs,
+    )
     path = tmp_path / name
     frame.to_file(path)
     return path
@@ -97,10 +130,14 @@ def test_polygon_membership_by_area_share_in_another_crs(aude, tmp_path):
     g = aude.set_index("code_commune").geometry
     core = ["11069", "11190", "11203"]
     # the three communes, shrunk by 200 m, plus 30 % of a neighbour's area: only the three belong
-    part = g["11262"].intersection(g["11262"].centroid.buffer((0.3 * g["11262"].area / 3.1416) ** 0.5))
+    part = g["11262"].intersection(
+        g["11262"].centroid.buffer((0.3 * g["11262"].area / 3.1416) ** 0.5)
+    )
     assert 0 < part.area < 0.5 * g["11262"].area
     polygon = shapely.union_all([g[c].buffer(-200) for c in core] + [part])
-    path = polygons_file(tmp_path, gpd.GeoSeries([polygon], crs=2154).to_crs(4326).to_numpy(), 4326, "p.geojson")
+    path = polygons_file(
+        tmp_path, gpd.GeoSeries([polygon], crs=2154).to_crs(4326).to_numpy(), 4326, "p.geojson"
+    )
     members, issues = read_perimeter_polygons(path, aude, min_area_share=0.5)
     assert members["code_commune"].tolist() == core and issues.empty
     assert members["correspondance"].str.startswith("polygone").all()
@@ -108,8 +145,12 @@ def test_polygon_membership_by_area_share_in_another_crs(aude, tmp_path):
 
 def test_invalid_polygon_is_repaired_and_reported(aude, tmp_path):
     x, y = aude.set_index("code_commune").geometry["11190"].centroid.coords[0]
-    bowtie = shapely.Polygon([(x - 3000, y - 3000), (x + 3000, y + 3000), (x + 3000, y - 3000), (x - 3000, y + 3000)])
-    members, issues = read_perimeter_polygons(polygons_file(tmp_path, [bowtie], 2154), aude, min_area_share=0.01)
+    bowtie = shapely.Polygon(
+        [(x - 3000, y - 3000), (x + 3000, y + 3000), (x + 3000, y - 3000), (x - 3000, y + 3000)]
+    )
+    members, issues = read_perimeter_polygons(
+        polygons_file(tmp_path, [bowtie], 2154), aude, min_area_share=0.01
+    )
     assert "11190" in set(members["code_commune"])
     assert issues["message"].str.contains("invalid polygon .* repaired").any()
 
@@ -118,7 +159,9 @@ def test_wrong_or_missing_crs(aude, tmp_path):
     polygon = aude.geometry.iloc[0]
     lonlat = gpd.GeoSeries([polygon], crs=2154).to_crs(4326).iloc[0]
     # lon/lat coordinates declared as Lambert-93 (a polygon a few metres wide near the origin): refused
-    with pytest.raises(PipelineError, match=r"p\.gpkg: every coordinate lies within .*look like longitude/latitude"):
+    with pytest.raises(
+        PipelineError, match=r"p\.gpkg: every coordinate lies within .*look like longitude/latitude"
+    ):
         read_perimeter_polygons(polygons_file(tmp_path, [lonlat], 2154), aude, min_area_share=0.5)
     nocrs = tmp_path / "nocrs.gpkg"
     with pytest.warns(UserWarning, match="'crs' was not provided"):
@@ -132,8 +175,10 @@ def test_stage_reads_a_given_file_and_reports_unmatched_rows(config_factory, tmp
     from pipeline.config import load_settings
 
     perimeter = tmp_path / "mes_cpts.csv"
-    perimeter.write_text("cpts_id;cpts_nom;code_commune\nA;CPTS A;11190\nA;CPTS A;11203\nA;CPTS A;11999\n",
-                         encoding="utf-8")
+    perimeter.write_text(
+        "cpts_id;cpts_nom;code_commune\nA;CPTS A;11190\nA;CPTS A;11203\nA;CPTS A;11999\n",
+        encoding="utf-8",
+    )
     config = config_factory("dep:11")
     config.write_text(config.read_text().replace('file = ""', f'file = "{perimeter.as_posix()}"'))
     settings = load_settings(config)

@@ -17,9 +17,21 @@ from pipeline.config import Scope
 from pipeline.errors import PipelineError
 from pipeline.finess import counts_by_commune, cpts_seats, insee_code, read_finess
 from pipeline.codes import code_lookup, single_unit
-from pipeline.population_age import ages_by_commune, arrondissement_parent, read_commune_ages, read_iris_ages
-from pipeline.profile import (SOURCES_FR, comparison_table, commune_profile, compare, group_profile,
-                              missing_sources, ratios)
+from pipeline.population_age import (
+    ages_by_commune,
+    arrondissement_parent,
+    read_commune_ages,
+    read_iris_ages,
+)
+from pipeline.profile import (
+    SOURCES_FR,
+    comparison_table,
+    commune_profile,
+    compare,
+    group_profile,
+    missing_sources,
+    ratios,
+)
 from pipeline.zonage import NATIONAL_COLUMNS, Zonage, read_zonage, zonage_by_commune
 
 from .conftest import FIXTURES
@@ -28,10 +40,14 @@ AGES = FIXTURES / "base-cc-evol-struct-pop-2021-extrait.CSV"
 IRIS_AGES = FIXTURES / "base-ic-evol-struct-pop-2021-extrait.CSV"
 FINESS = FIXTURES / "etalab-cs1100507-stock-20241001-0400-extrait.csv"
 # The fixture's communes: 11 and 34 in région 76, 13 in région 93; populations are the fixture's.
-COMMUNES = pd.DataFrame({"code_commune": ["11069", "11190", "13004", "13055", "34172"],
-                         "code_departement": ["11", "11", "13", "13", "34"],
-                         "code_region": ["76", "76", "93", "93", "76"],
-                         "population": [1000, 500, 1000, 1000, 2000]})
+COMMUNES = pd.DataFrame(
+    {
+        "code_commune": ["11069", "11190", "13004", "13055", "34172"],
+        "code_departement": ["11", "11", "13", "13", "34"],
+        "code_region": ["76", "76", "93", "93", "76"],
+        "population": [1000, 500, 1000, 1000, 2000],
+    }
+)
 NATIONAL_ROWS = [  # code, commune, national qualification, arrêté (made-up categories)
     ("11069", "Carcassonne", "02_Vivier ZAC", "ZAC"),
     ("11190", "La Redorte", "01_Sélection nationale", "ZIP"),
@@ -47,7 +63,9 @@ def one_line(excinfo) -> str:
     return message
 
 
-def zonage_workbook(path, *, rows=NATIONAL_ROWS, columns=NATIONAL_COLUMNS, title_rows=0, sheet="Zonage_communes"):
+def zonage_workbook(
+    path, *, rows=NATIONAL_ROWS, columns=NATIONAL_COLUMNS, title_rows=0, sheet="Zonage_communes"
+):
     """The DREES Zonage_medecin workbook: sheets Zonage_communes, Zonage_TVS, Zonage_QPV; the
     communes sheet with the published columns in order (values made up)."""
     book = openpyxl.Workbook()
@@ -58,12 +76,19 @@ def zonage_workbook(path, *, rows=NATIONAL_ROWS, columns=NATIONAL_COLUMNS, title
     for k, name in enumerate(columns, start=1):
         data.cell(row=title_rows + 1, column=k, value=name)
     for r, (code, name, national, arrete) in enumerate(rows, start=title_rows + 2):
-        values = {"Identifiant unique": f"{r:05d}", "Code de la région": "76" if code[:2] != "13" else "93",
-                  "Libellé de la région": "Région", "Code du territoire de vie-santé": code[:4] + "_",
-                  "Libellé du territoire de vie-santé": name, "Code de la commune": code,
-                  "Libellé de la commune": name, "Qualification nationale issue de la concertation de 2017": national,
-                  "Qualification attribuée par l'arrêté régional": arrete, "Population totale (2016)": 1000,
-                  "Zonage 2025": arrete}
+        values = {
+            "Identifiant unique": f"{r:05d}",
+            "Code de la région": "76" if code[:2] != "13" else "93",
+            "Libellé de la région": "Région",
+            "Code du territoire de vie-santé": code[:4] + "_",
+            "Libellé du territoire de vie-santé": name,
+            "Code de la commune": code,
+            "Libellé de la commune": name,
+            "Qualification nationale issue de la concertation de 2017": national,
+            "Qualification attribuée par l'arrêté régional": arrete,
+            "Population totale (2016)": 1000,
+            "Zonage 2025": arrete,
+        }
         for k, column in enumerate(columns, start=1):
             data.cell(row=r, column=k, value=values[column])
     for other in ("Zonage_TVS", "Zonage_QPV"):
@@ -75,13 +100,20 @@ def zonage_workbook(path, *, rows=NATIONAL_ROWS, columns=NATIONAL_COLUMNS, title
 @pytest.fixture(scope="module")
 def fixture_profile(tmp_path_factory):
     ages, _year = read_commune_ages(AGES)
-    zonage, _ = read_zonage(zonage_workbook(tmp_path_factory.mktemp("zonage") / "Zonage_medecin_20230101.xlsx"))
+    zonage, _ = read_zonage(
+        zonage_workbook(tmp_path_factory.mktemp("zonage") / "Zonage_medecin_20230101.xlsx")
+    )
     finess, _ = read_finess(FINESS)
-    return commune_profile(COMMUNES, ages=ages_by_commune(ages), zonage=zonage_by_commune(zonage)[0],
-                           finess=counts_by_commune(finess))
+    return commune_profile(
+        COMMUNES,
+        ages=ages_by_commune(ages),
+        zonage=zonage_by_commune(zonage)[0],
+        finess=counts_by_commune(finess),
+    )
 
 
 # --------------------------------------------------------------------------- INSEE population by age
+
 
 def test_commune_ages_latest_year_75_plus_and_arrondissements():
     ages, year = read_commune_ages(AGES)
@@ -92,13 +124,20 @@ def test_commune_ages_latest_year_75_plus_and_arrondissements():
     assert arm["arrondissement"].all() and set(arm["code_commune_parent"]) == {"13055"}
     by_commune = ages_by_commune(ages)
     assert "13201" not in by_commune.index
-    assert by_commune.loc["13055", "population_age"] == 1000 and by_commune.loc["13055", "pop_75p"] == 100
+    assert (
+        by_commune.loc["13055", "population_age"] == 1000
+        and by_commune.loc["13055", "pop_75p"] == 100
+    )
 
 
 def test_commune_row_is_not_doubled_by_its_arrondissements():
     ages, _ = read_commune_ages(AGES)
-    paris = ages.iloc[[0]].assign(code_commune="13055", arrondissement=False, code_commune_parent="13055",
-                                  population_age=990.0)
+    paris = ages.iloc[[0]].assign(
+        code_commune="13055",
+        arrondissement=False,
+        code_commune_parent="13055",
+        population_age=990.0,
+    )
     by_commune = ages_by_commune(pd.concat([ages, paris]))
     assert by_commune.loc["13055", "population_age"] == 990.0
 
@@ -106,8 +145,11 @@ def test_commune_row_is_not_doubled_by_its_arrondissements():
 def test_arrondissement_codes_match_the_real_table(raw):
     table = raw.communes
     arm = table[table["type"] == "ARM"]
-    parent_code = arm["commune_parent_id"].map(dict(zip(table.loc[table["type"] == "COM", "id"],
-                                                        table.loc[table["type"] == "COM", "code"])))
+    parent_code = arm["commune_parent_id"].map(
+        dict(
+            zip(table.loc[table["type"] == "COM", "id"], table.loc[table["type"] == "COM", "code"])
+        )
+    )
     assert len(arm) == 45
     assert [arrondissement_parent(c) for c in arm["code"]] == list(parent_code)
     com = table.loc[table["type"] == "COM", "code"]
@@ -122,15 +164,24 @@ def test_iris_ages_read_the_75p_column():
     assert carcassonne["population_age"].sum() == pytest.approx(1000.0)
 
 
-@pytest.mark.parametrize("mangle, expected", [
-    (lambda t: t.replace(";P21_POP90P", ";P21_XXX90P"), "P21_POP90P"),
-    (lambda t: t.replace(";", ","), "not ';'-separated (it looks ','-separated)"),
-    (lambda t: t.split("\n")[0] + "\n", "no rows"),
-    (lambda t: "", "empty"),
-    (lambda t: t.replace("11190;500;80", "11190;500;n.d."), "line 3, column P21_POP0014"),
-    (lambda t: t.replace("11190;500;80;60", "11190;500;80;600"), "line 3: the age bands add up to 1040.00"),
-    (lambda t: t.replace("11190;500;80;60", "11190;500;80;;60"), "Expected 73 fields in line 3, saw 74"),
-])
+@pytest.mark.parametrize(
+    "mangle, expected",
+    [
+        (lambda t: t.replace(";P21_POP90P", ";P21_XXX90P"), "P21_POP90P"),
+        (lambda t: t.replace(";", ","), "not ';'-separated (it looks ','-separated)"),
+        (lambda t: t.split("\n")[0] + "\n", "no rows"),
+        (lambda t: "", "empty"),
+        (lambda t: t.replace("11190;500;80", "11190;500;n.d."), "line 3, column P21_POP0014"),
+        (
+            lambda t: t.replace("11190;500;80;60", "11190;500;80;600"),
+            "line 3: the age bands add up to 1040.00",
+        ),
+        (
+            lambda t: t.replace("11190;500;80;60", "11190;500;80;;60"),
+            "Expected 73 fields in line 3, saw 74",
+        ),
+    ],
+)
 def test_commune_ages_malformed(tmp_path, mangle, expected):
     path = tmp_path / "base-cc-evol-struct-pop-2021.CSV"
     path.write_text(mangle(AGES.read_text(encoding="utf-8")), encoding="utf-8")
@@ -166,7 +217,9 @@ def test_iris_file_without_age_columns_is_refused():
 
 def test_iris_ages_missing_75p(tmp_path):
     path = tmp_path / "iris.CSV"
-    path.write_text(IRIS_AGES.read_text(encoding="utf-8").replace("P21_POP75P", "P21_POP7599"), encoding="utf-8")
+    path.write_text(
+        IRIS_AGES.read_text(encoding="utf-8").replace("P21_POP75P", "P21_POP7599"), encoding="utf-8"
+    )
     with pytest.raises(PipelineError) as excinfo:
         read_iris_ages(path)
     assert "P21_POP75P" in one_line(excinfo)
@@ -174,44 +227,87 @@ def test_iris_ages_missing_75p(tmp_path):
 
 # --------------------------------------------------------------------------- zonage médecin
 
+
 def test_national_zonage_workbook(tmp_path):
     zonage, report = read_zonage(zonage_workbook(tmp_path / "Zonage_medecin_20230101.xlsx"))
     got = dict(zip(zonage["code_commune"], zonage["categorie"]))
-    assert got == {"11069": Zonage.ZAC, "11190": Zonage.ZIP, "13004": Zonage.ZIP, "13055": Zonage.ZV,
-                   "34172": Zonage.HV}
-    assert report["colonne"] == "Qualification attribuée par l'arrêté régional" and report["sans_categorie"] == 0
+    assert got == {
+        "11069": Zonage.ZAC,
+        "11190": Zonage.ZIP,
+        "13004": Zonage.ZIP,
+        "13055": Zonage.ZV,
+        "34172": Zonage.HV,
+    }
+    assert (
+        report["colonne"] == "Qualification attribuée par l'arrêté régional"
+        and report["sans_categorie"] == 0
+    )
 
 
 def test_regional_2025_categories_below_title_rows(tmp_path):
-    rows = [("11069", "Carcassonne", "", "ZAR"), ("11190", "La Redorte", "", "ZIP"), ("34172", "Montpellier", "", "ZV"),
-            ("13055", "Marseille", "", "Hors zonage"), ("13004", "Arles", "", "ZAC")]
-    path = zonage_workbook(tmp_path / "zonage_2025.xlsx", rows=rows, title_rows=3,
-                           columns=["Code de la commune", "Libellé de la commune", "Zonage 2025"])
+    rows = [
+        ("11069", "Carcassonne", "", "ZAR"),
+        ("11190", "La Redorte", "", "ZIP"),
+        ("34172", "Montpellier", "", "ZV"),
+        ("13055", "Marseille", "", "Hors zonage"),
+        ("13004", "Arles", "", "ZAC"),
+    ]
+    path = zonage_workbook(
+        tmp_path / "zonage_2025.xlsx",
+        rows=rows,
+        title_rows=3,
+        columns=["Code de la commune", "Libellé de la commune", "Zonage 2025"],
+    )
     zonage, report = read_zonage(path)
     assert list(zonage["categorie"]) == [Zonage.ZAR, Zonage.ZIP, Zonage.ZAC, Zonage.HZ, Zonage.ZV]
     assert report["colonne"] == "Zonage 2025"
 
 
 def test_zonage_keeps_arrondissements_as_units_of_coverage(tmp_path, raw):
-    rows = [("13201", "Marseille 1er", "", "ZAC"), ("13202", "Marseille 2e", "", "ZIP"),
-            ("11190", "La Redorte", "", "ZAC")]
+    rows = [
+        ("13201", "Marseille 1er", "", "ZAC"),
+        ("13202", "Marseille 2e", "", "ZIP"),
+        ("11190", "La Redorte", "", "ZAC"),
+    ]
     zonage, _ = read_zonage(zonage_workbook(tmp_path / "z.xlsx", rows=rows))
     by_commune, unknown = zonage_by_commune(zonage, single_unit(code_lookup(raw.communes, raw.cog)))
-    assert by_commune.to_dict() == {"11190": Zonage.ZAC, "13201": Zonage.ZAC, "13202": Zonage.ZIP} and unknown == []
+    assert (
+        by_commune.to_dict() == {"11190": Zonage.ZAC, "13201": Zonage.ZAC, "13202": Zonage.ZIP}
+        and unknown == []
+    )
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda p: zonage_workbook(p, sheet="Feuil1"), "no sheet 'Zonage_communes'"),
-    (lambda p: zonage_workbook(p, columns=[c for c in NATIONAL_COLUMNS if c != "Libellé de la commune"]),
-     "missing column(s) Libellé de la commune"),
-    (lambda p: zonage_workbook(p, columns=[c for c in NATIONAL_COLUMNS if c != "Code de la commune"]),
-     "no header cell 'Code de la commune'"),
-    (lambda p: zonage_workbook(p, rows=NATIONAL_ROWS + [("11203", "Lézignan", "", "Zone blanche")]),
-     "row 7: unknown category 'Zone blanche'"),
-    (lambda p: zonage_workbook(p, rows=[]), "no commune row"),
-    (lambda p: (p.write_text("Code de la commune;Zonage\n11069;ZIP\n", encoding="utf-8"), p)[1],
-     "not a readable xlsx workbook"),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: zonage_workbook(p, sheet="Feuil1"), "no sheet 'Zonage_communes'"),
+        (
+            lambda p: zonage_workbook(
+                p, columns=[c for c in NATIONAL_COLUMNS if c != "Libellé de la commune"]
+            ),
+            "missing column(s) Libellé de la commune",
+        ),
+        (
+            lambda p: zonage_workbook(
+                p, columns=[c for c in NATIONAL_COLUMNS if c != "Code de la commune"]
+            ),
+            "no header cell 'Code de la commune'",
+        ),
+        (
+            lambda p: zonage_workbook(
+                p, rows=NATIONAL_ROWS + [("11203", "Lézignan", "", "Zone blanche")]
+            ),
+            "row 7: unknown category 'Zone blanche'",
+        ),
+        (lambda p: zonage_workbook(p, rows=[]), "no commune row"),
+        (
+            lambda p: (p.write_text("Code de la commune;Zonage\n11069;ZIP\n", encoding="utf-8"), p)[
+                1
+            ],
+            "not a readable xlsx workbook",
+        ),
+    ],
+)
 def test_zonage_malformed(tmp_path, make, expected):
     path = make(tmp_path / "Zonage_medecin_20230101.xlsx")
     with pytest.raises(PipelineError) as excinfo:
@@ -221,23 +317,38 @@ def test_zonage_malformed(tmp_path, make, expected):
 
 # --------------------------------------------------------------------------- FINESS
 
+
 def test_finess_stock_windows_1252_both_record_kinds_and_dom_codes():
     table, report = read_finess(FINESS)
-    assert report["encodage"] == "Windows-1252" and report["structureet"] == 16 and report["geolocalisation"] == 4
-    assert report["ligne_1"] == {"annonce": "16", "date": "2024-10-01"} and report["code_commune_invalide"] == []
+    assert (
+        report["encodage"] == "Windows-1252"
+        and report["structureet"] == 16
+        and report["geolocalisation"] == 4
+    )
+    assert (
+        report["ligne_1"] == {"annonce": "16", "date": "2024-10-01"}
+        and report["code_commune_invalide"] == []
+    )
     rows = table.set_index("nofinesset")
     assert rows.loc["110001001", "rs"] == "MAISON DE SANTÉ DU MINERVOIS"  # é read from Windows-1252
     assert rows.loc["970101001", "code_commune"] == "97101"
     assert rows.loc["970101001", "source_coordonnees"].startswith("EPSG:5490")
     assert rows.loc["110001002", "coordx"] == ""  # no geolocalisation record
     counts = counts_by_commune(table)
-    assert counts.loc["11069"].to_dict() == {"n_msp": 1, "n_centre_sante": 1, "n_pharmacie": 2, "n_cpts_finess": 1}
+    assert counts.loc["11069"].to_dict() == {
+        "n_msp": 1,
+        "n_centre_sante": 1,
+        "n_pharmacie": 2,
+        "n_cpts_finess": 1,
+    }
     assert counts.loc["34172", "n_pharmacie"] == 3 and counts.loc["97101", "n_pharmacie"] == 1
     assert counts["n_pharmacie"].sum() == 7  # the laboratory (611) is not counted
     seats = cpts_seats(table)
-    assert dict(zip(seats["rs"], seats["code_commune"])) == {"CPTS DU MINERVOIS": "11190",
-                                                             "CPTS CARCASSONNE AGGLO": "11069",
-                                                             "CPTS MONTPELLIER NORD": "34172"}
+    assert dict(zip(seats["rs"], seats["code_commune"])) == {
+        "CPTS DU MINERVOIS": "11190",
+        "CPTS CARCASSONNE AGGLO": "11069",
+        "CPTS MONTPELLIER NORD": "34172",
+    }
 
 
 def test_insee_code_rules():
@@ -249,15 +360,27 @@ def _finess_text() -> str:
     return FINESS.read_bytes().decode("cp1252")
 
 
-@pytest.mark.parametrize("mangle, expected", [
-    (lambda t: t.split("\r\n", 1)[1], "line 1 is 'structureet;"),
-    (lambda t: t.replace(";", ","), "line 1 is not ';'-separated (it looks ','-separated)"),
-    (lambda t: t.split("\r\n", 1)[0] + "\r\n", "no 'structureet' record"),
-    (lambda t: "", "empty"),
-    (lambda t: t.replace(";AUDE;", ";", 1), "line 2: structureet record with 31 fields, expected 32"),
-    (lambda t: t.replace(";2024-09-30;\r\n", ";\r\n", 1), "line 2: structureet record with 31 fields"),
-    (lambda t: t.replace("geolocalisation;110001001", "geoloc;110001001"), "unknown record kind 'geoloc'"),
-])
+@pytest.mark.parametrize(
+    "mangle, expected",
+    [
+        (lambda t: t.split("\r\n", 1)[1], "line 1 is 'structureet;"),
+        (lambda t: t.replace(";", ","), "line 1 is not ';'-separated (it looks ','-separated)"),
+        (lambda t: t.split("\r\n", 1)[0] + "\r\n", "no 'structureet' record"),
+        (lambda t: "", "empty"),
+        (
+            lambda t: t.replace(";AUDE;", ";", 1),
+            "line 2: structureet record with 31 fields, expected 32",
+        ),
+        (
+            lambda t: t.replace(";2024-09-30;\r\n", ";\r\n", 1),
+            "line 2: structureet record with 31 fields",
+        ),
+        (
+            lambda t: t.replace("geolocalisation;110001001", "geoloc;110001001"),
+            "unknown record kind 'geoloc'",
+        ),
+    ],
+)
 def test_finess_malformed(tmp_path, mangle, expected):
     path = tmp_path / "etalab-cs1100507-stock.csv"
     path.write_bytes(mangle(_finess_text()).encode("cp1252"))
@@ -277,31 +400,55 @@ def test_finess_utf16_and_utf8_read_like_the_published_windows_1252(tmp_path):
 
 # --------------------------------------------------------------------------- ALD without médecin traitant
 
+
 def test_ald_rates_by_departement_region_france():
     table = read_ald(FIXTURES / "patients-longueduree-annuelle-extrait.csv")
-    assert ald_context(table, "11", "76") == {"annee": 2023, "departement": 4.2, "region": 3.4, "france": 3.1}
-    assert ald_context(table, "11", "76", year=2022) == {"annee": 2022, "departement": 3.9, "region": 3.2,
-                                                         "france": 2.9}
+    assert ald_context(table, "11", "76") == {
+        "annee": 2023,
+        "departement": 4.2,
+        "region": 3.4,
+        "france": 3.1,
+    }
+    assert ald_context(table, "11", "76", year=2022) == {
+        "annee": 2022,
+        "departement": 3.9,
+        "region": 3.2,
+        "france": 2.9,
+    }
     lozere = ald_context(table, "48", "76")
     assert math.isnan(lozere["departement"]) and lozere["region"] == 3.4  # NC: masked, not zero
     assert math.isnan(ald_context(table, "13", "93")["region"])  # no région row for 93 in the file
 
 
-@pytest.mark.parametrize("mangle, expected", [
-    (lambda t: t.replace(";", ","), "not ';'-separated"),
-    (lambda t: t.replace("taux_patients_ald_sans_mt;", "taux;"), "missing column(s) taux_patients_ald_sans_mt"),
-    (lambda t: t.replace(";4.2;", ";n.d.;"), "line 7, column taux_patients_ald_sans_mt: 'n.d.'"),
-])
+@pytest.mark.parametrize(
+    "mangle, expected",
+    [
+        (lambda t: t.replace(";", ","), "not ';'-separated"),
+        (
+            lambda t: t.replace("taux_patients_ald_sans_mt;", "taux;"),
+            "missing column(s) taux_patients_ald_sans_mt",
+        ),
+        (
+            lambda t: t.replace(";4.2;", ";n.d.;"),
+            "line 7, column taux_patients_ald_sans_mt: 'n.d.'",
+        ),
+    ],
+)
 def test_ald_malformed(tmp_path, mangle, expected):
     path = tmp_path / "patients-longueduree-annuelle.csv"
-    path.write_text(mangle((FIXTURES / "patients-longueduree-annuelle-extrait.csv").read_text(encoding="utf-8-sig")),
-                    encoding="utf-8")
+    path.write_text(
+        mangle(
+            (FIXTURES / "patients-longueduree-annuelle-extrait.csv").read_text(encoding="utf-8-sig")
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(PipelineError) as excinfo:
         read_ald(path)
     assert expected in one_line(excinfo)
 
 
 # --------------------------------------------------------------------------- comparisons by hand
+
 
 def test_commune_vs_departement_region_france_by_hand(fixture_profile):
     compared = compare(fixture_profile.set_index("code_commune"), fixture_profile).loc["11190"]
@@ -327,14 +474,20 @@ def test_commune_vs_departement_region_france_by_hand(fixture_profile):
 
 def test_marseille_compared_with_bouches_du_rhone(fixture_profile):
     compared = compare(fixture_profile.set_index("code_commune"), fixture_profile).loc["13055"]
-    assert compared["part_75p"] == pytest.approx(10.0)  # its two arrondissements: 40 + 60 of 400 + 600
+    assert compared["part_75p"] == pytest.approx(
+        10.0
+    )  # its two arrondissements: 40 + 60 of 400 + 600
     assert compared["part_75p_departement"] == pytest.approx(15.0) == compared["part_75p_region"]
     assert compared["part_zip_departement"] == pytest.approx(50.0)
 
 
 def test_group_profile_and_its_references(fixture_profile):
-    groups = pd.DataFrame({"group": ["ZB-11-1", "ZB-11-1", "T-mixte", "T-mixte"],
-                           "code_commune": ["11069", "11190", "11190", "34172"]})
+    groups = pd.DataFrame(
+        {
+            "group": ["ZB-11-1", "ZB-11-1", "T-mixte", "T-mixte"],
+            "code_commune": ["11069", "11190", "11190", "34172"],
+        }
+    )
     sums = group_profile(fixture_profile, groups)
     assert sums.loc["T-mixte", "code_departement"] == "34"  # 2,000 inhabitants in 34 vs 500 in 11
     assert sums.loc["T-mixte", "departements"] == "11;34" and sums.loc["ZB-11-1", "communes"] == 2
@@ -346,7 +499,9 @@ def test_group_profile_and_its_references(fixture_profile):
     assert compared.loc["ZB-11-1", "pharmacies_10k"] == pytest.approx(2 / 1500 * 1e4)
     table = comparison_table(compared.loc["T-mixte"])
     row = table.set_index("indicateur").loc["part_75p"]
-    assert row["libelle"] == "Part des 75 ans et plus (%)" and row["departement"] == pytest.approx(6.0)
+    assert row["libelle"] == "Part des 75 ans et plus (%)" and row["departement"] == pytest.approx(
+        6.0
+    )
 
 
 def test_missing_source_is_unavailable_never_zero(fixture_profile):
@@ -367,30 +522,50 @@ def test_missing_source_is_unavailable_never_zero(fixture_profile):
 def test_supply_indicators_are_compared_population_weighted():
     """``indicators.parquet`` columns (made-up values): APL 2.0 at Carcassonne (1,000 inh.) and 4.0 at La
     Redorte (500), unknown elsewhere; Carcassonne under the threshold; 3 + 1 GPs in the Aude."""
-    indicators = pd.DataFrame({
-        "code_commune": COMMUNES["code_commune"], "population": COMMUNES["population"],
-        "n_medecin_generaliste": pd.array([3, 1, 2, 0, 10], dtype="Int64"),
-        "apl_mg": [2.0, 4.0, np.nan, np.nan, np.nan],
-        "sous_dotee": pd.array([True, False, pd.NA, pd.NA, pd.NA], dtype="boolean")})
+    indicators = pd.DataFrame(
+        {
+            "code_commune": COMMUNES["code_commune"],
+            "population": COMMUNES["population"],
+            "n_medecin_generaliste": pd.array([3, 1, 2, 0, 10], dtype="Int64"),
+            "apl_mg": [2.0, 4.0, np.nan, np.nan, np.nan],
+            "sous_dotee": pd.array([True, False, pd.NA, pd.NA, pd.NA], dtype="boolean"),
+        }
+    )
     profile = commune_profile(COMMUNES, indicators=indicators, professions=["medecin_generaliste"])
     compared = compare(profile.set_index("code_commune"), profile)
     row = compared.loc["11190"]
     assert row["apl_mg_departement"] == pytest.approx((2.0 * 1000 + 4.0 * 500) / 1500)
-    assert row["apl_mg_france"] == row["apl_mg_departement"]  # the other communes have no APL: left out
+    assert (
+        row["apl_mg_france"] == row["apl_mg_departement"]
+    )  # the other communes have no APL: left out
     assert row["part_sous_dotee_departement"] == pytest.approx(1000 / 1500 * 100)
-    assert math.isnan(compared.loc["34172", "apl_mg"]) and math.isnan(compared.loc["34172", "part_sous_dotee"])
+    assert math.isnan(compared.loc["34172", "apl_mg"]) and math.isnan(
+        compared.loc["34172", "part_sous_dotee"]
+    )
     assert row["densite_medecin_generaliste_10k_departement"] == pytest.approx(4 / 1500 * 1e4)
     assert row["densite_medecin_generaliste_10k_france"] == pytest.approx(16 / 5500 * 1e4)
     table = comparison_table(row).set_index("indicateur")
-    assert table.loc["densite_medecin_generaliste_10k", "libelle"] == "Médecins généralistes pour 10 000 hab."
+    assert (
+        table.loc["densite_medecin_generaliste_10k", "libelle"]
+        == "Médecins généralistes pour 10 000 hab."
+    )
     no_rpps = indicators.assign(n_medecin_generaliste=pd.array([pd.NA] * 5, dtype="Int64"))
     profile = commune_profile(COMMUNES, indicators=no_rpps, professions=["medecin_generaliste"])
-    assert compare(profile.set_index("code_commune"), profile)["densite_medecin_generaliste_10k_france"].isna().all()
+    assert (
+        compare(profile.set_index("code_commune"), profile)[
+            "densite_medecin_generaliste_10k_france"
+        ]
+        .isna()
+        .all()
+    )
 
 
 def test_missing_sources_are_named():
     assert missing_sources([]) == list(SOURCES_FR.values())
-    assert missing_sources(["finess", "zonage", "population_age", "ald"]) == [SOURCES_FR["rpps"], SOURCES_FR["apl"]]
+    assert missing_sources(["finess", "zonage", "population_age", "ald"]) == [
+        SOURCES_FR["rpps"],
+        SOURCES_FR["apl"],
+    ]
 
 
 def test_real_communes_of_occitanie(raw):
@@ -400,7 +575,9 @@ def test_real_communes_of_occitanie(raw):
     communes = build_communes(raw, Scope.parse("region:76"), crs_metropole=2154, crs_drom={})[0]
     empty = commune_profile(communes)
     assert ratios(empty).isna().all().all()
-    groups = pd.DataFrame({"group": communes["code_epci"], "code_commune": communes["code_commune"]})
+    groups = pd.DataFrame(
+        {"group": communes["code_epci"], "code_commune": communes["code_commune"]}
+    )
     sums = group_profile(empty, groups)
     assert int(sums["population"].sum()) == int(communes["population"].sum())
     finess, _ = read_finess(FINESS)

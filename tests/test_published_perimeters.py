@@ -53,11 +53,16 @@ def workbook(path, sheets):
 
 
 def legal(raw, codes):
-    return int(raw.cog[raw.cog["code"].isin(codes) & raw.cog["type"].isin(["COM", "ARM"])]["population"].sum())
+    return int(
+        raw.cog[raw.cog["code"].isin(codes) & raw.cog["type"].isin(["COM", "ARM"])][
+            "population"
+        ].sum()
+    )
 
 
-def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merged_codes(raw, ref, south, tmp_path,
-                                                                                         repo_settings):
+def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merged_codes(
+    raw, ref, south, tmp_path, repo_settings
+):
     marseille = {  # 8 CPTS over the 16 arrondissements, given by code or by name as people write them
         "CPTS Marseille Centre": ["13201", "Marseille 2e", "13203"],
         "CPTS Marseille Est": ["13204", "Marseille 5ème"],
@@ -66,16 +71,24 @@ def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merg
         "CPTS Marseille Vallée": ["13211", "13212"],
         "CPTS Marseille Nord-Est": ["13213", "MARSEILLE 14EME ARRONDISSEMENT"],
         "CPTS Marseille Nord": ["13215"],
-        "CPTS Marseille Littoral Nord": ["13216", "Marseille 1er"],  # 1er is listed twice: see below
+        "CPTS Marseille Littoral Nord": [
+            "13216",
+            "Marseille 1er",
+        ],  # 1er is listed twice: see below
     }
-    rows13 = [("13", c if c.isdigit() else "", "" if c.isdigit() else c, cpts)
-              for cpts, communes in marseille.items() for c in communes]
-    rows05 = [("05", "05043", "Les Costes", "CPTS du Champsaur"),           # merged into 05039 Aubessagne
-              ("05", "05141", "Saint-Eusèbe-en-Champsaur", "CPTS du Champsaur"),
-              ("05", "05088", "Montmorin", "CPTS des Baronnies"),            # → 05024 Valdoule
-              ("05", "05150", "Sainte-Marie", "CPTS des Baronnies"),
-              ("05", "05175", "Vallouise", "CPTS du Pays des Écrins"),       # → 05101 Vallouise-Pelvoux
-              ("05", "", "Gap", "CPTS du Gapençais")]
+    rows13 = [
+        ("13", c if c.isdigit() else "", "" if c.isdigit() else c, cpts)
+        for cpts, communes in marseille.items()
+        for c in communes
+    ]
+    rows05 = [
+        ("05", "05043", "Les Costes", "CPTS du Champsaur"),  # merged into 05039 Aubessagne
+        ("05", "05141", "Saint-Eusèbe-en-Champsaur", "CPTS du Champsaur"),
+        ("05", "05088", "Montmorin", "CPTS des Baronnies"),  # → 05024 Valdoule
+        ("05", "05150", "Sainte-Marie", "CPTS des Baronnies"),
+        ("05", "05175", "Vallouise", "CPTS du Pays des Écrins"),  # → 05101 Vallouise-Pelvoux
+        ("05", "", "Gap", "CPTS du Gapençais"),
+    ]
     path = workbook(tmp_path / "correspondance_cpts_paca.xlsx", {"13": rows13, "05": rows05})
     result = import_table(ref, south, path)
     members, issues = result["members"], result["issues"]
@@ -87,30 +100,52 @@ def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merg
     by_cpts = members.groupby("cpts_id")["code_commune"].apply(sorted).to_dict()
     assert by_cpts["cpts-du-champsaur"] == ["05039"] and by_cpts["cpts-des-baronnies"] == ["05024"]
     assert by_cpts["cpts-du-pays-des-ecrins"] == ["05101"]
-    assert "13201" in by_cpts["cpts-marseille-centre"] and "13201" in by_cpts["cpts-marseille-littoral-nord"]
+    assert (
+        "13201" in by_cpts["cpts-marseille-centre"]
+        and "13201" in by_cpts["cpts-marseille-littoral-nord"]
+    )
     assert by_cpts["cpts-marseille-sud"] == ["13206", "13207", "13208"]
     assert (members["source_feuille"].isin(["13", "05"])).all()
     # 13214 (14e) is named in capitals with "EME ARRONDISSEMENT"; 13205 as "5ème"
-    assert "13214" in by_cpts["cpts-marseille-nord-est"] and "13205" in by_cpts["cpts-marseille-est"]
+    assert (
+        "13214" in by_cpts["cpts-marseille-nord-est"] and "13205" in by_cpts["cpts-marseille-est"]
+    )
 
     status = commune_status(south, members).set_index("code_commune")
     assert (status.loc[[c for c in MARSEILLE if c != "13201"], "statut"] == "couverte").all()
-    assert status.loc["13201", "statut"] == "chevauchement"  # the one arrondissement listed by two CPTS
+    assert (
+        status.loc["13201", "statut"] == "chevauchement"
+    )  # the one arrondissement listed by two CPTS
     adjacency = build_adjacency(south, tolerance_m=20.0, island_link_max_km=40.0)
-    overlaps = overlap_pairs(south, commune_status(south, members), members, adjacency, tolerance_m=20.0)
+    overlaps = overlap_pairs(
+        south, commune_status(south, members), members, adjacency, tolerance_m=20.0
+    )
     assert overlaps["code_commune"].tolist() == ["13201"]
-    cpts = cpts_table(south, members, repo_settings.section("aci"), example=False).set_index("cpts_id")
+    cpts = cpts_table(south, members, repo_settings.section("aci"), example=False).set_index(
+        "cpts_id"
+    )
     aci = repo_settings.section("aci")
     for name, listed in marseille.items():
         codes = sorted(set(members.loc[members["cpts_nom"] == name, "code_commune"]))
         row = cpts.loc[members.loc[members["cpts_nom"] == name, "cpts_id"].iloc[0]]
         assert row["population"] == legal(raw, codes), name  # the sum of its arrondissements
-        assert row["tier"] == assign_tier([legal(raw, codes)], tiers=aci["tiers"], bounds=aci["bounds"],
-                                          bound_goes_up=aci["bound_goes_up"])[0]
-    assert cpts["population"].max() < legal(raw, ["13055"]), "no CPTS counted with the whole of Marseille"
+        assert (
+            row["tier"]
+            == assign_tier(
+                [legal(raw, codes)],
+                tiers=aci["tiers"],
+                bounds=aci["bounds"],
+                bound_goes_up=aci["bound_goes_up"],
+            )[0]
+        )
+    assert cpts["population"].max() < legal(raw, ["13055"]), (
+        "no CPTS counted with the whole of Marseille"
+    )
 
 
-def test_paris_lyon_marseille_by_arrondissement_zero_overlap_and_covered(raw, ref, tmp_path, repo_settings):
+def test_paris_lyon_marseille_by_arrondissement_zero_overlap_and_covered(
+    raw, ref, tmp_path, repo_settings
+):
     cities = build_communes(raw, Scope.parse("dep:13,69,75"), **CRS)[0]
     arm = cities[cities["type_unite"] == "arrondissement"]
     rows = ["cpts_id;cpts_nom;code_insee"]
@@ -123,7 +158,9 @@ def test_paris_lyon_marseille_by_arrondissement_zero_overlap_and_covered(raw, re
     status = commune_status(cities, members).set_index("code_commune")
     assert (status.loc[arm["code_commune"], "statut"] == "couverte").all()
     adjacency = build_adjacency(cities, tolerance_m=20.0, island_link_max_km=40.0)
-    assert overlap_pairs(cities, commune_status(cities, members), members, adjacency, tolerance_m=20.0).empty
+    assert overlap_pairs(
+        cities, commune_status(cities, members), members, adjacency, tolerance_m=20.0
+    ).empty
     cpts = cpts_table(cities, members, repo_settings.section("aci"), example=False)
     for rec in cpts.itertuples():
         codes = members.loc[members["cpts_id"] == rec.cpts_id, "code_commune"]
@@ -131,57 +168,102 @@ def test_paris_lyon_marseille_by_arrondissement_zero_overlap_and_covered(raw, re
     assert cpts["population"].sum() == legal(raw, ["13055", "69123", "75056"])
 
 
-def test_whole_commune_and_arrondissement_rows_are_reported_never_double_counted(raw, ref, tmp_path, repo_settings):
+def test_whole_commune_and_arrondissement_rows_are_reported_never_double_counted(
+    raw, ref, tmp_path, repo_settings
+):
     cities = build_communes(raw, Scope.parse("dep:69"), **CRS)[0]
     path = tmp_path / "lyon.csv"
-    path.write_text("cpts_id;cpts_nom;commune\nA;CPTS Lyon;Lyon\nB;CPTS Lyon 3;Lyon 3ème\n", encoding="utf-8")
+    path.write_text(
+        "cpts_id;cpts_nom;commune\nA;CPTS Lyon;Lyon\nB;CPTS Lyon 3;Lyon 3ème\n", encoding="utf-8"
+    )
     result = import_table(ref, cities, path)
     members, issues = result["members"], result["issues"]
     assert members.loc[members["cpts_id"] == "B", "code_commune"].tolist() == ["69383"]
-    assert sorted(members.loc[members["cpts_id"] == "A", "code_commune"]) == [f"6938{k}" for k in (1, 2, 4, 5, 6, 7, 8, 9)]
+    assert sorted(members.loc[members["cpts_id"] == "A", "code_commune"]) == [
+        f"6938{k}" for k in (1, 2, 4, 5, 6, 7, 8, 9)
+    ]
     assert issues["message"].str.contains("arrondissement 69383 is listed by CPTS B").any()
-    cpts = cpts_table(cities, members, repo_settings.section("aci"), example=False).set_index("cpts_id")
+    cpts = cpts_table(cities, members, repo_settings.section("aci"), example=False).set_index(
+        "cpts_id"
+    )
     assert cpts.loc["A", "population"] + cpts.loc["B", "population"] == legal(raw, ["69123"])
 
 
 def test_every_former_code_of_the_cog_resolves_to_its_current_commune(raw):
     lookup = code_lookup(raw.communes, raw.cog)
     com = raw.cog[raw.cog["type"] == "COM"]
-    arms = raw.cog[raw.cog["type"] == "ARM"].groupby("parent")["code"].apply(lambda s: tuple(sorted(s))).to_dict()
-    pairs = [(old, code) for code, olds in zip(com["code"], com["anciens_codes"]) for old in olds.split(";") if old]
+    arms = (
+        raw.cog[raw.cog["type"] == "ARM"]
+        .groupby("parent")["code"]
+        .apply(lambda s: tuple(sorted(s)))
+        .to_dict()
+    )
+    pairs = [
+        (old, code)
+        for code, olds in zip(com["code"], com["anciens_codes"])
+        for old in olds.split(";")
+        if old
+    ]
     assert len(pairs) == 4240
     for old, current in pairs:
         assert lookup[old].codes == arms.get(current, (current,)), old
-    for old, current in {"05043": "05039", "05141": "05039", "05088": "05024", "05150": "05024",
-                         "05175": "05101"}.items():
+    for old, current in {
+        "05043": "05039",
+        "05141": "05039",
+        "05088": "05024",
+        "05150": "05024",
+        "05175": "05101",
+    }.items():
         assert lookup[old].codes == (current,)
 
 
-def test_cpts_across_the_scope_border_is_tiered_on_its_whole_population(raw, ref, tmp_path, repo_settings):
+def test_cpts_across_the_scope_border_is_tiered_on_its_whole_population(
+    raw, ref, tmp_path, repo_settings
+):
     aude = build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
     path = tmp_path / "x.csv"
-    path.write_text("cpts_id,cpts_nom,code_commune\nX,CPTS X,11069\nX,CPTS X,34032\nX,CPTS X,34172\n", encoding="utf-8")
+    path.write_text(
+        "cpts_id,cpts_nom,code_commune\nX,CPTS X,11069\nX,CPTS X,34032\nX,CPTS X,34172\n",
+        encoding="utf-8",
+    )
     result = import_table(ref, aude, path)
     assert result["members"]["code_commune"].tolist() == ["11069"]
     assert sorted(result["outside"]["code_commune"]) == ["34032", "34172"]
-    assert result["issues"]["message"].str.contains("CPTS X lists 2 unit\\(s\\) outside the scope").any()
-    cpts = cpts_table(aude, result["members"], repo_settings.section("aci"), example=False,
-                      outside=result["outside"]).iloc[0]
+    assert (
+        result["issues"]["message"]
+        .str.contains("CPTS X lists 2 unit\\(s\\) outside the scope")
+        .any()
+    )
+    cpts = cpts_table(
+        aude,
+        result["members"],
+        repo_settings.section("aci"),
+        example=False,
+        outside=result["outside"],
+    ).iloc[0]
     assert cpts["population"] == legal(raw, ["11069", "34032", "34172"]) and cpts["tier"] == "T4"
-    assert cpts["population_hors_champ"] == legal(raw, ["34032", "34172"]) and cpts["n_communes_hors_champ"] == 2
+    assert (
+        cpts["population_hors_champ"] == legal(raw, ["34032", "34172"])
+        and cpts["n_communes_hors_champ"] == 2
+    )
 
 
 def test_short_forms_and_typos_are_asked_back_with_the_right_commune_first(raw, ref, tmp_path):
     herault = build_communes(raw, Scope.parse("dep:34"), **CRS)[0]
     path = tmp_path / "h.csv"
-    path.write_text("cpts_id;cpts_nom;commune\nT;CPTS Thau;Vic\nT;CPTS Thau;Balaruc-Levieux\nT;CPTS Thau;Sète\n",
-                    encoding="utf-8")
+    path.write_text(
+        "cpts_id;cpts_nom;commune\nT;CPTS Thau;Vic\nT;CPTS Thau;Balaruc-Levieux\nT;CPTS Thau;Sète\n",
+        encoding="utf-8",
+    )
     result = import_table(ref, herault, path)
     assert result["members"]["code_commune"].tolist() == ["34301"]
     names = result["names"].set_index("nom_publie")
     assert names.loc["Vic", "candidats"].startswith("Vic-la-Gardiole (34333)")
     assert names.loc["Balaruc-Levieux", "candidats"].startswith("Balaruc-le-Vieux (34024)")
-    assert names.loc["Vic", "code_commune"] == "" and names.loc["Balaruc-Levieux", "code_commune"] == ""
+    assert (
+        names.loc["Vic", "code_commune"] == ""
+        and names.loc["Balaruc-Levieux", "code_commune"] == ""
+    )
 
 
 def test_checks_pieces_near_duplicate_names_and_communes_no_row_mentions(raw, ref, tmp_path):
@@ -190,27 +272,46 @@ def test_checks_pieces_near_duplicate_names_and_communes_no_row_mentions(raw, re
     codes = region["code_commune"].tolist()
     neighbour = codes[adjacency.neighbours()[codes.index("11203")][0]]
     path = tmp_path / "c.csv"
-    path.write_text("cpts_id;cpts_nom;code_insee\n"
-                    f"A;CPTS du Lézignanais;11203\nA;CPTS du Lézignanais;{neighbour}\n"
-                    "A;CPTS du Lézignanais;34172\n"       # Montpellier: far from the rest, a wrong pick
-                    "B;CPTS Gapençais;11069\nC;CPTS du gapencais;11262\n", encoding="utf-8")
+    path.write_text(
+        "cpts_id;cpts_nom;code_insee\n"
+        f"A;CPTS du Lézignanais;11203\nA;CPTS du Lézignanais;{neighbour}\n"
+        "A;CPTS du Lézignanais;34172\n"  # Montpellier: far from the rest, a wrong pick
+        "B;CPTS Gapençais;11069\nC;CPTS du gapencais;11262\n",
+        encoding="utf-8",
+    )
     members = import_table(ref, region, path)["members"]
-    issues = pd.DataFrame(check_members(members, region, adjacency, source="c.csv"),
-                          columns=["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"])
+    issues = pd.DataFrame(
+        check_members(members, region, adjacency, source="c.csv"),
+        columns=["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"],
+    )
     pieces = issues.loc[issues["cpts_id"] == "A", "message"].iloc[0]
     assert "CPTS A is in 2 separate pieces" in pieces and "Montpellier" in pieces
-    assert issues["message"].str.contains("B \\('CPTS Gapençais'\\), C \\('CPTS du gapencais'\\) differ only").any()
+    assert (
+        issues["message"]
+        .str.contains("B \\('CPTS Gapençais'\\), C \\('CPTS du gapencais'\\) differ only")
+        .any()
+    )
     dep11 = issues.loc[issues["message"].str.contains("département 11:"), "message"].iloc[0]
-    assert f"{(region['code_departement'] == '11').sum() - 4} of {(region['code_departement'] == '11').sum()}" in dep11
+    assert (
+        f"{(region['code_departement'] == '11').sum() - 4} of {(region['code_departement'] == '11').sum()}"
+        in dep11
+    )
 
 
-@pytest.mark.parametrize("text,message", [
-    ("cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Narbonne, Littoral,11262\n",
-     r"line 2: 4 fields where the header has 3 .*put the value in quotes"),
-    ("cpts_id;cpts_nom;code_commune\nA;CPTS A;11262;extra\nB;CPTS B;11069\nC;CPTS C;11190;x;y\n",
-     r"2 problems:.*line 2: 4 fields.*line 4: 5 fields"),
-    ('cpts_id,cpts_nom,code_commune\nA,"CPTS A,11262\n', r"line 2: .*close the quote"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Narbonne, Littoral,11262\n",
+            r"line 2: 4 fields where the header has 3 .*put the value in quotes",
+        ),
+        (
+            "cpts_id;cpts_nom;code_commune\nA;CPTS A;11262;extra\nB;CPTS B;11069\nC;CPTS C;11190;x;y\n",
+            r"2 problems:.*line 2: 4 fields.*line 4: 5 fields",
+        ),
+        ('cpts_id,cpts_nom,code_commune\nA,"CPTS A,11262\n', r"line 2: .*close the quote"),
+    ],
+)
 def test_ragged_rows_are_refused_with_their_line_never_shifted(tmp_path, text, message):
     path = tmp_path / "p.csv"
     path.write_text(text, encoding="utf-8")
@@ -221,11 +322,15 @@ def test_ragged_rows_are_refused_with_their_line_never_shifted(tmp_path, text, m
 def test_quoted_separator_and_title_rows_in_a_csv(ref, raw, tmp_path):
     aude = build_communes(raw, Scope.parse("dep:11"), **CRS)[0]
     path = tmp_path / "p.csv"
-    path.write_text("Liste des CPTS signées;;\n;;\nIdentifiant CPTS;Nom de la CPTS;Code commune INSEE\n"
-                    'N1;"CPTS Narbonne; Littoral";11262\n', encoding="utf-8")
+    path.write_text(
+        "Liste des CPTS signées;;\n;;\nIdentifiant CPTS;Nom de la CPTS;Code commune INSEE\n"
+        'N1;"CPTS Narbonne; Littoral";11262\n',
+        encoding="utf-8",
+    )
     result = import_table(ref, aude, path)
     assert result["members"][["cpts_id", "cpts_nom", "code_commune"]].values.tolist() == [
-        ["N1", "CPTS Narbonne; Littoral", "11262"]]
+        ["N1", "CPTS Narbonne; Littoral", "11262"]
+    ]
     assert result["issues"]["message"].str.contains("header found on line 3").any()
 
 
@@ -238,8 +343,10 @@ def test_stage_writes_the_population_vintage_and_the_outside_population(config_f
     from pipeline.config import load_settings
 
     perimeter = tmp_path / "x.csv"
-    perimeter.write_text("cpts_id,cpts_nom,code_commune\nX,CPTS X,11069\nX,CPTS X,34032\nX,CPTS X,34172\n",
-                         encoding="utf-8")
+    perimeter.write_text(
+        "cpts_id,cpts_nom,code_commune\nX,CPTS X,11069\nX,CPTS X,34032\nX,CPTS X,34172\n",
+        encoding="utf-8",
+    )
     config = config_factory("dep:11")
     config.write_text(config.read_text().replace('file = ""', f'file = "{perimeter.as_posix()}"'))
     settings = load_settings(config)
@@ -258,19 +365,32 @@ def test_stage_writes_the_population_vintage_and_the_outside_population(config_f
 def test_a_code_contradicting_the_name_on_its_row_is_reported(ref, raw, tmp_path):
     herault = build_communes(raw, Scope.parse("dep:34"), **CRS)[0]
     path = tmp_path / "h.csv"
-    path.write_text("Nom CPTS;Code INSEE;Commune\nCPTS Thau;34301;Sète\nCPTS Thau;34 024;Vic-la-Gardiole\n"
-                    "CPTS Thau;34333;Vic-la-Gardiole\n", encoding="utf-8")
+    path.write_text(
+        "Nom CPTS;Code INSEE;Commune\nCPTS Thau;34301;Sète\nCPTS Thau;34 024;Vic-la-Gardiole\n"
+        "CPTS Thau;34333;Vic-la-Gardiole\n",
+        encoding="utf-8",
+    )
     result = import_table(ref, herault, path)
-    assert sorted(result["members"]["code_commune"]) == ["34024", "34301", "34333"]  # "34 024": spaces dropped
-    warnings = result["issues"].loc[result["issues"]["niveau"] == "avertissement", "message"].tolist()
-    assert len(warnings) == 1 and "line 3: code 34024 is not 'Vic-la-Gardiole' (34333)" in warnings[0]
+    assert sorted(result["members"]["code_commune"]) == [
+        "34024",
+        "34301",
+        "34333",
+    ]  # "34 024": spaces dropped
+    warnings = (
+        result["issues"].loc[result["issues"]["niveau"] == "avertissement", "message"].tolist()
+    )
+    assert (
+        len(warnings) == 1 and "line 3: code 34024 is not 'Vic-la-Gardiole' (34333)" in warnings[0]
+    )
 
 
 def test_names_as_lists_write_them_with_departement_postal_code_or_footnote(ref, raw, tmp_path):
     region = build_communes(raw, Scope.parse("dep:11,30,34"), **CRS)[0]
     path = tmp_path / "liste.csv"  # Excel's "CSV UTF-8": BOM, ';', CRLF
-    text = "Nom de la CPTS;Commune\r\nCPTS Thau;Vic-la-Gardiole (34)\r\nCPTS Thau;34200 Sète\r\nCPTS Thau;Mèze*\r\n" \
-           "CPTS Thau;Saint-Hilaire (11)\r\n"
+    text = (
+        "Nom de la CPTS;Commune\r\nCPTS Thau;Vic-la-Gardiole (34)\r\nCPTS Thau;34200 Sète\r\nCPTS Thau;Mèze*\r\n"
+        "CPTS Thau;Saint-Hilaire (11)\r\n"
+    )
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     result = import_table(ref, region, path)
     assert sorted(result["members"]["code_commune"]) == ["11344", "34157", "34301", "34333"]

@@ -11,8 +11,9 @@ from .conftest import REPO
 
 
 def test_stages_mk_is_generated_from_the_table(repo_settings):
-    assert (REPO / "stages.mk").read_text(encoding="utf-8") == stages.makefile(repo_settings) + "\n", \
-        "stages.mk is stale: run `python -m pipeline makefile > stages.mk`"
+    assert (REPO / "stages.mk").read_text(encoding="utf-8") == stages.makefile(
+        repo_settings
+    ) + "\n", "stages.mk is stale: run `python -m pipeline makefile > stages.mk`"
 
 
 def test_make_dependencies_are_the_data_the_stage_reads(repo_settings):
@@ -26,14 +27,18 @@ def test_command_line_offers_every_stage_with_its_summary(capsys):
     parser = cli.build_parser()
     help_text = parser.format_help()
     for stage in stages.STAGES:
-        assert re.search(rf"\n\s+{stage.name}\s+{re.escape(stage.summary.split()[0])}", help_text), stage.name
+        assert re.search(
+            rf"\n\s+{stage.name}\s+{re.escape(stage.summary.split()[0])}", help_text
+        ), stage.name
         assert parser.parse_args([stage.name]).stage == stage.name
 
 
 def readme_stage_rows() -> list[list[str]]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     table = text.split("## What a run does (stages)", 1)[1].split("\n\n", 2)[1]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]
+    ]
     return rows
 
 

@@ -21,7 +21,10 @@ from pipeline.territories import Bounds, candidate_territories
 
 from .conftest import FIXTURES
 
-CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+CRS = {
+    "crs_metropole": 2154,
+    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+}
 BOUNDS = Bounds(20_000, 200_000, 60.0, 3.0, True)
 
 
@@ -29,7 +32,9 @@ def coverage_of(communes, members):
     adjacency = build_adjacency(communes)
     status = commune_status(communes, members)
     patch_of, _ = white_zone_patches(communes, status, adjacency)
-    table = communes.merge(status, on="code_commune").assign(patch_id=patch_of, ile=adjacency.island)
+    table = communes.merge(status, on="code_commune").assign(
+        patch_id=patch_of, ile=adjacency.island
+    )
     return table, adjacency
 
 
@@ -44,12 +49,15 @@ def test_small_patch_becomes_extension_of_longest_border_cpts(haute_garonne, rep
     codes = communes["code_commune"].to_numpy()
     # every commune is covered by its EPCI's CPTS except one small commune and its small neighbour
     small = int(np.flatnonzero((communes["population"] < 800).to_numpy())[0])
-    members = pd.DataFrame({"cpts_id": communes["code_epci"], "cpts_nom": communes["nom_epci"],
-                            "code_commune": codes})
+    members = pd.DataFrame(
+        {"cpts_id": communes["code_epci"], "cpts_nom": communes["nom_epci"], "code_commune": codes}
+    )
     members = members[members["code_commune"] != codes[small]]
     coverage, adjacency = coverage_of(communes, members)
     cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
-    territories, out = candidate_territories(coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS)
+    territories, out = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS
+    )
     ext = territories[territories["kind"] == "extension"]
     assert len(ext) == 1 and out["code_commune"].tolist() == [codes[small]]
     bordering = {communes["code_epci"].iloc[n] for n in adjacency.neighbours()[small]}
@@ -62,11 +70,17 @@ def test_small_patch_becomes_extension_of_longest_border_cpts(haute_garonne, rep
 
 def test_isolated_small_patch_is_flagged_with_reason(raw, repo_settings):
     charente = build_communes(raw, Scope.parse("dep:17"), **CRS)[0]
-    members = pd.DataFrame({"cpts_id": "A", "cpts_nom": "A", "code_commune": charente["code_commune"]})
-    members = members[members["code_commune"] != "17004"]  # Île-d'Aix left alone: linked only across water
+    members = pd.DataFrame(
+        {"cpts_id": "A", "cpts_nom": "A", "code_commune": charente["code_commune"]}
+    )
+    members = members[
+        members["code_commune"] != "17004"
+    ]  # Île-d'Aix left alone: linked only across water
     coverage, adjacency = coverage_of(charente, members)
     cpts = cpts_table(charente, members, repo_settings.section("aci"), example=False)
-    territories, out = candidate_territories(coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS)
+    territories, out = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS
+    )
     row = out.set_index("code_commune").loc["17004"]
     # the island's only link is the water crossing to a commune of CPTS A, which would exceed the ceiling
     assert row["kind"] == "signalee" and "plafond" in row["signalement"]
@@ -78,32 +92,62 @@ def iris_fixture(tmp_path, commune, *, cell=2500):
     and an INSEE population file in the published layout. Made-up values, real boundary."""
     geom = commune.geometry
     x0, y0, x1, y1 = geom.bounds
-    cells = [shapely.box(x, y, x + cell, y + cell) for x in np.arange(x0, x1, cell) for y in np.arange(y0, y1, cell)]
+    cells = [
+        shapely.box(x, y, x + cell, y + cell)
+        for x in np.arange(x0, x1, cell)
+        for y in np.arange(y0, y1, cell)
+    ]
     parts = [p for p in shapely.intersection(cells, geom) if p.area > 1e4]
     code = commune["code_commune"]
     iris_codes = [f"{code}{k + 1:04d}" for k in range(len(parts))]
-    gpd.GeoDataFrame({"code_insee": code, "nom_commune": commune["nom"], "iris": [c[5:] for c in iris_codes],
-                      "code_iris": iris_codes, "nom_iris": [f"Quartier {k + 1}" for k in range(len(parts))],
-                      "type_iris": "H"}, geometry=parts, crs=2154).to_file(tmp_path / "CONTOURS-IRIS.gpkg")
+    gpd.GeoDataFrame(
+        {
+            "code_insee": code,
+            "nom_commune": commune["nom"],
+            "iris": [c[5:] for c in iris_codes],
+            "code_iris": iris_codes,
+            "nom_iris": [f"Quartier {k + 1}" for k in range(len(parts))],
+            "type_iris": "H",
+        },
+        geometry=parts,
+        crs=2154,
+    ).to_file(tmp_path / "CONTOURS-IRIS.gpkg")
     rng = np.random.default_rng(7)
     weights = rng.uniform(1000, 5000, len(parts))
-    lines = ["IRIS;REG;DEP;UU2020;COM;LIBCOM;TRIRIS;GRD_QUART;LIBIRIS;TYP_IRIS;MODIF_IRIS;LAB_IRIS;P20_POP"]
-    lines += [f"{c};76;{code[:2]};00000;{code};{commune['nom']};ZZZZZZ;{c[:7]};Quartier;H;00;1;{str(round(w, 4)).replace('.', ',')}"
-              for c, w in zip(iris_codes, weights)]
-    (tmp_path / "base-ic-evol-struct-pop-2020.CSV").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines = [
+        "IRIS;REG;DEP;UU2020;COM;LIBCOM;TRIRIS;GRD_QUART;LIBIRIS;TYP_IRIS;MODIF_IRIS;LAB_IRIS;P20_POP"
+    ]
+    lines += [
+        f"{c};76;{code[:2]};00000;{code};{commune['nom']};ZZZZZZ;{c[:7]};Quartier;H;00;1;{str(round(w, 4)).replace('.', ',')}"
+        for c, w in zip(iris_codes, weights)
+    ]
+    (tmp_path / "base-ic-evol-struct-pop-2020.CSV").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
     return tmp_path / "CONTOURS-IRIS.gpkg", tmp_path / "base-ic-evol-struct-pop-2020.CSV"
 
 
-def test_city_above_ceiling_is_split_into_contiguous_iris_territories(haute_garonne, repo_settings, tmp_path):
+def test_city_above_ceiling_is_split_into_contiguous_iris_territories(
+    haute_garonne, repo_settings, tmp_path
+):
     communes = haute_garonne
-    members = pd.DataFrame({"cpts_id": communes["code_epci"], "cpts_nom": communes["nom_epci"],
-                            "code_commune": communes["code_commune"]})
+    members = pd.DataFrame(
+        {
+            "cpts_id": communes["code_epci"],
+            "cpts_nom": communes["nom_epci"],
+            "code_commune": communes["code_commune"],
+        }
+    )
     members = members[members["code_commune"] != "31555"]  # Toulouse left uncovered
     coverage, adjacency = coverage_of(communes, members)
     cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
-    contours_path, pop_path = iris_fixture(tmp_path, communes.set_index("code_commune", drop=False).loc["31555"])
+    contours_path, pop_path = iris_fixture(
+        tmp_path, communes.set_index("code_commune", drop=False).loc["31555"]
+    )
     iris = (read_iris_contours(contours_path), read_iris_population(pop_path))
-    territories, out = candidate_territories(coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS, iris=iris)
+    territories, out = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS, iris=iris
+    )
     cand = territories[territories["kind"] == "candidate"]
     toulouse_pop = int(communes.set_index("code_commune").loc["31555", "population"])
     assert len(cand) >= 3 and cand["within_bounds"].all()
@@ -111,13 +155,19 @@ def test_city_above_ceiling_is_split_into_contiguous_iris_territories(haute_garo
     assert set(out["code_iris"]) == set(iris[0]["code_iris"]) and out["code_iris"].is_unique
     for tid, grp in out.groupby("territory_id"):
         geoms = iris[0].set_index("code_iris").loc[grp["code_iris"]].geometry
-        assert shapely.union_all(geoms.buffer(1).to_numpy()).geom_type == "Polygon", f"{tid} not contiguous"
+        assert shapely.union_all(geoms.buffer(1).to_numpy()).geom_type == "Polygon", (
+            f"{tid} not contiguous"
+        )
 
 
 def test_iris_population_fixture_in_published_layout():
     frame = read_iris_population(FIXTURES / "base-ic-evol-struct-pop-2020-extrait.CSV")
     assert frame["code_iris"].tolist() == ["110690101", "110690102", "111900000"]
-    assert frame["population_iris"].tolist() == [2345.6871, 3120.0034, 1187.0]  # decimal commas read
+    assert frame["population_iris"].tolist() == [
+        2345.6871,
+        3120.0034,
+        1187.0,
+    ]  # decimal commas read
 
 
 def test_iris_loader_errors(tmp_path):
@@ -129,13 +179,18 @@ def test_iris_loader_errors(tmp_path):
     with pytest.raises(PipelineError, match="line 2: P20_POP = 'n/a' is not a number"):
         read_iris_population(bad)
     gpkg = tmp_path / "iris.gpkg"
-    gpd.GeoDataFrame({"code_insee": ["11069"], "nom_iris": ["X"]},  # a 100 m square in Lambert-93 range
-                     geometry=[shapely.box(650000, 6200000, 650100, 6200100)], crs=2154).to_file(gpkg)
+    gpd.GeoDataFrame(
+        {"code_insee": ["11069"], "nom_iris": ["X"]},  # a 100 m square in Lambert-93 range
+        geometry=[shapely.box(650000, 6200000, 650100, 6200100)],
+        crs=2154,
+    ).to_file(gpkg)
     with pytest.raises(PipelineError, match="missing attribute.*code_iris"):
         read_iris_contours(gpkg)
 
 
-@pytest.mark.parametrize("weights,total", [([0.5, 0.5, 0.5], 10), ([2345.6871, 3120.0034, 1.2], 7001), ([0, 0], 3)])
+@pytest.mark.parametrize(
+    "weights,total", [([0.5, 0.5, 0.5], 10), ([2345.6871, 3120.0034, 1.2], 7001), ([0, 0], 3)]
+)
 def test_apportion_conserves_total(weights, total):
     out = apportion(np.array(weights), total)
     assert out.sum() == total and (out >= 0).all()
@@ -147,7 +202,9 @@ def test_territories_stage_outputs(config_factory):
     assert stages.run(settings, "territories") is True
     paths = stages.territory_paths(settings)
     territories = gpd.read_parquet(paths["territories"])
-    members = pd.read_csv(paths["members"], dtype={"code_commune": str, "code_iris": str}, keep_default_na=False)
+    members = pd.read_csv(
+        paths["members"], dtype={"code_commune": str, "code_iris": str}, keep_default_na=False
+    )
     coverage = gpd.read_parquet(stages.coverage_paths(settings)["coverage"])
     white = coverage.loc[coverage["statut"] == "zone_blanche", "code_commune"]
     assert sorted(members["code_commune"]) == sorted(white)
