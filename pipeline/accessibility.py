@@ -25,7 +25,8 @@ def band_weights(
     distance_km: np.ndarray, bands_km: list[float], weights: list[float]
 ) -> np.ndarray:
     """Weight of each distance: ``weights[b]`` for the first band ``b`` with ``distance <= bands_km[b]``,
-    0 beyond the last band."""
+    0 beyond the last band.
+    """
     index = np.searchsorted(np.asarray(bands_km), distance_km, side="left")
     table = np.r_[np.asarray(weights, dtype=float), 0.0]
     return table[index]

@@ -68,7 +68,8 @@ def ald_context(
     table: pd.DataFrame, code_departement: str, code_region: str, *, year: int | None = None
 ) -> dict:
     """The rate of a département next to its région's and France's, for the latest year (or ``year``):
-    ``{"annee", "departement", "region", "france"}`` (NaN when masked or absent)."""
+    ``{"annee", "departement", "region", "france"}`` (NaN when masked or absent).
+    """
     year = int(table["annee"].max()) if year is None else year
     rows = table[table["annee"] == year]
 

@@ -31,7 +31,8 @@ def chromium_paths() -> tuple[str | None, str | None]:
 
 def offline_chromium():
     """A selenium driver of headless Chromium that can reach no network (proxy to a closed port,
-    no name resolution, and every http/https/ws URL blocked through the DevTools protocol)."""
+    no name resolution, and every http/https/ws URL blocked through the DevTools protocol).
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

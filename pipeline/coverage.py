@@ -17,8 +17,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .adjacency import Adjacency, components, shared_border_length
 from .aci import envelopes
+from .adjacency import Adjacency, components, shared_border_length
 from .errors import PipelineError
 
 STATUSES = ("couverte", "zone_blanche", "chevauchement")
@@ -288,7 +288,8 @@ def _borders_by_holder(
     tolerance_m: float,
 ) -> _Borders:
     """Shared borders of the disputed communes with their neighbours held by a single CPTS, measured
-    once per pair and summed per (disputed commune, CPTS) in neighbour order."""
+    once per pair and summed per (disputed commune, CPTS) in neighbour order.
+    """
     neighbours = adjacency.neighbours()
     pairs_i = [np.full(int((sole[neighbours[k]] >= 0).sum()), k) for k in disputed]
     pairs_j = [neighbours[k][sole[neighbours[k]] >= 0] for k in disputed]

@@ -184,7 +184,8 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
 def counts_by_commune(establishments: pd.DataFrame) -> pd.DataFrame:
     """Establishments of :data:`COUNTED` per commune: ``n_msp, n_centre_sante, n_pharmacie`` (and
     ``n_cpts_finess``, CPTS seats), indexed by ``code_commune`` (communes with none are absent:
-    with the file read, their count is a real zero)."""
+    with the file read, their count is a real zero).
+    """
     columns = {f"n_{name}": CATEGORIES[name] for name in COUNTED}
     columns["n_cpts_finess"] = CATEGORIES["cpts"]
     out = pd.DataFrame(

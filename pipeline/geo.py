@@ -19,7 +19,7 @@ WGS84 = 4326
 
 
 def zone_epsg(
-    departements: "np.ndarray | list[str]", *, metropole: int, drom: dict[str, int]
+    departements: np.ndarray | list[str], *, metropole: int, drom: dict[str, int]
 ) -> np.ndarray:
     """Projected EPSG code of each commune from its département code."""
     return np.array([int(drom.get(str(d), metropole)) for d in departements], dtype=np.int64)

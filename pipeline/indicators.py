@@ -76,7 +76,8 @@ def aggregate(
 ) -> pd.DataFrame:
     """Indicators per group from a membership table ``(group, code_commune)``: counts summed,
     densities over the group's population, E2SFCA and APL population-weighted, under-served communes
-    counted. Missing inputs stay missing."""
+    counted. Missing inputs stay missing.
+    """
     joined = groups.merge(indicators, on="code_commune", how="left")
     joined["population"] = joined["population"].fillna(0).astype(float)
     g = joined.groupby("group", sort=True)

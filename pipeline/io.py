@@ -74,7 +74,8 @@ def write_parquet(target: str | Path, frame: pd.DataFrame) -> Path:
 
 def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
     """Build a folder in a temporary sibling with ``fill(tmp)``, then swap it for ``target``:
-    no half-written folder, and no stale file left from an earlier run."""
+    no half-written folder, and no stale file left from an earlier run.
+    """
     import shutil
 
     target = Path(target)

@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError, Problems
-from .rawdata import read_text_table
-from .rawdata import read_vector
+from .rawdata import read_text_table, read_vector
 
 CONTOUR_COLUMNS = {
     "code_iris": ("code_iris",),

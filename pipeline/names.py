@@ -52,7 +52,8 @@ ARRONDISSEMENT = re.compile(
 
 def plain_key(text: str) -> str:
     """A header or a name without case, accents, spaces nor punctuation (``"Nom de la CPTS"`` →
-    ``nom_de_la_cpts``)."""
+    ``nom_de_la_cpts``).
+    """
     text = (
         unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().strip().lower()
     )
@@ -62,7 +63,8 @@ def plain_key(text: str) -> str:
 def published_name(text: str) -> tuple[str, str]:
     """A commune as lists write it → (name, département hint): "Vic-la-Gardiole (34)" →
     ("Vic-la-Gardiole", "34"); "34110 Vic-la-Gardiole" → ("Vic-la-Gardiole", ""), the postal code
-    dropped; footnote marks ("Gap*", "Gap (1)") dropped."""
+    dropped; footnote marks ("Gap*", "Gap (1)") dropped.
+    """
     name = re.sub(r"\s*(\*+|\(\d\)|\[\d+\])\s*$", "", str(text).strip())
     name = re.sub(r"^\d{5}\s+", "", name)
     hint = re.fullmatch(r"(.*?)\s*[(\[]\s*(2[AaBb]|97\d|\d{2})\s*[)\]]", name)
@@ -71,7 +73,8 @@ def published_name(text: str) -> tuple[str, str]:
 
 def name_key(text: str) -> str:
     """Normalised form of a commune name for matching ("Marseille 7e", "MARSEILLE 7EME ARRONDISSEMENT"
-    and "Marseille 7e Arrondissement" all give ``marseille 7``)."""
+    and "Marseille 7e Arrondissement" all give ``marseille 7``).
+    """
     text = re.sub(r"[’‘`´ʼ]", "'", str(text))  # typographic apostrophes, before dropping non-ASCII
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     moved = re.fullmatch(
@@ -92,7 +95,8 @@ def name_key(text: str) -> str:
 @dataclass
 class Resolution:
     """Outcome of resolving one published name: the code found (a commune, an arrondissement, or
-    a former code), how (a :class:`~pipeline.codes.Kind` and a French label), or the candidates."""
+    a former code), how (a :class:`~pipeline.codes.Kind` and a French label), or the candidates.
+    """
 
     name: str
     code: str = ""
@@ -183,7 +187,8 @@ class NameIndex:
 
     def resolve(self, name: str, departements: list[str]) -> Resolution:
         """Resolve ``name`` among the communes of ``departements``; never guessed: an ambiguous or
-        unknown name comes back with its candidates, the likeliest first."""
+        unknown name comes back with its candidates, the likeliest first.
+        """
         key = name_key(name)
         found: dict[str, tuple[Kind, str]] = {}
         for dep in departements:
@@ -206,7 +211,8 @@ class NameIndex:
 
     def candidates(self, key: str, departements: list[str], *, most: int = 5) -> list[str]:
         """Names close to ``key`` in ``departements``: near spellings first (typos, "Balaruc-Levieux"),
-        then names it starts (short forms, "Vic" → Vic-la-Gardiole), then looser spellings."""
+        then names it starts (short forms, "Vic" → Vic-la-Gardiole), then looser spellings.
+        """
         pool = sorted({k for (d, k) in self.entries if d in departements})
         scored = [(difflib.SequenceMatcher(None, key, k).ratio(), k) for k in pool]
         close = [k for r, k in sorted(scored, key=lambda x: (-x[0], x[1])) if r >= 0.6]

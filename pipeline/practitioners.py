@@ -304,7 +304,8 @@ def apl_by_commune(
     apl: pd.DataFrame, lookup: dict[str, tuple[str, str]]
 ) -> tuple[pd.Series, list[str]]:
     """APL per current commune: arrondissements and old codes are mapped to their commune
-    (population-weighted mean); returns the series and the codes that could not be mapped."""
+    (population-weighted mean); returns the series and the codes that could not be mapped.
+    """
     mapped = apl["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])
     unknown = sorted(apl.loc[mapped == "", "code_commune"])
     frame = apl.assign(current=mapped)[mapped != ""]

@@ -29,7 +29,8 @@ from .practitioners import _norm
 @dataclass(frozen=True)
 class Criterion:
     """One criterion of the score: French label, whether a higher value is more urgent, and why it
-    counts (French, for the "Méthode" section)."""
+    counts (French, for the "Méthode" section).
+    """
 
     label: str
     higher_is_urgent: bool = True
@@ -109,7 +110,8 @@ def zone_criteria(
     sums: pd.DataFrame, shares: pd.DataFrame, *, distance_km: pd.Series | None = None
 ) -> pd.DataFrame:
     """The criteria of each zone (columns named as :data:`CRITERIA`, NaN when unknown) from its
-    :func:`pipeline.profile.group_profile` sums and :func:`pipeline.profile.ratios`."""
+    :func:`pipeline.profile.group_profile` sums and :func:`pipeline.profile.ratios`.
+    """
     out = pd.DataFrame(index=sums.index)
     out["population"] = sums["population"].astype(float)
     for name in ("part_75p", "part_sous_dotee", "part_zip"):
@@ -235,7 +237,8 @@ def _name_tokens(name: str) -> frozenset[str]:
 def same_cpts(finess_name: str, perimeter_name: str) -> bool:
     """Whether two CPTS names designate the same CPTS: their words (without accents, case,
     "CPTS", "communauté professionnelle territoriale de santé" and articles) are equal, or one
-    set contains the other."""
+    set contains the other.
+    """
     a, b = _name_tokens(finess_name), _name_tokens(perimeter_name)
     return bool(a) and bool(b) and (a <= b or b <= a)
 

@@ -227,7 +227,8 @@ def group_profile(profile: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
 def ratios(sums: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFrame:
     """Shares and densities from sums (same index): ``numerator / denominator × factor``, NaN when
     the source is missing or the denominator is zero. Definitions whose columns are absent are
-    skipped. Default: :data:`RATIOS` plus the supply ratios when their sums are present."""
+    skipped. Default: :data:`RATIOS` plus the supply ratios when their sums are present.
+    """
     if definitions is None:
         professions = [c[2:] for c in sums.columns if c.startswith("n_") and c not in SUMS]
         definitions = {
@@ -285,13 +286,15 @@ def compare(
 
 def missing_sources(given) -> list[str]:
     """French descriptions of the sources of :data:`SOURCES_FR` not in ``given`` (the names of the
-    sources read), for the sentence "ces données compléteraient la page : …"."""
+    sources read), for the sentence "ces données compléteraient la page : …".
+    """
     return [text for name, text in SOURCES_FR.items() if name not in set(given)]
 
 
 def comparison_table(compared: pd.Series) -> pd.DataFrame:
     """One row of :func:`compare` as a display table: ``indicateur`` (code), ``libelle`` (French),
-    ``valeur``, ``departement``, ``region``, ``france`` (NaN shown as *indisponible* by the caller)."""
+    ``valeur``, ``departement``, ``region``, ``france`` (NaN shown as *indisponible* by the caller).
+    """
     names = [
         c
         for c in compared.index

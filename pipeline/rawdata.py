@@ -229,7 +229,8 @@ def read_vector(path: str | Path, *, what: str, setting: str, fix: str, polygons
 
 def check_coordinates(frame, path: Path, *, setting: str) -> None:
     """Refuse coordinates that cannot be in the declared CRS: projected metres declared as degrees
-    (a GeoJSON without ``crs`` is read as EPSG:4326), or degrees declared as a projected CRS."""
+    (a GeoJSON without ``crs`` is read as EPSG:4326), or degrees declared as a projected CRS.
+    """
     geoms = frame.geometry[~(frame.geometry.isna() | frame.geometry.is_empty)]
     if geoms.empty:
         return
@@ -257,7 +258,8 @@ def check_coordinates(frame, path: Path, *, setting: str) -> None:
 
 def sniff_delimiter(text: str, *, delimiters: str = ",;\t|") -> str:
     """The delimiter of a text table: the candidate that splits the most of the first lines into the
-    same number (> 1) of fields — robust to title rows above the header."""
+    same number (> 1) of fields — robust to title rows above the header.
+    """
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     best, score = ",", -1
     for delimiter in delimiters:
@@ -355,7 +357,8 @@ def read_workbook_rows(
 
 def find_header(rows: list[tuple[int, list[str]]], match, *, scan: int = 30) -> int | None:
     """Index of the header among the first ``scan`` rows: the first row where ``match(fields)`` is
-    true (title rows, notes and blank rows above it are skipped); None when there is none."""
+    true (title rows, notes and blank rows above it are skipped); None when there is none.
+    """
     for k, (_, fields) in enumerate(rows[:scan]):
         if match(fields):
             return k
@@ -391,7 +394,8 @@ def rows_to_frame(
 
 def read_text_table(path: str | Path, *, what: str, setting: str) -> tuple[pd.DataFrame, str]:
     """A published delimited table with its header on the first line, as strings (strict: a row
-    longer than the header is an error naming its line, never a shifted column)."""
+    longer than the header is an error naming its line, never a shifted column).
+    """
     rows, how = read_text_rows(path, what=what, setting=setting)
     frame, problems = rows_to_frame(rows, 0, where=str(path))
     if problems:

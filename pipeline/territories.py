@@ -71,7 +71,7 @@ class Bounds:
     trees: int = 12
 
     @classmethod
-    def from_settings(cls, cfg: dict) -> "Bounds":
+    def from_settings(cls, cfg: dict) -> Bounds:
         return cls(
             float(cfg["floor"]),
             float(cfg["ceiling"]),
@@ -95,7 +95,8 @@ class Bounds:
 
 def shape_metrics(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Polsby-Popper compactness (4πA/P², 1 for a disc) and longest internal distance (km, convex
-    hull diameter) of projected geometries."""
+    hull diameter) of projected geometries.
+    """
     area, perimeter = shapely.area(geoms), shapely.length(geoms)
     compact = np.where(perimeter > 0, 4 * np.pi * area / np.maximum(perimeter, 1e-9) ** 2, 0.0)
     longest = np.zeros(len(geoms))
@@ -110,7 +111,8 @@ def shape_metrics(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:
     """Union of ``frame``'s geometries per ``key`` with shape metrics measured in each zone's CRS;
-    returned in ``frame``'s CRS, sorted by key."""
+    returned in ``frame``'s CRS, sorted by key.
+    """
     parts = []
     for _epsg, zone in by_zone(frame[[key, "epsg", "geometry"]]):
         zone = zone[zone.geometry.notna()]
@@ -138,7 +140,8 @@ def extension_choice(
 ) -> tuple[str, str]:
     """Best bordering CPTS for a white patch below the floor: (cpts_id, reason) — cpts_id empty when
     flagged. Longest shared border first among those that stay under the ceiling. ``neighbours`` is
-    :meth:`Adjacency.neighbours` of ``coverage``'s rows."""
+    :meth:`Adjacency.neighbours` of ``coverage``'s rows.
+    """
     cpts_of = coverage["cpts_ids"].to_numpy()
     inside = set(region.tolist())
     pairs = [(v, u) for v in region for u in neighbours[v] if u not in inside and cpts_of[u]]
@@ -443,7 +446,8 @@ def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds
 
 def check_members(coverage: pd.DataFrame, members: pd.DataFrame) -> None:
     """Every white-zone commune is in exactly one territory or flagged (IRIS parts: one commune, one
-    territory per part); no other commune appears."""
+    territory per part); no other commune appears.
+    """
     white = set(coverage.loc[coverage["statut"] == "zone_blanche", "code_commune"])
     whole = members[members["code_iris"] == ""]
     split = members[members["code_iris"] != ""]
@@ -517,7 +521,8 @@ def territory_communes(
     """``territory_id, code_commune`` of every territory made of whole communes: existing CPTS (their
     communes), candidates and extensions (their white-zone communes) and, for an extension, the
     communes of the CPTS it extends. IRIS-based parts are left out (practitioners and shapes are
-    known by commune, not by IRIS)."""
+    known by commune, not by IRIS).
+    """
     cpts = (
         coverage[["code_commune"]]
         .assign(territory_id=coverage["cpts_ids"].str.split(";"))

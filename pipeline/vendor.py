@@ -28,7 +28,7 @@ FILES = [
 
 
 def integrity_of(path: Path) -> str:
-    """npm's integrity string (``sha512-<base64>``) of a file."""
+    """Npm's integrity string (``sha512-<base64>``) of a file."""
     return "sha512-" + base64.b64encode(hashlib.sha512(Path(path).read_bytes()).digest()).decode()
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from pipeline.codes import code_lookup
 from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.coverage import commune_status, counted_population, cpts_table
 from pipeline.names import NameIndex, event_lookup, name_key, read_cog_events, split_published_list
-from pipeline.codes import code_lookup
 from pipeline.perimeters import iris_part_population, reference
 
 from .conftest import FIXTURES, import_table

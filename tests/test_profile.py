@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from pipeline.ald import ald_context, read_ald
+from pipeline.codes import code_lookup, single_unit
 from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.errors import PipelineError
 from pipeline.finess import counts_by_commune, cpts_seats, insee_code, read_finess
-from pipeline.codes import code_lookup, single_unit
 from pipeline.population_age import (
     ages_by_commune,
     arrondissement_parent,
@@ -25,9 +25,9 @@ from pipeline.population_age import (
 )
 from pipeline.profile import (
     SOURCES_FR,
-    comparison_table,
     commune_profile,
     compare,
+    comparison_table,
     group_profile,
     missing_sources,
     ratios,

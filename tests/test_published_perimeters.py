@@ -12,8 +12,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from pipeline.adjacency import build_adjacency
 from pipeline.aci import assign_tier
+from pipeline.adjacency import build_adjacency
 from pipeline.codes import code_lookup
 from pipeline.communes import build_communes
 from pipeline.config import Scope
