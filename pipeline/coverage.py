@@ -54,7 +54,7 @@ def commune_status(communes: pd.DataFrame, members: pd.DataFrame) -> pd.DataFram
 
 def counted_population(members: pd.DataFrame, communes: pd.DataFrame) -> pd.Series:
     """Inhabitants of each membership row's commune counted in that CPTS, so that no inhabitant is
-    counted twice between CPTS:
+    counted twice between CPTS.
 
     * a part given at IRIS level counts its IRIS population (``population_partielle``), and the
       CPTS holding the whole commune counts the rest;
@@ -264,7 +264,9 @@ def overlap_pairs(
 
 
 class _Borders:
-    """Length of the border each disputed commune shares with the communes held by each CPTS alone."""
+    """Length of the border each disputed commune shares with the communes held by each
+    CPTS alone.
+    """
 
     def __init__(self, keys: np.ndarray, lengths: np.ndarray, n_cpts: int):
         self.keys, self.lengths, self.n_cpts = keys, lengths, n_cpts

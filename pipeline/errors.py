@@ -1,8 +1,8 @@
 """Domain errors raised by the pipeline.
 
 Every error a user can meet is a :class:`PipelineError`: the CLI prints its message on one line
-(a :class:`ValidationError` with several problems: one line per problem) and exits with a non-zero status. Messages
-name the file, the row or feature, and what to do.
+(a :class:`ValidationError` with several problems: one line per problem) and exits with a non-zero
+status. Messages name the file, the row or feature, and what to do.
 """
 
 from __future__ import annotations

@@ -84,7 +84,9 @@ def insee_code(departement: str, commune: str) -> str:
 
 
 def _fields(record: list[str], expected: int) -> list[str] | None:
-    """The record's fields, tolerating one trailing empty field; ``None`` when the count is wrong."""
+    """The record's fields, tolerating one trailing empty field; ``None`` when the count
+    is wrong.
+    """
     if len(record) == expected + 1 and record[-1] == "":
         record = record[:-1]
     return record if len(record) == expected else None
@@ -96,8 +98,8 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
     Returns
     -------
     establishments : DataFrame
-        Columns :data:`COLUMNS` (strings; ``coordx``/``coordy``/``source_coordonnees`` empty when the
-        establishment has no ``geolocalisation`` record), sorted by ``nofinesset``.
+        Columns :data:`COLUMNS` (strings; ``coordx``/``coordy``/``source_coordonnees`` empty when
+        the establishment has no ``geolocalisation`` record), sorted by ``nofinesset``.
     report : dict
         Encoding read, export date and announced count of line 1, records of each kind, FINESS
         numbers whose departement + commune do not make an INSEE code (they match no commune).
@@ -122,8 +124,8 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
         or first[1].strip().lower() != "etalab"
     ):
         raise PipelineError(
-            f"{path}: line 1 is {lines[0][:60]!r}, not 'finess;etalab;<n>;<date>'; expected {LAYOUT} "
-            "(a file with a column header is another FINESS export)"
+            f"{path}: line 1 is {lines[0][:60]!r}, not 'finess;etalab;<n>;<date>'; expected "
+            f"{LAYOUT} (a file with a column header is another FINESS export)"
         )
     structures, geos = [], {}
     for number, record in enumerate((line.split(";") for line in lines[1:]), start=2):
@@ -139,8 +141,8 @@ def read_finess(path: str | Path) -> tuple[pd.DataFrame, dict]:
         )
         if expected is None:
             raise PipelineError(
-                f"{path}: line {number}: unknown record kind {kind[:30]!r}; expected 'structureet' or "
-                f"'geolocalisation' records of {LAYOUT}"
+                f"{path}: line {number}: unknown record kind {kind[:30]!r}; expected 'structureet' "
+                f"or 'geolocalisation' records of {LAYOUT}"
             )
         fields = _fields(record, len(expected))
         if fields is None:

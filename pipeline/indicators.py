@@ -1,4 +1,5 @@
-"""Stage ``indicators`` (pure parts): supply of care and accessibility per commune and per territory.
+"""Stage ``indicators`` (pure parts): supply of care and accessibility per commune and per
+territory.
 
 Per commune: professionals by profession (each counted once per commune), density per 10,000
 inhabitants, E2SFCA accessibility to general practitioners, DREES APL when given, and an

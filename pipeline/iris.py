@@ -76,11 +76,13 @@ def read_iris_population(path: str | Path) -> pd.DataFrame:
     for col in ("IRIS", "COM"):
         if col not in upper:
             problems.add(
-                f"missing column {col}; expected INSEE's base-ic-evol-struct-pop layout (IRIS;COM;…;Pyy_POP)"
+                f"missing column {col}; expected INSEE's base-ic-evol-struct-pop layout "
+                "(IRIS;COM;…;Pyy_POP)"
             )
     if not pop_cols:
         problems.add(
-            "no population column P<yy>_POP (e.g. P20_POP); expected INSEE's base-ic-evol-struct-pop layout"
+            "no population column P<yy>_POP (e.g. P20_POP); expected INSEE's "
+            "base-ic-evol-struct-pop layout"
         )
     problems.raise_if_any()
     values = frame[upper[pop_cols[-1]]].astype(str).str.strip().str.replace(",", ".", regex=False)

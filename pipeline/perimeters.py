@@ -3,8 +3,8 @@
 Perimeters come as people have them:
 
 * a table (``.csv``/``.xlsx``): CPTS id, name, commune INSEE code, optionally a signature date and a
-  status. CSV files may be UTF-8 or latin-1 and use ``,``, ``;``, tab or ``|``; codes that lost their
-  leading zero in a spreadsheet (``1001``) are padded;
+  status. CSV files may be UTF-8 or latin-1 and use ``,``, ``;``, tab or ``|``; codes that lost
+  their leading zero in a spreadsheet (``1001``) are padded;
 * polygons (``.gpkg``/``.geojson``/``.shp``): a commune belongs to a CPTS when at least
   ``min_area_share`` of its area lies inside the polygon.
 
@@ -142,14 +142,17 @@ def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")
     missing = [c for c in required if c not in mapping.values()]
     if missing:
         raise PipelineError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))}); "
-            f"name them e.g. {', '.join(ALIASES[c][0] for c in missing)}"
+            f"{path}: missing column(s) {', '.join(missing)} (found: "
+            f"{', '.join(map(str, frame.columns))}); name them e.g. "
+            f"{', '.join(ALIASES[c][0] for c in missing)}"
         )
     return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
 
 
 def normalise_code(value: str) -> str:
-    """INSEE code as published → 5 characters (``1001`` and ``1001.0`` → ``01001``, ``2a004`` → ``2A004``)."""
+    """INSEE code as published → 5 characters (``1001`` and ``1001.0`` → ``01001``, ``2a004`` →
+    ``2A004``).
+    """
     text = re.sub(r"\s", "", str(value)).upper()  # "34 172", non-breaking spaces
     if text.endswith(".0") and text[:-2].isdigit():
         text = text[:-2]
@@ -236,9 +239,10 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
     if not frames:
         first = next((fields for _, rows in sheets for _, fields in rows[:1]), [])
         raise PipelineError(
-            f"{path}: no header row naming a CPTS column (cpts_id, CPTS, Nom de la CPTS…) and a commune column "
-            f"(code_insee, Code commune INSEE, commune, Libellé commune…) in the first 30 rows (first row: "
-            f"{', '.join(first[:8]) or 'empty'}); add or rename the header"
+            f"{path}: no header row naming a CPTS column (cpts_id, CPTS, Nom de la CPTS…) and a "
+            "commune column (code_insee, Code commune INSEE, commune, Libellé commune…) in the "
+            f"first 30 rows (first row: {', '.join(first[:8]) or 'empty'}); add or rename the "
+            "header"
         )
     if problems:
         more = [f"… and {len(problems) - 10} more such line(s)"] if len(problems) > 10 else []
@@ -288,7 +292,9 @@ def _where(source: str, sheet: str, line) -> str:
 
 
 def parse_departements(text: str, names: dict[str, str] | None = None) -> list[str]:
-    """Département codes of a published cell: ``11``, ``11;34``, ``34 - Hérault``, ``Hérault``, ``2A``."""
+    """Département codes of a published cell: ``11``, ``11;34``, ``34 - Hérault``, ``Hérault``,
+    ``2A``.
+    """
     out = []
     for part in re.split(r"[;,/]+", str(text)):
         part = part.strip()
@@ -397,9 +403,9 @@ class Resolver:
                 None,
                 None,
                 (
-                    f"{where}: unknown commune code {code!r}; check it against the current COG (a typo, "
-                    "or a code of an older vintage: INSEE's events file as [perimeters] cog_events maps "
-                    "more of them)"
+                    f"{where}: unknown commune code {code!r}; check it against the current COG (a "
+                    "typo, or a code of an older vintage: INSEE's events file as [perimeters] "
+                    "cog_events maps more of them)"
                 ),
             )
         if self.names is None:
@@ -430,8 +436,8 @@ class Resolver:
                 row,
                 (
                     f"{where}: name {rec.nom_commune!r} {what}; candidates: "
-                    f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the département "
-                    "to decide"
+                    f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the "
+                    "département to decide"
                 ),
             )
         base = self.lookup.get(found.code)
@@ -440,8 +446,8 @@ class Resolver:
                 None,
                 row,
                 (
-                    f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which no "
-                    "source maps to a current commune; give the current INSEE code"
+                    f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which "
+                    "no source maps to a current commune; give the current INSEE code"
                 ),
             )
         if found.kind == Kind.NAME:
@@ -512,8 +518,8 @@ def resolve_members(
                     rec.source_feuille,
                     rec.source_ligne,
                     published,
-                    f"{where}: empty CPTS id or name, or empty commune (code or name); fill it or delete "
-                    "the row",
+                    f"{where}: empty CPTS id or name, or empty commune (code or name); fill it or "
+                    "delete the row",
                 )
             )
             continue
@@ -556,8 +562,9 @@ def resolve_members(
                     rec.source_feuille,
                     rec.source_ligne,
                     published,
-                    f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); counted "
-                    "once, flagged 'partiel', its population not counted twice",
+                    f"{where}: only part of {', '.join(match.codes)} "
+                    f"({rec.partie or 'IRIS ' + iris}); counted once, flagged 'partiel', its "
+                    "population not counted twice",
                 )
             )
         whole = match.kind == Kind.WHOLE_COMMUNE or len(match.codes) > 1
@@ -607,9 +614,10 @@ def resolve_members(
                 "",
                 "",
                 "",
-                f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the "
-                f"scope ({int(group['population'].sum()):,} inhabitants: {', '.join(group['code_commune'][:8])}"
-                f"{'…' if len(group) > 8 else ''}); counted in its population, tier and envelope",
+                f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the scope "
+                f"({int(group['population'].sum()):,} inhabitants: "
+                f"{', '.join(group['code_commune'][:8])}{'…' if len(group) > 8 else ''}); counted "
+                "in its population, tier and envelope",
             )
         )
     issues += _no_commune_left(table, members, source)
@@ -679,8 +687,8 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
                 rec.source_feuille,
                 rec.source_ligne,
                 rec.code_commune,
-                f"{_where(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} listed twice for "
-                f"CPTS {rec.cpts_id}; counted once",
+                f"{_where(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} "
+                f"listed twice for CPTS {rec.cpts_id}; counted once",
             )
         )
     members = members[~dup]
@@ -702,9 +710,10 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
                 rec.source_feuille,
                 rec.source_ligne,
                 rec.code_commune,
-                f"{_where(source, rec.source_feuille, rec.source_ligne)}: CPTS {rec.cpts_id} lists the whole "
-                f"commune, but arrondissement {rec.code_commune} is listed by CPTS {', '.join(others)}: it is "
-                f"counted there only; list the arrondissements of each CPTS to remove this warning",
+                f"{_where(source, rec.source_feuille, rec.source_ligne)}: CPTS {rec.cpts_id} lists "
+                f"the whole commune, but arrondissement {rec.code_commune} is listed by CPTS "
+                f"{', '.join(others)}: it is counted there only; list the arrondissements of each "
+                "CPTS to remove this warning",
             )
         )
     members = members[~taken]
@@ -784,7 +793,7 @@ def loose_name(name: str) -> str:
 def check_members(
     members: pd.DataFrame, communes: pd.DataFrame, adjacency: Adjacency, *, source: str
 ) -> list[tuple]:
-    """Checks real files need, reported and never fixed (issue rows, :data:`ISSUES`):
+    """Checks real files need, reported and never fixed (issue rows, :data:`ISSUES`).
 
     * a CPTS whose units form disconnected pieces (a small far piece is often a homonym taken
       from the wrong département), listing the pieces;
@@ -812,7 +821,8 @@ def check_members(
             continue  # islands apart from the mainland part (Houat, Hœdic…) are no homonyms
         text = "; ".join(
             f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
-            f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), {int(population[rows].sum()):,} inh.)"
+            f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), "
+            f"{int(population[rows].sum()):,} inh.)"
             for rows in pieces
         )
         issues.append(
@@ -822,9 +832,9 @@ def check_members(
                 "",
                 "",
                 "",
-                f"{source}: CPTS {cpts_id} is in {len(pieces)} separate "
-                f"pieces: {text}; a small far piece is often a homonym from another département: check "
-                "those rows (give the INSEE code or the département)",
+                f"{source}: CPTS {cpts_id} is in {len(pieces)} separate pieces: {text}; a small "
+                "far piece is often a homonym from another département: check those rows (give "
+                "the INSEE code or the département)",
             )
         )
     cpts_names = members.drop_duplicates("cpts_id")[["cpts_id", "cpts_nom"]]
@@ -838,8 +848,8 @@ def check_members(
                     "",
                     "",
                     "",
-                    f"{source}: CPTS {listed} differ "
-                    "only by case, accents, spaces or articles: probably one CPTS; give them one id and name",
+                    f"{source}: CPTS {listed} differ only by case, accents, spaces or articles: "
+                    "probably one CPTS; give them one id and name",
                 )
             )
     mentioned = communes["code_commune"].isin(members["code_commune"])
@@ -856,8 +866,9 @@ def check_members(
                     "",
                     "",
                     f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
-                    f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) are in no "
-                    "row; the file may be incomplete rather than the territory uncovered",
+                    f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) "
+                    "are in no row; the file may be incomplete rather than the territory "
+                    "uncovered",
                 )
             )
     return issues
@@ -898,7 +909,8 @@ def read_perimeter_polygons(
                 "",
                 k + 1,
                 "",
-                f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the feature",
+                f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the "
+                "feature",
             )
         )
     lines = np.flatnonzero(
@@ -911,8 +923,8 @@ def read_perimeter_polygons(
                 polygons["cpts_id"].iloc[k],
                 k + 1,
                 "",
-                f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the perimeter "
-                "as an area or delete the feature",
+                f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the "
+                "perimeter as an area or delete the feature",
             )
         )
     geoms[lines] = None
@@ -925,8 +937,8 @@ def read_perimeter_polygons(
                 "",
                 k + 1,
                 "",
-                f"{path.name} feature {k + 1}: invalid polygon ({shapely.is_valid_reason(geoms[k])}); "
-                "repaired with make_valid",
+                f"{path.name} feature {k + 1}: invalid polygon "
+                f"({shapely.is_valid_reason(geoms[k])}); repaired with make_valid",
             )
         )
     geoms[bad] = shapely.make_valid(geoms[bad])
@@ -1059,8 +1071,9 @@ def iris_part_population(
                     row["source_feuille"],
                     row["source_ligne"],
                     row["code_iris"],
-                    f"{_where(source, row['source_feuille'], row['source_ligne'])}: IRIS {', '.join(unknown or listed)} not in the IRIS "
-                    f"population file for commune {row['code_commune']}; counted as a part of commune",
+                    f"{_where(source, row['source_feuille'], row['source_ligne'])}: IRIS "
+                    f"{', '.join(unknown or listed)} not in the IRIS population file for commune "
+                    f"{row['code_commune']}; counted as a part of commune",
                 )
             )
             continue

@@ -54,7 +54,9 @@ IRIS_LAYOUT = "INSEE's base-ic-evol-struct-pop-<year>.CSV (IRIS;…;COM;…;P<yy
 
 
 def latest_prefix(columns, *, path: str | Path, layout: str) -> str:
-    """The prefix ``PYY_`` of the latest year having a ``PYY_POP`` column (``P21_`` over ``P15_``)."""
+    """The prefix ``PYY_`` of the latest year having a ``PYY_POP`` column (``P21_``
+    over ``P15_``).
+    """
     years = sorted(int(m.group(1)) for c in columns if (m := re.fullmatch(r"P(\d{2})_POP", c)))
     if not years:
         raise PipelineError(

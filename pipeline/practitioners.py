@@ -4,8 +4,8 @@ RPPS extract (``PS_LibreAcces_Personne_activite_<AAAAMMJJhhmm>.txt``): UTF-8, ``
 every line ending with a ``|``, one row per professional × activity site, published column names.
 :func:`count_practitioners` counts each professional once per commune and profession. The
 site's commune is ``Code commune (coord. structure)``; when empty, the postal code is used only if
-it belongs to exactly one commune (rule reported); foreign sites are set aside and reported; codes of
-another COG vintage are mapped like the perimeter import does.
+it belongs to exactly one commune (rule reported); foreign sites are set aside and reported; codes
+of another COG vintage are mapped like the perimeter import does.
 
 DREES APL workbook (xlsx): one sheet per vintage plus a "Lisez-moi"; title rows, the header row
 (found by its "Code commune INSEE" cell), a units row, one row per commune.
@@ -234,7 +234,8 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
     if sheet:
         if sheet not in data_sheets:
             raise PipelineError(
-                f"{path}: no sheet {sheet!r} (sheets: {', '.join(sheets)}); fix [indicators] apl_sheet"
+                f"{path}: no sheet {sheet!r} (sheets: {', '.join(sheets)}); fix [indicators] "
+                "apl_sheet"
             )
         name = sheet
     else:
@@ -284,8 +285,8 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
     bad = apl.isna() & values.map(lambda v: not (pd.isna(v) or str(v).strip() == ""))
     for k in np.flatnonzero(bad.to_numpy())[:10]:
         problems.add(
-            f"sheet {name!r} row {header_row + 2 + int(np.flatnonzero(is_row.to_numpy())[k])}: APL value "
-            f"{values.iloc[k]!r} is not a number"
+            f"sheet {name!r} row {header_row + 2 + int(np.flatnonzero(is_row.to_numpy())[k])}: APL "
+            f"value {values.iloc[k]!r} is not a number"
         )
     problems.raise_if_any()
     out = pd.DataFrame({"code_commune": codes[is_row].to_numpy(), "apl": apl.to_numpy(dtype=float)})

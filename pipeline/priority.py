@@ -96,7 +96,8 @@ def weights_from_settings(weights: dict | None) -> dict[str, float]:
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise PipelineError(
-                f"[priority.weights] {name} = {value!r}: a weight is a number >= 0 (0 leaves it out)"
+                f"[priority.weights] {name} = {value!r}: a weight is a number >= 0 (0 leaves it "
+                "out)"
             )
         out[name] = float(value)
     if not any(out.values()):
@@ -185,7 +186,9 @@ def priority(zones: pd.DataFrame, *, weights: dict | None = None) -> pd.DataFram
 
 
 def method_table(weights: dict | None = None) -> pd.DataFrame:
-    """The "Méthode" table: ``critere, libelle, poids, part_du_poids (%), sens, raison`` (French)."""
+    """The "Méthode" table: ``critere, libelle, poids, part_du_poids (%), sens,
+    raison`` (French).
+    """
     weights = weights_from_settings(weights)
     total = sum(weights.values())
     rows = [
@@ -296,8 +299,10 @@ def finess_cross_check(
                 "nom_commune": commune,
                 "motif": motif,
                 "cpts_ids": ";".join(claimed),
-                "message": f"Le fichier de périmètres omet peut-être la CPTS « {rs} » (FINESS {nofiness}) : "
-                f"{detail}.",
+                "message": (
+                    f"Le fichier de périmètres omet peut-être la CPTS « {rs} » "
+                    f"(FINESS {nofiness}) : {detail}."
+                ),
             }
         )
     return (

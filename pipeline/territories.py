@@ -482,7 +482,8 @@ def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndar
     n_territories = whole["territory_id"].nunique()
     if parts.max() + 1 != n_territories:
         raise PipelineError(
-            f"internal check failed: {parts.max() + 1 - n_territories} territory(ies) not contiguous"
+            f"internal check failed: {parts.max() + 1 - n_territories} territory(ies) not "
+            "contiguous"
         )
 
 
@@ -518,9 +519,9 @@ def summarize(
 def territory_communes(
     coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
 ) -> pd.DataFrame:
-    """``territory_id, code_commune`` of every territory made of whole communes: existing CPTS (their
-    communes), candidates and extensions (their white-zone communes) and, for an extension, the
-    communes of the CPTS it extends. IRIS-based parts are left out (practitioners and shapes are
+    """``territory_id, code_commune`` of every territory made of whole communes: existing CPTS
+    (their communes), candidates and extensions (their white-zone communes) and, for an extension,
+    the communes of the CPTS it extends. IRIS-based parts are left out (practitioners and shapes are
     known by commune, not by IRIS).
     """
     cpts = (
@@ -551,7 +552,9 @@ def with_indicators(
     *,
     professions: list[str],
 ) -> gpd.GeoDataFrame:
-    """Territories with their supply indicators (sums, densities, population-weighted accessibility)."""
+    """Territories with their supply indicators (sums, densities, population-weighted
+    accessibility).
+    """
     from .indicators import aggregate
 
     groups = territory_communes(coverage, territories, members).rename(

@@ -83,7 +83,9 @@ LAYOUT = "the DREES workbook Zonage_medecin_<date>.xlsx, sheet Zonage_communes"
 
 
 def _category_column(headers: list[str], column: str, path: Path) -> int:
-    """Index of the category column: ``column`` if given, the arrêté's, else one ``Zonage <year>``."""
+    """Index of the category column: ``column`` if given, the arrêté's, else one
+    ``Zonage <year>``.
+    """
     if column:
         if _norm(column) not in headers:
             raise PipelineError(
@@ -94,7 +96,8 @@ def _category_column(headers: list[str], column: str, path: Path) -> int:
         missing = [c for c in NATIONAL_COLUMNS if _norm(c) not in headers]
         if missing:
             raise PipelineError(
-                f"{path}: missing column(s) {', '.join(missing)}; expected {LAYOUT} (published order)"
+                f"{path}: missing column(s) {', '.join(missing)}; expected {LAYOUT} (published "
+                "order)"
             )
         return headers.index(_norm(ARRETE))
     regional = [k for k, h in enumerate(headers) if re.fullmatch(r"zonage( (19|20)\d{2})?", h)]

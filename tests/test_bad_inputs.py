@@ -34,7 +34,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SCOPE = "departements:48"  # Lozère: 152 communes, a full run takes seconds
 
 
-# --------------------------------------------------------------------------- the good run, built once
+# ---------------------------------------- the good run, built once
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,8 @@ def output_hashes(config: Path) -> dict[str, str]:
     """sha256 of every output file of the run.
 
     The stage manifests are left out: a stage that succeeds before the failing one records the
-    settings it ran with (e.g. ``indicators`` reads ``[perimeters]``), its outputs staying identical.
+    settings it ran with (e.g. ``indicators`` reads ``[perimeters]``), its outputs staying
+    identical.
     """
     settings = load_settings(config)
     return {
@@ -70,7 +71,9 @@ def run_bad(config: Path, args: list[str], capsys) -> tuple[int, str]:
 
 
 def assert_one_clear_line(printed: str, pattern: str) -> str:
-    """Exactly one ``error:`` line (or one line per problem of the settings), matching ``pattern``."""
+    """Exactly one ``error:`` line (or one line per problem of the settings),
+    matching ``pattern``.
+    """
     assert "Traceback" not in printed, printed
     errors = [line for line in printed.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, printed
@@ -78,7 +81,7 @@ def assert_one_clear_line(printed: str, pattern: str) -> str:
     return errors[0]
 
 
-# --------------------------------------------------------------------------- spoiling the settings
+# ---------------------------------------- spoiling the settings
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ def replace(old: str, new: str) -> Callable[[str, Context], str]:
 
 
 def set_input(key: str, maker: Callable[[Context], Path]) -> Callable[[str, Context], str]:
-    """An edit naming the file written by ``maker(ctx)`` in ``key = ""`` (``key`` unique in the file)."""
+    """An edit naming the file written by ``maker(ctx)`` in ``key = ""`` (``key`` unique in the
+    file).
+    """
 
     def edit(text: str, ctx: Context) -> str:
         path = maker(ctx)
@@ -326,10 +331,12 @@ CASES = [
         set_input(
             "file",
             perimeter_table(
-                "cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Mende,48095\nCPTS-01,CPTS Mende, Lot,48095\n"
+                "cpts_id,cpts_nom,code_commune\nCPTS-01,CPTS Mende,48095\n"
+                "CPTS-01,CPTS Mende, Lot,48095\n"
             ),
         ),
-        r"cpts\.csv line 3: 4 fields where the header has 3 .*put the value in quotes, or export the table with ';'",
+        r"cpts\.csv line 3: 4 fields where the header has 3 .*put the value in quotes, "
+        r"or export the table with ';'",
     ),
     case(
         "row with one extra field",
@@ -371,7 +378,7 @@ def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit,
     assert output_hashes(good_run) == before
 
 
-# --------------------------------------------------------------------------- interruptions and folders
+# ---------------------------------------- interruptions and folders
 
 
 def interrupt(*_args, **_kwargs):
@@ -379,8 +386,8 @@ def interrupt(*_args, **_kwargs):
 
 
 def test_ctrl_c_exits_130_and_outputs_intact(good_run, monkeypatch, capsys):
-    """Interrupted in the coverage stage of a forced run: earlier stages rewrote identical bytes, the
-    interrupted one wrote nothing."""
+    """Interrupted in the coverage stage of a forced run: earlier stages rewrote identical bytes,
+    the interrupted one wrote nothing."""
     from pipeline import coverage
 
     before = output_hashes(good_run)
@@ -452,7 +459,7 @@ def test_good_run_is_repeatable(good_run, capsys):
     assert output_hashes(good_run) == before
 
 
-# --------------------------------------------------------------------------- many overlapping CPTS
+# ---------------------------------------- many overlapping CPTS
 
 
 def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
@@ -524,7 +531,8 @@ def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
 
 def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
     """80 SYNTHETIC CPTS of 8 contiguous real Lozère communes each: the vectorised overlap detection
-    gives the rows, values and order of the rule applied pair by pair (its speed is in `make bench`)."""
+    gives the rows, values and order of the rule applied pair by pair (its speed is in
+    `make bench`)."""
     from bench.__main__ import synthetic_claims
     from pipeline.coverage import commune_status, overlap_pairs
 
@@ -540,7 +548,7 @@ def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
     assert got.to_csv(index=False) == expected.to_csv(index=False)
 
 
-# --------------------------------------------------------------------------- perimeter files that match nothing
+# ---------------------------------------- perimeter files that match nothing
 
 
 def test_perimeter_file_matching_no_unit_rewrites_its_issues_and_names_the_cause(

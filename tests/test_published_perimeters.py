@@ -63,7 +63,8 @@ def legal(raw, codes):
 def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merged_codes(
     raw, ref, south, tmp_path, repo_settings
 ):
-    marseille = {  # 8 CPTS over the 16 arrondissements, given by code or by name as people write them
+    # 8 CPTS over the 16 arrondissements, given by code or by name as people write them
+    marseille = {
         "CPTS Marseille Centre": ["13201", "Marseille 2e", "13203"],
         "CPTS Marseille Est": ["13204", "Marseille 5ème"],
         "CPTS Marseille Sud": ["13206", "Marseille 7e arrondissement", "13208"],
@@ -125,7 +126,7 @@ def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merg
         "cpts_id"
     )
     aci = repo_settings.section("aci")
-    for name, listed in marseille.items():
+    for name in marseille:
         codes = sorted(set(members.loc[members["cpts_nom"] == name, "code_commune"]))
         row = cpts.loc[members.loc[members["cpts_nom"] == name, "cpts_id"].iloc[0]]
         assert row["population"] == legal(raw, codes), name  # the sum of its arrondissements
@@ -252,7 +253,8 @@ def test_short_forms_and_typos_are_asked_back_with_the_right_commune_first(raw, 
     herault = build_communes(raw, Scope.parse("dep:34"), **CRS)[0]
     path = tmp_path / "h.csv"
     path.write_text(
-        "cpts_id;cpts_nom;commune\nT;CPTS Thau;Vic\nT;CPTS Thau;Balaruc-Levieux\nT;CPTS Thau;Sète\n",
+        "cpts_id;cpts_nom;commune\nT;CPTS Thau;Vic\nT;CPTS Thau;Balaruc-Levieux\n"
+        "T;CPTS Thau;Sète\n",
         encoding="utf-8",
     )
     result = import_table(ref, herault, path)
@@ -293,8 +295,8 @@ def test_checks_pieces_near_duplicate_names_and_communes_no_row_mentions(raw, re
     )
     dep11 = issues.loc[issues["message"].str.contains("département 11:"), "message"].iloc[0]
     assert (
-        f"{(region['code_departement'] == '11').sum() - 4} of {(region['code_departement'] == '11').sum()}"
-        in dep11
+        f"{(region['code_departement'] == '11').sum() - 4} of "
+        f"{(region['code_departement'] == '11').sum()}" in dep11
     )
 
 
@@ -306,7 +308,8 @@ def test_checks_pieces_near_duplicate_names_and_communes_no_row_mentions(raw, re
             r"line 2: 4 fields where the header has 3 .*put the value in quotes",
         ),
         (
-            "cpts_id;cpts_nom;code_commune\nA;CPTS A;11262;extra\nB;CPTS B;11069\nC;CPTS C;11190;x;y\n",
+            "cpts_id;cpts_nom;code_commune\nA;CPTS A;11262;extra\nB;CPTS B;11069\n"
+            "C;CPTS C;11190;x;y\n",
             r"2 problems:.*line 2: 4 fields.*line 4: 5 fields",
         ),
         ('cpts_id,cpts_nom,code_commune\nA,"CPTS A,11262\n', r"line 2: .*close the quote"),
@@ -388,8 +391,8 @@ def test_names_as_lists_write_them_with_departement_postal_code_or_footnote(ref,
     region = build_communes(raw, Scope.parse("dep:11,30,34"), **CRS)[0]
     path = tmp_path / "liste.csv"  # Excel's "CSV UTF-8": BOM, ';', CRLF
     text = (
-        "Nom de la CPTS;Commune\r\nCPTS Thau;Vic-la-Gardiole (34)\r\nCPTS Thau;34200 Sète\r\nCPTS Thau;Mèze*\r\n"
-        "CPTS Thau;Saint-Hilaire (11)\r\n"
+        "Nom de la CPTS;Commune\r\nCPTS Thau;Vic-la-Gardiole (34)\r\nCPTS Thau;34200 Sète\r\n"
+        "CPTS Thau;Mèze*\r\nCPTS Thau;Saint-Hilaire (11)\r\n"
     )
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     result = import_table(ref, region, path)

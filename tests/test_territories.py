@@ -82,7 +82,8 @@ def test_isolated_small_patch_is_flagged_with_reason(raw, repo_settings):
         coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS
     )
     row = out.set_index("code_commune").loc["17004"]
-    # the island's only link is the water crossing to a commune of CPTS A, which would exceed the ceiling
+    # the island's only link is the water crossing to a commune of CPTS A, which would exceed the
+    # ceiling
     assert row["kind"] == "signalee" and "plafond" in row["signalement"]
     assert (territories["kind"] != "candidate").all()
 
@@ -118,7 +119,8 @@ def iris_fixture(tmp_path, commune, *, cell=2500):
         "IRIS;REG;DEP;UU2020;COM;LIBCOM;TRIRIS;GRD_QUART;LIBIRIS;TYP_IRIS;MODIF_IRIS;LAB_IRIS;P20_POP"
     ]
     lines += [
-        f"{c};76;{code[:2]};00000;{code};{commune['nom']};ZZZZZZ;{c[:7]};Quartier;H;00;1;{str(round(w, 4)).replace('.', ',')}"
+        f"{c};76;{code[:2]};00000;{code};{commune['nom']};ZZZZZZ;{c[:7]};Quartier;H;00;1;"
+        f"{str(round(w, 4)).replace('.', ',')}"
         for c, w in zip(iris_codes, weights)
     ]
     (tmp_path / "base-ic-evol-struct-pop-2020.CSV").write_text(
