@@ -9,10 +9,8 @@ page's tables are also written as CSV and XLSX.
 
 from __future__ import annotations
 
+import datetime
 import html
-import io
-import re
-import zipfile
 
 import geopandas as gpd
 import numpy as np
@@ -82,7 +80,8 @@ def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str
 
 def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: int = 720, height: int = 480) -> str:
     """An inline SVG map of projected geometries: ``(geoms, fill, stroke, fill_opacity)`` per layer,
-    drawn in order, fitted to the first layer's extent with a margin."""
+    drawn in order, fitted to the first layer's extent with a margin. Coordinates are tenths of a
+    pixel (integers; the view box is ten times the displayed size)."""
     minx, miny, maxx, maxy = layers[0][0].total_bounds
     pad = 0.15 * max(maxx - minx, maxy - miny, 1.0)
     minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
@@ -95,14 +94,15 @@ def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: i
             d = []
             for poly in shapely.get_parts(geom):
                 for ring in [poly.exterior, *poly.interiors]:
-                    xy = np.asarray(ring.coords)
-                    pts = " ".join(f"{(x - minx) * scale:.1f},{(maxy - y) * scale:.1f}" for x, y in xy)
-                    d.append(f"M{pts}Z")
-            paths.append(f'<path d="{" ".join(d)}" fill="{fill}" fill-opacity="{opacity}" stroke="{stroke}" '
-                         f'stroke-width="0.8" fill-rule="evenodd"/>')
+                    xy = shapely.get_coordinates(ring)[:-1]
+                    pixels = np.round(np.column_stack([(xy[:, 0] - minx) * scale * 10,
+                                                       (maxy - xy[:, 1]) * scale * 10])).astype(np.int64)
+                    d.append("M" + " ".join(map(str, pixels.ravel().tolist())) + "Z")
+            paths.append(f'<path d="{"".join(d)}" fill="{fill}" fill-opacity="{opacity}" stroke="{stroke}" '
+                         f'stroke-width="8" fill-rule="evenodd"/>')
     w, h = (maxx - minx) * scale, (maxy - miny) * scale
-    return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" '
-            f'height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
+    return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
+            f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
 
 
 def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.DataFrame) -> str:
@@ -124,12 +124,14 @@ def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.Dat
 
 
 def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.GeoDataFrame,
-                members: pd.DataFrame, cpts: gpd.GeoDataFrame, indicator: pd.Series, indicator_label: str):
-    """The three tables of a zone's report as data: communes, bordering CPTS, proposals."""
+                assignment: pd.DataFrame, cpts: gpd.GeoDataFrame, indicator: pd.Series, indicator_label: str):
+    """The three tables of a zone's report as data: communes, bordering CPTS, proposals.
+
+    ``assignment``: the territory members, one row per commune, indexed by ``code_commune``.
+    """
     inside = coverage["patch_id"] == zone["patch_id"]
     communes = coverage.loc[inside, ["code_commune", "nom", "code_departement", "population"]].copy()
     communes[indicator_label] = indicator[inside].round(1).to_numpy()
-    assignment = members.drop_duplicates("code_commune").set_index("code_commune")
     communes["territoire_propose"] = communes["code_commune"].map(assignment["territory_id"]).replace("", np.nan)
     communes["signalement"] = communes["code_commune"].map(assignment["signalement"]).fillna("")
     bordering_ids = [c for c in str(zone["cpts_limitrophes"]).split(";") if c]
@@ -139,26 +141,29 @@ def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.Ge
     return communes, bordering, proposals
 
 
-FIXED_TIME = "2000-01-01T00:00:00Z"
+FIXED_TIME = datetime.datetime(2000, 1, 1)
 
 
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
-    """An xlsx workbook with fixed timestamps (same data, same bytes).
+    """An xlsx workbook, one sheet per frame (bold header, then the rows), written with xlsxwriter
+    with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
+    Missing values are left blank."""
+    import xlsxwriter
 
-    openpyxl stamps the save time into ``docProps/core.xml`` and the zip entries: both are fixed
-    while the members are copied into the final zip.
-    """
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=name[:31], index=False)
-    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in sorted(source.infolist(), key=lambda i: i.filename):
-            data = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rb"\g<1>" + FIXED_TIME.encode() + rb"\g<2>", data)
-            fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            out.writestr(fixed, data)
+    workbook = xlsxwriter.Workbook(str(path), {"in_memory": True, "nan_inf_to_errors": True,
+                                                  "strings_to_formulas": False, "strings_to_urls": False})
+    workbook.set_properties({"created": FIXED_TIME})
+    bold = workbook.add_format({"bold": True})
+    for name, frame in sheets.items():
+        sheet = workbook.add_worksheet(name[:31])
+        sheet.write_row(0, 0, [str(c) for c in frame.columns], bold)
+        columns = [_cells(frame.iloc[:, k]) for k in range(frame.shape[1])]
+        for r, row in enumerate(zip(*columns), start=1):
+            sheet.write_row(r, 0, row)
+    workbook.close()
+
+
+def _cells(column: pd.Series) -> list:
+    """Python values of a column for xlsxwriter (None for a missing value: a blank cell)."""
+    values = column.astype(object).where(column.notna(), None).tolist()
+    return [v.item() if isinstance(v, np.generic) else v for v in values]

