@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -125,6 +128,8 @@ def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m
         simple = maps.simplify_coverage(geoms, tolerance_m)
         projected[rows], wgs84[rows] = simple, maps.to_wgs84(simple, epsg)
         for code, labels in groups.items():
+            if code == "regions":
+                continue
             exploded = pd.Series(labels.to_numpy()[rows]).str.split(";").explode()
             exploded = exploded[exploded.fillna("") != ""]
             local = exploded.index.to_numpy()
@@ -136,6 +141,11 @@ def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m
                 if key in shapes[code]:  # a group spanning two zones: keep both parts
                     geom = polygonal(np.array([shapes[code][key], geom], dtype=object))[0]
                 shapes[code][key] = geom
+    if "regions" in groups:  # from the départements' unions: far fewer, larger pieces
+        region_of = dict(zip(outputs.coverage["code_departement"], groups["regions"]))
+        parts = pd.Series(list(shapes["departements"])).groupby([region_of[d] for d in shapes["departements"]]).agg(list)
+        shapes["regions"] = {r: maps.union(np.array([shapes["departements"][d] for d in deps], dtype=object))
+                             for r, deps in sorted(parts.items())}
     return Level(decimals, projected, wgs84, shapes)
 
 
@@ -161,12 +171,17 @@ class MapSource:
                   "territories": maps.territory_groups(coverage, outputs.territories, outputs.members),
                   "departements": coverage["code_departement"]}
         national = coverage["code_region"].nunique() > 1
-        self.levels = {
-            "overview": build_level(outputs, groups | ({"regions": coverage["code_region"]} if national else {}),
-                                    tolerance_m=overview["simplify_m"], decimals=overview["decimals"],
-                                    by_departement=False),
-            "departement": build_level(outputs, groups, tolerance_m=departement["simplify_m"],
-                                       decimals=departement["decimals"], by_departement=True)}
+        outputs.zones  # projected once, before the threads share it
+        # GEOS releases the GIL: the two kinds of map are prepared on two threads
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            levels = {
+                "overview": pool.submit(build_level, outputs,
+                                        groups | ({"regions": coverage["code_region"]} if national else {}),
+                                        tolerance_m=overview["simplify_m"], decimals=overview["decimals"],
+                                        by_departement=False),
+                "departement": pool.submit(build_level, outputs, groups, tolerance_m=departement["simplify_m"],
+                                           decimals=departement["decimals"], by_departement=True)}
+            self.levels = {name: future.result() for name, future in levels.items()}
         self._display_columns()
 
     def _display_columns(self) -> None:
@@ -310,73 +325,125 @@ class MapSource:
         return out
 
 
-def write_maps(source: MapSource, overview_path: Path, folder: Path, *, title: str,
-               leaflet: tuple[str, str]) -> int:
-    """Write the overview map and one map per département (``folder`` replaced whole); return the
-    number of département maps."""
+def write_all(source: MapSource, paths: dict, *, title: str, leaflet: tuple[str, str], workers: int = 2,
+              meanwhile=None) -> int:
+    """Write every map and white-zone report (``paths``: ``map``, ``departements``, ``zones``,
+    ``index`` as in :func:`pipeline.stages.export_paths`); return the number of département maps.
+
+    Each page is one task; the tasks run in ``workers`` forked processes, which inherit the data
+    prepared once (nothing is copied). Each task writes its own file and the index is assembled in
+    zone order, so the outputs do not depend on the scheduling. ``meanwhile()`` (e.g. the
+    GeoPackage) runs in this process while the workers draw.
+    """
     from .io import replace_dir, write_text
 
-    coverage = source.outputs.coverage
-    every = np.arange(len(coverage))
-    write_text(overview_path, maps.render_page(source.page(every, level="overview", title=title), leaflet=leaflet))
-    deps = coverage.groupby("code_departement").indices
+    deps = sorted(source.outputs.coverage.groupby("code_departement").indices)
+    zone_reports = ZoneReports(source.outputs, title=title, geometry=source.levels["departement"])
+    zones = sorted(source.outputs.white_zones["patch_id"])
+    _SHARED.update(source=source, reports=zone_reports, title=title, leaflet=leaflet)
+    index_rows: list = []
 
-    def department_maps(tmp: Path) -> None:
-        for dep, rows in sorted(deps.items()):
-            page = source.page(np.sort(rows), level="departement", departement=dep,
-                               title=f"Diagnostic CPTS – département {dep}")
-            (tmp / f"carte_{dep}.html").write_text(maps.render_page(page, leaflet=leaflet), encoding="utf-8")
+    def fill(maps_tmp: Path, zones_tmp: Path) -> None:
+        tasks = [("overview", "", Path(paths["map"]))] + [("departement", d, maps_tmp) for d in deps] + [
+            ("zone", z, zones_tmp) for z in zones]
+        index_rows.extend(run_tasks(tasks, workers=workers, meanwhile=meanwhile)[1 + len(deps):])
 
-    replace_dir(folder, department_maps)
+    try:
+        replace_dir(paths["departements"], lambda maps_tmp: replace_dir(
+            paths["zones"], lambda zones_tmp: fill(maps_tmp, zones_tmp)))
+    finally:
+        _SHARED.clear()
+    write_text(paths["index"], zone_reports.index_page(index_rows))
     return len(deps)
+
+
+_SHARED: dict = {}
+
+
+def _task(kind: str, key: str, target: Path):
+    """One page of :func:`write_all` (run in a worker; the data is in ``_SHARED``)."""
+    from .io import write_text
+
+    source, title, leaflet = _SHARED["source"], _SHARED["title"], _SHARED["leaflet"]
+    if kind == "zone":
+        return _SHARED["reports"].write(key, target)
+    if kind == "overview":
+        page = source.page(np.arange(len(source.outputs.coverage)), level="overview", title=title)
+        write_text(target, maps.render_page(page, leaflet=leaflet))
+        return None
+    rows = np.flatnonzero((source.outputs.coverage["code_departement"] == key).to_numpy())
+    page = source.page(rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}")
+    (target / f"carte_{key}.html").write_text(maps.render_page(page, leaflet=leaflet), encoding="utf-8")
+    return None
+
+
+def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
+    """``_task(*t)`` for each task, in ``workers`` forked processes (one after the other here when
+    fork or a second core is missing); results in task order."""
+    if workers < 2 or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        results = [_task(*t) for t in tasks]
+        if meanwhile is not None:
+            meanwhile()
+        return results
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_task, *t) for t in tasks]
+        if meanwhile is not None:
+            meanwhile()
+        return [f.result() for f in futures]
 
 
 # --------------------------------------------------------------------------- reports
 
-def write_reports(outputs: Outputs, folder: Path, *, title: str, geometry: Level) -> str:
-    """Write one page (HTML, CSV, XLSX) per white zone into ``folder`` (replaced whole); return the
-    index page's HTML. ``geometry`` (département-level simplified communes) draws the extracts."""
-    from .io import replace_dir
+class ZoneReports:
+    """One page (HTML, CSV, XLSX) per white zone and the index, from tables prepared once.
 
-    density = outputs.density
-    assignment = outputs.members.drop_duplicates("code_commune").set_index("code_commune")
-    supply = outputs.indicators.drop(columns=["code_commune", "population"])
-    flagged_all = outputs.members[outputs.members["kind"] == "signalee"]
-    figures = ZoneFigures(outputs, geometry)
-    rows = []
+    ``geometry`` (département-level simplified communes) draws the map extracts.
+    """
 
-    def fill(tmp: Path) -> None:
-        for zone in outputs.white_zones.sort_values("patch_id").itertuples(index=False):
-            zone = pd.Series(zone._asdict())
-            communes, bordering, proposals = reports.zone_tables(
-                zone, outputs.coverage, outputs.territories, assignment, outputs.cpts, density, DENSITY_COLUMN)
-            communes = communes.join(supply)
-            flagged = flagged_all[flagged_all["code_commune"].isin(communes["code_commune"])]
-            action = reports.recommended_action(zone, proposals, flagged)
-            name = zone["patch_id"]
-            figure = figures.svg(name, proposals)
-            (tmp / f"{name}.html").write_text(zone_page(zone, communes, bordering, proposals, action, outputs,
-                                                        title=title, figure=figure), encoding="utf-8")
-            flat = zone_csv(zone, communes, proposals)
-            flat.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
-            reports.write_xlsx(tmp / f"{name}.xlsx", {"communes": flat, "cpts_limitrophes": bordering,
-                                                       "territoires_proposes": proposal_columns(proposals)})
-            rows.append({"Zone blanche": name, "lien": f"zones_blanches/{name}.html",
-                         "Départements": zone["departements"].replace(";", ", "),
-                         "Population": reports.people(zone["population"]), "Population__v": int(zone["population"]),
-                         "Communes": str(zone["n_communes"]), "Communes__v": int(zone["n_communes"]),
-                         "CPTS limitrophes": str(len(bordering)), "CPTS limitrophes__v": len(bordering),
-                         "Action recommandée": action})
+    def __init__(self, outputs: Outputs, *, title: str, geometry: Level):
+        self.outputs, self.title = outputs, title
+        self.density = outputs.density
+        self.coverage, self.territories, self.cpts = (pd.DataFrame(frame.drop(columns="geometry"))
+                                                      for frame in (outputs.coverage, outputs.territories, outputs.cpts))
+        self.assignment = outputs.members.drop_duplicates("code_commune").set_index("code_commune")
+        self.supply = outputs.indicators.drop(columns=["code_commune", "population"])
+        self.flagged = outputs.members[outputs.members["kind"] == "signalee"]
+        self.zones = outputs.white_zones.drop(columns="geometry").set_index("patch_id", drop=False)
+        self.figures = ZoneFigures(outputs, geometry)
 
-    replace_dir(folder, fill)
-    index = pd.DataFrame(rows)
-    body = (f"<h1>{html.escape(title)} — zones blanches</h1>"
-            f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par aucune '
-            "CPTS. Cliquer sur un titre de colonne pour trier.</p>"
-            + (reports.table(index, numeric=("Population", "Communes", "CPTS limitrophes"),
-                             links={"Zone blanche": "lien"}, hidden=("lien",))
-               if len(index) else "<p>Aucune zone blanche.</p>"))
-    return reports.page(f"{title} — zones blanches", body, example=outputs.example)
+    def write(self, name: str, folder: Path) -> dict:
+        """Write the zone's page, CSV and XLSX into ``folder``; return its row of the index."""
+        outputs, zone = self.outputs, self.zones.loc[name]
+        communes, bordering, proposals = reports.zone_tables(
+            zone, self.coverage, self.territories, self.assignment, self.cpts, self.density, DENSITY_COLUMN)
+        communes = communes.join(self.supply)
+        flagged = self.flagged[self.flagged["code_commune"].isin(communes["code_commune"])]
+        action = reports.recommended_action(zone, proposals, flagged)
+        figure = self.figures.svg(name, proposals)
+        (folder / f"{name}.html").write_text(zone_page(zone, communes, bordering, proposals, action, outputs,
+                                                       title=self.title, figure=figure), encoding="utf-8")
+        flat = zone_csv(zone, communes, proposals)
+        flat.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+        reports.write_xlsx(folder / f"{name}.xlsx", {"communes": flat, "cpts_limitrophes": bordering,
+                                                      "territoires_proposes": proposal_columns(proposals)})
+        return {"Zone blanche": name, "lien": f"zones_blanches/{name}.html",
+                "Départements": zone["departements"].replace(";", ", "),
+                "Population": reports.people(zone["population"]), "Population__v": int(zone["population"]),
+                "Communes": str(zone["n_communes"]), "Communes__v": int(zone["n_communes"]),
+                "CPTS limitrophes": str(len(bordering)), "CPTS limitrophes__v": len(bordering),
+                "Action recommandée": action}
+
+    def index_page(self, rows: list[dict]) -> str:
+        """The HTML of the index of the white zones."""
+        index = pd.DataFrame(rows)
+        title = self.title
+        body = (f"<h1>{html.escape(title)} — zones blanches</h1>"
+                f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par '
+                "aucune CPTS. Cliquer sur un titre de colonne pour trier.</p>"
+                + (reports.table(index, numeric=("Population", "Communes", "CPTS limitrophes"),
+                                 links={"Zone blanche": "lien"}, hidden=("lien",))
+                   if len(index) else "<p>Aucune zone blanche.</p>"))
+        return reports.page(f"{title} — zones blanches", body, example=self.outputs.example)
 
 
 class ZoneFigures:
@@ -393,24 +460,25 @@ class ZoneFigures:
         tiers = dict(zip(outputs.cpts["cpts_id"], outputs.cpts["tier"]))
         self.covered = outputs.coverage["cpts_ids"].fillna("").map(
             lambda ids: maps.TIER_COLOURS.get(tiers.get(ids.split(";")[0], ""), "#eee") if ids else "").to_numpy()
-        self.position = pd.Series(np.arange(len(outputs.coverage)), index=outputs.coverage["code_commune"].to_numpy())
-        members = outputs.members[outputs.members["code_iris"] == ""]
-        self.territory_rows = members.groupby("territory_id")["code_commune"].agg(list).to_dict()
+        rows_of = outputs.coverage.groupby("code_commune").indices
+        members = outputs.members[(outputs.members["code_iris"] == "") & (outputs.members["territory_id"] != "")]
+        self.territory_rows = {tid: np.sort(np.concatenate([rows_of[c] for c in codes if c in rows_of] or
+                                                            [np.empty(0, np.int64)]))
+                               for tid, codes in members.groupby("territory_id")["code_commune"].agg(list).items()}
 
     def svg(self, name: str, proposals: pd.DataFrame) -> str:
         inside = np.flatnonzero((self.outputs.coverage["patch_id"] == name).to_numpy())
         epsg = self.epsg[inside[0]]
         zone = maps.union(self.geoms[inside])
         rows, tree = self.trees[epsg]
-        near = np.sort(rows[tree.query(shapely.buffer(zone, 5000), predicate="intersects")])
+        near = np.sort(rows[tree.query(zone, predicate="dwithin", distance=5000)])
         crs = f"EPSG:{epsg}"
         zone_layer = (gpd.GeoSeries([zone], crs=crs), maps.WHITE_ZONE, "#7a0000", 0.55)
         covered = near[self.covered[near] != ""]
         layers = [zone_layer, (gpd.GeoSeries(self.geoms[covered], crs=crs), "#4292c6", "#08306b", 0.35),
                   (gpd.GeoSeries(self.geoms[near], crs=crs), "none", "#999", 0.0), zone_layer]
         for row in proposals.itertuples():
-            codes = [c for c in self.territory_rows.get(row.territory_id, []) if c in self.position.index]
-            members = self.position[codes].to_numpy() if codes else np.empty(0, np.int64)
+            members = self.territory_rows.get(row.territory_id, np.empty(0, np.int64))
             members = members[self.epsg[members] == epsg]
             if len(members):
                 colour = maps.CANDIDATE if row.kind == "candidate" else maps.EXTENSION

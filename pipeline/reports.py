@@ -63,19 +63,18 @@ def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str
     link to the address in another column; ``hidden`` columns are not shown."""
     shown = [c for c in frame.columns if not c.endswith("__v") and c not in hidden]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
-    rows = []
-    for _, row in frame.iterrows():
-        cells = []
-        for c in shown:
-            text = html.escape(str(row[c]))
-            if links and c in links:
-                text = f'<a href="{html.escape(row[links[c]])}">{text}</a>'
-            if c in numeric:
-                cells.append(f'<td class="n" data-v="{row.get(c + "__v", "")}">{text}</td>')
-            else:
-                cells.append(f"<td>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    columns = []
+    for c in shown:
+        texts = [html.escape(str(v)) for v in frame[c].tolist()]
+        if links and c in links:
+            texts = [f'<a href="{html.escape(str(link))}">{t}</a>' for t, link in zip(texts, frame[links[c]].tolist())]
+        if c in numeric:
+            values = frame[c + "__v"].tolist() if c + "__v" in frame.columns else [""] * len(frame)
+            columns.append([f'<td class="n" data-v="{v}">{t}</td>' for t, v in zip(texts, values)])
+        else:
+            columns.append([f"<td>{t}</td>" for t in texts])
+    rows = "".join("<tr>" + "".join(cells) + "</tr>" for cells in zip(*columns))
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: int = 720, height: int = 480) -> str:
@@ -88,18 +87,21 @@ def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: i
     scale = min(width / (maxx - minx), height / (maxy - miny))
     paths = []
     for geoms, fill, stroke, opacity in layers:
-        for geom in geoms:
-            if geom is None or geom.is_empty:
-                continue
-            d = []
-            for poly in shapely.get_parts(geom):
-                for ring in [poly.exterior, *poly.interiors]:
-                    xy = shapely.get_coordinates(ring)[:-1]
-                    pixels = np.round(np.column_stack([(xy[:, 0] - minx) * scale * 10,
-                                                       (maxy - xy[:, 1]) * scale * 10])).astype(np.int64)
-                    d.append("M" + " ".join(map(str, pixels.ravel().tolist())) + "Z")
-            paths.append(f'<path d="{"".join(d)}" fill="{fill}" fill-opacity="{opacity}" stroke="{stroke}" '
-                         f'stroke-width="8" fill-rule="evenodd"/>')
+        geoms = np.asarray(geoms, dtype=object)
+        geoms = geoms[~pd.isna(geoms)]
+        geoms = geoms[~shapely.is_empty(geoms)]
+        if len(geoms) == 0:
+            continue
+        parts, index = shapely.get_parts(geoms, return_index=True)
+        _kind, xy, (ring_off, poly_off, geom_off) = shapely.to_ragged_array(shapely.multipolygons(parts, indices=index))
+        pixels = np.round(np.column_stack([(xy[:, 0] - minx) * scale * 10, (maxy - xy[:, 1]) * scale * 10]))
+        numbers = pixels.astype(np.int64).astype(str)
+        tokens = np.char.add(np.char.add(numbers[:, 0], " "), numbers[:, 1]).tolist()
+        rings = ["M" + " ".join(tokens[ring_off[r]:ring_off[r + 1] - 1]) + "Z" for r in range(len(ring_off) - 1)]
+        for g in range(len(geom_off) - 1):
+            first, last = poly_off[geom_off[g]], poly_off[geom_off[g + 1]]
+            paths.append(f'<path d="{"".join(rings[first:last])}" fill="{fill}" fill-opacity="{opacity}" '
+                         f'stroke="{stroke}" stroke-width="8" fill-rule="evenodd"/>')
     w, h = (maxx - minx) * scale, (maxy - miny) * scale
     return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
             f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
@@ -165,5 +167,8 @@ def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
 
 def _cells(column: pd.Series) -> list:
     """Python values of a column for xlsxwriter (None for a missing value: a blank cell)."""
-    values = column.astype(object).where(column.notna(), None).tolist()
+    values = column.tolist()
+    missing = column.isna().to_numpy()
+    if missing.any():
+        values = [None if m else v for v, m in zip(values, missing)]
     return [v.item() if isinstance(v, np.generic) else v for v in values]

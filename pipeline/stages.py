@@ -434,13 +434,9 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
             source = export_mod.MapSource(outputs, overview=cfg["france" if settings.scope.kind == "france" else "overview"],
                                           departement=cfg["departement"], names=names,
                                           metropole_epsg=int(settings.section("communes")["crs_metropole"]))
-        with step("export: maps"):
-            deps = export_mod.write_maps(source, paths["map"], paths["departements"], title=title, leaflet=leaflet)
-        with step("export: white-zone reports"):
-            index = export_mod.write_reports(outputs, paths["zones"], title=title,
-                                             geometry=source.levels["departement"])
-            write_text(paths["index"], index)
-        write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
+        with step("export: maps, white-zone reports, GeoPackage"):
+            deps = export_mod.write_all(source, paths, title=title, leaflet=leaflet, meanwhile=lambda: write_geopackage(
+                paths["gpkg"], export_mod.gis_layers(outputs)))
         log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {deps} département map(s) in "
             f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
             f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
