@@ -492,7 +492,8 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
     out = communes.assign(zone_blanche=zone["patch_id"])
     out["palier_aci"] = out["territoire_propose"].map(tiers)
     out["enveloppe_eur"] = out["territoire_propose"].map(envelopes)
-    supply = [c for c in communes.columns if c.startswith(("n_", "densite_")) or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
+    supply = [c for c in communes.columns if (c.startswith(("n_", "densite_")) and c != DENSITY_COLUMN)
+              or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
     return out[["zone_blanche", "code_commune", "nom", "code_departement", "population", DENSITY_COLUMN,
                 *supply, "territoire_propose", "palier_aci", "enveloppe_eur", "signalement"]]
 
