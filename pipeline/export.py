@@ -143,7 +143,8 @@ def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m
                 shapes[code][key] = geom
     if "regions" in groups:  # from the départements' unions: far fewer, larger pieces
         region_of = dict(zip(outputs.coverage["code_departement"], groups["regions"]))
-        parts = pd.Series(list(shapes["departements"])).groupby([region_of[d] for d in shapes["departements"]]).agg(list)
+        deps = list(shapes["departements"])
+        parts = pd.Series(deps).groupby([region_of[d] for d in deps]).agg(list)
         shapes["regions"] = {r: maps.union(np.array([shapes["departements"][d] for d in deps], dtype=object))
                              for r, deps in sorted(parts.items())}
     return Level(decimals, projected, wgs84, shapes)
@@ -171,7 +172,7 @@ class MapSource:
                   "territories": maps.territory_groups(coverage, outputs.territories, outputs.members),
                   "departements": coverage["code_departement"]}
         national = coverage["code_region"].nunique() > 1
-        outputs.zones  # projected once, before the threads share it
+        _ = outputs.zones  # projected once, before the threads share it
         # GEOS releases the GIL: the two kinds of map are prepared on two threads
         with ThreadPoolExecutor(max_workers=2) as pool:
             levels = {
@@ -315,7 +316,8 @@ class MapSource:
             deps = [d for d, g in shapes.items() if g is not None and shapely.intersects(box, shapely.envelope(g))]
         geoms = np.array([shapes[d] for d in deps], dtype=object)
         points = shapely.point_on_surface(geoms)
-        labels = [[round(float(p.y), 4), round(float(p.x), 4), self._departement_label(d)] for d, p in zip(deps, points)]
+        labels = [[round(float(p.y), 4), round(float(p.x), 4), self._departement_label(d)]
+                  for d, p in zip(deps, points)]
         out = [maps.Reference("Repères : limites et noms des départements", geoms,
                               {"color": maps.REFERENCE, "weight": 1, "opacity": 0.6}, labels)]
         if "regions" in geo.shapes:
@@ -403,8 +405,8 @@ class ZoneReports:
     def __init__(self, outputs: Outputs, *, title: str, geometry: Level):
         self.outputs, self.title = outputs, title
         self.density = outputs.density
-        self.coverage, self.territories, self.cpts = (pd.DataFrame(frame.drop(columns="geometry"))
-                                                      for frame in (outputs.coverage, outputs.territories, outputs.cpts))
+        frames = (outputs.coverage, outputs.territories, outputs.cpts)
+        self.coverage, self.territories, self.cpts = (pd.DataFrame(f.drop(columns="geometry")) for f in frames)
         self.assignment = outputs.members.drop_duplicates("code_commune").set_index("code_commune")
         self.supply = outputs.indicators.drop(columns=["code_commune", "population"])
         self.flagged = outputs.members[outputs.members["kind"] == "signalee"]

@@ -244,7 +244,8 @@ def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
     js, css = leaflet
     goto = ""
     if len(page.views) > 1:
-        options = "".join(f'<option value="{k}">{html.escape(label)}</option>' for k, (label, _) in enumerate(page.views))
+        options = "".join(f'<option value="{k}">{html.escape(label)}</option>'
+                          for k, (label, _) in enumerate(page.views))
         goto = (f'<div class="cpts-panel cpts-goto"><label for="cpts-goto">Aller à : </label>'
                 f'<select id="cpts-goto">{options}</select></div>')
     return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'

