@@ -308,7 +308,7 @@ APP_JS = r"""(function () {
       return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[ch];
     });
   }
-  var map = L.map("map", {zoomSnap: 0.25});
+  var map = window.cptsMap = L.map("map", {zoomSnap: 0.25});
   L.control.scale().addTo(map);
   map.createPane("reference");
   map.getPane("reference").style.zIndex = 450;
