@@ -6,6 +6,7 @@ writes what these functions return.
 
 from __future__ import annotations
 
+import gc
 import html
 import json
 import multiprocessing
@@ -387,11 +388,15 @@ def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
         if meanwhile is not None:
             meanwhile()
         return results
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_task, *t) for t in tasks]
-        if meanwhile is not None:
-            meanwhile()
-        return [f.result() for f in futures]
+    gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_task, *t) for t in tasks]
+            if meanwhile is not None:
+                meanwhile()
+            return [f.result() for f in futures]
+    finally:
+        gc.unfreeze()
 
 
 # --------------------------------------------------------------------------- reports
@@ -412,12 +417,17 @@ class ZoneReports:
         self.flagged = outputs.members[outputs.members["kind"] == "signalee"]
         self.zones = outputs.white_zones.drop(columns="geometry").set_index("patch_id", drop=False)
         self.figures = ZoneFigures(outputs, geometry)
+        # each zone's communes and proposals, found once: a page then reads only its own rows
+        self.rows = self.coverage.groupby("patch_id").indices
+        self.proposals = self.territories.groupby("patch_id").indices
 
     def write(self, name: str, folder: Path) -> dict:
         """Write the zone's page, CSV and XLSX into ``folder``; return its row of the index."""
-        outputs, zone = self.outputs, self.zones.loc[name]
+        outputs, zone, rows = self.outputs, self.zones.loc[name], self.rows[name]
+        territories = self.territories.iloc[self.proposals.get(name, [])]
         communes, bordering, proposals = reports.zone_tables(
-            zone, self.coverage, self.territories, self.assignment, self.cpts, self.density, DENSITY_COLUMN)
+            zone, self.coverage.iloc[rows], territories, self.assignment, self.cpts, self.density.iloc[rows],
+            DENSITY_COLUMN)
         communes = communes.join(self.supply)
         flagged = self.flagged[self.flagged["code_commune"].isin(communes["code_commune"])]
         action = reports.recommended_action(zone, proposals, flagged)
@@ -455,6 +465,7 @@ class ZoneFigures:
     def __init__(self, outputs: Outputs, geometry: Level):
         self.outputs, self.geoms = outputs, geometry.projected
         self.epsg = outputs.coverage["epsg"].to_numpy()
+        self.inside = outputs.coverage.groupby("patch_id").indices
         self.trees = {}
         for epsg, rows, _geoms in outputs.zones:
             rows = rows[~pd.isna(self.geoms[rows])]
@@ -469,7 +480,7 @@ class ZoneFigures:
                                for tid, codes in members.groupby("territory_id")["code_commune"].agg(list).items()}
 
     def svg(self, name: str, proposals: pd.DataFrame) -> str:
-        inside = np.flatnonzero((self.outputs.coverage["patch_id"] == name).to_numpy())
+        inside = self.inside[name]
         epsg = self.epsg[inside[0]]
         zone = maps.union(self.geoms[inside])
         rows, tree = self.trees[epsg]
