@@ -99,7 +99,7 @@ def previous_release(tmp: Path, ref: str, scopes: dict[str, str]) -> dict:
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
     commit = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.strip()
-    out = {"ref": ref, "commit": commit, "load_before": os.getloadavg()[0]}
+    out = {"ref": ref, "commit": commit, "load_before": round(os.getloadavg()[0], 2)}
     for key, scope in scopes.items():
         config = write_settings_copy(root / "pipeline.toml", tmp / f"previous_{key}", scope=scope,
                                      raw=REPO / "data" / "raw")
@@ -115,7 +115,7 @@ def bench_spine(tmp: Path, *, previous: str | None) -> dict:
     national.pop("stderr")
     summary = json.loads((tmp / "france" / "processed" / "communes_summary.json").read_text())
     scope = load_settings(REPO / "pipeline.toml").raw["scope"]["area"]
-    load = os.getloadavg()[0]
+    load = round(os.getloadavg()[0], 2)
     full = diagnose(config_in(tmp / "default", scope))
     france_full = diagnose(config_in(tmp / "france_full", "france"))
     out = {"communes_france": national | {"communes": summary["communes"], "population": summary["population"]},
@@ -321,7 +321,8 @@ def markdown(results: dict) -> str:
 
 
 def spine_lines(spine: dict, maps: dict) -> list[str]:
-    lines = ["## Spine", "", f"Load average before the runs: {spine.get('load_before', '?')} (2 cores shared).", "",
+    lines = ["## Spine", "", f"Load average before the runs: {round(spine.get('load_before', 0), 2)} (the 2 cores are "
+             "shared with other work: times vary by ±30 %).", "",
              "| run | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
     c, d = spine["communes_france"], spine["diagnose_default_scope"]
     f = spine["diagnose_france"]
@@ -340,15 +341,16 @@ def spine_lines(spine: dict, maps: dict) -> list[str]:
 def stage_lines(spine: dict) -> list[str]:
     """Per-stage times of both full runs, next to the previous release's and the speed-up."""
     previous = spine.get("previous_release", {})
-    title = (f"previous release `{previous['ref']}` ({previous['commit'][:10]}, same machine, load "
-             f"{previous.get('load_before', '?')})" if previous else "previous release (not measured)")
+    title = (f"previous release `{previous['ref']}` ({previous['commit'][:10]}, same machine and data, timed by "
+             f"`--previous` just after, load {round(previous.get('load_before', 0), 2)})"
+             if previous else "previous release (not measured)")
     lines = [f"Per stage (`--force`, s), this version vs the {title}:", "",
              "| run | stage | now | previous | speed-up |", "|---|---|---|---|---|"]
     for key, label in (("diagnose_default_scope", spine["diagnose_default_scope"]["scope"]),
                        ("diagnose_france", "france")):
         now = spine[key].get("stages_s", {})
         before = previous.get(key, {}).get("stages_s", {})
-        for stage in list(now) + ["total"]:
+        for stage in [s for s in stages.STAGES if s in now] + ["total"]:
             a = sum(now.values()) if stage == "total" else now[stage]
             b = sum(before.values()) if stage == "total" and before else before.get(stage)
             ratio = f"{b / a:.1f}×" if b and a else ""

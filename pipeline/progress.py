@@ -47,6 +47,11 @@ def step(description: str) -> Iterator[None]:
 STAGE_TIMES: dict[str, tuple[float, bool]] = {}
 
 
+def reset_stage_times() -> None:
+    """Forget the stage times recorded so far (a new run starts)."""
+    STAGE_TIMES.clear()
+
+
 def record_stage_time(name: str, seconds: float, *, ran: bool) -> None:
     """Remember how long a stage took in this process (``ran`` False: it was up to date)."""
     STAGE_TIMES[name] = (seconds, ran)

