@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,33 +45,92 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
 
-def timed_subprocess(args: list[str]) -> dict:
-    """Run a command; return its wall time (s) and peak resident memory (MiB)."""
+def timed_subprocess(args: list[str], *, stdout: bool = False) -> dict:
+    """Run a command; return its wall time (s), peak resident memory (MiB, of its largest process,
+    the export's forked workers included), its stderr and, if asked, its stdout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=out if stdout else subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        out.seek(0)
+        text, printed = err.read().decode(), out.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"bench: {' '.join(args)} failed:\n{err}")
-    return {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+        raise SystemExit(f"bench: {' '.join(args)} failed:\n{text}")
+    result = {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+              "stderr": text}
+    return result | ({"stdout": printed} if stdout else {})
 
 
 def config_in(folder: Path, scope: str) -> Path:
     return write_settings_copy(REPO / "pipeline.toml", folder, scope=scope)
 
 
-def bench_spine(tmp: Path) -> dict:
+STAGE_TIMES = re.compile(r"^  (\w+) +([0-9.]+) s  (?:rebuilt|up to date)$", re.M)
+
+# Times each stage of a pipeline code tree in-process (``--force``), for releases that print no table.
+STAGE_DRIVER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pipeline import stages
+from pipeline.config import load_settings
+settings = load_settings(sys.argv[2])
+stages.run_data(settings)
+times = {}
+for name, stage in stages.STAGES.items():
+    start = time.perf_counter()
+    stage(settings, force=True)
+    times[name] = round(time.perf_counter() - start, 2)
+print(json.dumps(times))
+"""
+
+
+def diagnose(config: Path) -> dict:
+    """Wall time, peak memory and per-stage times (the run's own table) of a forced `diagnose`."""
+    out = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(config), "--force", "diagnose"])
+    stages_s = {name: float(s) for name, s in STAGE_TIMES.findall(out.pop("stderr"))}
+    return out | {"stages_s": {k: v for k, v in stages_s.items() if k != "total"}}
+
+
+def previous_release(tmp: Path, ref: str, scopes: dict[str, str]) -> dict:
+    """Per-stage times of the pipeline at git ``ref`` (e.g. the previous release) on the same
+    machine, scopes and data, from its code extracted with ``git archive``."""
+    root = tmp / "previous_code"
+    root.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    commit = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    out = {"ref": ref, "commit": commit, "load_before": round(os.getloadavg()[0], 2)}
+    for key, scope in scopes.items():
+        config = write_settings_copy(root / "pipeline.toml", tmp / f"previous_{key}", scope=scope,
+                                     raw=REPO / "data" / "raw")
+        run = timed_subprocess([sys.executable, "-c", STAGE_DRIVER, str(root), str(config)], stdout=True)
+        out[key] = {"wall_s": run["wall_s"], "peak_rss_mib": run["peak_rss_mib"],
+                    "stages_s": json.loads(run["stdout"].strip().splitlines()[-1])}
+    return out
+
+
+def bench_spine(tmp: Path, *, previous: str | None) -> dict:
     config = config_in(tmp / "france", "france")
     national = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(config), "--force", "communes"])
+    national.pop("stderr")
     summary = json.loads((tmp / "france" / "processed" / "communes_summary.json").read_text())
-    default = config_in(tmp / "default", load_settings(REPO / "pipeline.toml").raw["scope"]["area"])
-    full = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(default), "--force", "diagnose"])
-    france = config_in(tmp / "france_full", "france")
-    france_full = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(france), "--force", "diagnose"])
-    return {"communes_france": national | {"communes": summary["communes"], "population": summary["population"]},
-            "diagnose_default_scope": full | {"scope": load_settings(default).raw["scope"]["area"]},
-            "diagnose_france": france_full}
+    scope = load_settings(REPO / "pipeline.toml").raw["scope"]["area"]
+    load = round(os.getloadavg()[0], 2)
+    full = diagnose(config_in(tmp / "default", scope))
+    france_full = diagnose(config_in(tmp / "france_full", "france"))
+    out = {"communes_france": national | {"communes": summary["communes"], "population": summary["population"]},
+           "diagnose_default_scope": full | {"scope": scope}, "diagnose_france": france_full,
+           "load_before": load}
+    old = json.loads((RESULTS / "spine.json").read_text()) if (RESULTS / "spine.json").exists() else {}
+    if previous:
+        out["previous_release"] = previous_release(tmp, previous, {"diagnose_default_scope": scope,
+                                                                    "diagnose_france": "france"})
+    elif "previous_release" in old:
+        out["previous_release"] = old["previous_release"]
+    return out
 
 
 def bench_maps(tmp: Path) -> dict:
@@ -270,18 +330,41 @@ def markdown(results: dict) -> str:
 
 
 def spine_lines(spine: dict, maps: dict) -> list[str]:
-    lines = ["## Spine", "", "| run | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
+    lines = ["## Spine", "", f"Load average before the runs: {round(spine.get('load_before', 0), 2)} (the 2 cores are "
+             "shared with other work: times vary by ±30 %).", "",
+             "| run | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
     c, d = spine["communes_france"], spine["diagnose_default_scope"]
     f = spine["diagnose_france"]
     lines += [f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} | {c['peak_rss_mib']} |",
               f"| full diagnose with maps and reports, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |",
-              f"| full diagnose with maps and reports, France | {f['wall_s']} | {f['peak_rss_mib']} |", "",
-              "## Maps", "",
+              f"| full diagnose with maps and reports, France | {f['wall_s']} | {f['peak_rss_mib']} |", ""]
+    lines += stage_lines(spine)
+    lines += ["## Maps", "",
               f"- région map `{maps['region_map']['file']}`: {maps['region_map']['mb']} MB; département maps "
               f"{maps['departement_maps_mb']['min']}–{maps['departement_maps_mb']['max']} MB; France map "
               f"`{maps['france_map']['file']}`: {maps['france_map']['mb']} MB.",
               paint_line(maps["region_map_in_chromium"]), ""]
     return lines
+
+
+def stage_lines(spine: dict) -> list[str]:
+    """Per-stage times of both full runs, next to the previous release's and the speed-up."""
+    previous = spine.get("previous_release", {})
+    title = (f"previous release `{previous['ref']}` ({previous['commit'][:10]}, same machine and data, timed by "
+             f"`--previous` just after, load {round(previous.get('load_before', 0), 2)})"
+             if previous else "previous release (not measured)")
+    lines = [f"Per stage (`--force`, s), this version vs the {title}:", "",
+             "| run | stage | now | previous | speed-up |", "|---|---|---|---|---|"]
+    for key, label in (("diagnose_default_scope", spine["diagnose_default_scope"]["scope"]),
+                       ("diagnose_france", "france")):
+        now = spine[key].get("stages_s", {})
+        before = previous.get(key, {}).get("stages_s", {})
+        for stage in [s for s in stages.STAGES if s in now] + ["total"]:
+            a = sum(now.values()) if stage == "total" else now[stage]
+            b = sum(before.values()) if stage == "total" and before else before.get(stage)
+            ratio = f"{b / a:.1f}×" if b and a else ""
+            lines.append(f"| {label} | {stage} | {a:.2f} | {'' if b is None else f'{b:.2f}'} | {ratio} |")
+    return lines + [""]
 
 
 def regionalization_lines(regions: dict) -> list[str]:
@@ -381,6 +464,9 @@ def main(argv=None) -> int:
     parser.add_argument("--departement", default="12", help="département treated as entirely uncovered")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="run only these sections (the summary is rebuilt from every result file)")
+    parser.add_argument("--previous", default=None, metavar="GIT_REF",
+                        help="also time the pipeline at this git ref (the previous release) stage by stage; "
+                             "without it, the previous release's times already in spine.json are kept")
     args = parser.parse_args(argv)
     from pipeline.io import write_json, write_text
 
@@ -389,7 +475,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "spine" in args.only:
-            spine = bench_spine(tmp)
+            spine = bench_spine(tmp, previous=args.previous)
             write_json(RESULTS / "spine.json", spine)
             write_json(RESULTS / "maps.json", bench_maps(tmp))
         if "regionalization" in args.only:

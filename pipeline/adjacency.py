@@ -8,6 +8,7 @@ within ``island_link_max_km``, and flagged.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -68,9 +69,24 @@ def components(adjacency: Adjacency, mask: np.ndarray | None = None) -> np.ndarr
     return labels
 
 
+_CACHE: dict[str, Adjacency] = {}
+
+
+def _fingerprint(frame: gpd.GeoDataFrame, *args: float) -> str:
+    """Hash of the geometries (WKB), zones, CRS and parameters: the same communes give the same key."""
+    digest = hashlib.sha256(repr((str(frame.crs), *args)).encode())
+    digest.update(np.asarray(frame["epsg"], dtype=np.int64).tobytes())
+    for wkb in shapely.to_wkb(frame.geometry.to_numpy()):
+        digest.update(wkb if wkb is not None else b"\0")
+    return digest.hexdigest()
+
+
 def build_adjacency(frame: gpd.GeoDataFrame, *, tolerance_m: float = 20.0,
                     island_link_max_km: float = 40.0) -> Adjacency:
     """Adjacency of the communes of ``frame`` (any CRS; measured in each zone's projected CRS).
+
+    The result is kept for the process, keyed by a hash of the geometries: the stages of one run
+    (perimeters, coverage, territories read the same communes) compute it once.
 
     Parameters
     ----------
@@ -82,6 +98,14 @@ def build_adjacency(frame: gpd.GeoDataFrame, *, tolerance_m: float = 20.0,
     island_link_max_km : float
         Maximum water crossing for linking an island group to the rest of its zone.
     """
+    key = _fingerprint(frame, tolerance_m, island_link_max_km)
+    if key not in _CACHE:
+        _CACHE.clear()  # one scope per run: keep only the latest
+        _CACHE[key] = _build(frame, tolerance_m, island_link_max_km)
+    return _CACHE[key]
+
+
+def _build(frame: gpd.GeoDataFrame, tolerance_m: float, island_link_max_km: float) -> Adjacency:
     n = len(frame)
     edges_i, edges_j, links = [], [], []
     island = np.zeros(n, bool)

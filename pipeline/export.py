@@ -6,8 +6,12 @@ writes what these functions return.
 
 from __future__ import annotations
 
+import gc
 import html
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,11 +19,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from . import maps, reports
 from .config import Scope
-from .geo import by_zone
+from .geo import WGS84, by_zone, polygonal
 from .indicators import PROFESSIONS_FR, indicator_text
+from .maps import euros, people
 
 DENSITY_LABEL = "Densité de population (hab./km²)"
 DENSITY_COLUMN = "densite_hab_km2"
@@ -55,7 +61,7 @@ class Outputs:
                    bool(json.loads(Path(source_path).read_text(encoding="utf-8"))["exemple"]),
                    indicators.reset_index().set_index(coverage.index), list(professions))
 
-    @property
+    @cached_property
     def supply_known(self) -> bool:
         return bool(self.indicators["n_medecin_generaliste"].notna().any())
 
@@ -68,10 +74,18 @@ class Outputs:
     @cached_property
     def density(self) -> pd.Series:
         """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
-        area = pd.Series(np.nan, index=self.coverage.index)
-        for _epsg, zone in by_zone(self.coverage):
-            area[zone.index] = zone.geometry.area / 1e6
-        return self.coverage["population"].astype(float) / area.replace(0, np.nan)
+        area = np.full(len(self.coverage), np.nan)
+        for _epsg, rows, geoms in self.zones:
+            area[rows] = shapely.area(geoms) / 1e6
+        area[area == 0] = np.nan
+        return self.coverage["population"].astype(float) / pd.Series(area, index=self.coverage.index)
+
+    @cached_property
+    def zones(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``(epsg, row positions, geometries projected to that zone)`` per zone, projected once."""
+        position = pd.Series(np.arange(len(self.coverage)), index=self.coverage.index)
+        return [(epsg, position[zone.index].to_numpy(), zone.geometry.to_numpy())
+                for epsg, zone in by_zone(self.coverage)]
 
 
 def scope_label(scope: Scope) -> str:
@@ -82,72 +96,407 @@ def scope_label(scope: Scope) -> str:
     return "département(s) " + ", ".join(scope.codes)
 
 
-def render_map(outputs: Outputs, rows: pd.Index, *, title: str, leaflet: tuple[str, str], tolerance_m: float,
-               decimals: int) -> str:
-    """HTML of a map of the communes ``rows`` (index labels of ``outputs.coverage``) and the layers
-    touching them."""
-    coverage = outputs.coverage.loc[rows]
-    codes = set(coverage["code_commune"])
-    cpts_ids = {c for ids in coverage["cpts_ids"] for c in ids.split(";") if c}
-    patches = set(coverage["patch_id"]) - {""}
-    territory_ids = set(outputs.members.loc[outputs.members["code_commune"].isin(codes), "territory_id"]) - {""}
-    territories = outputs.territories[outputs.territories["territory_id"].isin(territory_ids)]
-    values, label = outputs.choropleth()
-    territory_text = outputs.territories.set_index("territory_id")["e2sfca_mg_10k"].map(
-        lambda v: indicator_text(v) if outputs.supply_known else UNAVAILABLE)
-    cpts = outputs.cpts.assign(indicateur_txt=outputs.cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE))
-    data = maps.map_data(coverage, cpts[cpts["cpts_id"].isin(cpts_ids)],
-                         outputs.white_zones[outputs.white_zones["patch_id"].isin(patches)],
-                         outputs.overlaps[outputs.overlaps["code_commune"].isin(codes)], territories,
-                         outputs.members[outputs.members["territory_id"].isin(territory_ids)],
-                         tolerance_m=tolerance_m, decimals=decimals, indicator=values.loc[rows],
-                         indicator_label=label, example=outputs.example)
-    return maps.build_map(data, title=title, leaflet=leaflet).get_root().render()
+# --------------------------------------------------------------------------- maps
+
+SEP = "\x1f"  # joins a group id and a département code in the keys of département-level shapes
+STATUS_FR = {"couverte": "couverte", "zone_blanche": "zone blanche", "chevauchement": "chevauchement"}
+KIND_FR = {"candidate": "candidat", "extension": "extension de CPTS"}
+
+
+@dataclass
+class Level:
+    """The geometries of one kind of map (overview or département), simplified and unioned once per run.
+
+    ``shapes[layer][key]`` is a WGS84 union of simplified communes; at the département level the key
+    is ``<id>\x1f<département>`` (the part of the group inside the département).
+    """
+
+    decimals: int
+    projected: np.ndarray  # per coverage row, in its zone's projected CRS
+    wgs84: np.ndarray      # per coverage row
+    shapes: dict
+
+
+def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m: float, decimals: int,
+                by_departement: bool) -> Level:
+    """Simplify every commune once (per zone, shared borders kept), project to WGS84 and union each
+    group (``groups``: ``;``-joined labels per commune)."""
+    n = len(outputs.coverage)
+    projected, wgs84 = np.empty(n, dtype=object), np.empty(n, dtype=object)
+    shapes: dict[str, dict] = {code: {} for code in groups}
+    departements = outputs.coverage["code_departement"].to_numpy()
+    for epsg, rows, geoms in outputs.zones:
+        simple = maps.simplify_coverage(geoms, tolerance_m)
+        projected[rows], wgs84[rows] = simple, maps.to_wgs84(simple, epsg)
+        for code, labels in groups.items():
+            if code == "regions":
+                continue
+            exploded = pd.Series(labels.to_numpy()[rows]).str.split(";").explode()
+            exploded = exploded[exploded.fillna("") != ""]
+            local = exploded.index.to_numpy()
+            keys = exploded.to_numpy(dtype=object)
+            if by_departement and code != "departements":
+                keys = keys + SEP + departements[rows][local]
+            merged = maps.dissolve(simple, local, keys)
+            for key, geom in zip(merged, maps.to_wgs84(np.array(list(merged.values()), dtype=object), epsg)):
+                if key in shapes[code]:  # a group spanning two zones: keep both parts
+                    geom = polygonal(np.array([shapes[code][key], geom], dtype=object))[0]
+                shapes[code][key] = geom
+    if "regions" in groups:  # from the départements' unions: far fewer, larger pieces
+        region_of = dict(zip(outputs.coverage["code_departement"], groups["regions"]))
+        deps = list(shapes["departements"])
+        parts = pd.Series(deps).groupby([region_of[d] for d in deps]).agg(list)
+        shapes["regions"] = {r: maps.union(np.array([shapes["departements"][d] for d in deps], dtype=object))
+                             for r, deps in sorted(parts.items())}
+    return Level(decimals, projected, wgs84, shapes)
+
+
+class MapSource:
+    """What every map of a run shows, prepared once: geometries per kind of map and display columns;
+    :meth:`page` slices them for one map.
+
+    Parameters
+    ----------
+    outputs : Outputs
+    overview, departement : dict
+        ``simplify_m`` and ``decimals`` of the overview map and of the département maps.
+    names : dict
+        ``departements`` and ``regions``: code -> name.
+    metropole_epsg : int
+        The projected CRS of metropolitan France (the opening view of a map spanning the DROM).
+    """
+
+    def __init__(self, outputs: "Outputs", *, overview: dict, departement: dict, names: dict, metropole_epsg: int):
+        self.outputs, self.names, self.metropole_epsg = outputs, names, metropole_epsg
+        coverage = outputs.coverage
+        groups = {"cpts": coverage["cpts_ids"].fillna(""), "zones": coverage["patch_id"].fillna(""),
+                  "territories": maps.territory_groups(coverage, outputs.territories, outputs.members),
+                  "departements": coverage["code_departement"]}
+        national = coverage["code_region"].nunique() > 1
+        _ = outputs.zones  # projected once, before the threads share it
+        # GEOS releases the GIL: the two kinds of map are prepared on two threads
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            levels = {
+                "overview": pool.submit(build_level, outputs,
+                                        groups | ({"regions": coverage["code_region"]} if national else {}),
+                                        tolerance_m=overview["simplify_m"], decimals=overview["decimals"],
+                                        by_departement=False),
+                "departement": pool.submit(build_level, outputs, groups, tolerance_m=departement["simplify_m"],
+                                           decimals=departement["decimals"], by_departement=True)}
+            self.levels = {name: future.result() for name, future in levels.items()}
+        self._display_columns()
+
+    def _display_columns(self) -> None:
+        out = self.outputs
+        names = dict(zip(out.cpts["cpts_id"], out.cpts["cpts_nom"]))
+
+        def cpts_names(ids: str) -> str:
+            return " ; ".join(names.get(c, c) for c in ids.split(";") if c)
+
+        values, self.indicator_label = out.choropleth()
+        coverage = out.coverage
+        self.communes = pd.DataFrame({
+            "code_commune": coverage["code_commune"].to_numpy(), "nom": coverage["nom"].to_numpy(),
+            "population_txt": coverage["population"].map(people).to_numpy(),
+            "statut_txt": coverage["statut"].map(STATUS_FR).to_numpy(),
+            "cpts_txt": coverage["cpts_ids"].fillna("").map(cpts_names).to_numpy(),
+            "indicateur_txt": [f"{v:,.1f}".replace(",", " ") if np.isfinite(v) else "indisponible"
+                               for v in values.to_numpy(dtype=float)]})
+        self.indicator = values.to_numpy(dtype=float)
+        proposals = out.overlaps.groupby("code_commune")["proposition"].agg(
+            lambda s: " ; ".join(sorted({names.get(c, c) for c in s})))
+        self.communes["proposition_txt"] = coverage["code_commune"].map(proposals).fillna("").to_numpy()
+        territory_text = out.territories.set_index("territory_id")["e2sfca_mg_10k"].map(
+            indicator_text if out.supply_known else (lambda _v: UNAVAILABLE))
+        cpts = out.cpts
+        self.cpts = pd.DataFrame({
+            "nom": cpts["cpts_nom"], "population_txt": cpts["population"].map(people), "tier": cpts["tier"],
+            "envelope_txt": cpts["envelope_eur"].map(euros), "n_communes": cpts["n_communes"].astype(str),
+            "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
+            "_colour": cpts["tier"].map(maps.TIER_COLOURS).fillna("#999")}).set_axis(cpts["cpts_id"].to_numpy())
+        zones = out.white_zones
+        self.zones = pd.DataFrame({
+            "patch_id": zones["patch_id"], "population_txt": zones["population"].map(people),
+            "n_communes": zones["n_communes"].astype(str),
+            "cpts_limitrophes_txt": zones["cpts_limitrophes"].map(cpts_names).replace("", "aucune")}).set_axis(
+            zones["patch_id"].to_numpy())
+        terr = out.territories[out.territories["kind"] != "cpts_existante"]
+        self.territories = pd.DataFrame({
+            "territory_id": terr["territory_id"], "nom": terr["nom"].fillna(""), "kind_txt": terr["kind"].map(KIND_FR),
+            "population_txt": terr["population"].map(people), "tier": terr["tier"].fillna(""),
+            "envelope_txt": terr["envelope_eur"].map(euros), "motif": terr["motif"].fillna(""),
+            "_colour": terr["kind"].map({"candidate": maps.CANDIDATE, "extension": maps.EXTENSION})}).set_axis(
+            terr["territory_id"].to_numpy())
+        own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=out.territories.crs).to_crs(WGS84)  # IRIS-based parts
+        self.own_territory = dict(zip(terr["territory_id"], own.to_numpy()))
+        self.member_territories = out.members.loc[out.members["territory_id"] != "", ["code_commune", "territory_id"]]
+
+    def page(self, rows: np.ndarray, *, level: str, title: str, departement: str | None = None) -> maps.MapPage:
+        """The map of the communes at positions ``rows`` (all of them, or one ``departement``)."""
+        geo = self.levels[level]
+        out = self.outputs
+        coverage = out.coverage.iloc[rows]
+
+        def key(ids):
+            return [i if departement is None else f"{i}{SEP}{departement}" for i in ids]
+
+        def layer_geometry(code: str, ids, fallback: dict | None = None) -> np.ndarray:
+            shapes = geo.shapes[code]
+            return np.array([shapes.get(k, (fallback or {}).get(i)) for i, k in zip(ids, key(ids))], dtype=object)
+
+        cpts_ids = {c for ids in coverage["cpts_ids"].fillna("") for c in ids.split(";") if c}
+        cpts = self.cpts[self.cpts.index.isin(cpts_ids)]
+        zones = self.zones[self.zones.index.isin(set(coverage["patch_id"].fillna("")) - {""})]
+        territory_ids = set(self.member_territories.loc[
+            self.member_territories["code_commune"].isin(set(coverage["code_commune"])), "territory_id"])
+        territories = self.territories[self.territories.index.isin(territory_ids)]
+        communes = self.communes.iloc[rows]
+        classes, edges = maps.density_classes(self.indicator[rows])
+        communes = communes.assign(_colour=np.array(maps.DENSITY_COLOURS)[classes])
+        over = (coverage["statut"] == "chevauchement").to_numpy()
+        suffix = " (EXEMPLE)" if out.example else ""
+        layers = [
+            maps.Layer("communes", f"Indicateur : {self.indicator_label}", geo.wgs84[rows],
+                       communes[["nom", "code_commune", "population_txt", "statut_txt", "cpts_txt", "indicateur_txt",
+                                 "_colour"]],
+                       {"nom": "Commune", "code_commune": "Code INSEE", "population_txt": "Population",
+                        "statut_txt": "Statut", "cpts_txt": "CPTS", "indicateur_txt": self.indicator_label},
+                       {"fillColor": "=_colour", "color": "#777", "weight": 0.3, "fillOpacity": 0.75}, show=False),
+            maps.Layer("cpts", f"CPTS existantes par palier ACI{suffix}", layer_geometry("cpts", cpts.index), cpts,
+                       {"nom": "CPTS", "population_txt": "Population", "tier": "Palier ACI",
+                        "envelope_txt": "Enveloppe annuelle max.", "n_communes": "Communes",
+                        "indicateur_txt": self.indicator_label},
+                       {"fillColor": "=_colour", "color": "#08306b", "weight": 1, "fillOpacity": 0.55}),
+            maps.Layer("zones", "Zones blanches (aucune CPTS)", layer_geometry("zones", zones.index), zones,
+                       {"patch_id": "Zone blanche", "population_txt": "Population", "n_communes": "Communes",
+                        "cpts_limitrophes_txt": "CPTS limitrophes"},
+                       {"fillColor": maps.WHITE_ZONE, "color": maps.WHITE_ZONE, "weight": 1.5, "fillOpacity": 0.45}),
+            maps.Layer("overlaps", "Chevauchements (communes revendiquées par plusieurs CPTS)", geo.wgs84[rows][over],
+                       communes[over][["nom", "population_txt", "cpts_txt", "proposition_txt"]],
+                       {"nom": "Commune", "population_txt": "Population", "cpts_txt": "CPTS concernées",
+                        "proposition_txt": "Proposition"},
+                       {"fillColor": maps.OVERLAP, "color": maps.OVERLAP, "weight": 1.5, "fillOpacity": 0.6}),
+            maps.Layer("territories", "Territoires proposés (candidats et extensions)",
+                       layer_geometry("territories", territories.index, self.own_territory), territories,
+                       {"territory_id": "Territoire", "nom": "Nom", "kind_txt": "Type", "population_txt": "Population",
+                        "tier": "Palier ACI", "envelope_txt": "Enveloppe annuelle max.", "motif": "Remarque"},
+                       {"fillColor": "=_colour", "color": "=_colour", "weight": 2.5, "dashArray": "6 4",
+                        "fillOpacity": 0.15})]
+        views = self._views(rows, geo)
+        return maps.MapPage(title, layers, self._reference(rows, geo, views[0][1], departement), views,
+                            communes[["nom", "code_commune"]], self.indicator_label, edges, out.example, geo.decimals,
+                            label_zoom=6.5 if "regions" in geo.shapes else 0.0)
+
+    def _departement_label(self, code: str) -> str:
+        return f"{self.names['departements'].get(code, code)} ({code})"
+
+    def _views(self, rows: np.ndarray, geo: Level) -> list:
+        """The opening view (metropolitan France when the map has it) and one per département."""
+        coverage = self.outputs.coverage.iloc[rows]
+        deps = sorted(coverage["code_departement"].unique())
+        bounds = {d: maps.bounds_of(geo.wgs84[rows][(coverage["code_departement"] == d).to_numpy()]) for d in deps}
+        if len(deps) == 1:
+            return [(self._departement_label(deps[0]), bounds[deps[0]])]
+        metropole = (coverage["epsg"] == self.metropole_epsg).to_numpy()
+        first = metropole if metropole.any() and not metropole.all() else np.ones(len(rows), bool)
+        label = "France métropolitaine" if not first.all() else "Vue d'ensemble"
+        overseas = sorted(set(coverage.loc[~metropole, "code_departement"])) if not first.all() else []
+        return [(label, maps.bounds_of(geo.wgs84[rows][first]))] + [
+            (self._departement_label(d), bounds[d]) for d in overseas + [d for d in deps if d not in overseas]]
+
+    def _reference(self, rows: np.ndarray, geo: Level, view, departement: str | None) -> list:
+        """Département borders and names (those in view around a département map) and, on the
+        national map, région borders."""
+        shapes = geo.shapes["departements"]
+        if departement is None:
+            deps = sorted(self.outputs.coverage.iloc[rows]["code_departement"].unique())
+        else:
+            south, west, north, east = view
+            dy, dx = (north - south) * 0.25, (east - west) * 0.25
+            box = shapely.box(west - dx, south - dy, east + dx, north + dy)
+            deps = [d for d, g in shapes.items() if g is not None and shapely.intersects(box, shapely.envelope(g))]
+        geoms = np.array([shapes[d] for d in deps], dtype=object)
+        points = shapely.point_on_surface(geoms)
+        labels = [[round(float(p.y), 4), round(float(p.x), 4), self._departement_label(d)]
+                  for d, p in zip(deps, points)]
+        out = [maps.Reference("Repères : limites et noms des départements", geoms,
+                              {"color": maps.REFERENCE, "weight": 1, "opacity": 0.6}, labels)]
+        if "regions" in geo.shapes:
+            regions = geo.shapes["regions"]
+            out.append(maps.Reference("Repères : limites des régions", np.array(list(regions.values()), dtype=object),
+                                      {"color": "#222", "weight": 2, "opacity": 0.55}))
+        return out
+
+
+def write_all(source: MapSource, paths: dict, *, title: str, leaflet: tuple[str, str], workers: int = 2,
+              meanwhile=None) -> int:
+    """Write every map and white-zone report (``paths``: ``map``, ``departements``, ``zones``,
+    ``index`` as in :func:`pipeline.stages.export_paths`); return the number of département maps.
+
+    Each page is one task; the tasks run in ``workers`` forked processes, which inherit the data
+    prepared once (nothing is copied). Each task writes its own file and the index is assembled in
+    zone order, so the outputs do not depend on the scheduling. ``meanwhile()`` (e.g. the
+    GeoPackage) runs in this process while the workers draw.
+    """
+    from .io import replace_dir, write_text
+
+    deps = sorted(source.outputs.coverage.groupby("code_departement").indices)
+    zone_reports = ZoneReports(source.outputs, title=title, geometry=source.levels["departement"])
+    zones = sorted(source.outputs.white_zones["patch_id"])
+    _SHARED.update(source=source, reports=zone_reports, title=title, leaflet=leaflet)
+    index_rows: list = []
+
+    def fill(maps_tmp: Path, zones_tmp: Path) -> None:
+        tasks = [("overview", "", Path(paths["map"]))] + [("departement", d, maps_tmp) for d in deps] + [
+            ("zone", z, zones_tmp) for z in zones]
+        index_rows.extend(run_tasks(tasks, workers=workers, meanwhile=meanwhile)[1 + len(deps):])
+
+    try:
+        replace_dir(paths["departements"], lambda maps_tmp: replace_dir(
+            paths["zones"], lambda zones_tmp: fill(maps_tmp, zones_tmp)))
+    finally:
+        _SHARED.clear()
+    write_text(paths["index"], zone_reports.index_page(index_rows))
+    return len(deps)
+
+
+_SHARED: dict = {}
+
+
+def _task(kind: str, key: str, target: Path):
+    """One page of :func:`write_all` (run in a worker; the data is in ``_SHARED``)."""
+    from .io import write_text
+
+    source, title, leaflet = _SHARED["source"], _SHARED["title"], _SHARED["leaflet"]
+    if kind == "zone":
+        return _SHARED["reports"].write(key, target)
+    if kind == "overview":
+        page = source.page(np.arange(len(source.outputs.coverage)), level="overview", title=title)
+        write_text(target, maps.render_page(page, leaflet=leaflet))
+        return None
+    rows = np.flatnonzero((source.outputs.coverage["code_departement"] == key).to_numpy())
+    page = source.page(rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}")
+    (target / f"carte_{key}.html").write_text(maps.render_page(page, leaflet=leaflet), encoding="utf-8")
+    return None
+
+
+def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
+    """``_task(*t)`` for each task, in ``workers`` forked processes (one after the other here when
+    fork or a second core is missing); results in task order."""
+    if workers < 2 or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        results = [_task(*t) for t in tasks]
+        if meanwhile is not None:
+            meanwhile()
+        return results
+    gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_task, *t) for t in tasks]
+            if meanwhile is not None:
+                meanwhile()
+            return [f.result() for f in futures]
+    finally:
+        gc.unfreeze()
 
 
 # --------------------------------------------------------------------------- reports
 
-def write_reports(outputs: Outputs, folder: Path, *, title: str) -> str:
-    """Write one page (HTML, CSV, XLSX) per white zone into ``folder`` (replaced whole); return the
-    index page's HTML."""
-    from .io import replace_dir
+class ZoneReports:
+    """One page (HTML, CSV, XLSX) per white zone and the index, from tables prepared once.
 
-    density = outputs.density
-    rows = []
+    ``geometry`` (département-level simplified communes) draws the map extracts.
+    """
 
-    def fill(tmp: Path) -> None:
-        for zone in outputs.white_zones.sort_values("patch_id").itertuples(index=False):
-            zone = pd.Series(zone._asdict())
-            communes, bordering, proposals = reports.zone_tables(
-                zone, outputs.coverage, outputs.territories, outputs.members, outputs.cpts, density,
-                DENSITY_COLUMN)
-            communes = communes.join(outputs.indicators.drop(columns=["code_commune", "population"]))
-            flagged = outputs.members[outputs.members["code_commune"].isin(communes["code_commune"])
-                                      & (outputs.members["kind"] == "signalee")]
-            action = reports.recommended_action(zone, proposals, flagged)
-            name = zone["patch_id"]
-            (tmp / f"{name}.html").write_text(zone_page(zone, communes, bordering, proposals, action, outputs,
-                                                        title=title), encoding="utf-8")
-            flat = zone_csv(zone, communes, proposals)
-            flat.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
-            reports.write_xlsx(tmp / f"{name}.xlsx", {"communes": flat, "cpts_limitrophes": bordering,
-                                                       "territoires_proposes": proposal_columns(proposals)})
-            rows.append({"Zone blanche": name, "lien": f"zones_blanches/{name}.html",
-                         "Départements": zone["departements"].replace(";", ", "),
-                         "Population": reports.people(zone["population"]), "Population__v": int(zone["population"]),
-                         "Communes": str(zone["n_communes"]), "Communes__v": int(zone["n_communes"]),
-                         "CPTS limitrophes": str(len(bordering)), "CPTS limitrophes__v": len(bordering),
-                         "Action recommandée": action})
+    def __init__(self, outputs: Outputs, *, title: str, geometry: Level):
+        self.outputs, self.title = outputs, title
+        self.density = outputs.density
+        frames = (outputs.coverage, outputs.territories, outputs.cpts)
+        self.coverage, self.territories, self.cpts = (pd.DataFrame(f.drop(columns="geometry")) for f in frames)
+        self.assignment = outputs.members.drop_duplicates("code_commune").set_index("code_commune")
+        self.supply = outputs.indicators.drop(columns=["code_commune", "population"])
+        self.flagged = outputs.members[outputs.members["kind"] == "signalee"]
+        self.zones = outputs.white_zones.drop(columns="geometry").set_index("patch_id", drop=False)
+        self.figures = ZoneFigures(outputs, geometry)
+        # each zone's communes and proposals, found once: a page then reads only its own rows
+        self.rows = self.coverage.groupby("patch_id").indices
+        self.proposals = self.territories.groupby("patch_id").indices
 
-    replace_dir(folder, fill)
-    index = pd.DataFrame(rows)
-    body = (f"<h1>{html.escape(title)} — zones blanches</h1>"
-            f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par aucune '
-            "CPTS. Cliquer sur un titre de colonne pour trier.</p>"
-            + (reports.table(index, numeric=("Population", "Communes", "CPTS limitrophes"),
-                             links={"Zone blanche": "lien"}, hidden=("lien",))
-               if len(index) else "<p>Aucune zone blanche.</p>"))
-    return reports.page(f"{title} — zones blanches", body, example=outputs.example)
+    def write(self, name: str, folder: Path) -> dict:
+        """Write the zone's page, CSV and XLSX into ``folder``; return its row of the index."""
+        outputs, zone, rows = self.outputs, self.zones.loc[name], self.rows[name]
+        territories = self.territories.iloc[self.proposals.get(name, [])]
+        communes, bordering, proposals = reports.zone_tables(
+            zone, self.coverage.iloc[rows], territories, self.assignment, self.cpts, self.density.iloc[rows],
+            DENSITY_COLUMN)
+        communes = communes.join(self.supply)
+        flagged = self.flagged[self.flagged["code_commune"].isin(communes["code_commune"])]
+        action = reports.recommended_action(zone, proposals, flagged)
+        figure = self.figures.svg(name, proposals)
+        (folder / f"{name}.html").write_text(zone_page(zone, communes, bordering, proposals, action, outputs,
+                                                       title=self.title, figure=figure), encoding="utf-8")
+        flat = zone_csv(zone, communes, proposals)
+        flat.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+        reports.write_xlsx(folder / f"{name}.xlsx", {"communes": flat, "cpts_limitrophes": bordering,
+                                                      "territoires_proposes": proposal_columns(proposals)})
+        return {"Zone blanche": name, "lien": f"zones_blanches/{name}.html",
+                "Départements": zone["departements"].replace(";", ", "),
+                "Population": reports.people(zone["population"]), "Population__v": int(zone["population"]),
+                "Communes": str(zone["n_communes"]), "Communes__v": int(zone["n_communes"]),
+                "CPTS limitrophes": str(len(bordering)), "CPTS limitrophes__v": len(bordering),
+                "Action recommandée": action}
+
+    def index_page(self, rows: list[dict]) -> str:
+        """The HTML of the index of the white zones."""
+        index = pd.DataFrame(rows)
+        title = self.title
+        body = (f"<h1>{html.escape(title)} — zones blanches</h1>"
+                f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par '
+                "aucune CPTS. Cliquer sur un titre de colonne pour trier.</p>"
+                + (reports.table(index, numeric=("Population", "Communes", "CPTS limitrophes"),
+                                 links={"Zone blanche": "lien"}, hidden=("lien",))
+                   if len(index) else "<p>Aucune zone blanche.</p>"))
+        return reports.page(f"{title} — zones blanches", body, example=self.outputs.example)
+
+
+class ZoneFigures:
+    """The map extract of each white-zone report, from the simplified projected communes of a run
+    (one spatial index per zone CRS, built once)."""
+
+    def __init__(self, outputs: Outputs, geometry: Level):
+        self.outputs, self.geoms = outputs, geometry.projected
+        self.epsg = outputs.coverage["epsg"].to_numpy()
+        self.inside = outputs.coverage.groupby("patch_id").indices
+        self.trees = {}
+        for epsg, rows, _geoms in outputs.zones:
+            rows = rows[~pd.isna(self.geoms[rows])]
+            self.trees[epsg] = (rows, shapely.STRtree(self.geoms[rows]))
+        tiers = dict(zip(outputs.cpts["cpts_id"], outputs.cpts["tier"]))
+        self.covered = outputs.coverage["cpts_ids"].fillna("").map(
+            lambda ids: maps.TIER_COLOURS.get(tiers.get(ids.split(";")[0], ""), "#eee") if ids else "").to_numpy()
+        rows_of = outputs.coverage.groupby("code_commune").indices
+        members = outputs.members[(outputs.members["code_iris"] == "") & (outputs.members["territory_id"] != "")]
+        self.territory_rows = {tid: np.sort(np.concatenate([rows_of[c] for c in codes if c in rows_of] or
+                                                            [np.empty(0, np.int64)]))
+                               for tid, codes in members.groupby("territory_id")["code_commune"].agg(list).items()}
+
+    def svg(self, name: str, proposals: pd.DataFrame) -> str:
+        inside = self.inside[name]
+        epsg = self.epsg[inside[0]]
+        zone = maps.union(self.geoms[inside])
+        rows, tree = self.trees[epsg]
+        near = np.sort(rows[tree.query(zone, predicate="dwithin", distance=5000)])
+        crs = f"EPSG:{epsg}"
+        zone_layer = (gpd.GeoSeries([zone], crs=crs), maps.WHITE_ZONE, "#7a0000", 0.55)
+        covered = near[self.covered[near] != ""]
+        layers = [zone_layer, (gpd.GeoSeries(self.geoms[covered], crs=crs), "#4292c6", "#08306b", 0.35),
+                  (gpd.GeoSeries(self.geoms[near], crs=crs), "none", "#999", 0.0), zone_layer]
+        for row in proposals.itertuples():
+            members = self.territory_rows.get(row.territory_id, np.empty(0, np.int64))
+            members = members[self.epsg[members] == epsg]
+            if len(members):
+                colour = maps.CANDIDATE if row.kind == "candidate" else maps.EXTENSION
+                layers.append((gpd.GeoSeries([maps.union(self.geoms[members])], crs=crs), "none", colour, 0.0))
+        return reports.svg_extract(layers)
 
 
 def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +505,8 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
     out = communes.assign(zone_blanche=zone["patch_id"])
     out["palier_aci"] = out["territoire_propose"].map(tiers)
     out["enveloppe_eur"] = out["territoire_propose"].map(envelopes)
-    supply = [c for c in communes.columns if c.startswith(("n_", "densite_")) or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
+    supply = [c for c in communes.columns if (c.startswith(("n_", "densite_")) and c != DENSITY_COLUMN)
+              or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
     return out[["zone_blanche", "code_commune", "nom", "code_departement", "population", DENSITY_COLUMN,
                 *supply, "territoire_propose", "palier_aci", "enveloppe_eur", "signalement"]]
 
@@ -166,20 +516,9 @@ def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
                       "within_bounds", "motif", "compactness", "longest_internal_km"]]
 
 
-def zone_page(zone, communes, bordering, proposals, action, outputs: Outputs, *, title: str) -> str:
+def zone_page(zone, communes, bordering, proposals, action, outputs: Outputs, *, title: str, figure: str) -> str:
     """The HTML report of one white zone (French, print-friendly)."""
     name = zone["patch_id"]
-    inside = outputs.coverage[outputs.coverage["patch_id"] == name]
-    epsg = int(inside["epsg"].iloc[0])
-    local = outputs.coverage[outputs.coverage["epsg"] == epsg].to_crs(epsg)
-    near = local[local.geometry.intersects(local.loc[inside.index].geometry.union_all().buffer(5000))]
-    tiers = dict(zip(outputs.cpts["cpts_id"], outputs.cpts["tier"]))
-    cpts_fill = [maps.TIER_COLOURS.get(tiers.get(ids.split(";")[0], ""), "#eee") if ids else "#ffffff"
-                 for ids in near["cpts_ids"]]
-    layers = [(local.loc[inside.index].geometry, maps.WHITE_ZONE, "#7a0000", 0.55)]
-    figure = reports.svg_extract([layers[0]] + [
-        (near.geometry[[f != "#ffffff" for f in cpts_fill]], "#4292c6", "#08306b", 0.35)] + [
-        (near.geometry, "none", "#999", 0.0), layers[0]] + _proposal_outlines(proposals, local, outputs))
     commune_rows = pd.DataFrame({
         "Code": communes["code_commune"], "Commune": communes["nom"],
         "Population": communes["population"].map(reports.people), "Population__v": communes["population"],
@@ -236,18 +575,6 @@ def supply_summary(communes: pd.DataFrame, outputs: Outputs) -> str:
     flagged = "non évalué (pas de fichier APL)" if under.isna().all() else f"{int(under.sum())} commune(s)"
     return (reports.table(rows) + f"<p>Accessibilité moyenne aux médecins généralistes (E2SFCA) : "
             f"<b>{indicator_text(e2)}</b> pour 10 000 habitants. Communes sous-dotées : {flagged}.</p>")
-
-
-def _proposal_outlines(proposals, local, outputs: Outputs):
-    layers = []
-    for row in proposals.itertuples():
-        codes = outputs.members.loc[(outputs.members["territory_id"] == row.territory_id)
-                                    & (outputs.members["code_iris"] == ""), "code_commune"]
-        geoms = local[local["code_commune"].isin(codes)].geometry
-        if len(geoms):
-            colour = maps.CANDIDATE if row.kind == "candidate" else maps.EXTENSION
-            layers.append((gpd.GeoSeries([geoms.union_all()], crs=local.crs), "none", colour, 0.0))
-    return layers
 
 
 def gis_layers(outputs: Outputs) -> dict[str, gpd.GeoDataFrame]:

@@ -1,32 +1,38 @@
-"""Self-contained interactive maps (folium/Leaflet), in French.
+"""Self-contained interactive maps (Leaflet), in French.
 
 Every map embeds Leaflet's script and style (from the npm package, see :mod:`pipeline.vendor`):
-it draws with no network; base tiles are optional decoration. Geometries are simplified once, at
-commune level, with a coverage simplification that keeps shared borders, and every other layer
-(CPTS, white zones, candidates) is the union of simplified communes — no gap or sliver between
-neighbours. Coordinates are rounded. Element ids are numbered, so the same data gives the same HTML.
+it draws with no network; base tiles are optional decoration. Geometries are simplified once per
+run and per kind of map, at commune level, with a coverage simplification that keeps shared borders;
+every other layer (CPTS, white zones, candidates, département borders) is the union of simplified
+communes — no gap or sliver between neighbours — computed once per run; each map takes its slice.
+
+Coordinates are written as integers on a 10^-decimals degree grid, each point as the difference to
+the previous one, in a compact variable-length text code (5 bits per character, like Google's
+encoded polylines, with the URL-safe base-64 alphabet) that a few lines of JavaScript in the page
+decode; properties are stored per column, repeated values once. The page is built from a fixed
+template: same data, same bytes.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import folium
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from .geo import WGS84, by_zone
+from .geo import WGS84, polygonal
 
 TIER_COLOURS = {"T1": "#9ecae1", "T2": "#4292c6", "T3": "#2171b5", "T4": "#08306b"}
 WHITE_ZONE = "#e31a1c"
 OVERLAP = "#6a3d9a"
 CANDIDATE = "#ff7f00"
 EXTENSION = "#33a02c"
+REFERENCE = "#555"
 DENSITY_COLOURS = ["#ffffd4", "#fee391", "#fec44f", "#fe9929", "#d95f0e", "#993404"]
+ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def euros(value) -> str:
@@ -37,239 +43,358 @@ def people(value) -> str:
     return f"{int(value):,}".replace(",", " ") if pd.notna(value) else "—"
 
 
-def simplify_communes(coverage: gpd.GeoDataFrame, *, tolerance_m: float, decimals: int) -> gpd.GeoDataFrame:
-    """Commune geometries simplified zone by zone keeping shared borders, in WGS84, rounded."""
-    parts = []
-    for _epsg, zone in by_zone(coverage):
-        geoms = zone.geometry.to_numpy()
-        present = ~pd.isna(geoms)
-        simple = geoms.copy()
-        simple[present] = shapely.coverage_simplify(geoms[present], tolerance_m)
-        parts.append(gpd.GeoDataFrame(zone.drop(columns="geometry"), geometry=simple, crs=zone.crs).to_crs(WGS84))
-    out = gpd.GeoDataFrame(pd.concat(parts), crs=WGS84).loc[coverage.index]
-    return out.set_geometry(round_coordinates(out.geometry.to_numpy(), decimals))
+# --------------------------------------------------------------------------- geometry, once per run
 
-
-def round_coordinates(geoms: np.ndarray, decimals: int) -> np.ndarray:
-    """Snap coordinates to a 10^-decimals grid with GEOS's precision reducer: the same vertex
-    lands on the same grid point in every geometry (shared borders stay shared) and the result
-    is always valid (plain rounding can make a ring cross itself)."""
+def simplify_coverage(geoms: np.ndarray, tolerance_m: float) -> np.ndarray:
+    """``shapely.coverage_simplify`` of projected polygons (shared borders stay shared); missing
+    geometries stay missing."""
     present = ~pd.isna(geoms)
-    out = geoms.copy()
-    out[present] = shapely.set_precision(geoms[present].astype(object), 10.0 ** -decimals)
+    out = np.array(geoms, dtype=object)
+    out[present] = shapely.coverage_simplify(out[present], tolerance_m)
     return out
 
 
-def union_by(simple: gpd.GeoDataFrame, groups: pd.Series, decimals: int) -> gpd.GeoSeries:
-    """Union of simplified communes per group label (a commune may be in several groups, joined by ';')."""
-    exploded = simple.assign(_g=groups.str.split(";")).explode("_g")
-    exploded = exploded[exploded["_g"].notna() & (exploded["_g"] != "") & exploded.geometry.notna()]
-    merged = exploded.dissolve("_g", sort=True).geometry
-    return gpd.GeoSeries(round_coordinates(merged.to_numpy(), decimals), index=merged.index, crs=WGS84)
+def union(geoms: np.ndarray):
+    """Union of polygons that (nearly) form a coverage, with GEOS's fast coverage union.
+
+    The source's borders do not always match exactly: where the coverage union comes out invalid
+    (near-coincident edges), it is repaired with ``make_valid`` (the difference to a full union is
+    a few sliver square metres per département, far below a pixel); where two communes overlap
+    (the coverage union refuses them), the general, slower union is used.
+    """
+    geoms = geoms[~pd.isna(geoms)]
+    if len(geoms) == 0:
+        return None
+    if len(geoms) == 1:
+        return geoms[0]
+    try:
+        merged = shapely.coverage_union_all(geoms)
+    except shapely.errors.GEOSException:  # overlapping inputs
+        return shapely.union_all(geoms)
+    return merged if shapely.is_valid(merged) else shapely.make_valid(merged, method="structure", keep_collapsed=False)
 
 
-def collection(frame: gpd.GeoDataFrame, properties: list[str]) -> dict:
-    """A GeoJSON FeatureCollection with only ``properties`` (strings) and valid geometries."""
-    features = []
-    for row, geom in zip(frame[properties].itertuples(index=False), frame.geometry):
-        if geom is None or geom.is_empty:
-            continue
-        props = {k: ("" if pd.isna(v) else str(v)) for k, v in zip(properties, row)}
-        features.append({"type": "Feature", "properties": props, "geometry": json.loads(shapely.to_geojson(geom))})
-    return {"type": "FeatureCollection", "features": features}
+def dissolve(geoms: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> dict:
+    """Union of ``geoms[rows]`` per key (string ``keys`` parallel to ``rows``), in key order."""
+    rows = np.asarray(rows)
+    if len(rows) == 0:
+        return {}
+    groups = pd.Series(rows).groupby(np.asarray(keys, dtype=object)).indices
+    return {key: union(geoms[rows[positions]]) for key, positions in sorted(groups.items())}
+
+
+def to_wgs84(geoms: np.ndarray, epsg: int) -> np.ndarray:
+    """Projected geometries (EPSG ``epsg``) in WGS84 longitude/latitude."""
+    from pyproj import Transformer
+
+    if epsg == WGS84:
+        return np.asarray(geoms, dtype=object)
+    transformer = Transformer.from_crs(epsg, WGS84, always_xy=True)
+    return shapely.transform(np.asarray(geoms, dtype=object), lambda xy: np.column_stack(
+        transformer.transform(xy[:, 0], xy[:, 1])))
+
+
+# --------------------------------------------------------------------------- compact encoding
+
+def polygons_only(geoms: np.ndarray) -> np.ndarray:
+    """The geometries as Polygons or MultiPolygons (other kinds keep only their polygonal parts)."""
+    geoms = np.asarray(geoms, dtype=object)
+    other = ~np.isin(shapely.get_type_id(geoms), [3, 6])
+    if other.any():
+        geoms = geoms.copy()
+        geoms[other] = polygonal(geoms[other])
+    return geoms
+
+
+def encode_ints(values) -> str:
+    """Signed integers as text: zigzag, then 5 bits per character, low bits first, a 6th bit set on
+    every character but a number's last (URL-safe base-64 alphabet; decoded by ``ints`` in the page)."""
+    v = np.asarray(values, dtype=np.int64)
+    if v.size == 0:
+        return ""
+    z = ((v << 1) ^ (v >> 63)).astype(np.uint64)
+    count = np.ones(len(z), np.int64)
+    rest = z >> np.uint64(5)
+    while rest.any():
+        count += rest > 0
+        rest >>= np.uint64(5)
+    k = np.arange(int(count.max()))
+    chunks = ((z[:, None] >> (np.uint64(5) * k.astype(np.uint64))[None, :]) & np.uint64(31)).astype(np.uint8)
+    chunks |= (k[None, :] < count[:, None] - 1).astype(np.uint8) << 5
+    return np.frombuffer(ALPHABET, np.uint8)[chunks[k[None, :] < count[:, None]]].tobytes().decode("ascii")
+
+
+def encode_geometries(geoms: np.ndarray, decimals: int) -> dict:
+    """(Multi)polygons in WGS84 as integer coordinate differences on a 10^-decimals grid.
+
+    Rings lose their closing point and the points that rounding made repeat; ``c`` holds the
+    latitude/longitude differences, ``r`` the points per ring, ``p`` the rings per polygon and
+    ``f`` the polygons per feature.
+    """
+    if len(geoms) == 0:
+        return {"d": decimals, "c": "", "r": "", "p": "", "f": ""}
+    kind, coords, offsets = shapely.to_ragged_array(np.asarray(geoms, dtype=object))
+    if kind == shapely.GeometryType.POLYGON:
+        ring_off, poly_off = offsets
+        per_feature = np.ones(len(geoms), np.int64)
+    else:
+        ring_off, poly_off, geom_off = offsets
+        per_feature = np.diff(geom_off)
+    q = np.round(coords * 10.0 ** decimals).astype(np.int64)
+    ring = np.repeat(np.arange(len(ring_off) - 1), np.diff(ring_off))
+    closing = np.zeros(len(q), bool)
+    closing[ring_off[1:] - 1] = True
+    repeated = np.r_[False, (q[1:] == q[:-1]).all(axis=1) & (ring[1:] == ring[:-1])]
+    keep = ~closing & ~repeated
+    q, ring = q[keep], ring[keep]
+    steps = np.diff(q[:, ::-1], axis=0, prepend=np.zeros((1, 2), np.int64))
+    return {"d": decimals, "c": encode_ints(steps.ravel()),
+            "r": encode_ints(np.bincount(ring, minlength=len(ring_off) - 1)),
+            "p": encode_ints(np.diff(poly_off)), "f": encode_ints(per_feature)}
+
+
+def encode_column(values) -> list | dict:
+    """A column of strings: as is, or its distinct values once and an index per row when shorter."""
+    values = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), sort=False)
+    if 2 * len(uniques) < len(values):
+        return {"v": list(uniques), "i": encode_ints(codes)}
+    return values
+
+
+# --------------------------------------------------------------------------- what a map shows
+
+@dataclass
+class Layer:
+    """One switchable layer of polygons with a tooltip.
+
+    ``style`` values starting with ``=`` name the property that holds the value (e.g. a colour).
+    """
+
+    code: str
+    name: str
+    geometry: np.ndarray           # WGS84 (multi)polygons, one per row of ``properties``
+    properties: pd.DataFrame       # display strings
+    fields: dict[str, str]         # tooltip: property -> label
+    style: dict
+    show: bool = True
 
 
 @dataclass
-class MapData:
-    """Everything one map shows, already simplified, in WGS84, with French display columns."""
+class Reference:
+    """A light, non-interactive layer of borders with optional labels (département names)."""
 
-    communes: gpd.GeoDataFrame     # statut, densité, tooltips
-    cpts: gpd.GeoDataFrame         # existing CPTS by tier
-    white_zones: gpd.GeoDataFrame  # patches
-    overlaps: gpd.GeoDataFrame     # communes claimed by several CPTS
-    territories: gpd.GeoDataFrame  # candidates and extensions
-    example: bool
+    name: str
+    geometry: np.ndarray
+    style: dict
+    labels: list = field(default_factory=list)  # [lat, lon, text]
+
+
+@dataclass
+class MapPage:
+    """Everything one map page shows."""
+
+    title: str
+    layers: list[Layer]
+    reference: list[Reference]
+    views: list[tuple[str, tuple[float, float, float, float]]]  # (label, (south, west, north, east)); first = opening
+    communes: pd.DataFrame          # nom, code_commune (search box)
     indicator_label: str
+    indicator_edges: list[float]
+    example: bool
+    decimals: int
+    label_zoom: float = 0.0          # département names hidden below this zoom
 
 
-def _density_classes(values: pd.Series) -> tuple[np.ndarray, list[float]]:
+def density_classes(values: pd.Series) -> tuple[np.ndarray, list[float]]:
+    """Quantile class (0…5) of each value and the class edges."""
+    values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
     edges = list(np.unique(np.quantile(finite, np.linspace(0, 1, len(DENSITY_COLOURS) + 1)))) if len(finite) else [0, 1]
     classes = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(DENSITY_COLOURS) - 1)
     return classes, edges
 
 
-def _compact_json() -> None:
-    """Write the embedded GeoJSON without spaces (folium's templates share one jinja environment;
-    its ``tojson`` filter reads this policy): about 10 % smaller maps."""
-    folium.GeoJson._template.environment.policies["json.dumps_kwargs"] = {"sort_keys": True,
-                                                                          "separators": (",", ":")}
+def bounds_of(geoms: np.ndarray) -> tuple[float, float, float, float]:
+    """(south, west, north, east) of WGS84 geometries."""
+    minx, miny, maxx, maxy = shapely.total_bounds(np.asarray(geoms, dtype=object))
+    return (round(float(miny), 5), round(float(minx), 5), round(float(maxy), 5), round(float(maxx), 5))
 
 
-def build_map(data: MapData, *, title: str, leaflet: tuple[str, str]) -> folium.Map:
-    """A folium map with the five layers, tooltips, legend, layer control and a commune search."""
-    _compact_json()
-    bounds = data.communes.total_bounds
-    fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=False, zoom_snap=0.25)
-    fmap.default_js, fmap.default_css = [], []  # no CDN: Leaflet is inlined below
-    js, css = leaflet
-    fmap.get_root().header.add_child(folium.Element(f"<style>{css}</style><script>{js}</script>"
-                                                    f"<style>{PAGE_CSS}</style>"))
-    folium.TileLayer("OpenStreetMap", name="Fond OpenStreetMap (en ligne, facultatif)", show=False,
-                     overlay=True, control=True).add_to(fmap)
-
-    communes = data.communes.copy()
-    classes, edges = _density_classes(communes["indicateur"].astype(float))
-    communes["_colour"] = [DENSITY_COLOURS[c] for c in classes]
-    suffix = " (EXEMPLE)" if data.example else ""
-    layers = [
-        (f"Indicateur : {data.indicator_label}", communes, False,
-         {"nom": "Commune", "code_commune": "Code INSEE", "population_txt": "Population", "statut_txt": "Statut",
-          "cpts_txt": "CPTS", "indicateur_txt": data.indicator_label},
-         lambda f: {"fillColor": f["properties"]["_colour"], "color": "#777", "weight": 0.3, "fillOpacity": 0.75}),
-        (f"CPTS existantes par palier ACI{suffix}", data.cpts, True,
-         {"nom": "CPTS", "population_txt": "Population", "tier": "Palier ACI",
-          "envelope_txt": "Enveloppe annuelle max.", "n_communes": "Communes", "indicateur_txt": data.indicator_label},
-         lambda f: {"fillColor": TIER_COLOURS.get(f["properties"]["tier"], "#999"), "color": "#08306b", "weight": 1,
-                    "fillOpacity": 0.55}),
-        ("Zones blanches (aucune CPTS)", data.white_zones, True,
-         {"patch_id": "Zone blanche", "population_txt": "Population", "n_communes": "Communes",
-          "cpts_limitrophes_txt": "CPTS limitrophes"},
-         lambda f: {"fillColor": WHITE_ZONE, "color": WHITE_ZONE, "weight": 1.5, "fillOpacity": 0.45}),
-        ("Chevauchements (communes revendiquées par plusieurs CPTS)", data.overlaps, True,
-         {"nom": "Commune", "population_txt": "Population", "cpts_txt": "CPTS concernées",
-          "proposition_txt": "Proposition"},
-         lambda f: {"fillColor": OVERLAP, "color": OVERLAP, "weight": 1.5, "fillOpacity": 0.6}),
-        ("Territoires proposés (candidats et extensions)", data.territories, True,
-         {"territory_id": "Territoire", "nom": "Nom", "kind_txt": "Type", "population_txt": "Population",
-          "tier": "Palier ACI", "envelope_txt": "Enveloppe annuelle max.", "motif": "Remarque"},
-         lambda f: {"fillColor": f["properties"]["_colour"], "color": f["properties"]["_colour"], "weight": 2.5,
-                    "dashArray": "6 4", "fillOpacity": 0.15}),
-    ]
-    added = {}
-    for name, frame, show, fields, style in layers:
-        extra = ["_colour"] if "_colour" in frame.columns else []
-        features = collection(frame, list(fields) + extra)
-        if not features["features"]:
+def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
+    """The HTML of a map: Leaflet inlined, the data, the legend, the search and go-to boxes."""
+    data = {"layers": [], "reference": [], "views": [[label, list(b)] for label, b in page.views],
+            "labelZoom": page.label_zoom,
+            "osm": "Fond OpenStreetMap (en ligne, facultatif)"}
+    for layer in page.layers:
+        keep = np.array([g is not None and not shapely.is_empty(g) for g in layer.geometry], dtype=bool)
+        if not keep.any():
             continue  # nothing of this kind on this map: no empty layer
-        added[name] = folium.GeoJson(
-            features, name=name, show=show, style_function=style,
-            highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.7},
-            tooltip=folium.GeoJsonTooltip(list(fields), aliases=list(fields.values()))).add_to(fmap)
-    layer_communes = added[layers[0][0]]
-    folium.LayerControl(collapsed=False).add_to(fmap)
-    fmap.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
-    _number_ids(fmap.get_root())
-    # plain elements added after the numbering: their own ids are never written to the page
-    root = fmap.get_root()
-    root.html.add_child(folium.Element(_legend(title, data, edges)))
-    root.html.add_child(folium.Element(_search_box(communes)))
-    root.script.add_child(folium.Element(_search_script(fmap.get_name(), layer_communes.get_name())))
-    return fmap
-
-
-def _number_ids(element, counter=None) -> None:
-    """Replace folium's random element ids by a counter: same data, same HTML bytes."""
-    counter = counter if counter is not None else [0]
-    element._id = f"{counter[0]:06d}"
-    counter[0] += 1
-    children = list(element._children.values())
-    for child in children:
-        _number_ids(child, counter)
-    element._children = {child.get_name(): child for child in children}
-    if hasattr(element, "header"):
-        for part in (element.header, element.html, element.script):
-            _number_ids(part, counter)
+        props = layer.properties[keep]
+        data["layers"].append({
+            "code": layer.code, "name": layer.name, "show": layer.show, "style": layer.style,
+            "fields": [[k, v] for k, v in layer.fields.items()],
+            "props": {c: encode_column(props[c].tolist()) for c in props.columns},
+            "geometry": encode_geometries(polygons_only(layer.geometry[keep]), page.decimals)})
+    for ref in page.reference:
+        geoms = polygons_only(ref.geometry[~pd.isna(ref.geometry)])
+        data["reference"].append({"name": ref.name, "style": ref.style, "labels": ref.labels,
+                                  "geometry": encode_geometries(geoms, page.decimals)})
+    payload = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+    js, css = leaflet
+    goto = ""
+    if len(page.views) > 1:
+        options = "".join(f'<option value="{k}">{html.escape(label)}</option>'
+                          for k, (label, _) in enumerate(page.views))
+        goto = (f'<div class="cpts-panel cpts-goto"><label for="cpts-goto">Aller à : </label>'
+                f'<select id="cpts-goto">{options}</select></div>')
+    return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(page.title)}</title><style>{css}</style><script>{js}</script>"
+            f"<style>{PAGE_CSS}</style></head>\n<body><div id=\"map\"></div>{_legend(page)}{_search_box(page.communes)}"
+            f"{goto}\n<script>var DATA = {payload};</script>\n<script>{APP_JS}</script></body></html>\n")
 
 
 PAGE_CSS = """
+html,body{height:100%;margin:0}#map{position:absolute;top:0;bottom:0;left:0;right:0}
 .cpts-panel{position:fixed;z-index:1000;background:rgba(255,255,255,.95);padding:8px 10px;border-radius:4px;
  box-shadow:0 1px 4px rgba(0,0,0,.35);font:12px/1.35 system-ui,sans-serif;color:#222}
 .cpts-legend{bottom:28px;right:10px;max-width:300px;max-height:60vh;overflow:auto}
-.cpts-search{top:10px;left:54px}
+.cpts-search{top:10px;left:54px}.cpts-goto{top:50px;left:54px}
 .cpts-legend h4{margin:0 0 4px;font-size:13px}
 .cpts-legend i{display:inline-block;width:14px;height:12px;margin-right:5px;vertical-align:middle;border:1px solid #555}
 .cpts-example{color:#b00;font-weight:bold}
+.leaflet-tooltip table{border-collapse:collapse}.leaflet-tooltip th{text-align:left;padding-right:6px}
+.cpts-label span{position:absolute;transform:translate(-50%,-50%);white-space:nowrap;font:11px system-ui,sans-serif;
+ color:#333;text-shadow:0 0 3px #fff,0 0 3px #fff}
+.cpts-far .cpts-label{display:none}
 """
 
+APP_JS = r"""(function () {
+  var A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", V = {};
+  for (var n = 0; n < 64; n++) V[A.charCodeAt(n)] = n;
+  function ints(s) {
+    var out = [], v = 0, m = 1;
+    for (var k = 0; k < s.length; k++) {
+      var c = V[s.charCodeAt(k)];
+      v += (c & 31) * m;
+      if (c & 32) { m *= 32; } else { out.push(v % 2 ? -(v + 1) / 2 : v / 2); v = 0; m = 1; }
+    }
+    return out;
+  }
+  function shapes(g) {
+    var c = ints(g.c), r = ints(g.r), p = ints(g.p), f = ints(g.f), s = Math.pow(10, g.d);
+    var lat = 0, lon = 0, k = 0, ri = 0, pi = 0, out = [];
+    for (var i = 0; i < f.length; i++) {
+      var polys = [];
+      for (var a = 0; a < f[i]; a++, pi++) {
+        var rings = [];
+        for (var b = 0; b < p[pi]; b++, ri++) {
+          var ring = [];
+          for (var t = 0; t < r[ri]; t++) { lat += c[k++]; lon += c[k++]; ring.push([lat / s, lon / s]); }
+          rings.push(ring);
+        }
+        polys.push(rings);
+      }
+      out.push(polys);
+    }
+    return out;
+  }
+  function column(col) {
+    return Array.isArray(col) ? col : ints(col.i).map(function (j) { return col.v[j]; });
+  }
+  function esc(t) {
+    return String(t).replace(/[&<>"]/g, function (ch) {
+      return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[ch];
+    });
+  }
+  var map = window.cptsMap = L.map("map", {zoomSnap: 0.25});
+  L.control.scale().addTo(map);
+  map.createPane("reference");
+  map.getPane("reference").style.zIndex = 450;
+  map.getPane("reference").style.pointerEvents = "none";
+  var overlays = {}, layers = {};
+  overlays[DATA.osm] = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    {maxZoom: 19, attribution: "&copy; OpenStreetMap"});
+  DATA.layers.forEach(function (spec) {
+    var cols = {}, group = L.featureGroup();
+    for (var key in spec.props) cols[key] = column(spec.props[key]);
+    shapes(spec.geometry).forEach(function (latlngs, i) {
+      var props = {}, style = {};
+      for (var key in cols) props[key] = cols[key][i];
+      for (var name in spec.style) {
+        var val = spec.style[name];
+        style[name] = (typeof val === "string" && val.charAt(0) === "=") ? props[val.slice(1)] : val;
+      }
+      var shape = L.polygon(latlngs, style);
+      shape.feature = {properties: props};
+      shape.bindTooltip("<table>" + spec.fields.map(function (f) {
+        return "<tr><th>" + esc(f[1]) + "</th><td>" + esc(props[f[0]]) + "</td></tr>";
+      }).join("") + "</table>", {sticky: true});
+      shape.on("mouseover", function () { shape.setStyle({weight: 3, fillOpacity: 0.7}); });
+      shape.on("mouseout", function () { shape.setStyle(style); });
+      group.addLayer(shape);
+    });
+    layers[spec.code] = group;
+    overlays[spec.name] = group;
+    if (spec.show) group.addTo(map);
+  });
+  DATA.reference.forEach(function (ref) {
+    var group = L.layerGroup(), style = {pane: "reference", interactive: false, fill: false};
+    for (var name in ref.style) style[name] = ref.style[name];
+    shapes(ref.geometry).forEach(function (latlngs) { group.addLayer(L.polygon(latlngs, style)); });
+    ref.labels.forEach(function (l) {
+      group.addLayer(L.marker([l[0], l[1]], {pane: "reference", interactive: false, keyboard: false,
+        icon: L.divIcon({className: "cpts-label", html: "<span>" + esc(l[2]) + "</span>", iconSize: null})}));
+    });
+    overlays[ref.name] = group;
+    group.addTo(map);
+  });
+  L.control.layers(null, overlays, {collapsed: false}).addTo(map);
+  function go(b) { map.fitBounds([[b[0], b[1]], [b[2], b[3]]]); }
+  go(DATA.views[0][1]);
+  function labels() { map.getContainer().classList.toggle("cpts-far", map.getZoom() < DATA.labelZoom); }
+  map.on("zoomend", labels);
+  labels();
+  var select = document.getElementById("cpts-goto");
+  if (select) select.addEventListener("change", function () { go(DATA.views[+select.value][1]); });
+  var input = document.getElementById("cpts-find");
+  input.addEventListener("change", function () {
+    var m = /\(([0-9AB]{5})\)$/.exec(input.value.trim()) || [null, input.value.trim()];
+    if (!layers.communes) return;
+    layers.communes.eachLayer(function (layer) {
+      if (layer.feature.properties.code_commune === m[1]) {
+        map.fitBounds(layer.getBounds(), {maxZoom: 12});
+        L.popup().setLatLng(layer.getBounds().getCenter()).setContent(layer.getTooltip().getContent()).openOn(map);
+      }
+    });
+  });
+})();"""
 
-def _legend(title: str, data: MapData, edges: list[float]) -> str:
+
+def _legend(page: MapPage) -> str:
+    edges = page.indicator_edges
     rows = "".join(f'<div><i style="background:{c}"></i>{t}</div>' for t, c in TIER_COLOURS.items())
     dens = "".join(f'<div><i style="background:{c}"></i>{edges[k]:,.0f} – {edges[k + 1]:,.0f}</div>'.replace(",", " ")
                    for k, c in enumerate(DENSITY_COLOURS[: len(edges) - 1]))
     warning = ('<div class="cpts-example">EXEMPLE : périmètres CPTS fictifs construits à partir des EPCI, '
-               'pas des CPTS réelles.</div>' if data.example else "")
-    return f"""<div class="cpts-panel cpts-legend" id="cpts-legend"><h4>{html.escape(title)}</h4>{warning}
+               'pas des CPTS réelles.</div>' if page.example else "")
+    return f"""<div class="cpts-panel cpts-legend" id="cpts-legend"><h4>{html.escape(page.title)}</h4>{warning}
 <div><b>CPTS existantes – palier ACI</b></div>{rows}
 <div><i style="background:{WHITE_ZONE}"></i>Zone blanche (aucune CPTS)</div>
 <div><i style="background:{OVERLAP}"></i>Chevauchement (plusieurs CPTS)</div>
 <div><i style="background:#fff;border:2px dashed {CANDIDATE}"></i>Territoire candidat</div>
 <div><i style="background:#fff;border:2px dashed {EXTENSION}"></i>Extension d'une CPTS existante</div>
-<div style="margin-top:4px"><b>{html.escape(data.indicator_label)}</b> (couche « Indicateur »)</div>{dens}</div>"""
+<div><i style="background:#fff;border:1px solid {REFERENCE}"></i>Limites départementales (repère)</div>
+<div style="margin-top:4px"><b>{html.escape(page.indicator_label)}</b> (couche « Indicateur »)</div>{dens}</div>"""
 
 
-def _search_box(communes: gpd.GeoDataFrame) -> str:
+def _search_box(communes: pd.DataFrame) -> str:
     options = "".join(f'<option value="{html.escape(n)} ({c})"></option>'
                       for n, c in sorted(zip(communes["nom"], communes["code_commune"])))
     return (f'<div class="cpts-panel cpts-search"><label for="cpts-find">Trouver une commune : </label>'
             f'<input id="cpts-find" list="cpts-communes" size="28" placeholder="nom ou code INSEE">'
             f'<datalist id="cpts-communes">{options}</datalist></div>')
-
-
-def _search_script(map_name: str, layer_name: str) -> str:
-    return f"""document.addEventListener("DOMContentLoaded", function () {{
-  var input = document.getElementById("cpts-find");
-  input.addEventListener("change", function () {{
-    var m = /\\(([0-9AB]{{5}})\\)$/.exec(input.value.trim()) || [null, input.value.trim()];
-    {layer_name}.eachLayer(function (layer) {{
-      if (layer.feature.properties.code_commune === m[1]) {{
-        {map_name}.fitBounds(layer.getBounds(), {{maxZoom: 12}});
-        layer.openTooltip(layer.getBounds().getCenter());
-      }}
-    }});
-  }});
-}});"""
-
-
-def map_data(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, white_zones: gpd.GeoDataFrame,
-             overlaps: pd.DataFrame, territories: gpd.GeoDataFrame, members: pd.DataFrame, *,
-             tolerance_m: float, decimals: int,
-             indicator: pd.Series, indicator_label: str, example: bool) -> MapData:
-    """Prepare the layers of a map from the stage outputs (pure)."""
-    simple = simplify_communes(coverage, tolerance_m=tolerance_m, decimals=decimals)
-    names = dict(zip(cpts["cpts_id"], cpts["cpts_nom"]))
-    status_fr = {"couverte": "couverte", "zone_blanche": "zone blanche", "chevauchement": "chevauchement"}
-    communes = simple.assign(
-        population_txt=simple["population"].map(people), statut_txt=simple["statut"].map(status_fr),
-        cpts_txt=simple["cpts_ids"].map(lambda s: " ; ".join(names.get(c, c) for c in s.split(";") if c)),
-        indicateur=indicator.to_numpy(), indicateur_txt=[f"{v:,.1f}".replace(",", " ") if np.isfinite(v) else
-                                                          "indisponible" for v in indicator.to_numpy()])
-    cpts_shapes = union_by(simple, simple["cpts_ids"], decimals)
-    cpts_layer = gpd.GeoDataFrame(cpts.drop(columns="geometry"), geometry=cpts["cpts_id"].map(cpts_shapes).to_numpy(),
-                                  crs=WGS84)
-    cpts_layer = cpts_layer.assign(population_txt=cpts_layer["population"].map(people),
-                                   envelope_txt=cpts_layer["envelope_eur"].map(euros),
-                                   indicateur_txt=cpts_layer["indicateur_txt"] if "indicateur_txt" in cpts_layer
-                                   else "indisponible",
-                                   nom=cpts_layer["cpts_nom"])
-    patch_shapes = union_by(simple, simple["patch_id"].fillna(""), decimals)
-    zones = gpd.GeoDataFrame(white_zones.drop(columns="geometry"),
-                             geometry=white_zones["patch_id"].map(patch_shapes).to_numpy(), crs=WGS84)
-    zones = zones.assign(population_txt=zones["population"].map(people),
-                         cpts_limitrophes_txt=zones["cpts_limitrophes"].map(
-                             lambda s: " ; ".join(names.get(c, c) for c in s.split(";") if c) or "aucune"))
-    proposals = overlaps.groupby("code_commune")["proposition"].agg(lambda s: " ; ".join(sorted({names.get(c, c) for c in s})))
-    over = communes[communes["statut"] == "chevauchement"].copy()
-    over["proposition_txt"] = over["code_commune"].map(proposals).fillna("")
-    terr = territories[territories["kind"] != "cpts_existante"]
-    shapes = union_by(simple, territory_groups(coverage, territories, members), decimals)
-    own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=territories.crs).to_crs(WGS84)  # IRIS-based parts
-    geometry = [shapes.get(tid, g) for tid, g in zip(terr["territory_id"], round_coordinates(own.to_numpy(), decimals))]
-    terr = gpd.GeoDataFrame(terr.drop(columns="geometry"), geometry=geometry, crs=WGS84)
-    terr = terr.assign(population_txt=terr["population"].map(people), envelope_txt=terr["envelope_eur"].map(euros),
-                       kind_txt=terr["kind"].map({"candidate": "candidat", "extension": "extension de CPTS"}),
-                       _colour=terr["kind"].map({"candidate": CANDIDATE, "extension": EXTENSION}))
-    return MapData(communes, cpts_layer, zones, over, terr, example, indicator_label)
 
 
 def territory_groups(coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame) -> pd.Series:

@@ -40,3 +40,33 @@ def step(description: str) -> Iterator[None]:
         return
     with console.status(description):
         yield
+
+
+# --------------------------------------------------------------------------- stage times
+
+STAGE_TIMES: dict[str, tuple[float, bool]] = {}
+
+
+def reset_stage_times() -> None:
+    """Forget the stage times recorded so far (a new run starts)."""
+    STAGE_TIMES.clear()
+
+
+def record_stage_time(name: str, seconds: float, *, ran: bool) -> None:
+    """Remember how long a stage took in this process (``ran`` False: it was up to date)."""
+    STAGE_TIMES[name] = (seconds, ran)
+
+
+def timing_table() -> str:
+    """The stages of this process with their wall time, one line each, and the total."""
+    lines = ["stage times:"]
+    for name, (seconds, ran) in STAGE_TIMES.items():
+        lines.append(f"  {name:<12} {seconds:8.2f} s  {'rebuilt' if ran else 'up to date'}")
+    lines.append(f"  {'total':<12} {sum(s for s, _ in STAGE_TIMES.values()):8.2f} s")
+    return "\n".join(lines)
+
+
+def print_timings() -> None:
+    """Print :func:`timing_table` once the stages are done (nothing when no stage ran)."""
+    if STAGE_TIMES:
+        log(timing_table())

@@ -9,10 +9,8 @@ page's tables are also written as CSV and XLSX.
 
 from __future__ import annotations
 
+import datetime
 import html
-import io
-import re
-import zipfile
 
 import geopandas as gpd
 import numpy as np
@@ -65,44 +63,48 @@ def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str
     link to the address in another column; ``hidden`` columns are not shown."""
     shown = [c for c in frame.columns if not c.endswith("__v") and c not in hidden]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
-    rows = []
-    for _, row in frame.iterrows():
-        cells = []
-        for c in shown:
-            text = html.escape(str(row[c]))
-            if links and c in links:
-                text = f'<a href="{html.escape(row[links[c]])}">{text}</a>'
-            if c in numeric:
-                cells.append(f'<td class="n" data-v="{row.get(c + "__v", "")}">{text}</td>')
-            else:
-                cells.append(f"<td>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    columns = []
+    for c in shown:
+        texts = [html.escape(str(v)) for v in frame[c].tolist()]
+        if links and c in links:
+            texts = [f'<a href="{html.escape(str(link))}">{t}</a>' for t, link in zip(texts, frame[links[c]].tolist())]
+        if c in numeric:
+            values = frame[c + "__v"].tolist() if c + "__v" in frame.columns else [""] * len(frame)
+            columns.append([f'<td class="n" data-v="{v}">{t}</td>' for t, v in zip(texts, values)])
+        else:
+            columns.append([f"<td>{t}</td>" for t in texts])
+    rows = "".join("<tr>" + "".join(cells) + "</tr>" for cells in zip(*columns))
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: int = 720, height: int = 480) -> str:
     """An inline SVG map of projected geometries: ``(geoms, fill, stroke, fill_opacity)`` per layer,
-    drawn in order, fitted to the first layer's extent with a margin."""
+    drawn in order, fitted to the first layer's extent with a margin. Coordinates are tenths of a
+    pixel (integers; the view box is ten times the displayed size)."""
     minx, miny, maxx, maxy = layers[0][0].total_bounds
     pad = 0.15 * max(maxx - minx, maxy - miny, 1.0)
     minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
     scale = min(width / (maxx - minx), height / (maxy - miny))
     paths = []
     for geoms, fill, stroke, opacity in layers:
-        for geom in geoms:
-            if geom is None or geom.is_empty:
-                continue
-            d = []
-            for poly in shapely.get_parts(geom):
-                for ring in [poly.exterior, *poly.interiors]:
-                    xy = np.asarray(ring.coords)
-                    pts = " ".join(f"{(x - minx) * scale:.1f},{(maxy - y) * scale:.1f}" for x, y in xy)
-                    d.append(f"M{pts}Z")
-            paths.append(f'<path d="{" ".join(d)}" fill="{fill}" fill-opacity="{opacity}" stroke="{stroke}" '
-                         f'stroke-width="0.8" fill-rule="evenodd"/>')
+        geoms = np.asarray(geoms, dtype=object)
+        geoms = geoms[~pd.isna(geoms)]
+        geoms = geoms[~shapely.is_empty(geoms)]
+        if len(geoms) == 0:
+            continue
+        parts, index = shapely.get_parts(geoms, return_index=True)
+        _kind, xy, (ring_off, poly_off, geom_off) = shapely.to_ragged_array(shapely.multipolygons(parts, indices=index))
+        pixels = np.round(np.column_stack([(xy[:, 0] - minx) * scale * 10, (maxy - xy[:, 1]) * scale * 10]))
+        numbers = pixels.astype(np.int64).astype(str)
+        tokens = np.char.add(np.char.add(numbers[:, 0], " "), numbers[:, 1]).tolist()
+        rings = ["M" + " ".join(tokens[ring_off[r]:ring_off[r + 1] - 1]) + "Z" for r in range(len(ring_off) - 1)]
+        for g in range(len(geom_off) - 1):
+            first, last = poly_off[geom_off[g]], poly_off[geom_off[g + 1]]
+            paths.append(f'<path d="{"".join(rings[first:last])}" fill="{fill}" fill-opacity="{opacity}" '
+                         f'stroke="{stroke}" stroke-width="8" fill-rule="evenodd"/>')
     w, h = (maxx - minx) * scale, (maxy - miny) * scale
-    return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" '
-            f'height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
+    return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
+            f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
 
 
 def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.DataFrame) -> str:
@@ -124,12 +126,14 @@ def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.Dat
 
 
 def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.GeoDataFrame,
-                members: pd.DataFrame, cpts: gpd.GeoDataFrame, indicator: pd.Series, indicator_label: str):
-    """The three tables of a zone's report as data: communes, bordering CPTS, proposals."""
+                assignment: pd.DataFrame, cpts: gpd.GeoDataFrame, indicator: pd.Series, indicator_label: str):
+    """The three tables of a zone's report as data: communes, bordering CPTS, proposals.
+
+    ``assignment``: the territory members, one row per commune, indexed by ``code_commune``.
+    """
     inside = coverage["patch_id"] == zone["patch_id"]
     communes = coverage.loc[inside, ["code_commune", "nom", "code_departement", "population"]].copy()
     communes[indicator_label] = indicator[inside].round(1).to_numpy()
-    assignment = members.drop_duplicates("code_commune").set_index("code_commune")
     communes["territoire_propose"] = communes["code_commune"].map(assignment["territory_id"]).replace("", np.nan)
     communes["signalement"] = communes["code_commune"].map(assignment["signalement"]).fillna("")
     bordering_ids = [c for c in str(zone["cpts_limitrophes"]).split(";") if c]
@@ -139,26 +143,32 @@ def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.Ge
     return communes, bordering, proposals
 
 
-FIXED_TIME = "2000-01-01T00:00:00Z"
+FIXED_TIME = datetime.datetime(2000, 1, 1)
 
 
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
-    """An xlsx workbook with fixed timestamps (same data, same bytes).
+    """An xlsx workbook, one sheet per frame (bold header, then the rows), written with xlsxwriter
+    with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
+    Missing values are left blank."""
+    import xlsxwriter
 
-    openpyxl stamps the save time into ``docProps/core.xml`` and the zip entries: both are fixed
-    while the members are copied into the final zip.
-    """
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, frame in sheets.items():
-            frame.to_excel(writer, sheet_name=name[:31], index=False)
-    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in sorted(source.infolist(), key=lambda i: i.filename):
-            data = source.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rb"\g<1>" + FIXED_TIME.encode() + rb"\g<2>", data)
-            fixed = zipfile.ZipInfo(info.filename, date_time=(2000, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            out.writestr(fixed, data)
+    workbook = xlsxwriter.Workbook(str(path), {"in_memory": True, "nan_inf_to_errors": True,
+                                                  "strings_to_formulas": False, "strings_to_urls": False})
+    workbook.set_properties({"created": FIXED_TIME})
+    bold = workbook.add_format({"bold": True})
+    for name, frame in sheets.items():
+        sheet = workbook.add_worksheet(name[:31])
+        sheet.write_row(0, 0, [str(c) for c in frame.columns], bold)
+        columns = [_cells(frame.iloc[:, k]) for k in range(frame.shape[1])]
+        for r, row in enumerate(zip(*columns), start=1):
+            sheet.write_row(r, 0, row)
+    workbook.close()
+
+
+def _cells(column: pd.Series) -> list:
+    """Python values of a column for xlsxwriter (None for a missing value: a blank cell)."""
+    values = column.tolist()
+    missing = column.isna().to_numpy()
+    if missing.any():
+        values = [None if m else v for v, m in zip(values, missing)]
+    return [v.item() if isinstance(v, np.generic) else v for v in values]

