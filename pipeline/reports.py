@@ -49,11 +49,14 @@ EXAMPLE_NOTE = ("EXEMPLE : les périmètres CPTS de ce rapport sont fictifs, con
                 "illustrer la méthode. Ce ne sont pas des CPTS réelles.")
 
 
-def page(title: str, body: str, *, example: bool) -> str:
+def page(title: str, body: str, *, example: bool, vintage: str = "") -> str:
+    """A report page: the EXAMPLE banner when the perimeters are examples, the population's vintage
+    in the footer."""
     banner = f'<div class="example">{EXAMPLE_NOTE}</div>' if example else ""
+    footer = f'<footer class="vintage">Population : {html.escape(vintage or "millésime non précisé")}.</footer>'
     return (f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>'
-            f'<body>{banner}{body}<script>{SORT_JS}</script></body></html>\n')
+            f'<body>{banner}{body}{footer}<script>{SORT_JS}</script></body></html>\n')
 
 
 def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str, str] | None = None,

@@ -47,6 +47,9 @@ def test_maps_are_self_contained_and_deterministic(exported):
     loads = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', page)
     assert loads == [], f"the map loads external resources: {loads}"
     assert "L.map(" in page and "EXEMPLE" in page and "Trouver une commune" in page
+    vintage = "Population : population légale en vigueur en 2026 (INSEE, COG)"
+    assert vintage in page and vintage in paths["index"].read_text(encoding="utf-8")
+    assert all(vintage in p.read_text(encoding="utf-8") for p in paths["zones"].glob("*.html"))
     assert sorted(p.name for p in paths["departements"].iterdir()) == ["carte_11.html", "carte_34.html"]
     first = output_hashes(exported)
     assert len(first) > 10
