@@ -33,7 +33,8 @@ import geopandas as gpd
 import numpy as np
 import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import (breadth_first_order, connected_components, depth_first_order,
+                                  minimum_spanning_tree, shortest_path)
 
 from .adjacency import Adjacency, components
 from .geo import by_zone
@@ -74,6 +75,11 @@ def _feasible(pop: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
     return (pop >= floor) & (np.ceil(pop / ceiling) <= np.floor(pop / floor))
 
 
+def _inertia(sums: np.ndarray) -> np.ndarray:
+    """Area-weighted inertia of groups from their :meth:`_Splitter.moments` sums (one row per group)."""
+    return sums[:, 4] - (sums[:, 2] ** 2 + sums[:, 3] ** 2) / np.maximum(sums[:, 1], 1e-12)
+
+
 def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
     """Largest distance between two centroids (km), over their convex hull."""
     if len(x) < 2:
@@ -85,10 +91,14 @@ def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
 
 
 SMALL_PART = 300
+SMALL_EPCI = 1.0
+LOCAL_TREES = 24
+LOCAL_BUDGET = 400_000
 
 
-def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from node 0 and
+def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *,
+                        root: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from ``root`` and
     the parent of each node (negative for the root). In a preorder every subtree is a contiguous
     run, which lets :meth:`_Splitter._cut_on_tree` evaluate all cuts with one cumulative sum.
 
@@ -96,13 +106,13 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
     """
     if m > SMALL_PART:
         tree = minimum_spanning_tree(sp.csr_matrix((weight, (r, c)), shape=(m, m)))
-        return depth_first_order(tree, 0, directed=False, return_predecessors=True)
-    root = list(range(m))
+        return depth_first_order(tree, root, directed=False, return_predecessors=True)
+    up = list(range(m))
 
     def find(a):
-        while root[a] != a:
-            root[a] = root[root[a]]
-            a = root[a]
+        while up[a] != a:
+            up[a] = up[up[a]]
+            a = up[a]
         return a
 
     links: list[list[int]] = [[] for _ in range(m)]
@@ -112,7 +122,7 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
         a, b = rl[e], cl[e]
         fa, fb = find(a), find(b)
         if fa != fb:
-            root[fa] = fb
+            up[fa] = fb
             links[a].append(b)
             links[b].append(a)
             joined += 1
@@ -120,7 +130,7 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
                 break
     parent = [-9999] * m
     seen = [False] * m
-    order, stack = [], [0]
+    order, stack = [], [root]
     while stack:
         v = stack.pop()
         if seen[v]:
@@ -134,17 +144,293 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
     return np.asarray(order, dtype=np.int64), np.asarray(parent, dtype=np.int64)
 
 
+def spanning_forest(size: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray,
+                    roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning forest of a graph made of several disconnected pieces, each rooted at one of
+    ``roots``, computed in one pass: a virtual node linked to every root (those links are bridges,
+    so always in the tree) holds the pieces together for one breadth-first walk.
+
+    Parameters
+    ----------
+    size : int
+        Number of nodes.
+    rows, cols, weights : ndarray
+        Edges and their positive weights.
+    roots : ndarray of int
+        One root per piece.
+
+    Returns
+    -------
+    (parent, depth)
+        Parent of each node (-1 for a root or a node no root reaches) and its depth.
+    """
+    top = np.full(len(roots), size)
+    graph = sp.csr_matrix((np.r_[weights, np.ones(len(roots))], (np.r_[rows, top], np.r_[cols, roots])),
+                          shape=(size + 1, size + 1))
+    tree = minimum_spanning_tree(graph)
+    _order, parent = breadth_first_order(tree, size, directed=False, return_predecessors=True)
+    depth = shortest_path(tree, directed=False, unweighted=True, indices=size)[:size]
+    parent = parent[:size].astype(np.int64)
+    parent[(parent == size) | (parent < 0)] = -1
+    depth = np.where(np.isfinite(depth), depth, 1).astype(np.int64)
+    return parent, depth
+
+
+def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, floor: float, *,
+                      closable: np.ndarray | None = None) -> np.ndarray:
+    """Bottom-up greedy cut of each tree of a rooted forest into parts of population >= ``floor``.
+
+    Walking up from the leaves, a part is closed at a node as soon as the population gathered in its
+    subtree (minus the parts already closed below) reaches ``floor``; what is left at a root (below
+    the floor) joins the smallest part hanging from it. On a given tree this yields the most parts of
+    population >= floor (closing as early as possible leaves the least population to the parent).
+    Vectorised level by level, so many trees are cut at once.
+
+    Parameters
+    ----------
+    pop : array of float
+        Population of each node.
+    parent, depth : ndarray of int
+        Parent (-1 for a root) and depth of each node, as from :func:`spanning_forest`.
+    floor : float
+        Population floor of a part.
+    closable : array of bool, optional
+        Per node, whether the edge to its parent may be cut (default: every edge); e.g. False
+        inside a small EPCI keeps it whole.
+
+    Returns
+    -------
+    ndarray of int
+        For each node, the node where its part was closed (a part label).
+    """
+    n = len(pop)
+    gathered = np.asarray(pop, dtype=float).copy()
+    closed = parent < 0
+    can = np.ones(n, bool) if closable is None else closable
+    by_depth = np.argsort(depth, kind="stable")
+    bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
+    levels = [by_depth[bounds[d]:bounds[d + 1]] for d in range(len(bounds) - 1)]
+    for level in levels[:0:-1]:  # deepest first
+        close = (gathered[level] >= floor) & can[level]
+        closed[level[close]] = True
+        up = level[~close]
+        np.add.at(gathered, parent[up], gathered[up])
+    label = np.arange(n)
+    for level in levels[1:]:  # parents before children
+        open_ = level[~closed[level]]
+        label[open_] = label[parent[open_]]
+    short = np.flatnonzero((parent < 0) & (gathered < floor))
+    if len(short):
+        leftover = np.zeros(n, bool)
+        leftover[short] = True
+        hanging = np.flatnonzero(closed & (parent >= 0))
+        hanging = hanging[leftover[label[parent[hanging]]]]
+        if len(hanging):
+            home = label[parent[hanging]]
+            pick = np.lexsort((hanging, gathered[hanging], home))
+            first = np.r_[True, home[pick][1:] != home[pick][:-1]]
+            target = np.arange(n)
+            target[home[pick][first]] = hanging[pick][first]
+            label = target[label]
+    return label
+
+
 class _Splitter:
     def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, *, floor, ceiling, max_diameter_km,
                  epci_penalty, target_population, trees):
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
+        self.epci_id = np.unique(epci, return_inverse=True)[1]
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
         self.target = target_population
         self.trees = trees
         self.position = np.full(len(pop), -1, dtype=np.int64)
+
+    def edge_weight(self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Spanning-tree weight of local edges: centroid distance, times ``epci_penalty`` across EPCIs."""
+        dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
+        return (dist + 1.0) * np.where(self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0)
+
+    def greedy(self, sets: list[np.ndarray], *, trees: int) -> list[list[np.ndarray]]:
+        """Partition each connected set of nodes by :func:`greedy_forest_cut` on ``trees`` spanning
+        trees (the MST and randomly perturbed ones, random roots, seeded by the set; every other
+        tree keeps the EPCIs below the floor whole), all sets and trees in one forest. For each set,
+        keep the cut with the most regions within the bounds, then the fewest outside, the most
+        EPCIs whole, the least area-weighted inertia (the first tree among equals)."""
+        m = np.array([len(q) for q in sets])
+        nodes = np.concatenate(sets)
+        owner = np.repeat(np.arange(len(sets)), m)
+        local = np.arange(len(nodes)) - np.repeat(np.cumsum(m) - m, m)
+        a, b = self.set_edges(nodes, owner)
+        weight = self.edge_weight(nodes, a, b)
+        factors, roots = np.ones((trees, len(a))), np.empty((len(sets), trees), dtype=np.int64)
+        edge_start = np.searchsorted(owner[a], np.arange(len(sets) + 1))
+        for k, q in enumerate(sets):
+            rng = np.random.default_rng([len(q), int(q[0]), int(q[-1])])
+            factors[1:, edge_start[k]:edge_start[k + 1]] = rng.uniform(0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k]))
+            roots[k] = rng.integers(len(q), size=trees)
+        base = np.cumsum(trees * m) - trees * m  # forest node of (set, tree, local) = base + tree * m + local
+        size = int(trees * m.sum())
+        entry, copy = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+        rows, cols = [], []
+        for t in range(trees):
+            ids = base[owner] + t * m[owner] + local
+            entry[ids], copy[ids] = np.arange(len(nodes)), owner * trees + t
+            rows.append(ids[a])
+            cols.append(ids[b])
+        parent, depth = spanning_forest(size, np.concatenate(rows), np.concatenate(cols), (weight * factors).ravel(),
+                                        (base + np.arange(trees)[:, None] * m + roots.T).ravel())
+        pop = self.pop[nodes]
+        group = owner * (self.epci_id.max() + 1) + self.epci_id[nodes]
+        small = (np.bincount(group, weights=pop) < SMALL_EPCI * self.floor)[group]
+        above = entry[np.maximum(parent, 0)]
+        closable = ~((copy % trees % 2 == 1) & small[entry] & (group[entry] == group[above]) & (parent >= 0))
+        label = greedy_forest_cut(pop[entry], parent, depth, self.floor, closable=closable)
+        best = self.best_copies(nodes, owner, entry, copy, label, trees)
+        out = []
+        for k, q in enumerate(sets):
+            chosen = label[base[k] + best[k] * m[k] + np.arange(m[k])]
+            out.append([q[chosen == v] for v in np.unique(chosen)])
+        return out
+
+    def set_edges(self, nodes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Graph edges inside each set, for sets concatenated in ``nodes`` (each sorted; ``owner``
+        the set of each entry, non-decreasing): pairs of entry positions ``a < b``."""
+        g = self.graph
+        deg = g.indptr[nodes + 1] - g.indptr[nodes]
+        row = np.repeat(np.arange(len(nodes)), deg)
+        nbr = g.indices[np.repeat(g.indptr[nodes] - (np.cumsum(deg) - deg), deg) + np.arange(deg.sum())]
+        keys = owner * len(self.pop) + nodes
+        wanted = owner[row] * len(self.pop) + nbr
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = (keys[pos] == wanted) & (row < pos)
+        return row[hit], pos[hit]
+
+    def best_copies(self, nodes, owner, entry, copy, label, trees) -> np.ndarray:
+        """Index of the best tree of each set (see :meth:`greedy`)."""
+        sets = int(owner.max()) + 1
+        copies = sets * trees
+        mean = np.stack([np.bincount(owner, weights=v) / np.bincount(owner) for v in (self.x[nodes], self.y[nodes])])
+        moments = self.moments(nodes, centre=mean[:, owner].T)[entry]
+        sums = np.stack([np.bincount(label, weights=col, minlength=len(label)) for col in moments.T], axis=1)
+        parts = np.flatnonzero(sums[:, 1] > 0)
+        part_copy = copy[parts]
+        pop = np.round(sums[parts, 0])
+        ok = (pop >= self.floor) & (pop <= self.ceiling)
+        within = np.bincount(part_copy, weights=ok, minlength=copies)
+        outside = np.bincount(part_copy, weights=~ok, minlength=copies)
+        inertia = np.bincount(part_copy, weights=_inertia(sums[parts]), minlength=copies)
+        ne = int(self.epci_id.max()) + 1
+        pairs = np.unique(label * ne + self.epci_id[nodes[entry]])
+        spread, count = np.unique(copy[pairs // ne] * ne + pairs % ne, return_counts=True)
+        whole = np.bincount(spread[count == 1] // ne, minlength=copies)
+        index = np.arange(copies)
+        order = np.lexsort((index, inertia, -whole, outside, -within, index // trees))
+        first = order[np.r_[True, (order[1:] // trees) != (order[:-1] // trees)]]
+        return first % trees
+
+    def piece_graph(self, pieces: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Owner piece of each node (-1 outside) and the neighbouring pieces of each piece."""
+        owner = np.full(len(self.pop), -1, dtype=np.int64)
+        for k, p in enumerate(pieces):
+            owner[p] = k
+        coo = self.graph.tocoo()
+        a, b = owner[coo.row], owner[coo.col]
+        keep = (a >= 0) & (b >= 0) & (a != b)
+        pairs = np.unique(np.c_[a[keep], b[keep]], axis=0)
+        cuts = np.searchsorted(pairs[:, 0], np.arange(len(pieces) + 1))
+        return owner, [pairs[cuts[k]:cuts[k + 1], 1] for k in range(len(pieces))]
+
+    def add_regions(self, pieces: list[np.ndarray], *, trees: int, rounds: int = 4) -> list[np.ndarray]:
+        """Local search for more regions: each piece with its neighbours, when their population
+        could hold one more region, is partitioned again (:meth:`greedy`, all groups at once); the
+        largest pieces first, a result is kept when it has more regions within the bounds, no more
+        outside them and no piece already changed. Contiguous by construction. After the first
+        round, only groups with a piece changed by the previous round are tried again."""
+        fresh = np.ones(len(pieces), bool)
+        for _ in range(rounds):
+            _owner, touching = self.piece_graph(pieces)
+            sizes = np.array([self.pop[p].sum() for p in pieces])
+            ok = (sizes >= self.floor) & (sizes <= self.ceiling)
+            groups = []
+            for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
+                group = np.r_[k, touching[k]].astype(np.int64)
+                if np.floor(sizes[group].sum() / self.floor) > ok[group].sum() and fresh[group].any():
+                    groups.append(group)
+            if not groups:
+                break
+            unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
+            budget = max(3, min(trees, LOCAL_BUDGET // sum(len(u) for u in unions)))  # bounded work on large areas
+            results = self.greedy(unions, trees=budget)
+            replaced: dict[int, list[np.ndarray]] = {}
+            for group, new in zip(groups, results):
+                if any(int(t) in replaced for t in group):
+                    continue
+                new_sizes = np.array([self.pop[p].sum() for p in new])
+                new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
+                if new_ok.sum() > ok[group].sum() and (~new_ok).sum() <= (~ok[group]).sum():
+                    replaced.update({int(t): [] for t in group})
+                    replaced[int(group[0])] = new
+            if not replaced:
+                break
+            fresh = np.array([k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool)
+            pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
+        return pieces
+
+    def connected(self, nodes: np.ndarray) -> bool:
+        """Whether ``nodes`` (sorted, non-empty) form one connected set of the graph."""
+        a, b = self.set_edges(nodes, np.zeros(len(nodes), dtype=np.int64))
+        up = list(range(len(nodes)))
+
+        def find(v):
+            while up[v] != v:
+                up[v] = up[up[v]]
+                v = up[v]
+            return v
+
+        groups = len(nodes)
+        for u, v in zip(a.tolist(), b.tolist()):
+            fu, fv = find(u), find(v)
+            if fu != fv:
+                up[fu] = fv
+                groups -= 1
+        return groups == 1
+
+    def keep_epcis_whole(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
+        """Local search for whole EPCIs: the communes of an EPCI split between regions all move to
+        the region holding most of its population when every region involved stays within the
+        bounds and contiguous (so the number of regions within the bounds never drops)."""
+        pieces = [np.sort(p) for p in pieces]
+        owner = np.full(len(self.pop), -1, dtype=np.int64)
+        for k, p in enumerate(pieces):
+            owner[p] = k
+        nodes = np.flatnonzero(owner >= 0)
+        codes, inverse = np.unique(self.epci[nodes], return_inverse=True)
+        sizes = np.array([self.pop[p].sum() for p in pieces])
+        within = (sizes >= self.floor) & (sizes <= self.ceiling)
+        for e in np.argsort(-np.bincount(inverse, minlength=len(codes)), kind="stable"):
+            if codes[e] == "":
+                continue
+            members = nodes[inverse == e]
+            regions = np.unique(owner[members])
+            if len(regions) < 2 or not within[regions].all():
+                continue
+            share = [self.pop[members[owner[members] == t]].sum() for t in regions]
+            for t in regions[np.argsort(-np.asarray(share), kind="stable")]:
+                moved = members[owner[members] != t]
+                grown = np.union1d(pieces[t], moved)
+                if not self.floor <= sizes[t] + self.pop[moved].sum() <= self.ceiling or not self.connected(grown):
+                    continue
+                rest = {int(s): np.setdiff1d(pieces[s], moved) for s in regions if s != t}
+                if all(self.floor <= self.pop[q].sum() <= self.ceiling and self.connected(q) for q in rest.values()):
+                    pieces[t], sizes[t] = grown, self.pop[grown].sum()
+                    owner[moved] = t
+                    for s_, q in rest.items():
+                        pieces[s_], sizes[s_] = q, self.pop[q].sum()
+                    break
+        return pieces
 
     def needs_split(self, nodes: np.ndarray) -> bool:
         total = self.pop[nodes].sum()
@@ -223,11 +509,45 @@ class _Splitter:
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
 
+    def moments(self, nodes: np.ndarray, *, centre: np.ndarray | None = None) -> np.ndarray:
+        """Per node: population, weight (area) and the area-weighted first and second moments of its
+        centroid (km, centred on the nodes' mean or on ``centre`` (m, one row per node)), the sums
+        behind the inertia of any group."""
+        w = self.w[nodes]
+        x, y = self.x[nodes], self.y[nodes]
+        if centre is None:
+            x, y = x - x.mean(), y - y.mean()
+        else:
+            x, y = x - centre[:, 0], y - centre[:, 1]
+        x, y = x / 1000.0, y / 1000.0  # km, centred: precise sums
+        return np.c_[self.pop[nodes].astype(float), w, w * x, w * y, w * (x * x + y * y)]
+
+    def tree_cuts(self, nodes, r, c, weight, *, root: int = 0):
+        """Spanning tree of ``nodes`` (local edges ``r``, ``c``) with the sums of both sides of every
+        edge cut, O(1) each from a preorder cumulative sum: (order, parent, start, size, child,
+        inside, outside, total), ``child`` being the lower end of each tree edge; None when the
+        nodes are not connected."""
+        m = len(nodes)
+        order, parent = spanning_tree_order(m, r, c, weight, root=root)
+        if len(order) != m:
+            return None
+        size = [1] * m
+        par = parent.tolist()
+        for v in order[:0:-1].tolist():  # children before parents
+            size[par[v]] += size[v]
+        size = np.asarray(size)
+        start = np.empty(m, dtype=np.int64)
+        start[order] = np.arange(m)
+        prefix = np.vstack([np.zeros((1, 5)), np.cumsum(self.moments(nodes)[order], axis=0)])
+        total = prefix[m]
+        child = order[1:]
+        inside = prefix[start[child] + size[child]] - prefix[start[child]]
+        return order, parent, start, size, child, inside, total - inside, total
+
     def best_cut(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Best single-edge cut over the MST and ``trees - 1`` perturbed spanning trees."""
         r, c = self.local_edges(nodes)
-        dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
-        weight = (dist + 1.0) * np.where(self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0)
+        weight = self.edge_weight(nodes, r, c)
         rng = np.random.default_rng([len(nodes), int(nodes[0]), int(nodes[-1])])  # deterministic per part
         best_key, best_side = None, None
         for attempt in range(self.trees):
@@ -243,32 +563,13 @@ class _Splitter:
 
     def _cut_on_tree(self, nodes, r, c, weight):
         """Best cut of one spanning tree: (sort key, mask of one side) or None."""
-        m = len(nodes)
-        order, parent = spanning_tree_order(m, r, c, weight)
-        if len(order) != m:  # not connected: should not happen, parts are components
+        tree = self.tree_cuts(nodes, r, c, weight)
+        if tree is None:  # not connected: should not happen, parts are components
             return None
-        size = [1] * m
-        par = parent.tolist()
-        for v in order[:0:-1].tolist():  # children before parents
-            size[par[v]] += size[v]
-        size = np.asarray(size)
-        start = np.empty(m, dtype=np.int64)
-        start[order] = np.arange(m)
-        pop, w = self.pop[nodes].astype(float), self.w[nodes]
-        x, y = self.x[nodes] / 1000.0, self.y[nodes] / 1000.0  # km, centred: precise sums
-        x, y = x - x.mean(), y - y.mean()
-        values = np.c_[pop, w, w * x, w * y, w * (x * x + y * y)][order]
-        prefix = np.vstack([np.zeros((1, 5)), np.cumsum(values, axis=0)])
-        total = prefix[m]
-        child = order[1:]
-        inside = prefix[start[child] + size[child]] - prefix[start[child]]
-        outside = total - inside
-
-        def inertia(s):
-            return s[:, 4] - (s[:, 2] ** 2 + s[:, 3] ** 2) / np.maximum(s[:, 1], 1e-12)
-
-        whole = max(inertia(total[None, :])[0], 1e-9)
-        score = (inertia(inside) + inertia(outside)) / whole
+        order, parent, start, size, child, inside, outside, total = tree
+        m = len(nodes)
+        whole = max(_inertia(total[None, :])[0], 1e-9)
+        score = (_inertia(inside) + _inertia(outside)) / whole
         score = score + 0.25 * (self.epci[nodes[child]] == self.epci[nodes[parent[child]]])
         pop_in, pop_out = np.round(inside[:, 0]), np.round(outside[:, 0])
         feasible = _feasible(pop_in, self.floor, self.ceiling) & _feasible(pop_out, self.floor, self.ceiling)
@@ -348,7 +649,12 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     next_label = 0
     for part in range(part_of.max() + 1):
         nodes = np.flatnonzero(part_of == part)
-        pieces = _merge_small(splitter.improve(splitter.split(nodes)), graph, pop, floor=floor, ceiling=ceiling)
+        if target_population > 0:
+            pieces = splitter.improve(splitter.split(nodes))
+        else:
+            pieces = [q for p in splitter.greedy([nodes], trees=trees)[0] for q in splitter.split(p)]
+            pieces = splitter.keep_epcis_whole(splitter.add_regions(pieces, trees=LOCAL_TREES))
+        pieces = _merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)
         for piece in pieces:
             labels[piece] = next_label
             next_label += 1
