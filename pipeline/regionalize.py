@@ -92,8 +92,8 @@ def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
 
 SMALL_PART = 300
 SMALL_EPCI = 1.0
-LOCAL_TREES = 24
-LOCAL_BUDGET = 400_000
+LOCAL_TREES = 8
+LOCAL_BUDGET = 150_000
 
 
 def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *,
@@ -652,7 +652,8 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
         if target_population > 0:
             pieces = splitter.improve(splitter.split(nodes))
         else:
-            pieces = [q for p in splitter.greedy([nodes], trees=trees)[0] for q in splitter.split(p)]
+            first = max(trees, min(4 * trees, LOCAL_BUDGET // len(nodes)))  # more trees on small areas
+            pieces = [q for p in splitter.greedy([nodes], trees=first)[0] for q in splitter.split(p)]
             pieces = splitter.keep_epcis_whole(splitter.add_regions(pieces, trees=LOCAL_TREES))
         pieces = _merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)
         for piece in pieces:
