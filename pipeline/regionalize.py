@@ -259,6 +259,8 @@ class _Splitter:
         tree keeps the EPCIs below the floor whole), all sets and trees in one forest. For each set,
         keep the cut with the most regions within the bounds, then the fewest outside, the most
         EPCIs whole, the least area-weighted inertia (the first tree among equals)."""
+        if not sets:
+            return []
         m = np.array([len(q) for q in sets])
         nodes = np.concatenate(sets)
         owner = np.repeat(np.arange(len(sets)), m)
@@ -348,8 +350,10 @@ class _Splitter:
         could hold one more region, is partitioned again (:meth:`greedy`, all groups at once); the
         largest pieces first, a result is kept when it has more regions within the bounds, no more
         outside them and no piece already changed. Contiguous by construction. After the first
-        round, only groups with a piece changed by the previous round are tried again."""
-        fresh = np.ones(len(pieces), bool)
+        round, only groups with a piece changed by the previous round are tried again; when a round
+        changes nothing, every group is tried again on 4 times as many trees (the work stays bounded
+        on large areas: fewer trees when the groups hold many communes)."""
+        fresh, wide = np.ones(len(pieces), bool), False
         for _ in range(rounds):
             _owner, touching = self.piece_graph(pieces)
             sizes = np.array([self.pop[p].sum() for p in pieces])
@@ -359,22 +363,23 @@ class _Splitter:
                 group = np.r_[k, touching[k]].astype(np.int64)
                 if np.floor(sizes[group].sum() / self.floor) > ok[group].sum() and fresh[group].any():
                     groups.append(group)
-            if not groups:
-                break
-            unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
-            budget = max(3, min(trees, LOCAL_BUDGET // sum(len(u) for u in unions)))  # bounded work on large areas
-            results = self.greedy(unions, trees=budget)
             replaced: dict[int, list[np.ndarray]] = {}
-            for group, new in zip(groups, results):
-                if any(int(t) in replaced for t in group):
-                    continue
-                new_sizes = np.array([self.pop[p].sum() for p in new])
-                new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
-                if new_ok.sum() > ok[group].sum() and (~new_ok).sum() <= (~ok[group]).sum():
-                    replaced.update({int(t): [] for t in group})
-                    replaced[int(group[0])] = new
+            if groups:
+                unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
+                budget = max(3, min(4 * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
+                for group, new in zip(groups, self.greedy(unions, trees=budget)):
+                    if any(int(t) in replaced for t in group):
+                        continue
+                    new_sizes = np.array([self.pop[p].sum() for p in new])
+                    new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
+                    if new_ok.sum() > ok[group].sum() and (~new_ok).sum() <= (~ok[group]).sum():
+                        replaced.update({int(t): [] for t in group})
+                        replaced[int(group[0])] = new
             if not replaced:
-                break
+                if wide:
+                    break
+                fresh, wide = np.ones(len(pieces), bool), True  # a last try of every group on more trees
+                continue
             fresh = np.array([k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool)
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
@@ -597,7 +602,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
                 ceiling: float = 200_000, target_population: float = 0.0, max_diameter_km: float = 60.0,
                 epci_penalty: float = 3.0, trees: int = 12,
                 population: str = "population", epci: str = "code_epci",
-                same_departement: bool = False) -> Regions:
+                same_departement: bool = False, method: str = "trees") -> Regions:
     """Group the masked communes into contiguous regions sized within [floor, ceiling].
 
     Parameters
@@ -611,25 +616,33 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     floor, ceiling : float
         Population bounds of a region.
     target_population : float
-        A region above this is split further when both halves stay within the bounds; 0 gives as
-        many regions as possible (the max-p objective).
+        0 (default): as many regions as possible (the max-p objective). Above 0: fewer, larger
+        regions; the recursive bisection is used and a region above this is split further when both
+        halves stay within the bounds.
     max_diameter_km : float
         A region wider than this (between commune centroids) is split further when both halves can
         stay within the bounds.
     epci_penalty : float
         Cost factor of spanning-tree edges crossing an EPCI border (>= 1; 1 ignores EPCIs).
     trees : int
-        Spanning trees tried per split (the MST, then trees of randomly perturbed weights with a
-        seed derived from the part, so results stay deterministic).
+        Spanning trees tried per cut (the MST, then trees of randomly perturbed weights with a
+        seed derived from the part, so results stay deterministic); the first greedy cut of a part
+        tries up to 4 times as many on small parts.
     population, epci : str
         Column names.
     same_departement : bool
         Never put communes of two départements in one region.
+    method : {"trees", "bisection"}
+        "trees": greedy cuts of many spanning trees followed by the local searches (see the module
+        docstring); "bisection": the recursive bisection alone (the algorithm used before, and
+        always when ``target_population`` > 0).
 
     Returns
     -------
     Regions
     """
+    if method not in ("trees", "bisection"):
+        raise ValueError(f"regionalize: method must be 'trees' or 'bisection', not {method!r}")
     mask = np.asarray(mask, bool)
     n = len(frame)
     pop = frame[population].fillna(0).to_numpy(dtype=float)
@@ -645,20 +658,16 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     splitter = _Splitter(graph, pop, x, y, area, epci_codes, floor=floor, ceiling=ceiling,
                          max_diameter_km=max_diameter_km, epci_penalty=epci_penalty,
                          target_population=target_population, trees=trees)
+    parts = [np.flatnonzero(part_of == part) for part in range(part_of.max() + 1)]
+    if target_population > 0 or method == "bisection":
+        pieces = [q for nodes in parts for q in splitter.improve(splitter.split(nodes))]
+    else:  # every part at once: the parts never touch
+        first = max(trees, min(4 * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
+        pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
+        pieces = splitter.keep_epcis_whole(splitter.add_regions(pieces, trees=LOCAL_TREES))
     labels = np.full(n, -1, dtype=np.int64)
-    next_label = 0
-    for part in range(part_of.max() + 1):
-        nodes = np.flatnonzero(part_of == part)
-        if target_population > 0:
-            pieces = splitter.improve(splitter.split(nodes))
-        else:
-            first = max(trees, min(4 * trees, LOCAL_BUDGET // len(nodes)))  # more trees on small areas
-            pieces = [q for p in splitter.greedy([nodes], trees=first)[0] for q in splitter.split(p)]
-            pieces = splitter.keep_epcis_whole(splitter.add_regions(pieces, trees=LOCAL_TREES))
-        pieces = _merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)
-        for piece in pieces:
-            labels[piece] = next_label
-            next_label += 1
+    for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
+        labels[piece] = k
     labels = _renumber(labels)
     return Regions(labels, _reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
 
@@ -699,17 +708,21 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
 
 def _reasons(labels, pop, part_of, *, floor, ceiling) -> dict[int, str]:
     reasons = {}
-    for label in range(labels.max() + 1):
-        members = labels == label
-        total = pop[members].sum()
-        part_total = pop[part_of == part_of[np.flatnonzero(members)[0]]].sum()
+    inside = labels >= 0
+    totals = np.bincount(labels[inside], weights=pop[inside])
+    counts = np.bincount(labels[inside])
+    part_totals = np.bincount(part_of[inside], weights=pop[inside])
+    first = np.full(len(totals), -1)
+    first[labels[inside][::-1]] = np.flatnonzero(inside)[::-1]
+    for label in np.flatnonzero((totals < floor) | (totals > ceiling)).tolist():
+        total, part_total, size = totals[label], part_totals[part_of[first[label]]], counts[label]
         if total < floor and part_total < floor:
             reasons[label] = (f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
                               .replace(",", " "))
         elif total < floor:
             reasons[label] = (f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut l'absorber "
                               f"sans dépasser le plafond").replace(",", " ")
-        elif total > ceiling and members.sum() == 1:
+        elif total > ceiling and size == 1:
             reasons[label] = (f"commune seule au-dessus du plafond ({int(total):,} hab.) : découpage par IRIS "
                               "possible si les données IRIS sont fournies").replace(",", " ")
         elif total > ceiling:
