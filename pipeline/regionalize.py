@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import (breadth_first_order, connected_components, depth_first_order,
-                                  minimum_spanning_tree, shortest_path)
+                                  minimum_spanning_tree)
 
 from .adjacency import Adjacency, components
 from .geo import by_zone
@@ -94,6 +94,7 @@ SMALL_PART = 300
 SMALL_EPCI = 1.0
 LOCAL_TREES = 8
 LOCAL_BUDGET = 150_000
+WIDE = 4
 
 
 def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *,
@@ -167,13 +168,19 @@ def spanning_forest(size: int, rows: np.ndarray, cols: np.ndarray, weights: np.n
     top = np.full(len(roots), size)
     graph = sp.csr_matrix((np.r_[weights, np.ones(len(roots))], (np.r_[rows, top], np.r_[cols, roots])),
                           shape=(size + 1, size + 1))
-    tree = minimum_spanning_tree(graph)
+    tree = minimum_spanning_tree(graph, overwrite=True)
     _order, parent = breadth_first_order(tree, size, directed=False, return_predecessors=True)
-    depth = shortest_path(tree, directed=False, unweighted=True, indices=size)[:size]
     parent = parent[:size].astype(np.int64)
     parent[(parent == size) | (parent < 0)] = -1
-    depth = np.where(np.isfinite(depth), depth, 1).astype(np.int64)
-    return parent, depth
+    # depth by pointer jumping: log2(depth) vectorised steps
+    up = np.where(parent >= 0, parent, np.arange(size))
+    depth = (parent >= 0).astype(np.int64)
+    while True:
+        further = up[up]
+        if (further == up).all():
+            return parent, depth
+        depth = depth + np.where(further != up, depth[up], 0)
+        up = further
 
 
 def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, floor: float, *,
@@ -236,12 +243,13 @@ def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, fl
 
 
 class _Splitter:
-    def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, *, floor, ceiling, max_diameter_km,
+    def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, mask, *, floor, ceiling, max_diameter_km,
                  epci_penalty, target_population, trees):
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
         self.epci_id = np.unique(epci, return_inverse=True)[1]
+        self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
         self.target = target_population
@@ -345,14 +353,23 @@ class _Splitter:
         cuts = np.searchsorted(pairs[:, 0], np.arange(len(pieces) + 1))
         return owner, [pairs[cuts[k]:cuts[k + 1], 1] for k in range(len(pieces))]
 
-    def add_regions(self, pieces: list[np.ndarray], *, trees: int, rounds: int = 4) -> list[np.ndarray]:
-        """Local search for more regions: each piece with its neighbours, when their population
-        could hold one more region, is partitioned again (:meth:`greedy`, all groups at once); the
-        largest pieces first, a result is kept when it has more regions within the bounds, no more
-        outside them and no piece already changed. Contiguous by construction. After the first
-        round, only groups with a piece changed by the previous round are tried again; when a round
-        changes nothing, every group is tried again on 4 times as many trees (the work stays bounded
-        on large areas: fewer trees when the groups hold many communes)."""
+    def whole_epcis(self, pieces: list[np.ndarray]) -> int:
+        """Number of EPCIs whose communes to group all lie in one of ``pieces``."""
+        whole = 0
+        for p in pieces:
+            ids, counts = np.unique(self.epci_id[p], return_counts=True)
+            whole += int((counts == self.epci_members[ids]).sum())
+        return whole
+
+    def recombine(self, pieces: list[np.ndarray], *, trees: int, goal: str, rounds: int = 4) -> list[np.ndarray]:
+        """Local search by re-partitioning each piece with its neighbours (:meth:`greedy`, all
+        groups at once, the largest pieces first; contiguous by construction). A result is kept when
+        it touches no piece already changed in the round, has no more regions outside the bounds
+        and, for ``goal`` "regions", more regions within the bounds (only groups whose population
+        could hold one more are tried), for "epcis", as many within the bounds and more EPCIs whole.
+        After the first round, only groups with a piece changed by the previous round are tried
+        again; for "regions", when a round changes nothing, every group is tried once more on 4
+        times as many trees (fewer trees when the groups hold many communes: bounded work)."""
         fresh, wide = np.ones(len(pieces), bool), False
         for _ in range(rounds):
             _owner, touching = self.piece_graph(pieces)
@@ -361,22 +378,30 @@ class _Splitter:
             groups = []
             for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
                 group = np.r_[k, touching[k]].astype(np.int64)
-                if np.floor(sizes[group].sum() / self.floor) > ok[group].sum() and fresh[group].any():
+                room = goal == "epcis" or np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
+                if room and len(group) > 1 and fresh[group].any():
                     groups.append(group)
             replaced: dict[int, list[np.ndarray]] = {}
             if groups:
                 unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
-                budget = max(3, min(4 * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
+                budget = max(3, min(WIDE * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
                 for group, new in zip(groups, self.greedy(unions, trees=budget)):
                     if any(int(t) in replaced for t in group):
                         continue
                     new_sizes = np.array([self.pop[p].sum() for p in new])
                     new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
-                    if new_ok.sum() > ok[group].sum() and (~new_ok).sum() <= (~ok[group]).sum():
+                    if (~new_ok).sum() > (~ok[group]).sum():
+                        continue
+                    if goal == "regions":
+                        better = new_ok.sum() > ok[group].sum()
+                    else:
+                        better = new_ok.sum() >= ok[group].sum() and \
+                            self.whole_epcis(new) > self.whole_epcis([pieces[t] for t in group])
+                    if better:
                         replaced.update({int(t): [] for t in group})
                         replaced[int(group[0])] = new
             if not replaced:
-                if wide:
+                if wide or goal != "regions":
                     break
                 fresh, wide = np.ones(len(pieces), bool), True  # a last try of every group on more trees
                 continue
@@ -655,7 +680,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     i, j = adjacency.i[keep], adjacency.j[keep]
     graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     part_of = components(Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island), mask)
-    splitter = _Splitter(graph, pop, x, y, area, epci_codes, floor=floor, ceiling=ceiling,
+    splitter = _Splitter(graph, pop, x, y, area, epci_codes, mask, floor=floor, ceiling=ceiling,
                          max_diameter_km=max_diameter_km, epci_penalty=epci_penalty,
                          target_population=target_population, trees=trees)
     parts = [np.flatnonzero(part_of == part) for part in range(part_of.max() + 1)]
@@ -664,7 +689,8 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     else:  # every part at once: the parts never touch
         first = max(trees, min(4 * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
         pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
-        pieces = splitter.keep_epcis_whole(splitter.add_regions(pieces, trees=LOCAL_TREES))
+        pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
+        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis"))
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
