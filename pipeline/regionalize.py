@@ -366,7 +366,8 @@ class _Splitter:
         groups at once, the largest pieces first; contiguous by construction). A result is kept when
         it touches no piece already changed in the round, has no more regions outside the bounds
         and, for ``goal`` "regions", more regions within the bounds (only groups whose population
-        could hold one more are tried), for "epcis", as many within the bounds and more EPCIs whole.
+        could hold one more are tried), for "epcis", as many within the bounds and more EPCIs whole
+        (only groups holding all the communes of an EPCI split between their pieces are tried).
         After the first round, only groups with a piece changed by the previous round are tried
         again; for "regions", when a round changes nothing, every group is tried once more on 4
         times as many trees (fewer trees when the groups hold many communes: bounded work)."""
@@ -378,8 +379,15 @@ class _Splitter:
             groups = []
             for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
                 group = np.r_[k, touching[k]].astype(np.int64)
-                room = goal == "epcis" or np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
-                if room and len(group) > 1 and fresh[group].any():
+                if len(group) < 2 or not fresh[group].any():
+                    continue
+                if goal == "regions":
+                    room = np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
+                else:  # an EPCI lies inside the group but is split between its pieces
+                    ids, counts = np.unique(self.epci_id[np.concatenate([pieces[t] for t in group])],
+                                            return_counts=True)
+                    room = (counts == self.epci_members[ids]).sum() > self.whole_epcis([pieces[t] for t in group])
+                if room:
                     groups.append(group)
             replaced: dict[int, list[np.ndarray]] = {}
             if groups:
@@ -690,7 +698,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
         first = max(trees, min(4 * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
         pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
         pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
-        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis"))
+        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=2))
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
