@@ -299,10 +299,14 @@ class _Splitter:
         closable = ~((copy % trees % 2 == 1) & small[entry] & (group[entry] == group[above]) & (parent >= 0))
         label = greedy_forest_cut(pop[entry], parent, depth, self.floor, closable=closable)
         best = self.best_copies(nodes, owner, entry, copy, label, trees)
-        out = []
-        for k, q in enumerate(sets):
-            chosen = label[base[k] + best[k] * m[k] + np.arange(m[k])]
-            out.append([q[chosen == v] for v in np.unique(chosen)])
+        chosen = label[base[owner] + best[owner] * m[owner] + local]  # part of each entry in its set's best cut
+        order = np.lexsort((nodes, chosen, owner))
+        cuts = np.flatnonzero(np.r_[True, (chosen[order][1:] != chosen[order][:-1]) |
+                                    (owner[order][1:] != owner[order][:-1])])
+        out: list[list[np.ndarray]] = [[] for _ in sets]
+        sorted_nodes, sorted_owner = nodes[order], owner[order].tolist()
+        for a, b in zip(cuts.tolist(), np.r_[cuts[1:], len(order)].tolist()):
+            out[sorted_owner[a]].append(sorted_nodes[a:b])
         return out
 
     def set_edges(self, nodes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -361,6 +365,22 @@ class _Splitter:
             whole += int((counts == self.epci_members[ids]).sum())
         return whole
 
+    def split_epcis(self, pieces: list[np.ndarray]) -> tuple[dict[int, set[int]], list[list[int]]]:
+        """The pieces holding each EPCI split between several pieces, and those EPCIs per piece."""
+        if not pieces:
+            return {}, []
+        owner = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
+        pairs = np.unique(np.c_[self.epci_id[np.concatenate(pieces)], owner], axis=0)
+        spread: dict[int, set[int]] = {}
+        for e, k in pairs.tolist():
+            spread.setdefault(e, set()).add(k)
+        split_in: list[list[int]] = [[] for _ in pieces]
+        for e, holders in spread.items():
+            if len(holders) > 1:
+                for k in holders:
+                    split_in[k].append(e)
+        return spread, split_in
+
     def recombine(self, pieces: list[np.ndarray], *, trees: int, goal: str, rounds: int = 4) -> list[np.ndarray]:
         """Local search by re-partitioning each piece with its neighbours (:meth:`greedy`, all
         groups at once, the largest pieces first; contiguous by construction). A result is kept when
@@ -376,6 +396,8 @@ class _Splitter:
             _owner, touching = self.piece_graph(pieces)
             sizes = np.array([self.pop[p].sum() for p in pieces])
             ok = (sizes >= self.floor) & (sizes <= self.ceiling)
+            if goal == "epcis":
+                spread, split_in = self.split_epcis(pieces)
             groups = []
             for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
                 group = np.r_[k, touching[k]].astype(np.int64)
@@ -384,9 +406,8 @@ class _Splitter:
                 if goal == "regions":
                     room = np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
                 else:  # an EPCI lies inside the group but is split between its pieces
-                    ids, counts = np.unique(self.epci_id[np.concatenate([pieces[t] for t in group])],
-                                            return_counts=True)
-                    room = (counts == self.epci_members[ids]).sum() > self.whole_epcis([pieces[t] for t in group])
+                    inside = set(group.tolist())
+                    room = any(spread[e] <= inside for t in group.tolist() for e in split_in[t])
                 if room:
                     groups.append(group)
             replaced: dict[int, list[np.ndarray]] = {}
