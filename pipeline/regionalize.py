@@ -214,7 +214,7 @@ def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, fl
     gathered = np.asarray(pop, dtype=float).copy()
     closed = parent < 0
     can = np.ones(n, bool) if closable is None else closable
-    by_depth = np.argsort(depth, kind="stable")
+    by_depth = np.argsort(depth.astype(np.int16) if depth.max() < 2 ** 15 else depth, kind="stable")  # radix sort
     bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
     levels = [by_depth[bounds[d]:bounds[d + 1]] for d in range(len(bounds) - 1)]
     for level in levels[:0:-1]:  # deepest first
