@@ -10,7 +10,12 @@ tables already in data/raw (fetched if missing):
   spanning-tree regionalization vs PySAL spopt's MaxPHeuristic (same floor) vs scikit-learn's
   AgglomerativeClustering (Ward on centroids, adjacency as connectivity, same number of clusters):
   wall time, territories, share within [floor, ceiling], mean compactness, contiguity;
-  plus national clustering time (every commune of France treated as uncovered);
+  the max-p table: on 13 départements (mountain, rural, metropolitan; every commune uncovered,
+  communes above the ceiling set aside) ours vs spopt's MaxPHeuristic (seeds 0 and 1) vs the upper
+  bound Σ ⌊population / floor⌋ over connected parts, with times, compactness and the share of EPCIs
+  kept whole; plus national clustering time (every commune of France treated as uncovered).
+  spopt takes 4 s to 11 min per run: ``--reuse-spopt`` reuses the spopt runs stored in the previous
+  ``regionalization.json`` (same cases, départements and seeds) and runs only the missing ones;
 * ``maps.json`` — sizes of the région, département and France maps, and the région map's time to
   first paint in headless Chromium with no network;
 * ``summary.md`` — the same as a table, quoted in the README.

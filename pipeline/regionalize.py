@@ -90,11 +90,12 @@ def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
     return float(d.max()) / 1000.0
 
 
-SMALL_PART = 300
-SMALL_EPCI = 1.0
-LOCAL_TREES = 8
-LOCAL_BUDGET = 150_000
-WIDE = 4
+SMALL_PART = 300  # below this many nodes, spanning trees by Kruskal in Python (no sparse overhead)
+SMALL_EPCI = 1.0  # EPCIs below this many floors are kept whole on every other greedy tree
+FIRST = 4  # the first greedy cut of small areas tries up to FIRST x ``trees`` trees
+LOCAL_TREES = 12  # trees per group in the local re-partitions
+WIDE = 2  # a last round of local re-partitions on WIDE x LOCAL_TREES trees
+LOCAL_BUDGET = 150_000  # forest nodes per call beyond which fewer trees are drawn (bounded work)
 
 
 def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *,
@@ -389,8 +390,8 @@ class _Splitter:
         could hold one more are tried), for "epcis", as many within the bounds and more EPCIs whole
         (only groups holding all the communes of an EPCI split between their pieces are tried).
         After the first round, only groups with a piece changed by the previous round are tried
-        again; for "regions", when a round changes nothing, every group is tried once more on 4
-        times as many trees (fewer trees when the groups hold many communes: bounded work)."""
+        again; for "regions", when a round changes nothing, every group is tried once more on
+        ``WIDE`` times as many trees (fewer trees when the groups hold many communes: bounded work)."""
         fresh, wide = np.ones(len(pieces), bool), False
         for _ in range(rounds):
             _owner, touching = self.piece_graph(pieces)
@@ -681,7 +682,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     trees : int
         Spanning trees tried per cut (the MST, then trees of randomly perturbed weights with a
         seed derived from the part, so results stay deterministic); the first greedy cut of a part
-        tries up to 4 times as many on small parts.
+        tries up to 4 times as many on small areas.
     population, epci : str
         Column names.
     same_departement : bool
@@ -716,7 +717,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     if target_population > 0 or method == "bisection":
         pieces = [q for nodes in parts for q in splitter.improve(splitter.split(nodes))]
     else:  # every part at once: the parts never touch
-        first = max(trees, min(4 * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
+        first = max(trees, min(FIRST * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
         pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
         pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
         pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=2))
