@@ -121,15 +121,16 @@ def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
     compact, _ = shape_metrics(merged.geometry.to_numpy())
     spread = frame.loc[mask, "code_epci"].fillna("").to_frame().assign(r=used).groupby("code_epci")["r"].nunique()
     return {"territories": int(len(ids)), "within_bounds": int(((sizes >= floor) & (sizes <= ceiling)).sum()),
+            "epcis_whole": int((spread == 1).sum()), "epcis": int(len(spread)),
             "epci_whole_share": round(float((spread == 1).mean()), 4),
             "share_within_bounds": round(float(((sizes >= floor) & (sizes <= ceiling)).mean()), 4),
             "contiguous": int(contiguous), "mean_compactness": round(float(np.mean(compact)), 4),
             "min_population": int(sizes.min()), "max_population": int(sizes.max())}
 
 
-def run_ours(frame, adjacency, mask, floor, ceiling):
+def run_ours(frame, adjacency, mask, floor, ceiling, *, method="trees"):
     start = time.perf_counter()
-    labels = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling).labels
+    labels = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, method=method).labels
     return labels, time.perf_counter() - start
 
 
@@ -251,6 +252,9 @@ def departement_case(raw, crs, dep, *, floor=20_000, ceiling=200_000, cached=Non
            "upper_bound": upper_bound(frame, adjacency, mask, floor),
            "ours": {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling),
            "spopt_maxp": {}}
+    previous, previous_s = run_ours(frame, adjacency, mask, floor, ceiling, method="bisection")
+    out["previous_bisection"] = {"seconds": round(previous_s, 4)} | evaluate(frame, adjacency, mask, previous, floor,
+                                                                             ceiling)
     for seed in SPOPT_SEEDS:
         if cached and str(seed) in cached.get("spopt_maxp", {}):
             out["spopt_maxp"][str(seed)] = cached["spopt_maxp"][str(seed)]
@@ -264,6 +268,11 @@ def departement_case(raw, crs, dep, *, floor=20_000, ceiling=200_000, cached=Non
     return out
 
 
+def best_spopt(row: dict) -> dict:
+    """spopt's best seed on a département: most territories within the bounds, then most compact."""
+    return max(row["spopt_maxp"].values(), key=lambda m: (m["within_bounds"], m["mean_compactness"]))
+
+
 def bench_departements(raw, crs, cached: dict) -> dict:
     """The per-département table and its totals."""
     rows = [departement_case(raw, crs, dep, cached=cached.get(dep)) for dep in DEPARTEMENTS]
@@ -271,6 +280,13 @@ def bench_departements(raw, crs, cached: dict) -> dict:
             "totals": {"ours_within_bounds": sum(r["ours"]["within_bounds"] for r in rows),
                        "spopt_best_within_bounds": sum(r["spopt_best_within_bounds"] for r in rows),
                        "upper_bound": sum(r["upper_bound"] for r in rows),
+                       "previous_within_bounds": sum(r["previous_bisection"]["within_bounds"] for r in rows),
+                       "epcis": sum(r["ours"]["epcis"] for r in rows),
+                       "ours_epcis_whole": sum(r["ours"]["epcis_whole"] for r in rows),
+                       "previous_epcis_whole": sum(r["previous_bisection"]["epcis_whole"] for r in rows),
+                       "ours_mean_compactness": round(float(np.mean([r["ours"]["mean_compactness"] for r in rows])), 4),
+                       "spopt_mean_compactness": round(float(np.mean([best_spopt(r)["mean_compactness"]
+                                                                      for r in rows])), 4),
                        "ours_at_least_spopt_everywhere": all(r["ours"]["within_bounds"] >= r["spopt_best_within_bounds"]
                                                              for r in rows),
                        "min_speedup_vs_spopt": min(r["speedup_vs_spopt"] for r in rows)}}
@@ -377,21 +393,25 @@ def departement_lines(deps: dict) -> list[str]:
              "within [floor, ceiling]: ours vs spopt MaxPHeuristic (best of seeds "
              f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected parts; "
              "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; EPCI whole: share "
-             "of EPCIs whose communes are all in one territory.", "",
-             "| département | kind | communes | set aside | ours | spopt best | bound | ours (s) | spopt (s) | "
-             "speed-up | compactness ours / spopt | EPCI whole ours / spopt |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "of EPCIs whose communes are all in one territory; previous: the recursive bisection this "
+             "pipeline used before (`method=\"bisection\"`).", "",
+             "| département | kind | communes | set aside | ours | spopt best | previous | bound | ours (s) | "
+             "spopt (s) | speed-up | compactness ours / spopt | EPCI whole ours / spopt / previous |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in deps["rows"]:
-        spopt = list(r["spopt_maxp"].values())
-        best = max(spopt, key=lambda m: (m["within_bounds"], m["mean_compactness"]))
+        spopt, best, prev = list(r["spopt_maxp"].values()), best_spopt(r), r["previous_bisection"]
         lines.append(f"| {r['departement']} | {r['kind']} | {r['communes']} | {', '.join(r['set_aside']) or '—'} | "
-                     f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} | {r['upper_bound']} | "
-                     f"{r['ours']['seconds']} | {' / '.join(str(round(m['seconds'], 1)) for m in spopt)} | "
-                     f"{r['speedup_vs_spopt']}× | {r['ours']['mean_compactness']} / {best['mean_compactness']} | "
-                     f"{r['ours']['epci_whole_share']:.0%} / {best['epci_whole_share']:.0%} |")
+                     f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} | {prev['within_bounds']} | "
+                     f"{r['upper_bound']} | {r['ours']['seconds']} | "
+                     f"{' / '.join(str(round(m['seconds'], 1)) for m in spopt)} | {r['speedup_vs_spopt']}× | "
+                     f"{r['ours']['mean_compactness']} / {best['mean_compactness']} | "
+                     f"{r['ours']['epci_whole_share']:.0%} / {best['epci_whole_share']:.0%} / "
+                     f"{prev['epci_whole_share']:.0%} |")
     t = deps["totals"]
     lines += [f"| **total** | | | | **{t['ours_within_bounds']}** | **{t['spopt_best_within_bounds']}** | "
-              f"**{t['upper_bound']}** | | | min **{t['min_speedup_vs_spopt']}×** | | |"]
+              f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | min **{t['min_speedup_vs_spopt']}×** | "
+              f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
+              f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"]
     return lines
 
 
