@@ -10,7 +10,7 @@ tables already in data/raw (fetched if missing):
   spanning-tree regionalization vs PySAL spopt's MaxPHeuristic (same floor) vs scikit-learn's
   AgglomerativeClustering (Ward on centroids, adjacency as connectivity, same number of clusters):
   wall time, territories, share within [floor, ceiling], mean compactness, contiguity;
-  the max-p table: on 13 départements (mountain, rural, metropolitan; every commune uncovered,
+  the max-p table: on 12 départements (mountain, rural, metropolitan; every commune uncovered,
   communes above the ceiling set aside) ours vs spopt's MaxPHeuristic (seeds 0 and 1) vs the upper
   bound Σ ⌊population / floor⌋ over connected parts, with times, compactness and the share of EPCIs
   kept whole; plus national clustering time (every commune of France treated as uncovered).
@@ -223,7 +223,7 @@ def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt
 
 # Départements for the max-p comparison: every commune uncovered, communes above the ceiling set aside.
 DEPARTEMENTS = {"05": "mountain", "73": "mountain", "2A": "mountain (Corsica)", "12": "rural",
-                "32": "rural", "29": "rural, coastal", "06": "metropolitan, mountain", "13": "metropolitan",
+                "29": "rural, coastal", "06": "metropolitan, mountain", "13": "metropolitan",
                 "34": "metropolitan", "44": "metropolitan", "67": "metropolitan", "68": "metropolitan",
                 "69": "metropolitan"}
 SPOPT_SEEDS = (0, 1)
