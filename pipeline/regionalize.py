@@ -720,7 +720,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
         first = max(trees, min(FIRST * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
         pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
         pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
-        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=2))
+        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=1))
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
@@ -755,10 +755,13 @@ def _merge_small(pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels numbered in the order of each label's first row (-1 kept)."""
     out = np.full_like(labels, -1)
-    seen: dict[int, int] = {}
-    for k in np.flatnonzero(labels >= 0):
-        out[k] = seen.setdefault(int(labels[k]), len(seen))
+    inside = labels >= 0
+    values, first, inverse = np.unique(labels[inside], return_index=True, return_inverse=True)
+    rank = np.empty(len(values), dtype=labels.dtype)
+    rank[np.argsort(first)] = np.arange(len(values))
+    out[inside] = rank[inverse]
     return out
 
 
