@@ -250,6 +250,8 @@ class _Splitter:
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
         self.epci_id = np.unique(epci, return_inverse=True)[1]
+        coo = graph.tocoo()
+        self.rows, self.cols = coo.row, coo.col
         self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
@@ -351,8 +353,7 @@ class _Splitter:
         owner = np.full(len(self.pop), -1, dtype=np.int64)
         for k, p in enumerate(pieces):
             owner[p] = k
-        coo = self.graph.tocoo()
-        a, b = owner[coo.row], owner[coo.col]
+        a, b = owner[self.rows], owner[self.cols]
         keep = (a >= 0) & (b >= 0) & (a != b)
         pairs = np.unique(np.c_[a[keep], b[keep]], axis=0)
         cuts = np.searchsorted(pairs[:, 0], np.arange(len(pieces) + 1))
