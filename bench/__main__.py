@@ -216,7 +216,8 @@ def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt
             out["spopt_maxp"] = cached[name]["spopt_maxp"]
         else:
             labels, seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor))
-            out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling)
+            out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor,
+                                                                          ceiling)
         out["speedup_vs_spopt"] = round(out["spopt_maxp"]["seconds"] / max(ours_s, 1e-9), 1)
     return out
 
@@ -391,7 +392,8 @@ def departement_lines(deps: dict) -> list[str]:
     """Table of the max-p comparison, one row per département."""
     lines = ["", "Every commune of the département uncovered, communes above the ceiling set aside; territories "
              "within [floor, ceiling]: ours vs spopt MaxPHeuristic (best of seeds "
-             f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected parts; "
+             f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected "
+             "parts; "
              "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; EPCI whole: share "
              "of EPCIs whose communes are all in one territory; previous: the recursive bisection this "
              "pipeline used before (`method=\"bisection\"`).", "",
@@ -409,7 +411,8 @@ def departement_lines(deps: dict) -> list[str]:
                      f"{prev['epci_whole_share']:.0%} |")
     t = deps["totals"]
     lines += [f"| **total** | | | | **{t['ours_within_bounds']}** | **{t['spopt_best_within_bounds']}** | "
-              f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | min **{t['min_speedup_vs_spopt']}×** | "
+              f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | "
+              f"min **{t['min_speedup_vs_spopt']}×** | "
               f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
               f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"]
     return lines

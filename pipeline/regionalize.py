@@ -1,28 +1,34 @@
-"""Contiguous regionalization with a population floor and ceiling (spanning-tree bisection).
+"""Contiguous regionalization with a population floor and ceiling (cuts of spanning trees).
 
 :func:`regionalize` takes communes (a GeoDataFrame), their adjacency and a mask of the communes to
-group, and returns a region label per commune. Each connected part of the masked graph is split
-recursively:
+group, and returns a region label per commune. A region is always a subtree of a spanning tree of
+the masked graph, hence contiguous. Tree edges weigh the distance between centroids, multiplied by
+``epci_penalty`` across an EPCI border (EPCIs form subtrees). Default (``method="trees"``):
 
-1. a minimum spanning tree is built over the part, edge weight = distance between centroids,
-   multiplied by ``epci_penalty`` when the edge crosses an EPCI border (so EPCIs form subtrees and
-   stay whole where possible);
-2. removing one tree edge always leaves two *contiguous* sides (several spanning trees are tried:
-   the MST and deterministic perturbations of it, which widens the choice of cuts); among the edges whose sides can each
-   still be divided into regions within [floor, ceiling], the one leaving the least area-weighted
-   inertia (a Ward-like compactness measure, O(1) per edge with subtree sums) is cut, with a
-   penalty for cutting inside an EPCI;
-   cuts that keep the most potential regions (⌊p/floor⌋ on each side) come first, so that, like
-   max-p, the result has as many regions within the bounds as the part allows;
-3. a part is split while its population is above the ceiling, or above ``target_population``
-   (0: as many regions as possible) or wider than ``max_diameter_km`` when a feasible cut exists;
-   a single commune above the ceiling stays alone.
+1. *greedy cut* (:func:`greedy_forest_cut`): walking a rooted tree up from the leaves, a region is
+   closed as soon as it reaches the floor — on that tree, the most regions >= floor; each connected
+   part is cut on many trees (MST, randomly perturbed weights and roots, seeded by the input; every
+   other tree keeps the EPCIs below the floor whole) and the best cut kept: most regions within
+   [floor, ceiling], then most EPCIs whole, then least area-weighted inertia (Ward-like
+   compactness). Every tree of every part is cut at once (:func:`spanning_forest`, vectorised
+   level by level);
+2. a region above the ceiling (or wider than ``max_diameter_km``) is bisected (below);
+3. local search (:meth:`_Splitter.recombine`): a region with its neighbours is cut again when their
+   population could hold one more region, kept when it has more within the bounds; then groups
+   holding a split EPCI are cut again, kept when as many regions and more EPCIs whole; then
+   :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region holding
+   most of it when every region involved stays within the bounds and contiguous.
 
-A recombination pass then merges a region that could hold two with a neighbour and splits the
-union again, keeping the result when it has more regions within the bounds. Regions left below the
-floor are merged into an adjacent region of the same part when the result
-stays under the ceiling. Every region is contiguous by construction; regions outside the bounds
-carry a reason. The result is deterministic (ties broken by row order).
+``method="bisection"`` (the previous algorithm, always used when ``target_population`` > 0):
+recursive bisection, cutting the tree edge whose sides can each still be divided within the
+bounds, keeping the most potential regions (⌊p/floor⌋ per side) then the least inertia (O(1) per
+edge with subtree sums), over several trees; a part is split while above the ceiling, above
+``target_population`` or wider than ``max_diameter_km``; a recombination pass merges a region that
+could hold two with a neighbour and splits the union again.
+
+Either way, regions left below the floor join an adjacent region when the result stays under the
+ceiling; a single commune above the ceiling stays alone; regions outside the bounds carry a reason.
+The result is deterministic.
 """
 
 from __future__ import annotations
@@ -33,8 +39,7 @@ import geopandas as gpd
 import numpy as np
 import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import (breadth_first_order, connected_components, depth_first_order,
-                                  minimum_spanning_tree)
+from scipy.sparse.csgraph import breadth_first_order, depth_first_order, minimum_spanning_tree
 
 from .adjacency import Adjacency, components
 from .geo import by_zone
@@ -282,7 +287,8 @@ class _Splitter:
         edge_start = np.searchsorted(owner[a], np.arange(len(sets) + 1))
         for k, q in enumerate(sets):
             rng = np.random.default_rng([len(q), int(q[0]), int(q[-1])])
-            factors[1:, edge_start[k]:edge_start[k + 1]] = rng.uniform(0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k]))
+            edges = slice(edge_start[k], edge_start[k + 1])
+            factors[1:, edges] = rng.uniform(0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k]))
             roots[k] = rng.integers(len(q), size=trees)
         base = np.cumsum(trees * m) - trees * m  # forest node of (set, tree, local) = base + tree * m + local
         size = int(trees * m.sum())
