@@ -10,7 +10,12 @@ tables already in data/raw (fetched if missing):
   spanning-tree regionalization vs PySAL spopt's MaxPHeuristic (same floor) vs scikit-learn's
   AgglomerativeClustering (Ward on centroids, adjacency as connectivity, same number of clusters):
   wall time, territories, share within [floor, ceiling], mean compactness, contiguity;
-  plus national clustering time (every commune of France treated as uncovered);
+  the max-p table: on 12 départements (mountain, rural, metropolitan; every commune uncovered,
+  communes above the ceiling set aside) ours vs spopt's MaxPHeuristic (seeds 0 and 1) vs the upper
+  bound Σ ⌊population / floor⌋ over connected parts, with times, compactness and the share of EPCIs
+  kept whole; plus national clustering time (every commune of France treated as uncovered).
+  spopt takes 4 s to 11 min per run: ``--reuse-spopt`` reuses the spopt runs stored in the previous
+  ``regionalization.json`` (same cases, départements and seeds) and runs only the missing ones;
 * ``maps.json`` — sizes of the région, département and France maps, and the région map's time to
   first paint in headless Chromium with no network;
 * ``overlaps.json`` — wall time of the overlap detection (``coverage.overlap_pairs``) when many
@@ -177,15 +182,18 @@ def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
     contiguous = sum(components(adjacency, labels == k).max() == 0 for k in ids)
     merged = frame.assign(_r=labels)[mask].dissolve("_r")
     compact, _ = shape_metrics(merged.geometry.to_numpy())
+    spread = frame.loc[mask, "code_epci"].fillna("").to_frame().assign(r=used).groupby("code_epci")["r"].nunique()
     return {"territories": int(len(ids)), "within_bounds": int(((sizes >= floor) & (sizes <= ceiling)).sum()),
+            "epcis_whole": int((spread == 1).sum()), "epcis": int(len(spread)),
+            "epci_whole_share": round(float((spread == 1).mean()), 4),
             "share_within_bounds": round(float(((sizes >= floor) & (sizes <= ceiling)).mean()), 4),
             "contiguous": int(contiguous), "mean_compactness": round(float(np.mean(compact)), 4),
             "min_population": int(sizes.min()), "max_population": int(sizes.max())}
 
 
-def run_ours(frame, adjacency, mask, floor, ceiling):
+def run_ours(frame, adjacency, mask, floor, ceiling, *, method="trees"):
     start = time.perf_counter()
-    labels = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling).labels
+    labels = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, method=method).labels
     return labels, time.perf_counter() - start
 
 
@@ -212,7 +220,7 @@ def by_patch(frame, adjacency, mask, floor, solve):
     return labels, seconds
 
 
-def spopt_maxp(frame, adjacency, floor):
+def spopt_maxp(frame, adjacency, floor, *, seed=0):
     import libpysal
     from spopt.region import MaxPHeuristic
 
@@ -230,7 +238,7 @@ def spopt_maxp(frame, adjacency, floor):
                 neighbours[position[a]].append(position[b])
                 neighbours[position[b]].append(position[a])
         w = libpysal.weights.W(neighbours, silence_warnings=True)
-        np.random.seed(0)
+        np.random.seed(seed)
         model = MaxPHeuristic(sub, w, ["x", "y"], "pop", floor, top_n=2)
         model.solve()
         return np.unique(np.asarray(model.labels_), return_inverse=True)[1]
@@ -254,7 +262,7 @@ def sklearn_agglomerative(frame, adjacency, n_of_patch):
     return solve
 
 
-def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True) -> dict:
+def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True, cached=None) -> dict:
     adjacency = build_adjacency(frame)
     ours_labels, ours_s = run_ours(frame, adjacency, mask, floor, ceiling)
     out = {"case": name, "communes": int(mask.sum()),
@@ -267,27 +275,109 @@ def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt
     labels, seconds = by_patch(frame, adjacency, mask, floor, sklearn_agglomerative(frame, adjacency, ours_count))
     out["sklearn_agglomerative"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling)
     if with_spopt:
-        labels, seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor))
-        out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling)
+        if cached and "spopt_maxp" in cached.get(name, {}):
+            out["spopt_maxp"] = cached[name]["spopt_maxp"]
+        else:
+            labels, seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor))
+            out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor,
+                                                                          ceiling)
         out["speedup_vs_spopt"] = round(out["spopt_maxp"]["seconds"] / max(ours_s, 1e-9), 1)
     return out
 
 
-def bench_regionalization(tmp: Path, departement: str) -> dict:
+# Départements for the max-p comparison: every commune uncovered, communes above the ceiling set aside.
+DEPARTEMENTS = {"05": "mountain", "73": "mountain", "2A": "mountain (Corsica)", "12": "rural",
+                "29": "rural, coastal", "06": "metropolitan, mountain", "13": "metropolitan",
+                "34": "metropolitan", "44": "metropolitan", "67": "metropolitan", "68": "metropolitan",
+                "69": "metropolitan"}
+SPOPT_SEEDS = (0, 1)
+
+
+def upper_bound(frame, adjacency, mask, floor) -> int:
+    """Most territories of population >= floor the zone could hold: sum of floor(population / floor)
+    over its connected parts."""
+    parts = components(adjacency, mask)
+    totals = np.bincount(parts[mask], weights=frame["population"].fillna(0).to_numpy()[mask])
+    return int(np.floor(totals / floor).sum())
+
+
+def departement_case(raw, crs, dep, *, floor=20_000, ceiling=200_000, cached=None, repeats=5) -> dict:
+    """Ours (median wall time of ``repeats`` runs) vs spopt MaxPHeuristic (one run per seed, or the
+    cached run) vs the upper bound, on one département with every commune uncovered."""
+    frame = build_communes(raw, Scope.parse(f"dep:{dep}"), crs_metropole=crs["crs_metropole"],
+                           crs_drom=crs["crs_drom"])[0]
+    pop = frame["population"].fillna(0).to_numpy()
+    mask = pop <= ceiling
+    adjacency = build_adjacency(frame)
+    runs = [run_ours(frame, adjacency, mask, floor, ceiling) for _ in range(repeats)]
+    labels, seconds = runs[0][0], float(np.median([r[1] for r in runs]))
+    out = {"departement": dep, "kind": DEPARTEMENTS[dep], "communes": int(mask.sum()),
+           "set_aside": sorted(frame.loc[~mask, "code_commune"]), "population": int(pop[mask].sum()),
+           "upper_bound": upper_bound(frame, adjacency, mask, floor),
+           "ours": {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling),
+           "spopt_maxp": {}}
+    previous, previous_s = run_ours(frame, adjacency, mask, floor, ceiling, method="bisection")
+    out["previous_bisection"] = {"seconds": round(previous_s, 4)} | evaluate(frame, adjacency, mask, previous, floor,
+                                                                             ceiling)
+    for seed in SPOPT_SEEDS:
+        if cached and str(seed) in cached.get("spopt_maxp", {}):
+            out["spopt_maxp"][str(seed)] = cached["spopt_maxp"][str(seed)]
+            continue
+        sp_labels, sp_seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor, seed=seed))
+        out["spopt_maxp"][str(seed)] = {"seconds": round(sp_seconds, 4)} | evaluate(frame, adjacency, mask, sp_labels,
+                                                                                      floor, ceiling)
+    spopt = out["spopt_maxp"].values()
+    out["spopt_best_within_bounds"] = max(m["within_bounds"] for m in spopt)
+    out["speedup_vs_spopt"] = round(min(m["seconds"] for m in spopt) / max(seconds, 1e-9), 1)
+    return out
+
+
+def best_spopt(row: dict) -> dict:
+    """spopt's best seed on a département: most territories within the bounds, then most compact."""
+    return max(row["spopt_maxp"].values(), key=lambda m: (m["within_bounds"], m["mean_compactness"]))
+
+
+def bench_departements(raw, crs, cached: dict) -> dict:
+    """The per-département table and its totals."""
+    rows = [departement_case(raw, crs, dep, cached=cached.get(dep)) for dep in DEPARTEMENTS]
+    return {"rows": rows,
+            "totals": {"ours_within_bounds": sum(r["ours"]["within_bounds"] for r in rows),
+                       "spopt_best_within_bounds": sum(r["spopt_best_within_bounds"] for r in rows),
+                       "upper_bound": sum(r["upper_bound"] for r in rows),
+                       "previous_within_bounds": sum(r["previous_bisection"]["within_bounds"] for r in rows),
+                       "epcis": sum(r["ours"]["epcis"] for r in rows),
+                       "ours_epcis_whole": sum(r["ours"]["epcis_whole"] for r in rows),
+                       "previous_epcis_whole": sum(r["previous_bisection"]["epcis_whole"] for r in rows),
+                       "ours_mean_compactness": round(float(np.mean([r["ours"]["mean_compactness"] for r in rows])), 4),
+                       "spopt_mean_compactness": round(float(np.mean([best_spopt(r)["mean_compactness"]
+                                                                      for r in rows])), 4),
+                       "ours_at_least_spopt_everywhere": all(r["ours"]["within_bounds"] >= r["spopt_best_within_bounds"]
+                                                             for r in rows),
+                       "min_speedup_vs_spopt": min(r["speedup_vs_spopt"] for r in rows)}}
+
+
+
+def bench_regionalization(tmp: Path, departement: str, *, reuse_spopt: bool = False) -> dict:
     settings = load_settings(REPO / "pipeline.toml")
     raw = read_raw(settings)
     crs = settings.section("communes")
     cases = []
     dep = build_communes(raw, Scope.parse(f"dep:{departement}"), crs_metropole=crs["crs_metropole"],
                          crs_drom=crs["crs_drom"])[0]
-    cases.append(compare(f"département {departement}, every commune uncovered", dep, np.ones(len(dep), bool)))
+    previous = json.loads((RESULTS / "regionalization.json").read_text()) if reuse_spopt and \
+        (RESULTS / "regionalization.json").exists() else {}
+    old_cases = {c["case"]: c for c in previous.get("cases", [])}
+    old_deps = {r["departement"]: r for r in previous.get("departements", {}).get("rows", [])}
+    cases.append(compare(f"département {departement}, every commune uncovered", dep, np.ones(len(dep), bool),
+                         cached=old_cases))
     default = load_settings(config_in(tmp / "default", settings.raw["scope"]["area"]))
     stages.run_until(default, "coverage")
     import geopandas as gpd
 
     coverage = gpd.read_parquet(stages.coverage_paths(default)["coverage"])
     cases.append(compare(f"{default.scope} white zones (EXAMPLE perimeters)", coverage,
-                         (coverage["statut"] == "zone_blanche").to_numpy()))
+                         (coverage["statut"] == "zone_blanche").to_numpy(), cached=old_cases))
+    departements = bench_departements(raw, crs, old_deps)
     france = build_communes(raw, Scope.parse("france"), crs_metropole=crs["crs_metropole"], crs_drom=crs["crs_drom"])[0]
     start = time.perf_counter()
     adjacency = build_adjacency(france)
@@ -297,7 +387,7 @@ def bench_regionalization(tmp: Path, departement: str) -> dict:
     national = {"case": "France, every commune uncovered", "communes": int(len(france)),
                 "adjacency_seconds": round(adjacency_s, 2),
                 "ours": {"seconds": round(seconds, 2)} | evaluate(france, adjacency, mask, labels, 20_000, 200_000)}
-    return {"cases": cases, "national": national}
+    return {"cases": cases, "departements": departements, "national": national}
 
 
 def paint_line(runs) -> str:
@@ -380,11 +470,43 @@ def regionalization_lines(regions: dict) -> list[str]:
                              f"{m['mean_compactness']} |")
         if "speedup_vs_spopt" in case:
             lines.append(f"| {case['case']} | **speed-up vs spopt** | **{case['speedup_vs_spopt']}×** | | | | |")
+    if "departements" in regions:
+        lines += departement_lines(regions["departements"])
     n = regions["national"]
     lines += ["", f"National clustering ({n['communes']:,} communes, every commune uncovered): "
               f"{n['ours']['seconds']} s (+ adjacency {n['adjacency_seconds']} s), {n['ours']['territories']} "
               f"territories, {n['ours']['share_within_bounds']:.1%} within bounds, all contiguous: "
               f"{n['ours']['contiguous'] == n['ours']['territories']}.", ""]
+    return lines
+
+
+def departement_lines(deps: dict) -> list[str]:
+    """Table of the max-p comparison, one row per département."""
+    lines = ["", "Every commune of the département uncovered, communes above the ceiling set aside; territories "
+             "within [floor, ceiling]: ours vs spopt MaxPHeuristic (best of seeds "
+             f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected "
+             "parts; "
+             "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; EPCI whole: share "
+             "of EPCIs whose communes are all in one territory; previous: the recursive bisection this "
+             "pipeline used before (`method=\"bisection\"`).", "",
+             "| département | kind | communes | set aside | ours | spopt best | previous | bound | ours (s) | "
+             "spopt (s) | speed-up | compactness ours / spopt | EPCI whole ours / spopt / previous |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in deps["rows"]:
+        spopt, best, prev = list(r["spopt_maxp"].values()), best_spopt(r), r["previous_bisection"]
+        lines.append(f"| {r['departement']} | {r['kind']} | {r['communes']} | {', '.join(r['set_aside']) or '—'} | "
+                     f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} | {prev['within_bounds']} | "
+                     f"{r['upper_bound']} | {r['ours']['seconds']} | "
+                     f"{' / '.join(str(round(m['seconds'], 1)) for m in spopt)} | {r['speedup_vs_spopt']}× | "
+                     f"{r['ours']['mean_compactness']} / {best['mean_compactness']} | "
+                     f"{r['ours']['epci_whole_share']:.0%} / {best['epci_whole_share']:.0%} / "
+                     f"{prev['epci_whole_share']:.0%} |")
+    t = deps["totals"]
+    lines += [f"| **total** | | | | **{t['ours_within_bounds']}** | **{t['spopt_best_within_bounds']}** | "
+              f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | "
+              f"min **{t['min_speedup_vs_spopt']}×** | "
+              f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
+              f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"]
     return lines
 
 
@@ -467,6 +589,9 @@ def main(argv=None) -> int:
     parser.add_argument("--previous", default=None, metavar="GIT_REF",
                         help="also time the pipeline at this git ref (the previous release) stage by stage; "
                              "without it, the previous release's times already in spine.json are kept")
+    parser.add_argument("--reuse-spopt", action="store_true",
+                        help="reuse the spopt runs stored in bench/results/regionalization.json (same cases, "
+                             "départements and seeds) instead of running spopt again (20-650 s per run)")
     args = parser.parse_args(argv)
     from pipeline.io import write_json, write_text
 
@@ -479,7 +604,8 @@ def main(argv=None) -> int:
             write_json(RESULTS / "spine.json", spine)
             write_json(RESULTS / "maps.json", bench_maps(tmp))
         if "regionalization" in args.only:
-            write_json(RESULTS / "regionalization.json", bench_regionalization(tmp, args.departement))
+            write_json(RESULTS / "regionalization.json",
+                       bench_regionalization(tmp, args.departement, reuse_spopt=args.reuse_spopt))
     if "accessibility" in args.only:
         write_json(RESULTS / "accessibility.json", bench_accessibility())
     if "overlaps" in args.only:

@@ -1,28 +1,34 @@
-"""Contiguous regionalization with a population floor and ceiling (spanning-tree bisection).
+"""Contiguous regionalization with a population floor and ceiling (cuts of spanning trees).
 
 :func:`regionalize` takes communes (a GeoDataFrame), their adjacency and a mask of the communes to
-group, and returns a region label per commune. Each connected part of the masked graph is split
-recursively:
+group, and returns a region label per commune. A region is always a subtree of a spanning tree of
+the masked graph, hence contiguous. Tree edges weigh the distance between centroids, multiplied by
+``epci_penalty`` across an EPCI border (EPCIs form subtrees). Default (``method="trees"``):
 
-1. a minimum spanning tree is built over the part, edge weight = distance between centroids,
-   multiplied by ``epci_penalty`` when the edge crosses an EPCI border (so EPCIs form subtrees and
-   stay whole where possible);
-2. removing one tree edge always leaves two *contiguous* sides (several spanning trees are tried:
-   the MST and deterministic perturbations of it, which widens the choice of cuts); among the edges whose sides can each
-   still be divided into regions within [floor, ceiling], the one leaving the least area-weighted
-   inertia (a Ward-like compactness measure, O(1) per edge with subtree sums) is cut, with a
-   penalty for cutting inside an EPCI;
-   cuts that keep the most potential regions (⌊p/floor⌋ on each side) come first, so that, like
-   max-p, the result has as many regions within the bounds as the part allows;
-3. a part is split while its population is above the ceiling, or above ``target_population``
-   (0: as many regions as possible) or wider than ``max_diameter_km`` when a feasible cut exists;
-   a single commune above the ceiling stays alone.
+1. *greedy cut* (:func:`greedy_forest_cut`): walking a rooted tree up from the leaves, a region is
+   closed as soon as it reaches the floor — on that tree, the most regions >= floor; each connected
+   part is cut on many trees (MST, randomly perturbed weights and roots, seeded by the input; every
+   other tree keeps the EPCIs below the floor whole) and the best cut kept: most regions within
+   [floor, ceiling], then most EPCIs whole, then least area-weighted inertia (Ward-like
+   compactness). Every tree of every part is cut at once (:func:`spanning_forest`, vectorised
+   level by level);
+2. a region above the ceiling (or wider than ``max_diameter_km``) is bisected (below);
+3. local search (:meth:`_Splitter.recombine`): a region with its neighbours is cut again when their
+   population could hold one more region, kept when it has more within the bounds; then groups
+   holding a split EPCI are cut again, kept when as many regions and more EPCIs whole; then
+   :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region holding
+   most of it when every region involved stays within the bounds and contiguous.
 
-A recombination pass then merges a region that could hold two with a neighbour and splits the
-union again, keeping the result when it has more regions within the bounds. Regions left below the
-floor are merged into an adjacent region of the same part when the result
-stays under the ceiling. Every region is contiguous by construction; regions outside the bounds
-carry a reason. The result is deterministic (ties broken by row order).
+``method="bisection"`` (the previous algorithm, always used when ``target_population`` > 0):
+recursive bisection, cutting the tree edge whose sides can each still be divided within the
+bounds, keeping the most potential regions (⌊p/floor⌋ per side) then the least inertia (O(1) per
+edge with subtree sums), over several trees; a part is split while above the ceiling, above
+``target_population`` or wider than ``max_diameter_km``; a recombination pass merges a region that
+could hold two with a neighbour and splits the union again.
+
+Either way, regions left below the floor join an adjacent region when the result stays under the
+ceiling; a single commune above the ceiling stays alone; regions outside the bounds carry a reason.
+The result is deterministic.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import geopandas as gpd
 import numpy as np
 import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import depth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import breadth_first_order, depth_first_order, minimum_spanning_tree
 
 from .adjacency import Adjacency, components
 from .geo import by_zone
@@ -74,6 +80,11 @@ def _feasible(pop: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
     return (pop >= floor) & (np.ceil(pop / ceiling) <= np.floor(pop / floor))
 
 
+def _inertia(sums: np.ndarray) -> np.ndarray:
+    """Area-weighted inertia of groups from their :meth:`_Splitter.moments` sums (one row per group)."""
+    return sums[:, 4] - (sums[:, 2] ** 2 + sums[:, 3] ** 2) / np.maximum(sums[:, 1], 1e-12)
+
+
 def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
     """Largest distance between two centroids (km), over their convex hull."""
     if len(x) < 2:
@@ -84,11 +95,17 @@ def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
     return float(d.max()) / 1000.0
 
 
-SMALL_PART = 300
+SMALL_PART = 300  # below this many nodes, spanning trees by Kruskal in Python (no sparse overhead)
+SMALL_EPCI = 1.0  # EPCIs below this many floors are kept whole on every other greedy tree
+FIRST = 4  # the first greedy cut of small areas tries up to FIRST x ``trees`` trees
+LOCAL_TREES = 12  # trees per group in the local re-partitions
+WIDE = 2  # a last round of local re-partitions on WIDE x LOCAL_TREES trees
+LOCAL_BUDGET = 150_000  # forest nodes per call beyond which fewer trees are drawn (bounded work)
 
 
-def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from node 0 and
+def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *,
+                        root: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from ``root`` and
     the parent of each node (negative for the root). In a preorder every subtree is a contiguous
     run, which lets :meth:`_Splitter._cut_on_tree` evaluate all cuts with one cumulative sum.
 
@@ -96,13 +113,13 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
     """
     if m > SMALL_PART:
         tree = minimum_spanning_tree(sp.csr_matrix((weight, (r, c)), shape=(m, m)))
-        return depth_first_order(tree, 0, directed=False, return_predecessors=True)
-    root = list(range(m))
+        return depth_first_order(tree, root, directed=False, return_predecessors=True)
+    up = list(range(m))
 
     def find(a):
-        while root[a] != a:
-            root[a] = root[root[a]]
-            a = root[a]
+        while up[a] != a:
+            up[a] = up[up[a]]
+            a = up[a]
         return a
 
     links: list[list[int]] = [[] for _ in range(m)]
@@ -112,7 +129,7 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
         a, b = rl[e], cl[e]
         fa, fb = find(a), find(b)
         if fa != fb:
-            root[fa] = fb
+            up[fa] = fb
             links[a].append(b)
             links[b].append(a)
             joined += 1
@@ -120,7 +137,7 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
                 break
     parent = [-9999] * m
     seen = [False] * m
-    order, stack = [], [0]
+    order, stack = [], [root]
     while stack:
         v = stack.pop()
         if seen[v]:
@@ -134,17 +151,353 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
     return np.asarray(order, dtype=np.int64), np.asarray(parent, dtype=np.int64)
 
 
+def spanning_forest(size: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray,
+                    roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum spanning forest of a graph made of several disconnected pieces, each rooted at one of
+    ``roots``, computed in one pass: a virtual node linked to every root (those links are bridges,
+    so always in the tree) holds the pieces together for one breadth-first walk.
+
+    Parameters
+    ----------
+    size : int
+        Number of nodes.
+    rows, cols, weights : ndarray
+        Edges and their positive weights.
+    roots : ndarray of int
+        One root per piece.
+
+    Returns
+    -------
+    (parent, depth)
+        Parent of each node (-1 for a root or a node no root reaches) and its depth.
+    """
+    top = np.full(len(roots), size)
+    graph = sp.csr_matrix((np.r_[weights, np.ones(len(roots))], (np.r_[rows, top], np.r_[cols, roots])),
+                          shape=(size + 1, size + 1))
+    tree = minimum_spanning_tree(graph, overwrite=True)
+    _order, parent = breadth_first_order(tree, size, directed=False, return_predecessors=True)
+    parent = parent[:size].astype(np.int64)
+    parent[(parent == size) | (parent < 0)] = -1
+    # depth by pointer jumping: log2(depth) vectorised steps
+    up = np.where(parent >= 0, parent, np.arange(size))
+    depth = (parent >= 0).astype(np.int64)
+    while True:
+        further = up[up]
+        if (further == up).all():
+            return parent, depth
+        depth = depth + np.where(further != up, depth[up], 0)
+        up = further
+
+
+def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, floor: float, *,
+                      closable: np.ndarray | None = None) -> np.ndarray:
+    """Bottom-up greedy cut of each tree of a rooted forest into parts of population >= ``floor``.
+
+    Walking up from the leaves, a part is closed at a node as soon as the population gathered in its
+    subtree (minus the parts already closed below) reaches ``floor``; what is left at a root (below
+    the floor) joins the smallest part hanging from it. On a given tree this yields the most parts of
+    population >= floor (closing as early as possible leaves the least population to the parent).
+    Vectorised level by level, so many trees are cut at once.
+
+    Parameters
+    ----------
+    pop : array of float
+        Population of each node.
+    parent, depth : ndarray of int
+        Parent (-1 for a root) and depth of each node, as from :func:`spanning_forest`.
+    floor : float
+        Population floor of a part.
+    closable : array of bool, optional
+        Per node, whether the edge to its parent may be cut (default: every edge); e.g. False
+        inside a small EPCI keeps it whole.
+
+    Returns
+    -------
+    ndarray of int
+        For each node, the node where its part was closed (a part label).
+    """
+    n = len(pop)
+    gathered = np.asarray(pop, dtype=float).copy()
+    closed = parent < 0
+    can = np.ones(n, bool) if closable is None else closable
+    by_depth = np.argsort(depth.astype(np.int16) if depth.max() < 2 ** 15 else depth, kind="stable")  # radix sort
+    bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
+    levels = [by_depth[bounds[d]:bounds[d + 1]] for d in range(len(bounds) - 1)]
+    for level in levels[:0:-1]:  # deepest first
+        close = (gathered[level] >= floor) & can[level]
+        closed[level[close]] = True
+        up = level[~close]
+        np.add.at(gathered, parent[up], gathered[up])
+    label = np.arange(n)
+    for level in levels[1:]:  # parents before children
+        open_ = level[~closed[level]]
+        label[open_] = label[parent[open_]]
+    short = np.flatnonzero((parent < 0) & (gathered < floor))
+    if len(short):
+        leftover = np.zeros(n, bool)
+        leftover[short] = True
+        hanging = np.flatnonzero(closed & (parent >= 0))
+        hanging = hanging[leftover[label[parent[hanging]]]]
+        if len(hanging):
+            home = label[parent[hanging]]
+            pick = np.lexsort((hanging, gathered[hanging], home))
+            first = np.r_[True, home[pick][1:] != home[pick][:-1]]
+            target = np.arange(n)
+            target[home[pick][first]] = hanging[pick][first]
+            label = target[label]
+    return label
+
+
 class _Splitter:
-    def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, *, floor, ceiling, max_diameter_km,
+    def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, mask, *, floor, ceiling, max_diameter_km,
                  epci_penalty, target_population, trees):
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
+        self.epci_id = np.unique(epci, return_inverse=True)[1]
+        coo = graph.tocoo()
+        self.rows, self.cols = coo.row, coo.col
+        self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
         self.target = target_population
         self.trees = trees
         self.position = np.full(len(pop), -1, dtype=np.int64)
+
+    def edge_weight(self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Spanning-tree weight of local edges: centroid distance, times ``epci_penalty`` across EPCIs."""
+        dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
+        return (dist + 1.0) * np.where(self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0)
+
+    def greedy(self, sets: list[np.ndarray], *, trees: int) -> list[list[np.ndarray]]:
+        """Partition each connected set of nodes by :func:`greedy_forest_cut` on ``trees`` spanning
+        trees (the MST and randomly perturbed ones, random roots, seeded by the set; every other
+        tree keeps the EPCIs below the floor whole), all sets and trees in one forest. For each set,
+        keep the cut with the most regions within the bounds, then the fewest outside, the most
+        EPCIs whole, the least area-weighted inertia (the first tree among equals)."""
+        if not sets:
+            return []
+        m = np.array([len(q) for q in sets])
+        nodes = np.concatenate(sets)
+        owner = np.repeat(np.arange(len(sets)), m)
+        local = np.arange(len(nodes)) - np.repeat(np.cumsum(m) - m, m)
+        a, b = self.set_edges(nodes, owner)
+        weight = self.edge_weight(nodes, a, b)
+        factors, roots = np.ones((trees, len(a))), np.empty((len(sets), trees), dtype=np.int64)
+        edge_start = np.searchsorted(owner[a], np.arange(len(sets) + 1))
+        for k, q in enumerate(sets):
+            rng = np.random.default_rng([len(q), int(q[0]), int(q[-1])])
+            edges = slice(edge_start[k], edge_start[k + 1])
+            factors[1:, edges] = rng.uniform(0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k]))
+            roots[k] = rng.integers(len(q), size=trees)
+        base = np.cumsum(trees * m) - trees * m  # forest node of (set, tree, local) = base + tree * m + local
+        size = int(trees * m.sum())
+        entry, copy = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+        rows, cols = [], []
+        for t in range(trees):
+            ids = base[owner] + t * m[owner] + local
+            entry[ids], copy[ids] = np.arange(len(nodes)), owner * trees + t
+            rows.append(ids[a])
+            cols.append(ids[b])
+        parent, depth = spanning_forest(size, np.concatenate(rows), np.concatenate(cols), (weight * factors).ravel(),
+                                        (base + np.arange(trees)[:, None] * m + roots.T).ravel())
+        pop = self.pop[nodes]
+        group = owner * (self.epci_id.max() + 1) + self.epci_id[nodes]
+        small = (np.bincount(group, weights=pop) < SMALL_EPCI * self.floor)[group]
+        above = entry[np.maximum(parent, 0)]
+        closable = ~((copy % trees % 2 == 1) & small[entry] & (group[entry] == group[above]) & (parent >= 0))
+        label = greedy_forest_cut(pop[entry], parent, depth, self.floor, closable=closable)
+        best = self.best_copies(nodes, owner, entry, copy, label, trees)
+        chosen = label[base[owner] + best[owner] * m[owner] + local]  # part of each entry in its set's best cut
+        order = np.lexsort((nodes, chosen, owner))
+        cuts = np.flatnonzero(np.r_[True, (chosen[order][1:] != chosen[order][:-1]) |
+                                    (owner[order][1:] != owner[order][:-1])])
+        out: list[list[np.ndarray]] = [[] for _ in sets]
+        sorted_nodes, sorted_owner = nodes[order], owner[order].tolist()
+        for a, b in zip(cuts.tolist(), np.r_[cuts[1:], len(order)].tolist()):
+            out[sorted_owner[a]].append(sorted_nodes[a:b])
+        return out
+
+    def set_edges(self, nodes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Graph edges inside each set, for sets concatenated in ``nodes`` (each sorted; ``owner``
+        the set of each entry, non-decreasing): pairs of entry positions ``a < b``."""
+        g = self.graph
+        deg = g.indptr[nodes + 1] - g.indptr[nodes]
+        row = np.repeat(np.arange(len(nodes)), deg)
+        nbr = g.indices[np.repeat(g.indptr[nodes] - (np.cumsum(deg) - deg), deg) + np.arange(deg.sum())]
+        keys = owner * len(self.pop) + nodes
+        wanted = owner[row] * len(self.pop) + nbr
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = (keys[pos] == wanted) & (row < pos)
+        return row[hit], pos[hit]
+
+    def best_copies(self, nodes, owner, entry, copy, label, trees) -> np.ndarray:
+        """Index of the best tree of each set (see :meth:`greedy`)."""
+        sets = int(owner.max()) + 1
+        copies = sets * trees
+        mean = np.stack([np.bincount(owner, weights=v) / np.bincount(owner) for v in (self.x[nodes], self.y[nodes])])
+        moments = self.moments(nodes, centre=mean[:, owner].T)[entry]
+        sums = np.stack([np.bincount(label, weights=col, minlength=len(label)) for col in moments.T], axis=1)
+        parts = np.flatnonzero(sums[:, 1] > 0)
+        part_copy = copy[parts]
+        pop = np.round(sums[parts, 0])
+        ok = (pop >= self.floor) & (pop <= self.ceiling)
+        within = np.bincount(part_copy, weights=ok, minlength=copies)
+        outside = np.bincount(part_copy, weights=~ok, minlength=copies)
+        inertia = np.bincount(part_copy, weights=_inertia(sums[parts]), minlength=copies)
+        ne = int(self.epci_id.max()) + 1
+        pairs = np.unique(label * ne + self.epci_id[nodes[entry]])
+        spread, count = np.unique(copy[pairs // ne] * ne + pairs % ne, return_counts=True)
+        whole = np.bincount(spread[count == 1] // ne, minlength=copies)
+        index = np.arange(copies)
+        order = np.lexsort((index, inertia, -whole, outside, -within, index // trees))
+        first = order[np.r_[True, (order[1:] // trees) != (order[:-1] // trees)]]
+        return first % trees
+
+    def piece_graph(self, pieces: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Owner piece of each node (-1 outside) and the neighbouring pieces of each piece."""
+        owner = np.full(len(self.pop), -1, dtype=np.int64)
+        for k, p in enumerate(pieces):
+            owner[p] = k
+        a, b = owner[self.rows], owner[self.cols]
+        keep = (a >= 0) & (b >= 0) & (a != b)
+        pairs = np.unique(np.c_[a[keep], b[keep]], axis=0)
+        cuts = np.searchsorted(pairs[:, 0], np.arange(len(pieces) + 1))
+        return owner, [pairs[cuts[k]:cuts[k + 1], 1] for k in range(len(pieces))]
+
+    def whole_epcis(self, pieces: list[np.ndarray]) -> int:
+        """Number of EPCIs whose communes to group all lie in one of ``pieces``."""
+        whole = 0
+        for p in pieces:
+            ids, counts = np.unique(self.epci_id[p], return_counts=True)
+            whole += int((counts == self.epci_members[ids]).sum())
+        return whole
+
+    def split_epcis(self, pieces: list[np.ndarray]) -> tuple[dict[int, set[int]], list[list[int]]]:
+        """The pieces holding each EPCI split between several pieces, and those EPCIs per piece."""
+        if not pieces:
+            return {}, []
+        owner = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
+        pairs = np.unique(np.c_[self.epci_id[np.concatenate(pieces)], owner], axis=0)
+        spread: dict[int, set[int]] = {}
+        for e, k in pairs.tolist():
+            spread.setdefault(e, set()).add(k)
+        split_in: list[list[int]] = [[] for _ in pieces]
+        for e, holders in spread.items():
+            if len(holders) > 1:
+                for k in holders:
+                    split_in[k].append(e)
+        return spread, split_in
+
+    def recombine(self, pieces: list[np.ndarray], *, trees: int, goal: str, rounds: int = 4) -> list[np.ndarray]:
+        """Local search by re-partitioning each piece with its neighbours (:meth:`greedy`, all
+        groups at once, the largest pieces first; contiguous by construction). A result is kept when
+        it touches no piece already changed in the round, has no more regions outside the bounds
+        and, for ``goal`` "regions", more regions within the bounds (only groups whose population
+        could hold one more are tried), for "epcis", as many within the bounds and more EPCIs whole
+        (only groups holding all the communes of an EPCI split between their pieces are tried).
+        After the first round, only groups with a piece changed by the previous round are tried
+        again; for "regions", when a round changes nothing, every group is tried once more on
+        ``WIDE`` times as many trees (fewer trees when the groups hold many communes: bounded work)."""
+        fresh, wide = np.ones(len(pieces), bool), False
+        for _ in range(rounds):
+            _owner, touching = self.piece_graph(pieces)
+            sizes = np.array([self.pop[p].sum() for p in pieces])
+            ok = (sizes >= self.floor) & (sizes <= self.ceiling)
+            if goal == "epcis":
+                spread, split_in = self.split_epcis(pieces)
+            groups = []
+            for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
+                group = np.r_[k, touching[k]].astype(np.int64)
+                if len(group) < 2 or not fresh[group].any():
+                    continue
+                if goal == "regions":
+                    room = np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
+                else:  # an EPCI lies inside the group but is split between its pieces
+                    inside = set(group.tolist())
+                    room = any(spread[e] <= inside for t in group.tolist() for e in split_in[t])
+                if room:
+                    groups.append(group)
+            replaced: dict[int, list[np.ndarray]] = {}
+            if groups:
+                unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
+                budget = max(3, min(WIDE * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
+                for group, new in zip(groups, self.greedy(unions, trees=budget)):
+                    if any(int(t) in replaced for t in group):
+                        continue
+                    new_sizes = np.array([self.pop[p].sum() for p in new])
+                    new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
+                    if (~new_ok).sum() > (~ok[group]).sum():
+                        continue
+                    if goal == "regions":
+                        better = new_ok.sum() > ok[group].sum()
+                    else:
+                        better = new_ok.sum() >= ok[group].sum() and \
+                            self.whole_epcis(new) > self.whole_epcis([pieces[t] for t in group])
+                    if better:
+                        replaced.update({int(t): [] for t in group})
+                        replaced[int(group[0])] = new
+            if not replaced:
+                if wide or goal != "regions":
+                    break
+                fresh, wide = np.ones(len(pieces), bool), True  # a last try of every group on more trees
+                continue
+            fresh = np.array([k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool)
+            pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
+        return pieces
+
+    def connected(self, nodes: np.ndarray) -> bool:
+        """Whether ``nodes`` (sorted, non-empty) form one connected set of the graph."""
+        a, b = self.set_edges(nodes, np.zeros(len(nodes), dtype=np.int64))
+        up = list(range(len(nodes)))
+
+        def find(v):
+            while up[v] != v:
+                up[v] = up[up[v]]
+                v = up[v]
+            return v
+
+        groups = len(nodes)
+        for u, v in zip(a.tolist(), b.tolist()):
+            fu, fv = find(u), find(v)
+            if fu != fv:
+                up[fu] = fv
+                groups -= 1
+        return groups == 1
+
+    def keep_epcis_whole(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
+        """Local search for whole EPCIs: the communes of an EPCI split between regions all move to
+        the region holding most of its population when every region involved stays within the
+        bounds and contiguous (so the number of regions within the bounds never drops)."""
+        pieces = [np.sort(p) for p in pieces]
+        owner = np.full(len(self.pop), -1, dtype=np.int64)
+        for k, p in enumerate(pieces):
+            owner[p] = k
+        nodes = np.flatnonzero(owner >= 0)
+        codes, inverse = np.unique(self.epci[nodes], return_inverse=True)
+        sizes = np.array([self.pop[p].sum() for p in pieces])
+        within = (sizes >= self.floor) & (sizes <= self.ceiling)
+        for e in np.argsort(-np.bincount(inverse, minlength=len(codes)), kind="stable"):
+            if codes[e] == "":
+                continue
+            members = nodes[inverse == e]
+            regions = np.unique(owner[members])
+            if len(regions) < 2 or not within[regions].all():
+                continue
+            share = [self.pop[members[owner[members] == t]].sum() for t in regions]
+            for t in regions[np.argsort(-np.asarray(share), kind="stable")]:
+                moved = members[owner[members] != t]
+                grown = np.union1d(pieces[t], moved)
+                if not self.floor <= sizes[t] + self.pop[moved].sum() <= self.ceiling or not self.connected(grown):
+                    continue
+                rest = {int(s): np.setdiff1d(pieces[s], moved) for s in regions if s != t}
+                if all(self.floor <= self.pop[q].sum() <= self.ceiling and self.connected(q) for q in rest.values()):
+                    pieces[t], sizes[t] = grown, self.pop[grown].sum()
+                    owner[moved] = t
+                    for s_, q in rest.items():
+                        pieces[s_], sizes[s_] = q, self.pop[q].sum()
+                    break
+        return pieces
 
     def needs_split(self, nodes: np.ndarray) -> bool:
         total = self.pop[nodes].sum()
@@ -223,11 +576,45 @@ class _Splitter:
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
 
+    def moments(self, nodes: np.ndarray, *, centre: np.ndarray | None = None) -> np.ndarray:
+        """Per node: population, weight (area) and the area-weighted first and second moments of its
+        centroid (km, centred on the nodes' mean or on ``centre`` (m, one row per node)), the sums
+        behind the inertia of any group."""
+        w = self.w[nodes]
+        x, y = self.x[nodes], self.y[nodes]
+        if centre is None:
+            x, y = x - x.mean(), y - y.mean()
+        else:
+            x, y = x - centre[:, 0], y - centre[:, 1]
+        x, y = x / 1000.0, y / 1000.0  # km, centred: precise sums
+        return np.c_[self.pop[nodes].astype(float), w, w * x, w * y, w * (x * x + y * y)]
+
+    def tree_cuts(self, nodes, r, c, weight, *, root: int = 0):
+        """Spanning tree of ``nodes`` (local edges ``r``, ``c``) with the sums of both sides of every
+        edge cut, O(1) each from a preorder cumulative sum: (order, parent, start, size, child,
+        inside, outside, total), ``child`` being the lower end of each tree edge; None when the
+        nodes are not connected."""
+        m = len(nodes)
+        order, parent = spanning_tree_order(m, r, c, weight, root=root)
+        if len(order) != m:
+            return None
+        size = [1] * m
+        par = parent.tolist()
+        for v in order[:0:-1].tolist():  # children before parents
+            size[par[v]] += size[v]
+        size = np.asarray(size)
+        start = np.empty(m, dtype=np.int64)
+        start[order] = np.arange(m)
+        prefix = np.vstack([np.zeros((1, 5)), np.cumsum(self.moments(nodes)[order], axis=0)])
+        total = prefix[m]
+        child = order[1:]
+        inside = prefix[start[child] + size[child]] - prefix[start[child]]
+        return order, parent, start, size, child, inside, total - inside, total
+
     def best_cut(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Best single-edge cut over the MST and ``trees - 1`` perturbed spanning trees."""
         r, c = self.local_edges(nodes)
-        dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
-        weight = (dist + 1.0) * np.where(self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0)
+        weight = self.edge_weight(nodes, r, c)
         rng = np.random.default_rng([len(nodes), int(nodes[0]), int(nodes[-1])])  # deterministic per part
         best_key, best_side = None, None
         for attempt in range(self.trees):
@@ -243,32 +630,13 @@ class _Splitter:
 
     def _cut_on_tree(self, nodes, r, c, weight):
         """Best cut of one spanning tree: (sort key, mask of one side) or None."""
-        m = len(nodes)
-        order, parent = spanning_tree_order(m, r, c, weight)
-        if len(order) != m:  # not connected: should not happen, parts are components
+        tree = self.tree_cuts(nodes, r, c, weight)
+        if tree is None:  # not connected: should not happen, parts are components
             return None
-        size = [1] * m
-        par = parent.tolist()
-        for v in order[:0:-1].tolist():  # children before parents
-            size[par[v]] += size[v]
-        size = np.asarray(size)
-        start = np.empty(m, dtype=np.int64)
-        start[order] = np.arange(m)
-        pop, w = self.pop[nodes].astype(float), self.w[nodes]
-        x, y = self.x[nodes] / 1000.0, self.y[nodes] / 1000.0  # km, centred: precise sums
-        x, y = x - x.mean(), y - y.mean()
-        values = np.c_[pop, w, w * x, w * y, w * (x * x + y * y)][order]
-        prefix = np.vstack([np.zeros((1, 5)), np.cumsum(values, axis=0)])
-        total = prefix[m]
-        child = order[1:]
-        inside = prefix[start[child] + size[child]] - prefix[start[child]]
-        outside = total - inside
-
-        def inertia(s):
-            return s[:, 4] - (s[:, 2] ** 2 + s[:, 3] ** 2) / np.maximum(s[:, 1], 1e-12)
-
-        whole = max(inertia(total[None, :])[0], 1e-9)
-        score = (inertia(inside) + inertia(outside)) / whole
+        order, parent, start, size, child, inside, outside, total = tree
+        m = len(nodes)
+        whole = max(_inertia(total[None, :])[0], 1e-9)
+        score = (_inertia(inside) + _inertia(outside)) / whole
         score = score + 0.25 * (self.epci[nodes[child]] == self.epci[nodes[parent[child]]])
         pop_in, pop_out = np.round(inside[:, 0]), np.round(outside[:, 0])
         feasible = _feasible(pop_in, self.floor, self.ceiling) & _feasible(pop_out, self.floor, self.ceiling)
@@ -296,7 +664,7 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
                 ceiling: float = 200_000, target_population: float = 0.0, max_diameter_km: float = 60.0,
                 epci_penalty: float = 3.0, trees: int = 12,
                 population: str = "population", epci: str = "code_epci",
-                same_departement: bool = False) -> Regions:
+                same_departement: bool = False, method: str = "trees") -> Regions:
     """Group the masked communes into contiguous regions sized within [floor, ceiling].
 
     Parameters
@@ -310,25 +678,33 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     floor, ceiling : float
         Population bounds of a region.
     target_population : float
-        A region above this is split further when both halves stay within the bounds; 0 gives as
-        many regions as possible (the max-p objective).
+        0 (default): as many regions as possible (the max-p objective). Above 0: fewer, larger
+        regions; the recursive bisection is used and a region above this is split further when both
+        halves stay within the bounds.
     max_diameter_km : float
         A region wider than this (between commune centroids) is split further when both halves can
         stay within the bounds.
     epci_penalty : float
         Cost factor of spanning-tree edges crossing an EPCI border (>= 1; 1 ignores EPCIs).
     trees : int
-        Spanning trees tried per split (the MST, then trees of randomly perturbed weights with a
-        seed derived from the part, so results stay deterministic).
+        Spanning trees tried per cut (the MST, then trees of randomly perturbed weights with a
+        seed derived from the part, so results stay deterministic); the first greedy cut of a part
+        tries up to 4 times as many on small areas.
     population, epci : str
         Column names.
     same_departement : bool
         Never put communes of two départements in one region.
+    method : {"trees", "bisection"}
+        "trees": greedy cuts of many spanning trees followed by the local searches (see the module
+        docstring); "bisection": the recursive bisection alone (the algorithm used before, and
+        always when ``target_population`` > 0).
 
     Returns
     -------
     Regions
     """
+    if method not in ("trees", "bisection"):
+        raise ValueError(f"regionalize: method must be 'trees' or 'bisection', not {method!r}")
     mask = np.asarray(mask, bool)
     n = len(frame)
     pop = frame[population].fillna(0).to_numpy(dtype=float)
@@ -341,17 +717,20 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     i, j = adjacency.i[keep], adjacency.j[keep]
     graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     part_of = components(Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island), mask)
-    splitter = _Splitter(graph, pop, x, y, area, epci_codes, floor=floor, ceiling=ceiling,
+    splitter = _Splitter(graph, pop, x, y, area, epci_codes, mask, floor=floor, ceiling=ceiling,
                          max_diameter_km=max_diameter_km, epci_penalty=epci_penalty,
                          target_population=target_population, trees=trees)
+    parts = [np.flatnonzero(part_of == part) for part in range(part_of.max() + 1)]
+    if target_population > 0 or method == "bisection":
+        pieces = [q for nodes in parts for q in splitter.improve(splitter.split(nodes))]
+    else:  # every part at once: the parts never touch
+        first = max(trees, min(FIRST * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
+        pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
+        pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
+        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=1))
     labels = np.full(n, -1, dtype=np.int64)
-    next_label = 0
-    for part in range(part_of.max() + 1):
-        nodes = np.flatnonzero(part_of == part)
-        pieces = _merge_small(splitter.improve(splitter.split(nodes)), graph, pop, floor=floor, ceiling=ceiling)
-        for piece in pieces:
-            labels[piece] = next_label
-            next_label += 1
+    for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
+        labels[piece] = k
     labels = _renumber(labels)
     return Regions(labels, _reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
 
@@ -383,26 +762,33 @@ def _merge_small(pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels numbered in the order of each label's first row (-1 kept)."""
     out = np.full_like(labels, -1)
-    seen: dict[int, int] = {}
-    for k in np.flatnonzero(labels >= 0):
-        out[k] = seen.setdefault(int(labels[k]), len(seen))
+    inside = labels >= 0
+    values, first, inverse = np.unique(labels[inside], return_index=True, return_inverse=True)
+    rank = np.empty(len(values), dtype=labels.dtype)
+    rank[np.argsort(first)] = np.arange(len(values))
+    out[inside] = rank[inverse]
     return out
 
 
 def _reasons(labels, pop, part_of, *, floor, ceiling) -> dict[int, str]:
     reasons = {}
-    for label in range(labels.max() + 1):
-        members = labels == label
-        total = pop[members].sum()
-        part_total = pop[part_of == part_of[np.flatnonzero(members)[0]]].sum()
+    inside = labels >= 0
+    totals = np.bincount(labels[inside], weights=pop[inside])
+    counts = np.bincount(labels[inside])
+    part_totals = np.bincount(part_of[inside], weights=pop[inside])
+    first = np.full(len(totals), -1)
+    first[labels[inside][::-1]] = np.flatnonzero(inside)[::-1]
+    for label in np.flatnonzero((totals < floor) | (totals > ceiling)).tolist():
+        total, part_total, size = totals[label], part_totals[part_of[first[label]]], counts[label]
         if total < floor and part_total < floor:
             reasons[label] = (f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
                               .replace(",", " "))
         elif total < floor:
             reasons[label] = (f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut l'absorber "
                               f"sans dépasser le plafond").replace(",", " ")
-        elif total > ceiling and members.sum() == 1:
+        elif total > ceiling and size == 1:
             reasons[label] = (f"commune seule au-dessus du plafond ({int(total):,} hab.) : découpage par IRIS "
                               "possible si les données IRIS sont fournies").replace(",", " ")
         elif total > ceiling:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pipeline.adjacency import build_adjacency, components
 from pipeline.communes import build_communes
 from pipeline.config import Scope
-from pipeline.regionalize import regionalize
+from pipeline.regionalize import greedy_forest_cut, regionalize
 
 CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
 
@@ -134,3 +134,88 @@ def test_properties_on_real_departements_with_random_white_zones(raw, dep, data)
     ceiling = data.draw(st.sampled_from([80_000, 200_000]))
     regions = regionalize(communes, adjacency, mask, floor=floor, ceiling=ceiling)
     assert_valid_regions(communes, adjacency, mask, regions, floor, ceiling)
+
+
+def best_cut_by_brute_force(pop, edges, floor):
+    """Most parts, all of population >= floor, over every subset of tree edges removed."""
+    best = 0
+    for removed in range(1 << len(edges)):
+        kept = [e for k, e in enumerate(edges) if not removed >> k & 1]
+        adjacency = build_adjacency_from_edges(len(pop), kept)
+        parts = components(adjacency)
+        totals = np.bincount(parts, weights=pop)
+        if (totals >= floor).all():
+            best = max(best, len(totals))
+    return best
+
+
+def build_adjacency_from_edges(n, edges):
+    from pipeline.adjacency import Adjacency
+
+    i = np.array([min(e) for e in edges], dtype=np.int64)
+    j = np.array([max(e) for e in edges], dtype=np.int64)
+    return Adjacency(n, i, j, np.zeros(len(i), bool), np.zeros(n, bool))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_greedy_tree_cut_gives_the_most_parts_above_the_floor(data):
+    """The claim behind the greedy cut, checked exhaustively on small random trees: closing a part as
+    soon as it reaches the floor gives as many parts >= floor as any cut of the tree; two trees are
+    cut in one forest call."""
+    trees = []
+    for _ in range(2):
+        n = data.draw(st.integers(1, 9))
+        parent = [-1] + [data.draw(st.integers(0, k - 1)) for k in range(1, n)]
+        pop = data.draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))
+        trees.append((np.array(parent), np.array(pop, float)))
+    floor = data.draw(st.integers(1, 40))
+    offset, parents, depths, pops = 0, [], [], []
+    for parent, pop in trees:
+        depth = np.zeros(len(parent), dtype=np.int64)
+        for v in range(1, len(parent)):
+            depth[v] = depth[parent[v]] + 1
+        parents.append(np.where(parent >= 0, parent + offset, -1))
+        depths.append(depth)
+        pops.append(pop)
+        offset += len(parent)
+    label = greedy_forest_cut(np.concatenate(pops), np.concatenate(parents), np.concatenate(depths), floor)
+    offset = 0
+    for parent, pop in trees:
+        local = label[offset:offset + len(parent)] - offset
+        assert ((local >= 0) & (local < len(parent))).all(), "parts never mix two trees"
+        edges = [(v, int(parent[v])) for v in range(1, len(parent))]
+        same = [(a, b) for a, b in edges if local[a] == local[b]]
+        parts = components(build_adjacency_from_edges(len(parent), same))
+        assert all(len(np.unique(parts[local == k])) == 1 for k in np.unique(local)), "parts are subtrees"
+        totals = np.bincount(np.unique(local, return_inverse=True)[1], weights=pop)
+        expected = best_cut_by_brute_force(pop, edges, floor)
+        if pop.sum() >= floor:
+            assert (totals >= floor).all() and len(totals) == expected
+        else:
+            assert len(totals) == 1
+        offset += len(parent)
+
+
+# Hérault (Montpellier set aside, the case of issue 12), Savoie and Aveyron: every commune uncovered.
+HERAULT_SPOPT_BEST = 31  # spopt MaxPHeuristic, seeds 0 and 1, as reported in issue 12
+
+
+@pytest.mark.parametrize("dep", ["34", "73", "12"])
+def test_never_fewer_territories_than_the_bisection(raw, dep):
+    communes, adjacency = real_departement(raw, dep)
+    pop = communes["population"].to_numpy()
+    mask = pop <= 200_000
+    sizes = {}
+    for method in ("trees", "bisection"):
+        regions = regionalize(communes, adjacency, mask, method=method)
+        assert_valid_regions(communes, adjacency, mask, regions, 20_000, 200_000)
+        totals = np.bincount(regions.labels[mask], weights=pop[mask])
+        assert totals.sum() == pop[mask].sum()
+        sizes[method] = int(((totals >= 20_000) & (totals <= 200_000)).sum())
+    parts = components(adjacency, mask)
+    bound = int(np.floor(np.bincount(parts[mask], weights=pop[mask]) / 20_000).sum())
+    assert sizes["bisection"] <= sizes["trees"] <= bound
+    if dep == "34":
+        assert (communes.loc[~mask, "code_commune"] == "34172").all() and mask.sum() == 340
+        assert sizes["trees"] >= HERAULT_SPOPT_BEST > sizes["bisection"]
