@@ -52,10 +52,13 @@ RESULTS = REPO / "bench" / "results"
 
 def timed_subprocess(args: list[str], *, stdout: bool = False) -> dict:
     """Run a command; return its wall time (s), peak resident memory (MiB, of its largest process,
-    the export's forked workers included), its stderr and, if asked, its stdout."""
+    the export's forked workers included), its stderr and, if asked, its stdout.
+    """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(args, cwd=REPO, stdout=out if stdout else subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            args, cwd=REPO, stdout=out if stdout else subprocess.DEVNULL, stderr=err
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         err.seek(0)
@@ -63,8 +66,11 @@ def timed_subprocess(args: list[str], *, stdout: bool = False) -> dict:
         text, printed = err.read().decode(), out.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bench: {' '.join(args)} failed:\n{text}")
-    result = {"wall_s": round(wall, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-              "stderr": text}
+    result = {
+        "wall_s": round(wall, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "stderr": text,
+    }
     return result | ({"stdout": printed} if stdout else {})
 
 
@@ -93,46 +99,69 @@ print(json.dumps(times))
 
 def diagnose(config: Path) -> dict:
     """Wall time, peak memory and per-stage times (the run's own table) of a forced `diagnose`."""
-    out = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(config), "--force", "diagnose"])
+    out = timed_subprocess(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "--force", "diagnose"]
+    )
     stages_s = {name: float(s) for name, s in STAGE_TIMES.findall(out.pop("stderr"))}
     return out | {"stages_s": {k: v for k, v in stages_s.items() if k != "total"}}
 
 
 def previous_release(tmp: Path, ref: str, scopes: dict[str, str]) -> dict:
     """Per-stage times of the pipeline at git ``ref`` (e.g. the previous release) on the same
-    machine, scopes and data, from its code extracted with ``git archive``."""
+    machine, scopes and data, from its code extracted with ``git archive``.
+    """
     root = tmp / "previous_code"
     root.mkdir()
-    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "archive", ref], cwd=REPO, capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
-    commit = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     out = {"ref": ref, "commit": commit, "load_before": round(os.getloadavg()[0], 2)}
     for key, scope in scopes.items():
-        config = write_settings_copy(root / "pipeline.toml", tmp / f"previous_{key}", scope=scope,
-                                     raw=REPO / "data" / "raw")
-        run = timed_subprocess([sys.executable, "-c", STAGE_DRIVER, str(root), str(config)], stdout=True)
-        out[key] = {"wall_s": run["wall_s"], "peak_rss_mib": run["peak_rss_mib"],
-                    "stages_s": json.loads(run["stdout"].strip().splitlines()[-1])}
+        config = write_settings_copy(
+            root / "pipeline.toml", tmp / f"previous_{key}", scope=scope, raw=REPO / "data" / "raw"
+        )
+        run = timed_subprocess(
+            [sys.executable, "-c", STAGE_DRIVER, str(root), str(config)], stdout=True
+        )
+        out[key] = {
+            "wall_s": run["wall_s"],
+            "peak_rss_mib": run["peak_rss_mib"],
+            "stages_s": json.loads(run["stdout"].strip().splitlines()[-1]),
+        }
     return out
 
 
 def bench_spine(tmp: Path, *, previous: str | None) -> dict:
     config = config_in(tmp / "france", "france")
-    national = timed_subprocess([sys.executable, "-m", "pipeline", "--config", str(config), "--force", "communes"])
+    national = timed_subprocess(
+        [sys.executable, "-m", "pipeline", "--config", str(config), "--force", "communes"]
+    )
     national.pop("stderr")
     summary = json.loads((tmp / "france" / "processed" / "communes_summary.json").read_text())
     scope = load_settings(REPO / "pipeline.toml").raw["scope"]["area"]
     load = round(os.getloadavg()[0], 2)
     full = diagnose(config_in(tmp / "default", scope))
     france_full = diagnose(config_in(tmp / "france_full", "france"))
-    out = {"communes_france": national | {"communes": summary["communes"], "population": summary["population"]},
-           "diagnose_default_scope": full | {"scope": scope}, "diagnose_france": france_full,
-           "load_before": load}
-    old = json.loads((RESULTS / "spine.json").read_text()) if (RESULTS / "spine.json").exists() else {}
+    out = {
+        "communes_france": national
+        | {"communes": summary["communes"], "population": summary["population"]},
+        "diagnose_default_scope": full | {"scope": scope},
+        "diagnose_france": france_full,
+        "load_before": load,
+    }
+    old = (
+        json.loads((RESULTS / "spine.json").read_text())
+        if (RESULTS / "spine.json").exists()
+        else {}
+    )
     if previous:
-        out["previous_release"] = previous_release(tmp, previous, {"diagnose_default_scope": scope,
-                                                                    "diagnose_france": "france"})
+        out["previous_release"] = previous_release(
+            tmp, previous, {"diagnose_default_scope": scope, "diagnose_france": "france"}
+        )
     elif "previous_release" in old:
         out["previous_release"] = old["previous_release"]
     return out
@@ -146,12 +175,21 @@ def bench_maps(tmp: Path) -> dict:
     france = load_settings(tmp / "france_full" / "pipeline.toml")
     region_map = stages.export_paths(default)["map"]
     dep_sizes = [p.stat().st_size for p in stages.export_paths(default)["departements"].iterdir()]
-    out = {"region_map": {"file": region_map.name, "mb": round(region_map.stat().st_size / 1e6, 2)},
-           "departement_maps_mb": {"min": round(min(dep_sizes) / 1e6, 2), "max": round(max(dep_sizes) / 1e6, 2)},
-           "france_map": {"file": stages.export_paths(france)["map"].name,
-                          "mb": round(stages.export_paths(france)["map"].stat().st_size / 1e6, 2)}}
+    out = {
+        "region_map": {"file": region_map.name, "mb": round(region_map.stat().st_size / 1e6, 2)},
+        "departement_maps_mb": {
+            "min": round(min(dep_sizes) / 1e6, 2),
+            "max": round(max(dep_sizes) / 1e6, 2),
+        },
+        "france_map": {
+            "file": stages.export_paths(france)["map"].name,
+            "mb": round(stages.export_paths(france)["map"].stat().st_size / 1e6, 2),
+        },
+    }
     if not all(chromium_paths()):
-        out["region_map_in_chromium"] = "not measured: no chromium/chromedriver (apt-get install chromium chromium-driver)"
+        out["region_map_in_chromium"] = (
+            "not measured: no chromium/chromedriver (apt-get install chromium chromium-driver)"
+        )
         return out
     driver = offline_chromium()
     try:
@@ -163,9 +201,15 @@ def bench_maps(tmp: Path) -> dict:
             paint = driver.execute_script(
                 "var p = performance.getEntriesByType('paint').filter(e => e.name === 'first-contentful-paint');"
                 "var n = performance.getEntriesByType('navigation')[0];"
-                "return [p.length ? p[0].startTime : null, n.loadEventEnd];")
-            runs.append({"first_contentful_paint_ms": round(paint[0]), "load_event_end_ms": round(paint[1]),
-                         "polygons": polygons})
+                "return [p.length ? p[0].startTime : null, n.loadEventEnd];"
+            )
+            runs.append(
+                {
+                    "first_contentful_paint_ms": round(paint[0]),
+                    "load_event_end_ms": round(paint[1]),
+                    "polygons": polygons,
+                }
+            )
         out["region_map_in_chromium"] = runs
     finally:
         driver.quit()
@@ -173,6 +217,7 @@ def bench_maps(tmp: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- regionalization
+
 
 def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
     pop = frame["population"].fillna(0).to_numpy()
@@ -182,13 +227,26 @@ def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
     contiguous = sum(components(adjacency, labels == k).max() == 0 for k in ids)
     merged = frame.assign(_r=labels)[mask].dissolve("_r")
     compact, _ = shape_metrics(merged.geometry.to_numpy())
-    spread = frame.loc[mask, "code_epci"].fillna("").to_frame().assign(r=used).groupby("code_epci")["r"].nunique()
-    return {"territories": int(len(ids)), "within_bounds": int(((sizes >= floor) & (sizes <= ceiling)).sum()),
-            "epcis_whole": int((spread == 1).sum()), "epcis": int(len(spread)),
-            "epci_whole_share": round(float((spread == 1).mean()), 4),
-            "share_within_bounds": round(float(((sizes >= floor) & (sizes <= ceiling)).mean()), 4),
-            "contiguous": int(contiguous), "mean_compactness": round(float(np.mean(compact)), 4),
-            "min_population": int(sizes.min()), "max_population": int(sizes.max())}
+    spread = (
+        frame.loc[mask, "code_epci"]
+        .fillna("")
+        .to_frame()
+        .assign(r=used)
+        .groupby("code_epci")["r"]
+        .nunique()
+    )
+    return {
+        "territories": int(len(ids)),
+        "within_bounds": int(((sizes >= floor) & (sizes <= ceiling)).sum()),
+        "epcis_whole": int((spread == 1).sum()),
+        "epcis": int(len(spread)),
+        "epci_whole_share": round(float((spread == 1).mean()), 4),
+        "share_within_bounds": round(float(((sizes >= floor) & (sizes <= ceiling)).mean()), 4),
+        "contiguous": int(contiguous),
+        "mean_compactness": round(float(np.mean(compact)), 4),
+        "min_population": int(sizes.min()),
+        "max_population": int(sizes.max()),
+    }
 
 
 def run_ours(frame, adjacency, mask, floor, ceiling, *, method="trees"):
@@ -199,7 +257,8 @@ def run_ours(frame, adjacency, mask, floor, ceiling, *, method="trees"):
 
 def by_patch(frame, adjacency, mask, floor, solve):
     """Run ``solve(rows)`` on each connected patch whose population reaches the floor (patches
-    below it are one region for every method); return labels and total time."""
+    below it are one region for every method); return labels and total time.
+    """
     from pipeline.regionalize import centroids_and_areas  # noqa: F401  (same centroids as ours)
 
     patches = components(adjacency, mask)
@@ -229,7 +288,9 @@ def spopt_maxp(frame, adjacency, floor, *, seed=0):
     x, y, _ = centroids_and_areas(frame)
 
     def solve(rows):
-        sub = frame.iloc[rows].assign(x=x[rows] / 1000, y=y[rows] / 1000, pop=frame["population"].fillna(0).to_numpy()[rows])
+        sub = frame.iloc[rows].assign(
+            x=x[rows] / 1000, y=y[rows] / 1000, pop=frame["population"].fillna(0).to_numpy()[rows]
+        )
         sub = sub.reset_index(drop=True)
         position = {r: k for k, r in enumerate(rows)}
         neighbours = {k: [] for k in range(len(rows))}
@@ -256,76 +317,116 @@ def sklearn_agglomerative(frame, adjacency, n_of_patch):
 
     def solve(rows):
         k = n_of_patch(rows)
-        model = AgglomerativeClustering(n_clusters=k, connectivity=connectivity[rows][:, rows], linkage="ward")
+        model = AgglomerativeClustering(
+            n_clusters=k, connectivity=connectivity[rows][:, rows], linkage="ward"
+        )
         return model.fit_predict(np.c_[x[rows], y[rows]])
 
     return solve
 
 
-def compare(name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True, cached=None) -> dict:
+def compare(
+    name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True, cached=None
+) -> dict:
     adjacency = build_adjacency(frame)
     ours_labels, ours_s = run_ours(frame, adjacency, mask, floor, ceiling)
-    out = {"case": name, "communes": int(mask.sum()),
-           "population": int(frame["population"].fillna(0).to_numpy()[mask].sum()),
-           "ours": {"seconds": round(ours_s, 4)} | evaluate(frame, adjacency, mask, ours_labels, floor, ceiling)}
+    out = {
+        "case": name,
+        "communes": int(mask.sum()),
+        "population": int(frame["population"].fillna(0).to_numpy()[mask].sum()),
+        "ours": {"seconds": round(ours_s, 4)}
+        | evaluate(frame, adjacency, mask, ours_labels, floor, ceiling),
+    }
 
     def ours_count(rows):
         return max(1, len(np.unique(ours_labels[rows])))
 
-    labels, seconds = by_patch(frame, adjacency, mask, floor, sklearn_agglomerative(frame, adjacency, ours_count))
-    out["sklearn_agglomerative"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling)
+    labels, seconds = by_patch(
+        frame, adjacency, mask, floor, sklearn_agglomerative(frame, adjacency, ours_count)
+    )
+    out["sklearn_agglomerative"] = {"seconds": round(seconds, 4)} | evaluate(
+        frame, adjacency, mask, labels, floor, ceiling
+    )
     if with_spopt:
         if cached and "spopt_maxp" in cached.get(name, {}):
             out["spopt_maxp"] = cached[name]["spopt_maxp"]
         else:
-            labels, seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor))
-            out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor,
-                                                                          ceiling)
+            labels, seconds = by_patch(
+                frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor)
+            )
+            out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(
+                frame, adjacency, mask, labels, floor, ceiling
+            )
         out["speedup_vs_spopt"] = round(out["spopt_maxp"]["seconds"] / max(ours_s, 1e-9), 1)
     return out
 
 
 # Départements for the max-p comparison: every commune uncovered, communes above the ceiling set aside.
-DEPARTEMENTS = {"05": "mountain", "73": "mountain", "2A": "mountain (Corsica)", "12": "rural",
-                "29": "rural, coastal", "06": "metropolitan, mountain", "13": "metropolitan",
-                "34": "metropolitan", "44": "metropolitan", "67": "metropolitan", "68": "metropolitan",
-                "69": "metropolitan"}
+DEPARTEMENTS = {
+    "05": "mountain",
+    "73": "mountain",
+    "2A": "mountain (Corsica)",
+    "12": "rural",
+    "29": "rural, coastal",
+    "06": "metropolitan, mountain",
+    "13": "metropolitan",
+    "34": "metropolitan",
+    "44": "metropolitan",
+    "67": "metropolitan",
+    "68": "metropolitan",
+    "69": "metropolitan",
+}
 SPOPT_SEEDS = (0, 1)
 
 
 def upper_bound(frame, adjacency, mask, floor) -> int:
     """Most territories of population >= floor the zone could hold: sum of floor(population / floor)
-    over its connected parts."""
+    over its connected parts.
+    """
     parts = components(adjacency, mask)
     totals = np.bincount(parts[mask], weights=frame["population"].fillna(0).to_numpy()[mask])
     return int(np.floor(totals / floor).sum())
 
 
-def departement_case(raw, crs, dep, *, floor=20_000, ceiling=200_000, cached=None, repeats=5) -> dict:
+def departement_case(
+    raw, crs, dep, *, floor=20_000, ceiling=200_000, cached=None, repeats=5
+) -> dict:
     """Ours (median wall time of ``repeats`` runs) vs spopt MaxPHeuristic (one run per seed, or the
-    cached run) vs the upper bound, on one département with every commune uncovered."""
-    frame = build_communes(raw, Scope.parse(f"dep:{dep}"), crs_metropole=crs["crs_metropole"],
-                           crs_drom=crs["crs_drom"])[0]
+    cached run) vs the upper bound, on one département with every commune uncovered.
+    """
+    frame = build_communes(
+        raw, Scope.parse(f"dep:{dep}"), crs_metropole=crs["crs_metropole"], crs_drom=crs["crs_drom"]
+    )[0]
     pop = frame["population"].fillna(0).to_numpy()
     mask = pop <= ceiling
     adjacency = build_adjacency(frame)
     runs = [run_ours(frame, adjacency, mask, floor, ceiling) for _ in range(repeats)]
     labels, seconds = runs[0][0], float(np.median([r[1] for r in runs]))
-    out = {"departement": dep, "kind": DEPARTEMENTS[dep], "communes": int(mask.sum()),
-           "set_aside": sorted(frame.loc[~mask, "code_commune"]), "population": int(pop[mask].sum()),
-           "upper_bound": upper_bound(frame, adjacency, mask, floor),
-           "ours": {"seconds": round(seconds, 4)} | evaluate(frame, adjacency, mask, labels, floor, ceiling),
-           "spopt_maxp": {}}
+    out = {
+        "departement": dep,
+        "kind": DEPARTEMENTS[dep],
+        "communes": int(mask.sum()),
+        "set_aside": sorted(frame.loc[~mask, "code_commune"]),
+        "population": int(pop[mask].sum()),
+        "upper_bound": upper_bound(frame, adjacency, mask, floor),
+        "ours": {"seconds": round(seconds, 4)}
+        | evaluate(frame, adjacency, mask, labels, floor, ceiling),
+        "spopt_maxp": {},
+    }
     previous, previous_s = run_ours(frame, adjacency, mask, floor, ceiling, method="bisection")
-    out["previous_bisection"] = {"seconds": round(previous_s, 4)} | evaluate(frame, adjacency, mask, previous, floor,
-                                                                             ceiling)
+    out["previous_bisection"] = {"seconds": round(previous_s, 4)} | evaluate(
+        frame, adjacency, mask, previous, floor, ceiling
+    )
     for seed in SPOPT_SEEDS:
         if cached and str(seed) in cached.get("spopt_maxp", {}):
             out["spopt_maxp"][str(seed)] = cached["spopt_maxp"][str(seed)]
             continue
-        sp_labels, sp_seconds = by_patch(frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor, seed=seed))
-        out["spopt_maxp"][str(seed)] = {"seconds": round(sp_seconds, 4)} | evaluate(frame, adjacency, mask, sp_labels,
-                                                                                      floor, ceiling)
+        sp_labels, sp_seconds = by_patch(
+            frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor, seed=seed)
+        )
+        out["spopt_maxp"][str(seed)] = {"seconds": round(sp_seconds, 4)} | evaluate(
+            frame, adjacency, mask, sp_labels, floor, ceiling
+        )
     spopt = out["spopt_maxp"].values()
     out["spopt_best_within_bounds"] = max(m["within_bounds"] for m in spopt)
     out["speedup_vs_spopt"] = round(min(m["seconds"] for m in spopt) / max(seconds, 1e-9), 1)
@@ -333,28 +434,37 @@ def departement_case(raw, crs, dep, *, floor=20_000, ceiling=200_000, cached=Non
 
 
 def best_spopt(row: dict) -> dict:
-    """spopt's best seed on a département: most territories within the bounds, then most compact."""
-    return max(row["spopt_maxp"].values(), key=lambda m: (m["within_bounds"], m["mean_compactness"]))
+    """Spopt's best seed on a département: most territories within the bounds, then most compact."""
+    return max(
+        row["spopt_maxp"].values(), key=lambda m: (m["within_bounds"], m["mean_compactness"])
+    )
 
 
 def bench_departements(raw, crs, cached: dict) -> dict:
     """The per-département table and its totals."""
     rows = [departement_case(raw, crs, dep, cached=cached.get(dep)) for dep in DEPARTEMENTS]
-    return {"rows": rows,
-            "totals": {"ours_within_bounds": sum(r["ours"]["within_bounds"] for r in rows),
-                       "spopt_best_within_bounds": sum(r["spopt_best_within_bounds"] for r in rows),
-                       "upper_bound": sum(r["upper_bound"] for r in rows),
-                       "previous_within_bounds": sum(r["previous_bisection"]["within_bounds"] for r in rows),
-                       "epcis": sum(r["ours"]["epcis"] for r in rows),
-                       "ours_epcis_whole": sum(r["ours"]["epcis_whole"] for r in rows),
-                       "previous_epcis_whole": sum(r["previous_bisection"]["epcis_whole"] for r in rows),
-                       "ours_mean_compactness": round(float(np.mean([r["ours"]["mean_compactness"] for r in rows])), 4),
-                       "spopt_mean_compactness": round(float(np.mean([best_spopt(r)["mean_compactness"]
-                                                                      for r in rows])), 4),
-                       "ours_at_least_spopt_everywhere": all(r["ours"]["within_bounds"] >= r["spopt_best_within_bounds"]
-                                                             for r in rows),
-                       "min_speedup_vs_spopt": min(r["speedup_vs_spopt"] for r in rows)}}
-
+    return {
+        "rows": rows,
+        "totals": {
+            "ours_within_bounds": sum(r["ours"]["within_bounds"] for r in rows),
+            "spopt_best_within_bounds": sum(r["spopt_best_within_bounds"] for r in rows),
+            "upper_bound": sum(r["upper_bound"] for r in rows),
+            "previous_within_bounds": sum(r["previous_bisection"]["within_bounds"] for r in rows),
+            "epcis": sum(r["ours"]["epcis"] for r in rows),
+            "ours_epcis_whole": sum(r["ours"]["epcis_whole"] for r in rows),
+            "previous_epcis_whole": sum(r["previous_bisection"]["epcis_whole"] for r in rows),
+            "ours_mean_compactness": round(
+                float(np.mean([r["ours"]["mean_compactness"] for r in rows])), 4
+            ),
+            "spopt_mean_compactness": round(
+                float(np.mean([best_spopt(r)["mean_compactness"] for r in rows])), 4
+            ),
+            "ours_at_least_spopt_everywhere": all(
+                r["ours"]["within_bounds"] >= r["spopt_best_within_bounds"] for r in rows
+            ),
+            "min_speedup_vs_spopt": min(r["speedup_vs_spopt"] for r in rows),
+        },
+    }
 
 
 def bench_regionalization(tmp: Path, departement: str, *, reuse_spopt: bool = False) -> dict:
@@ -362,151 +472,238 @@ def bench_regionalization(tmp: Path, departement: str, *, reuse_spopt: bool = Fa
     raw = read_raw(settings)
     crs = settings.section("communes")
     cases = []
-    dep = build_communes(raw, Scope.parse(f"dep:{departement}"), crs_metropole=crs["crs_metropole"],
-                         crs_drom=crs["crs_drom"])[0]
-    previous = json.loads((RESULTS / "regionalization.json").read_text()) if reuse_spopt and \
-        (RESULTS / "regionalization.json").exists() else {}
+    dep = build_communes(
+        raw,
+        Scope.parse(f"dep:{departement}"),
+        crs_metropole=crs["crs_metropole"],
+        crs_drom=crs["crs_drom"],
+    )[0]
+    previous = (
+        json.loads((RESULTS / "regionalization.json").read_text())
+        if reuse_spopt and (RESULTS / "regionalization.json").exists()
+        else {}
+    )
     old_cases = {c["case"]: c for c in previous.get("cases", [])}
     old_deps = {r["departement"]: r for r in previous.get("departements", {}).get("rows", [])}
-    cases.append(compare(f"département {departement}, every commune uncovered", dep, np.ones(len(dep), bool),
-                         cached=old_cases))
+    cases.append(
+        compare(
+            f"département {departement}, every commune uncovered",
+            dep,
+            np.ones(len(dep), bool),
+            cached=old_cases,
+        )
+    )
     default = load_settings(config_in(tmp / "default", settings.raw["scope"]["area"]))
     stages.run_until(default, "coverage")
     import geopandas as gpd
 
     coverage = gpd.read_parquet(stages.coverage_paths(default)["coverage"])
-    cases.append(compare(f"{default.scope} white zones (EXAMPLE perimeters)", coverage,
-                         (coverage["statut"] == "zone_blanche").to_numpy(), cached=old_cases))
+    cases.append(
+        compare(
+            f"{default.scope} white zones (EXAMPLE perimeters)",
+            coverage,
+            (coverage["statut"] == "zone_blanche").to_numpy(),
+            cached=old_cases,
+        )
+    )
     departements = bench_departements(raw, crs, old_deps)
-    france = build_communes(raw, Scope.parse("france"), crs_metropole=crs["crs_metropole"], crs_drom=crs["crs_drom"])[0]
+    france = build_communes(
+        raw, Scope.parse("france"), crs_metropole=crs["crs_metropole"], crs_drom=crs["crs_drom"]
+    )[0]
     start = time.perf_counter()
     adjacency = build_adjacency(france)
     adjacency_s = time.perf_counter() - start
     mask = np.ones(len(france), bool)
     labels, seconds = run_ours(france, adjacency, mask, 20_000, 200_000)
-    national = {"case": "France, every commune uncovered", "communes": int(len(france)),
-                "adjacency_seconds": round(adjacency_s, 2),
-                "ours": {"seconds": round(seconds, 2)} | evaluate(france, adjacency, mask, labels, 20_000, 200_000)}
+    national = {
+        "case": "France, every commune uncovered",
+        "communes": int(len(france)),
+        "adjacency_seconds": round(adjacency_s, 2),
+        "ours": {"seconds": round(seconds, 2)}
+        | evaluate(france, adjacency, mask, labels, 20_000, 200_000),
+    }
     return {"cases": cases, "departements": departements, "national": national}
 
 
 def paint_line(runs) -> str:
     if isinstance(runs, str):
         return f"- région map in headless Chromium: {runs}."
-    return ("- région map in headless Chromium, no network (3 loads): first contentful paint "
-            + ", ".join(f"{r['first_contentful_paint_ms']} ms" for r in runs)
-            + "; load event end " + ", ".join(f"{r['load_event_end_ms']} ms" for r in runs)
-            + f"; {runs[0]['polygons']} polygons drawn.")
+    return (
+        "- région map in headless Chromium, no network (3 loads): first contentful paint "
+        + ", ".join(f"{r['first_contentful_paint_ms']} ms" for r in runs)
+        + "; load event end "
+        + ", ".join(f"{r['load_event_end_ms']} ms" for r in runs)
+        + f"; {runs[0]['polygons']} polygons drawn."
+    )
 
 
 def markdown(results: dict) -> str:
-    lines = ["# Benchmark results", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        "",
+    ]
     if "spine" in results:
         lines += spine_lines(results["spine"], results["maps"])
     if "regionalization" in results:
         lines += regionalization_lines(results["regionalization"])
     if "accessibility" in results:
         a = results["accessibility"]
-        lines += ["## Accessibility", "", f"E2SFCA over {a['communes']:,} communes (bands {a['bands_km']} km): "
-                  + ", ".join(f"{x} s" for x in a["seconds"]) + f" ({a['supply']}).", ""]
+        lines += [
+            "## Accessibility",
+            "",
+            f"E2SFCA over {a['communes']:,} communes (bands {a['bands_km']} km): "
+            + ", ".join(f"{x} s" for x in a["seconds"])
+            + f" ({a['supply']}).",
+            "",
+        ]
     if "overlaps" in results:
         o = results["overlaps"]
-        lines += ["## Overlap detection", "", f"{o['cpts']:,} CPTS over the {o['communes']} communes of département "
-                  f"{o['departement']} ({o['membership_rows']:,} membership rows, {o['disputed_communes']} disputed "
-                  f"communes, {o['overlap_rows']:,} overlap rows): " + ", ".join(f"{x} s" for x in o["seconds"])
-                  + f" (load average {o['load_average']:.1f}; {o['claims']}).", ""]
+        lines += [
+            "## Overlap detection",
+            "",
+            f"{o['cpts']:,} CPTS over the {o['communes']} communes of département "
+            f"{o['departement']} ({o['membership_rows']:,} membership rows, {o['disputed_communes']} disputed "
+            f"communes, {o['overlap_rows']:,} overlap rows): "
+            + ", ".join(f"{x} s" for x in o["seconds"])
+            + f" (load average {o['load_average']:.1f}; {o['claims']}).",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def spine_lines(spine: dict, maps: dict) -> list[str]:
-    lines = ["## Spine", "", f"Load average before the runs: {round(spine.get('load_before', 0), 2)} (the 2 cores are "
-             "shared with other work: times vary by ±30 %).", "",
-             "| run | wall time (s) | peak memory (MiB) |", "|---|---|---|"]
+    lines = [
+        "## Spine",
+        "",
+        f"Load average before the runs: {round(spine.get('load_before', 0), 2)} (the 2 cores are "
+        "shared with other work: times vary by ±30 %).",
+        "",
+        "| run | wall time (s) | peak memory (MiB) |",
+        "|---|---|---|",
+    ]
     c, d = spine["communes_france"], spine["diagnose_default_scope"]
     f = spine["diagnose_france"]
-    lines += [f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} | {c['peak_rss_mib']} |",
-              f"| full diagnose with maps and reports, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |",
-              f"| full diagnose with maps and reports, France | {f['wall_s']} | {f['peak_rss_mib']} |", ""]
+    lines += [
+        f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} | {c['peak_rss_mib']} |",
+        f"| full diagnose with maps and reports, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |",
+        f"| full diagnose with maps and reports, France | {f['wall_s']} | {f['peak_rss_mib']} |",
+        "",
+    ]
     lines += stage_lines(spine)
-    lines += ["## Maps", "",
-              f"- région map `{maps['region_map']['file']}`: {maps['region_map']['mb']} MB; département maps "
-              f"{maps['departement_maps_mb']['min']}–{maps['departement_maps_mb']['max']} MB; France map "
-              f"`{maps['france_map']['file']}`: {maps['france_map']['mb']} MB.",
-              paint_line(maps["region_map_in_chromium"]), ""]
+    lines += [
+        "## Maps",
+        "",
+        f"- région map `{maps['region_map']['file']}`: {maps['region_map']['mb']} MB; département maps "
+        f"{maps['departement_maps_mb']['min']}–{maps['departement_maps_mb']['max']} MB; France map "
+        f"`{maps['france_map']['file']}`: {maps['france_map']['mb']} MB.",
+        paint_line(maps["region_map_in_chromium"]),
+        "",
+    ]
     return lines
 
 
 def stage_lines(spine: dict) -> list[str]:
     """Per-stage times of both full runs, next to the previous release's and the speed-up."""
     previous = spine.get("previous_release", {})
-    title = (f"previous release `{previous['ref']}` ({previous['commit'][:10]}, same machine and data, timed by "
-             f"`--previous` just after, load {round(previous.get('load_before', 0), 2)})"
-             if previous else "previous release (not measured)")
-    lines = [f"Per stage (`--force`, s), this version vs the {title}:", "",
-             "| run | stage | now | previous | speed-up |", "|---|---|---|---|---|"]
-    for key, label in (("diagnose_default_scope", spine["diagnose_default_scope"]["scope"]),
-                       ("diagnose_france", "france")):
+    title = (
+        f"previous release `{previous['ref']}` ({previous['commit'][:10]}, same machine and data, timed by "
+        f"`--previous` just after, load {round(previous.get('load_before', 0), 2)})"
+        if previous
+        else "previous release (not measured)"
+    )
+    lines = [
+        f"Per stage (`--force`, s), this version vs the {title}:",
+        "",
+        "| run | stage | now | previous | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("diagnose_default_scope", spine["diagnose_default_scope"]["scope"]),
+        ("diagnose_france", "france"),
+    ):
         now = spine[key].get("stages_s", {})
         before = previous.get(key, {}).get("stages_s", {})
         for stage in [s for s in stages.STAGES if s in now] + ["total"]:
             a = sum(now.values()) if stage == "total" else now[stage]
             b = sum(before.values()) if stage == "total" and before else before.get(stage)
             ratio = f"{b / a:.1f}×" if b and a else ""
-            lines.append(f"| {label} | {stage} | {a:.2f} | {'' if b is None else f'{b:.2f}'} | {ratio} |")
+            lines.append(
+                f"| {label} | {stage} | {a:.2f} | {'' if b is None else f'{b:.2f}'} | {ratio} |"
+            )
     return lines + [""]
 
 
 def regionalization_lines(regions: dict) -> list[str]:
-    lines = ["## Regionalization (floor 20,000, ceiling 200,000)", "",
-              "| case | method | time (s) | territories | within bounds | contiguous | mean compactness |",
-              "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Regionalization (floor 20,000, ceiling 200,000)",
+        "",
+        "| case | method | time (s) | territories | within bounds | contiguous | mean compactness |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for case in regions["cases"]:
         for method in ("ours", "spopt_maxp", "sklearn_agglomerative"):
             if method in case:
                 m = case[method]
-                lines.append(f"| {case['case']} | {method} | {m['seconds']} | {m['territories']} | "
-                             f"{m['within_bounds']} ({m['share_within_bounds']:.0%}) | {m['contiguous']} | "
-                             f"{m['mean_compactness']} |")
+                lines.append(
+                    f"| {case['case']} | {method} | {m['seconds']} | {m['territories']} | "
+                    f"{m['within_bounds']} ({m['share_within_bounds']:.0%}) | {m['contiguous']} | "
+                    f"{m['mean_compactness']} |"
+                )
         if "speedup_vs_spopt" in case:
-            lines.append(f"| {case['case']} | **speed-up vs spopt** | **{case['speedup_vs_spopt']}×** | | | | |")
+            lines.append(
+                f"| {case['case']} | **speed-up vs spopt** | **{case['speedup_vs_spopt']}×** | | | | |"
+            )
     if "departements" in regions:
         lines += departement_lines(regions["departements"])
     n = regions["national"]
-    lines += ["", f"National clustering ({n['communes']:,} communes, every commune uncovered): "
-              f"{n['ours']['seconds']} s (+ adjacency {n['adjacency_seconds']} s), {n['ours']['territories']} "
-              f"territories, {n['ours']['share_within_bounds']:.1%} within bounds, all contiguous: "
-              f"{n['ours']['contiguous'] == n['ours']['territories']}.", ""]
+    lines += [
+        "",
+        f"National clustering ({n['communes']:,} communes, every commune uncovered): "
+        f"{n['ours']['seconds']} s (+ adjacency {n['adjacency_seconds']} s), {n['ours']['territories']} "
+        f"territories, {n['ours']['share_within_bounds']:.1%} within bounds, all contiguous: "
+        f"{n['ours']['contiguous'] == n['ours']['territories']}.",
+        "",
+    ]
     return lines
 
 
 def departement_lines(deps: dict) -> list[str]:
     """Table of the max-p comparison, one row per département."""
-    lines = ["", "Every commune of the département uncovered, communes above the ceiling set aside; territories "
-             "within [floor, ceiling]: ours vs spopt MaxPHeuristic (best of seeds "
-             f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected "
-             "parts; "
-             "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; EPCI whole: share "
-             "of EPCIs whose communes are all in one territory; previous: the recursive bisection this "
-             "pipeline used before (`method=\"bisection\"`).", "",
-             "| département | kind | communes | set aside | ours | spopt best | previous | bound | ours (s) | "
-             "spopt (s) | speed-up | compactness ours / spopt | EPCI whole ours / spopt / previous |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "Every commune of the département uncovered, communes above the ceiling set aside; territories "
+        "within [floor, ceiling]: ours vs spopt MaxPHeuristic (best of seeds "
+        f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected "
+        "parts; "
+        "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; EPCI whole: share "
+        "of EPCIs whose communes are all in one territory; previous: the recursive bisection this "
+        'pipeline used before (`method="bisection"`).',
+        "",
+        "| département | kind | communes | set aside | ours | spopt best | previous | bound | ours (s) | "
+        "spopt (s) | speed-up | compactness ours / spopt | EPCI whole ours / spopt / previous |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in deps["rows"]:
         spopt, best, prev = list(r["spopt_maxp"].values()), best_spopt(r), r["previous_bisection"]
-        lines.append(f"| {r['departement']} | {r['kind']} | {r['communes']} | {', '.join(r['set_aside']) or '—'} | "
-                     f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} | {prev['within_bounds']} | "
-                     f"{r['upper_bound']} | {r['ours']['seconds']} | "
-                     f"{' / '.join(str(round(m['seconds'], 1)) for m in spopt)} | {r['speedup_vs_spopt']}× | "
-                     f"{r['ours']['mean_compactness']} / {best['mean_compactness']} | "
-                     f"{r['ours']['epci_whole_share']:.0%} / {best['epci_whole_share']:.0%} / "
-                     f"{prev['epci_whole_share']:.0%} |")
+        lines.append(
+            f"| {r['departement']} | {r['kind']} | {r['communes']} | {', '.join(r['set_aside']) or '—'} | "
+            f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} | {prev['within_bounds']} | "
+            f"{r['upper_bound']} | {r['ours']['seconds']} | "
+            f"{' / '.join(str(round(m['seconds'], 1)) for m in spopt)} | {r['speedup_vs_spopt']}× | "
+            f"{r['ours']['mean_compactness']} / {best['mean_compactness']} | "
+            f"{r['ours']['epci_whole_share']:.0%} / {best['epci_whole_share']:.0%} / "
+            f"{prev['epci_whole_share']:.0%} |"
+        )
     t = deps["totals"]
-    lines += [f"| **total** | | | | **{t['ours_within_bounds']}** | **{t['spopt_best_within_bounds']}** | "
-              f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | "
-              f"min **{t['min_speedup_vs_spopt']}×** | "
-              f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
-              f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"]
+    lines += [
+        f"| **total** | | | | **{t['ours_within_bounds']}** | **{t['spopt_best_within_bounds']}** | "
+        f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | "
+        f"min **{t['min_speedup_vs_spopt']}×** | "
+        f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
+        f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"
+    ]
     return lines
 
 
@@ -521,8 +718,12 @@ def bench_accessibility() -> dict:
 
     settings = load_settings(REPO / "pipeline.toml")
     crs = settings.section("communes")
-    france = build_communes(read_raw(settings), Scope.parse("france"), crs_metropole=crs["crs_metropole"],
-                            crs_drom=crs["crs_drom"])[0]
+    france = build_communes(
+        read_raw(settings),
+        Scope.parse("france"),
+        crs_metropole=crs["crs_metropole"],
+        crs_drom=crs["crs_drom"],
+    )[0]
     supply = np.round(france["population"].fillna(0).to_numpy() / 1200)
     e2 = settings.section("indicators")["e2sfca"]
     runs = []
@@ -530,13 +731,18 @@ def bench_accessibility() -> dict:
         start = time.perf_counter()
         e2sfca(france, supply, bands_km=e2["bands_km"], weights=e2["weights"])
         runs.append(round(time.perf_counter() - start, 3))
-    return {"communes": int(len(france)), "bands_km": e2["bands_km"], "seconds": runs,
-            "supply": "stand-in: one practitioner per 1,200 inhabitants (no real RPPS extract here)"}
+    return {
+        "communes": int(len(france)),
+        "bands_km": e2["bands_km"],
+        "seconds": runs,
+        "supply": "stand-in: one practitioner per 1,200 inhabitants (no real RPPS extract here)",
+    }
 
 
 def synthetic_claims(communes, adjacency, *, n_cpts: int, size: int, seed: int = 0):
     """Membership rows of ``n_cpts`` SYNTHETIC CPTS (not real perimeters), each a random contiguous
-    group of ``size`` real communes grown from a random commune: they overlap heavily."""
+    group of ``size`` real communes grown from a random commune: they overlap heavily.
+    """
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -561,21 +767,39 @@ def bench_overlaps(departement: str = "11", n_cpts: int = 2000, size: int = 10) 
 
     settings = load_settings(REPO / "pipeline.toml")
     crs = settings.section("communes")
-    communes = build_communes(read_raw(settings), Scope.parse(f"dep:{departement}"), crs_metropole=crs["crs_metropole"],
-                              crs_drom=crs["crs_drom"])[0]
+    communes = build_communes(
+        read_raw(settings),
+        Scope.parse(f"dep:{departement}"),
+        crs_metropole=crs["crs_metropole"],
+        crs_drom=crs["crs_drom"],
+    )[0]
     adjacency = build_adjacency(communes, tolerance_m=settings.section("adjacency")["tolerance_m"])
     members = synthetic_claims(communes, adjacency, n_cpts=n_cpts, size=size)
     status = commune_status(communes, members)
     runs, rows = [], 0
     for _ in range(3):
         start = time.perf_counter()
-        rows = len(overlap_pairs(communes, status, members, adjacency,
-                                 tolerance_m=settings.section("adjacency")["tolerance_m"]))
+        rows = len(
+            overlap_pairs(
+                communes,
+                status,
+                members,
+                adjacency,
+                tolerance_m=settings.section("adjacency")["tolerance_m"],
+            )
+        )
         runs.append(round(time.perf_counter() - start, 3))
-    return {"departement": departement, "communes": int(len(communes)), "cpts": n_cpts,
-            "membership_rows": int(len(members)), "disputed_communes": int((status["statut"] == "chevauchement").sum()),
-            "overlap_rows": int(rows), "seconds": runs, "load_average": os.getloadavg()[0],
-            "claims": "synthetic: random contiguous groups of real communes (no real perimeter has this many overlaps)"}
+    return {
+        "departement": departement,
+        "communes": int(len(communes)),
+        "cpts": n_cpts,
+        "membership_rows": int(len(members)),
+        "disputed_communes": int((status["statut"] == "chevauchement").sum()),
+        "overlap_rows": int(rows),
+        "seconds": runs,
+        "load_average": os.getloadavg()[0],
+        "claims": "synthetic: random contiguous groups of real communes (no real perimeter has this many overlaps)",
+    }
 
 
 SECTIONS = ("spine", "regionalization", "accessibility", "overlaps")
@@ -583,15 +807,29 @@ SECTIONS = ("spine", "regionalization", "accessibility", "overlaps")
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--departement", default="12", help="département treated as entirely uncovered")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
-                        help="run only these sections (the summary is rebuilt from every result file)")
-    parser.add_argument("--previous", default=None, metavar="GIT_REF",
-                        help="also time the pipeline at this git ref (the previous release) stage by stage; "
-                             "without it, the previous release's times already in spine.json are kept")
-    parser.add_argument("--reuse-spopt", action="store_true",
-                        help="reuse the spopt runs stored in bench/results/regionalization.json (same cases, "
-                             "départements and seeds) instead of running spopt again (20-650 s per run)")
+    parser.add_argument(
+        "--departement", default="12", help="département treated as entirely uncovered"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="run only these sections (the summary is rebuilt from every result file)",
+    )
+    parser.add_argument(
+        "--previous",
+        default=None,
+        metavar="GIT_REF",
+        help="also time the pipeline at this git ref (the previous release) stage by stage; "
+        "without it, the previous release's times already in spine.json are kept",
+    )
+    parser.add_argument(
+        "--reuse-spopt",
+        action="store_true",
+        help="reuse the spopt runs stored in bench/results/regionalization.json (same cases, "
+        "départements and seeds) instead of running spopt again (20-650 s per run)",
+    )
     args = parser.parse_args(argv)
     from pipeline.io import write_json, write_text
 
@@ -604,14 +842,19 @@ def main(argv=None) -> int:
             write_json(RESULTS / "spine.json", spine)
             write_json(RESULTS / "maps.json", bench_maps(tmp))
         if "regionalization" in args.only:
-            write_json(RESULTS / "regionalization.json",
-                       bench_regionalization(tmp, args.departement, reuse_spopt=args.reuse_spopt))
+            write_json(
+                RESULTS / "regionalization.json",
+                bench_regionalization(tmp, args.departement, reuse_spopt=args.reuse_spopt),
+            )
     if "accessibility" in args.only:
         write_json(RESULTS / "accessibility.json", bench_accessibility())
     if "overlaps" in args.only:
         write_json(RESULTS / "overlaps.json", bench_overlaps())
-    results = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name in
-               ("spine", "maps", "regionalization", "accessibility", "overlaps") if (RESULTS / f"{name}.json").exists()}
+    results = {
+        name: json.loads((RESULTS / f"{name}.json").read_text())
+        for name in ("spine", "maps", "regionalization", "accessibility", "overlaps")
+        if (RESULTS / f"{name}.json").exists()
+    }
     text = markdown(results)
     write_text(RESULTS / "summary.md", text)
     print(text)

@@ -52,7 +52,7 @@ class Adjacency:
     def neighbours(self) -> list[np.ndarray]:
         """Neighbour index arrays, one per commune."""
         m = self.matrix()
-        return [m.indices[m.indptr[k]:m.indptr[k + 1]] for k in range(self.n)]
+        return [m.indices[m.indptr[k] : m.indptr[k + 1]] for k in range(self.n)]
 
 
 def components(adjacency: Adjacency, mask: np.ndarray | None = None) -> np.ndarray:
@@ -81,8 +81,9 @@ def _fingerprint(frame: gpd.GeoDataFrame, *args: float) -> str:
     return digest.hexdigest()
 
 
-def build_adjacency(frame: gpd.GeoDataFrame, *, tolerance_m: float = 20.0,
-                    island_link_max_km: float = 40.0) -> Adjacency:
+def build_adjacency(
+    frame: gpd.GeoDataFrame, *, tolerance_m: float = 20.0, island_link_max_km: float = 40.0
+) -> Adjacency:
     """Adjacency of the communes of ``frame`` (any CRS; measured in each zone's projected CRS).
 
     The result is kept for the process, keyed by a hash of the geometries: the stages of one run
@@ -116,7 +117,9 @@ def _build(frame: gpd.GeoDataFrame, tolerance_m: float, island_link_max_km: floa
         a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=tolerance_m)
         keep = a < b
         a, b = rows[a[keep]], rows[b[keep]]
-        link_a, link_b, island_rows = _island_links(geoms, rows, a, b, n, island_link_max_km * 1000.0)
+        link_a, link_b, island_rows = _island_links(
+            geoms, rows, a, b, n, island_link_max_km * 1000.0
+        )
         island[island_rows] = True
         edges_i += [a, link_a]
         edges_j += [b, link_b]
@@ -131,10 +134,12 @@ def _build(frame: gpd.GeoDataFrame, tolerance_m: float, island_link_max_km: floa
     return Adjacency(n, lo[first].astype(np.int64), hi[first].astype(np.int64), link[first], island)
 
 
-def _island_links(geoms: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray, n: int,
-                  max_distance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _island_links(
+    geoms: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray, n: int, max_distance: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edges linking each land group of one zone, except the largest, to its nearest other group
-    within ``max_distance``; also the rows of the groups so linked (the islands)."""
+    within ``max_distance``; also the rows of the groups so linked (the islands).
+    """
     local = np.full(n, -1)
     local[rows] = np.arange(len(rows))
     graph = sp.csr_matrix((np.ones(len(a)), (local[a], local[b])), shape=(len(rows), len(rows)))
@@ -150,8 +155,9 @@ def _island_links(geoms: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndar
         inside = np.flatnonzero(labels == group)
         outside = np.flatnonzero(labels != group)
         tree = shapely.STRtree(geoms[outside])
-        src, dst = tree.query_nearest(geoms[inside], max_distance=max_distance, all_matches=False,
-                                      return_distance=False)
+        src, dst = tree.query_nearest(
+            geoms[inside], max_distance=max_distance, all_matches=False, return_distance=False
+        )
         if len(src) == 0:
             continue  # farther than the limit (e.g. Corse): stays apart
         dist = shapely.distance(geoms[inside][src], geoms[outside][dst])
@@ -163,19 +169,24 @@ def _island_links(geoms: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndar
     return np.asarray(out_a, np.int64), np.asarray(out_b, np.int64), island_rows
 
 
-def shared_border_length(frame: gpd.GeoDataFrame, pairs_i: np.ndarray, pairs_j: np.ndarray,
-                         *, tolerance_m: float = 20.0) -> np.ndarray:
+def shared_border_length(
+    frame: gpd.GeoDataFrame, pairs_i: np.ndarray, pairs_j: np.ndarray, *, tolerance_m: float = 20.0
+) -> np.ndarray:
     """Approximate length (m) of the border shared by each pair of communes, in their zone's CRS.
 
     The length of commune ``i``'s boundary lying within ``tolerance_m`` of commune ``j``.
     """
     out = np.zeros(len(pairs_i))
-    needed = np.unique(np.r_[np.asarray(pairs_i, dtype=np.int64), np.asarray(pairs_j, dtype=np.int64)])
+    needed = np.unique(
+        np.r_[np.asarray(pairs_i, dtype=np.int64), np.asarray(pairs_j, dtype=np.int64)]
+    )
     subset = frame.iloc[needed].assign(_row=needed)  # project only the communes of the pairs
     for _epsg, part in by_zone(subset):
         local = dict(zip(part["_row"], part.geometry))
         for k, (a, b) in enumerate(zip(pairs_i, pairs_j)):
             if a in local and b in local and local[a] is not None and local[b] is not None:
                 boundary = shapely.boundary(local[a])
-                out[k] = shapely.intersection(boundary, shapely.buffer(local[b], tolerance_m)).length
+                out[k] = shapely.intersection(
+                    boundary, shapely.buffer(local[b], tolerance_m)
+                ).length
     return out

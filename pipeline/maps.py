@@ -45,9 +45,11 @@ def people(value) -> str:
 
 # --------------------------------------------------------------------------- geometry, once per run
 
+
 def simplify_coverage(geoms: np.ndarray, tolerance_m: float) -> np.ndarray:
     """``shapely.coverage_simplify`` of projected polygons (shared borders stay shared); missing
-    geometries stay missing."""
+    geometries stay missing.
+    """
     present = ~pd.isna(geoms)
     out = np.array(geoms, dtype=object)
     out[present] = shapely.coverage_simplify(out[present], tolerance_m)
@@ -71,7 +73,11 @@ def union(geoms: np.ndarray):
         merged = shapely.coverage_union_all(geoms)
     except shapely.errors.GEOSException:  # overlapping inputs
         return shapely.union_all(geoms)
-    return merged if shapely.is_valid(merged) else shapely.make_valid(merged, method="structure", keep_collapsed=False)
+    return (
+        merged
+        if shapely.is_valid(merged)
+        else shapely.make_valid(merged, method="structure", keep_collapsed=False)
+    )
 
 
 def dissolve(geoms: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> dict:
@@ -90,11 +96,14 @@ def to_wgs84(geoms: np.ndarray, epsg: int) -> np.ndarray:
     if epsg == WGS84:
         return np.asarray(geoms, dtype=object)
     transformer = Transformer.from_crs(epsg, WGS84, always_xy=True)
-    return shapely.transform(np.asarray(geoms, dtype=object), lambda xy: np.column_stack(
-        transformer.transform(xy[:, 0], xy[:, 1])))
+    return shapely.transform(
+        np.asarray(geoms, dtype=object),
+        lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])),
+    )
 
 
 # --------------------------------------------------------------------------- compact encoding
+
 
 def polygons_only(geoms: np.ndarray) -> np.ndarray:
     """The geometries as Polygons or MultiPolygons (other kinds keep only their polygonal parts)."""
@@ -108,7 +117,8 @@ def polygons_only(geoms: np.ndarray) -> np.ndarray:
 
 def encode_ints(values) -> str:
     """Signed integers as text: zigzag, then 5 bits per character, low bits first, a 6th bit set on
-    every character but a number's last (URL-safe base-64 alphabet; decoded by ``ints`` in the page)."""
+    every character but a number's last (URL-safe base-64 alphabet; decoded by ``ints`` in the page).
+    """
     v = np.asarray(values, dtype=np.int64)
     if v.size == 0:
         return ""
@@ -119,9 +129,15 @@ def encode_ints(values) -> str:
         count += rest > 0
         rest >>= np.uint64(5)
     k = np.arange(int(count.max()))
-    chunks = ((z[:, None] >> (np.uint64(5) * k.astype(np.uint64))[None, :]) & np.uint64(31)).astype(np.uint8)
+    chunks = ((z[:, None] >> (np.uint64(5) * k.astype(np.uint64))[None, :]) & np.uint64(31)).astype(
+        np.uint8
+    )
     chunks |= (k[None, :] < count[:, None] - 1).astype(np.uint8) << 5
-    return np.frombuffer(ALPHABET, np.uint8)[chunks[k[None, :] < count[:, None]]].tobytes().decode("ascii")
+    return (
+        np.frombuffer(ALPHABET, np.uint8)[chunks[k[None, :] < count[:, None]]]
+        .tobytes()
+        .decode("ascii")
+    )
 
 
 def encode_geometries(geoms: np.ndarray, decimals: int) -> dict:
@@ -140,7 +156,7 @@ def encode_geometries(geoms: np.ndarray, decimals: int) -> dict:
     else:
         ring_off, poly_off, geom_off = offsets
         per_feature = np.diff(geom_off)
-    q = np.round(coords * 10.0 ** decimals).astype(np.int64)
+    q = np.round(coords * 10.0**decimals).astype(np.int64)
     ring = np.repeat(np.arange(len(ring_off) - 1), np.diff(ring_off))
     closing = np.zeros(len(q), bool)
     closing[ring_off[1:] - 1] = True
@@ -148,9 +164,13 @@ def encode_geometries(geoms: np.ndarray, decimals: int) -> dict:
     keep = ~closing & ~repeated
     q, ring = q[keep], ring[keep]
     steps = np.diff(q[:, ::-1], axis=0, prepend=np.zeros((1, 2), np.int64))
-    return {"d": decimals, "c": encode_ints(steps.ravel()),
-            "r": encode_ints(np.bincount(ring, minlength=len(ring_off) - 1)),
-            "p": encode_ints(np.diff(poly_off)), "f": encode_ints(per_feature)}
+    return {
+        "d": decimals,
+        "c": encode_ints(steps.ravel()),
+        "r": encode_ints(np.bincount(ring, minlength=len(ring_off) - 1)),
+        "p": encode_ints(np.diff(poly_off)),
+        "f": encode_ints(per_feature),
+    }
 
 
 def encode_column(values) -> list | dict:
@@ -164,6 +184,7 @@ def encode_column(values) -> list | dict:
 
 # --------------------------------------------------------------------------- what a map shows
 
+
 @dataclass
 class Layer:
     """One switchable layer of polygons with a tooltip.
@@ -173,9 +194,9 @@ class Layer:
 
     code: str
     name: str
-    geometry: np.ndarray           # WGS84 (multi)polygons, one per row of ``properties``
-    properties: pd.DataFrame       # display strings
-    fields: dict[str, str]         # tooltip: property -> label
+    geometry: np.ndarray  # WGS84 (multi)polygons, one per row of ``properties``
+    properties: pd.DataFrame  # display strings
+    fields: dict[str, str]  # tooltip: property -> label
     style: dict
     show: bool = True
 
@@ -197,21 +218,27 @@ class MapPage:
     title: str
     layers: list[Layer]
     reference: list[Reference]
-    views: list[tuple[str, tuple[float, float, float, float]]]  # (label, (south, west, north, east)); first = opening
-    communes: pd.DataFrame          # nom, code_commune (search box)
+    views: list[
+        tuple[str, tuple[float, float, float, float]]
+    ]  # (label, (south, west, north, east)); first = opening
+    communes: pd.DataFrame  # nom, code_commune (search box)
     indicator_label: str
     indicator_edges: list[float]
     example: bool
     decimals: int
-    label_zoom: float = 0.0          # département names hidden below this zoom
-    vintage: str = ""                # the population's vintage, said in the legend
+    label_zoom: float = 0.0  # département names hidden below this zoom
+    vintage: str = ""  # the population's vintage, said in the legend
 
 
 def density_classes(values: pd.Series) -> tuple[np.ndarray, list[float]]:
     """Quantile class (0…5) of each value and the class edges."""
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
-    edges = list(np.unique(np.quantile(finite, np.linspace(0, 1, len(DENSITY_COLOURS) + 1)))) if len(finite) else [0, 1]
+    edges = (
+        list(np.unique(np.quantile(finite, np.linspace(0, 1, len(DENSITY_COLOURS) + 1))))
+        if len(finite)
+        else [0, 1]
+    )
     classes = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(DENSITY_COLOURS) - 1)
     return classes, edges
 
@@ -219,41 +246,72 @@ def density_classes(values: pd.Series) -> tuple[np.ndarray, list[float]]:
 def bounds_of(geoms: np.ndarray) -> tuple[float, float, float, float]:
     """(south, west, north, east) of WGS84 geometries."""
     minx, miny, maxx, maxy = shapely.total_bounds(np.asarray(geoms, dtype=object))
-    return (round(float(miny), 5), round(float(minx), 5), round(float(maxy), 5), round(float(maxx), 5))
+    return (
+        round(float(miny), 5),
+        round(float(minx), 5),
+        round(float(maxy), 5),
+        round(float(maxx), 5),
+    )
 
 
 def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
     """The HTML of a map: Leaflet inlined, the data, the legend, the search and go-to boxes."""
-    data = {"layers": [], "reference": [], "views": [[label, list(b)] for label, b in page.views],
-            "labelZoom": page.label_zoom,
-            "osm": "Fond OpenStreetMap (en ligne, facultatif)"}
+    data = {
+        "layers": [],
+        "reference": [],
+        "views": [[label, list(b)] for label, b in page.views],
+        "labelZoom": page.label_zoom,
+        "osm": "Fond OpenStreetMap (en ligne, facultatif)",
+    }
     for layer in page.layers:
-        keep = np.array([g is not None and not shapely.is_empty(g) for g in layer.geometry], dtype=bool)
+        keep = np.array(
+            [g is not None and not shapely.is_empty(g) for g in layer.geometry], dtype=bool
+        )
         if not keep.any():
             continue  # nothing of this kind on this map: no empty layer
         props = layer.properties[keep]
-        data["layers"].append({
-            "code": layer.code, "name": layer.name, "show": layer.show, "style": layer.style,
-            "fields": [[k, v] for k, v in layer.fields.items()],
-            "props": {c: encode_column(props[c].tolist()) for c in props.columns},
-            "geometry": encode_geometries(polygons_only(layer.geometry[keep]), page.decimals)})
+        data["layers"].append(
+            {
+                "code": layer.code,
+                "name": layer.name,
+                "show": layer.show,
+                "style": layer.style,
+                "fields": [[k, v] for k, v in layer.fields.items()],
+                "props": {c: encode_column(props[c].tolist()) for c in props.columns},
+                "geometry": encode_geometries(polygons_only(layer.geometry[keep]), page.decimals),
+            }
+        )
     for ref in page.reference:
         geoms = polygons_only(ref.geometry[~pd.isna(ref.geometry)])
-        data["reference"].append({"name": ref.name, "style": ref.style, "labels": ref.labels,
-                                  "geometry": encode_geometries(geoms, page.decimals)})
-    payload = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+        data["reference"].append(
+            {
+                "name": ref.name,
+                "style": ref.style,
+                "labels": ref.labels,
+                "geometry": encode_geometries(geoms, page.decimals),
+            }
+        )
+    payload = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace(
+        "</", "<\\/"
+    )
     js, css = leaflet
     goto = ""
     if len(page.views) > 1:
-        options = "".join(f'<option value="{k}">{html.escape(label)}</option>'
-                          for k, (label, _) in enumerate(page.views))
-        goto = (f'<div class="cpts-panel cpts-goto"><label for="cpts-goto">Aller à : </label>'
-                f'<select id="cpts-goto">{options}</select></div>')
-    return (f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(page.title)}</title><style>{css}</style><script>{js}</script>"
-            f"<style>{PAGE_CSS}</style></head>\n<body><div id=\"map\"></div>{_legend(page)}{_search_box(page.communes)}"
-            f"{goto}\n<script>var DATA = {payload};</script>\n<script>{APP_JS}</script></body></html>\n")
+        options = "".join(
+            f'<option value="{k}">{html.escape(label)}</option>'
+            for k, (label, _) in enumerate(page.views)
+        )
+        goto = (
+            f'<div class="cpts-panel cpts-goto"><label for="cpts-goto">Aller à : </label>'
+            f'<select id="cpts-goto">{options}</select></div>'
+        )
+    return (
+        f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(page.title)}</title><style>{css}</style><script>{js}</script>"
+        f'<style>{PAGE_CSS}</style></head>\n<body><div id="map"></div>{_legend(page)}{_search_box(page.communes)}'
+        f"{goto}\n<script>var DATA = {payload};</script>\n<script>{APP_JS}</script></body></html>\n"
+    )
 
 
 PAGE_CSS = """
@@ -376,10 +434,18 @@ APP_JS = r"""(function () {
 def _legend(page: MapPage) -> str:
     edges = page.indicator_edges
     rows = "".join(f'<div><i style="background:{c}"></i>{t}</div>' for t, c in TIER_COLOURS.items())
-    dens = "".join(f'<div><i style="background:{c}"></i>{edges[k]:,.0f} – {edges[k + 1]:,.0f}</div>'.replace(",", " ")
-                   for k, c in enumerate(DENSITY_COLOURS[: len(edges) - 1]))
-    warning = ('<div class="cpts-example">EXEMPLE : périmètres CPTS fictifs construits à partir des EPCI, '
-               'pas des CPTS réelles.</div>' if page.example else "")
+    dens = "".join(
+        f'<div><i style="background:{c}"></i>{edges[k]:,.0f} – {edges[k + 1]:,.0f}</div>'.replace(
+            ",", " "
+        )
+        for k, c in enumerate(DENSITY_COLOURS[: len(edges) - 1])
+    )
+    warning = (
+        '<div class="cpts-example">EXEMPLE : périmètres CPTS fictifs construits à partir des EPCI, '
+        "pas des CPTS réelles.</div>"
+        if page.example
+        else ""
+    )
     return f"""<div class="cpts-panel cpts-legend" id="cpts-legend"><h4>{html.escape(page.title)}</h4>{warning}
 <div><b>CPTS existantes – palier ACI</b></div>{rows}
 <div><i style="background:{WHITE_ZONE}"></i>Zone blanche (aucune CPTS)</div>
@@ -392,17 +458,24 @@ def _legend(page: MapPage) -> str:
 
 
 def _search_box(communes: pd.DataFrame) -> str:
-    options = "".join(f'<option value="{html.escape(n)} ({c})"></option>'
-                      for n, c in sorted(zip(communes["nom"], communes["code_commune"])))
-    return (f'<div class="cpts-panel cpts-search"><label for="cpts-find">Trouver une commune : </label>'
-            f'<input id="cpts-find" list="cpts-communes" size="28" placeholder="nom ou code INSEE">'
-            f'<datalist id="cpts-communes">{options}</datalist></div>')
+    options = "".join(
+        f'<option value="{html.escape(n)} ({c})"></option>'
+        for n, c in sorted(zip(communes["nom"], communes["code_commune"]))
+    )
+    return (
+        f'<div class="cpts-panel cpts-search"><label for="cpts-find">Trouver une commune : </label>'
+        f'<input id="cpts-find" list="cpts-communes" size="28" placeholder="nom ou code INSEE">'
+        f'<datalist id="cpts-communes">{options}</datalist></div>'
+    )
 
 
-def territory_groups(coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
+def territory_groups(
+    coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
+) -> pd.Series:
     """For each commune, the proposed territories (candidates, extensions; ``;``-joined) that contain
     it, from :func:`pipeline.territories.territory_communes`. IRIS parts are drawn from their own
-    geometry."""
+    geometry.
+    """
     from .territories import territory_communes
 
     proposed = set(territories.loc[territories["kind"] != "cpts_existante", "territory_id"])

@@ -21,12 +21,19 @@ def log(message: str) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, *, total: float | None = None) -> Iterator[Callable[[float], None]]:
+def progress_bar(
+    description: str, *, total: float | None = None
+) -> Iterator[Callable[[float], None]]:
     """Yield an ``advance(n)`` function that moves a progress bar (a no-op off a terminal)."""
     if not console.is_terminal:
         yield lambda _n: None
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)

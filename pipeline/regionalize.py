@@ -103,8 +103,9 @@ WIDE = 2  # a last round of local re-partitions on WIDE x LOCAL_TREES trees
 LOCAL_BUDGET = 150_000  # forest nodes per call beyond which fewer trees are drawn (bounded work)
 
 
-def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *,
-                        root: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def spanning_tree_order(
+    m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *, root: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from ``root`` and
     the parent of each node (negative for the root). In a preorder every subtree is a contiguous
     run, which lets :meth:`_Splitter._cut_on_tree` evaluate all cuts with one cumulative sum.
@@ -151,8 +152,9 @@ def spanning_tree_order(m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray
     return np.asarray(order, dtype=np.int64), np.asarray(parent, dtype=np.int64)
 
 
-def spanning_forest(size: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray,
-                    roots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def spanning_forest(
+    size: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, roots: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Minimum spanning forest of a graph made of several disconnected pieces, each rooted at one of
     ``roots``, computed in one pass: a virtual node linked to every root (those links are bridges,
     so always in the tree) holds the pieces together for one breadth-first walk.
@@ -172,8 +174,10 @@ def spanning_forest(size: int, rows: np.ndarray, cols: np.ndarray, weights: np.n
         Parent of each node (-1 for a root or a node no root reaches) and its depth.
     """
     top = np.full(len(roots), size)
-    graph = sp.csr_matrix((np.r_[weights, np.ones(len(roots))], (np.r_[rows, top], np.r_[cols, roots])),
-                          shape=(size + 1, size + 1))
+    graph = sp.csr_matrix(
+        (np.r_[weights, np.ones(len(roots))], (np.r_[rows, top], np.r_[cols, roots])),
+        shape=(size + 1, size + 1),
+    )
     tree = minimum_spanning_tree(graph, overwrite=True)
     _order, parent = breadth_first_order(tree, size, directed=False, return_predecessors=True)
     parent = parent[:size].astype(np.int64)
@@ -189,8 +193,14 @@ def spanning_forest(size: int, rows: np.ndarray, cols: np.ndarray, weights: np.n
         up = further
 
 
-def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, floor: float, *,
-                      closable: np.ndarray | None = None) -> np.ndarray:
+def greedy_forest_cut(
+    pop: np.ndarray,
+    parent: np.ndarray,
+    depth: np.ndarray,
+    floor: float,
+    *,
+    closable: np.ndarray | None = None,
+) -> np.ndarray:
     """Bottom-up greedy cut of each tree of a rooted forest into parts of population >= ``floor``.
 
     Walking up from the leaves, a part is closed at a node as soon as the population gathered in its
@@ -220,9 +230,11 @@ def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, fl
     gathered = np.asarray(pop, dtype=float).copy()
     closed = parent < 0
     can = np.ones(n, bool) if closable is None else closable
-    by_depth = np.argsort(depth.astype(np.int16) if depth.max() < 2 ** 15 else depth, kind="stable")  # radix sort
+    by_depth = np.argsort(
+        depth.astype(np.int16) if depth.max() < 2**15 else depth, kind="stable"
+    )  # radix sort
     bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
-    levels = [by_depth[bounds[d]:bounds[d + 1]] for d in range(len(bounds) - 1)]
+    levels = [by_depth[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
     for level in levels[:0:-1]:  # deepest first
         close = (gathered[level] >= floor) & can[level]
         closed[level[close]] = True
@@ -249,8 +261,23 @@ def greedy_forest_cut(pop: np.ndarray, parent: np.ndarray, depth: np.ndarray, fl
 
 
 class _Splitter:
-    def __init__(self, graph: sp.csr_matrix, pop, x, y, area, epci, mask, *, floor, ceiling, max_diameter_km,
-                 epci_penalty, target_population, trees):
+    def __init__(
+        self,
+        graph: sp.csr_matrix,
+        pop,
+        x,
+        y,
+        area,
+        epci,
+        mask,
+        *,
+        floor,
+        ceiling,
+        max_diameter_km,
+        epci_penalty,
+        target_population,
+        trees,
+    ):
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
@@ -267,14 +294,17 @@ class _Splitter:
     def edge_weight(self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Spanning-tree weight of local edges: centroid distance, times ``epci_penalty`` across EPCIs."""
         dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
-        return (dist + 1.0) * np.where(self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0)
+        return (dist + 1.0) * np.where(
+            self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0
+        )
 
     def greedy(self, sets: list[np.ndarray], *, trees: int) -> list[list[np.ndarray]]:
         """Partition each connected set of nodes by :func:`greedy_forest_cut` on ``trees`` spanning
         trees (the MST and randomly perturbed ones, random roots, seeded by the set; every other
         tree keeps the EPCIs below the floor whole), all sets and trees in one forest. For each set,
         keep the cut with the most regions within the bounds, then the fewest outside, the most
-        EPCIs whole, the least area-weighted inertia (the first tree among equals)."""
+        EPCIs whole, the least area-weighted inertia (the first tree among equals).
+        """
         if not sets:
             return []
         m = np.array([len(q) for q in sets])
@@ -288,9 +318,13 @@ class _Splitter:
         for k, q in enumerate(sets):
             rng = np.random.default_rng([len(q), int(q[0]), int(q[-1])])
             edges = slice(edge_start[k], edge_start[k + 1])
-            factors[1:, edges] = rng.uniform(0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k]))
+            factors[1:, edges] = rng.uniform(
+                0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k])
+            )
             roots[k] = rng.integers(len(q), size=trees)
-        base = np.cumsum(trees * m) - trees * m  # forest node of (set, tree, local) = base + tree * m + local
+        base = (
+            np.cumsum(trees * m) - trees * m
+        )  # forest node of (set, tree, local) = base + tree * m + local
         size = int(trees * m.sum())
         entry, copy = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
         rows, cols = [], []
@@ -299,19 +333,32 @@ class _Splitter:
             entry[ids], copy[ids] = np.arange(len(nodes)), owner * trees + t
             rows.append(ids[a])
             cols.append(ids[b])
-        parent, depth = spanning_forest(size, np.concatenate(rows), np.concatenate(cols), (weight * factors).ravel(),
-                                        (base + np.arange(trees)[:, None] * m + roots.T).ravel())
+        parent, depth = spanning_forest(
+            size,
+            np.concatenate(rows),
+            np.concatenate(cols),
+            (weight * factors).ravel(),
+            (base + np.arange(trees)[:, None] * m + roots.T).ravel(),
+        )
         pop = self.pop[nodes]
         group = owner * (self.epci_id.max() + 1) + self.epci_id[nodes]
         small = (np.bincount(group, weights=pop) < SMALL_EPCI * self.floor)[group]
         above = entry[np.maximum(parent, 0)]
-        closable = ~((copy % trees % 2 == 1) & small[entry] & (group[entry] == group[above]) & (parent >= 0))
+        closable = ~(
+            (copy % trees % 2 == 1) & small[entry] & (group[entry] == group[above]) & (parent >= 0)
+        )
         label = greedy_forest_cut(pop[entry], parent, depth, self.floor, closable=closable)
         best = self.best_copies(nodes, owner, entry, copy, label, trees)
-        chosen = label[base[owner] + best[owner] * m[owner] + local]  # part of each entry in its set's best cut
+        chosen = label[
+            base[owner] + best[owner] * m[owner] + local
+        ]  # part of each entry in its set's best cut
         order = np.lexsort((nodes, chosen, owner))
-        cuts = np.flatnonzero(np.r_[True, (chosen[order][1:] != chosen[order][:-1]) |
-                                    (owner[order][1:] != owner[order][:-1])])
+        cuts = np.flatnonzero(
+            np.r_[
+                True,
+                (chosen[order][1:] != chosen[order][:-1]) | (owner[order][1:] != owner[order][:-1]),
+            ]
+        )
         out: list[list[np.ndarray]] = [[] for _ in sets]
         sorted_nodes, sorted_owner = nodes[order], owner[order].tolist()
         for a, b in zip(cuts.tolist(), np.r_[cuts[1:], len(order)].tolist()):
@@ -320,11 +367,14 @@ class _Splitter:
 
     def set_edges(self, nodes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Graph edges inside each set, for sets concatenated in ``nodes`` (each sorted; ``owner``
-        the set of each entry, non-decreasing): pairs of entry positions ``a < b``."""
+        the set of each entry, non-decreasing): pairs of entry positions ``a < b``.
+        """
         g = self.graph
         deg = g.indptr[nodes + 1] - g.indptr[nodes]
         row = np.repeat(np.arange(len(nodes)), deg)
-        nbr = g.indices[np.repeat(g.indptr[nodes] - (np.cumsum(deg) - deg), deg) + np.arange(deg.sum())]
+        nbr = g.indices[
+            np.repeat(g.indptr[nodes] - (np.cumsum(deg) - deg), deg) + np.arange(deg.sum())
+        ]
         keys = owner * len(self.pop) + nodes
         wanted = owner[row] * len(self.pop) + nbr
         pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
@@ -335,9 +385,16 @@ class _Splitter:
         """Index of the best tree of each set (see :meth:`greedy`)."""
         sets = int(owner.max()) + 1
         copies = sets * trees
-        mean = np.stack([np.bincount(owner, weights=v) / np.bincount(owner) for v in (self.x[nodes], self.y[nodes])])
+        mean = np.stack(
+            [
+                np.bincount(owner, weights=v) / np.bincount(owner)
+                for v in (self.x[nodes], self.y[nodes])
+            ]
+        )
         moments = self.moments(nodes, centre=mean[:, owner].T)[entry]
-        sums = np.stack([np.bincount(label, weights=col, minlength=len(label)) for col in moments.T], axis=1)
+        sums = np.stack(
+            [np.bincount(label, weights=col, minlength=len(label)) for col in moments.T], axis=1
+        )
         parts = np.flatnonzero(sums[:, 1] > 0)
         part_copy = copy[parts]
         pop = np.round(sums[parts, 0])
@@ -363,7 +420,7 @@ class _Splitter:
         keep = (a >= 0) & (b >= 0) & (a != b)
         pairs = np.unique(np.c_[a[keep], b[keep]], axis=0)
         cuts = np.searchsorted(pairs[:, 0], np.arange(len(pieces) + 1))
-        return owner, [pairs[cuts[k]:cuts[k + 1], 1] for k in range(len(pieces))]
+        return owner, [pairs[cuts[k] : cuts[k + 1], 1] for k in range(len(pieces))]
 
     def whole_epcis(self, pieces: list[np.ndarray]) -> int:
         """Number of EPCIs whose communes to group all lie in one of ``pieces``."""
@@ -389,7 +446,9 @@ class _Splitter:
                     split_in[k].append(e)
         return spread, split_in
 
-    def recombine(self, pieces: list[np.ndarray], *, trees: int, goal: str, rounds: int = 4) -> list[np.ndarray]:
+    def recombine(
+        self, pieces: list[np.ndarray], *, trees: int, goal: str, rounds: int = 4
+    ) -> list[np.ndarray]:
         """Local search by re-partitioning each piece with its neighbours (:meth:`greedy`, all
         groups at once, the largest pieces first; contiguous by construction). A result is kept when
         it touches no piece already changed in the round, has no more regions outside the bounds
@@ -398,7 +457,8 @@ class _Splitter:
         (only groups holding all the communes of an EPCI split between their pieces are tried).
         After the first round, only groups with a piece changed by the previous round are tried
         again; for "regions", when a round changes nothing, every group is tried once more on
-        ``WIDE`` times as many trees (fewer trees when the groups hold many communes: bounded work)."""
+        ``WIDE`` times as many trees (fewer trees when the groups hold many communes: bounded work).
+        """
         fresh, wide = np.ones(len(pieces), bool), False
         for _ in range(rounds):
             _owner, touching = self.piece_graph(pieces)
@@ -421,7 +481,12 @@ class _Splitter:
             replaced: dict[int, list[np.ndarray]] = {}
             if groups:
                 unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
-                budget = max(3, min(WIDE * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
+                budget = max(
+                    3,
+                    min(
+                        WIDE * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)
+                    ),
+                )
                 for group, new in zip(groups, self.greedy(unions, trees=budget)):
                     if any(int(t) in replaced for t in group):
                         continue
@@ -432,17 +497,23 @@ class _Splitter:
                     if goal == "regions":
                         better = new_ok.sum() > ok[group].sum()
                     else:
-                        better = new_ok.sum() >= ok[group].sum() and \
-                            self.whole_epcis(new) > self.whole_epcis([pieces[t] for t in group])
+                        better = new_ok.sum() >= ok[group].sum() and self.whole_epcis(
+                            new
+                        ) > self.whole_epcis([pieces[t] for t in group])
                     if better:
                         replaced.update({int(t): [] for t in group})
                         replaced[int(group[0])] = new
             if not replaced:
                 if wide or goal != "regions":
                     break
-                fresh, wide = np.ones(len(pieces), bool), True  # a last try of every group on more trees
+                fresh, wide = (
+                    np.ones(len(pieces), bool),
+                    True,
+                )  # a last try of every group on more trees
                 continue
-            fresh = np.array([k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool)
+            fresh = np.array(
+                [k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool
+            )
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
 
@@ -468,7 +539,8 @@ class _Splitter:
     def keep_epcis_whole(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
         """Local search for whole EPCIs: the communes of an EPCI split between regions all move to
         the region holding most of its population when every region involved stays within the
-        bounds and contiguous (so the number of regions within the bounds never drops)."""
+        bounds and contiguous (so the number of regions within the bounds never drops).
+        """
         pieces = [np.sort(p) for p in pieces]
         owner = np.full(len(self.pop), -1, dtype=np.int64)
         for k, p in enumerate(pieces):
@@ -488,10 +560,15 @@ class _Splitter:
             for t in regions[np.argsort(-np.asarray(share), kind="stable")]:
                 moved = members[owner[members] != t]
                 grown = np.union1d(pieces[t], moved)
-                if not self.floor <= sizes[t] + self.pop[moved].sum() <= self.ceiling or not self.connected(grown):
+                if not self.floor <= sizes[t] + self.pop[
+                    moved
+                ].sum() <= self.ceiling or not self.connected(grown):
                     continue
                 rest = {int(s): np.setdiff1d(pieces[s], moved) for s in regions if s != t}
-                if all(self.floor <= self.pop[q].sum() <= self.ceiling and self.connected(q) for q in rest.values()):
+                if all(
+                    self.floor <= self.pop[q].sum() <= self.ceiling and self.connected(q)
+                    for q in rest.values()
+                ):
                     pieces[t], sizes[t] = grown, self.pop[grown].sum()
                     owner[moved] = t
                     for s_, q in rest.items():
@@ -507,7 +584,9 @@ class _Splitter:
             return True
         if total < 2 * self.floor:
             return False
-        return total > self.target or _diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
+        return (
+            total > self.target or _diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
+        )
 
     def split(self, nodes: np.ndarray) -> list[np.ndarray]:
         """Recursively bisect a connected set of nodes."""
@@ -530,7 +609,11 @@ class _Splitter:
         starts, ends = g.indptr[nodes], g.indptr[nodes + 1]
         counts = ends - starts
         rows = np.repeat(np.arange(len(nodes)), counts)
-        flat = np.concatenate([g.indices[a:b] for a, b in zip(starts, ends)]) if len(nodes) else np.empty(0, int)
+        flat = (
+            np.concatenate([g.indices[a:b] for a, b in zip(starts, ends)])
+            if len(nodes)
+            else np.empty(0, int)
+        )
         self.position[nodes] = np.arange(len(nodes))
         cols = self.position[flat]
         self.position[nodes] = -1
@@ -545,7 +628,8 @@ class _Splitter:
     def improve(self, pieces: list[np.ndarray], *, rounds: int = 4) -> list[np.ndarray]:
         """Recombination: merge a region that could hold two (population >= 2 x floor) with a
         neighbouring region and split the union again; keep the result when it has more regions
-        within the bounds and no more outside them."""
+        within the bounds and no more outside them.
+        """
         pieces = [np.sort(p) for p in pieces]
         for _ in range(rounds):
             owner = np.full(len(self.pop), -1)
@@ -554,13 +638,26 @@ class _Splitter:
             sizes = np.array([self.pop[p].sum() for p in pieces])
             replaced: dict[int, list[np.ndarray]] = {}
             used: set[int] = set()
-            for k in sorted(np.flatnonzero(sizes >= 2 * self.floor), key=lambda k: (-sizes[k], int(pieces[k][0]))):
+            for k in sorted(
+                np.flatnonzero(sizes >= 2 * self.floor),
+                key=lambda k: (-sizes[k], int(pieces[k][0])),
+            ):
                 if k in used:
                     continue
-                touching = np.unique(owner[np.concatenate([self.graph.indices[self.graph.indptr[v]:self.graph.indptr[v + 1]]
-                                                           for v in pieces[k]])])
-                for t in sorted((t for t in touching if t >= 0 and t != k and t not in used),
-                                key=lambda t: (sizes[t], int(pieces[t][0]))):
+                touching = np.unique(
+                    owner[
+                        np.concatenate(
+                            [
+                                self.graph.indices[self.graph.indptr[v] : self.graph.indptr[v + 1]]
+                                for v in pieces[k]
+                            ]
+                        )
+                    ]
+                )
+                for t in sorted(
+                    (t for t in touching if t >= 0 and t != k and t not in used),
+                    key=lambda t: (sizes[t], int(pieces[t][0])),
+                ):
                     union = np.sort(np.r_[pieces[k], pieces[t]])
                     before = self.feasible_count([pieces[k], pieces[t]])
                     if np.floor(self.pop[union].sum() / self.floor) <= before[0]:
@@ -579,7 +676,8 @@ class _Splitter:
     def moments(self, nodes: np.ndarray, *, centre: np.ndarray | None = None) -> np.ndarray:
         """Per node: population, weight (area) and the area-weighted first and second moments of its
         centroid (km, centred on the nodes' mean or on ``centre`` (m, one row per node)), the sums
-        behind the inertia of any group."""
+        behind the inertia of any group.
+        """
         w = self.w[nodes]
         x, y = self.x[nodes], self.y[nodes]
         if centre is None:
@@ -593,7 +691,8 @@ class _Splitter:
         """Spanning tree of ``nodes`` (local edges ``r``, ``c``) with the sums of both sides of every
         edge cut, O(1) each from a preorder cumulative sum: (order, parent, start, size, child,
         inside, outside, total), ``child`` being the lower end of each tree edge; None when the
-        nodes are not connected."""
+        nodes are not connected.
+        """
         m = len(nodes)
         order, parent = spanning_tree_order(m, r, c, weight, root=root)
         if len(order) != m:
@@ -615,7 +714,9 @@ class _Splitter:
         """Best single-edge cut over the MST and ``trees - 1`` perturbed spanning trees."""
         r, c = self.local_edges(nodes)
         weight = self.edge_weight(nodes, r, c)
-        rng = np.random.default_rng([len(nodes), int(nodes[0]), int(nodes[-1])])  # deterministic per part
+        rng = np.random.default_rng(
+            [len(nodes), int(nodes[0]), int(nodes[-1])]
+        )  # deterministic per part
         best_key, best_side = None, None
         for attempt in range(self.trees):
             factor = 1.0 if attempt == 0 else rng.uniform(0.5, 1.5, len(weight))
@@ -639,7 +740,9 @@ class _Splitter:
         score = (_inertia(inside) + _inertia(outside)) / whole
         score = score + 0.25 * (self.epci[nodes[child]] == self.epci[nodes[parent[child]]])
         pop_in, pop_out = np.round(inside[:, 0]), np.round(outside[:, 0])
-        feasible = _feasible(pop_in, self.floor, self.ceiling) & _feasible(pop_out, self.floor, self.ceiling)
+        feasible = _feasible(pop_in, self.floor, self.ceiling) & _feasible(
+            pop_out, self.floor, self.ceiling
+        )
         if feasible.any():
             # the cuts that keep the most potential regions (floor(p / floor) per side), then the most compact
             capacity = np.floor(pop_in / self.floor) + np.floor(pop_out / self.floor)
@@ -656,15 +759,26 @@ class _Splitter:
             return None  # within the ceiling: only split when both sides are feasible
         v = child[pick]
         side = np.zeros(m, bool)
-        side[order[start[v]:start[v] + size[v]]] = True
+        side[order[start[v] : start[v] + size[v]]] = True
         return key, side
 
 
-def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray, *, floor: float = 20_000,
-                ceiling: float = 200_000, target_population: float = 0.0, max_diameter_km: float = 60.0,
-                epci_penalty: float = 3.0, trees: int = 12,
-                population: str = "population", epci: str = "code_epci",
-                same_departement: bool = False, method: str = "trees") -> Regions:
+def regionalize(
+    frame: gpd.GeoDataFrame,
+    adjacency: Adjacency,
+    mask: np.ndarray,
+    *,
+    floor: float = 20_000,
+    ceiling: float = 200_000,
+    target_population: float = 0.0,
+    max_diameter_km: float = 60.0,
+    epci_penalty: float = 3.0,
+    trees: int = 12,
+    population: str = "population",
+    epci: str = "code_epci",
+    same_departement: bool = False,
+    method: str = "trees",
+) -> Regions:
     """Group the masked communes into contiguous regions sized within [floor, ceiling].
 
     Parameters
@@ -717,17 +831,35 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     i, j = adjacency.i[keep], adjacency.j[keep]
     graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     part_of = components(Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island), mask)
-    splitter = _Splitter(graph, pop, x, y, area, epci_codes, mask, floor=floor, ceiling=ceiling,
-                         max_diameter_km=max_diameter_km, epci_penalty=epci_penalty,
-                         target_population=target_population, trees=trees)
+    splitter = _Splitter(
+        graph,
+        pop,
+        x,
+        y,
+        area,
+        epci_codes,
+        mask,
+        floor=floor,
+        ceiling=ceiling,
+        max_diameter_km=max_diameter_km,
+        epci_penalty=epci_penalty,
+        target_population=target_population,
+        trees=trees,
+    )
     parts = [np.flatnonzero(part_of == part) for part in range(part_of.max() + 1)]
     if target_population > 0 or method == "bisection":
         pieces = [q for nodes in parts for q in splitter.improve(splitter.split(nodes))]
     else:  # every part at once: the parts never touch
-        first = max(trees, min(FIRST * trees, LOCAL_BUDGET // max(1, int(mask.sum()))))  # more trees on small areas
-        pieces = [q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)]
+        first = max(
+            trees, min(FIRST * trees, LOCAL_BUDGET // max(1, int(mask.sum())))
+        )  # more trees on small areas
+        pieces = [
+            q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)
+        ]
         pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
-        pieces = splitter.keep_epcis_whole(splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=1))
+        pieces = splitter.keep_epcis_whole(
+            splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=1)
+        )
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
@@ -735,8 +867,9 @@ def regionalize(frame: gpd.GeoDataFrame, adjacency: Adjacency, mask: np.ndarray,
     return Regions(labels, _reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
 
 
-def _merge_small(pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray, *, floor: float,
-                 ceiling: float) -> list[np.ndarray]:
+def _merge_small(
+    pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray, *, floor: float, ceiling: float
+) -> list[np.ndarray]:
     """Merge pieces below ``floor`` into the adjacent piece giving the smallest total under ``ceiling``."""
     pieces = [np.sort(p) for p in pieces]
     while True:
@@ -748,9 +881,17 @@ def _merge_small(pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray
         small = sorted((s, min(p), k) for k, (p, s) in enumerate(zip(pieces, sizes)) if s < floor)
         merged = False
         for _s, _first, k in small:
-            touching = {owner[u] for v in pieces[k] for u in graph.indices[graph.indptr[v]:graph.indptr[v + 1]]
-                        if u in owner and owner[u] != k}
-            options = sorted((sizes[t] + sizes[k], min(pieces[t]), t) for t in touching if sizes[t] + sizes[k] <= ceiling)
+            touching = {
+                owner[u]
+                for v in pieces[k]
+                for u in graph.indices[graph.indptr[v] : graph.indptr[v + 1]]
+                if u in owner and owner[u] != k
+            }
+            options = sorted(
+                (sizes[t] + sizes[k], min(pieces[t]), t)
+                for t in touching
+                if sizes[t] + sizes[k] <= ceiling
+            )
             if options:
                 t = options[0][2]
                 pieces[t] = np.sort(np.r_[pieces[t], pieces[k]])
@@ -783,15 +924,24 @@ def _reasons(labels, pop, part_of, *, floor, ceiling) -> dict[int, str]:
     for label in np.flatnonzero((totals < floor) | (totals > ceiling)).tolist():
         total, part_total, size = totals[label], part_totals[part_of[first[label]]], counts[label]
         if total < floor and part_total < floor:
-            reasons[label] = (f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
-                              .replace(",", " "))
+            reasons[label] = (
+                f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)".replace(
+                    ",", " "
+                )
+            )
         elif total < floor:
-            reasons[label] = (f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut l'absorber "
-                              f"sans dépasser le plafond").replace(",", " ")
+            reasons[label] = (
+                f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut l'absorber "
+                f"sans dépasser le plafond"
+            ).replace(",", " ")
         elif total > ceiling and size == 1:
-            reasons[label] = (f"commune seule au-dessus du plafond ({int(total):,} hab.) : découpage par IRIS "
-                              "possible si les données IRIS sont fournies").replace(",", " ")
+            reasons[label] = (
+                f"commune seule au-dessus du plafond ({int(total):,} hab.) : découpage par IRIS "
+                "possible si les données IRIS sont fournies"
+            ).replace(",", " ")
         elif total > ceiling:
-            reasons[label] = (f"au-dessus du plafond ({int(total):,} hab.) : aucune coupe contiguë ne respecte "
-                              "les bornes").replace(",", " ")
+            reasons[label] = (
+                f"au-dessus du plafond ({int(total):,} hab.) : aucune coupe contiguë ne respecte "
+                "les bornes"
+            ).replace(",", " ")
     return reasons

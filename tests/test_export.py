@@ -37,7 +37,13 @@ def exported(tmp_path_factory, raw):
 def output_hashes(settings) -> dict:
     """sha256 of every file the export writes (maps, reports, GeoPackage)."""
     paths = stages.export_paths(settings)
-    files = [paths["map"], paths["gpkg"], paths["index"], *paths["departements"].iterdir(), *paths["zones"].iterdir()]
+    files = [
+        paths["map"],
+        paths["gpkg"],
+        paths["index"],
+        *paths["departements"].iterdir(),
+        *paths["zones"].iterdir(),
+    ]
     return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
@@ -50,7 +56,10 @@ def test_maps_are_self_contained_and_deterministic(exported):
     vintage = "Population : population légale en vigueur en 2026 (INSEE, COG)"
     assert vintage in page and vintage in paths["index"].read_text(encoding="utf-8")
     assert all(vintage in p.read_text(encoding="utf-8") for p in paths["zones"].glob("*.html"))
-    assert sorted(p.name for p in paths["departements"].iterdir()) == ["carte_11.html", "carte_34.html"]
+    assert sorted(p.name for p in paths["departements"].iterdir()) == [
+        "carte_11.html",
+        "carte_34.html",
+    ]
     first = output_hashes(exported)
     assert len(first) > 10
     time.sleep(1.1)  # anything stamping the time to the second would show
@@ -102,7 +111,9 @@ def decode_layer(geometry: dict) -> list:
 
 def map_data(path) -> dict:
     text = path.read_text(encoding="utf-8")
-    return json.loads(re.search(r"<script>var DATA = (.*?);</script>", text, re.S).group(1).replace("<\\/", "</"))
+    return json.loads(
+        re.search(r"<script>var DATA = (.*?);</script>", text, re.S).group(1).replace("<\\/", "</")
+    )
 
 
 def test_map_geometry_matches_the_communes_without_gaps(exported):
@@ -140,8 +151,14 @@ def test_national_map_opens_on_metropolitan_france(tmp_path, raw):
     assert [v[0] for v in data["views"][1:]] == ["Martinique (972)", "Hérault (34)"]
     assert 'id="cpts-goto"' in page.read_text(encoding="utf-8")
     departements, regions = data["reference"]  # two régions: their borders too
-    assert sorted(label for _, _, label in departements["labels"]) == ["Hérault (34)", "Martinique (972)"]
-    assert len(decode_layer(departements["geometry"])) == 2 and len(decode_layer(regions["geometry"])) == 2
+    assert sorted(label for _, _, label in departements["labels"]) == [
+        "Hérault (34)",
+        "Martinique (972)",
+    ]
+    assert (
+        len(decode_layer(departements["geometry"])) == 2
+        and len(decode_layer(regions["geometry"])) == 2
+    )
     assert "stage times:" in timing_table() and "export" in timing_table()
 
 
@@ -155,7 +172,9 @@ def test_reports_index_pages_csv_xlsx(exported):
         assert "Action recommandée" in page and "<svg" in page and "EXEMPLE" in page
         assert "@media print" in page
         table = pd.read_csv(paths["zones"] / f"{zone}.csv", dtype=str)
-        assert int(table["population"].astype(int).sum()) == int(zones.set_index("patch_id").loc[zone, "population"])
+        assert int(table["population"].astype(int).sum()) == int(
+            zones.set_index("patch_id").loc[zone, "population"]
+        )
         sheets = pd.read_excel(paths["zones"] / f"{zone}.xlsx", sheet_name=None)
         assert set(sheets) == {"communes", "cpts_limitrophes", "territoires_proposes"}
         assert len(sheets["communes"]) == len(table)
@@ -176,12 +195,17 @@ def test_geopackage_has_every_layer(exported):
 
 def test_notebook_runs_on_the_outputs(exported):
     notebook = nbformat.read(REPO / "notebooks" / "walkthrough.ipynb", as_version=4)
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         "store the notebook without outputs"
+    )
     os.environ["CPTS_PROCESSED"] = str(exported.processed_dir)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(REPO / "notebooks")}},
+        ).execute()
     finally:
         del os.environ["CPTS_PROCESSED"]
     assert (exported.processed_dir / "carte_statuts.png").stat().st_size > 10_000
@@ -189,12 +213,15 @@ def test_notebook_runs_on_the_outputs(exported):
 
 # --------------------------------------------------------------------------- browser
 
+
 @pytest.fixture(scope="module")
 def browser():
     browser_path, driver_path = chromium_paths()
     if not browser_path or not driver_path:
-        pytest.skip("no chromium/chromedriver on this machine (Debian packages chromium and chromium-driver; "
-                    ".ci/run installs them)")
+        pytest.skip(
+            "no chromium/chromedriver on this machine (Debian packages chromium and chromium-driver; "
+            ".ci/run installs them)"
+        )
     driver = offline_chromium()
     yield driver
     driver.quit()
@@ -217,14 +244,19 @@ def test_map_in_headless_chromium_offline(exported, browser):
     # hover a polygon: its tooltip appears
     path = browser.find_elements(By.CSS_SELECTOR, "path.leaflet-interactive")[-1]
     ActionChains(browser).move_to_element(path).perform()
-    tooltip = WebDriverWait(browser, 10).until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".leaflet-tooltip")))
+    tooltip = WebDriverWait(browser, 10).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".leaflet-tooltip"))
+    )
     assert tooltip.text.strip()
     browser.save_screenshot(str(ARTIFACTS / "map_tooltip.png"))
 
     # untick the white-zone layer: exactly its polygons disappear
     zones = gpd.read_parquet(stages.coverage_paths(exported)["white_zones"])
-    label = next(el for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays label")
-                 if "Zones blanches" in el.text)
+    label = next(
+        el
+        for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays label")
+        if "Zones blanches" in el.text
+    )
     label.find_element(By.TAG_NAME, "input").click()
     WebDriverWait(browser, 10).until(lambda d: count_polygons(d) < before)
     assert count_polygons(browser) == before - len(zones)
@@ -236,8 +268,9 @@ def test_map_in_headless_chromium_offline(exported, browser):
     labels = [el.text for el in browser.find_elements(By.CSS_SELECTOR, ".cpts-label")]
     assert sorted(labels) == ["Aude (11)", "Hérault (34)"]
     Select(browser.find_element(By.ID, "cpts-goto")).select_by_visible_text("Hérault (34)")
-    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
-        "return window.cptsMap.getCenter().lng > 3.0"))
+    WebDriverWait(browser, 10).until(
+        lambda d: d.execute_script("return window.cptsMap.getCenter().lng > 3.0")
+    )
     browser.save_screenshot(str(ARTIFACTS / "map_goto.png"))
 
 
@@ -254,4 +287,7 @@ def test_xlsx_reports_are_byte_identical_across_runs(tmp_path):
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
     core = zipfile.ZipFile(tmp_path / "a.xlsx").read("docProps/core.xml").decode()
     assert core.count("2000-01-01T00:00:00Z") == 2
-    assert pd.read_excel(tmp_path / "a.xlsx").to_dict("list") == {"code_commune": [11190], "population": [1187]}
+    assert pd.read_excel(tmp_path / "a.xlsx").to_dict("list") == {
+        "code_commune": [11190],
+        "population": [1187],
+    }

@@ -14,7 +14,10 @@ from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.regionalize import greedy_forest_cut, regionalize
 
-CRS = {"crs_metropole": 2154, "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}}
+CRS = {
+    "crs_metropole": 2154,
+    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
+}
 
 
 def grid(width, height, pops, holes, epci_width):
@@ -24,22 +27,33 @@ def grid(width, height, pops, holes, epci_width):
         if k in holes:
             continue
         x, y = 700_000 + (k % width) * 5000, 6_300_000 + (k // width) * 5000
-        rows.append(dict(code_commune=f"{k:05d}", population=int(pops[k]), code_epci=f"E{(k % width) // epci_width}",
-                         code_departement="11" if k % width < width // 2 else "34", epsg=2154,
-                         geometry=shapely.box(x, y, x + 5000, y + 5000)))
+        rows.append(
+            dict(
+                code_commune=f"{k:05d}",
+                population=int(pops[k]),
+                code_epci=f"E{(k % width) // epci_width}",
+                code_departement="11" if k % width < width // 2 else "34",
+                epsg=2154,
+                geometry=shapely.box(x, y, x + 5000, y + 5000),
+            )
+        )
     return gpd.GeoDataFrame(rows, crs=2154)
 
 
 def assert_valid_regions(frame, adjacency, mask, regions, floor, ceiling):
     labels = regions.labels
-    assert (labels[~mask] == -1).all() and (labels[mask] >= 0).all(), "each masked commune in exactly one region"
+    assert (labels[~mask] == -1).all() and (labels[mask] >= 0).all(), (
+        "each masked commune in exactly one region"
+    )
     pop = frame["population"].to_numpy()
     for label in range(labels.max() + 1):
         members = labels == label
         assert components(adjacency, members).max() == 0, f"region {label} is not contiguous"
         total = pop[members].sum()
         if not floor <= total <= ceiling:
-            assert label in regions.reasons, f"region {label} ({total}) outside bounds without a reason"
+            assert label in regions.reasons, (
+                f"region {label} ({total}) outside bounds without a reason"
+            )
 
 
 @settings(max_examples=60, deadline=None)
@@ -51,19 +65,35 @@ def test_regions_are_contiguous_complete_and_explained_on_grids(width, height, d
     if len(holes) >= n:
         return
     frame = grid(width, height, pops, holes, epci_width=data.draw(st.integers(1, 3)))
-    mask = np.array(data.draw(st.lists(st.booleans(), min_size=len(frame), max_size=len(frame))), bool)
+    mask = np.array(
+        data.draw(st.lists(st.booleans(), min_size=len(frame), max_size=len(frame))), bool
+    )
     floor = data.draw(st.sampled_from([10_000, 20_000]))
     ceiling = data.draw(st.sampled_from([60_000, 100_000, 200_000]))
     adjacency = build_adjacency(frame)
     same_dep = data.draw(st.booleans())
-    regions = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, max_diameter_km=20,
-                          same_departement=same_dep)
+    regions = regionalize(
+        frame,
+        adjacency,
+        mask,
+        floor=floor,
+        ceiling=ceiling,
+        max_diameter_km=20,
+        same_departement=same_dep,
+    )
     assert_valid_regions(frame, adjacency, mask, regions, floor, ceiling)
     if same_dep:
         for label in range(regions.labels.max() + 1):
             assert frame.loc[regions.labels == label, "code_departement"].nunique() == 1
-    again = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, max_diameter_km=20,
-                        same_departement=same_dep)
+    again = regionalize(
+        frame,
+        adjacency,
+        mask,
+        floor=floor,
+        ceiling=ceiling,
+        max_diameter_km=20,
+        same_departement=same_dep,
+    )
     assert (again.labels == regions.labels).all() and again.reasons == regions.reasons
 
 
@@ -79,7 +109,9 @@ def test_whole_real_departements_as_white_zones(raw, deps):
     within = (sizes >= 20_000) & (sizes <= 200_000)
     # the only regions outside the bounds are single cities above the ceiling (Toulouse, Montpellier)
     for k in np.flatnonzero(~within):
-        assert (regions.labels == k).sum() == 1 and regions.reasons[k].startswith("commune seule au-dessus")
+        assert (regions.labels == k).sum() == 1 and regions.reasons[k].startswith(
+            "commune seule au-dessus"
+        )
     assert (~within).sum() <= 1
     assert sizes.sum() == pop.sum()
 
@@ -87,7 +119,9 @@ def test_whole_real_departements_as_white_zones(raw, deps):
 def test_big_city_alone_above_ceiling_is_explained(raw):
     communes = build_communes(raw, Scope.parse("dep:31"), **CRS)[0]
     adjacency = build_adjacency(communes)
-    regions = regionalize(communes, adjacency, np.ones(len(communes), bool), floor=20_000, ceiling=200_000)
+    regions = regionalize(
+        communes, adjacency, np.ones(len(communes), bool), floor=20_000, ceiling=200_000
+    )
     toulouse = regions.labels[communes["code_commune"].to_numpy() == "31555"][0]
     assert (regions.labels == toulouse).sum() == 1
     assert regions.reasons[toulouse].startswith("commune seule au-dessus du plafond")
@@ -179,15 +213,19 @@ def test_greedy_tree_cut_gives_the_most_parts_above_the_floor(data):
         depths.append(depth)
         pops.append(pop)
         offset += len(parent)
-    label = greedy_forest_cut(np.concatenate(pops), np.concatenate(parents), np.concatenate(depths), floor)
+    label = greedy_forest_cut(
+        np.concatenate(pops), np.concatenate(parents), np.concatenate(depths), floor
+    )
     offset = 0
     for parent, pop in trees:
-        local = label[offset:offset + len(parent)] - offset
+        local = label[offset : offset + len(parent)] - offset
         assert ((local >= 0) & (local < len(parent))).all(), "parts never mix two trees"
         edges = [(v, int(parent[v])) for v in range(1, len(parent))]
         same = [(a, b) for a, b in edges if local[a] == local[b]]
         parts = components(build_adjacency_from_edges(len(parent), same))
-        assert all(len(np.unique(parts[local == k])) == 1 for k in np.unique(local)), "parts are subtrees"
+        assert all(len(np.unique(parts[local == k])) == 1 for k in np.unique(local)), (
+            "parts are subtrees"
+        )
         totals = np.bincount(np.unique(local, return_inverse=True)[1], weights=pop)
         expected = best_cut_by_brute_force(pop, edges, floor)
         if pop.sum() >= floor:
