@@ -34,6 +34,7 @@ The result is deterministic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import geopandas as gpd
 import numpy as np
@@ -53,11 +54,14 @@ class Regions:
     ----------
     labels : ndarray of int
         Region number per commune (``-1`` outside the mask), numbered by first commune.
+    codes : dict
+        Region number → why it is outside [floor, ceiling], a :class:`Reason` (for logic).
     reasons : dict
-        Region number → why it is outside [floor, ceiling] (French, shown to users).
+        Region number → the same in French, shown to users.
     """
 
     labels: np.ndarray
+    codes: dict[int, Reason] = field(default_factory=dict)
     reasons: dict[int, str] = field(default_factory=dict)
 
 
@@ -864,7 +868,7 @@ def regionalize(
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
     labels = _renumber(labels)
-    return Regions(labels, _reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
+    return Regions(labels, *_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
 
 
 def _merge_small(
@@ -913,8 +917,34 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _reasons(labels, pop, part_of, *, floor, ceiling) -> dict[int, str]:
-    reasons = {}
+class Reason(str, Enum):
+    """Why a region is outside [floor, ceiling] (logic branches on these codes; the French text
+    shown to people is :func:`reason_text`).
+    """
+
+    WHOLE_PATCH_BELOW_FLOOR = "zone_entiere_sous_plancher"
+    BELOW_FLOOR = "sous_plancher"
+    SINGLE_UNIT_ABOVE_CEILING = "commune_seule_au_dessus_plafond"
+    ABOVE_CEILING = "au_dessus_plafond"
+
+
+def reason_text(code: Reason, *, total: float, part_total: float, floor: float) -> str:
+    """The French sentence shown for a :class:`Reason` (numbers with a space as thousands separator)."""
+    text = {
+        Reason.WHOLE_PATCH_BELOW_FLOOR: f"zone blanche entière sous le plancher ({int(part_total):,} < "
+        f"{int(floor):,} hab.)",
+        Reason.BELOW_FLOOR: f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut "
+        "l'absorber sans dépasser le plafond",
+        Reason.SINGLE_UNIT_ABOVE_CEILING: f"commune seule au-dessus du plafond ({int(total):,} hab.) : "
+        "découpage par IRIS possible si les données IRIS sont fournies",
+        Reason.ABOVE_CEILING: f"au-dessus du plafond ({int(total):,} hab.) : aucune coupe contiguë ne "
+        "respecte les bornes",
+    }[code]
+    return text.replace(",", " ")
+
+
+def _reasons(labels, pop, part_of, *, floor, ceiling) -> tuple[dict[int, Reason], dict[int, str]]:
+    codes, texts = {}, {}
     inside = labels >= 0
     totals = np.bincount(labels[inside], weights=pop[inside])
     counts = np.bincount(labels[inside])
@@ -923,25 +953,10 @@ def _reasons(labels, pop, part_of, *, floor, ceiling) -> dict[int, str]:
     first[labels[inside][::-1]] = np.flatnonzero(inside)[::-1]
     for label in np.flatnonzero((totals < floor) | (totals > ceiling)).tolist():
         total, part_total, size = totals[label], part_totals[part_of[first[label]]], counts[label]
-        if total < floor and part_total < floor:
-            reasons[label] = (
-                f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)".replace(
-                    ",", " "
-                )
-            )
-        elif total < floor:
-            reasons[label] = (
-                f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut l'absorber "
-                f"sans dépasser le plafond"
-            ).replace(",", " ")
-        elif total > ceiling and size == 1:
-            reasons[label] = (
-                f"commune seule au-dessus du plafond ({int(total):,} hab.) : découpage par IRIS "
-                "possible si les données IRIS sont fournies"
-            ).replace(",", " ")
-        elif total > ceiling:
-            reasons[label] = (
-                f"au-dessus du plafond ({int(total):,} hab.) : aucune coupe contiguë ne respecte "
-                "les bornes"
-            ).replace(",", " ")
-    return reasons
+        if total < floor:
+            code = Reason.WHOLE_PATCH_BELOW_FLOOR if part_total < floor else Reason.BELOW_FLOOR
+        else:
+            code = Reason.SINGLE_UNIT_ABOVE_CEILING if size == 1 else Reason.ABOVE_CEILING
+        codes[label] = code
+        texts[label] = reason_text(code, total=total, part_total=part_total, floor=floor)
+    return codes, texts

@@ -31,7 +31,7 @@ from .adjacency import Adjacency, build_adjacency, components, shared_border_len
 from .errors import PipelineError
 from .geo import by_zone
 from .iris import iris_of_commune
-from .regionalize import regionalize
+from .regionalize import Reason, regionalize
 
 KINDS = ("cpts_existante", "candidate", "extension")
 TERRITORY_COLUMNS = [
@@ -224,9 +224,9 @@ def candidate_territories(
     neighbours = None
     for label in range(regions.labels.max() + 1):
         region = np.flatnonzero(regions.labels == label)
-        reason = regions.reasons.get(label, "")
+        reason, code = regions.reasons.get(label, ""), regions.codes.get(label)
         first_dep = deps[region[0]]
-        if reason.startswith("zone blanche entière sous le plancher"):
+        if code == Reason.WHOLE_PATCH_BELOW_FLOOR:
             neighbours = adjacency.neighbours() if neighbours is None else neighbours
             cid, why = extension_choice(
                 region,
@@ -252,7 +252,7 @@ def candidate_territories(
             else:
                 members += [("", "signalee", codes[k], "", int(pop[k]), why) for k in region]
             continue
-        if reason.startswith("commune seule au-dessus du plafond") and iris is not None:
+        if code == Reason.SINGLE_UNIT_ABOVE_CEILING and iris is not None:
             rows_iris, members_iris = _split_by_iris(
                 coverage.iloc[region[0]],
                 iris,

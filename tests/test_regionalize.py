@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pipeline.adjacency import build_adjacency, components
 from pipeline.communes import build_communes
 from pipeline.config import Scope
-from pipeline.regionalize import greedy_forest_cut, regionalize
+from pipeline.regionalize import Reason, greedy_forest_cut, regionalize
 
 CRS = {
     "crs_metropole": 2154,
@@ -109,9 +109,9 @@ def test_whole_real_departements_as_white_zones(raw, deps):
     within = (sizes >= 20_000) & (sizes <= 200_000)
     # the only regions outside the bounds are single cities above the ceiling (Toulouse, Montpellier)
     for k in np.flatnonzero(~within):
-        assert (regions.labels == k).sum() == 1 and regions.reasons[k].startswith(
-            "commune seule au-dessus"
-        )
+        assert (regions.labels == k).sum() == 1 and regions.codes[
+            k
+        ] == Reason.SINGLE_UNIT_ABOVE_CEILING
     assert (~within).sum() <= 1
     assert sizes.sum() == pop.sum()
 
@@ -124,7 +124,10 @@ def test_big_city_alone_above_ceiling_is_explained(raw):
     )
     toulouse = regions.labels[communes["code_commune"].to_numpy() == "31555"][0]
     assert (regions.labels == toulouse).sum() == 1
-    assert regions.reasons[toulouse].startswith("commune seule au-dessus du plafond")
+    assert regions.codes[toulouse] == Reason.SINGLE_UNIT_ABOVE_CEILING
+    assert regions.reasons[toulouse].startswith(
+        "commune seule au-dessus du plafond ("
+    )  # the French text
 
 
 def test_epci_penalty_keeps_more_epcis_whole(raw):
