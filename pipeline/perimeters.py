@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 
 import geopandas as gpd
@@ -30,7 +31,7 @@ from .adjacency import Adjacency
 from .codes import Kind, Match
 from .errors import PipelineError, ValidationError
 from .geo import by_zone
-from .names import plain_key, published_name
+from .names import NameIndex, plain_key, published_name
 from .rawdata import find_header, read_text_rows, read_vector, read_workbook_rows, rows_to_frame
 
 EXAMPLE_PREFIX = "EXEMPLE"
@@ -310,16 +311,26 @@ def parse_departements(text: str, names: dict[str, str] | None = None) -> list[s
     return out
 
 
-@dataclass(frozen=True)
 class Reference:
     """What resolving a perimeter table needs, national: codes, names, population and geography of
-    every unit (see :func:`reference`).
+    every unit (see :func:`reference`). The name index is built on first use: a table of codes
+    never pays for it.
     """
 
-    lookup: dict[str, Match]
-    names: object
-    population: dict[str, int]
-    geography: dict[str, tuple[str, str]]
+    def __init__(
+        self,
+        lookup: dict[str, Match],
+        population: dict[str, int],
+        geography: dict[str, tuple[str, str]],
+        *,
+        names_of: Callable[[], NameIndex],
+    ):
+        self.lookup, self.population, self.geography = lookup, population, geography
+        self._names_of = names_of
+
+    @cached_property
+    def names(self) -> NameIndex:
+        return self._names_of()
 
 
 def reference(
@@ -334,7 +345,7 @@ def reference(
     events file (:func:`pipeline.names.read_cog_events`).
     """
     from .codes import add_events, code_lookup
-    from .names import NameIndex, event_lookup
+    from .names import event_lookup
 
     lookup = code_lookup(raw_communes, cog)
     if events is not None:
@@ -353,32 +364,31 @@ def reference(
             )
         )
     geography = dict(zip(units["code"], zip(units["departement"], units["region"])))
-    return Reference(lookup, NameIndex(raw_communes, departements, events), people, geography)
+    return Reference(
+        lookup, people, geography, names_of=lambda: NameIndex(raw_communes, departements, events)
+    )
 
 
 class Resolver:
     """Maps each row of a perimeter table to units of coverage (see :func:`resolve_members`)."""
 
-    def __init__(
-        self,
-        *,
-        lookup: dict[str, Match],
-        names=None,
-        context: list[str] | None = None,
-        departement_names: dict[str, str] | None = None,
-        geography: dict | None = None,
-    ):
-        self.lookup, self.names, self.context = lookup, names, list(context or [])
-        self.departement_names = departement_names or {}
-        self.geography = geography or {}
+    def __init__(self, ref: Reference, *, context: list[str] | None = None):
+        self.ref, self.lookup, self.geography = ref, ref.lookup, ref.geography
+        self.context = list(context or [])
+
+    @property
+    def names(self) -> NameIndex:
+        return self.ref.names
 
     def mismatch(self, rec, match: Match, where: str) -> str:
         """A row giving both a code and a name whose name is another commune of the code's
         département (a wrong code, or a homonym): the warning, else ``""``.
         """
-        if not (
-            rec.code_publie and rec.nom_commune and self.names is not None
-        ) or match.kind not in (Kind.CURRENT, Kind.ARRONDISSEMENT, Kind.WHOLE_COMMUNE):
+        if not (rec.code_publie and rec.nom_commune) or match.kind not in (
+            Kind.CURRENT,
+            Kind.ARRONDISSEMENT,
+            Kind.WHOLE_COMMUNE,
+        ):
             return ""
         dep = self.geography.get(match.codes[0], ("",))[0]
         found = self.names.resolve(rec.nom_commune, [dep])
@@ -408,10 +418,8 @@ class Resolver:
                     "cog_events maps more of them)"
                 ),
             )
-        if self.names is None:
-            raise PipelineError(f"{where}: rows name communes but no name index was given")
         name, hint = published_name(rec.nom_commune)
-        deps = parse_departements(rec.departement, self.departement_names) or (
+        deps = parse_departements(rec.departement, self.names.departement_names) or (
             [hint] if hint else self.context
         )
         found = self.names.resolve(name, deps)
@@ -494,13 +502,7 @@ def resolve_members(
         CPTS's population and tier), ``issues`` (:data:`ISSUES`), ``names`` (:data:`NAMES`: each
         published name, the code found and how, for a person to check).
     """
-    resolver = Resolver(
-        lookup=ref.lookup,
-        names=ref.names,
-        context=context,
-        departement_names=ref.names.departement_names,
-        geography=ref.geography,
-    )
+    resolver = Resolver(ref, context=context)
     issues: list[tuple] = []
     rows, outside, named = [], [], []
     for rec in table.itertuples(index=False):
