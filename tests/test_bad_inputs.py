@@ -592,3 +592,20 @@ def test_strict_turns_warnings_into_exit_1(good_run, tmp_path, capsys):
     status, printed = run_bad(config, ["--strict", "--force", "perimeters"], capsys)
     assert status == 1 and "Traceback" not in printed
     assert_one_clear_line(printed, r"1 error\(s\) and 1 warning\(s\) with --strict")
+
+
+def test_codes_in_the_name_column_are_named_as_the_likely_cause(good_run, tmp_path, capsys):
+    ctx = Context(tmp_path, good_run)
+    text = "cpts_id;cpts_nom;commune\nA;CPTS A;48095\nA;CPTS A;48061\n"
+    config = write_settings_copy(good_run, tmp_path / "own", scope=SCOPE)
+    config.write_text(
+        set_input("file", perimeter_table(text))(config.read_text(encoding="utf-8"), ctx),
+        encoding="utf-8",
+    )
+    status, printed = run_bad(config, ["diagnose"], capsys)
+    assert status == 2
+    assert_one_clear_line(
+        printed,
+        r"the commune column holds INSEE codes, not names: name that column "
+        r"code_insee",
+    )
