@@ -80,7 +80,8 @@ def config_in(folder: Path, scope: str) -> Path:
 
 STAGE_TIMES = re.compile(r"^  (\w+) +([0-9.]+) s  (?:rebuilt|up to date)$", re.M)
 
-# Times each stage of a pipeline code tree in-process (``--force``), for releases that print no table.
+# Times each stage of a pipeline code tree in-process (``--force``), for releases that print no
+# table.
 STAGE_DRIVER = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -199,7 +200,8 @@ def bench_maps(tmp: Path) -> dict:
             driver.get(region_map.as_uri())
             polygons = count_polygons(driver)
             paint = driver.execute_script(
-                "var p = performance.getEntriesByType('paint').filter(e => e.name === 'first-contentful-paint');"
+                "var p = performance.getEntriesByType('paint')"
+                ".filter(e => e.name === 'first-contentful-paint');"
                 "var n = performance.getEntriesByType('navigation')[0];"
                 "return [p.length ? p[0].startTime : null, n.loadEventEnd];"
             )
@@ -361,7 +363,8 @@ def compare(
     return out
 
 
-# Départements for the max-p comparison: every commune uncovered, communes above the ceiling set aside.
+# Départements for the max-p comparison: every commune uncovered, communes above the ceiling set
+# aside.
 DEPARTEMENTS = {
     "05": "mountain",
     "73": "mountain",
@@ -541,7 +544,8 @@ def markdown(results: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}.",
         "",
     ]
     if "spine" in results:
@@ -564,7 +568,8 @@ def markdown(results: dict) -> str:
             "## Overlap detection",
             "",
             f"{o['cpts']:,} CPTS over the {o['communes']} communes of département "
-            f"{o['departement']} ({o['membership_rows']:,} membership rows, {o['disputed_communes']} disputed "
+            f"{o['departement']} ({o['membership_rows']:,} membership rows, "
+            f"{o['disputed_communes']} disputed "
             f"communes, {o['overlap_rows']:,} overlap rows): "
             + ", ".join(f"{x} s" for x in o["seconds"])
             + f" (load average {o['load_average']:.1f}; {o['claims']}).",
@@ -586,8 +591,10 @@ def spine_lines(spine: dict, maps: dict) -> list[str]:
     c, d = spine["communes_france"], spine["diagnose_default_scope"]
     f = spine["diagnose_france"]
     lines += [
-        f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} | {c['peak_rss_mib']} |",
-        f"| full diagnose with maps and reports, default scope {d['scope']} | {d['wall_s']} | {d['peak_rss_mib']} |",
+        f"| communes stage, France ({c['communes']:,} communes) | {c['wall_s']} "
+        f"| {c['peak_rss_mib']} |",
+        f"| full diagnose with maps and reports, default scope {d['scope']} | {d['wall_s']} "
+        f"| {d['peak_rss_mib']} |",
         f"| full diagnose with maps and reports, France | {f['wall_s']} | {f['peak_rss_mib']} |",
         "",
     ]
@@ -595,7 +602,8 @@ def spine_lines(spine: dict, maps: dict) -> list[str]:
     lines += [
         "## Maps",
         "",
-        f"- région map `{maps['region_map']['file']}`: {maps['region_map']['mb']} MB; département maps "
+        f"- région map `{maps['region_map']['file']}`: {maps['region_map']['mb']} MB; "
+        "département maps "
         f"{maps['departement_maps_mb']['min']}–{maps['departement_maps_mb']['max']} MB; France map "
         f"`{maps['france_map']['file']}`: {maps['france_map']['mb']} MB.",
         paint_line(maps["region_map_in_chromium"]),
@@ -608,7 +616,8 @@ def stage_lines(spine: dict) -> list[str]:
     """Per-stage times of both full runs, next to the previous release's and the speed-up."""
     previous = spine.get("previous_release", {})
     title = (
-        f"previous release `{previous['ref']}` ({previous['commit'][:10]}, same machine and data, timed by "
+        f"previous release `{previous['ref']}` ({previous['commit'][:10]}, "
+        "same machine and data, timed by "
         f"`--previous` just after, load {round(previous.get('load_before', 0), 2)})"
         if previous
         else "previous release (not measured)"
@@ -639,7 +648,8 @@ def regionalization_lines(regions: dict) -> list[str]:
     lines = [
         "## Regionalization (floor 20,000, ceiling 200,000)",
         "",
-        "| case | method | time (s) | territories | within bounds | contiguous | mean compactness |",
+        "| case | method | time (s) | territories | within bounds | contiguous "
+        "| mean compactness |",
         "|---|---|---|---|---|---|---|",
     ]
     for case in regions["cases"]:
@@ -653,7 +663,8 @@ def regionalization_lines(regions: dict) -> list[str]:
                 )
         if "speedup_vs_spopt" in case:
             lines.append(
-                f"| {case['case']} | **speed-up vs spopt** | **{case['speedup_vs_spopt']}×** | | | | |"
+                f"| {case['case']} | **speed-up vs spopt** "
+                f"| **{case['speedup_vs_spopt']}×** | | | | |"
             )
     if "departements" in regions:
         lines += departement_lines(regions["departements"])
@@ -661,7 +672,8 @@ def regionalization_lines(regions: dict) -> list[str]:
     lines += [
         "",
         f"National clustering ({n['communes']:,} communes, every commune uncovered): "
-        f"{n['ours']['seconds']} s (+ adjacency {n['adjacency_seconds']} s), {n['ours']['territories']} "
+        f"{n['ours']['seconds']} s (+ adjacency {n['adjacency_seconds']} s), "
+        f"{n['ours']['territories']} "
         f"territories, {n['ours']['share_within_bounds']:.1%} within bounds, all contiguous: "
         f"{n['ours']['contiguous'] == n['ours']['territories']}.",
         "",
@@ -673,32 +685,40 @@ def departement_lines(deps: dict) -> list[str]:
     """Table of the max-p comparison, one row per département."""
     lines = [
         "",
-        "Every commune of the département uncovered, communes above the ceiling set aside; territories "
+        "Every commune of the département uncovered, communes above the ceiling set aside; "
+        "territories "
         "within [floor, ceiling]: ours vs spopt MaxPHeuristic (best of seeds "
-        f"{', '.join(map(str, SPOPT_SEEDS))}) vs the upper bound Σ ⌊population / floor⌋ over connected "
+        f"{', '.join(map(str, SPOPT_SEEDS))}) "
+        "vs the upper bound Σ ⌊population / floor⌋ over connected "
         "parts; "
-        "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; EPCI whole: share "
+        "times: ours median of 5 runs, spopt per seed; compactness: mean Polsby-Popper; "
+        "EPCI whole: share "
         "of EPCIs whose communes are all in one territory; previous: the recursive bisection this "
         'pipeline used before (`method="bisection"`).',
         "",
-        "| département | kind | communes | set aside | ours | spopt best | previous | bound | ours (s) | "
+        "| département | kind | communes | set aside | ours | spopt best | previous | bound "
+        "| ours (s) | "
         "spopt (s) | speed-up | compactness ours / spopt | EPCI whole ours / spopt / previous |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in deps["rows"]:
         spopt, best, prev = list(r["spopt_maxp"].values()), best_spopt(r), r["previous_bisection"]
         lines.append(
-            f"| {r['departement']} | {r['kind']} | {r['communes']} | {', '.join(r['set_aside']) or '—'} | "
-            f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} | {prev['within_bounds']} | "
+            f"| {r['departement']} | {r['kind']} | {r['communes']} "
+            f"| {', '.join(r['set_aside']) or '—'} | "
+            f"{r['ours']['within_bounds']} | {r['spopt_best_within_bounds']} "
+            f"| {prev['within_bounds']} | "
             f"{r['upper_bound']} | {r['ours']['seconds']} | "
-            f"{' / '.join(str(round(m['seconds'], 1)) for m in spopt)} | {r['speedup_vs_spopt']}× | "
+            f"{' / '.join(str(round(m['seconds'], 1)) for m in spopt)} "
+            f"| {r['speedup_vs_spopt']}× | "
             f"{r['ours']['mean_compactness']} / {best['mean_compactness']} | "
             f"{r['ours']['epci_whole_share']:.0%} / {best['epci_whole_share']:.0%} / "
             f"{prev['epci_whole_share']:.0%} |"
         )
     t = deps["totals"]
     lines += [
-        f"| **total** | | | | **{t['ours_within_bounds']}** | **{t['spopt_best_within_bounds']}** | "
+        f"| **total** | | | | **{t['ours_within_bounds']}** "
+        f"| **{t['spopt_best_within_bounds']}** | "
         f"**{t['previous_within_bounds']}** | **{t['upper_bound']}** | | | "
         f"min **{t['min_speedup_vs_spopt']}×** | "
         f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
@@ -711,8 +731,8 @@ def bench_accessibility() -> dict:
     """Wall time of E2SFCA over every commune of France (sparse neighbourhoods).
 
     Real practitioner locations are not available here, so the supply is a stand-in (one general
-    practitioner per 1,200 inhabitants, rounded, at each commune): the timing depends on the number of
-    communes and of pairs within reach, not on the values.
+    practitioner per 1,200 inhabitants, rounded, at each commune): the timing depends on the number
+    of communes and of pairs within reach, not on the values.
     """
     from pipeline.accessibility import e2sfca
 
@@ -798,7 +818,8 @@ def bench_overlaps(departement: str = "11", n_cpts: int = 2000, size: int = 10) 
         "overlap_rows": int(rows),
         "seconds": runs,
         "load_average": os.getloadavg()[0],
-        "claims": "synthetic: random contiguous groups of real communes (no real perimeter has this many overlaps)",
+        "claims": "synthetic: random contiguous groups of real communes "
+        "(no real perimeter has this many overlaps)",
     }
 
 

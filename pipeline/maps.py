@@ -117,7 +117,8 @@ def polygons_only(geoms: np.ndarray) -> np.ndarray:
 
 def encode_ints(values) -> str:
     """Signed integers as text: zigzag, then 5 bits per character, low bits first, a 6th bit set on
-    every character but a number's last (URL-safe base-64 alphabet; decoded by ``ints`` in the page).
+    every character but a number's last (URL-safe base-64 alphabet; decoded by ``ints`` in the
+    page).
     """
     v = np.asarray(values, dtype=np.int64)
     if v.size == 0:
@@ -309,22 +310,27 @@ def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
         f'<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(page.title)}</title><style>{css}</style><script>{js}</script>"
-        f'<style>{PAGE_CSS}</style></head>\n<body><div id="map"></div>{_legend(page)}{_search_box(page.communes)}'
+        f'<style>{PAGE_CSS}</style></head>\n<body><div id="map"></div>'
+        f"{_legend(page)}{_search_box(page.communes)}"
         f"{goto}\n<script>var DATA = {payload};</script>\n<script>{APP_JS}</script></body></html>\n"
     )
 
 
 PAGE_CSS = """
 html,body{height:100%;margin:0}#map{position:absolute;top:0;bottom:0;left:0;right:0}
-.cpts-panel{position:fixed;z-index:1000;background:rgba(255,255,255,.95);padding:8px 10px;border-radius:4px;
+.cpts-panel{position:fixed;z-index:1000;background:rgba(255,255,255,.95);padding:8px 10px;\
+border-radius:4px;
  box-shadow:0 1px 4px rgba(0,0,0,.35);font:12px/1.35 system-ui,sans-serif;color:#222}
 .cpts-legend{bottom:28px;right:10px;max-width:300px;max-height:60vh;overflow:auto}
 .cpts-search{top:10px;left:54px}.cpts-goto{top:50px;left:54px}
 .cpts-legend h4{margin:0 0 4px;font-size:13px}
-.cpts-legend i{display:inline-block;width:14px;height:12px;margin-right:5px;vertical-align:middle;border:1px solid #555}
+.cpts-legend i{display:inline-block;width:14px;height:12px;margin-right:5px;vertical-align:middle;\
+border:1px solid #555}
 .cpts-example{color:#b00;font-weight:bold}
-.leaflet-tooltip table{border-collapse:collapse}.leaflet-tooltip th{text-align:left;padding-right:6px}
-.cpts-label span{position:absolute;transform:translate(-50%,-50%);white-space:nowrap;font:11px system-ui,sans-serif;
+.leaflet-tooltip table{border-collapse:collapse}\
+.leaflet-tooltip th{text-align:left;padding-right:6px}
+.cpts-label span{position:absolute;transform:translate(-50%,-50%);white-space:nowrap;\
+font:11px system-ui,sans-serif;
  color:#333;text-shadow:0 0 3px #fff,0 0 3px #fff}
 .cpts-far .cpts-label{display:none}
 """
@@ -428,7 +434,7 @@ APP_JS = r"""(function () {
       }
     });
   });
-})();"""
+})();"""  # noqa: E501 (embedded JavaScript, four lines of 101-110 characters)
 
 
 def _legend(page: MapPage) -> str:
@@ -446,15 +452,20 @@ def _legend(page: MapPage) -> str:
         if page.example
         else ""
     )
-    return f"""<div class="cpts-panel cpts-legend" id="cpts-legend"><h4>{html.escape(page.title)}</h4>{warning}
+    vintage = html.escape(page.vintage or "millésime non précisé")
+    return f"""<div class="cpts-panel cpts-legend" id="cpts-legend">\
+<h4>{html.escape(page.title)}</h4>{warning}
 <div><b>CPTS existantes – palier ACI</b></div>{rows}
 <div><i style="background:{WHITE_ZONE}"></i>Zone blanche (aucune CPTS)</div>
 <div><i style="background:{OVERLAP}"></i>Chevauchement (plusieurs CPTS)</div>
 <div><i style="background:#fff;border:2px dashed {CANDIDATE}"></i>Territoire candidat</div>
-<div><i style="background:#fff;border:2px dashed {EXTENSION}"></i>Extension d'une CPTS existante</div>
-<div><i style="background:#fff;border:1px solid {REFERENCE}"></i>Limites départementales (repère)</div>
-<div style="margin-top:4px"><b>{html.escape(page.indicator_label)}</b> (couche « Indicateur »)</div>{dens}
-<div class="cpts-vintage" style="margin-top:4px">Population : {html.escape(page.vintage or "millésime non précisé")}</div></div>"""
+<div><i style="background:#fff;border:2px dashed {EXTENSION}"></i>\
+Extension d'une CPTS existante</div>
+<div><i style="background:#fff;border:1px solid {REFERENCE}"></i>\
+Limites départementales (repère)</div>
+<div style="margin-top:4px"><b>{html.escape(page.indicator_label)}</b> \
+(couche « Indicateur »)</div>{dens}
+<div class="cpts-vintage" style="margin-top:4px">Population : {vintage}</div></div>"""
 
 
 def _search_box(communes: pd.DataFrame) -> str:
@@ -472,9 +483,9 @@ def _search_box(communes: pd.DataFrame) -> str:
 def territory_groups(
     coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
 ) -> pd.Series:
-    """For each commune, the proposed territories (candidates, extensions; ``;``-joined) that contain
-    it, from :func:`pipeline.territories.territory_communes`. IRIS parts are drawn from their own
-    geometry.
+    """For each commune, the proposed territories (candidates, extensions; ``;``-joined) that
+    contain it, from :func:`pipeline.territories.territory_communes`. IRIS parts are drawn from
+    their own geometry.
     """
     from .territories import territory_communes
 

@@ -85,7 +85,9 @@ def _feasible(pop: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
 
 
 def _inertia(sums: np.ndarray) -> np.ndarray:
-    """Area-weighted inertia of groups from their :meth:`_Splitter.moments` sums (one row per group)."""
+    """Area-weighted inertia of groups from their :meth:`_Splitter.moments` sums (one row per
+    group).
+    """
     return sums[:, 4] - (sums[:, 2] ** 2 + sums[:, 3] ** 2) / np.maximum(sums[:, 1], 1e-12)
 
 
@@ -209,9 +211,9 @@ def greedy_forest_cut(
 
     Walking up from the leaves, a part is closed at a node as soon as the population gathered in its
     subtree (minus the parts already closed below) reaches ``floor``; what is left at a root (below
-    the floor) joins the smallest part hanging from it. On a given tree this yields the most parts of
-    population >= floor (closing as early as possible leaves the least population to the parent).
-    Vectorised level by level, so many trees are cut at once.
+    the floor) joins the smallest part hanging from it. On a given tree this yields the most parts
+    of population >= floor (closing as early as possible leaves the least population to the
+    parent). Vectorised level by level, so many trees are cut at once.
 
     Parameters
     ----------
@@ -296,7 +298,9 @@ class _Splitter:
         self.position = np.full(len(pop), -1, dtype=np.int64)
 
     def edge_weight(self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Spanning-tree weight of local edges: centroid distance, times ``epci_penalty`` across EPCIs."""
+        """Spanning-tree weight of local edges: centroid distance, times ``epci_penalty`` across
+        EPCIs.
+        """
         dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
         return (dist + 1.0) * np.where(
             self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0
@@ -465,23 +469,9 @@ class _Splitter:
         """
         fresh, wide = np.ones(len(pieces), bool), False
         for _ in range(rounds):
-            _owner, touching = self.piece_graph(pieces)
             sizes = np.array([self.pop[p].sum() for p in pieces])
             ok = (sizes >= self.floor) & (sizes <= self.ceiling)
-            if goal == "epcis":
-                spread, split_in = self.split_epcis(pieces)
-            groups = []
-            for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
-                group = np.r_[k, touching[k]].astype(np.int64)
-                if len(group) < 2 or not fresh[group].any():
-                    continue
-                if goal == "regions":
-                    room = np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
-                else:  # an EPCI lies inside the group but is split between its pieces
-                    inside = set(group.tolist())
-                    room = any(spread[e] <= inside for t in group.tolist() for e in split_in[t])
-                if room:
-                    groups.append(group)
+            groups = self._groups_to_try(pieces, sizes, ok, fresh, goal=goal)
             replaced: dict[int, list[np.ndarray]] = {}
             if groups:
                 unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
@@ -520,6 +510,37 @@ class _Splitter:
             )
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
+
+    def _groups_to_try(
+        self,
+        pieces: list[np.ndarray],
+        sizes: np.ndarray,
+        ok: np.ndarray,
+        fresh: np.ndarray,
+        *,
+        goal: str,
+    ) -> list[np.ndarray]:
+        """The groups a round of :meth:`recombine` re-partitions: each piece with its neighbours,
+        the largest pieces first, when the group holds a ``fresh`` piece and, for ``goal``
+        "regions", its population could hold more regions within the bounds than ``ok`` counts,
+        for "epcis", an EPCI lies inside the group but is split between its pieces.
+        """
+        _owner, touching = self.piece_graph(pieces)
+        if goal == "epcis":
+            spread, split_in = self.split_epcis(pieces)
+        groups = []
+        for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
+            group = np.r_[k, touching[k]].astype(np.int64)
+            if len(group) < 2 or not fresh[group].any():
+                continue
+            if goal == "regions":
+                room = np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
+            else:  # an EPCI lies inside the group but is split between its pieces
+                inside = set(group.tolist())
+                room = any(spread[e] <= inside for t in group.tolist() for e in split_in[t])
+            if room:
+                groups.append(group)
+        return groups
 
     def connected(self, nodes: np.ndarray) -> bool:
         """Whether ``nodes`` (sorted, non-empty) form one connected set of the graph."""
@@ -692,10 +713,10 @@ class _Splitter:
         return np.c_[self.pop[nodes].astype(float), w, w * x, w * y, w * (x * x + y * y)]
 
     def tree_cuts(self, nodes, r, c, weight, *, root: int = 0):
-        """Spanning tree of ``nodes`` (local edges ``r``, ``c``) with the sums of both sides of every
-        edge cut, O(1) each from a preorder cumulative sum: (order, parent, start, size, child,
-        inside, outside, total), ``child`` being the lower end of each tree edge; None when the
-        nodes are not connected.
+        """Spanning tree of ``nodes`` (local edges ``r``, ``c``) with the sums of both sides of
+        every edge cut, O(1) each from a preorder cumulative sum: (order, parent, start, size,
+        child, inside, outside, total), ``child`` being the lower end of each tree edge; None when
+        the nodes are not connected.
         """
         m = len(nodes)
         order, parent = spanning_tree_order(m, r, c, weight, root=root)
@@ -748,7 +769,8 @@ class _Splitter:
             pop_out, self.floor, self.ceiling
         )
         if feasible.any():
-            # the cuts that keep the most potential regions (floor(p / floor) per side), then the most compact
+            # the cuts that keep the most potential regions (floor(p / floor) per side), then the
+            # most compact
             capacity = np.floor(pop_in / self.floor) + np.floor(pop_out / self.floor)
             lost = np.floor(round(total[0]) / self.floor) - capacity
             candidates = np.flatnonzero(feasible)
@@ -874,7 +896,9 @@ def regionalize(
 def _merge_small(
     pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray, *, floor: float, ceiling: float
 ) -> list[np.ndarray]:
-    """Merge pieces below ``floor`` into the adjacent piece giving the smallest total under ``ceiling``."""
+    """Merge pieces below ``floor`` into the adjacent piece giving the smallest total under
+    ``ceiling``.
+    """
     pieces = [np.sort(p) for p in pieces]
     while True:
         sizes = [pop[p].sum() for p in pieces]
@@ -929,16 +953,25 @@ class Reason(str, Enum):
 
 
 def reason_text(code: Reason, *, total: float, part_total: float, floor: float) -> str:
-    """The French sentence shown for a :class:`Reason` (numbers with a space as thousands separator)."""
+    """The French sentence shown for a :class:`Reason` (numbers with a space as thousands
+    separator).
+    """
     text = {
-        Reason.WHOLE_PATCH_BELOW_FLOOR: f"zone blanche entière sous le plancher ({int(part_total):,} < "
-        f"{int(floor):,} hab.)",
-        Reason.BELOW_FLOOR: f"sous le plancher ({int(total):,} hab.) : aucune région voisine ne peut "
-        "l'absorber sans dépasser le plafond",
-        Reason.SINGLE_UNIT_ABOVE_CEILING: f"commune seule au-dessus du plafond ({int(total):,} hab.) : "
-        "découpage par IRIS possible si les données IRIS sont fournies",
-        Reason.ABOVE_CEILING: f"au-dessus du plafond ({int(total):,} hab.) : aucune coupe contiguë ne "
-        "respecte les bornes",
+        Reason.WHOLE_PATCH_BELOW_FLOOR: (
+            f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
+        ),
+        Reason.BELOW_FLOOR: (
+            f"sous le plancher ({int(total):,} hab.) : "
+            "aucune région voisine ne peut l'absorber sans dépasser le plafond"
+        ),
+        Reason.SINGLE_UNIT_ABOVE_CEILING: (
+            f"commune seule au-dessus du plafond ({int(total):,} hab.) : "
+            "découpage par IRIS possible si les données IRIS sont fournies"
+        ),
+        Reason.ABOVE_CEILING: (
+            f"au-dessus du plafond ({int(total):,} hab.) : "
+            "aucune coupe contiguë ne respecte les bornes"
+        ),
     }[code]
     return text.replace(",", " ")
 

@@ -20,11 +20,14 @@ import shapely
 from .maps import euros, people
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;max-width:1100px;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;\
+max-width:1100px;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;width:100%;margin:6px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
+table{border-collapse:collapse;width:100%;margin:6px 0}\
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
 th{background:#f1f1f1;cursor:pointer}td.n{text-align:right;white-space:nowrap}
-.example{background:#fde8e8;border:1px solid #b00;color:#b00;padding:6px 10px;font-weight:bold;margin:8px 0}
+.example{background:#fde8e8;border:1px solid #b00;color:#b00;padding:6px 10px;font-weight:bold;\
+margin:8px 0}
 .action{background:#eef6ee;border-left:4px solid #33a02c;padding:8px 12px;margin:8px 0}
 .muted{color:#666}.figure{border:1px solid #ccc;margin:8px 0}
 @media print{body{margin:0;max-width:none;font-size:11px}a{color:#222;text-decoration:none}
@@ -33,9 +36,11 @@ th{background:#f1f1f1;cursor:pointer}td.n{text-align:right;white-space:nowrap}
 
 SORT_JS = """document.querySelectorAll("table.sortable th").forEach(function (th, col) {
   th.addEventListener("click", function () {
-    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows), asc = th.dataset.asc !== "1";
+    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows), \
+asc = th.dataset.asc !== "1";
     rows.sort(function (a, b) {
-      var x = a.cells[col].dataset.v || a.cells[col].textContent, y = b.cells[col].dataset.v || b.cells[col].textContent;
+      var x = a.cells[col].dataset.v || a.cells[col].textContent, \
+y = b.cells[col].dataset.v || b.cells[col].textContent;
       var nx = parseFloat(x), ny = parseFloat(y);
       var r = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y, "fr");
       return asc ? r : -r;
@@ -56,10 +61,15 @@ def page(title: str, body: str, *, example: bool, vintage: str = "") -> str:
     in the footer.
     """
     banner = f'<div class="example">{EXAMPLE_NOTE}</div>' if example else ""
-    footer = f'<footer class="vintage">Population : {html.escape(vintage or "millésime non précisé")}.</footer>'
+    footer = (
+        '<footer class="vintage">Population : '
+        f"{html.escape(vintage or 'millésime non précisé')}.</footer>"
+    )
     return (
-        f'<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head>'
+        '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<style>{CSS}</style></head>"
         f"<body>{banner}{body}{footer}<script>{SORT_JS}</script></body></html>\n"
     )
 
@@ -133,8 +143,10 @@ def svg_extract(
             )
     w, h = (maxx - minx) * scale, (maxy - miny) * scale
     return (
-        f'<svg class="figure" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
-        f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">{"".join(paths)}</svg>'
+        '<svg class="figure" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {w * 10:.0f} {h * 10:.0f}" '
+        f'width="{w:.0f}" height="{h:.0f}" role="img" aria-label="Extrait de carte">'
+        f"{''.join(paths)}</svg>"
     )
 
 
@@ -147,12 +159,14 @@ def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.Dat
         total = int(cand["envelope_eur"].sum())
         parts.append(
             f"Accompagner la création de {len(cand)} CPTS sur les territoires candidats ci-dessous "
-            f"(enveloppe ACI annuelle maximale cumulée : {euros(total)}, hors supplément soins non programmés)."
+            f"(enveloppe ACI annuelle maximale cumulée : {euros(total)}, "
+            "hors supplément soins non programmés)."
         )
     for row in ext.itertuples():
         parts.append(
-            f"Proposer à « {row.cpts_nom} » d'étendre son territoire à cette zone (population résultante "
-            f"{people(row.population)} habitants, palier {row.tier}, enveloppe maximale {euros(row.envelope_eur)})."
+            f"Proposer à « {row.cpts_nom} » d'étendre son territoire à cette zone "
+            f"(population résultante {people(row.population)} habitants, palier {row.tier}, "
+            f"enveloppe maximale {euros(row.envelope_eur)})."
         )
     if len(flagged):
         parts.append(
@@ -201,8 +215,8 @@ FIXED_TIME = datetime.datetime(2000, 1, 1)
 
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
     """An xlsx workbook, one sheet per frame (bold header, then the rows), written with xlsxwriter
-    with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
-    Missing values are left blank.
+    with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip entries'
+    dates). Missing values are left blank.
     """
     import xlsxwriter
 

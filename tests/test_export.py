@@ -1,4 +1,6 @@
-"""Export on real data: offline maps in headless Chromium, white-zone reports, GeoPackage, notebook."""
+"""Export on real data: offline maps in headless Chromium, white-zone reports, GeoPackage,
+notebook.
+"""
 
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ def test_maps_are_self_contained_and_deterministic(exported):
     assert output_hashes(exported) == first
 
 
-# --------------------------------------------------------------------------- map data, decoded independently
+# ------------------------------------------------------------------ map data, decoded independently
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -178,7 +180,8 @@ def test_reports_index_pages_csv_xlsx(exported):
         sheets = pd.read_excel(paths["zones"] / f"{zone}.xlsx", sheet_name=None)
         assert set(sheets) == {"communes", "cpts_limitrophes", "territoires_proposes"}
         assert len(sheets["communes"]) == len(table)
-        # no practitioner file in this run: supply columns empty (not zero), pages say "indisponible"
+        # no practitioner file in this run: supply columns empty (not zero), pages say
+        # "indisponible"
         assert table["n_medecin_generaliste"].isna().all() and table["e2sfca_mg_10k"].isna().all()
         assert "indisponible (aucun fichier de praticiens fourni)" in page
 
@@ -219,8 +222,8 @@ def browser():
     browser_path, driver_path = chromium_paths()
     if not browser_path or not driver_path:
         pytest.skip(
-            "no chromium/chromedriver on this machine (Debian packages chromium and chromium-driver; "
-            ".ci/run installs them)"
+            "no chromium/chromedriver on this machine "
+            "(Debian packages chromium and chromium-driver; .ci/run installs them)"
         )
     driver = offline_chromium()
     yield driver

@@ -1,4 +1,6 @@
-"""Regionalization: properties on generated grids (hypothesis) and behaviour on real départements."""
+"""Regionalization: properties on generated grids (hypothesis) and behaviour on real
+départements.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ CRS = {
 
 
 def grid(width, height, pops, holes, epci_width):
-    """Square 5 km cells in Lambert-93; ``holes`` cells are missing (lakes), EPCIs are vertical bands."""
+    """Square 5 km cells in Lambert-93; ``holes`` cells are missing (lakes), EPCIs are vertical
+    bands.
+    """
     rows = []
     for k in range(width * height):
         if k in holes:
@@ -107,7 +111,8 @@ def test_whole_real_departements_as_white_zones(raw, deps):
     pop = communes["population"].to_numpy()
     sizes = np.bincount(regions.labels, weights=pop)
     within = (sizes >= 20_000) & (sizes <= 200_000)
-    # the only regions outside the bounds are single cities above the ceiling (Toulouse, Montpellier)
+    # the only regions outside the bounds are single cities above the ceiling (Toulouse,
+    # Montpellier)
     for k in np.flatnonzero(~within):
         assert (regions.labels == k).sum() == 1 and regions.codes[
             k
@@ -197,9 +202,9 @@ def build_adjacency_from_edges(n, edges):
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_greedy_tree_cut_gives_the_most_parts_above_the_floor(data):
-    """The claim behind the greedy cut, checked exhaustively on small random trees: closing a part as
-    soon as it reaches the floor gives as many parts >= floor as any cut of the tree; two trees are
-    cut in one forest call."""
+    """The claim behind the greedy cut, checked exhaustively on small random trees: closing a part
+    as soon as it reaches the floor gives as many parts >= floor as any cut of the tree; two trees
+    are cut in one forest call."""
     trees = []
     for _ in range(2):
         n = data.draw(st.integers(1, 9))
@@ -238,7 +243,8 @@ def test_greedy_tree_cut_gives_the_most_parts_above_the_floor(data):
         offset += len(parent)
 
 
-# Hérault (Montpellier set aside, the case of issue 12), Savoie and Aveyron: every commune uncovered.
+# Hérault (Montpellier set aside, the case of issue 12), Savoie and Aveyron: every commune
+# uncovered.
 HERAULT_SPOPT_BEST = 31  # spopt MaxPHeuristic, seeds 0 and 1, as reported in issue 12
 
 
