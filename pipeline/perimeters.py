@@ -507,71 +507,61 @@ def resolve_members(
     rows, outside, named = [], [], []
     for rec in table.itertuples(index=False):
         where = _where(source, rec.source_feuille, rec.source_ligne)
-        iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
-        partial = bool(iris) or (
-            bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no")
-        )
         published = rec.code_publie or rec.nom_commune
-        if not rec.cpts_id or not published:
+
+        def note(level: str, message: str, rec=rec, published=published) -> None:
             issues.append(
-                (
-                    "erreur",
-                    rec.cpts_id,
-                    rec.source_feuille,
-                    rec.source_ligne,
-                    published,
-                    f"{where}: empty CPTS id or name, or empty commune (code or name); fill it or "
-                    "delete the row",
-                )
+                (level, rec.cpts_id, rec.source_feuille, rec.source_ligne, published, message)
+            )
+
+        if not rec.cpts_id or not published:
+            note(
+                "erreur",
+                f"{where}: empty CPTS id or name, or empty commune (code or name); fill "
+                "it or delete the row",
             )
             continue
         match, name_row, error = resolver.resolve(rec, where)
         if name_row:
             named.append(name_row)
         if match is None:
-            issues.append(
-                ("erreur", rec.cpts_id, rec.source_feuille, rec.source_ligne, published, error)
-            )
+            note("erreur", error)
             continue
+        iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
+        partial = bool(iris) or (
+            bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no")
+        )
         warning = resolver.mismatch(rec, match, where)
         if warning:
-            issues.append(
-                (
-                    "avertissement",
-                    rec.cpts_id,
-                    rec.source_feuille,
-                    rec.source_ligne,
-                    published,
-                    warning,
-                )
-            )
+            note("avertissement", warning)
         if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
-            issues.append(
-                (
-                    "info",
-                    rec.cpts_id,
-                    rec.source_feuille,
-                    rec.source_ligne,
-                    published,
-                    f"{where}: {published} is a {match.label}",
-                )
-            )
+            note("info", f"{where}: {published} is a {match.label}")
         if partial:
-            issues.append(
-                (
-                    "info",
-                    rec.cpts_id,
-                    rec.source_feuille,
-                    rec.source_ligne,
-                    published,
-                    f"{where}: only part of {', '.join(match.codes)} "
-                    f"({rec.partie or 'IRIS ' + iris}); counted once, flagged 'partiel', its "
-                    "population not counted twice",
-                )
+            note(
+                "info",
+                f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); "
+                "counted once, flagged 'partiel', its population not counted twice",
             )
         whole = match.kind == Kind.WHOLE_COMMUNE or len(match.codes) > 1
         for unit in match.codes:
-            if unit not in scope_codes:
+            if unit in scope_codes:
+                rows.append(
+                    (
+                        rec.cpts_id,
+                        rec.cpts_nom,
+                        unit,
+                        rec.date_signature,
+                        rec.statut,
+                        rec.source_feuille,
+                        rec.source_ligne,
+                        match.label,
+                        partial,
+                        iris,
+                        np.nan,
+                        whole,
+                    )
+                )
+            else:
                 outside.append(
                     (
                         rec.cpts_id,
@@ -582,23 +572,6 @@ def resolve_members(
                         rec.source_ligne,
                     )
                 )
-                continue
-            rows.append(
-                (
-                    rec.cpts_id,
-                    rec.cpts_nom,
-                    unit,
-                    rec.date_signature,
-                    rec.statut,
-                    rec.source_feuille,
-                    rec.source_ligne,
-                    match.label,
-                    partial,
-                    iris,
-                    np.nan,
-                    whole,
-                )
-            )
     members = pd.DataFrame(rows, columns=MEMBERS + ["_whole"])
     members, more = _settle(members, source)
     issues += more

@@ -572,20 +572,12 @@ def build_coverage(settings: Settings) -> None:
         cpts = coverage_mod.cpts_table(
             communes, members, settings.section("aci"), example=source["exemple"], outside=outside
         )
-    table = communes[
-        [
-            "code_commune",
-            "nom",
-            "type_unite",
-            "code_commune_parent",
-            "code_departement",
-            "code_region",
-            "code_epci",
-            "population",
-            "epsg",
-            "geometry",
-        ]
-    ].merge(status, on="code_commune")
+    kept = [
+        c
+        for c in communes_mod.COLUMNS
+        if c not in ("nom_epci", "population_source", "geometry_source")
+    ]
+    table = communes[kept].merge(status, on="code_commune")
     table["patch_id"] = patch_of
     table["ile"] = adjacency.island
     write_parquet(paths["coverage"], table)
