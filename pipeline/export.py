@@ -216,7 +216,7 @@ class MapSource:
         coverage = outputs.coverage
         groups = {
             "cpts": coverage["cpts_ids"].fillna(""),
-            "zones": coverage["patch_id"].fillna(""),
+            "zones": coverage["id_zone_blanche"].fillna(""),
             "territories": maps.territory_groups(coverage, outputs.territories, outputs.members),
             "departements": coverage["code_departement"],
         }
@@ -274,7 +274,7 @@ class MapSource:
         self.communes["proposition_txt"] = np.array(
             [proposals.get(c, "") for c in coverage["code_commune"]], dtype=object
         )
-        territory_text = out.territories.set_index("territory_id")["e2sfca_mg_10k"].map(
+        territory_text = out.territories.set_index("id_territoire")["e2sfca_mg_10k"].map(
             indicator_text if out.supply_known else (lambda _v: UNAVAILABLE)
         )
         cpts = out.cpts
@@ -291,45 +291,45 @@ class MapSource:
                     + outside.map(people)
                     + " hors du champ de la carte)",
                 ),
-                "tier": cpts["tier"],
-                "envelope_txt": cpts["envelope_eur"].map(euros),
+                "palier": cpts["palier"],
+                "envelope_txt": cpts["enveloppe_eur"].map(euros),
                 "n_communes": cpts["n_communes"].astype(str),
                 "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
-                "_colour": cpts["tier"].map(maps.TIER_COLOURS).fillna("#999"),
+                "_colour": cpts["palier"].map(maps.TIER_COLOURS).fillna("#999"),
             }
         ).set_axis(cpts["cpts_id"].to_numpy())
         zones = out.white_zones
         self.zones = pd.DataFrame(
             {
-                "patch_id": zones["patch_id"],
+                "id_zone_blanche": zones["id_zone_blanche"],
                 "population_txt": zones["population"].map(people),
                 "n_communes": zones["n_communes"].astype(str),
                 "cpts_limitrophes_txt": zones["cpts_limitrophes"]
                 .map(cpts_names)
                 .replace("", "aucune"),
             }
-        ).set_axis(zones["patch_id"].to_numpy())
-        terr = out.territories[out.territories["kind"] != "cpts_existante"]
+        ).set_axis(zones["id_zone_blanche"].to_numpy())
+        terr = out.territories[out.territories["type_territoire"] != "cpts_existante"]
         self.territories = pd.DataFrame(
             {
-                "territory_id": terr["territory_id"],
+                "id_territoire": terr["id_territoire"],
                 "nom": terr["nom"].fillna(""),
-                "kind_txt": terr["kind"].map(KIND_FR),
+                "kind_txt": terr["type_territoire"].map(KIND_FR),
                 "population_txt": terr["population"].map(people),
-                "tier": terr["tier"].fillna(""),
-                "envelope_txt": terr["envelope_eur"].map(euros),
+                "palier": terr["palier"].fillna(""),
+                "envelope_txt": terr["enveloppe_eur"].map(euros),
                 "motif": terr["motif"].fillna(""),
-                "_colour": terr["kind"].map(
+                "_colour": terr["type_territoire"].map(
                     {"candidate": maps.CANDIDATE, "extension": maps.EXTENSION}
                 ),
             }
-        ).set_axis(terr["territory_id"].to_numpy())
+        ).set_axis(terr["id_territoire"].to_numpy())
         own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=out.territories.crs).to_crs(
             WGS84
         )  # IRIS-based parts
-        self.own_territory = dict(zip(terr["territory_id"], own.to_numpy()))
+        self.own_territory = dict(zip(terr["id_territoire"], own.to_numpy()))
         self.member_territories = out.members.loc[
-            out.members["territory_id"] != "", ["code_commune", "territory_id"]
+            out.members["id_territoire"] != "", ["code_commune", "id_territoire"]
         ]
 
     def page(
@@ -352,11 +352,13 @@ class MapSource:
 
         cpts_ids = {c for ids in coverage["cpts_ids"].fillna("") for c in ids.split(";") if c}
         cpts = self.cpts[self.cpts.index.isin(cpts_ids)]
-        zones = self.zones[self.zones.index.isin(set(coverage["patch_id"].fillna("")) - {""})]
+        zones = self.zones[
+            self.zones.index.isin(set(coverage["id_zone_blanche"].fillna("")) - {""})
+        ]
         territory_ids = set(
             self.member_territories.loc[
                 self.member_territories["code_commune"].isin(set(coverage["code_commune"])),
-                "territory_id",
+                "id_territoire",
             ]
         )
         territories = self.territories[self.territories.index.isin(territory_ids)]
@@ -400,7 +402,7 @@ class MapSource:
                 {
                     "nom": "CPTS",
                     "population_txt": "Population",
-                    "tier": "Palier ACI",
+                    "palier": "Palier ACI",
                     "envelope_txt": "Enveloppe annuelle max.",
                     "n_communes": "Communes",
                     "indicateur_txt": self.indicator_label,
@@ -413,7 +415,7 @@ class MapSource:
                 layer_geometry("zones", zones.index),
                 zones,
                 {
-                    "patch_id": "Zone blanche",
+                    "id_zone_blanche": "Zone blanche",
                     "population_txt": "Population",
                     "n_communes": "Communes",
                     "cpts_limitrophes_txt": "CPTS limitrophes",
@@ -449,11 +451,11 @@ class MapSource:
                 layer_geometry("territories", territories.index, self.own_territory),
                 territories,
                 {
-                    "territory_id": "Territoire",
+                    "id_territoire": "Territoire",
                     "nom": "Nom",
                     "kind_txt": "Type",
                     "population_txt": "Population",
-                    "tier": "Palier ACI",
+                    "palier": "Palier ACI",
                     "envelope_txt": "Enveloppe annuelle max.",
                     "motif": "Remarque",
                 },
@@ -568,7 +570,7 @@ def write_all(
 
     deps = sorted(source.outputs.coverage.groupby("code_departement").indices)
     zone_reports = ZoneReports(source.outputs, title=title, geometry=source.levels["departement"])
-    zones = sorted(source.outputs.white_zones["patch_id"])
+    zones = sorted(source.outputs.white_zones["id_zone_blanche"])
     _SHARED.update(source=source, reports=zone_reports, title=title, leaflet=leaflet)
     index_rows: list = []
 
@@ -662,12 +664,14 @@ class ZoneReports:
         )
         self.assignment = outputs.members.drop_duplicates("code_commune").set_index("code_commune")
         self.supply = outputs.indicators.drop(columns=["code_commune", "population"])
-        self.flagged = outputs.members[outputs.members["kind"] == "signalee"]
-        self.zones = outputs.white_zones.drop(columns="geometry").set_index("patch_id", drop=False)
+        self.flagged = outputs.members[outputs.members["type_territoire"] == "signalee"]
+        self.zones = outputs.white_zones.drop(columns="geometry").set_index(
+            "id_zone_blanche", drop=False
+        )
         self.figures = ZoneFigures(outputs, geometry)
         # each zone's communes and proposals, found once: a page then reads only its own rows
-        self.rows = self.coverage.groupby("patch_id").indices
-        self.proposals = self.territories.groupby("patch_id").indices
+        self.rows = self.coverage.groupby("id_zone_blanche").indices
+        self.proposals = self.territories.groupby("id_zone_blanche").indices
 
     def write(self, name: str, folder: Path) -> dict:
         """Write the zone's page, CSV and XLSX into ``folder``; return its row of the index."""
@@ -700,7 +704,7 @@ class ZoneReports:
             encoding="utf-8",
         )
         flat = zone_csv(zone, communes, proposals)
-        flat.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+        reports.write_csv_fr(folder / f"{name}.csv", flat)
         reports.write_xlsx(
             folder / f"{name}.xlsx",
             {
@@ -758,12 +762,12 @@ class ZoneFigures:
     def __init__(self, outputs: Outputs, geometry: Level):
         self.outputs, self.geoms = outputs, geometry.projected
         self.epsg = outputs.coverage["epsg"].to_numpy()
-        self.inside = outputs.coverage.groupby("patch_id").indices
+        self.inside = outputs.coverage.groupby("id_zone_blanche").indices
         self.trees = {}
         for epsg, rows, _geoms in outputs.zones:
             rows = rows[~pd.isna(self.geoms[rows])]
             self.trees[epsg] = (rows, shapely.STRtree(self.geoms[rows]))
-        tiers = dict(zip(outputs.cpts["cpts_id"], outputs.cpts["tier"]))
+        tiers = dict(zip(outputs.cpts["cpts_id"], outputs.cpts["palier"]))
         self.covered = (
             outputs.coverage["cpts_ids"]
             .fillna("")
@@ -776,7 +780,7 @@ class ZoneFigures:
         )
         rows_of = outputs.coverage.groupby("code_commune").indices
         members = outputs.members[
-            (outputs.members["code_iris"] == "") & (outputs.members["territory_id"] != "")
+            (outputs.members["code_iris"] == "") & (outputs.members["id_territoire"] != "")
         ]
         self.territory_rows = {
             tid: np.sort(
@@ -784,7 +788,7 @@ class ZoneFigures:
                     [rows_of[c] for c in codes if c in rows_of] or [np.empty(0, np.int64)]
                 )
             )
-            for tid, codes in members.groupby("territory_id")["code_commune"].agg(list).items()
+            for tid, codes in members.groupby("id_territoire")["code_commune"].agg(list).items()
         }
 
     def svg(self, name: str, proposals: pd.DataFrame) -> str:
@@ -803,10 +807,10 @@ class ZoneFigures:
             zone_layer,
         ]
         for row in proposals.itertuples():
-            members = self.territory_rows.get(row.territory_id, np.empty(0, np.int64))
+            members = self.territory_rows.get(row.id_territoire, np.empty(0, np.int64))
             members = members[self.epsg[members] == epsg]
             if len(members):
-                colour = maps.CANDIDATE if row.kind == "candidate" else maps.EXTENSION
+                colour = maps.CANDIDATE if row.type_territoire == "candidate" else maps.EXTENSION
                 layers.append(
                     (gpd.GeoSeries([maps.union(self.geoms[members])], crs=crs), "none", colour, 0.0)
                 )
@@ -814,9 +818,9 @@ class ZoneFigures:
 
 
 def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -> pd.DataFrame:
-    tiers = dict(zip(proposals["territory_id"], proposals["tier"]))
-    envelopes = dict(zip(proposals["territory_id"], proposals["envelope_eur"]))
-    out = communes.assign(zone_blanche=zone["patch_id"])
+    tiers = dict(zip(proposals["id_territoire"], proposals["palier"]))
+    envelopes = dict(zip(proposals["id_territoire"], proposals["enveloppe_eur"]))
+    out = communes.assign(zone_blanche=zone["id_zone_blanche"])
     out["palier_aci"] = out["territoire_propose"].map(tiers)
     out["enveloppe_eur"] = out["territoire_propose"].map(envelopes)
     supply = [
@@ -845,17 +849,17 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
 def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
     return proposals[
         [
-            "territory_id",
-            "kind",
+            "id_territoire",
+            "type_territoire",
             "nom",
             "population",
-            "tier",
-            "envelope_eur",
+            "palier",
+            "enveloppe_eur",
             "supplement_snp_eur",
-            "within_bounds",
+            "dans_les_bornes",
             "motif",
-            "compactness",
-            "longest_internal_km",
+            "compacite",
+            "plus_grande_distance_km",
         ]
     ]
 
@@ -864,7 +868,7 @@ def zone_page(
     zone, communes, bordering, proposals, action, outputs: Outputs, *, title: str, figure: str
 ) -> str:
     """The HTML report of one white zone (French, print-friendly)."""
-    name = zone["patch_id"]
+    name = zone["id_zone_blanche"]
     commune_rows = pd.DataFrame(
         {
             "Code": communes["code_commune"],
@@ -891,23 +895,23 @@ def zone_page(
             "CPTS": bordering["cpts_nom"],
             "Population": bordering["population"].map(reports.people),
             "Population__v": bordering["population"],
-            "Palier ACI": bordering["tier"],
-            "Enveloppe annuelle max.": bordering["envelope_eur"].map(reports.euros),
+            "Palier ACI": bordering["palier"],
+            "Enveloppe annuelle max.": bordering["enveloppe_eur"].map(reports.euros),
         }
     )
     proposal_rows = pd.DataFrame(
         {
-            "Territoire": proposals["territory_id"],
-            "Type": proposals["kind"].map(
+            "Territoire": proposals["id_territoire"],
+            "Type": proposals["type_territoire"].map(
                 {"candidate": "candidat", "extension": "extension de CPTS"}
             ),
             "Nom": proposals["nom"],
             "Population": proposals["population"].map(reports.people),
             "Population__v": proposals["population"],
-            "Palier ACI": proposals["tier"],
-            "Enveloppe annuelle max.": proposals["envelope_eur"].map(reports.euros),
+            "Palier ACI": proposals["palier"],
+            "Enveloppe annuelle max.": proposals["enveloppe_eur"].map(reports.euros),
             "Supplément soins non programmés": proposals["supplement_snp_eur"].map(reports.euros),
-            "Compacité": proposals["compactness"].map(lambda v: f"{v:.2f}"),
+            "Compacité": proposals["compacite"].map(lambda v: f"{v:.2f}"),
             "Remarque": proposals["motif"].fillna(""),
         }
     )

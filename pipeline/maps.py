@@ -489,8 +489,10 @@ def territory_groups(
     """
     from .territories import territory_communes
 
-    proposed = set(territories.loc[territories["kind"] != "cpts_existante", "territory_id"])
+    proposed = set(
+        territories.loc[territories["type_territoire"] != "cpts_existante", "id_territoire"]
+    )
     rows = territory_communes(coverage, territories, members)
-    rows = rows[rows["territory_id"].isin(proposed)]
-    joined = rows.groupby("code_commune")["territory_id"].agg(lambda s: ";".join(sorted(s)))
+    rows = rows[rows["id_territoire"].isin(proposed)]
+    joined = rows.groupby("code_commune")["id_territoire"].agg(lambda s: ";".join(sorted(s)))
     return coverage["code_commune"].map(joined).fillna("").set_axis(coverage.index)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from .indicators import PROFESSIONS_FR
 from .maps import euros, people
 
 CSS = """
@@ -152,11 +153,11 @@ def svg_extract(
 
 def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.DataFrame) -> str:
     """The action a task force should take for a white zone (French)."""
-    cand = proposals[proposals["kind"] == "candidate"]
-    ext = proposals[proposals["kind"] == "extension"]
+    cand = proposals[proposals["type_territoire"] == "candidate"]
+    ext = proposals[proposals["type_territoire"] == "extension"]
     parts = []
     if len(cand):
-        total = int(cand["envelope_eur"].sum())
+        total = int(cand["enveloppe_eur"].sum())
         parts.append(
             f"Accompagner la création de {len(cand)} CPTS sur les territoires candidats ci-dessous "
             f"(enveloppe ACI annuelle maximale cumulée : {euros(total)}, "
@@ -165,8 +166,8 @@ def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.Dat
     for row in ext.itertuples():
         parts.append(
             f"Proposer à « {row.cpts_nom} » d'étendre son territoire à cette zone "
-            f"(population résultante {people(row.population)} habitants, palier {row.tier}, "
-            f"enveloppe maximale {euros(row.envelope_eur)})."
+            f"(population résultante {people(row.population)} habitants, palier {row.palier}, "
+            f"enveloppe maximale {euros(row.enveloppe_eur)})."
         )
     if len(flagged):
         parts.append(
@@ -190,21 +191,22 @@ def zone_tables(
 
     ``assignment``: the territory members, one row per commune, indexed by ``code_commune``.
     """
-    inside = coverage["patch_id"] == zone["patch_id"]
+    inside = coverage["id_zone_blanche"] == zone["id_zone_blanche"]
     communes = coverage.loc[
         inside, ["code_commune", "nom", "code_departement", "population"]
     ].copy()
     communes[indicator_label] = indicator[inside].round(1).to_numpy()
     communes["territoire_propose"] = (
-        communes["code_commune"].map(assignment["territory_id"]).replace("", np.nan)
+        communes["code_commune"].map(assignment["id_territoire"]).replace("", np.nan)
     )
     communes["signalement"] = communes["code_commune"].map(assignment["signalement"]).fillna("")
     bordering_ids = [c for c in str(zone["cpts_limitrophes"]).split(";") if c]
     bordering = cpts[cpts["cpts_id"].isin(bordering_ids)][
-        ["cpts_id", "cpts_nom", "population", "tier", "envelope_eur"]
+        ["cpts_id", "cpts_nom", "population", "palier", "enveloppe_eur"]
     ]
     proposals = territories[
-        (territories["patch_id"] == zone["patch_id"]) & (territories["kind"] != "cpts_existante")
+        (territories["id_zone_blanche"] == zone["id_zone_blanche"])
+        & (territories["type_territoire"] != "cpts_existante")
     ]
     proposals = proposals.merge(cpts[["cpts_id", "cpts_nom"]], on="cpts_id", how="left")
     return communes, bordering, proposals
@@ -213,10 +215,76 @@ def zone_tables(
 FIXED_TIME = datetime.datetime(2000, 1, 1)
 
 
+# The labels people read in the report tables (CSV, XLSX), with units; the data tables in
+# data/processed keep the column codes (see "Column names" in the README).
+COLUMN_LABELS = {
+    "zone_blanche": "Zone blanche",
+    "code_commune": "Code commune (INSEE)",
+    "nom": "Nom",
+    "code_departement": "Département",
+    "population": "Population (hab.)",
+    "densite_hab_km2": "Densité (hab./km²)",
+    "e2sfca_mg_10k": "Accessibilité E2SFCA aux médecins généralistes (pour 10 000 hab.)",
+    "apl_mg": "APL aux médecins généralistes (consultations/an/hab.)",
+    "sous_dotee": "Sous-dotée (APL < seuil)",
+    "territoire_propose": "Territoire proposé",
+    "palier_aci": "Palier ACI",
+    "palier": "Palier ACI",
+    "enveloppe_eur": "Enveloppe annuelle max. (€)",
+    "supplement_snp_eur": "Supplément soins non programmés max. (€)",
+    "signalement": "Signalement",
+    "cpts_id": "Identifiant CPTS",
+    "cpts_nom": "CPTS",
+    "id_territoire": "Territoire",
+    "type_territoire": "Type",
+    "dans_les_bornes": "Population dans les bornes",
+    "motif": "Remarque",
+    "compacite": "Compacité (Polsby-Popper, 1 = disque)",
+    "plus_grande_distance_km": "Plus grande distance interne (km)",
+}
+VALUE_LABELS = {
+    "type_territoire": {
+        "candidate": "candidat",
+        "extension": "extension de CPTS",
+        "cpts_existante": "CPTS existante",
+    },
+    "dans_les_bornes": {True: "oui", False: "non"},
+    "sous_dotee": {True: "oui", False: "non"},
+}
+
+
+def column_label(name: str) -> str:
+    """The French label, with its unit, of a column code (the code itself when it has none)."""
+    for prefix, template in (("n_", "{} (nombre)"), ("densite_", "{} pour 10 000 hab.")):
+        code = name[len(prefix) :].removesuffix("_10k")
+        if name.startswith(prefix) and code in PROFESSIONS_FR:
+            return template.format(PROFESSIONS_FR[code])
+    return COLUMN_LABELS.get(name, name)
+
+
+def for_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as people read it: French labels with units as headers, codes turned into words."""
+    out = frame.copy()
+    for column, words in VALUE_LABELS.items():
+        if column in out:
+            out[column] = out[column].map(lambda v, w=words: w.get(v, v) if pd.notna(v) else v)
+    return out.rename(columns={c: column_label(c) for c in out.columns})
+
+
+def write_csv_fr(path, frame: pd.DataFrame) -> None:
+    """A report table as a French Excel opens it: ``;``-separated, decimal comma, UTF-8 with BOM,
+    French headers (:func:`for_people`).
+    """
+    for_people(frame).to_csv(
+        path, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator="\r\n"
+    )
+
+
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
-    """An xlsx workbook, one sheet per frame (bold header, then the rows), written with xlsxwriter
-    with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip entries'
-    dates). Missing values are left blank.
+    """An xlsx workbook, one sheet per frame: French headers with units (:func:`for_people`) in
+    bold, frozen, filterable; whole numbers with a thousands separator, amounts in euros, decimals
+    to one place; missing values left blank. Written with xlsxwriter with a fixed creation time
+    (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
     """
     import xlsxwriter
 
@@ -230,13 +298,34 @@ def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
         },
     )
     workbook.set_properties({"created": FIXED_TIME})
-    bold = workbook.add_format({"bold": True})
+    header = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+    formats = {
+        "int": workbook.add_format({"num_format": "# ##0"}),
+        "eur": workbook.add_format({"num_format": "# ##0 €"}),
+        "float": workbook.add_format({"num_format": "0.0"}),
+    }
     for name, frame in sheets.items():
         sheet = workbook.add_worksheet(name[:31])
-        sheet.write_row(0, 0, [str(c) for c in frame.columns], bold)
-        columns = [_cells(frame.iloc[:, k]) for k in range(frame.shape[1])]
+        shown = for_people(frame)
+        sheet.write_row(0, 0, [str(c) for c in shown.columns], header)
+        for k, column in enumerate(frame.columns):
+            kind = (
+                "eur"
+                if column.endswith("_eur")
+                else "int"
+                if pd.api.types.is_integer_dtype(frame[column])
+                else "float"
+                if pd.api.types.is_float_dtype(frame[column])
+                else None
+            )
+            width = min(max(len(str(shown.columns[k])) // 2, 10), 40)
+            sheet.set_column(k, k, width, formats.get(kind))
+        columns = [_cells(shown.iloc[:, k]) for k in range(shown.shape[1])]
         for r, row in enumerate(zip(*columns), start=1):
             sheet.write_row(r, 0, row)
+        sheet.freeze_panes(1, 0)
+        if len(frame):
+            sheet.autofilter(0, 0, len(frame), max(len(frame.columns) - 1, 0))
     workbook.close()
 
 

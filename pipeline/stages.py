@@ -575,10 +575,10 @@ def build_coverage(settings: Settings) -> None:
     kept = [
         c
         for c in communes_mod.COLUMNS
-        if c not in ("nom_epci", "population_source", "geometry_source")
+        if c not in ("nom_epci", "source_population", "source_geometrie")
     ]
     table = communes[kept].merge(status, on="code_commune")
-    table["patch_id"] = patch_of
+    table["id_zone_blanche"] = patch_of
     table["ile"] = adjacency.island
     write_parquet(paths["coverage"], table)
     write_parquet(paths["white_zones"], patches)
@@ -598,7 +598,7 @@ def build_coverage(settings: Settings) -> None:
         "taux_couverture_population": float(scope_rate["taux_couverture_population"]),
         "zones_blanches": int(len(patches)),
         "paires_en_chevauchement": int(overlaps[["cpts_a", "cpts_b"]].drop_duplicates().shape[0]),
-        "cpts_par_tier": cpts["tier"].value_counts().sort_index().to_dict(),
+        "cpts_par_tier": cpts["palier"].value_counts().sort_index().to_dict(),
     }
     write_json(paths["summary"], summary)
     label = " (EXAMPLE perimeters)" if source["exemple"] else ""
@@ -685,7 +685,7 @@ def build_territories(settings: Settings) -> None:
         f"{seconds:.2f} s"
     )
     for item in summary["candidats_hors_bornes"]:
-        log(f"  - {item['territory_id']} ({item['population']:,} inhabitants): {item['motif']}")
+        log(f"  - {item['id_territoire']} ({item['population']:,} inhabitants): {item['motif']}")
 
 
 # --------------------------------------------------------------------------- 6. export

@@ -35,27 +35,34 @@ from .regionalize import Reason, regionalize
 
 KINDS = ("cpts_existante", "candidate", "extension")
 TERRITORY_COLUMNS = [
-    "territory_id",
-    "kind",
+    "id_territoire",
+    "type_territoire",
     "nom",
     "exemple",
     "population",
     "population_hors_champ",
     "n_communes",
     "departements",
-    "tier",
-    "envelope_eur",
+    "palier",
+    "enveloppe_eur",
     "supplement_snp_eur",
-    "within_bounds",
+    "dans_les_bornes",
     "motif",
-    "patch_id",
+    "id_zone_blanche",
     "cpts_id",
     "ile",
-    "compactness",
-    "longest_internal_km",
+    "compacite",
+    "plus_grande_distance_km",
     "geometry",
 ]
-MEMBER_COLUMNS = ["territory_id", "kind", "code_commune", "code_iris", "population", "signalement"]
+MEMBER_COLUMNS = [
+    "id_territoire",
+    "type_territoire",
+    "code_commune",
+    "code_iris",
+    "population",
+    "signalement",
+]
 
 
 @dataclass(frozen=True)
@@ -120,11 +127,11 @@ def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame
             continue
         merged = zone.dissolve(key, sort=True)
         compact, longest = shape_metrics(merged.geometry.to_numpy())
-        merged = merged.assign(compactness=compact, longest_internal_km=longest).to_crs(frame.crs)
-        parts.append(merged[["compactness", "longest_internal_km", "geometry"]])
+        merged = merged.assign(compacite=compact, plus_grande_distance_km=longest).to_crs(frame.crs)
+        parts.append(merged[["compacite", "plus_grande_distance_km", "geometry"]])
     if not parts:
         return gpd.GeoDataFrame(
-            {"compactness": [], "longest_internal_km": []}, geometry=[], crs=frame.crs
+            {"compacite": [], "plus_grande_distance_km": []}, geometry=[], crs=frame.crs
         )
     return gpd.GeoDataFrame(pd.concat(parts), crs=frame.crs).sort_index()
 
@@ -185,7 +192,8 @@ def candidate_territories(
     Parameters
     ----------
     coverage : GeoDataFrame
-        Output of the coverage stage (one row per commune, ``statut``, ``cpts_ids``, ``patch_id``).
+        Output of the coverage stage (one row per commune, ``statut``, ``cpts_ids``,
+        ``id_zone_blanche``).
     adjacency : Adjacency
         Adjacency of ``coverage``'s rows.
     cpts : GeoDataFrame
@@ -215,7 +223,7 @@ def candidate_territories(
     codes = coverage["code_commune"].to_numpy()
     deps = coverage["code_departement"].to_numpy()
     pop = coverage["population"].fillna(0).astype("int64").to_numpy()
-    patch = coverage["patch_id"].to_numpy()
+    patch = coverage["id_zone_blanche"].to_numpy()
     cpts_pop = dict(zip(cpts["cpts_id"], cpts["population"]))
     example = bool(cpts["exemple"].any()) if len(cpts) else False
 
@@ -240,8 +248,8 @@ def candidate_territories(
                 tid = f"EXT-{patch[region[0]]}"
                 rows.append(
                     dict(
-                        territory_id=tid,
-                        kind="extension",
+                        id_territoire=tid,
+                        type_territoire="extension",
                         cpts_id=cid,
                         motif=why,
                         members=region,
@@ -268,8 +276,8 @@ def candidate_territories(
         tid = f"CAND-{first_dep}-{counters[first_dep]:03d}"
         rows.append(
             dict(
-                territory_id=tid,
-                kind="candidate",
+                id_territoire=tid,
+                type_territoire="candidate",
                 cpts_id="",
                 motif=reason,
                 members=region,
@@ -309,8 +317,8 @@ def _split_by_iris(
         compact, longest = shape_metrics(np.array([geom]))
         rows.append(
             dict(
-                territory_id=tid,
-                kind="candidate",
+                id_territoire=tid,
+                type_territoire="candidate",
                 cpts_id="",
                 members=np.array([], dtype=np.int64),
                 motif=" ".join(
@@ -325,10 +333,10 @@ def _split_by_iris(
                 population=int(parts["population"].to_numpy()[region].sum()),
                 shape=dict(
                     geometry=gpd.GeoSeries([geom], crs=parts.crs).to_crs(crs).iloc[0],
-                    compactness=compact[0],
-                    longest_internal_km=longest[0],
+                    compacite=compact[0],
+                    plus_grande_distance_km=longest[0],
                     departements=dep,
-                    patch_id=commune["patch_id"],
+                    id_zone_blanche=commune["id_zone_blanche"],
                     n_communes=1,
                     ile=False,
                     nom=f"Territoire candidat – {commune['nom']} (IRIS, partie {len(rows) + 1})",
@@ -352,7 +360,7 @@ def _split_by_iris(
 def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.GeoDataFrame:
     key = np.full(len(coverage), "", dtype=object)
     for row in rows:
-        key[row["members"]] = row["territory_id"]
+        key[row["members"]] = row["id_territoire"]
     tagged = coverage.assign(_territory=key)
     tagged = tagged[tagged["_territory"] != ""]
     shapes = dissolve_with_metrics(tagged, "_territory")
@@ -364,22 +372,22 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
     cpts_by_id = cpts.set_index("cpts_id") if len(cpts) else None
     out = []
     for row in rows:
-        tid = row["territory_id"]
+        tid = row["id_territoire"]
         if "shape" in row:
             shape = row["shape"]
         else:
             sub = coverage.iloc[row["members"]]
             shape = dict(
                 geometry=shapes.geometry.get(tid),
-                compactness=shapes["compactness"].get(tid),
-                longest_internal_km=shapes["longest_internal_km"].get(tid),
+                compacite=shapes["compacite"].get(tid),
+                plus_grande_distance_km=shapes["plus_grande_distance_km"].get(tid),
                 departements=";".join(sorted(set(sub["code_departement"]))),
-                patch_id=sub["patch_id"].iloc[0],
+                id_zone_blanche=sub["id_zone_blanche"].iloc[0],
                 n_communes=len(sub),
                 ile=bool(sub["ile"].any()),
                 nom=f"Territoire candidat – {names[tid]}",
             )
-        if row["kind"] == "extension":
+        if row["type_territoire"] == "extension":
             base = cpts_by_id.loc[row["cpts_id"]]
             shape = shape | dict(
                 geometry=shapely.union_all([shape["geometry"], base.geometry]),
@@ -388,14 +396,14 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
             )
         out.append(
             dict(
-                territory_id=tid,
-                kind=row["kind"],
-                exemple=example if row["kind"] == "extension" else False,
+                id_territoire=tid,
+                type_territoire=row["type_territoire"],
+                exemple=example if row["type_territoire"] == "extension" else False,
                 population_hors_champ=int(cpts_by_id.loc[row["cpts_id"], "population_hors_champ"])
-                if row["kind"] == "extension"
+                if row["type_territoire"] == "extension"
                 else 0,
                 population=row["population"],
-                within_bounds=bounds.floor <= row["population"] <= bounds.ceiling,
+                dans_les_bornes=bounds.floor <= row["population"] <= bounds.ceiling,
                 motif=row["motif"],
                 cpts_id=row["cpts_id"],
                 **shape,
@@ -404,8 +412,8 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
     existing = _existing(coverage, cpts, bounds)
     frame = pd.concat([existing, pd.DataFrame(out)], ignore_index=True) if out else existing
     money = envelopes(frame["population"].to_numpy(), aci)
-    frame["tier"] = money["tier"].to_numpy()
-    frame["envelope_eur"] = money["envelope_eur"].to_numpy()
+    frame["palier"] = money["palier"].to_numpy()
+    frame["enveloppe_eur"] = money["enveloppe_eur"].to_numpy()
     frame["supplement_snp_eur"] = money["supplement_snp_eur"].to_numpy()
     frame = gpd.GeoDataFrame(frame, geometry="geometry", crs=coverage.crs)
     return frame[TERRITORY_COLUMNS].reset_index(drop=True)
@@ -423,22 +431,24 @@ def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds
     shapes = dissolve_with_metrics(exploded, "cpts_id")
     return pd.DataFrame(
         {
-            "territory_id": cpts["cpts_id"],
-            "kind": "cpts_existante",
+            "id_territoire": cpts["cpts_id"],
+            "type_territoire": "cpts_existante",
             "nom": cpts["cpts_nom"],
             "exemple": cpts["exemple"],
             "population": cpts["population"],
             "population_hors_champ": cpts["population_hors_champ"],
             "n_communes": cpts["n_communes"],
             "departements": cpts["departements"],
-            "within_bounds": (cpts["population"] >= bounds.floor)
+            "dans_les_bornes": (cpts["population"] >= bounds.floor)
             & (cpts["population"] <= bounds.ceiling),
             "motif": "",
-            "patch_id": "",
+            "id_zone_blanche": "",
             "cpts_id": cpts["cpts_id"],
             "ile": False,
-            "compactness": cpts["cpts_id"].map(shapes["compactness"]).to_numpy(),
-            "longest_internal_km": cpts["cpts_id"].map(shapes["longest_internal_km"]).to_numpy(),
+            "compacite": cpts["cpts_id"].map(shapes["compacite"]).to_numpy(),
+            "plus_grande_distance_km": cpts["cpts_id"]
+            .map(shapes["plus_grande_distance_km"])
+            .to_numpy(),
             "geometry": cpts.geometry.to_numpy(),
         }
     )
@@ -466,10 +476,10 @@ def check_members(coverage: pd.DataFrame, members: pd.DataFrame) -> None:
 
 def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndarray) -> None:
     """Every candidate or extension built from whole communes is contiguous."""
-    whole = members[(members["code_iris"] == "") & (members["territory_id"] != "")]
+    whole = members[(members["code_iris"] == "") & (members["id_territoire"] != "")]
     label = np.full(len(codes), "", dtype=object)
     index = {c: k for k, c in enumerate(codes)}
-    label[[index[c] for c in whole["code_commune"]]] = whole["territory_id"].to_numpy()
+    label[[index[c] for c in whole["code_commune"]]] = whole["id_territoire"].to_numpy()
     same = (label[adjacency.i] == label[adjacency.j]) & (label[adjacency.i] != "")
     sub = Adjacency(
         adjacency.n,
@@ -479,7 +489,7 @@ def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndar
         adjacency.island,
     )
     parts = components(sub, label != "")
-    n_territories = whole["territory_id"].nunique()
+    n_territories = whole["id_territoire"].nunique()
     if parts.max() + 1 != n_territories:
         raise PipelineError(
             f"internal check failed: {parts.max() + 1 - n_territories} territory(ies) not "
@@ -490,21 +500,23 @@ def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndar
 def summarize(
     territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Bounds, seconds: float
 ) -> dict:
-    cand = territories[territories["kind"] == "candidate"]
+    cand = territories[territories["type_territoire"] == "candidate"]
     return {
         "candidats": int(len(cand)),
-        "extensions": int((territories["kind"] == "extension").sum()),
-        "cpts_existantes": int((territories["kind"] == "cpts_existante").sum()),
-        "communes_signalees": int((members["kind"] == "signalee").sum()),
-        "population_signalee": int(members.loc[members["kind"] == "signalee", "population"].sum()),
+        "extensions": int((territories["type_territoire"] == "extension").sum()),
+        "cpts_existantes": int((territories["type_territoire"] == "cpts_existante").sum()),
+        "communes_signalees": int((members["type_territoire"] == "signalee").sum()),
+        "population_signalee": int(
+            members.loc[members["type_territoire"] == "signalee", "population"].sum()
+        ),
         "part_candidats_dans_les_bornes": round(
-            float(cand["within_bounds"].mean()) if len(cand) else 1.0, 4
+            float(cand["dans_les_bornes"].mean()) if len(cand) else 1.0, 4
         ),
         "candidats_hors_bornes": cand.loc[
-            ~cand["within_bounds"], ["territory_id", "population", "motif"]
+            ~cand["dans_les_bornes"], ["id_territoire", "population", "motif"]
         ].to_dict("records"),
         "compacite_moyenne_candidats": round(
-            float(cand["compactness"].mean()) if len(cand) else 0.0, 4
+            float(cand["compacite"].mean()) if len(cand) else 0.0, 4
         ),
         "population_candidats": {
             "min": int(cand["population"].min()) if len(cand) else 0,
@@ -526,20 +538,22 @@ def territory_communes(
     """
     cpts = (
         coverage[["code_commune"]]
-        .assign(territory_id=coverage["cpts_ids"].str.split(";"))
-        .explode("territory_id")
+        .assign(id_territoire=coverage["cpts_ids"].str.split(";"))
+        .explode("id_territoire")
     )
-    cpts = cpts[cpts["territory_id"].fillna("") != ""][["territory_id", "code_commune"]]
+    cpts = cpts[cpts["id_territoire"].fillna("") != ""][["id_territoire", "code_commune"]]
     whole = members.loc[
-        (members["territory_id"] != "") & (members["code_iris"].fillna("") == ""),
-        ["territory_id", "code_commune"],
+        (members["id_territoire"] != "") & (members["code_iris"].fillna("") == ""),
+        ["id_territoire", "code_commune"],
     ]
-    extended = territories.loc[territories["kind"] == "extension", ["territory_id", "cpts_id"]]
-    extension = extended.merge(cpts.rename(columns={"territory_id": "cpts_id"}), on="cpts_id")
-    rows = pd.concat([cpts, whole, extension[["territory_id", "code_commune"]]], ignore_index=True)
+    extended = territories.loc[
+        territories["type_territoire"] == "extension", ["id_territoire", "cpts_id"]
+    ]
+    extension = extended.merge(cpts.rename(columns={"id_territoire": "cpts_id"}), on="cpts_id")
+    rows = pd.concat([cpts, whole, extension[["id_territoire", "code_commune"]]], ignore_index=True)
     return (
         rows.drop_duplicates()
-        .sort_values(["territory_id", "code_commune"], kind="stable")
+        .sort_values(["id_territoire", "code_commune"], kind="stable")
         .reset_index(drop=True)
     )
 
@@ -558,7 +572,7 @@ def with_indicators(
     from .indicators import aggregate
 
     groups = territory_communes(coverage, territories, members).rename(
-        columns={"territory_id": "group"}
+        columns={"id_territoire": "group"}
     )
     table = aggregate(indicators, groups, professions=professions)
-    return territories.merge(table, left_on="territory_id", right_index=True, how="left")
+    return territories.merge(table, left_on="id_territoire", right_index=True, how="left")

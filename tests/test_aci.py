@@ -44,7 +44,7 @@ def test_2019_envelopes_and_mission_breakdown(aci):
     assert list(table["supplement_soins_non_programmes"]) == [35_000, 45_000, 55_000, 70_000]
     assert list(table["acces_aux_soins"]) == [40_000, 47_000, 65_000, 80_000]
     got = envelopes([39_999, 80_000, 175_001], aci)
-    assert list(got["envelope_eur"]) == [185_000, 315_000, 380_000]
+    assert list(got["enveloppe_eur"]) == [185_000, 315_000, 380_000]
     assert list(got["supplement_snp_eur"]) == [35_000, 55_000, 70_000]
 
 
@@ -55,7 +55,7 @@ def test_new_vintage_is_added_by_editing_the_table_only(aci):
     }
     aci["funding"]["2030"] = new
     aci["vintage"] = "2030"
-    assert list(envelopes([10_000], aci)["envelope_eur"]) == [370_000]
+    assert list(envelopes([10_000], aci)["enveloppe_eur"]) == [370_000]
 
 
 def test_broken_table_reports_every_problem(aci):

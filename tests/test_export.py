@@ -168,21 +168,31 @@ def test_reports_index_pages_csv_xlsx(exported):
     paths = stages.export_paths(exported)
     zones = gpd.read_parquet(stages.coverage_paths(exported)["white_zones"])
     index = paths["index"].read_text(encoding="utf-8")
-    for zone in zones["patch_id"]:
+    for zone in zones["id_zone_blanche"]:
         assert f'href="zones_blanches/{zone}.html"' in index
         page = (paths["zones"] / f"{zone}.html").read_text(encoding="utf-8")
         assert "Action recommandée" in page and "<svg" in page and "EXEMPLE" in page
         assert "@media print" in page
-        table = pd.read_csv(paths["zones"] / f"{zone}.csv", dtype=str)
-        assert int(table["population"].astype(int).sum()) == int(
-            zones.set_index("patch_id").loc[zone, "population"]
+        # as a French Excel opens it: ';', UTF-8 with BOM, French headers with units
+        raw_csv = (paths["zones"] / f"{zone}.csv").read_bytes()
+        assert raw_csv.startswith(b"\xef\xbb\xbfZone blanche;Code commune (INSEE);Nom;")
+        table = pd.read_csv(
+            paths["zones"] / f"{zone}.csv", dtype=str, sep=";", encoding="utf-8-sig"
+        )
+        assert int(table["Population (hab.)"].astype(int).sum()) == int(
+            zones.set_index("id_zone_blanche").loc[zone, "population"]
         )
         sheets = pd.read_excel(paths["zones"] / f"{zone}.xlsx", sheet_name=None)
         assert set(sheets) == {"communes", "cpts_limitrophes", "territoires_proposes"}
         assert len(sheets["communes"]) == len(table)
+        assert list(sheets["communes"].columns) == list(table.columns)
+        assert "Enveloppe annuelle max. (€)" in sheets["territoires_proposes"].columns
         # no practitioner file in this run: supply columns empty (not zero), pages say
         # "indisponible"
-        assert table["n_medecin_generaliste"].isna().all() and table["e2sfca_mg_10k"].isna().all()
+        assert table["Médecins généralistes (nombre)"].isna().all()
+        assert (
+            table["Accessibilité E2SFCA aux médecins généralistes (pour 10 000 hab.)"].isna().all()
+        )
         assert "indisponible (aucun fichier de praticiens fourni)" in page
 
 
@@ -192,8 +202,10 @@ def test_geopackage_has_every_layer(exported):
     assert layers == {"communes_statut", "zones_blanches", "cpts", "chevauchements", "territoires"}
     territories = gpd.read_file(gpkg, layer="territoires")
     parquet = gpd.read_parquet(stages.territory_paths(exported)["territories"])
-    assert territories["territory_id"].tolist() == parquet["territory_id"].tolist()
-    assert "cpts_existante" in set(territories["kind"]) and "candidate" in set(territories["kind"])
+    assert territories["id_territoire"].tolist() == parquet["id_territoire"].tolist()
+    assert "cpts_existante" in set(territories["type_territoire"]) and "candidate" in set(
+        territories["type_territoire"]
+    )
 
 
 def test_notebook_runs_on_the_outputs(exported):
@@ -291,6 +303,6 @@ def test_xlsx_reports_are_byte_identical_across_runs(tmp_path):
     core = zipfile.ZipFile(tmp_path / "a.xlsx").read("docProps/core.xml").decode()
     assert core.count("2000-01-01T00:00:00Z") == 2
     assert pd.read_excel(tmp_path / "a.xlsx").to_dict("list") == {
-        "code_commune": [11190],
-        "population": [1187],
+        "Code commune (INSEE)": [11190],
+        "Population (hab.)": [1187],
     }

@@ -226,7 +226,7 @@ def test_indicators_flow_into_territories_maps_and_reports(config_factory, tmp_p
     assert ind["e2sfca_mg_10k"].notna().all() and ind.loc["11069", "e2sfca_mg_10k"] > 0
     territories = gpd.read_parquet(stages.territory_paths(settings)["territories"])
     assert territories["n_medecin_generaliste"].notna().all()
-    existing = territories[territories["kind"] == "cpts_existante"]
+    existing = territories[territories["type_territoire"] == "cpts_existante"]
     assert existing["n_medecin_generaliste"].sum() >= 1
     page = stages.export_paths(settings)["map"].read_text(encoding="utf-8")
     assert "Accessibilité aux médecins généralistes (E2SFCA" in page

@@ -209,14 +209,15 @@ def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
     stages.run_until(settings, "coverage")
     paths = stages.coverage_paths(settings)
     coverage = gpd.read_parquet(paths["coverage"])
-    zones = gpd.read_parquet(paths["white_zones"]).set_index("patch_id")
+    zones = gpd.read_parquet(paths["white_zones"]).set_index("id_zone_blanche")
     cpts = gpd.read_parquet(paths["cpts"])
     assert len(zones) >= 2 and coverage.crs.to_epsg() == 2154
     establishments = read_finess(FIXTURES / "etalab-cs1100507-stock-20241001-0400-extrait.csv")[0]
     profile = commune_profile(coverage, finess=counts_by_commune(establishments))
-    white = coverage[coverage["patch_id"] != ""]
+    white = coverage[coverage["id_zone_blanche"] != ""]
     sums = group_profile(
-        profile, pd.DataFrame({"group": white["patch_id"], "code_commune": white["code_commune"]})
+        profile,
+        pd.DataFrame({"group": white["id_zone_blanche"], "code_commune": white["code_commune"]}),
     )
     assert sums["population"].astype(int).to_dict() == zones["population"].astype(int).to_dict()
     distance = distance_to_nearest_km(zones, cpts)
@@ -231,7 +232,7 @@ def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
     assert (ranked["criteres_absents"] == "part_75p;part_sous_dotee;part_zip").all()
     with_msp = {
         zone
-        for zone, code in zip(white["patch_id"], white["code_commune"])
+        for zone, code in zip(white["id_zone_blanche"], white["code_commune"])
         if code in ("11069", "11190")
     }
     assert all(ranked.loc[z, "sans_msp"] == 0.0 for z in with_msp)

@@ -131,7 +131,7 @@ def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merg
         row = cpts.loc[members.loc[members["cpts_nom"] == name, "cpts_id"].iloc[0]]
         assert row["population"] == legal(raw, codes), name  # the sum of its arrondissements
         assert (
-            row["tier"]
+            row["palier"]
             == assign_tier(
                 [legal(raw, codes)],
                 tiers=aci["tiers"],
@@ -242,7 +242,7 @@ def test_cpts_across_the_scope_border_is_tiered_on_its_whole_population(
         example=False,
         outside=result["outside"],
     ).iloc[0]
-    assert cpts["population"] == legal(raw, ["11069", "34032", "34172"]) and cpts["tier"] == "T4"
+    assert cpts["population"] == legal(raw, ["11069", "34032", "34172"]) and cpts["palier"] == "T4"
     assert (
         cpts["population_hors_champ"] == legal(raw, ["34032", "34172"])
         and cpts["n_communes_hors_champ"] == 2
@@ -362,7 +362,7 @@ def test_stage_writes_the_population_vintage_and_the_outside_population(config_f
     cpts = gpd.read_parquet(stages.coverage_paths(settings)["cpts"]).iloc[0]
     outside = pd.read_csv(stages.perimeter_paths(settings)["outside"], dtype={"code_commune": str})
     assert outside["code_commune"].tolist() == ["34032", "34172"]
-    assert cpts["tier"] == "T4" and cpts["population_hors_champ"] == outside["population"].sum()
+    assert cpts["palier"] == "T4" and cpts["population_hors_champ"] == outside["population"].sum()
 
 
 def test_a_code_contradicting_the_name_on_its_row_is_reported(ref, raw, tmp_path):

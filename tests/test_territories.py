@@ -33,7 +33,7 @@ def coverage_of(communes, members):
     status = commune_status(communes, members)
     patch_of, _ = white_zone_patches(communes, status, adjacency)
     table = communes.merge(status, on="code_commune").assign(
-        patch_id=patch_of, ile=adjacency.island
+        id_zone_blanche=patch_of, ile=adjacency.island
     )
     return table, adjacency
 
@@ -58,7 +58,7 @@ def test_small_patch_becomes_extension_of_longest_border_cpts(haute_garonne, rep
     territories, out = candidate_territories(
         coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS
     )
-    ext = territories[territories["kind"] == "extension"]
+    ext = territories[territories["type_territoire"] == "extension"]
     assert len(ext) == 1 and out["code_commune"].tolist() == [codes[small]]
     bordering = {communes["code_epci"].iloc[n] for n in adjacency.neighbours()[small]}
     assert ext["cpts_id"].iloc[0] in bordering
@@ -84,8 +84,8 @@ def test_isolated_small_patch_is_flagged_with_reason(raw, repo_settings):
     row = out.set_index("code_commune").loc["17004"]
     # the island's only link is the water crossing to a commune of CPTS A, which would exceed the
     # ceiling
-    assert row["kind"] == "signalee" and "plafond" in row["signalement"]
-    assert (territories["kind"] != "candidate").all()
+    assert row["type_territoire"] == "signalee" and "plafond" in row["signalement"]
+    assert (territories["type_territoire"] != "candidate").all()
 
 
 def iris_fixture(tmp_path, commune, *, cell=2500):
@@ -150,12 +150,12 @@ def test_city_above_ceiling_is_split_into_contiguous_iris_territories(
     territories, out = candidate_territories(
         coverage, adjacency, cpts, repo_settings.section("aci"), BOUNDS, iris=iris
     )
-    cand = territories[territories["kind"] == "candidate"]
+    cand = territories[territories["type_territoire"] == "candidate"]
     toulouse_pop = int(communes.set_index("code_commune").loc["31555", "population"])
-    assert len(cand) >= 3 and cand["within_bounds"].all()
+    assert len(cand) >= 3 and cand["dans_les_bornes"].all()
     assert cand["population"].sum() == toulouse_pop == out["population"].sum()
     assert set(out["code_iris"]) == set(iris[0]["code_iris"]) and out["code_iris"].is_unique
-    for tid, grp in out.groupby("territory_id"):
+    for tid, grp in out.groupby("id_territoire"):
         geoms = iris[0].set_index("code_iris").loc[grp["code_iris"]].geometry
         assert shapely.union_all(geoms.buffer(1).to_numpy()).geom_type == "Polygon", (
             f"{tid} not contiguous"
@@ -210,10 +210,10 @@ def test_territories_stage_outputs(config_factory):
     coverage = gpd.read_parquet(stages.coverage_paths(settings)["coverage"])
     white = coverage.loc[coverage["statut"] == "zone_blanche", "code_commune"]
     assert sorted(members["code_commune"]) == sorted(white)
-    assert set(territories["kind"]) <= {"cpts_existante", "candidate", "extension"}
-    assert territories["territory_id"].is_unique and territories["tier"].notna().all()
-    cand = territories[territories["kind"] == "candidate"]
-    assert (cand["within_bounds"] | (cand["motif"] != "")).all()
+    assert set(territories["type_territoire"]) <= {"cpts_existante", "candidate", "extension"}
+    assert territories["id_territoire"].is_unique and territories["palier"].notna().all()
+    cand = territories[territories["type_territoire"] == "candidate"]
+    assert (cand["dans_les_bornes"] | (cand["motif"] != "")).all()
     summary = json.loads(paths["summary"].read_text())
     assert summary["candidats"] == len(cand)
     before = paths["territories"].read_bytes()
