@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -125,19 +124,6 @@ def test_coverage_rates_per_level(aude):
         100 * covered / communes["population"].sum(), 2
     )
     assert rates.loc["departement", "code"] == "11" and rates.loc["region", "code"] == "76"
-
-
-def test_adjacency_links_islands_and_skips_missing_geometry(raw):
-    charente = build_communes(raw, Scope.parse("dep:17"), **CRS)[0]
-    adjacency = build_adjacency(charente)
-    islands = set(charente.loc[adjacency.island, "code_commune"])
-    assert {"17004", "17093", "17369"} <= islands  # Île-d'Aix, Oléron, Ré
-    assert components(adjacency).max() == 0, "islands are linked to the mainland"
-    assert adjacency.island_link.sum() >= 3
-    cantal = build_communes(raw, Scope.parse("dep:15"), **CRS)[0]
-    adj = build_adjacency(cantal)
-    no_geom = np.flatnonzero(cantal.geometry.isna().to_numpy())
-    assert len(no_geom) == 4 and not np.isin(no_geom, np.r_[adj.i, adj.j]).any()
 
 
 def test_coverage_stage_with_example_perimeters(config_factory):
