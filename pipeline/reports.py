@@ -282,7 +282,7 @@ def write_csv_fr(path, frame: pd.DataFrame) -> None:
 
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
     """An xlsx workbook, one sheet per frame: French headers with units (:func:`for_people`) in
-    bold, frozen, filterable; whole numbers with a thousands separator, amounts in euros, decimals
+    bold, frozen, filterable; whole numbers with a thousands separator (shown by Excel in its locale), amounts in euros, decimals
     to one place; missing values left blank. Written with xlsxwriter with a fixed creation time
     (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
     """
@@ -300,8 +300,8 @@ def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
     workbook.set_properties({"created": FIXED_TIME})
     header = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
     formats = {
-        "int": workbook.add_format({"num_format": "# ##0"}),
-        "eur": workbook.add_format({"num_format": "# ##0 €"}),
+        "int": workbook.add_format({"num_format": "#,##0"}),
+        "eur": workbook.add_format({"num_format": "#,##0 €"}),
         "float": workbook.add_format({"num_format": "0.0"}),
     }
     for name, frame in sheets.items():
