@@ -283,8 +283,9 @@ def write_csv_fr(path, frame: pd.DataFrame) -> None:
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
     """An xlsx workbook, one sheet per frame: French headers with units (:func:`for_people`) in
     bold, frozen, filterable; whole numbers with a thousands separator (shown by Excel in its
-    locale), amounts in euros, decimals to one place; missing values left blank. Written with xlsxwriter with a fixed creation time
-    (same data, same bytes: xlsxwriter also fixes the zip entries' dates).
+    locale), amounts in euros, decimals to one place; missing values left blank. Written with
+    xlsxwriter with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip
+    entries' dates).
     """
     import xlsxwriter
 
