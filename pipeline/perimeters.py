@@ -266,11 +266,8 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
     if not table["cpts_id"].str.len().any():
         table["cpts_id"] = table["cpts_nom"].map(name_id)
         notes.append(
-            (
+            cpts_issue(
                 "info",
-                "",
-                "",
-                "",
                 "",
                 f"{path.name}: no CPTS id column; each CPTS is identified by its "
                 "name (id derived from the name, e.g. 'CPTS du Gapençais' → cpts-du-gapencais)",
@@ -583,12 +580,9 @@ def resolve_members(
     ].sort_values(["cpts_id", "code_commune"])
     for cpts_id, group in outside.groupby("cpts_id"):
         issues.append(
-            (
+            cpts_issue(
                 "info",
                 cpts_id,
-                "",
-                "",
-                "",
                 f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the scope "
                 f"({int(group['population'].sum()):,} inhabitants: "
                 f"{', '.join(group['code_commune'][:8])}{'…' if len(group) > 8 else ''}); counted "
@@ -603,6 +597,11 @@ def resolve_members(
         "issues": pd.DataFrame(issues, columns=ISSUES),
         "names": pd.DataFrame(named, columns=NAMES),
     }
+
+
+def cpts_issue(level: str, cpts_id: str, message: str) -> tuple:
+    """An issue row (:data:`ISSUES`) about a whole CPTS or file: no sheet, line or code."""
+    return (level, cpts_id, "", "", "", message)
 
 
 def likely_cause(imported: dict) -> str:
@@ -639,12 +638,9 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
     ):
         if len(distinct) > 1:
             issues.append(
-                (
+                cpts_issue(
                     "avertissement",
                     cpts_id,
-                    "",
-                    "",
-                    "",
                     f"{source}: CPTS {cpts_id} has several names "
                     f"{distinct}; the first line's name is used",
                 )
@@ -700,12 +696,9 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
 def _no_commune_left(table: pd.DataFrame, members: pd.DataFrame, source: str) -> list[tuple]:
     kept = set(members["cpts_id"])
     return [
-        (
+        cpts_issue(
             "avertissement",
             cpts_id,
-            "",
-            "",
-            "",
             f"{source}: CPTS {cpts_id} has no commune of the scope left "
             f"({len(group)} row(s), all unknown or outside the scope): check its rows above",
         )
@@ -724,12 +717,9 @@ def _across_borders(
         regions = sorted({geography[c][1] for c in group["code_commune"] if c in geography})
         if len(deps) > 1:
             out.append(
-                (
+                cpts_issue(
                     "info",
                     cpts_id,
-                    "",
-                    "",
-                    "",
                     f"{source}: CPTS {cpts_id} spans départements {', '.join(deps)}"
                     + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "")
                     + "; accepted",
@@ -801,12 +791,9 @@ def check_members(
             for rows in pieces
         )
         issues.append(
-            (
+            cpts_issue(
                 "avertissement",
                 cpts_id,
-                "",
-                "",
-                "",
                 f"{source}: CPTS {cpts_id} is in {len(pieces)} separate pieces: {text}; a small "
                 "far piece is often a homonym from another département: check those rows (give "
                 "the INSEE code or the département)",
@@ -817,12 +804,9 @@ def check_members(
         if len(group) > 1:
             listed = ", ".join(f"{i} ({n!r})" for i, n in zip(group["cpts_id"], group["cpts_nom"]))
             issues.append(
-                (
+                cpts_issue(
                     "avertissement",
                     ";".join(group["cpts_id"]),
-                    "",
-                    "",
-                    "",
                     f"{source}: CPTS {listed} differ only by case, accents, spaces or articles: "
                     "probably one CPTS; give them one id and name",
                 )
@@ -834,11 +818,8 @@ def check_members(
         missing = int((~group["mentioned"]).sum())
         if missing:
             issues.append(
-                (
+                cpts_issue(
                     "info",
-                    "",
-                    "",
-                    "",
                     "",
                     f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
                     f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) "
