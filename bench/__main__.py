@@ -634,7 +634,7 @@ def stage_lines(spine: dict) -> list[str]:
     ):
         now = spine[key].get("stages_s", {})
         before = previous.get(key, {}).get("stages_s", {})
-        for stage in [s for s in stages.STAGES if s in now] + ["total"]:
+        for stage in [s.name for s in stages.STAGES if s.name in now] + ["total"]:
             a = sum(now.values()) if stage == "total" else now[stage]
             b = sum(before.values()) if stage == "total" and before else before.get(stage)
             ratio = f"{b / a:.1f}×" if b and a else ""
