@@ -47,7 +47,7 @@ bench: $(VENV)/.bench-installed ## wall times, map sizes, regionalization vs spo
 	$(PY) -m bench
 
 clean: ## remove generated outputs (data/processed, maps, reports)
-	rm -rf data/processed/* data/processed/.manifests maps/* reports tests/artifacts
+	rm -rf data/processed/* data/processed/.manifests data/processed/.cache maps/* reports tests/artifacts
 
 distclean: clean ## also remove .venv and the downloaded data
 	rm -rf $(VENV) data/raw/*

