@@ -29,10 +29,17 @@ import shapely
 
 from .adjacency import Adjacency
 from .codes import Kind, Match
-from .errors import PipelineError, ValidationError
+from .errors import PipelineError
 from .geo import by_zone
 from .names import NameIndex, plain_key, published_name
-from .rawdata import find_header, read_text_rows, read_vector, read_workbook_rows, rows_to_frame
+from .rawdata import (
+    find_header,
+    read_text_rows,
+    read_vector,
+    read_workbook_rows,
+    refuse_ragged_rows,
+    rows_to_frame,
+)
 
 EXAMPLE_PREFIX = "EXEMPLE"
 EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
@@ -245,9 +252,7 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
             f"first 30 rows (first row: {', '.join(first[:8]) or 'empty'}); add or rename the "
             "header"
         )
-    if problems:
-        more = [f"… and {len(problems) - 10} more such line(s)"] if len(problems) > 10 else []
-        raise ValidationError(str(path), problems[:10] + more)
+    refuse_ragged_rows(path, problems)
     table = pd.concat(frames, ignore_index=True)
     for column in (
         "cpts_id",

@@ -407,7 +407,12 @@ def read_text_table(path: str | Path, *, what: str, setting: str) -> tuple[pd.Da
     """
     rows, how = read_text_rows(path, what=what, setting=setting)
     frame, problems = rows_to_frame(rows, 0, where=str(path))
-    if problems:
-        more = [f"… and {len(problems) - 10} more such line(s)"] if len(problems) > 10 else []
-        raise ValidationError(str(path), problems[:10] + more)
+    refuse_ragged_rows(path, problems)
     return frame.drop(columns="source_ligne"), how
+
+
+def refuse_ragged_rows(path: str | Path, problems: list[str], *, most: int = 10) -> None:
+    """One error listing the first ``most`` rows refused by :func:`rows_to_frame`, and a count."""
+    if problems:
+        more = [f"… and {len(problems) - most} more such line(s)"] if len(problems) > most else []
+        raise ValidationError(str(path), problems[:most] + more)

@@ -28,6 +28,7 @@ import pytest
 
 from pipeline import cli, stages
 from pipeline.config import load_settings, write_settings_copy
+from pipeline.coverage import OVERLAP_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -513,20 +514,7 @@ def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
                     rule,
                 )
             )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "cpts_a",
-            "cpts_b",
-            "code_commune",
-            "nom",
-            "population",
-            "frontiere_a_m",
-            "frontiere_b_m",
-            "proposition",
-            "regle",
-        ],
-    )
+    return pd.DataFrame(rows, columns=OVERLAP_COLUMNS)
 
 
 def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
