@@ -19,6 +19,6 @@ coverage: communes perimeters ## statuses, white zones, overlaps, coverage rates
 territories: indicators coverage ## candidate territories for the white zones, extensions, ACI tiers and envelopes
 	$(RUN) territories
 
-export: data indicators perimeters coverage territories ## interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage
+export: data communes indicators perimeters coverage territories ## interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage
 	$(RUN) export
 

@@ -211,8 +211,10 @@ class MapSource:
         departement: dict,
         names: dict,
         metropole_epsg: int,
+        composer=None,
     ):
         self.outputs, self.names, self.metropole_epsg = outputs, names, metropole_epsg
+        self.composer = composer  # a composer.ComposerSource: the panel of every map
         coverage = outputs.coverage
         groups = {
             "cpts": coverage["cpts_ids"].fillna(""),
@@ -469,6 +471,12 @@ class MapSource:
             ),
         ]
         views = self._views(rows, geo)
+        addons = []
+        if self.composer is not None:
+            from .composer import panel
+
+            drawn = rows[maps.drawn(geo.wgs84[rows])]  # the units of the communes layer
+            addons.append(("composer", self.composer.data(drawn), panel()))
         return maps.MapPage(
             title,
             layers,
@@ -481,6 +489,7 @@ class MapSource:
             geo.decimals,
             label_zoom=6.5 if "regions" in geo.shapes else 0.0,
             vintage=out.vintage,
+            addons=addons,
         )
 
     def _departement_label(self, code: str) -> str:

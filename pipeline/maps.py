@@ -229,6 +229,8 @@ class MapPage:
     decimals: int
     label_zoom: float = 0.0  # département names hidden below this zoom
     vintage: str = ""  # the population's vintage, said in the legend
+    # extra panels: (key of their data in DATA, data, HTML with their script, run after the map's)
+    addons: list[tuple[str, dict, str]] = field(default_factory=list)
 
 
 def density_classes(values: pd.Series) -> tuple[np.ndarray, list[float]]:
@@ -255,6 +257,11 @@ def bounds_of(geoms: np.ndarray) -> tuple[float, float, float, float]:
     )
 
 
+def drawn(geoms: np.ndarray) -> np.ndarray:
+    """Which geometries a layer draws (the others are left out of the page)."""
+    return np.array([g is not None and not shapely.is_empty(g) for g in geoms], dtype=bool)
+
+
 def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
     """The HTML of a map: Leaflet inlined, the data, the legend, the search and go-to boxes."""
     data = {
@@ -265,9 +272,7 @@ def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
         "osm": "Fond OpenStreetMap (en ligne, facultatif)",
     }
     for layer in page.layers:
-        keep = np.array(
-            [g is not None and not shapely.is_empty(g) for g in layer.geometry], dtype=bool
-        )
+        keep = drawn(layer.geometry)
         if not keep.any():
             continue  # nothing of this kind on this map: no empty layer
         props = layer.properties[keep]
@@ -292,6 +297,8 @@ def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
                 "geometry": encode_geometries(geoms, page.decimals),
             }
         )
+    for key, value, _ in page.addons:
+        data[key] = value
     payload = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace(
         "</", "<\\/"
     )
@@ -312,7 +319,9 @@ def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
         f"<title>{html.escape(page.title)}</title><style>{css}</style><script>{js}</script>"
         f'<style>{PAGE_CSS}</style></head>\n<body><div id="map"></div>'
         f"{_legend(page)}{_search_box(page.communes)}"
-        f"{goto}\n<script>var DATA = {payload};</script>\n<script>{APP_JS}</script></body></html>\n"
+        f"{goto}\n<script>var DATA = {payload};</script>\n<script>{APP_JS}</script>"
+        + "".join(addon for _, _, addon in page.addons)
+        + "</body></html>\n"
     )
 
 
@@ -416,6 +425,7 @@ APP_JS = r"""(function () {
     group.addTo(map);
   });
   L.control.layers(null, overlays, {collapsed: false}).addTo(map);
+  map.cptsApi = {layers: layers, ints: ints, column: column, esc: esc};  // for the extra panels
   function go(b) { map.fitBounds([[b[0], b[1]], [b[2], b[3]]]); }
   go(DATA.views[0][1]);
   function labels() { map.getContainer().classList.toggle("cpts-far", map.getZoom() < DATA.labelZoom); }

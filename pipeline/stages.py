@@ -725,6 +725,7 @@ def leaflet_assets(settings: Settings) -> tuple[str, str]:
 def export_inputs(settings: Settings) -> list[Path]:
     cov, ter = coverage_paths(settings), territory_paths(settings)
     return [
+        communes_path(settings),  # the composer's adjacency
         cov["coverage"],
         cov["cpts"],
         cov["white_zones"],
@@ -768,6 +769,11 @@ def build_export(settings: Settings) -> None:
         for k, t in ((k, raw_table(settings, k)) for k in raw_names)
     }
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
+    from .composer import ComposerSource
+
+    composer = ComposerSource.of(
+        outputs, adjacency_of(settings, read_communes(settings)), aci=settings.section("aci")
+    )
     with step("export: simplifying and merging the map layers"):
         source = export_mod.MapSource(
             outputs,
@@ -775,6 +781,7 @@ def build_export(settings: Settings) -> None:
             departement=cfg["departement"],
             names=names,
             metropole_epsg=int(settings.section("communes")["crs_metropole"]),
+            composer=composer,
         )
     with step("export: maps, white-zone reports, GeoPackage"):
         deps = export_mod.write_all(
@@ -847,7 +854,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "export",
         "interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage",
-        ("scope", "maps", "indicators.professions", "communes.crs_metropole"),
+        ("scope", "maps", "indicators.professions", "communes.crs_metropole", "adjacency", "aci"),
         export_inputs,
         export_paths,
         build_export,

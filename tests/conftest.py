@@ -40,6 +40,22 @@ def config_factory(tmp_path, raw):
     return make
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium that can reach no network (skipped where it is not installed)."""
+    from pipeline.browser import chromium_paths, offline_chromium
+
+    browser_path, driver_path = chromium_paths()
+    if not browser_path or not driver_path:
+        pytest.skip(
+            "no chromium/chromedriver on this machine "
+            "(Debian packages chromium and chromium-driver; .ci/run installs them)"
+        )
+    driver = offline_chromium()
+    yield driver
+    driver.quit()
+
+
 @pytest.fixture(scope="session")
 def ref(raw):
     """National codes, names, population and geography of every unit (the perimeters' reference)."""

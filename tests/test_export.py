@@ -19,7 +19,7 @@ import shapely
 from nbclient import NotebookClient
 
 from pipeline import stages
-from pipeline.browser import chromium_paths, count_polygons, offline_chromium
+from pipeline.browser import count_polygons
 from pipeline.config import load_settings
 from pipeline.progress import timing_table
 
@@ -227,19 +227,6 @@ def test_notebook_runs_on_the_outputs(exported):
 
 
 # --------------------------------------------------------------------------- browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    browser_path, driver_path = chromium_paths()
-    if not browser_path or not driver_path:
-        pytest.skip(
-            "no chromium/chromedriver on this machine "
-            "(Debian packages chromium and chromium-driver; .ci/run installs them)"
-        )
-    driver = offline_chromium()
-    yield driver
-    driver.quit()
 
 
 def test_map_in_headless_chromium_offline(exported, browser):

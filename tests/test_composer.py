@@ -1,0 +1,317 @@
+"""The map's territory composer in headless Chromium (every request blocked), on real data: the
+figures it shows against the pipeline's own computation, and the round trip of its CSV through the
+pipeline as the perimeter file.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from pipeline import stages
+from pipeline.aci import envelopes
+from pipeline.adjacency import components
+from pipeline.composer import encode_sorted
+from pipeline.config import load_settings
+from pipeline.perimeters import read_perimeter_table
+
+from .conftest import REPO, write_config
+from .test_export import decode_ints, map_data
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, raw):
+    """The whole pipeline on Hérault and Bouches-du-Rhône (Marseille's arrondissements), with the
+    EXAMPLE perimeters; the run's units in WGS84, its adjacency and its ACI settings."""
+    settings = load_settings(
+        write_config(tmp_path_factory.mktemp("composer"), scope="departements:13,34")
+    )
+    stages.run_until(settings, "export")
+    coverage = gpd.read_parquet(stages.coverage_paths(settings)["coverage"])
+    adjacency = stages.adjacency_of(settings, stages.read_communes(settings))
+    return settings, coverage, adjacency
+
+
+def induced_path(coverage, adjacency, start: str, length: int, among) -> list[str]:
+    """``length`` units from ``start``, each adjacent to the previous one only (so that removing
+    a middle one splits the path), among the units whose codes satisfy ``among``."""
+    codes = coverage["code_commune"].to_numpy()
+    neighbours = adjacency.neighbours()
+    position = {c: k for k, c in enumerate(codes)}
+
+    def extend(path):
+        if len(path) == length:
+            return path
+        for nxt in sorted(neighbours[path[-1]], key=lambda k: codes[k]):
+            ok = among(codes[nxt]) and nxt not in path
+            if ok and not any(nxt in neighbours[p] for p in path[:-1]):
+                found = extend(path + [int(nxt)])
+                if found:
+                    return found
+        return None
+
+    found = extend([position[start]])
+    assert found, f"no induced path of {length} units from {start}"
+    return [codes[k] for k in found]
+
+
+def pieces(coverage, adjacency, codes) -> int:
+    mask = coverage["code_commune"].isin(codes).to_numpy()
+    return int(components(adjacency, mask).max() + 1)
+
+
+def expected(coverage, codes, settings) -> dict:
+    """The pipeline's own population, tier, envelope and supplement of the units ``codes``."""
+    population = int(coverage.loc[coverage["code_commune"].isin(codes), "population"].sum())
+    money = envelopes([population], settings.section("aci")).iloc[0]
+    return {
+        "population": population,
+        "palier": money["palier"],
+        "enveloppe_eur": int(money["enveloppe_eur"]),
+        "supplement_snp_eur": int(money["supplement_snp_eur"]),
+    }
+
+
+def digits(text: str) -> int:
+    return int(re.sub(r"\D", "", text.split("hab.")[0].split("€")[0]))
+
+
+def shown(browser) -> dict:
+    """The figures the panel shows, as a reader sees them."""
+
+    def text(key):
+        return browser.find_element("id", f"cc-{key}").text
+
+    return {
+        "n": digits(text("n")),
+        "population": digits(text("pop")),
+        "palier": text("tier"),
+        "enveloppe_eur": digits(text("env")),
+        "supplement_snp_eur": digits(text("supp")),
+        "contiguite": text("contig"),
+        "table": text("table"),
+        "supply": text("supply"),
+    }
+
+
+def open_map(browser, path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(path.as_uri())
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return !!window.cptsComposer && !!window.cptsMap")
+    )
+
+
+def click_units(browser, coverage, codes, shot: str) -> None:
+    """Real mouse clicks on the map, at a point well inside each unit, the units in view beside
+    the panels."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    units = coverage.set_index("code_commune").loc[codes].to_crs(4326)
+    south, west, north, east = (
+        units.total_bounds[1],
+        units.total_bounds[0],
+        units.total_bounds[3],
+        units.total_bounds[2],
+    )
+    browser.execute_script(
+        "window.cptsMap.fitBounds([[arguments[0], arguments[1]], [arguments[2], arguments[3]]],"
+        " {paddingTopLeft: [400, 60], paddingBottomRight: [360, 40], animate: false})",
+        south,
+        west,
+        north,
+        east,
+    )
+    element = browser.find_element("id", "map")
+    width, height = element.size["width"], element.size["height"]
+    for geom in units.geometry:
+        part = max(getattr(geom, "geoms", [geom]), key=lambda g: g.area)
+        inside = shapely.ops.polylabel(part, tolerance=1e-5)
+        x, y = browser.execute_script(
+            "var p = window.cptsMap.latLngToContainerPoint([arguments[0], arguments[1]]);"
+            " return [p.x, p.y];",
+            inside.y,
+            inside.x,
+        )
+        ActionChains(browser).move_to_element_with_offset(
+            element, int(x - width / 2), int(y - height / 2)
+        ).click().perform()
+        time.sleep(0.05)
+    browser.save_screenshot(str(ARTIFACTS / shot))
+
+
+def draft_units(browser) -> list[str]:
+    return browser.execute_script(
+        "var s = window.cptsComposer.state(); return s.drafts[s.cur].units.slice();"
+    )
+
+
+def download_csv(browser, folder) -> str:
+    """Click the CSV button; the file Chromium saves (a Blob download, no network)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)}
+    )
+    browser.find_element("id", "cc-csv").click()
+    target = folder / "brouillons_cpts.csv"
+    for _ in range(100):
+        if target.exists() and target.stat().st_size:
+            break
+        time.sleep(0.1)
+    return target.read_text(encoding="utf-8-sig")
+
+
+def test_composer_data_is_the_pipeline_adjacency(run):
+    """The adjacency embedded in a département map, decoded independently, is the pipeline's own,
+    restricted to the map's units."""
+    settings, coverage, adjacency = run
+    data = map_data(stages.export_paths(settings)["departements"] / "carte_34.html")
+    layer = next(x for x in data["layers"] if x["code"] == "communes")
+    codes = layer["props"]["code_commune"]
+    codes = codes if isinstance(codes, list) else [codes["v"][i] for i in decode_ints(codes["i"])]
+    counts, steps = (
+        decode_ints(data["composer"]["adj"]["n"]),
+        decode_ints(data["composer"]["adj"]["d"]),
+    )
+    embedded, k = set(), 0
+    for u, m in enumerate(counts):
+        j = u
+        for _ in range(m):
+            j += steps[k]
+            k += 1
+            embedded.add((codes[u], codes[j]))
+    position = coverage["code_commune"].to_numpy()
+    mine = set(codes)
+    expected_edges = set()
+    for a, b in zip(position[adjacency.i], position[adjacency.j]):
+        if a in mine and b in mine:
+            expected_edges.add(tuple(sorted((a, b), key=codes.index)))
+    assert embedded == expected_edges and len(embedded) > len(codes)
+    assert encode_sorted([]) == "" and decode_ints(encode_sorted([3, 4, 9])) == [3, 1, 5]
+
+
+def test_composer_in_headless_chromium(run, browser, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    settings, coverage, adjacency = run
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    folder = stages.export_paths(settings)["departements"]
+    open_map(browser, folder / "carte_34.html")
+    browser.execute_script("localStorage.clear()")
+    open_map(browser, folder / "carte_34.html")
+    browser.find_element("id", "cc-toggle").click()
+
+    # five units clicked one by one: the pipeline's population, tier and envelope
+    in_34 = set(coverage.loc[coverage["code_departement"] == "34", "code_commune"])
+    path = induced_path(coverage, adjacency, "34032", 5, lambda c: c in in_34)
+    click_units(browser, coverage, path, "composer_1_five_units.png")
+    assert sorted(draft_units(browser)) == sorted(path)
+    figures, want = shown(browser), expected(coverage, path, settings)
+    assert figures["n"] == 5 and figures["contiguite"] == "contigu"
+    for key in ("population", "palier", "enveloppe_eur", "supplement_snp_eur"):
+        assert figures[key] == want[key], key
+    aci = settings.section("aci")
+    assert aci["funding"][aci["vintage"]]["source"] in figures["table"]
+    assert "avenant 2" in figures["table"]
+    assert figures["supply"].startswith("indisponible")
+
+    # the middle unit clicked again: the draft splits in two
+    click_units(browser, coverage, [path[2]], "composer_2_split.png")
+    rest = [c for c in path if c != path[2]]
+    assert pieces(coverage, adjacency, rest) == 2
+    assert shown(browser)["contiguite"] == "non contigu (2 morceaux)"
+    assert shown(browser)["population"] == expected(coverage, rest, settings)["population"]
+    browser.find_element("id", "cc-undo").click()
+    assert shown(browser)["contiguite"] == "contigu" and sorted(draft_units(browser)) == sorted(
+        path
+    )
+    browser.find_element("id", "cc-redo").click()
+    assert shown(browser)["contiguite"].startswith("non contigu")
+    browser.find_element("id", "cc-undo").click()
+
+    # an existing CPTS of the département, as the starting point: cpts.parquet's figures
+    cpts = gpd.read_parquet(stages.coverage_paths(settings)["cpts"])
+    members = coverage.assign(cpts_id=coverage["cpts_ids"].str.split(";")).explode("cpts_id")
+    clear = set(members.loc[members["code_commune"].isin(path), "cpts_id"])
+    row = (
+        cpts[(cpts["departements"] == "34") & ~cpts["cpts_id"].isin(clear)]
+        .sort_values(["population", "cpts_id"], ascending=[False, True])
+        .iloc[0]
+    )
+    Select(browser.find_element("id", "cc-from")).select_by_value(row["cpts_id"])
+    browser.find_element("id", "cc-start").click()
+    figures = shown(browser)
+    browser.save_screenshot(str(ARTIFACTS / "composer_3_existing_cpts.png"))
+    assert figures["n"] == row["n_communes"] and figures["population"] == row["population"]
+    assert figures["palier"] == row["palier"] and figures["enveloppe_eur"] == row["enveloppe_eur"]
+    assert figures["contiguite"] == "contigu"
+
+    # keyboard: a new draft, a commune found with the search box, Enter adds it; then deleted
+    browser.find_element("id", "cc-new").click()
+    search = browser.find_element("id", "cpts-find")
+    search.send_keys("Montpellier (34172)", Keys.ENTER)
+    assert draft_units(browser) == ["34172"]
+    assert shown(browser)["population"] == expected(coverage, ["34172"], settings)["population"]
+    browser.save_screenshot(str(ARTIFACTS / "composer_4_keyboard.png"))
+    browser.find_element("id", "cc-delete").click()
+
+    # a reload loses nothing
+    before = browser.execute_script("return window.cptsComposer.state()")
+    open_map(browser, folder / "carte_34.html")
+    assert browser.execute_script("return window.cptsComposer.state()") == before
+    assert [d["units"] for d in before["drafts"]][0] == sorted(path)
+
+    csv_34 = download_csv(browser, tmp_path / "downloads_34")
+    geojson = browser.execute_script("return JSON.parse(window.cptsComposer.geojson())")
+    assert [f["properties"]["code_communes"].split(";") for f in geojson["features"]][0] == sorted(
+        path
+    )
+
+    # Marseille: three arrondissements clicked
+    open_map(browser, folder / "carte_13.html")
+    browser.execute_script("localStorage.clear()")
+    open_map(browser, folder / "carte_13.html")
+    browser.find_element("id", "cc-toggle").click()
+    arrondissements = induced_path(coverage, adjacency, "13201", 3, lambda c: c.startswith("132"))
+    click_units(browser, coverage, arrondissements, "composer_5_marseille.png")
+    assert sorted(draft_units(browser)) == sorted(arrondissements)
+    figures, want_13 = shown(browser), expected(coverage, arrondissements, settings)
+    for key in ("population", "palier", "enveloppe_eur", "supplement_snp_eur"):
+        assert figures[key] == want_13[key], key
+    assert figures["contiguite"] == "contigu"
+    browser.find_element("id", "cc-rename").click()
+    prompt = browser.switch_to.alert
+    prompt.send_keys("Marseille centre")
+    prompt.accept()
+    csv_13 = download_csv(browser, tmp_path / "downloads_13")
+
+    # the two downloads merged, read back as a perimeter table and run through the pipeline
+    merged = tmp_path / "perimetres.csv"
+    merged.write_text(csv_34 + "".join(csv_13.splitlines(True)[1:]), encoding="utf-8")
+    table, _how, _notes = read_perimeter_table(merged)
+    assert set(arrondissements) <= set(table["code_publie"])
+    assert set(path) <= set(table["code_publie"])
+    config = write_config(tmp_path / "round_trip", scope="departements:13,34")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        re.sub(r'^file = ""$', f'file = "{merged.as_posix()}"', text, count=1, flags=re.M),
+        encoding="utf-8",
+    )
+    again = load_settings(config)
+    stages.run_until(again, "coverage")
+    result = pd.read_parquet(stages.coverage_paths(again)["cpts"]).set_index("cpts_id")
+    assert len(result) == 3
+    for cpts_id, want_row in (("brouillon-1", want), ("marseille-centre", want_13)):
+        assert result.loc[cpts_id, "population"] == want_row["population"], cpts_id
+        assert result.loc[cpts_id, "palier"] == want_row["palier"], cpts_id
+    modified = result[result["cpts_nom"] == f"{row['cpts_nom']} (modifié)"].iloc[0]
+    assert modified["population"] == row["population"] and modified["palier"] == row["palier"]
