@@ -195,7 +195,7 @@ def panel() -> str:
 
 CSS = """
 .cpts-composer{top:90px;left:54px;width:310px;max-height:calc(100vh - 130px);overflow:auto}
-.cpts-composer button{font:inherit;margin:1px}.cpts-composer h4{margin:0;display:inline}
+.cpts-composer button{font:inherit;margin:1px}
 .cpts-composer select{max-width:100%;font:inherit}.cpts-composer dl{margin:4px 0}
 .cpts-composer dt{font-weight:bold;margin-top:3px}.cpts-composer dd{margin:0 0 0 8px}
 .cpts-composer ul{margin:2px 0;padding-left:16px;max-height:120px;overflow:auto}
@@ -206,7 +206,7 @@ CSS = """
 
 HTML = """<div class="cpts-panel cpts-composer" id="cc-panel" role="region" \
 aria-label="Composer un territoire"><button id="cc-toggle" aria-expanded="false" \
-aria-controls="cc-body"><h4>Composer un territoire</h4></button>
+aria-controls="cc-body"><b>Composer un territoire</b></button>
 <div id="cc-body" hidden><p class="cc-muted">Cliquer une commune (ou un arrondissement) pour \
 l'ajouter ou la retirer ; au clavier : « Trouver une commune » puis Entrée.</p>
 <div><label for="cc-draft">Brouillon : </label><select id="cc-draft"></select> \

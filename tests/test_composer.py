@@ -215,6 +215,8 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
     path = induced_path(coverage, adjacency, "34032", 5, lambda c: c in in_34)
     click_units(browser, coverage, path, "composer_1_five_units.png")
     assert sorted(draft_units(browser)) == sorted(path)
+    drawn = "return document.querySelectorAll('.leaflet-composer-pane path').length"
+    assert browser.execute_script(drawn) == 5, "the draft is drawn on top, one shape per unit"
     figures, want = shown(browser), expected(coverage, path, settings)
     assert figures["n"] == 5 and figures["contiguite"] == "contigu"
     for key in ("population", "palier", "enveloppe_eur", "supplement_snp_eur"):
@@ -315,3 +317,38 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
         assert result.loc[cpts_id, "palier"] == want_row["palier"], cpts_id
     modified = result[result["cpts_nom"] == f"{row['cpts_nom']} (modifié)"].iloc[0]
     assert modified["population"] == row["population"] and modified["palier"] == row["palier"]
+
+
+def test_composer_supply_with_a_practitioner_file(config_factory, browser):
+    """With the RPPS extract of the Aude, the draft's practitioners per profession and per 10,000
+    inhabitants are those of indicators.parquet for its communes."""
+    from pipeline.indicators import PROFESSIONS_FR
+
+    from .test_indicators import RPPS
+
+    config = config_factory("dep:11")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('rpps = ""', f'rpps = "{RPPS.as_posix()}"'),
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    stages.run_until(settings, "export")
+    indicators = pd.read_parquet(stages.indicator_paths(settings)["indicators"])
+    professions = list(settings.section("indicators")["professions"])
+    served = indicators[indicators[[f"n_{p}" for p in professions]].sum(axis=1) > 0]
+    codes = sorted(served["code_commune"])[:4]
+    assert codes, "the RPPS fixture counts practitioners in the Aude"
+    open_map(browser, stages.export_paths(settings)["departements"] / "carte_11.html")
+    browser.execute_script("localStorage.clear(); window.cptsComposer.open(true)")
+    for code in codes:
+        browser.execute_script("window.cptsComposer.toggle(arguments[0])", code)
+    lines = browser.find_element("id", "cc-supply").text.splitlines()
+    mine = indicators[indicators["code_commune"].isin(codes)]
+    population = int(mine["population"].sum())
+    expected_lines = []
+    for p in professions:
+        count = int(mine[f"n_{p}"].sum())
+        per_10k = f"{count / population * 1e4:.1f}".replace(".", ",")
+        expected_lines.append(f"{PROFESSIONS_FR[p]} : {count} ({per_10k} pour 10 000 hab.)")
+    assert lines == expected_lines
+    browser.save_screenshot(str(ARTIFACTS / "composer_6_supply.png"))
