@@ -226,7 +226,8 @@ JS = r"""(function () {
   var codes = api.column(spec.props.code_commune), names = api.column(spec.props.nom);
   var pops = api.column(spec.props.population_txt).map(function (t) { return +String(t).replace(/\D/g, "") || 0; });
   var index = {}, shape = {}, nb = codes.map(function () { return []; }), groups = {}, cptsOf = [], zoneOf = [];
-  codes.forEach(function (c, u) { index[c] = u; });
+  var byName = {};
+  codes.forEach(function (c, u) { var n = names[u].toLowerCase(); index[c] = u; byName[n] = byName[n] === undefined ? c : null; });
   api.layers.communes.eachLayer(function (l) { shape[l.feature.properties.code_commune] = l; });
   function sorted(s) { var j = 0; return ints(s).map(function (x) { return j += x; }); }
   var cnt = ints(C.adj.n), d = ints(C.adj.d), k = 0;
@@ -322,7 +323,9 @@ JS = r"""(function () {
     return "<option value=\"" + esc(g.id) + "\">" + esc(KIND[g.k] + " : " + g.nom) + "</option>"; }).join("");
   var wasShown = false;
   function open(on) {
-    active = state.open = on; save(); $("cc-body").hidden = !on; $("cc-toggle").setAttribute("aria-expanded", String(on));
+    active = on; $("cc-body").hidden = !on;
+    try { localStorage.setItem(KEY + ":ouvert", on ? "1" : ""); } catch (e) { /* private mode */ }
+    $("cc-toggle").setAttribute("aria-expanded", String(on));
     var communes = api.layers.communes;
     map.getContainer().classList.toggle("cc-on", on);
     if (on) {
@@ -363,7 +366,8 @@ JS = r"""(function () {
   find.addEventListener("keydown", function (e) {
     if (e.key !== "Enter" || !active) return;
     var m = /\(([0-9AB]{5})\)$/.exec(find.value.trim()) || [null, find.value.trim()];
-    if (index[m[1]] !== undefined && draft().units.indexOf(m[1]) < 0) toggle(m[1]);
+    var code = index[m[1]] !== undefined ? m[1] : byName[m[1].toLowerCase()];  // a code, or a name met once
+    if (code && draft().units.indexOf(code) < 0) toggle(code);
   });
   function slug(t) { return t.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "brouillon"; }
   function ids() {
@@ -400,5 +404,5 @@ JS = r"""(function () {
   $("cc-geojson").addEventListener("click", function () { download(geojson(), "brouillons_cpts.geojson", "application/geo+json"); });
   window.cptsComposer = {toggle: toggle, open: open, csv: csv, geojson: geojson, state: function () { return state; }};
   update();
-  if (state.open) open(true);  // a reload keeps the panel open
+  try { if (localStorage.getItem(KEY + ":ouvert")) open(true); } catch (e) { /* private mode */ }
 })();"""  # noqa: E501 (embedded JavaScript)

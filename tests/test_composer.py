@@ -263,6 +263,9 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
     search.send_keys("Montpellier (34172)", Keys.ENTER)
     assert draft_units(browser) == ["34172"]
     assert shown(browser)["population"] == expected(coverage, ["34172"], settings)["population"]
+    search.clear()
+    search.send_keys("lattes", Keys.ENTER)  # a name met once in the map, without its code
+    assert draft_units(browser) == ["34129", "34172"]
     browser.save_screenshot(str(ARTIFACTS / "composer_4_keyboard.png"))
     browser.find_element("id", "cc-delete").click()
 
