@@ -154,19 +154,30 @@ def draft_units(browser) -> list[str]:
     )
 
 
-def download_csv(browser, folder) -> str:
-    """Click the CSV button; the file Chromium saves (a Blob download, no network)."""
+def download(browser, folder, kind: str = "csv"):
+    """Click the CSV or GeoJSON button; the file Chromium saves (a Blob download, no network)."""
     folder.mkdir(parents=True, exist_ok=True)
     browser.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)}
     )
-    browser.find_element("id", "cc-csv").click()
-    target = folder / "brouillons_cpts.csv"
+    browser.find_element("id", f"cc-{kind}").click()
+    target = folder / f"brouillons_cpts.{kind}"
     for _ in range(100):
         if target.exists() and target.stat().st_size:
             break
         time.sleep(0.1)
-    return target.read_text(encoding="utf-8-sig")
+    return target
+
+
+def with_perimeters(folder, path, scope: str):
+    """Settings of a run with ``path`` as the perimeter file."""
+    config = write_config(folder, scope=scope)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        re.sub(r'^file = ""$', f'file = "{path.as_posix()}"', text, count=1, flags=re.M),
+        encoding="utf-8",
+    )
+    return load_settings(config)
 
 
 def test_composer_data_is_the_pipeline_adjacency(run):
@@ -275,11 +286,11 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
     assert browser.execute_script("return window.cptsComposer.state()") == before
     assert [d["units"] for d in before["drafts"]][0] == sorted(path)
 
-    csv_34 = download_csv(browser, tmp_path / "downloads_34")
-    geojson = browser.execute_script("return JSON.parse(window.cptsComposer.geojson())")
-    assert [f["properties"]["code_communes"].split(";") for f in geojson["features"]][0] == sorted(
-        path
-    )
+    csv_34 = download(browser, tmp_path / "downloads_34").read_text(encoding="utf-8-sig")
+    geojson = download(browser, tmp_path / "downloads_34", "geojson")
+    drafts = gpd.read_file(geojson).set_index("cpts_id")
+    assert drafts.loc["brouillon-1", "code_communes"].split(";") == sorted(path)
+    assert drafts.loc["brouillon-1", "population"] == want["population"]
 
     # Marseille: three arrondissements clicked
     open_map(browser, folder / "carte_13.html")
@@ -297,7 +308,7 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
     prompt = browser.switch_to.alert
     prompt.send_keys("Marseille centre")
     prompt.accept()
-    csv_13 = download_csv(browser, tmp_path / "downloads_13")
+    csv_13 = download(browser, tmp_path / "downloads_13").read_text(encoding="utf-8-sig")
 
     # the two downloads merged, read back as a perimeter table and run through the pipeline
     merged = tmp_path / "perimetres.csv"
@@ -305,13 +316,7 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
     table, _how, _notes = read_perimeter_table(merged)
     assert set(arrondissements) <= set(table["code_publie"])
     assert set(path) <= set(table["code_publie"])
-    config = write_config(tmp_path / "round_trip", scope="departements:13,34")
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        re.sub(r'^file = ""$', f'file = "{merged.as_posix()}"', text, count=1, flags=re.M),
-        encoding="utf-8",
-    )
-    again = load_settings(config)
+    again = with_perimeters(tmp_path / "round_trip", merged, "departements:13,34")
     stages.run_until(again, "coverage")
     result = pd.read_parquet(stages.coverage_paths(again)["cpts"]).set_index("cpts_id")
     assert len(result) == 3
@@ -320,6 +325,13 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
         assert result.loc[cpts_id, "palier"] == want_row["palier"], cpts_id
     modified = result[result["cpts_nom"] == f"{row['cpts_nom']} (modifié)"].iloc[0]
     assert modified["population"] == row["population"] and modified["palier"] == row["palier"]
+
+    # the GeoJSON as a polygon perimeter file: each unit is inside its draft's polygons
+    polygons = with_perimeters(tmp_path / "round_trip_geojson", geojson, "departements:34")
+    stages.run_until(polygons, "coverage")
+    result = pd.read_parquet(stages.coverage_paths(polygons)["cpts"]).set_index("cpts_id")
+    assert result.loc["brouillon-1", "population"] == want["population"]
+    assert result.loc["brouillon-1", "n_communes"] == len(path)
 
 
 def test_composer_supply_with_a_practitioner_file(config_factory, browser):
