@@ -272,10 +272,14 @@ JS = r"""(function () {
       pieces++; seen[u] = true;
       for (var stack = [u]; stack.length;) nb[stack.pop()].forEach(function (v) { if (inside[v] && !seen[v]) { seen[v] = true; stack.push(v); } });
     });
+    var m = money(pop);
+    return {units: units, pop: pop, fixed: g ? g : null, pieces: pieces, over: over, zones: zones,
+            tier: m.tier, total: m.total, supplement: m.supplement};
+  }
+  function money(pop) {  // the ACI tier of a population (as aci.assign_tier) and its amounts
     var A = C.aci, tier = 0;
     A.bounds.forEach(function (b, i) { tier += (A.up[i] ? pop >= b : pop > b) ? 1 : 0; });
-    return {units: units, pop: pop, fixed: g ? g : null, pieces: pieces, over: over, zones: zones,
-            tier: A.tiers[tier], total: A.total[tier], supplement: A.supplement[tier]};
+    return {tier: A.tiers[tier], total: A.total[tier], supplement: A.supplement[tier]};
   }
   function row(label, value, id) { return "<dt>" + label + "</dt><dd id=\"" + id + "\">" + value + "</dd>"; }
   function render() {
@@ -402,7 +406,7 @@ JS = r"""(function () {
   }
   $("cc-csv").addEventListener("click", function () { download("\ufeff" + csv(), "brouillons_cpts.csv", "text/csv;charset=utf-8"); });
   $("cc-geojson").addEventListener("click", function () { download(geojson(), "brouillons_cpts.geojson", "application/geo+json"); });
-  window.cptsComposer = {toggle: toggle, open: open, csv: csv, geojson: geojson, state: function () { return state; }};
+  window.cptsComposer = {toggle: toggle, open: open, money: money, csv: csv, geojson: geojson, state: function () { return state; }};
   update();
   try { if (localStorage.getItem(KEY + ":ouvert")) open(true); } catch (e) { /* private mode */ }
 })();"""  # noqa: E501 (embedded JavaScript)

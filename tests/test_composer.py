@@ -209,6 +209,24 @@ def test_composer_data_is_the_pipeline_adjacency(run):
     assert encode_sorted([]) == "" and decode_ints(encode_sorted([3, 4, 9])) == [3, 1, 5]
 
 
+def test_composer_tiers_at_the_bounds(run, browser):
+    """The page's tier and amounts equal :func:`pipeline.aci.envelopes` on each side of every bound
+    of the configured table."""
+    settings = run[0]
+    aci = settings.section("aci")
+    populations = sorted({max(0, b + d) for b in aci["bounds"] for d in (-1, 0, 1)} | {0, 10**6})
+    open_map(browser, stages.export_paths(settings)["departements"] / "carte_34.html")
+    page = browser.execute_script(
+        "return arguments[0].map(function (p) { return window.cptsComposer.money(p); })",
+        populations,
+    )
+    table = envelopes(populations, aci)
+    assert [m["tier"] for m in page] == list(table["palier"])
+    assert [m["total"] for m in page] == [int(v) for v in table["enveloppe_eur"]]
+    assert [m["supplement"] for m in page] == [int(v) for v in table["supplement_snp_eur"]]
+    assert len(set(table["palier"])) == len(aci["tiers"])
+
+
 def test_composer_in_headless_chromium(run, browser, tmp_path):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
