@@ -355,6 +355,8 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
 def test_composer_supply_with_a_practitioner_file(config_factory, browser):
     """With the RPPS extract of the Aude, the draft's practitioners per profession and per 10,000
     inhabitants are those of indicators.parquet for its communes."""
+    from selenium.webdriver.support.ui import Select
+
     from pipeline.indicators import PROFESSIONS_FR
 
     from .test_indicators import RPPS
@@ -385,3 +387,35 @@ def test_composer_supply_with_a_practitioner_file(config_factory, browser):
         expected_lines.append(f"{PROFESSIONS_FR[p]} : {count} ({per_10k} pour 10 000 hab.)")
     assert lines == expected_lines
     browser.save_screenshot(str(ARTIFACTS / "composer_6_supply.png"))
+
+    # an extension of an existing CPTS as the starting point: territories.parquet's figures
+    territories = gpd.read_parquet(stages.territory_paths(settings)["territories"])
+    extension = territories[territories["type_territoire"] == "extension"].iloc[0]
+    Select(browser.find_element("id", "cc-from")).select_by_value(extension["id_territoire"])
+    browser.find_element("id", "cc-start").click()
+    figures = shown(browser)
+    assert figures["population"] == extension["population"]
+    assert figures["palier"] == extension["palier"]
+
+
+def test_overview_map_starts_from_every_kind_of_territory(run, browser):
+    """On the scope's overview map, existing CPTS, a candidate (and an extension where the run has
+    one) as starting points show the population and tier of cpts.parquet and territories.parquet."""
+    settings = run[0]
+    cpts = gpd.read_parquet(stages.coverage_paths(settings)["cpts"])
+    territories = gpd.read_parquet(stages.territory_paths(settings)["territories"])
+    picks = [(r.cpts_id, r.population, r.palier) for r in cpts.iloc[[0, -1]].itertuples()]
+    proposed = territories[territories["type_territoire"] != "cpts_existante"]
+    assert "candidate" in set(proposed["type_territoire"])
+    for _kind, part in proposed.groupby("type_territoire"):  # extensions where the run has some
+        r = part.iloc[0]
+        picks.append((r["id_territoire"], r["population"], r["palier"]))
+    open_map(browser, stages.export_paths(settings)["map"])
+    browser.execute_script("localStorage.clear(); window.cptsComposer.open(true)")
+    from selenium.webdriver.support.ui import Select
+
+    for territory, population, tier in picks:
+        Select(browser.find_element("id", "cc-from")).select_by_value(territory)
+        browser.find_element("id", "cc-start").click()
+        figures = shown(browser)
+        assert (figures["population"], figures["palier"]) == (population, tier), territory
