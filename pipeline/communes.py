@@ -106,16 +106,21 @@ def departements_in_scope(
 
 def decode_wkb(rows: pd.DataFrame, *, source: str) -> np.ndarray:
     """Decode the hex WKB column; every undecodable cell is reported with its commune code."""
-    geoms = np.empty(len(rows), dtype=object)
+    hexwkb = rows["geometry"].to_numpy(dtype=object)
+    given = np.array([isinstance(h, str) and h != "" for h in hexwkb], dtype=bool)
+    geoms = np.full(len(rows), None, dtype=object)
+    geoms[given] = shapely.from_wkb(hexwkb[given], on_invalid="ignore")
     problems = Problems(source)
-    for k, (code, kind, hexwkb) in enumerate(zip(rows["code"], rows["type"], rows["geometry"])):
-        if isinstance(hexwkb, str) and hexwkb:
-            try:
-                geoms[k] = shapely.from_wkb(hexwkb)
-            except shapely.errors.ShapelyError as exc:
-                problems.add(
-                    f"{kind} {code}: geometry is not valid hex WKB ({exc}); fetch the file again"
-                )
+    for k in np.flatnonzero(given & pd.isna(geoms)):  # decoded again one by one for the reason
+        try:
+            shapely.from_wkb(hexwkb[k])
+            reason = "empty or unreadable geometry"
+        except shapely.errors.ShapelyError as exc:
+            reason = str(exc)
+        problems.add(
+            f"{rows['type'].iloc[k]} {rows['code'].iloc[k]}: geometry is not valid hex WKB "
+            f"({reason}); fetch the file again"
+        )
     problems.raise_if_any()
     return geoms
 

@@ -20,6 +20,7 @@ import pandas as pd
 from .aci import envelopes
 from .adjacency import Adjacency, components, shared_border_length
 from .errors import PipelineError
+from .geo import union_groups
 
 STATUSES = ("couverte", "zone_blanche", "chevauchement")
 
@@ -145,14 +146,8 @@ def white_zone_patches(
         ile=("island", "any"),
     )
     patches["cpts_limitrophes"] = [";".join(sorted(bordering.get(p, ()))) for p in patches.index]
-    geometry = (
-        frame.dissolve("id_zone_blanche", sort=True).geometry
-        if len(frame)
-        else gpd.GeoSeries([], crs=communes.crs)
-    )
-    patches = gpd.GeoDataFrame(
-        patches.reset_index(), geometry=geometry.to_numpy() if len(frame) else [], crs=communes.crs
-    )
+    ids, unions = union_groups(frame.geometry.to_numpy(), frame["id_zone_blanche"].to_numpy())
+    patches = gpd.GeoDataFrame(patches.reset_index(), geometry=unions, crs=communes.crs)
     return patch_of, patches[
         [
             "id_zone_blanche",
@@ -371,19 +366,17 @@ def cpts_table(
         owned[["cpts_id", "cpts_nom", "code_commune", "_counted"]], on="code_commune"
     )
     joined["population"] = joined["_counted"].astype("int64")
-    dissolved = gpd.GeoDataFrame(joined, geometry="geometry", crs=communes.crs).dissolve(
-        "cpts_id",
-        sort=True,
-        aggfunc={
-            "cpts_nom": "first",
-            "population": "sum",
-            "code_commune": "size",
-            "code_departement": lambda s: ";".join(sorted(set(s))),
-        },
-    )
-    out = dissolved.reset_index().rename(
-        columns={"code_commune": "n_communes", "code_departement": "departements"}
-    )
+    grouped = joined.groupby("cpts_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "cpts_nom": grouped["cpts_nom"].first(),
+            "population": grouped["population"].sum(),
+            "n_communes": grouped.size(),
+            "departements": grouped["code_departement"].agg(lambda s: ";".join(sorted(set(s)))),
+        }
+    ).reset_index()
+    ids, unions = union_groups(joined["geometry"].to_numpy(), joined["cpts_id"].to_numpy())
+    out = gpd.GeoDataFrame(out, geometry=unions, crs=communes.crs)
     beyond = (
         (outside if outside is not None else pd.DataFrame(columns=["cpts_id", "population"]))
         .assign(population=lambda f: pd.to_numeric(f["population"]).astype("int64"))

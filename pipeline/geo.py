@@ -9,10 +9,13 @@ commune's projected CRS. Code that measures (areas, distances, adjacency) goes t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 WGS84 = 4326
@@ -42,14 +45,46 @@ def by_zone(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
 
 
 def polygonal(geoms: np.ndarray) -> np.ndarray:
-    """Keep the polygonal parts of each geometry (e.g. after make_valid) as MultiPolygons."""
-    out = np.empty(len(geoms), dtype=object)
-    for k, geom in enumerate(geoms):
-        if geom is None or shapely.is_empty(geom):
-            out[k] = None
-            continue
-        parts = shapely.get_parts(geom)
-        polys = [p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")]
-        flat = [q for p in polys for q in shapely.get_parts(p)]
-        out[k] = shapely.MultiPolygon(flat) if flat else None
+    """Keep the polygonal parts of each geometry (e.g. after make_valid) as MultiPolygons; a missing
+    or empty geometry, or one without any polygonal part, becomes None.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    out = np.full(len(geoms), None, dtype=object)
+    present = np.flatnonzero(~pd.isna(geoms))
+    present = present[~shapely.is_empty(geoms[present])]
+    parts, owner = shapely.get_parts(geoms[present], return_index=True)
+    keep = np.isin(shapely.get_type_id(parts), [3, 6])  # Polygon, MultiPolygon
+    polygons, index = shapely.get_parts(parts[keep], return_index=True)
+    if len(polygons):
+        shapely.multipolygons(polygons, indices=present[owner[keep][index]], out=out)
     return out
+
+
+def union_groups(geoms: np.ndarray, keys) -> tuple[np.ndarray, np.ndarray]:
+    """Union of ``geoms`` per key, as ``GeoDataFrame.dissolve(key, sort=True)`` computes it.
+
+    Each group's geometries are unioned in their row order (the same GEOS call as geopandas, so
+    the same result to the byte); the groups are shared between two threads, GEOS releasing the
+    GIL while it works.
+
+    Returns
+    -------
+    keys : ndarray
+        The distinct keys, sorted.
+    unions : ndarray of geometries
+        The union of each key's geometries (missing geometries left out).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    codes, uniques = pd.factorize(np.asarray(keys, dtype=object), sort=True)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    groups = [geoms[order[a:b]] for a, b in zip(starts[:-1], starts[1:])]
+    # largest groups first, so the two threads finish together
+    by_size = sorted(range(len(groups)), key=lambda g: -len(groups[g]))
+    unions = np.empty(len(groups), dtype=object)
+    if min(os.cpu_count() or 1, 2) < 2 or len(groups) < 2:
+        unions[:] = [shapely.union_all(g) for g in groups]
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            unions[by_size] = list(pool.map(shapely.union_all, [groups[g] for g in by_size]))
+    return np.asarray(uniques, dtype=object), unions

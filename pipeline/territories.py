@@ -29,7 +29,7 @@ import shapely
 from .aci import envelopes
 from .adjacency import Adjacency, build_adjacency, components, shared_border_length
 from .errors import PipelineError
-from .geo import by_zone
+from .geo import by_zone, union_groups
 from .iris import iris_of_commune
 from .regionalize import Reason, regionalize
 
@@ -125,9 +125,14 @@ def dissolve_with_metrics(frame: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame
         zone = zone[zone.geometry.notna()]
         if zone.empty:
             continue
-        merged = zone.dissolve(key, sort=True)
-        compact, longest = shape_metrics(merged.geometry.to_numpy())
-        merged = merged.assign(compacite=compact, plus_grande_distance_km=longest).to_crs(frame.crs)
+        keys, unions = union_groups(zone.geometry.to_numpy(), zone[key].to_numpy())
+        compact, longest = shape_metrics(unions)
+        merged = gpd.GeoDataFrame(
+            {"compacite": compact, "plus_grande_distance_km": longest},
+            index=pd.Index(keys, name=key),
+            geometry=unions,
+            crs=zone.crs,
+        ).to_crs(frame.crs)
         parts.append(merged[["compacite", "plus_grande_distance_km", "geometry"]])
     if not parts:
         return gpd.GeoDataFrame(
