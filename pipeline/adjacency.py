@@ -8,8 +8,8 @@ within ``island_link_max_km``, and flagged.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -17,7 +17,8 @@ import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from .geo import by_zone
+from .geo import by_zone, geometry_key
+from .io import cached_arrays, code_fingerprint
 
 
 @dataclass(frozen=True)
@@ -74,24 +75,19 @@ def components(adjacency: Adjacency, mask: np.ndarray | None = None) -> np.ndarr
 _CACHE: dict[str, Adjacency] = {}
 
 
-def _fingerprint(frame: gpd.GeoDataFrame, *args: float) -> str:
-    """Hash of the geometries (WKB), zones, CRS and parameters: the same communes give the same
-    key.
-    """
-    digest = hashlib.sha256(repr((str(frame.crs), *args)).encode())
-    digest.update(np.asarray(frame["epsg"], dtype=np.int64).tobytes())
-    for wkb in shapely.to_wkb(frame.geometry.to_numpy()):
-        digest.update(wkb if wkb is not None else b"\0")
-    return digest.hexdigest()
-
-
 def build_adjacency(
-    frame: gpd.GeoDataFrame, *, tolerance_m: float = 20.0, island_link_max_km: float = 40.0
+    frame: gpd.GeoDataFrame,
+    *,
+    tolerance_m: float = 20.0,
+    island_link_max_km: float = 40.0,
+    cache: str | Path | None = None,
 ) -> Adjacency:
     """Adjacency of the communes of ``frame`` (any CRS; measured in each zone's projected CRS).
 
-    The result is kept for the process, keyed by a hash of the geometries: the stages of one run
-    (perimeters, coverage, territories read the same communes) compute it once.
+    The result is kept for the process, and in the folder ``cache`` when given, keyed by a hash of
+    the geometries, zones, parameters and code: the stages of one run (perimeters, coverage,
+    territories read the same communes) compute it once, and the next run with the same scope
+    reads it.
 
     Parameters
     ----------
@@ -102,11 +98,26 @@ def build_adjacency(
         Borders closer than this are shared.
     island_link_max_km : float
         Maximum water crossing for linking an island group to the rest of its zone.
+    cache : path, optional
+        Folder of the disposable copies (``Settings.cache_dir``).
     """
-    key = _fingerprint(frame, tolerance_m, island_link_max_km)
+    key = geometry_key(
+        frame.geometry.to_numpy(),
+        str(frame.crs),
+        np.asarray(frame["epsg"], dtype=np.int64).tobytes(),
+        tolerance_m,
+        island_link_max_km,
+        code_fingerprint(),
+    )
     if key not in _CACHE:
         _CACHE.clear()  # one scope per run: keep only the latest
-        _CACHE[key] = _build(frame, tolerance_m, island_link_max_km)
+
+        def compute() -> dict[str, np.ndarray]:
+            built = _build(frame, tolerance_m, island_link_max_km)
+            return {k: getattr(built, k) for k in ("i", "j", "island_link", "island")}
+
+        arrays = cached_arrays(compute, cache=cache, name="adjacency", key=key)
+        _CACHE[key] = Adjacency(len(frame), **arrays)
     return _CACHE[key]
 
 

@@ -738,7 +738,9 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        """Parquet copies of the parsed raw tables, keyed by the raw file's hash (disposable)."""
+        """Disposable copies: the parsed raw tables (keyed by the raw file's hash), the adjacency
+        and the simplified map geometry (keyed by the geometry, settings and code they come from).
+        """
         return self.processed_dir / ".cache"
 
     @property

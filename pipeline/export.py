@@ -23,8 +23,9 @@ import shapely
 
 from . import maps, reports
 from .config import Scope
-from .geo import WGS84, by_zone, polygonal
+from .geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
 from .indicators import PROFESSIONS_FR, indicator_text
+from .io import cached_arrays, code_fingerprint
 from .maps import euros, people
 
 DENSITY_LABEL = "Densité de population (hab./km²)"
@@ -143,6 +144,31 @@ class Level:
     shapes: dict
 
 
+def simplified(
+    geoms: np.ndarray, epsg: int, *, tolerance_m: float, cache: Path | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The coverage simplification of one zone's communes, projected and in WGS84; kept in the
+    folder ``cache`` (keyed by the geometries, tolerance and code) for the next run on the same
+    communes.
+    """
+    key = geometry_key(geoms, "simplified", epsg, tolerance_m, code_fingerprint())
+
+    def compute() -> dict[str, np.ndarray]:
+        simple = maps.simplify_coverage(geoms, tolerance_m)
+        wgs84 = maps.to_wgs84(simple, epsg)
+        return {
+            f"{k}_{part}": a
+            for k, g in (("projected", simple), ("wgs84", wgs84))
+            for part, a in pack_geometries(g).items()
+        }
+
+    arrays = cached_arrays(compute, cache=cache, name=f"carte-{tolerance_m:g}m", key=key, keep=16)
+    return tuple(
+        unpack_geometries({part: arrays[f"{k}_{part}"] for part in ("wkb", "lengths")})
+        for k in ("projected", "wgs84")
+    )
+
+
 def build_level(
     outputs: Outputs,
     groups: dict[str, pd.Series],
@@ -150,17 +176,18 @@ def build_level(
     tolerance_m: float,
     decimals: int,
     by_departement: bool,
+    cache: Path | None = None,
 ) -> Level:
-    """Simplify every commune once (per zone, shared borders kept), project to WGS84 and union each
-    group (``groups``: ``;``-joined labels per commune).
+    """Simplify every commune once (per zone, shared borders kept; see :func:`simplified`),
+    project to WGS84 and union each group (``groups``: ``;``-joined labels per commune).
     """
     n = len(outputs.coverage)
     projected, wgs84 = np.empty(n, dtype=object), np.empty(n, dtype=object)
     shapes: dict[str, dict] = {code: {} for code in groups}
     departements = outputs.coverage["code_departement"].to_numpy()
     for epsg, rows, geoms in outputs.zones:
-        simple = maps.simplify_coverage(geoms, tolerance_m)
-        projected[rows], wgs84[rows] = simple, maps.to_wgs84(simple, epsg)
+        simple, wgs84[rows] = simplified(geoms, epsg, tolerance_m=tolerance_m, cache=cache)
+        projected[rows] = simple
         for code, labels in groups.items():
             if code == "regions":
                 continue
@@ -201,6 +228,8 @@ class MapSource:
         ``departements`` and ``regions``: code -> name.
     metropole_epsg : int
         The projected CRS of metropolitan France (the opening view of a map spanning the DROM).
+    cache : path, optional
+        Folder of the disposable copies of the simplified geometry (``Settings.cache_dir``).
     """
 
     def __init__(
@@ -212,6 +241,7 @@ class MapSource:
         names: dict,
         metropole_epsg: int,
         composer=None,
+        cache: Path | None = None,
     ):
         self.outputs, self.names, self.metropole_epsg = outputs, names, metropole_epsg
         self.composer = composer  # a composer.ComposerSource: the panel of every map
@@ -234,6 +264,7 @@ class MapSource:
                     tolerance_m=overview["simplify_m"],
                     decimals=overview["decimals"],
                     by_departement=False,
+                    cache=cache,
                 ),
                 "departement": pool.submit(
                     build_level,
@@ -242,6 +273,7 @@ class MapSource:
                     tolerance_m=departement["simplify_m"],
                     decimals=departement["decimals"],
                     by_departement=True,
+                    cache=cache,
                 ),
             }
             self.levels = {name: future.result() for name, future in levels.items()}

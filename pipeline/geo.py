@@ -9,6 +9,7 @@ commune's projected CRS. Code that measures (areas, distances, adjacency) goes t
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -88,3 +89,36 @@ def union_groups(geoms: np.ndarray, keys) -> tuple[np.ndarray, np.ndarray]:
         with ThreadPoolExecutor(max_workers=2) as pool:
             unions[by_size] = list(pool.map(shapely.union_all, [groups[g] for g in by_size]))
     return np.asarray(uniques, dtype=object), unions
+
+
+def geometry_key(geoms: np.ndarray, *parts: object) -> str:
+    """Hex sha256 of the geometries (WKB, missing ones marked) and of ``parts``: the key of a
+    result computed from these geometries alone.
+    """
+    digest = hashlib.sha256(repr(parts).encode())
+    for wkb in shapely.to_wkb(np.asarray(geoms, dtype=object)):
+        digest.update(wkb if wkb is not None else b"\0")
+    return digest.hexdigest()
+
+
+def pack_geometries(geoms: np.ndarray) -> dict[str, np.ndarray]:
+    """Geometries as plain arrays (WKB bytes and offsets; -1 length for a missing geometry), for
+    :func:`pipeline.io.cached_arrays`; :func:`unpack_geometries` gives them back exactly.
+    """
+    wkb = shapely.to_wkb(np.asarray(geoms, dtype=object))
+    lengths = np.array([-1 if w is None else len(w) for w in wkb], dtype=np.int64)
+    blob = b"".join(w for w in wkb if w is not None)
+    return {"wkb": np.frombuffer(blob, dtype=np.uint8), "lengths": lengths}
+
+
+def unpack_geometries(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Inverse of :func:`pack_geometries`."""
+    lengths, blob = arrays["lengths"], arrays["wkb"].tobytes()
+    ends = np.cumsum(np.maximum(lengths, 0))
+    wkb = np.array(
+        [None if n < 0 else blob[e - n : e] for n, e in zip(lengths, ends)], dtype=object
+    )
+    out = np.full(len(wkb), None, dtype=object)
+    present = lengths >= 0
+    out[present] = shapely.from_wkb(wkb[present])
+    return out

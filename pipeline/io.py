@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -96,6 +97,46 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp)
     return target
+
+
+def cached_arrays(
+    compute: Callable[[], dict[str, np.ndarray]],
+    *,
+    cache: str | Path | None,
+    name: str,
+    key: str,
+    keep: int = 4,
+) -> dict[str, np.ndarray]:
+    """``compute()`` (a dict of numpy arrays), kept in the folder ``cache`` as
+    ``<name>.<key>.npz``.
+
+    For results derived from the scope's geometry alone (adjacency, simplified map geometry):
+    ``key`` must hash everything they depend on, the pipeline's code included
+    (:func:`code_fingerprint`), so a stale copy is never read. The ``keep`` most recent copies of
+    ``name`` are kept (one per scope and setting tried lately). Without ``cache``, computes.
+    """
+    if cache is None:
+        return compute()
+    target = Path(cache) / f"{name}.{key[:24]}.npz"
+    if target.exists():
+        try:
+            with np.load(target, allow_pickle=False) as stored:
+                arrays = {k: stored[k] for k in stored.files}
+            target.touch()  # recently used
+            return arrays
+        except (OSError, ValueError, EOFError):  # a damaged copy: compute again
+            pass
+    arrays = compute()
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    write_atomic(target, save)
+    copies = sorted(Path(cache).glob(f"{name}.*.npz"), key=lambda p: (p.stat().st_mtime, p.name))
+    for old in copies[:-keep]:
+        old.unlink(missing_ok=True)
+    return arrays
 
 
 # --------------------------------------------------------------------------- stage manifests

@@ -235,12 +235,15 @@ def read_communes(settings: Settings) -> gpd.GeoDataFrame:
 
 
 def adjacency_of(settings: Settings, communes: gpd.GeoDataFrame) -> Adjacency:
-    """Adjacency of the scope's communes with the settings' tolerance (fast: recomputed
-    per stage).
+    """Adjacency of the scope's communes with the settings' tolerance: computed once per run and
+    kept in the cache folder for the next run on the same communes.
     """
     cfg = settings.section("adjacency")
     return build_adjacency(
-        communes, tolerance_m=cfg["tolerance_m"], island_link_max_km=cfg["island_link_max_km"]
+        communes,
+        tolerance_m=cfg["tolerance_m"],
+        island_link_max_km=cfg["island_link_max_km"],
+        cache=settings.cache_dir,
     )
 
 
@@ -782,6 +785,7 @@ def build_export(settings: Settings) -> None:
             names=names,
             metropole_epsg=int(settings.section("communes")["crs_metropole"]),
             composer=composer,
+            cache=settings.cache_dir,
         )
     with step("export: maps, white-zone reports, GeoPackage"):
         deps = export_mod.write_all(
