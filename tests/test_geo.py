@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely import wkt
@@ -13,7 +14,13 @@ from pipeline import adjacency as adjacency_mod
 from pipeline import export, maps
 from pipeline.communes import build_communes
 from pipeline.config import Scope
-from pipeline.geo import pack_geometries, polygonal, union_groups, unpack_geometries
+from pipeline.geo import (
+    pack_geometries,
+    polygonal,
+    union_groups,
+    union_of_coverage,
+    unpack_geometries,
+)
 from pipeline.io import cached_arrays
 
 CRS = {
@@ -34,7 +41,7 @@ def same(a, b) -> bool:
     return shapely.to_wkb(a) == shapely.to_wkb(b)
 
 
-def test_union_groups_is_geopandas_dissolve_to_the_byte(cantal):
+def test_union_groups_is_geopandas_dissolve(cantal):
     keys = cantal["code_epci"].astype(str).to_numpy()
     expected = gpd.GeoDataFrame(
         {"k": keys}, geometry=cantal.geometry.to_numpy(), crs=cantal.crs
@@ -42,9 +49,23 @@ def test_union_groups_is_geopandas_dissolve_to_the_byte(cantal):
     got_keys, unions = union_groups(cantal.geometry.to_numpy(), keys)
     assert list(got_keys) == list(expected.index)
     assert len(unions) == cantal["code_epci"].nunique() >= 5
-    assert all(same(a, b) for a, b in zip(unions, expected.geometry.to_numpy()))
+    assert all(shapely.equals(a, b) for a, b in zip(unions, expected.geometry.to_numpy()))
     # the communes without geometry are left out of their EPCI's union, not an error
     assert cantal.geometry.isna().sum() == 4 and all(u is not None for u in unions)
+
+
+def test_coverage_union_is_used_only_when_it_is_the_union():
+    square = wkt.loads("POLYGON ((0 0, 2 0, 2 2, 0 2, 0 0))")
+    beside = wkt.loads("POLYGON ((2 0, 4 0, 4 2, 2 2, 2 0))")
+    inside = wkt.loads("POLYGON ((0.5 0.5, 1 0.5, 1 1, 0.5 1, 0.5 0.5))")  # overlaps, no hole
+    across = wkt.loads("POLYGON ((1 1, 3 1, 3 3, 1 3, 1 1))")  # borders cross
+    for parts in ([square, beside], [square, inside], [square, across], [square, beside, None]):
+        parts = np.array(parts, dtype=object)
+        union = union_of_coverage(parts)
+        assert shapely.is_valid(union)
+        assert shapely.equals(union, shapely.union_all(parts[~pd.isna(parts)])), parts
+    assert union_of_coverage(np.array([square, beside], dtype=object)).area == 8
+    assert union_of_coverage(np.array([square, inside], dtype=object)).area == 4
 
 
 def test_union_groups_of_nothing():
