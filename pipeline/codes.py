@@ -55,7 +55,7 @@ def code_lookup(raw_communes: pd.DataFrame, cog: pd.DataFrame | None = None) -> 
         The COG in force (:func:`pipeline.cog.read_cog`).
     """
     com = raw_communes[raw_communes["type"] == "COM"]
-    parent_code = dict(zip(com["id"], com["code"]))
+    parent_code = dict(zip(com["id"].tolist(), com["code"].tolist()))
     arm = raw_communes[raw_communes["type"] == "ARM"]
     arms: dict[str, list[str]] = {}
     for code, parent in sorted(zip(arm["code"], arm["commune_parent_id"].map(parent_code))):
@@ -65,7 +65,7 @@ def code_lookup(raw_communes: pd.DataFrame, cog: pd.DataFrame | None = None) -> 
         return tuple(arms.get(commune, [commune]))
 
     lookup: dict[str, Match] = {}
-    for code in com["code"]:
+    for code in com["code"].tolist():
         if code in arms:
             lookup[code] = Match(
                 units_of(code),
@@ -92,7 +92,7 @@ def code_lookup(raw_communes: pd.DataFrame, cog: pd.DataFrame | None = None) -> 
         raw_communes["type"].isin(labels) & raw_communes["commune_parent_id"].notna()
     ]
     for code, kind, parent in sorted(
-        zip(linked["code"], linked["type"], linked["commune_parent_id"])
+        zip(linked["code"].tolist(), linked["type"].tolist(), linked["commune_parent_id"].tolist())
     ):
         if code not in lookup and parent in parent_code:
             current = parent_code[parent]

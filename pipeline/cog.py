@@ -125,11 +125,11 @@ def former_codes(cog: pd.DataFrame) -> dict[str, str]:
     """Former code → current commune, from ``anciensCodes`` and the communes déléguées/associées."""
     out = {}
     com = cog[cog["type"] == "COM"]
-    for code, olds in zip(com["code"], com["anciens_codes"]):
+    for code, olds in zip(com["code"].tolist(), com["anciens_codes"].tolist()):
         for old in filter(None, olds.split(";")):
             out[old] = code
     linked = cog[cog["type"].isin(["COMD", "COMA"])]
-    for code, parent in zip(linked["code"], linked["parent"]):
+    for code, parent in zip(linked["code"].tolist(), linked["parent"].tolist()):
         out.setdefault(code, parent)
     current = set(com["code"])
     return {old: new for old, new in out.items() if old not in current}

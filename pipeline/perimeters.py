@@ -357,15 +357,14 @@ def reference(
         )
     units = cog[cog["type"].isin(["COM", "ARM"])].drop_duplicates("code")
     if population == "cog":
-        people = dict(zip(units["code"], units["population"].fillna(0).astype("int64")))
+        codes, counts = units["code"], units["population"]
     else:
         rows = raw_communes[raw_communes["type"].isin(["COM", "ARM"])]
-        people = dict(
-            zip(
-                rows["code"], pd.to_numeric(rows["population_municipale"]).fillna(0).astype("int64")
-            )
-        )
-    geography = dict(zip(units["code"], zip(units["departement"], units["region"])))
+        codes, counts = rows["code"], pd.to_numeric(rows["population_municipale"])
+    people = dict(zip(codes.tolist(), counts.fillna(0).astype("int64").tolist()))
+    geography = dict(
+        zip(units["code"].tolist(), zip(units["departement"].tolist(), units["region"].tolist()))
+    )
     return Reference(
         lookup, people, geography, names_of=lambda: NameIndex(raw_communes, departements, events)
     )
@@ -507,7 +506,7 @@ def resolve_members(
     resolver = Resolver(ref, context=context)
     issues: list[tuple] = []
     rows, outside, named = [], [], []
-    for rec in table.itertuples(index=False):
+    for rec in table.astype(object).itertuples(index=False):  # plain str: faster to iterate
         where = _where(source, rec.source_feuille, rec.source_ligne)
         published = rec.code_publie or rec.nom_commune
 
@@ -978,15 +977,15 @@ def example_perimeters(
         for c in epci["code_epci"]
         if int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 100 < share
     ]
-    names = dict(zip(epci["code_epci"], epci["nom_epci"]))
+    names = dict(zip(epci["code_epci"].tolist(), epci["nom_epci"].tolist()))
+    epci_of = communes["code_epci"].to_numpy(dtype=object)
+    codes = communes["code_commune"].to_numpy(dtype=object)
+    chosen_set = set(chosen)
     rows = [
         (f"{EXAMPLE_PREFIX}-{code}", f"CPTS {EXAMPLE_PREFIX} – {names[code]}", commune)
-        for code, commune in zip(communes["code_epci"], communes["code_commune"])
-        if code in chosen
+        for code, commune in zip(epci_of, codes)
+        if code in chosen_set
     ]
-    epci_of = communes["code_epci"].to_numpy()
-    codes = communes["code_commune"].to_numpy()
-    chosen_set = set(chosen)
     pairs = sorted(
         {
             (epci_of[a], epci_of[b], codes[b])
