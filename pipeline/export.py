@@ -228,6 +228,8 @@ class MapSource:
         ``departements`` and ``regions``: code -> name.
     metropole_epsg : int
         The projected CRS of metropolitan France (the opening view of a map spanning the DROM).
+    composer : composer.ComposerSource, optional
+        The data of the "Composer un territoire" panel drawn in every map.
     cache : path, optional
         Folder of the disposable copies of the simplified geometry (``Settings.cache_dir``).
     """
