@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .aci import funding_table
 from .adjacency import Adjacency
@@ -123,12 +124,35 @@ class ComposerSource:
         )
         self.neighbours = self.adjacency.matrix().tocsr()
         self.aci_table = aci_data(self.aci)
+        self.population = self.coverage["population"].fillna(0).to_numpy(np.int64)
+        self.names = self.coverage["nom"].to_numpy(dtype=object)
+        self.codes = self.coverage["code_commune"].to_numpy(dtype=object)
         rows = self.groups.assign(_row=self.groups["code_commune"].map(self.position))
         self.group_rows = {
             tid: np.sort(part["_row"].dropna().to_numpy(np.int64))
             for tid, part in rows.groupby("id_territoire", sort=True)
         }
         self.zone_rows = self.coverage.reset_index(drop=True).groupby("id_zone_blanche").indices
+        # each territory (zone) as plain values, and the pairs (unit row, territory number): a map
+        # looks only at the territories (zones) that have a unit on it
+        t = self.territories
+        self._territories = list(
+            zip(
+                t["type_territoire"].tolist(),
+                t["id_territoire"].tolist(),
+                t["nom"].tolist(),
+                t["population"].tolist(),
+                [self.group_rows.get(i, np.empty(0, np.int64)) for i in t["id_territoire"]],
+            )
+        )
+        self._territory_of = _pairs([m[4] for m in self._territories])
+        self._zones = [
+            (z, int(p), self.zone_rows.get(z, np.empty(0, np.int64)))
+            for z, p in zip(
+                self.zones["id_zone_blanche"].tolist(), self.zones["population"].tolist()
+            )
+        ]
+        self._zone_of = _pairs([z[2] for z in self._zones])
 
     def data(self, rows: np.ndarray) -> dict:
         """The composer's data of a map whose ``communes`` layer draws the units at coverage
@@ -137,41 +161,39 @@ class ComposerSource:
         rows = np.asarray(rows, dtype=np.int64)
         local = np.full(len(self.coverage), -1, dtype=np.int64)
         local[rows] = np.arange(len(rows))
-        sub = self.neighbours[rows][:, rows].tocsr()
-        upper = [sub.indices[sub.indptr[k] : sub.indptr[k + 1]] for k in range(len(rows))]
-        upper = [np.sort(n[n > k]) for k, n in enumerate(upper)]
-        steps = [np.diff(n, prepend=k) for k, n in enumerate(upper)]
-        population = self.coverage["population"].fillna(0).to_numpy(np.int64)
-        names = self.coverage["nom"].to_numpy(dtype=object)
-        codes = self.coverage["code_commune"].to_numpy(dtype=object)
+        # each unit's later neighbours (in map order), as differences from the unit itself
+        upper = sp.triu(self.neighbours[rows][:, rows], k=1).tocsr()
+        upper.sort_indices()
+        counts = np.diff(upper.indptr)
+        previous = np.empty(len(upper.indices), np.int64)
+        previous[1:] = upper.indices[:-1]
+        previous[upper.indptr[:-1][counts > 0]] = np.flatnonzero(counts > 0)
+        population, names, codes = self.population, self.names, self.codes
         groups = []
-        for t in self.territories.itertuples(index=False):
-            members = self.group_rows.get(t.id_territoire, np.empty(0, np.int64))
+        for k in _present(self._territory_of, local):
+            kind, tid, name, total, members = self._territories[k]
             inside = local[members] >= 0
-            if not inside.any():
-                continue
             fixed = members[~inside]
             # [kind, id, name, members, then the part drawn on other maps or outside the run's
             # scope (counted, not editable): its population and its units' codes and names]
             group = [
-                KIND_CODES[t.type_territoire],
-                t.id_territoire,
-                t.nom if isinstance(t.nom, str) and t.nom else t.id_territoire,
+                KIND_CODES[kind],
+                tid,
+                name if isinstance(name, str) and name else tid,
                 encode_sorted(np.sort(local[members[inside]])),
-                max(0, int(t.population) - int(population[members[inside]].sum())),
+                max(0, int(total) - int(population[members[inside]].sum())),
                 [[codes[r], names[r]] for r in fixed],
             ]
             groups.append(group if group[5] else group[:5] if group[4] else group[:4])
         zones = []
-        for z in self.zones.itertuples(index=False):
-            inside = local[self.zone_rows.get(z.id_zone_blanche, np.empty(0, np.int64))]
-            inside = np.sort(inside[inside >= 0])
-            if len(inside):
-                zones.append([z.id_zone_blanche, encode_sorted(inside), int(z.population)])
+        for k in _present(self._zone_of, local):
+            zone, people, members = self._zones[k]
+            inside = local[members]
+            zones.append([zone, encode_sorted(np.sort(inside[inside >= 0])), people])
         out = {
             "adj": {
-                "n": encode_ints([len(n) for n in upper]),
-                "d": encode_ints(np.concatenate(steps) if steps else []),
+                "n": encode_ints(counts),
+                "d": encode_ints(upper.indices.astype(np.int64) - previous),
             },
             "groups": groups,
             "zones": zones,
@@ -186,6 +208,20 @@ class ComposerSource:
                 for c in self.supply.columns
             ]
         return out
+
+
+def _pairs(members: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(unit rows, owner numbers)`` of the owners' member lists, for :func:`_present`."""
+    if not members:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    owner = np.repeat(np.arange(len(members)), [len(m) for m in members])
+    return np.concatenate(members).astype(np.int64), owner
+
+
+def _present(pairs: tuple[np.ndarray, np.ndarray], local: np.ndarray) -> np.ndarray:
+    """The owners (in their order) with at least one unit on the map (``local`` >= 0)."""
+    units, owner = pairs
+    return np.unique(owner[local[units] >= 0])
 
 
 def panel() -> str:

@@ -307,8 +307,8 @@ class MapSource:
         proposals = out.overlaps.groupby("code_commune")["proposition"].agg(
             lambda s: " ; ".join(sorted({names.get(c, c) for c in s}))
         )
-        self.communes["proposition_txt"] = np.array(
-            [proposals.get(c, "") for c in coverage["code_commune"]], dtype=object
+        self.communes["proposition_txt"] = (
+            coverage["code_commune"].map(proposals).fillna("").to_numpy(dtype=object)
         )
         territory_text = out.territories.set_index("id_territoire")["e2sfca_mg_10k"].map(
             indicator_text if out.supply_known else (lambda _v: UNAVAILABLE)

@@ -504,5 +504,10 @@ def territory_groups(
     )
     rows = territory_communes(coverage, territories, members)
     rows = rows[rows["id_territoire"].isin(proposed)]
-    joined = rows.groupby("code_commune")["id_territoire"].agg(lambda s: ";".join(sorted(s)))
+    codes = rows["code_commune"].to_numpy(dtype=object)
+    ids = rows["id_territoire"].to_numpy(dtype=object)
+    several = pd.Series(codes).duplicated(keep=False).to_numpy()
+    joined = dict(zip(codes[~several], ids[~several]))  # most communes: one territory
+    for code, group in pd.Series(ids[several]).groupby(codes[several], sort=False):
+        joined[code] = ";".join(sorted(group))
     return coverage["code_commune"].map(joined).fillna("").set_axis(coverage.index)
