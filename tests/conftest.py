@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def _crs() -> dict:
+    """The projected CRS settings of the repository's pipeline.toml, as ``build_communes`` takes
+    them (keyword arguments)."""
+    communes = load_settings(REPO / "pipeline.toml").section("communes")
+    return {
+        "crs_metropole": int(communes["crs_metropole"]),
+        "crs_drom": dict(communes["crs_drom"]),
+    }
+
+
+CRS = _crs()
+
+
 def write_config(folder: Path, *, scope: str = "region:76", raw: Path | None = None) -> Path:
     """A copy of the repository's pipeline.toml with its outputs in ``folder``."""
     return write_settings_copy(REPO / "pipeline.toml", folder, scope=scope, raw=raw)

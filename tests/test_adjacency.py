@@ -8,10 +8,7 @@ from pipeline.adjacency import build_adjacency, components
 from pipeline.communes import build_communes
 from pipeline.config import Scope
 
-CRS = {
-    "crs_metropole": 2154,
-    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-}
+from .conftest import CRS
 
 
 def test_adjacency_links_islands_and_skips_missing_geometry(raw):

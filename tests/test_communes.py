@@ -18,12 +18,7 @@ from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError
 from pipeline.rawdata import read_table
 
-from .conftest import REPO
-
-CRS = {
-    "crs_metropole": 2154,
-    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-}
+from .conftest import CRS, REPO
 
 
 def source_com(raw, deps):

@@ -23,10 +23,7 @@ from pipeline.geo import (
 )
 from pipeline.io import cached_arrays
 
-CRS = {
-    "crs_metropole": 2154,
-    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-}
+from .conftest import CRS
 
 
 @pytest.fixture(scope="module")

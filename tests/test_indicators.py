@@ -21,7 +21,7 @@ from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError, ValidationError
 from pipeline.practitioners import apl_by_commune, count_practitioners, read_apl, read_rpps
 
-from .conftest import FIXTURES
+from .conftest import CRS, FIXTURES
 
 RPPS = FIXTURES / "PS_LibreAcces_Personne_activite_202410010000-extrait.txt"
 PROFESSIONS = {
@@ -32,7 +32,6 @@ PROFESSIONS = {
     "chirurgien_dentiste": "40",
     "sage_femme": "50",
 }
-CRS = {"crs_metropole": 2154, "crs_drom": {}}
 
 
 @pytest.fixture(scope="module")

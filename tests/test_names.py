@@ -13,9 +13,7 @@ from pipeline.coverage import commune_status, counted_population, cpts_table
 from pipeline.names import NameIndex, event_lookup, name_key, read_cog_events, split_published_list
 from pipeline.perimeters import iris_part_population, reference
 
-from .conftest import FIXTURES, import_table
-
-CRS = {"crs_metropole": 2154, "crs_drom": {}}
+from .conftest import CRS, FIXTURES, import_table
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,7 @@ from pipeline.config import Scope
 from pipeline.errors import PipelineError
 from pipeline.perimeters import read_perimeter_polygons, read_perimeter_table
 
-from .conftest import import_table
-
-CRS = {
-    "crs_metropole": 2154,
-    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-}
+from .conftest import CRS, import_table
 
 
 @pytest.fixture(scope="module")

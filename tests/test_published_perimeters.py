@@ -21,9 +21,8 @@ from pipeline.coverage import commune_status, cpts_table, overlap_pairs
 from pipeline.errors import PipelineError
 from pipeline.perimeters import check_members, read_perimeter_table
 
-from .conftest import import_table
+from .conftest import CRS, import_table
 
-CRS = {"crs_metropole": 2154, "crs_drom": {}}
 MARSEILLE = [f"132{k:02d}" for k in range(1, 17)]
 
 

@@ -19,12 +19,8 @@ from pipeline.errors import PipelineError
 from pipeline.iris import apportion, read_iris_contours, read_iris_population
 from pipeline.territories import Bounds, candidate_territories
 
-from .conftest import FIXTURES
+from .conftest import CRS, FIXTURES
 
-CRS = {
-    "crs_metropole": 2154,
-    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-}
 BOUNDS = Bounds(20_000, 200_000, 60.0, 3.0, True)
 
 
