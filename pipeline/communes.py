@@ -125,6 +125,85 @@ def decode_wkb(rows: pd.DataFrame, *, source: str) -> np.ndarray:
     return geoms
 
 
+def scope_units(
+    raw: RawTables, deps: list[str], *, source: str = "communes.csv.lzma"
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The raw rows of the units of coverage of départements ``deps`` (communes, arrondissements
+    in place of Paris, Lyon and Marseille) with ``parent``, ``type_unite``, ``code_departement``;
+    the communes déléguées/associées of their communes; the région of each département code.
+    Geometry is left as read (the column may be absent).
+    """
+    table = raw.communes
+    dep_code = dict(zip(raw.departements["id"], raw.departements["code"]))
+    region_of_dep = dict(
+        zip(
+            raw.departements["code"],
+            raw.departements["region_id"].map(dict(zip(raw.regions["id"], raw.regions["code"]))),
+        )
+    )
+
+    com = table[table["type"] == "COM"].copy()
+    com["code_departement"] = com["departement_id"].map(dep_code)
+    unknown_dep = com[com["code_departement"].isna()]
+    if len(unknown_dep):
+        raise PipelineError(
+            f"{source}: {len(unknown_dep)} commune(s) with a departement_id absent from "
+            f"departements.csv.lzma (first: {unknown_dep['code'].iloc[0]}); fetch the data again"
+        )
+    com = com[com["code_departement"].isin(deps)].sort_values("code", kind="stable")
+    duplicated = com["code"][com["code"].duplicated()]
+    if len(duplicated):
+        raise PipelineError(
+            f"{source}: commune code(s) {', '.join(sorted(set(duplicated)))} appear twice; "
+            "fetch the data again"
+        )
+    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(com["id"])].sort_values(
+        "code"
+    )
+    parent_code = dict(zip(com["id"], com["code"]))
+    arm = arm.assign(parent=arm["commune_parent_id"].map(parent_code))
+    split = com["code"].isin(set(arm["parent"]))
+    # a unit is a commune, or an arrondissement in place of its commune
+    units = pd.concat(
+        [
+            com[~split].assign(parent=com.loc[~split, "code"], type_unite="commune"),
+            arm.assign(
+                type_unite="arrondissement",
+                code_departement=arm["parent"].map(dict(zip(com["code"], com["code_departement"]))),
+                epci_id=arm["parent"].map(dict(zip(com["code"], com["epci_id"]))),
+            ),
+        ]
+    )
+    units = units.sort_values("code", kind="stable")
+
+    children = table[
+        table["type"].isin(["COMD", "COMA"]) & table["commune_parent_id"].isin(com["id"])
+    ]
+    return units, children, region_of_dep
+
+
+def unit_table(raw: RawTables, *, population: str = "cog") -> pd.DataFrame:
+    """Every unit of France without geometry: ``code_commune, type_unite, code_commune_parent,
+    code_departement, code_region, population`` (as :func:`build_communes` counts it), sorted by
+    code — the national reference of the comparisons.
+    """
+    deps = departements_in_scope(Scope("france"), raw.departements, raw.regions)
+    units, children, region_of_dep = scope_units(raw, deps)
+    pop, _source, _extra = unit_population(
+        units, children, raw.cog, population=population, source="communes.csv.lzma"
+    )
+    return pd.DataFrame(
+        {
+            "code_commune": units["code"].to_numpy(),
+            "type_unite": units["type_unite"].to_numpy(),
+            "code_commune_parent": units["parent"].to_numpy(),
+            "code_departement": units["code_departement"].to_numpy(),
+            "code_region": units["code_departement"].map(region_of_dep).to_numpy(),
+            "population": pop,
+        }
+    )
+
+
 def build_communes(
     raw: RawTables,
     scope: Scope,
@@ -167,55 +246,10 @@ def build_communes(
             f"[communes] population = {population!r}: write one of {', '.join(POPULATION_SOURCES)}"
             " (the COG needs the decoupage-administratif package: run `make data`)"
         )
-    table = raw.communes
-    dep_code = dict(zip(raw.departements["id"], raw.departements["code"]))
-    region_of_dep = dict(
-        zip(
-            raw.departements["code"],
-            raw.departements["region_id"].map(dict(zip(raw.regions["id"], raw.regions["code"]))),
-        )
-    )
     deps = departements_in_scope(scope, raw.departements, raw.regions)
-
-    com = table[table["type"] == "COM"].copy()
-    com["code_departement"] = com["departement_id"].map(dep_code)
-    unknown_dep = com[com["code_departement"].isna()]
-    if len(unknown_dep):
-        raise PipelineError(
-            f"{source}: {len(unknown_dep)} commune(s) with a departement_id absent from "
-            f"departements.csv.lzma (first: {unknown_dep['code'].iloc[0]}); fetch the data again"
-        )
-    com = com[com["code_departement"].isin(deps)].sort_values("code", kind="stable")
-    if com.empty:
+    units, children, region_of_dep = scope_units(raw, deps, source=source)
+    if units.empty:
         raise PipelineError(f"{source}: no commune in scope {scope}; check the scope setting")
-    duplicated = com["code"][com["code"].duplicated()]
-    if len(duplicated):
-        raise PipelineError(
-            f"{source}: commune code(s) {', '.join(sorted(set(duplicated)))} appear twice; "
-            "fetch the data again"
-        )
-    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(com["id"])].sort_values(
-        "code"
-    )
-    parent_code = dict(zip(com["id"], com["code"]))
-    arm = arm.assign(parent=arm["commune_parent_id"].map(parent_code))
-    split = com["code"].isin(set(arm["parent"]))
-    # a unit is a commune, or an arrondissement in place of its commune
-    units = pd.concat(
-        [
-            com[~split].assign(parent=com.loc[~split, "code"], type_unite="commune"),
-            arm.assign(
-                type_unite="arrondissement",
-                code_departement=arm["parent"].map(dict(zip(com["code"], com["code_departement"]))),
-                epci_id=arm["parent"].map(dict(zip(com["code"], com["epci_id"]))),
-            ),
-        ]
-    )
-    units = units.sort_values("code", kind="stable")
-
-    children = table[
-        table["type"].isin(["COMD", "COMA"]) & table["commune_parent_id"].isin(com["id"])
-    ]
     geoms = decode_wkb(units, source=source)
     child_geoms = decode_wkb(children, source=source)
 

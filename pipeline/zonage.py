@@ -200,7 +200,10 @@ def read_zonage(
 
 
 def zonage_by_commune(
-    zonage: pd.DataFrame, lookup: dict[str, tuple[str, str]] | None = None
+    zonage: pd.DataFrame,
+    lookup: dict[str, tuple[str, str]] | None = None,
+    *,
+    whole: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[pd.Series, list[str]]:
     """Category per unit of coverage (commune, or arrondissement in Paris, Lyon and Marseille), and
     the published codes that could not be mapped.
@@ -208,8 +211,26 @@ def zonage_by_commune(
     ``lookup`` (:func:`pipeline.codes.single_unit` of :func:`pipeline.codes.code_lookup`) maps older
     codes to today's unit; when several map to one unit, the first category of :data:`PRECEDENCE`
     among them wins (a commune partly ZIP is treated as ZIP). Without ``lookup``, codes are kept.
+    ``whole`` maps the code of a commune split into arrondissements (75056, 69123, 13055) to its
+    arrondissements: a category given for the whole commune applies to each of them, unless the
+    file lists the arrondissement itself.
     """
     frame = zonage[zonage["categorie"].notna()]
+    if whole:
+        listed = set(frame["code_commune"])
+        spread = [
+            row._replace(code_commune=unit)
+            for row in frame[frame["code_commune"].isin(whole)].itertuples(index=False)
+            for unit in whole[row.code_commune]
+            if unit not in listed
+        ]
+        frame = pd.concat(
+            [
+                frame[~frame["code_commune"].isin(whole)],
+                pd.DataFrame(spread, columns=frame.columns),
+            ],
+            ignore_index=True,
+        )
     if lookup is None:
         current = frame["code_commune"]
     else:

@@ -200,6 +200,11 @@ def perimeter_table(text: str, name: str = "cpts.csv") -> Callable[[Context], Pa
     return make
 
 
+def all_weights_zero(text: str, _ctx: Context) -> str:
+    head, weights = text.split("[priority.weights]", 1)
+    return head + "[priority.weights]" + re.sub(r"= 1\.0", "= 0.0", weights)
+
+
 def case(name: str, edit: Callable[[str, Context], str], pattern: str, code: int = 2):
     """One bad input: how to spoil the settings, the pattern of the error line, the exit status."""
     return pytest.param(edit, code, pattern, id=name)
@@ -359,6 +364,63 @@ CASES = [
         set_input("file", perimeter_table("Liste des CPTS\n\nCPTS;Date\nA;2021\n")),
         r"cpts\.csv: no header row naming a CPTS column .* and a "
         r"commune column .*add or rename the header",
+    ),
+    case(
+        "FINESS export with a column header",
+        set_input(
+            "finess",
+            perimeter_table(
+                "nofinesset;rs;categetab\n480000001;MSP;603\n",
+                "etalab-cs1100507-stock-20241001-0400.csv",
+            ),
+        ),
+        r"etalab-cs1100507-stock-20241001-0400\.csv: line 1 is 'nofinesset;rs;categetab', not "
+        r"'finess;etalab;<n>;<date>'",
+    ),
+    case(
+        "INSEE ages comma-separated",
+        set_input(
+            "population_age",
+            perimeter_table("CODGEO,P21_POP\n48095,100\n", "base-cc-evol-struct-pop-2021.CSV"),
+        ),
+        r"base-cc-evol-struct-pop-2021\.CSV: line 1 is not ';'-separated \(it looks ','-sep",
+    ),
+    case(
+        "ALD rate not a number",
+        set_input(
+            "ald",
+            perimeter_table(
+                "annee;region;libelle_region;departement;libelle_departement;"
+                "taux_patients_ald_sans_mt;taux_patients_ald_sans_mt_integer\n"
+                "2023;76;Occitanie;48;Lozère;beaucoup;3\n",
+                "patients-longueduree-annuelle.csv",
+            ),
+        ),
+        r"patients-longueduree-annuelle\.csv: line 2, column taux_patients_ald_sans_mt: "
+        r"'beaucoup' is not a number",
+    ),
+    case(
+        "zonage workbook that is a text file",
+        set_input(
+            "zonage",
+            perimeter_table("Code de la commune;Zonage\n48095;ZIP\n", "Zonage_medecin.xlsx"),
+        ),
+        r"Zonage_medecin\.xlsx: .*",
+    ),
+    case(
+        "priority weight negative",
+        replace("part_75p = 1.0", "part_75p = -1.0"),
+        r"\[priority\.weights\] part_75p = -1\.0: must be 0 or more",
+    ),
+    case(
+        "priority criterion misspelt",
+        replace("sans_msp = 1.0", "sans_mps = 1.0"),
+        r"\[priority\.weights\] sans_mps: unknown key; did you mean 'sans_msp'",
+    ),
+    case(
+        "every priority weight zero",
+        all_weights_zero,
+        r"\[priority\.weights\] population: every weight is 0",
     ),
 ]
 
