@@ -225,32 +225,6 @@ def method_table(weights: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def distance_to_nearest_km(zones, targets) -> pd.Series:
-    """Distance (km) from each zone's geometry to the nearest geometry of ``targets`` (existing
-    CPTS), 0 when they touch, NaN without targets. Both GeoDataFrames share one projected CRS.
-
-    Raises
-    ------
-    PipelineError
-        A geographic or missing CRS, or two different CRS.
-    """
-    if zones.crs is None or not zones.crs.is_projected or targets.crs != zones.crs:
-        raise PipelineError(
-            f"distance to the nearest CPTS needs one projected CRS (got {zones.crs} and "
-            f"{targets.crs}); project both layers first (e.g. EPSG:2154)"
-        )
-    geoms = targets.geometry[targets.geometry.notna() & ~targets.geometry.is_empty].to_numpy()
-    if len(geoms) == 0:
-        return pd.Series(np.nan, index=zones.index, name="distance_cpts_km")
-    tree = shapely.STRtree(geoms)
-    (source, _target), distance = tree.query_nearest(
-        zones.geometry.to_numpy(), return_distance=True, all_matches=False
-    )
-    out = np.full(len(zones), np.nan)
-    out[source] = distance / 1000.0
-    return pd.Series(out, index=zones.index, name="distance_cpts_km")
-
-
 def distance_to_covered_km(coverage) -> pd.Series:
     """Mean distance (km) of a white zone's inhabitants to the nearest unit covered by an existing
     CPTS, indexed by ``id_zone_blanche``: each unit's distance to the nearest covered unit (0 for a

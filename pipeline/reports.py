@@ -19,6 +19,7 @@ import shapely
 
 from .indicators import PROFESSIONS_FR
 from .maps import euros, people
+from .zonage import LABELS_FR as ZONAGE_FR
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;\
@@ -241,6 +242,20 @@ COLUMN_LABELS = {
     "motif": "Remarque",
     "compacite": "Compacité (Polsby-Popper, 1 = disque)",
     "plus_grande_distance_km": "Plus grande distance interne (km)",
+    "part_75p": "Part des 75 ans et plus (%)",
+    "zonage": "Zonage médecin",
+    "n_msp": "Maisons de santé (nombre, FINESS)",
+    "n_centre_sante": "Centres de santé (nombre, FINESS)",
+    "n_pharmacie": "Pharmacies (nombre, FINESS)",
+    "indicateur": "Code de l'indicateur",
+    "libelle": "Indicateur",
+    "valeur": "Valeur",
+    "departement": "Département",
+    "region": "Région",
+    "france": "France",
+    "critere": "Code du critère",
+    "note": "Note (0 à 1)",
+    "poids": "Poids",
 }
 VALUE_LABELS = {
     "type_territoire": {
@@ -250,6 +265,7 @@ VALUE_LABELS = {
     },
     "dans_les_bornes": {True: "oui", False: "non"},
     "sous_dotee": {True: "oui", False: "non"},
+    "zonage": {z.value: label for z, label in ZONAGE_FR.items()},
 }
 
 

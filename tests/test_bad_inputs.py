@@ -405,7 +405,7 @@ CASES = [
             "zonage",
             perimeter_table("Code de la commune;Zonage\n48095;ZIP\n", "Zonage_medecin.xlsx"),
         ),
-        r"Zonage_medecin\.xlsx: .*",
+        r"Zonage_medecin\.xlsx: not a readable xlsx workbook",
     ),
     case(
         "priority weight negative",

@@ -183,7 +183,13 @@ def test_reports_index_pages_csv_xlsx(exported):
             zones.set_index("id_zone_blanche").loc[zone, "population"]
         )
         sheets = pd.read_excel(paths["zones"] / f"{zone}.xlsx", sheet_name=None)
-        assert set(sheets) == {"communes", "cpts_limitrophes", "territoires_proposes"}
+        assert set(sheets) == {
+            "communes",
+            "cpts_limitrophes",
+            "territoires_proposes",
+            "profil",
+            "priorite",
+        }
         assert len(sheets["communes"]) == len(table)
         assert list(sheets["communes"].columns) == list(table.columns)
         assert "Enveloppe annuelle max. (€)" in sheets["territoires_proposes"].columns
@@ -194,12 +200,23 @@ def test_reports_index_pages_csv_xlsx(exported):
             table["Accessibilité E2SFCA aux médecins généralistes (pour 10 000 hab.)"].isna().all()
         )
         assert "indisponible (aucun fichier de praticiens fourni)" in page
+        # no profile file either: blank, never zero; the page names the files
+        assert table["Part des 75 ans et plus (%)"].isna().all()
+        assert table["Maisons de santé (nombre, FINESS)"].isna().all()
+        assert "Ces données compléteraient la page" in page and "Rang" in page
 
 
 def test_geopackage_has_every_layer(exported):
     gpkg = stages.export_paths(exported)["gpkg"]
     layers = set(pyogrio.list_layers(gpkg)[:, 0])
-    assert layers == {"communes_statut", "zones_blanches", "cpts", "chevauchements", "territoires"}
+    assert layers == {
+        "communes_statut",
+        "zones_blanches",
+        "cpts",
+        "chevauchements",
+        "territoires",
+        "profil_communes",
+    }
     territories = gpd.read_file(gpkg, layer="territoires")
     parquet = gpd.read_parquet(stages.territory_paths(exported)["territories"])
     assert territories["id_territoire"].tolist() == parquet["id_territoire"].tolist()

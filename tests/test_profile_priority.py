@@ -13,7 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.finess import cpts_seats, read_finess
 from pipeline.priority import (
     CRITERIA,
-    distance_to_nearest_km,
+    distance_to_covered_km,
     finess_cross_check,
     method_table,
     priority,
@@ -145,17 +145,33 @@ def test_zone_criteria_from_a_group_profile():
     )
 
 
-def test_distance_to_nearest_cpts():
-    zones = gpd.GeoDataFrame(
-        {"zone": ["near", "far"]},
-        geometry=[box(0, 0, 1000, 1000), box(20000, 0, 21000, 1000)],
+def test_distance_of_the_inhabitants_to_the_nearest_cpts():
+    """Units of 1 km² in a row (Lambert-93): covered at x = 1–6 km; zone "near" is one unit touching
+    it (0 km); zone "far" has a unit 14 km away (300 inhabitants) and one 16 km away (100): mean
+    (14 × 300 + 16 × 100) / 400 = 14.5 km. In the DROM (their own CRS) without any CPTS: unknown.
+    """
+    coverage = gpd.GeoDataFrame(
+        {
+            "id_zone_blanche": ["near", "", "far", "far", "drom"],
+            "statut": ["zone_blanche", "couverte", "zone_blanche", "zone_blanche", "zone_blanche"],
+            "population": [50, 1000, 300, 100, 10],
+            "epsg": [2154, 2154, 2154, 2154, 5490],
+        },
+        geometry=[
+            box(0, 6e6, 1000, 6e6 + 1000),
+            box(1000, 6e6, 6000, 6e6 + 1000),
+            box(20000, 6e6, 21000, 6e6 + 1000),
+            box(22000, 6e6, 23000, 6e6 + 1000),
+            box(3e5, 6e6, 3.01e5, 6e6 + 1000),
+        ],
         crs=2154,
     )
-    cpts = gpd.GeoDataFrame({"cpts_id": ["X"]}, geometry=[box(1000, 0, 6000, 1000)], crs=2154)
-    assert list(distance_to_nearest_km(zones, cpts)) == [0.0, 14.0]
-    assert distance_to_nearest_km(zones, cpts.iloc[0:0]).isna().all()
-    with pytest.raises(PipelineError, match="projected CRS"):
-        distance_to_nearest_km(zones.to_crs(4326), cpts.to_crs(4326))
+    national = coverage.to_crs(4326)
+    for table in (coverage.iloc[:4], national):
+        distance = distance_to_covered_km(table)
+        assert distance["near"] == 0.0
+        assert distance["far"] == pytest.approx(14.5, abs=1e-6)
+    assert np.isnan(distance_to_covered_km(national)["drom"])
 
 
 def test_same_cpts_names():
@@ -199,8 +215,8 @@ def test_finess_cross_check_on_the_fixture():
 
 def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
     """End to end on the real communes of the Aude with the EXAMPLE perimeters: profile per white
-    zone (FINESS fixture), distance to the nearest CPTS checked against the bordering CPTS found by
-    the coverage stage, every zone ranked once, the sources not given listed as missing criteria."""
+    zone (FINESS fixture), the mean distance of each zone's inhabitants to the nearest CPTS, every
+    zone ranked once, the sources not given listed as missing criteria."""
     from pipeline import stages
     from pipeline.config import load_settings
     from pipeline.finess import counts_by_commune
@@ -210,7 +226,6 @@ def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
     paths = stages.coverage_paths(settings)
     coverage = gpd.read_parquet(paths["coverage"])
     zones = gpd.read_parquet(paths["white_zones"]).set_index("id_zone_blanche")
-    cpts = gpd.read_parquet(paths["cpts"])
     assert len(zones) >= 2 and coverage.crs.to_epsg() == 2154
     establishments = read_finess(FIXTURES / "etalab-cs1100507-stock-20241001-0400-extrait.csv")[0]
     profile = commune_profile(coverage, finess=counts_by_commune(establishments))
@@ -220,10 +235,8 @@ def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
         pd.DataFrame({"group": white["id_zone_blanche"], "code_commune": white["code_commune"]}),
     )
     assert sums["population"].astype(int).to_dict() == zones["population"].astype(int).to_dict()
-    distance = distance_to_nearest_km(zones, cpts)
-    bordering = zones["cpts_limitrophes"] != ""
-    mainland = ~zones["ile"].astype(bool)
-    assert ((distance <= 0.02) == bordering)[mainland].all()  # 20 m: the adjacency tolerance
+    distance = distance_to_covered_km(coverage)
+    assert sorted(distance.index) == sorted(zones.index) and (distance >= 0).all()
     ranked = priority(zone_criteria(sums, ratios(sums), distance_km=distance))
     assert sorted(ranked.index) == sorted(zones.index) and list(ranked["rang"]) == list(
         range(1, len(zones) + 1)
