@@ -294,7 +294,8 @@ class ProfileOutputs:
 
     def gis_layers(self, coverage, layers: dict) -> dict:
         """The profile columns joined to the ``zones_blanches`` and ``territoires`` layers, and a
-        ``profil_communes`` layer (every unit with its profile, ratios and references).
+        ``profil_communes`` layer (every unit: zonage, FINESS counts, :data:`GIS_RATIOS` with
+        their references; the whole profile is in ``profile_communes.parquet``).
         """
         import geopandas as gpd
 
@@ -304,8 +305,9 @@ class ProfileOutputs:
         territories = layers["territoires"].merge(
             self.gis_columns("territoires"), left_on="id_territoire", right_index=True, how="left"
         )
+        columns = ["code_commune", "population_age", *COMMUNE_COLUMNS[1:], *gis_ratio_columns()]
         communes = coverage[["code_commune", "nom", "geometry"]].merge(
-            self.communes.drop(columns=["code_departement", "code_region"]),
+            self.communes[[c for c in columns if c in self.communes.columns]],
             on="code_commune",
             how="left",
         )
@@ -319,8 +321,7 @@ class ProfileOutputs:
         """:data:`GIS_RATIOS` with their references, by id, for white zones (``kind`` None, with
         the priority) or territories.
         """
-        columns = [f"{r}{s}" for r in GIS_RATIOS for s in ("", *(f"_{lv}" for lv in LEVELS))]
-        columns += [f"taux_ald_sans_mt_{level}" for level in LEVELS]
+        columns = gis_ratio_columns() + [f"taux_ald_sans_mt_{level}" for level in LEVELS]
         rows = self.territories
         rows = (
             rows[rows["type_territoire"] == "zone_blanche"]
@@ -331,6 +332,11 @@ class ProfileOutputs:
         if kind is None:
             out = out.join(self.priority[["rang", "score", "criteres_absents"]])
         return out
+
+
+def gis_ratio_columns() -> list[str]:
+    """:data:`GIS_RATIOS` each followed by its département, région and France references."""
+    return [f"{r}{s}" for r in GIS_RATIOS for s in ("", *(f"_{level}" for level in LEVELS))]
 
 
 def compared_part(row: pd.Series) -> pd.Series:
