@@ -890,7 +890,7 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
     supply = [
         c
         for c in communes.columns
-        if (c.startswith(("n_", "densite_")) and c != DENSITY_COLUMN)
+        if (c.startswith(("n_", "densite_")) and c not in (DENSITY_COLUMN, *COMMUNE_COLUMNS))
         or c in ("e2sfca_mg_10k", "apl_mg", "sous_dotee")
     ]
     return out[

@@ -202,7 +202,10 @@ class ProfileOutputs:
             {
                 "Indicateur": table["libelle"].to_numpy(),
                 **{
-                    LEVELS_FR[level]: [number_text(v) for v in table[level]]
+                    LEVELS_FR[level]: [
+                        number_text(v, 2 if name.endswith("_10k") else 1)
+                        for name, v in table[level].items()
+                    ]
                     for level in ("valeur", *LEVELS)
                 },
             }
@@ -236,6 +239,21 @@ class ProfileOutputs:
             if zonage.notna().any()
             else f"Zonage médecin : {UNAVAILABLE}"
         )
+        partial = [
+            f"{what} pour {int(profile['communes'] - profile[column])} commune(s) sur "
+            f"{int(profile['communes'])}"
+            for source, column, what in (
+                ("population_age", "communes_sans_age", "population par âge connue"),
+                ("zonage", "communes_sans_zonage", "zonage connu"),
+            )
+            if source in self.summary["sources"] and profile[column] > 0
+        ]
+        partial_text = (
+            '<p class="muted">Les taux de la zone portent sur les seules communes que le fichier '
+            "couvre : " + html.escape("; ".join(partial)) + ".</p>"
+            if partial
+            else ""
+        )
         missing = self.missing
         complete = (
             '<p class="muted">Ces données compléteraient la page : '
@@ -255,6 +273,7 @@ class ProfileOutputs:
             f"({html.escape(str(profile['code_region']))}) et la France. "
             f"<i>{UNAVAILABLE}</i> : donnée absente, jamais zéro.</p>"
             + profile_table
+            + partial_text
             + f"<p>{html.escape(zonage_line)}.</p>"
             + '<p class="muted">Le taux de patients en ALD sans médecin traitant n\'est publié '
             "qu'à l'échelle du département : il décrit le contexte de la zone, pas la zone.</p>"
@@ -279,7 +298,10 @@ class ProfileOutputs:
     def commune_columns(self, codes: pd.Series) -> pd.DataFrame:
         """:data:`COMMUNE_COLUMNS` for the units ``codes`` (same order)."""
         table = self.communes.set_index("code_commune").reindex(codes.to_numpy())
-        return table[COMMUNE_COLUMNS].reset_index(drop=True).set_axis(codes.index)
+        out = table[COMMUNE_COLUMNS].reset_index(drop=True).set_axis(codes.index)
+        counts = ["n_msp", "n_centre_sante", "n_pharmacie"]
+        out[counts] = out[counts].round().astype("Int64")
+        return out
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:

@@ -120,11 +120,23 @@ def test_zone_page_shows_profile_and_priority_by_hand(runs, raw):
         "non publié à cette échelle | 4,2 | 3,4 | 3,1 |" in page
     )
     assert "Zone d'intervention prioritaire (ZIP) : 1 commune(s)" in page
+    assert re.search(r"population par âge connue pour 1 commune\(s\) sur \d+", page)
     # Priority with every criterion: APL not given, the others known for this zone.
     assert re.search(r"Rang \d+ sur \d+ zone\(s\) blanche\(s\)", page)
     assert "Part des 75 ans et plus (%) | 15,0 |" in page
     assert "Aucune maison de santé (1 = aucune) | non |" in page  # the MSP of La Redorte
     assert "Critères laissés de côté faute de données : Population sous le seuil d'APL" in page
+    table = pd.read_csv(
+        stages.export_paths(settings)["zones"] / f"{zone}.csv",
+        sep=";",
+        encoding="utf-8-sig",
+        dtype={"Code commune (INSEE)": str},
+    ).set_index("Code commune (INSEE)")
+    assert list(table.columns).count("Maisons de santé (nombre, FINESS)") == 1
+    redorte = table.loc["11190"]
+    assert redorte["Maisons de santé (nombre, FINESS)"] == 1
+    assert redorte["Zonage médecin"] == "Zone d'intervention prioritaire (ZIP)"
+    assert redorte["Part des 75 ans et plus (%)"] == "15,0"
     complete = page.split("Ces données compléteraient la page : ")[1].split("\n")[0]
     assert "[indicators] rpps" in complete and "[indicators] apl" in complete
     assert "[profile]" not in complete
