@@ -243,3 +243,36 @@ def test_marseille_establishments_known_by_the_commune_code_only(raw, repo_setti
     assert pd.isna(marseille["pharmacies_10k"])
     assert marseille["pharmacies_10k_departement"] == pytest.approx(1 / bdr * 1e4)
     assert compared.loc["13004", "pharmacies_10k"] == 0.0  # Arles: listed, none
+
+
+def test_supply_references_only_where_the_scope_holds_them_whole():
+    """Practitioners are counted for the scope only: a scope of the Aude (made-up counts) compares
+    its GP density with the Aude, not with a région or a France it did not count."""
+    from pipeline.profile import limit_to_scope, supply_ratio_names
+
+    from .test_profile import COMMUNES
+
+    national = COMMUNES.assign(code_commune_parent=COMMUNES["code_commune"])
+    aude = national[national["code_departement"] == "11"]
+    indicators = pd.DataFrame(
+        {
+            "code_commune": aude["code_commune"],
+            "population": aude["population"],
+            "n_medecin_generaliste": pd.array([3, 1], dtype="Int64"),
+            "apl_mg": [2.0, 4.0],
+            "sous_dotee": pd.array([True, False], dtype="boolean"),
+        }
+    )
+    scope, reference = scope_and_reference(
+        aude, national, indicators=indicators, professions=["medecin_generaliste"]
+    )
+    compared = compare(scope.set_index("code_commune"), reference)
+    names = supply_ratio_names(compared, ["medecin_generaliste"])
+    assert set(names) == {"densite_medecin_generaliste_10k", "apl_mg", "part_sous_dotee"}
+    limited = limit_to_scope(compared, supply=names, regions=set(), france=False)
+    row = limited.loc["11190"]
+    assert row["densite_medecin_generaliste_10k_departement"] == pytest.approx(4 / 1500 * 1e4)
+    assert pd.isna(row["densite_medecin_generaliste_10k_region"])
+    assert pd.isna(row["apl_mg_france"]) and pd.isna(row["part_sous_dotee_region"])
+    whole = limit_to_scope(compared, supply=names, regions={"76"}, france=True)
+    assert whole.loc["11190", "apl_mg_region"] == pytest.approx((2.0 * 1000 + 4.0 * 500) / 1500)
