@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -75,6 +75,15 @@ class ProfileOutputs:
     priority: pd.DataFrame  # priority.csv, indexed by id_zone_blanche
     check: pd.DataFrame  # finess_cpts_check.csv
     summary: dict  # profile_summary.json
+    # COMMUNE_COLUMNS by unit code (FINESS counts as whole numbers), built once, before the export's
+    # workers fork, for every page
+    by_code: pd.DataFrame = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        out = self.communes.set_index("code_commune")[COMMUNE_COLUMNS].copy()
+        counts = ["n_msp", "n_centre_sante", "n_pharmacie"]
+        out[counts] = out[counts].round().astype("Int64")
+        self.by_code = out
 
     @classmethod
     def read(cls, paths: dict) -> ProfileOutputs:
@@ -297,11 +306,7 @@ class ProfileOutputs:
 
     def commune_columns(self, codes: pd.Series) -> pd.DataFrame:
         """:data:`COMMUNE_COLUMNS` for the units ``codes`` (same order)."""
-        table = self.communes.set_index("code_commune").reindex(codes.to_numpy())
-        out = table[COMMUNE_COLUMNS].reset_index(drop=True).set_axis(codes.index)
-        counts = ["n_msp", "n_centre_sante", "n_pharmacie"]
-        out[counts] = out[counts].round().astype("Int64")
-        return out
+        return self.by_code.reindex(codes.to_numpy()).reset_index(drop=True).set_axis(codes.index)
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
