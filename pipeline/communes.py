@@ -125,6 +125,14 @@ def decode_wkb(rows: pd.DataFrame, *, source: str) -> np.ndarray:
     return geoms
 
 
+def within(values: pd.Series, allowed) -> np.ndarray:
+    """``values.isin(allowed)`` through plain objects: pandas' Arrow-backed strings build one
+    Arrow scalar per allowed value (about 20 ms for the 35,000 communes).
+    """
+    allowed = pd.Series(np.asarray(allowed, dtype=object), dtype=object)
+    return pd.Series(values.to_numpy(dtype=object), dtype=object).isin(allowed).to_numpy()
+
+
 def scope_units(
     raw: RawTables, deps: list[str], *, source: str = "communes.csv.lzma"
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
@@ -157,10 +165,9 @@ def scope_units(
             f"{source}: commune code(s) {', '.join(sorted(set(duplicated)))} appear twice; "
             "fetch the data again"
         )
-    arm = table[(table["type"] == "ARM") & table["commune_parent_id"].isin(com["id"])].sort_values(
-        "code"
-    )
-    parent_code = dict(zip(com["id"], com["code"]))
+    parents = within(table["commune_parent_id"], com["id"])
+    arm = table[(table["type"] == "ARM") & parents].sort_values("code")
+    parent_code = dict(zip(com["id"].tolist(), com["code"].tolist()))
     arm = arm.assign(parent=arm["commune_parent_id"].map(parent_code))
     split = com["code"].isin(set(arm["parent"]))
     # a unit is a commune, or an arrondissement in place of its commune
@@ -169,16 +176,16 @@ def scope_units(
             com[~split].assign(parent=com.loc[~split, "code"], type_unite="commune"),
             arm.assign(
                 type_unite="arrondissement",
-                code_departement=arm["parent"].map(dict(zip(com["code"], com["code_departement"]))),
-                epci_id=arm["parent"].map(dict(zip(com["code"], com["epci_id"]))),
+                code_departement=arm["parent"].map(
+                    dict(zip(com["code"].tolist(), com["code_departement"].tolist()))
+                ),
+                epci_id=arm["parent"].map(dict(zip(com["code"].tolist(), com["epci_id"].tolist()))),
             ),
         ]
     )
     units = units.sort_values("code", kind="stable")
 
-    children = table[
-        table["type"].isin(["COMD", "COMA"]) & table["commune_parent_id"].isin(com["id"])
-    ]
+    children = table[table["type"].isin(["COMD", "COMA"]) & parents]
     return units, children, region_of_dep
 
 
@@ -341,7 +348,7 @@ def unit_population(
         missing_in_cog = sorted(
             units.loc[values.isna().to_numpy() & own.notna().to_numpy(), "code"]
         )
-        expected = int(legal[legal.index.isin(units["code"])].sum())
+        expected = int(legal[within(legal.index.to_series(), units["code"])].sum())
         label = "cog"
     else:
         expected = int(own.sum())

@@ -851,7 +851,10 @@ def build_profile(settings: Settings) -> None:
             professions=professions,
         )
         regions = set(national["code_region"]) - set(
-            national.loc[~national["code_commune"].isin(coverage["code_commune"]), "code_region"]
+            national.loc[
+                ~communes_mod.within(national["code_commune"], coverage["code_commune"]),
+                "code_region",
+            ]
         )
 
         def limit(compared: pd.DataFrame) -> pd.DataFrame:
