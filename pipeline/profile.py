@@ -252,8 +252,31 @@ def ratios(sums: pd.DataFrame, *, definitions: dict | None = None) -> pd.DataFra
     return out
 
 
+def reference_ratios(reference: pd.DataFrame, *, definitions: dict | None = None) -> dict:
+    """The ratios of each département, each région and France over ``reference`` (a
+    :func:`commune_profile`), for :func:`compare`: compute them once for several comparisons.
+    """
+    columns = _sum_columns(reference)
+    return {
+        "departement": ratios(
+            reference.groupby("code_departement")[columns].sum(min_count=1),
+            definitions=definitions,
+        ),
+        "region": ratios(
+            reference.groupby("code_region")[columns].sum(min_count=1), definitions=definitions
+        ),
+        "france": ratios(
+            reference[columns].sum(min_count=1).to_frame().T, definitions=definitions
+        ).iloc[0],
+    }
+
+
 def compare(
-    units: pd.DataFrame, reference: pd.DataFrame, *, definitions: dict | None = None
+    units: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    *,
+    definitions: dict | None = None,
+    references: dict | None = None,
 ) -> pd.DataFrame:
     """Each ratio of each unit next to its département's, région's and France's.
 
@@ -266,6 +289,9 @@ def compare(
         The :func:`commune_profile` of the comparison extent: the département and région values are
         sums over its communes of that département / région, the France value the sum over all of
         it (give the national commune table for a true France reference).
+    references : dict, optional
+        :func:`reference_ratios` of ``reference``, already computed (then ``reference`` may be
+        omitted).
 
     Returns
     -------
@@ -273,24 +299,20 @@ def compare(
         Same index as ``units``: ``code_departement, code_region``, and for each ratio ``r``:
         ``r``, ``r_departement``, ``r_region``, ``r_france``.
     """
-    columns = _sum_columns(reference)
+    refs = (
+        references
+        if references is not None
+        else reference_ratios(reference, definitions=definitions)
+    )
     own = ratios(units, definitions=definitions)
-    by_dep = ratios(
-        reference.groupby("code_departement")[columns].sum(min_count=1), definitions=definitions
-    )
-    by_region = ratios(
-        reference.groupby("code_region")[columns].sum(min_count=1), definitions=definitions
-    )
-    france = ratios(reference[columns].sum(min_count=1).to_frame().T, definitions=definitions).iloc[
-        0
-    ]
-    out = units[["code_departement", "code_region"]].copy()
+    departement, region = units["code_departement"], units["code_region"]
+    out = {"code_departement": departement, "code_region": region}
     for name in own.columns:
         out[name] = own[name]
-        out[f"{name}_departement"] = units["code_departement"].map(by_dep[name]).astype(float)
-        out[f"{name}_region"] = units["code_region"].map(by_region[name]).astype(float)
-        out[f"{name}_france"] = float(france[name])
-    return out
+        out[f"{name}_departement"] = departement.map(refs["departement"][name]).astype(float)
+        out[f"{name}_region"] = region.map(refs["region"][name]).astype(float)
+        out[f"{name}_france"] = pd.Series(float(refs["france"][name]), index=units.index)
+    return pd.DataFrame(out, index=units.index)
 
 
 def missing_sources(given) -> list[str]:
@@ -451,8 +473,10 @@ def territory_profiles(
     groups: dict[str, pd.DataFrame],
     *,
     limit=None,
+    references: dict | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Sums and comparisons of each group of each kind.
+    """Sums and comparisons of each group of each kind (``references``: the
+    :func:`reference_ratios` of ``reference``, when already computed).
 
     Returns
     -------
@@ -464,11 +488,12 @@ def territory_profiles(
         The :func:`group_profile` of each kind (indexed by id), for the priority.
     """
     tables, sums = [], {}
+    references = references if references is not None else reference_ratios(reference)
     for kind, members in groups.items():
         if members.empty:
             continue
         grouped = group_profile(scope, members)
-        compared = compare(grouped, reference)
+        compared = compare(grouped, references=references)
         if limit is not None:
             compared = limit(compared)
         sums[kind] = grouped

@@ -865,12 +865,15 @@ def build_profile(settings: Settings) -> None:
                 france=settings.scope.kind == "france",
             )
 
-        units = limit(profile_mod.compare(scope.set_index("code_commune"), reference))
+        references = profile_mod.reference_ratios(reference)  # once for every comparison
+        units = limit(profile_mod.compare(scope.set_index("code_commune"), references=references))
         communes = scope.join(
             units.drop(columns=["code_departement", "code_region"]), on="code_commune"
         )
         groups = profile_mod.groups_by_kind(coverage, territories, members)
-        table, sums = profile_mod.territory_profiles(scope, reference, groups, limit=limit)
+        table, sums = profile_mod.territory_profiles(
+            scope, reference, groups, limit=limit, references=references
+        )
         table = profile_mod.ald_columns(table, sources.get("ald"))
         white = sums.get("zone_blanche")
         weights = priority_mod.weights_from_settings(dict(settings.section("priority")["weights"]))
