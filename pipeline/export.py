@@ -1066,5 +1066,5 @@ def gis_layers(outputs: Outputs) -> dict[str, gpd.GeoDataFrame]:
         "territoires": outputs.territories,
     }
     if outputs.profile is not None:
-        layers.update(outputs.profile.gis_layers(outputs.coverage, layers))
+        layers.update(outputs.profile.gis_layers(layers))
     return layers

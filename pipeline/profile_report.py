@@ -319,30 +319,23 @@ class ProfileOutputs:
 
     # ----------------------------------------------------------------- GeoPackage
 
-    def gis_layers(self, coverage, layers: dict) -> dict:
-        """The profile columns joined to the ``zones_blanches`` and ``territoires`` layers, and a
-        ``profil_communes`` layer (every unit: zonage, FINESS counts, :data:`GIS_RATIOS` with
-        their references; the whole profile is in ``profile_communes.parquet``).
+    def gis_layers(self, layers: dict) -> dict:
+        """The profile columns joined to the ``zones_blanches``, ``territoires`` and
+        ``communes_statut`` layers (every unit: zonage, FINESS counts, :data:`GIS_RATIOS` with
+        their references; the whole profile is in ``profile_communes.parquet``), without a second
+        copy of the communes' geometry.
         """
-        import geopandas as gpd
-
         zones = layers["zones_blanches"].merge(
             self.gis_columns(None), left_on="id_zone_blanche", right_index=True, how="left"
         )
         territories = layers["territoires"].merge(
             self.gis_columns("territoires"), left_on="id_territoire", right_index=True, how="left"
         )
-        columns = ["code_commune", "population_age", *COMMUNE_COLUMNS[1:], *gis_ratio_columns()]
-        communes = coverage[["code_commune", "nom", "geometry"]].merge(
-            self.communes[[c for c in columns if c in self.communes.columns]],
-            on="code_commune",
-            how="left",
-        )
-        return {
-            "zones_blanches": zones,
-            "territoires": territories,
-            "profil_communes": gpd.GeoDataFrame(communes, geometry="geometry", crs=coverage.crs),
-        }
+        columns = ["population_age", *COMMUNE_COLUMNS[1:], *gis_ratio_columns()]
+        own = layers["communes_statut"]
+        added = [c for c in columns if c in self.communes.columns and c not in own.columns]
+        communes = own.merge(self.communes[["code_commune", *added]], on="code_commune", how="left")
+        return {"zones_blanches": zones, "territoires": territories, "communes_statut": communes}
 
     def gis_columns(self, kind: str | None) -> pd.DataFrame:
         """:data:`GIS_RATIOS` with their references, by id, for white zones (``kind`` None, with

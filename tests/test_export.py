@@ -215,7 +215,6 @@ def test_geopackage_has_every_layer(exported):
         "cpts",
         "chevauchements",
         "territoires",
-        "profil_communes",
     }
     territories = gpd.read_file(gpkg, layer="territoires")
     parquet = gpd.read_parquet(stages.territory_paths(exported)["territories"])

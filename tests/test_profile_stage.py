@@ -195,10 +195,10 @@ def test_map_and_geopackage_carry_the_profile(runs):
     layer = re.search(r'\{"code":"profile".*?"show":(true|false)', page)
     assert layer and layer.group(1) == "false"
     layers = dict(pyogrio.list_layers(paths["gpkg"]))
-    assert "profil_communes" in layers
+    assert "profil_communes" not in layers, "the profile joins communes_statut: no second copy"
     zones = gpd.read_file(paths["gpkg"], layer="zones_blanches")
     assert {"rang", "score", "part_75p", "part_75p_france"} <= set(zones.columns)
-    communes = gpd.read_file(paths["gpkg"], layer="profil_communes")
+    communes = gpd.read_file(paths["gpkg"], layer="communes_statut")
     assert communes.set_index("code_commune").loc["11190", "zonage"] == "ZIP"
 
 
