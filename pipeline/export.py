@@ -312,7 +312,7 @@ class MapSource:
             lambda s: " ; ".join(sorted({names.get(c, c) for c in s}))
         )
         self.communes["proposition_txt"] = (
-            coverage["code_commune"].map(proposals).fillna("").to_numpy(dtype=object)
+            coverage["code_commune"].map(proposals).astype(object).fillna("").to_numpy(dtype=object)
         )
         territory_text = out.territories.set_index("id_territoire")["e2sfca_mg_10k"].map(
             indicator_text if out.supply_known else (lambda _v: UNAVAILABLE)
