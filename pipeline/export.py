@@ -301,10 +301,7 @@ class MapSource:
                 "population_txt": coverage["population"].map(people).to_numpy(),
                 "statut_txt": coverage["statut"].map(STATUS_FR).to_numpy(),
                 "cpts_txt": coverage["cpts_ids"].fillna("").map(cpts_names).to_numpy(),
-                "indicateur_txt": [
-                    f"{v:,.1f}".replace(",", " ") if np.isfinite(v) else "indisponible"
-                    for v in values.to_numpy(dtype=float)
-                ],
+                "indicateur_txt": [indicator_text(v) for v in values.to_numpy(dtype=float)],
             }
         )
         self.indicator = values.to_numpy(dtype=float)
@@ -949,9 +946,7 @@ def zone_page(
             "Commune": communes["nom"],
             "Population": communes["population"].map(reports.people),
             "Population__v": communes["population"],
-            "Densité (hab./km²)": communes[DENSITY_COLUMN].map(
-                lambda v: f"{v:,.1f}".replace(",", " ")
-            ),
+            "Densité (hab./km²)": communes[DENSITY_COLUMN].map(indicator_text),
             "Densité (hab./km²)__v": communes[DENSITY_COLUMN],
             "Médecins généralistes": communes["n_medecin_generaliste"].map(
                 lambda v: UNAVAILABLE if pd.isna(v) else str(v)

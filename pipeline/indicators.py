@@ -105,8 +105,8 @@ def aggregate(
     return out
 
 
-def indicator_text(value, unit: str = "") -> str:
-    """French display of an indicator value, or 'indisponible'."""
+def indicator_text(value, unit: str = "", *, decimals: int = 1) -> str:
+    """French display of a value (space between thousands, decimal comma), or 'indisponible'."""
     if value is None or pd.isna(value):
         return "indisponible"
-    return f"{float(value):,.1f}{unit}".replace(",", " ")
+    return f"{float(value):,.{decimals}f}".replace(",", " ").replace(".", ",") + unit

@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import reports
 from .ald import LABEL_FR as ALD_LABEL
+from .indicators import indicator_text
 from .priority import CRITERIA, method_table
 from .profile import LEVELS, SOURCES_FR, comparison_table, label_fr
 from .zonage import LABELS_FR as ZONAGE_FR
@@ -57,9 +58,7 @@ LEVELS_FR = {"valeur": "Zone", "departement": "Département", "region": "Région
 
 def number_text(value, decimals: int = 1) -> str:
     """A number in French display (space thousands, decimal comma), *indisponible* when NaN."""
-    if value is None or pd.isna(value):
-        return UNAVAILABLE
-    return f"{float(value):,.{decimals}f}".replace(",", " ").replace(".", ",")
+    return indicator_text(value, decimals=decimals)
 
 
 def zonage_text(code) -> str:
