@@ -27,6 +27,7 @@ tables already in data/raw (fetched if missing):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -334,13 +335,31 @@ def sklearn_agglomerative(frame, adjacency, n_of_patch):
     return solve
 
 
+def problem_key(frame, mask, floor, ceiling) -> str:
+    """Fingerprint of a regionalization problem (the grouped units, their populations, the
+    bounds): a stored spopt run is reused only on the very same problem (data or scope changes,
+    e.g. another population source or arrondissements as units, make spopt run again).
+    """
+    rows = frame.loc[mask, ["code_commune", "population"]].fillna(0).sort_values("code_commune")
+    text = "\n".join(f"{c};{int(p)}" for c, p in zip(rows["code_commune"], rows["population"]))
+    return hashlib.sha256(f"{floor};{ceiling}\n{text}".encode()).hexdigest()[:16]
+
+
+def reusable(cached: dict | None, key: str) -> dict:
+    """The stored result of the same problem (same :func:`problem_key`), else an empty dict."""
+    return cached if cached and cached.get("problem") == key else {}
+
+
 def compare(
     name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True, cached=None
 ) -> dict:
     adjacency = build_adjacency(frame)
     ours_labels, ours_s = run_ours(frame, adjacency, mask, floor, ceiling)
+    key = problem_key(frame, mask, floor, ceiling)
+    cached = reusable((cached or {}).get(name), key)
     out = {
         "case": name,
+        "problem": key,
         "communes": int(mask.sum()),
         "population": int(frame["population"].fillna(0).to_numpy()[mask].sum()),
         "ours": {"seconds": round(ours_s, 4)}
@@ -357,13 +376,14 @@ def compare(
         frame, adjacency, mask, labels, floor, ceiling
     )
     if with_spopt:
-        if cached and "spopt_maxp" in cached.get(name, {}):
-            out["spopt_maxp"] = cached[name]["spopt_maxp"]
+        if "spopt_maxp" in cached:
+            out["spopt_maxp"] = cached["spopt_maxp"]
         else:
+            load = os.getloadavg()[0]
             labels, seconds = by_patch(
                 frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor)
             )
-            out["spopt_maxp"] = {"seconds": round(seconds, 4)} | evaluate(
+            out["spopt_maxp"] = {"seconds": round(seconds, 4), "load": round(load, 2)} | evaluate(
                 frame, adjacency, mask, labels, floor, ceiling
             )
         out["speedup_vs_spopt"] = round(out["spopt_maxp"]["seconds"] / max(ours_s, 1e-9), 1)
@@ -410,16 +430,20 @@ def departement_case(
     pop = frame["population"].fillna(0).to_numpy()
     mask = pop <= ceiling
     adjacency = build_adjacency(frame)
+    key = problem_key(frame, mask, floor, ceiling)
+    cached = reusable(cached, key)
+    load = os.getloadavg()[0]
     runs = [run_ours(frame, adjacency, mask, floor, ceiling) for _ in range(repeats)]
     labels, seconds = runs[0][0], float(np.median([r[1] for r in runs]))
     out = {
         "departement": dep,
+        "problem": key,
         "kind": DEPARTEMENTS[dep],
         "communes": int(mask.sum()),
         "set_aside": sorted(frame.loc[~mask, "code_commune"]),
         "population": int(pop[mask].sum()),
         "upper_bound": upper_bound(frame, adjacency, mask, floor),
-        "ours": {"seconds": round(seconds, 4)}
+        "ours": {"seconds": round(seconds, 4), "load": round(load, 2)}
         | evaluate(frame, adjacency, mask, labels, floor, ceiling),
         "spopt_maxp": {},
     }
@@ -428,15 +452,17 @@ def departement_case(
         frame, adjacency, mask, previous, floor, ceiling
     )
     for seed in SPOPT_SEEDS:
-        if cached and str(seed) in cached.get("spopt_maxp", {}):
+        if str(seed) in cached.get("spopt_maxp", {}):
             out["spopt_maxp"][str(seed)] = cached["spopt_maxp"][str(seed)]
             continue
+        load = os.getloadavg()[0]
         sp_labels, sp_seconds = by_patch(
             frame, adjacency, mask, floor, spopt_maxp(frame, adjacency, floor, seed=seed)
         )
-        out["spopt_maxp"][str(seed)] = {"seconds": round(sp_seconds, 4)} | evaluate(
-            frame, adjacency, mask, sp_labels, floor, ceiling
-        )
+        out["spopt_maxp"][str(seed)] = {
+            "seconds": round(sp_seconds, 4),
+            "load": round(load, 2),
+        } | evaluate(frame, adjacency, mask, sp_labels, floor, ceiling)
     spopt = out["spopt_maxp"].values()
     out["spopt_best_within_bounds"] = max(m["within_bounds"] for m in spopt)
     out["speedup_vs_spopt"] = round(min(m["seconds"] for m in spopt) / max(seconds, 1e-9), 1)
