@@ -66,9 +66,12 @@ def components(adjacency: Adjacency, mask: np.ndarray | None = None) -> np.ndarr
     mask = np.ones(adjacency.n, bool) if mask is None else np.asarray(mask, bool)
     _, raw = connected_components(adjacency.matrix(mask), directed=False)
     labels = np.full(adjacency.n, -1, dtype=np.int64)
-    seen: dict[int, int] = {}
-    for k in np.flatnonzero(mask):
-        labels[k] = seen.setdefault(raw[k], len(seen))
+    inside = np.flatnonzero(mask)
+    if len(inside):
+        _values, first, inverse = np.unique(raw[inside], return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first)] = np.arange(len(first))  # numbered by first commune
+        labels[inside] = rank[inverse]
     return labels
 
 

@@ -45,6 +45,20 @@ def by_zone(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
         )
 
 
+def zone_geometries(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(epsg, row positions, geometries of those rows projected to it)`` in ascending EPSG
+    order, like :func:`by_zone` but without copying the frame (for measures on many small calls).
+    """
+    epsg = frame["epsg"].to_numpy()
+    geoms = frame.geometry.values
+    for code in sorted(np.unique(epsg)):
+        rows = np.flatnonzero(epsg == code)
+        part = geoms[rows]
+        if part.crs is None or part.crs.to_epsg() != code:
+            part = part.to_crs(code)
+        yield int(code), rows, np.asarray(part)
+
+
 def polygonal(geoms: np.ndarray) -> np.ndarray:
     """Keep the polygonal parts of each geometry (e.g. after make_valid) as MultiPolygons; a missing
     or empty geometry, or one without any polygonal part, becomes None.
