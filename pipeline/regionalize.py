@@ -5,19 +5,26 @@ group, and returns a region label per commune. A region is always a subtree of a
 the masked graph, hence contiguous. Tree edges weigh the distance between centroids, multiplied by
 ``epci_penalty`` across an EPCI border (EPCIs form subtrees). Default (``method="trees"``):
 
+0. a commune whose population reaches the floor is a region on its own (a commune above the
+   ceiling too: it cannot be split); the greedy cut below works on the rest;
 1. *greedy cut* (:func:`greedy_forest_cut`): walking a rooted tree up from the leaves, a region is
    closed as soon as it reaches the floor — on that tree, the most regions >= floor; each connected
-   part is cut on many trees (MST, randomly perturbed weights and roots, seeded by the input; every
-   other tree keeps the EPCIs below the floor whole) and the best cut kept: most regions within
-   [floor, ceiling], then most EPCIs whole, then least area-weighted inertia (Ward-like
-   compactness). Every tree of every part is cut at once (:func:`spanning_forest`, vectorised
-   level by level);
-2. a region above the ceiling (or wider than ``max_diameter_km``) is bisected (below);
-3. local search (:meth:`_Splitter.recombine`): a region with its neighbours is cut again when their
-   population could hold one more region, kept when it has more within the bounds; then groups
-   holding a split EPCI are cut again, kept when as many regions and more EPCIs whole; then
+   part is cut on ``trees`` trees (MST, randomly perturbed weights and roots, from one random
+   stream seeded by the input) of three kinds in turn (``KINDS``): plain, keeping the EPCIs below
+   the floor whole, and block trees (every EPCI a subtree) keeping the EPCIs below two floors
+   whole; the best cut is kept: most regions within [floor, ceiling], then most EPCIs whole, then
+   least area-weighted inertia (Ward-like compactness). Every tree of every part is cut at once
+   (:func:`spanning_forest`, vectorised level by level);
+2. a region above the ceiling (or wider than ``max_diameter_km``, or that could hold two) is
+   bisected when both halves stay within the bounds (below);
+3. local search (:meth:`_Splitter.recombine`): each region with its neighbours is cut again when
+   their population could hold one more region, kept when it has more within the bounds; then
    :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region holding
    most of it when every region involved stays within the bounds and contiguous.
+
+The effort (``trees``, ``LOCAL_TREES``, ``SPLIT_TREES``, ``LOCAL_ROUNDS``) is set so that a
+département takes about 5-15 ms; ``make bench`` measures counts, compactness, EPCIs kept whole and
+times against spopt's MaxPHeuristic and this previous algorithm:
 
 ``method="bisection"`` (the previous algorithm, always used when ``target_population`` > 0):
 recursive bisection, cutting the tree edge whose sides can each still be divided within the
@@ -43,7 +50,7 @@ import shapely
 from scipy.sparse.csgraph import breadth_first_order, depth_first_order, minimum_spanning_tree
 
 from .adjacency import Adjacency, components
-from .geo import by_zone
+from .geo import zone_geometries
 
 
 @dataclass
@@ -69,9 +76,7 @@ def centroids_and_areas(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray
     """Projected centroid coordinates (m) and areas (km²) of each row, zone by zone."""
     n = len(frame)
     x, y, area = np.zeros(n), np.zeros(n), np.zeros(n)
-    for _epsg, part in by_zone(frame.assign(_row=np.arange(n))):
-        rows = part["_row"].to_numpy()
-        geoms = part.geometry.to_numpy()
+    for _epsg, rows, geoms in zone_geometries(frame):
         ok = ~(np.equal(geoms, None))
         pts = shapely.point_on_surface(geoms[ok])
         x[rows[ok]], y[rows[ok]] = shapely.get_x(pts), shapely.get_y(pts)
@@ -102,10 +107,13 @@ def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
 
 
 SMALL_PART = 300  # below this many nodes, spanning trees by Kruskal in Python (no sparse overhead)
-SMALL_EPCI = 1.0  # EPCIs below this many floors are kept whole on every other greedy tree
-FIRST = 4  # the first greedy cut of small areas tries up to FIRST x ``trees`` trees
-LOCAL_TREES = 12  # trees per group in the local re-partitions
-WIDE = 2  # a last round of local re-partitions on WIDE x LOCAL_TREES trees
+# Kinds of greedy trees, cycled over the trees of each set: (block tree: EPCIs as subtrees, keep
+# the EPCIs below this many floors whole); the first kind is the plain spanning tree.
+KINDS = ((False, 0.0), (False, 1.0), (True, 2.0))
+BLOCK = 1e9  # added to the weight of edges across EPCIs in block trees (EPCIs as subtrees)
+LOCAL_TREES = 4  # trees per group in the local re-partitions
+SPLIT_TREES = 4  # trees per bisection of a region after the greedy cut
+LOCAL_ROUNDS = 1  # rounds of local re-partitions
 LOCAL_BUDGET = 150_000  # forest nodes per call beyond which fewer trees are drawn (bounded work)
 
 
@@ -181,7 +189,10 @@ def spanning_forest(
     """
     top = np.full(len(roots), size)
     graph = sp.csr_matrix(
-        (np.r_[weights, np.ones(len(roots))], (np.r_[rows, top], np.r_[cols, roots])),
+        (
+            np.concatenate((weights, np.ones(len(roots)))),
+            (np.concatenate((rows, top)), np.concatenate((cols, roots))),
+        ),
         shape=(size + 1, size + 1),
     )
     tree = minimum_spanning_tree(graph, overwrite=True)
@@ -197,6 +208,15 @@ def spanning_forest(
             return parent, depth
         depth = depth + np.where(further != up, depth[up], 0)
         up = further
+
+
+def depth_levels(depth: np.ndarray) -> list[np.ndarray]:
+    """Nodes of a forest grouped by depth, roots first."""
+    by_depth = np.argsort(
+        depth.astype(np.int16) if depth.max() < 2**15 else depth, kind="stable"
+    )  # radix sort
+    bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
+    return [by_depth[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
 
 
 def greedy_forest_cut(
@@ -236,11 +256,7 @@ def greedy_forest_cut(
     gathered = np.asarray(pop, dtype=float).copy()
     closed = parent < 0
     can = np.ones(n, bool) if closable is None else closable
-    by_depth = np.argsort(
-        depth.astype(np.int16) if depth.max() < 2**15 else depth, kind="stable"
-    )  # radix sort
-    bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
-    levels = [by_depth[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
+    levels = depth_levels(depth)
     for level in levels[:0:-1]:  # deepest first
         close = (gathered[level] >= floor) & can[level]
         closed[level[close]] = True
@@ -264,6 +280,28 @@ def greedy_forest_cut(
             target[home[pick][first]] = hanging[pick][first]
             label = target[label]
     return label
+
+
+@dataclass
+class _Forest:
+    """Spanning trees of several sets of nodes in one forest (:meth:`_Splitter.forest`): the node
+    of set ``k``'s tree ``t`` for its ``i``-th entry is ``base[k] + t * m[k] + i``.
+    """
+
+    nodes: np.ndarray  # the sets concatenated
+    owner: np.ndarray  # set of each entry
+    local: np.ndarray  # position of each entry in its set
+    m: np.ndarray  # size of each set
+    base: np.ndarray  # first forest node of each set
+    trees: int
+    entry: np.ndarray  # per forest node: its entry
+    copy: np.ndarray  # per forest node: set * trees + tree
+    parent: np.ndarray  # per forest node (-1 for a root)
+    depth: np.ndarray
+
+    def of_tree(self, tree: np.ndarray) -> np.ndarray:
+        """Forest node of each entry in the tree ``tree[set]`` of its set."""
+        return self.base[self.owner] + tree[self.owner] * self.m[self.owner] + self.local
 
 
 class _Splitter:
@@ -297,39 +335,42 @@ class _Splitter:
         self.trees = trees
         self.position = np.full(len(pop), -1, dtype=np.int64)
 
-    def edge_weight(self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """Spanning-tree weight of local edges: centroid distance, times ``epci_penalty`` across
-        EPCIs.
+    def edge_weight(
+        self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray, *, blocks: bool = False
+    ) -> np.ndarray:
+        """Spanning-tree weight of local edges: centroid distance (m, + 1), times ``epci_penalty``
+        across EPCIs, or with ``blocks`` plus ``BLOCK`` across EPCIs (EPCIs as subtrees).
         """
         dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
-        return (dist + 1.0) * np.where(
-            self.epci[nodes[r]] != self.epci[nodes[c]], self.epci_penalty, 1.0
-        )
+        across = self.epci_id[nodes[r]] != self.epci_id[nodes[c]]
+        if blocks:
+            return dist + 1.0 + BLOCK * across
+        return (dist + 1.0) * np.where(across, self.epci_penalty, 1.0)
 
-    def greedy(self, sets: list[np.ndarray], *, trees: int) -> list[list[np.ndarray]]:
-        """Partition each connected set of nodes by :func:`greedy_forest_cut` on ``trees`` spanning
-        trees (the MST and randomly perturbed ones, random roots, seeded by the set; every other
-        tree keeps the EPCIs below the floor whole), all sets and trees in one forest. For each set,
-        keep the cut with the most regions within the bounds, then the fewest outside, the most
-        EPCIs whole, the least area-weighted inertia (the first tree among equals).
+    def forest(self, sets: list[np.ndarray], *, trees: int, blocks=False) -> _Forest:
+        """``trees`` spanning trees of each connected set of nodes, all in one forest: the MST and
+        trees of randomly perturbed weights (factors in [0.5, 1.5]), random roots, from one random
+        stream seeded by the sets (deterministic). On the trees where ``blocks`` (a bool per tree)
+        is set, every edge inside an EPCI weighs less than any edge across EPCIs, so that each EPCI
+        (each of its connected pieces in the set) is a subtree.
         """
-        if not sets:
-            return []
         m = np.array([len(q) for q in sets])
         nodes = np.concatenate(sets)
         owner = np.repeat(np.arange(len(sets)), m)
         local = np.arange(len(nodes)) - np.repeat(np.cumsum(m) - m, m)
         a, b = self.set_edges(nodes, owner)
+        blocks = np.broadcast_to(np.asarray(blocks, bool), (trees,))
         weight = self.edge_weight(nodes, a, b)
-        factors, roots = np.ones((trees, len(a))), np.empty((len(sets), trees), dtype=np.int64)
-        edge_start = np.searchsorted(owner[a], np.arange(len(sets) + 1))
-        for k, q in enumerate(sets):
-            rng = np.random.default_rng([len(q), int(q[0]), int(q[-1])])
-            edges = slice(edge_start[k], edge_start[k + 1])
-            factors[1:, edges] = rng.uniform(
-                0.5, 1.5, (trees - 1, edge_start[k + 1] - edge_start[k])
+        if blocks.any():
+            weight = np.where(
+                blocks[:, None], self.edge_weight(nodes, a, b, blocks=True), weight[None, :]
             )
-            roots[k] = rng.integers(len(q), size=trees)
+        rng = np.random.default_rng(  # one stream per call, seeded by the sets: deterministic
+            [len(sets), len(nodes), int(nodes[0]), int(nodes[-1]), int(nodes.sum())]
+        )
+        factors = np.ones((trees, len(a)))
+        factors[1:] = rng.uniform(0.5, 1.5, (trees - 1, len(a)))
+        roots = (rng.random((len(sets), trees)) * m[:, None]).astype(np.int64)
         base = (
             np.cumsum(trees * m) - trees * m
         )  # forest node of (set, tree, local) = base + tree * m + local
@@ -348,30 +389,31 @@ class _Splitter:
             (weight * factors).ravel(),
             (base + np.arange(trees)[:, None] * m + roots.T).ravel(),
         )
+        return _Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
+
+    def greedy(self, sets: list[np.ndarray], *, trees: int) -> list[list[np.ndarray]]:
+        """Partition each connected set of nodes by :func:`greedy_forest_cut` on ``trees`` spanning
+        trees (:meth:`forest`) of the ``KINDS`` in turn: plain trees cut anywhere, trees that keep
+        the EPCIs below the floor whole, block trees that keep the EPCIs below two floors whole.
+        For each set, keep the cut with the most regions within the bounds, then the fewest
+        outside, the most EPCIs whole, the least area-weighted inertia (the first tree among
+        equals).
+        """
+        if not sets:
+            return []
+        kinds = [KINDS[t % len(KINDS)] for t in range(trees)]
+        f = self.forest(sets, trees=trees, blocks=[k[0] for k in kinds])
+        nodes, owner = f.nodes, f.owner
+        entry, copy, parent, depth = f.entry, f.copy, f.parent, f.depth
         pop = self.pop[nodes]
         group = owner * (self.epci_id.max() + 1) + self.epci_id[nodes]
-        small = (np.bincount(group, weights=pop) < SMALL_EPCI * self.floor)[group]
+        keep = np.array([k[1] for k in kinds])[copy % trees] * self.floor
         above = entry[np.maximum(parent, 0)]
-        closable = ~(
-            (copy % trees % 2 == 1) & small[entry] & (group[entry] == group[above]) & (parent >= 0)
-        )
+        kept = np.bincount(group, weights=pop)[group[entry]] < keep
+        closable = ~(kept & (group[entry] == group[above]) & (parent >= 0))
         label = greedy_forest_cut(pop[entry], parent, depth, self.floor, closable=closable)
         best = self.best_copies(nodes, owner, entry, copy, label, trees)
-        chosen = label[
-            base[owner] + best[owner] * m[owner] + local
-        ]  # part of each entry in its set's best cut
-        order = np.lexsort((nodes, chosen, owner))
-        cuts = np.flatnonzero(
-            np.r_[
-                True,
-                (chosen[order][1:] != chosen[order][:-1]) | (owner[order][1:] != owner[order][:-1]),
-            ]
-        )
-        out: list[list[np.ndarray]] = [[] for _ in sets]
-        sorted_nodes, sorted_owner = nodes[order], owner[order].tolist()
-        for a, b in zip(cuts.tolist(), np.r_[cuts[1:], len(order)].tolist()):
-            out[sorted_owner[a]].append(sorted_nodes[a:b])
-        return out
+        return _groups(nodes, owner, label[f.of_tree(best)], len(sets))
 
     def set_edges(self, nodes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Graph edges inside each set, for sets concatenated in ``nodes`` (each sorted; ``owner``
@@ -419,128 +461,89 @@ class _Splitter:
         first = order[np.r_[True, (order[1:] // trees) != (order[:-1] // trees)]]
         return first % trees
 
-    def piece_graph(self, pieces: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Owner piece of each node (-1 outside) and the neighbouring pieces of each piece."""
+    def piece_graph(self, pieces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of neighbouring pieces ``(a, b)``, both ways, sorted by ``a`` then ``b``."""
+        count = len(pieces)
+        if not count:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         owner = np.full(len(self.pop), -1, dtype=np.int64)
-        for k, p in enumerate(pieces):
-            owner[p] = k
+        owner[np.concatenate(pieces)] = np.repeat(np.arange(count), [len(p) for p in pieces])
         a, b = owner[self.rows], owner[self.cols]
         keep = (a >= 0) & (b >= 0) & (a != b)
-        pairs = np.unique(np.c_[a[keep], b[keep]], axis=0)
-        cuts = np.searchsorted(pairs[:, 0], np.arange(len(pieces) + 1))
-        return owner, [pairs[cuts[k] : cuts[k + 1], 1] for k in range(len(pieces))]
+        pairs = np.unique(a[keep] * count + b[keep])
+        return pairs // count, pairs % count
 
-    def whole_epcis(self, pieces: list[np.ndarray]) -> int:
-        """Number of EPCIs whose communes to group all lie in one of ``pieces``."""
-        whole = 0
-        for p in pieces:
-            ids, counts = np.unique(self.epci_id[p], return_counts=True)
-            whole += int((counts == self.epci_members[ids]).sum())
-        return whole
-
-    def split_epcis(self, pieces: list[np.ndarray]) -> tuple[dict[int, set[int]], list[list[int]]]:
-        """The pieces holding each EPCI split between several pieces, and those EPCIs per piece."""
-        if not pieces:
-            return {}, []
-        owner = np.repeat(np.arange(len(pieces)), [len(p) for p in pieces])
-        pairs = np.unique(np.c_[self.epci_id[np.concatenate(pieces)], owner], axis=0)
-        spread: dict[int, set[int]] = {}
-        for e, k in pairs.tolist():
-            spread.setdefault(e, set()).add(k)
-        split_in: list[list[int]] = [[] for _ in pieces]
-        for e, holders in spread.items():
-            if len(holders) > 1:
-                for k in holders:
-                    split_in[k].append(e)
-        return spread, split_in
-
-    def recombine(
-        self, pieces: list[np.ndarray], *, trees: int, goal: str, rounds: int = 4
-    ) -> list[np.ndarray]:
+    def recombine(self, pieces: list[np.ndarray], *, trees: int, rounds: int) -> list[np.ndarray]:
         """Local search by re-partitioning each piece with its neighbours (:meth:`greedy`, all
-        groups at once, the largest pieces first; contiguous by construction). A result is kept when
-        it touches no piece already changed in the round, has no more regions outside the bounds
-        and, for ``goal`` "regions", more regions within the bounds (only groups whose population
-        could hold one more are tried), for "epcis", as many within the bounds and more EPCIs whole
-        (only groups holding all the communes of an EPCI split between their pieces are tried).
-        After the first round, only groups with a piece changed by the previous round are tried
-        again; for "regions", when a round changes nothing, every group is tried once more on
-        ``WIDE`` times as many trees (fewer trees when the groups hold many communes: bounded work).
+        groups at once, the largest pieces first; contiguous by construction), only where the
+        group's population could hold one more region within the bounds. A result is kept when it
+        touches no piece already changed in the round, has more regions within the bounds and no
+        more outside. After the first round, only groups with a piece changed by the previous
+        round are tried again; at most ``rounds`` rounds, ``trees`` trees per group (fewer when
+        the groups hold many communes: bounded work).
         """
-        fresh, wide = np.ones(len(pieces), bool), False
+        fresh = np.ones(len(pieces), bool)
         for _ in range(rounds):
-            sizes = np.array([self.pop[p].sum() for p in pieces])
+            sizes = self.sizes(pieces)
             ok = (sizes >= self.floor) & (sizes <= self.ceiling)
-            groups = self._groups_to_try(pieces, sizes, ok, fresh, goal=goal)
+            groups = self._groups_to_try(pieces, sizes, ok, fresh)
+            if not groups:
+                break
+            unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
+            budget = max(3, min(trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
             replaced: dict[int, list[np.ndarray]] = {}
-            if groups:
-                unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
-                budget = max(
-                    3,
-                    min(
-                        WIDE * trees if wide else trees, LOCAL_BUDGET // sum(len(u) for u in unions)
-                    ),
-                )
-                for group, new in zip(groups, self.greedy(unions, trees=budget)):
-                    if any(int(t) in replaced for t in group):
-                        continue
-                    new_sizes = np.array([self.pop[p].sum() for p in new])
-                    new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
-                    if (~new_ok).sum() > (~ok[group]).sum():
-                        continue
-                    if goal == "regions":
-                        better = new_ok.sum() > ok[group].sum()
-                    else:
-                        better = new_ok.sum() >= ok[group].sum() and self.whole_epcis(
-                            new
-                        ) > self.whole_epcis([pieces[t] for t in group])
-                    if better:
-                        replaced.update({int(t): [] for t in group})
-                        replaced[int(group[0])] = new
+            for group, new in zip(groups, self.greedy(unions, trees=budget)):
+                if any(int(t) in replaced for t in group):
+                    continue
+                new_sizes = self.sizes(new)
+                new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
+                if new_ok.sum() > ok[group].sum() and (~new_ok).sum() <= (~ok[group]).sum():
+                    replaced.update({int(t): [] for t in group})
+                    replaced[int(group[0])] = new
             if not replaced:
-                if wide or goal != "regions":
-                    break
-                fresh, wide = (
-                    np.ones(len(pieces), bool),
-                    True,
-                )  # a last try of every group on more trees
-                continue
+                break
             fresh = np.array(
                 [k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool
             )
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
 
+    def sizes(self, pieces: list[np.ndarray]) -> np.ndarray:
+        """Population of each piece."""
+        if not pieces:
+            return np.zeros(0)
+        lengths = [len(p) for p in pieces]
+        return np.bincount(
+            np.repeat(np.arange(len(pieces)), lengths),
+            weights=self.pop[np.concatenate(pieces)],
+            minlength=len(pieces),
+        )
+
     def _groups_to_try(
-        self,
-        pieces: list[np.ndarray],
-        sizes: np.ndarray,
-        ok: np.ndarray,
-        fresh: np.ndarray,
-        *,
-        goal: str,
+        self, pieces: list[np.ndarray], sizes: np.ndarray, ok: np.ndarray, fresh: np.ndarray
     ) -> list[np.ndarray]:
         """The groups a round of :meth:`recombine` re-partitions: each piece with its neighbours,
-        the largest pieces first, when the group holds a ``fresh`` piece and, for ``goal``
-        "regions", its population could hold more regions within the bounds than ``ok`` counts,
-        for "epcis", an EPCI lies inside the group but is split between its pieces.
+        the largest pieces first, when the group holds a ``fresh`` piece and its population could
+        hold more regions within the bounds than ``ok`` counts.
         """
-        _owner, touching = self.piece_graph(pieces)
-        if goal == "epcis":
-            spread, split_in = self.split_epcis(pieces)
-        groups = []
-        for k in sorted(range(len(pieces)), key=lambda k: (-sizes[k], int(pieces[k][0]))):
-            group = np.r_[k, touching[k]].astype(np.int64)
-            if len(group) < 2 or not fresh[group].any():
-                continue
-            if goal == "regions":
-                room = np.floor(sizes[group].sum() / self.floor) > ok[group].sum()
-            else:  # an EPCI lies inside the group but is split between its pieces
-                inside = set(group.tolist())
-                room = any(spread[e] <= inside for t in group.tolist() for e in split_in[t])
-            if room:
-                groups.append(group)
-        return groups
+        count = len(pieces)
+        a, b = self.piece_graph(pieces)
+
+        def over_neighbours(values):
+            return values + np.bincount(a, weights=values[b], minlength=count)
+
+        wanted = (
+            (np.bincount(a, minlength=count) > 0)
+            & (over_neighbours(fresh.astype(float)) > 0)
+            & (np.floor(over_neighbours(sizes) / self.floor) > over_neighbours(ok.astype(float)))
+        )
+        cuts = np.searchsorted(a, np.arange(count + 1))
+        firsts = np.array([p[0] for p in pieces])
+        return [
+            np.concatenate(([k], b[cuts[k] : cuts[k + 1]]))
+            for k in np.lexsort((firsts, -sizes))
+            if wanted[k]
+        ]
 
     def connected(self, nodes: np.ndarray) -> bool:
         """Whether ``nodes`` (sorted, non-empty) form one connected set of the graph."""
@@ -581,19 +584,20 @@ class _Splitter:
             regions = np.unique(owner[members])
             if len(regions) < 2 or not within[regions].all():
                 continue
-            share = [self.pop[members[owner[members] == t]].sum() for t in regions]
-            for t in regions[np.argsort(-np.asarray(share), kind="stable")]:
+            share = np.array([self.pop[members[owner[members] == t]].sum() for t in regions])
+            for k in np.argsort(-share, kind="stable"):
+                t, rest = regions[k], np.arange(len(regions)) != k
+                others = regions[rest]
+                left = sizes[others] - share[rest]
+                if not (
+                    self.floor <= sizes[t] + share.sum() - share[k] <= self.ceiling
+                    and ((left >= self.floor) & (left <= self.ceiling)).all()
+                ):
+                    continue  # bounds first: cheaper than contiguity
                 moved = members[owner[members] != t]
                 grown = np.union1d(pieces[t], moved)
-                if not self.floor <= sizes[t] + self.pop[
-                    moved
-                ].sum() <= self.ceiling or not self.connected(grown):
-                    continue
-                rest = {int(s): np.setdiff1d(pieces[s], moved) for s in regions if s != t}
-                if all(
-                    self.floor <= self.pop[q].sum() <= self.ceiling and self.connected(q)
-                    for q in rest.values()
-                ):
+                rest = {int(s): np.setdiff1d(pieces[s], moved) for s in others}
+                if self.connected(grown) and all(self.connected(q) for q in rest.values()):
                     pieces[t], sizes[t] = grown, self.pop[grown].sum()
                     owner[moved] = t
                     for s_, q in rest.items():
@@ -613,7 +617,7 @@ class _Splitter:
             total > self.target or _diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
         )
 
-    def split(self, nodes: np.ndarray) -> list[np.ndarray]:
+    def split(self, nodes: np.ndarray, *, trees: int | None = None) -> list[np.ndarray]:
         """Recursively bisect a connected set of nodes."""
         stack, done = [np.sort(nodes)], []
         while stack:
@@ -621,7 +625,7 @@ class _Splitter:
             if not self.needs_split(part):
                 done.append(part)
                 continue
-            sides = self.best_cut(part)
+            sides = self.best_cut(part, trees=trees or self.trees)
             if sides is None:
                 done.append(part)
             else:
@@ -735,7 +739,7 @@ class _Splitter:
         inside = prefix[start[child] + size[child]] - prefix[start[child]]
         return order, parent, start, size, child, inside, total - inside, total
 
-    def best_cut(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def best_cut(self, nodes: np.ndarray, *, trees: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Best single-edge cut over the MST and ``trees - 1`` perturbed spanning trees."""
         r, c = self.local_edges(nodes)
         weight = self.edge_weight(nodes, r, c)
@@ -743,7 +747,7 @@ class _Splitter:
             [len(nodes), int(nodes[0]), int(nodes[-1])]
         )  # deterministic per part
         best_key, best_side = None, None
-        for attempt in range(self.trees):
+        for attempt in range(trees):
             factor = 1.0 if attempt == 0 else rng.uniform(0.5, 1.5, len(weight))
             found = self._cut_on_tree(nodes, r, c, weight * factor)
             if found is not None and (best_key is None or found[0] < best_key):
@@ -827,9 +831,10 @@ def regionalize(
     epci_penalty : float
         Cost factor of spanning-tree edges crossing an EPCI border (>= 1; 1 ignores EPCIs).
     trees : int
-        Spanning trees tried per cut (the MST, then trees of randomly perturbed weights with a
-        seed derived from the part, so results stay deterministic); the first greedy cut of a part
-        tries up to 4 times as many on small areas.
+        Spanning trees of the first greedy cut of each part (the MST, then trees of randomly
+        perturbed weights with a seed derived from the input, so results stay deterministic), and
+        of each bisection of the "bisection" method; the local search and the bisections after the
+        greedy cut draw ``LOCAL_TREES`` and ``SPLIT_TREES``.
     population, epci : str
         Column names.
     same_departement : bool
@@ -856,7 +861,8 @@ def regionalize(
         keep &= dep[adjacency.i] == dep[adjacency.j]
     i, j = adjacency.i[keep], adjacency.j[keep]
     graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
-    part_of = components(Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island), mask)
+    kept = Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island)
+    part_of = components(kept, mask)
     splitter = _Splitter(
         graph,
         pop,
@@ -876,21 +882,39 @@ def regionalize(
     if target_population > 0 or method == "bisection":
         pieces = [q for nodes in parts for q in splitter.improve(splitter.split(nodes))]
     else:  # every part at once: the parts never touch
-        first = max(
-            trees, min(FIRST * trees, LOCAL_BUDGET // max(1, int(mask.sum())))
-        )  # more trees on small areas
-        pieces = [
-            q for cut in splitter.greedy(parts, trees=first) for p in cut for q in splitter.split(p)
+        # a unit reaching the floor is a region on its own; the greedy cuts the rest
+        alone = mask & (pop >= floor)
+        rest = components(kept, mask & ~alone)
+        sets = [np.flatnonzero(rest == k) for k in range(rest.max() + 1)]
+        pieces = [np.array([v]) for v in np.flatnonzero(alone)] + [
+            q
+            for cut in splitter.greedy(sets, trees=trees)
+            for p in cut
+            for q in splitter.split(p, trees=SPLIT_TREES)
         ]
-        pieces = splitter.recombine(pieces, trees=LOCAL_TREES, goal="regions")
-        pieces = splitter.keep_epcis_whole(
-            splitter.recombine(pieces, trees=LOCAL_TREES, goal="epcis", rounds=1)
-        )
+        pieces = splitter.recombine(pieces, trees=LOCAL_TREES, rounds=LOCAL_ROUNDS)
+        pieces = splitter.keep_epcis_whole(pieces)
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
     labels = _renumber(labels)
     return Regions(labels, *_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
+
+
+def _groups(nodes: np.ndarray, owner: np.ndarray, label: np.ndarray, sets: int) -> list[list]:
+    """The nodes of each set (``owner``) grouped by ``label``, each group sorted."""
+    order = np.lexsort((nodes, label, owner))
+    cuts = np.flatnonzero(
+        np.r_[
+            True,
+            (label[order][1:] != label[order][:-1]) | (owner[order][1:] != owner[order][:-1]),
+        ]
+    )
+    out: list[list[np.ndarray]] = [[] for _ in range(sets)]
+    sorted_nodes, sorted_owner = nodes[order], owner[order].tolist()
+    for a, b in zip(cuts.tolist(), np.r_[cuts[1:], len(order)].tolist()):
+        out[sorted_owner[a]].append(sorted_nodes[a:b])
+    return out
 
 
 def _merge_small(
