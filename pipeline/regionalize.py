@@ -18,8 +18,8 @@ the masked graph, hence contiguous. Tree edges weigh the distance between centro
 2. a region above the ceiling (or wider than ``max_diameter_km``, or that could hold two) is
    bisected when both halves stay within the bounds (below);
 3. local search (:meth:`_Splitter.recombine`): each region with its neighbours is cut again when
-   their population could hold one more region, kept when it has more within the bounds; then
-   :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region holding
+   their population could hold one more region, kept when it has more within the bounds, or as
+   many and more EPCIs whole; then :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region holding
    most of it when every region involved stays within the bounds and contiguous.
 
 The effort (``trees``, ``LOCAL_TREES``, ``SPLIT_TREES``, ``LOCAL_ROUNDS``) is set so that a
@@ -473,14 +473,34 @@ class _Splitter:
         pairs = np.unique(a[keep] * count + b[keep])
         return pairs // count, pairs % count
 
+    def whole_epcis(self, groups: list[list[np.ndarray]]) -> np.ndarray:
+        """Per group of pieces, the number of EPCIs whose communes to group all lie in one of its
+        pieces (one sort for all groups).
+        """
+        pieces = [p for g in groups for p in g]
+        if not pieces:
+            return np.zeros(len(groups), dtype=np.int64)
+        group_of = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+        ne = len(self.epci_members)
+        key = (
+            np.repeat(np.arange(len(pieces)), [len(p) for p in pieces]) * ne
+            + self.epci_id[np.concatenate(pieces)]
+        )
+        pairs, counts = np.unique(key, return_counts=True)
+        whole = counts == self.epci_members[pairs % ne]
+        return np.bincount(group_of[pairs // ne], weights=whole, minlength=len(groups)).astype(
+            np.int64
+        )
+
     def recombine(self, pieces: list[np.ndarray], *, trees: int, rounds: int) -> list[np.ndarray]:
         """Local search by re-partitioning each piece with its neighbours (:meth:`greedy`, all
         groups at once, the largest pieces first; contiguous by construction), only where the
         group's population could hold one more region within the bounds. A result is kept when it
-        touches no piece already changed in the round, has more regions within the bounds and no
-        more outside. After the first round, only groups with a piece changed by the previous
-        round are tried again; at most ``rounds`` rounds, ``trees`` trees per group (fewer when
-        the groups hold many communes: bounded work).
+        touches no piece already changed in the round, has no more regions outside the bounds and
+        more within them; then, among the groups left untouched, when it has as many within the
+        bounds and more EPCIs whole. After the first round, only groups with a piece changed by
+        the previous round are tried again; at most ``rounds`` rounds, ``trees`` trees per group
+        (fewer when the groups hold many communes: bounded work).
         """
         fresh = np.ones(len(pieces), bool)
         for _ in range(rounds):
@@ -492,14 +512,25 @@ class _Splitter:
             unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
             budget = max(3, min(trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
             replaced: dict[int, list[np.ndarray]] = {}
+            tied = []
             for group, new in zip(groups, self.greedy(unions, trees=budget)):
-                if any(int(t) in replaced for t in group):
-                    continue
                 new_sizes = self.sizes(new)
                 new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
-                if new_ok.sum() > ok[group].sum() and (~new_ok).sum() <= (~ok[group]).sum():
+                if (~new_ok).sum() > (~ok[group]).sum() or new_ok.sum() < ok[group].sum():
+                    continue
+                if new_ok.sum() == ok[group].sum():
+                    tied.append((group, new))
+                elif not any(int(t) in replaced for t in group):
                     replaced.update({int(t): [] for t in group})
                     replaced[int(group[0])] = new
+            if tied:  # as many regions within the bounds: kept when more EPCIs whole
+                gain = self.whole_epcis([new for _g, new in tied]) - self.whole_epcis(
+                    [[pieces[t] for t in group] for group, _new in tied]
+                )
+                for (group, new), more in zip(tied, gain.tolist()):
+                    if more > 0 and not any(int(t) in replaced for t in group):
+                        replaced.update({int(t): [] for t in group})
+                        replaced[int(group[0])] = new
             if not replaced:
                 break
             fresh = np.array(

@@ -286,24 +286,45 @@ def test_units_reaching_the_floor_start_territories_of_their_own(raw):
     assert np.bincount(regions.labels, weights=pop).sum() == pop.sum()
 
 
-@pytest.mark.parametrize("dep", ["12", "34"])
+def within_and_whole(communes, adjacency, mask):
+    """Territories within [20,000, 200,000] and EPCIs whole, after checking the invariants."""
+    pop = communes["population"].to_numpy()
+    regions = regionalize(communes, adjacency, mask)
+    assert_valid_regions(communes, adjacency, mask, regions, 20_000, 200_000)
+    totals = np.bincount(regions.labels[mask], weights=pop[mask])
+    within = int(((totals >= 20_000) & (totals <= 200_000)).sum())
+    spread = communes[mask].assign(r=regions.labels[mask]).groupby("code_epci")["r"].nunique()
+    return within, int((spread == 1).sum())
+
+
+@pytest.mark.parametrize("dep", ["12", "68"])
 def test_split_epcis_move_whole_to_one_territory(raw, dep, monkeypatch):
     """The last step moves the communes of an EPCI split between territories to the one holding
-    most of it when every territory stays within the bounds and contiguous: on Aveyron and Hérault
-    it keeps more EPCIs whole than without it, never at the cost of a territory."""
+    most of it when every territory stays within the bounds and contiguous: on Aveyron and
+    Haut-Rhin (every commune uncovered) it keeps more EPCIs whole than without it, never at the
+    cost of a territory."""
     communes, adjacency = real_departement(raw, dep)
     pop = communes["population"].to_numpy()
     mask = pop <= 200_000
 
-    def measure():
-        regions = regionalize(communes, adjacency, mask)
-        assert_valid_regions(communes, adjacency, mask, regions, 20_000, 200_000)
-        totals = np.bincount(regions.labels[mask], weights=pop[mask])
-        within = int(((totals >= 20_000) & (totals <= 200_000)).sum())
-        spread = communes[mask].assign(r=regions.labels[mask]).groupby("code_epci")["r"].nunique()
-        return within, int((spread == 1).sum())
-
-    with_moves = measure()
+    with_moves = within_and_whole(communes, adjacency, mask)
     monkeypatch.setattr(_Splitter, "keep_epcis_whole", lambda self, pieces: pieces)
-    without = measure()
+    without = within_and_whole(communes, adjacency, mask)
     assert with_moves[0] == without[0] and with_moves[1] > without[1]
+
+
+@pytest.mark.parametrize("dep", ["34", "73"])
+def test_local_search_takes_a_cut_keeping_an_epci_whole_at_equal_count(raw, dep, monkeypatch):
+    """When re-partitioning a territory with its neighbours gives as many territories within the
+    bounds, the local search keeps the cut with more EPCIs whole: on Hérault and Savoie (every
+    commune uncovered) this keeps an EPCI whole that is split without it, at the same count."""
+    communes, adjacency = real_departement(raw, dep)
+    pop = communes["population"].to_numpy()
+    mask = pop <= 200_000
+
+    with_ties = within_and_whole(communes, adjacency, mask)
+    monkeypatch.setattr(  # no EPCI ever counted whole: ties never taken
+        _Splitter, "whole_epcis", lambda self, groups: np.zeros(len(groups), dtype=np.int64)
+    )
+    without = within_and_whole(communes, adjacency, mask)
+    assert with_ties[0] == without[0] and with_ties[1] > without[1]
