@@ -19,8 +19,9 @@ the masked graph, hence contiguous. Tree edges weigh the distance between centro
    bisected when both halves stay within the bounds (below);
 3. local search (:meth:`_Splitter.recombine`): each region with its neighbours is cut again when
    their population could hold one more region, kept when it has more within the bounds, or as
-   many and more EPCIs whole; then :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region holding
-   most of it when every region involved stays within the bounds and contiguous.
+   many and more EPCIs whole; then :meth:`_Splitter.keep_epcis_whole` moves the communes of a
+   split EPCI to the region holding most of it when every region involved stays within the
+   bounds and contiguous.
 
 The effort (``trees``, ``LOCAL_TREES``, ``SPLIT_TREES``, ``LOCAL_ROUNDS``) is set so that a
 département takes about 5-15 ms; ``make bench`` measures counts, compactness, EPCIs kept whole and
@@ -511,18 +512,22 @@ class _Splitter:
                 break
             unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
             budget = max(3, min(trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
+            found = self.greedy(unions, trees=budget)
+            of_group = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+            new_sizes = self.sizes([p for new in found for p in new])
+            new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
+            of_new = np.repeat(np.arange(len(groups)), [len(new) for new in found])
+            within = np.bincount(of_group, weights=ok[np.concatenate(groups)])
+            outside = np.bincount(of_group, minlength=len(groups)) - within
+            new_within = np.bincount(of_new, weights=new_ok, minlength=len(groups))
+            new_outside = np.bincount(of_new, minlength=len(groups)) - new_within
+            allowed = new_outside <= outside
             replaced: dict[int, list[np.ndarray]] = {}
-            tied = []
-            for group, new in zip(groups, self.greedy(unions, trees=budget)):
-                new_sizes = self.sizes(new)
-                new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
-                if (~new_ok).sum() > (~ok[group]).sum() or new_ok.sum() < ok[group].sum():
-                    continue
-                if new_ok.sum() == ok[group].sum():
-                    tied.append((group, new))
-                elif not any(int(t) in replaced for t in group):
-                    replaced.update({int(t): [] for t in group})
-                    replaced[int(group[0])] = new
+            for g in np.flatnonzero(allowed & (new_within > within)).tolist():
+                if not any(int(t) in replaced for t in groups[g]):
+                    replaced.update({int(t): [] for t in groups[g]})
+                    replaced[int(groups[g][0])] = found[g]
+            tied = [(groups[g], found[g]) for g in np.flatnonzero(allowed & (new_within == within))]
             if tied:  # as many regions within the bounds: kept when more EPCIs whole
                 gain = self.whole_epcis([new for _g, new in tied]) - self.whole_epcis(
                     [[pieces[t] for t in group] for group, _new in tied]
