@@ -24,7 +24,8 @@ the masked graph, hence contiguous. Tree edges weigh the distance between centro
    bounds and contiguous.
 
 The effort (``trees``, ``LOCAL_TREES``, ``SPLIT_TREES``, ``LOCAL_ROUNDS``) is set so that a
-département takes about 5-15 ms; ``make bench`` measures counts, compactness, EPCIs kept whole and
+département takes about 5-15 ms (more rounds above ``LARGE_AREA`` communes: all of France in about
+2.5 s); ``make bench`` measures counts, compactness, EPCIs kept whole and
 times against spopt's MaxPHeuristic and this previous algorithm:
 
 ``method="bisection"`` (the previous algorithm, always used when ``target_population`` > 0):
@@ -114,7 +115,8 @@ KINDS = ((False, 0.0), (False, 1.0), (True, 2.0))
 BLOCK = 1e9  # added to the weight of edges across EPCIs in block trees (EPCIs as subtrees)
 LOCAL_TREES = 4  # trees per group in the local re-partitions
 SPLIT_TREES = 4  # trees per bisection of a region after the greedy cut
-LOCAL_ROUNDS = 1  # rounds of local re-partitions
+LOCAL_ROUNDS = 1  # rounds of local re-partitions (a département: about 3 ms a round)
+LARGE_AREA, LARGE_ROUNDS = 5_000, 3  # more rounds above this many communes (France: +2 %, +1 s)
 LOCAL_BUDGET = 150_000  # forest nodes per call beyond which fewer trees are drawn (bounded work)
 
 
@@ -928,7 +930,8 @@ def regionalize(
             for p in cut
             for q in splitter.split(p, trees=SPLIT_TREES)
         ]
-        pieces = splitter.recombine(pieces, trees=LOCAL_TREES, rounds=LOCAL_ROUNDS)
+        rounds = LARGE_ROUNDS if mask.sum() > LARGE_AREA else LOCAL_ROUNDS
+        pieces = splitter.recombine(pieces, trees=LOCAL_TREES, rounds=rounds)
         pieces = splitter.keep_epcis_whole(pieces)
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
