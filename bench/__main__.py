@@ -727,6 +727,12 @@ def regionalization_lines(regions: dict) -> list[str]:
     return lines
 
 
+def span(values: list[float]) -> str:
+    """``low–high`` (one value when they are equal)."""
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
 def departement_lines(deps: dict) -> list[str]:
     """Table of the max-p comparison, one row per département."""
     lines = [
@@ -762,6 +768,17 @@ def departement_lines(deps: dict) -> list[str]:
             f"{prev['epci_whole_share']:.0%} |"
         )
     t = deps["totals"]
+    ours_loads = [r["ours"]["load"] for r in deps["rows"] if "load" in r["ours"]]
+    spopt_loads = [m["load"] for r in deps["rows"] for m in r["spopt_maxp"].values() if "load" in m]
+    loads = (
+        [
+            "",
+            f"Load average (2 cores) when ours was timed: {span(ours_loads)}; when spopt was: "
+            f"{span(spopt_loads)}.",
+        ]
+        if ours_loads and spopt_loads
+        else []
+    )
     lines += [
         f"| **total** | | | | **{t['ours_within_bounds']}** "
         f"| **{t['spopt_best_within_bounds']}** | "
@@ -770,7 +787,7 @@ def departement_lines(deps: dict) -> list[str]:
         f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
         f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"
     ]
-    return lines
+    return lines + loads
 
 
 def bench_accessibility() -> dict:
