@@ -16,10 +16,7 @@ from pipeline.communes import build_communes
 from pipeline.config import Scope
 from pipeline.regionalize import Reason, _Splitter, greedy_forest_cut, regionalize
 
-CRS = {
-    "crs_metropole": 2154,
-    "crs_drom": {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
-}
+from .conftest import CRS
 
 
 def grid(width, height, pops, holes, epci_width):
