@@ -25,7 +25,7 @@ from . import maps, reports
 from .config import Scope
 from .geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
 from .indicators import PROFESSIONS_FR, indicator_text
-from .io import cached_arrays, code_fingerprint
+from .io import cached_arrays, code_fingerprint, read_geoparquet
 from .maps import euros, people
 from .profile_report import COMMUNE_COLUMNS, ProfileOutputs, profile_layer
 
@@ -64,17 +64,17 @@ class Outputs:
     ) -> Outputs:
         members = pd.read_csv(territory_paths["members"], dtype=str, keep_default_na=False)
         members["population"] = members["population"].astype("int64")
-        coverage = gpd.read_parquet(coverage_paths["coverage"])
+        coverage = read_geoparquet(coverage_paths["coverage"])
         indicators = (
             pd.read_parquet(indicators_path).set_index("code_commune").loc[coverage["code_commune"]]
         )
         source = json.loads(Path(source_path).read_text(encoding="utf-8"))
         return cls(
             coverage,
-            gpd.read_parquet(coverage_paths["cpts"]),
-            gpd.read_parquet(coverage_paths["white_zones"]),
+            read_geoparquet(coverage_paths["cpts"]),
+            read_geoparquet(coverage_paths["white_zones"]),
             pd.read_csv(coverage_paths["overlaps"], dtype=str, keep_default_na=False),
-            gpd.read_parquet(territory_paths["territories"]),
+            read_geoparquet(territory_paths["territories"]),
             members,
             bool(source["exemple"]),
             indicators.reset_index().set_index(coverage.index),

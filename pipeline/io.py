@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,12 +22,33 @@ import pandas as pd
 from . import __version__
 
 
+def file_stamp(path: str | Path) -> tuple[int, ...]:
+    """Inode, size and times of a file: they all change when the file is rewritten (every output is
+    written to a temporary file renamed over it, so a new inode each time).
+    """
+    stat = Path(path).stat()
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+_HASHES: dict[str, tuple[tuple[int, ...], str]] = {}
+
+
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in chunks.
+
+    Kept for the process while the file is unchanged (:func:`file_stamp`), as a run checks the
+    same raw inputs in several stages' manifests; a file changed in the last two seconds is always
+    read again (a rewrite in place within the file system's clock tick keeps its stamp).
+    """
+    key, stamp = str(Path(path).resolve()), file_stamp(path)
+    if key in _HASHES and _HASHES[key][0] == stamp:
+        return _HASHES[key][1]
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
+    if time.time_ns() - stamp[2] > 2_000_000_000:
+        _HASHES[key] = (stamp, digest.hexdigest())
     return digest.hexdigest()
 
 
@@ -66,6 +88,27 @@ def write_json(target: str | Path, data: object) -> Path:
 
 def write_csv(target: str | Path, frame: pd.DataFrame) -> Path:
     return write_atomic(target, lambda p: frame.to_csv(p, index=False, lineterminator="\n"))
+
+
+_READ: dict[str, tuple[tuple[int, ...], object]] = {}
+
+
+def read_geoparquet(path: str | Path):
+    """``geopandas.read_parquet(path)``, kept for the process while the file is unchanged
+    (:func:`file_stamp`): the stages of one run read the same tables (communes, coverage)
+    several times, and decoding their geometry is the costly part. Returns a copy, which the caller
+    may change.
+    """
+    import geopandas as gpd
+
+    path = Path(path)
+    stamp, key = file_stamp(path), str(path.resolve())
+    if key not in _READ or _READ[key][0] != stamp:
+        _READ.pop(key, None)
+        _READ[key] = (stamp, gpd.read_parquet(path))
+        while len(_READ) > 8:  # the tables of one run; older ones are let go
+            _READ.pop(next(iter(_READ)))
+    return _READ[key][1].copy()
 
 
 def write_parquet(target: str | Path, frame: pd.DataFrame) -> Path:
@@ -137,6 +180,37 @@ def cached_arrays(
     for old in copies[:-keep]:
         old.unlink(missing_ok=True)
     return arrays
+
+
+def cached_frame(
+    compute: Callable[[], pd.DataFrame],
+    *,
+    cache: str | Path | None,
+    name: str,
+    key: str,
+    keep: int = 4,
+) -> pd.DataFrame:
+    """``compute()`` (a table), kept in the folder ``cache`` as ``<name>.<key>.parquet``, like
+    :func:`cached_arrays`: ``key`` must hash everything the table depends on, the code included.
+    """
+    if cache is None:
+        return compute()
+    target = Path(cache) / f"{name}.{key[:24]}.parquet"
+    if target.exists():
+        try:
+            frame = pd.read_parquet(target)
+            target.touch()  # recently used
+            return frame
+        except (OSError, ValueError):  # a damaged copy: compute again
+            pass
+    frame = compute()
+    write_parquet(target, frame)
+    copies = sorted(
+        Path(cache).glob(f"{name}.*.parquet"), key=lambda p: (p.stat().st_mtime, p.name)
+    )
+    for old in copies[:-keep]:
+        old.unlink(missing_ok=True)
+    return frame
 
 
 # --------------------------------------------------------------------------- stage manifests

