@@ -51,14 +51,14 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 
 
-def timed_subprocess(args: list[str], *, stdout: bool = False) -> dict:
-    """Run a command; return its wall time (s), peak resident memory (MiB, of its largest process,
-    the export's forked workers included), its stderr and, if asked, its stdout.
+def timed_subprocess(args: list[str], *, stdout: bool = False, cwd: Path = REPO) -> dict:
+    """Run a command (in ``cwd``); return its wall time (s), peak resident memory (MiB, of its
+    largest process, the export's forked workers included), its stderr and, if asked, its stdout.
     """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
-            args, cwd=REPO, stdout=out if stdout else subprocess.DEVNULL, stderr=err
+            args, cwd=cwd, stdout=out if stdout else subprocess.DEVNULL, stderr=err
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
@@ -122,17 +122,30 @@ def previous_release(tmp: Path, ref: str, scopes: dict[str, str]) -> dict:
         ["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
     out = {"ref": ref, "commit": commit, "load_before": round(os.getloadavg()[0], 2)}
+    # a release whose diagnose prints its stage times is run as a user runs it (from its own
+    # folder, so that its own code is imported); an older one through STAGE_DRIVER
+    progress = root / "pipeline" / "progress.py"
+    prints_times = progress.exists() and "stage times" in progress.read_text(encoding="utf-8")
     for key, scope in scopes.items():
         config = write_settings_copy(
             root / "pipeline.toml", tmp / f"previous_{key}", scope=scope, raw=REPO / "data" / "raw"
         )
-        run = timed_subprocess(
-            [sys.executable, "-c", STAGE_DRIVER, str(root), str(config)], stdout=True
-        )
+        if prints_times:
+            run = timed_subprocess(
+                [sys.executable, "-m", "pipeline", "--config", str(config), "--force", "diagnose"],
+                cwd=root,
+            )
+            times = dict(STAGE_TIMES.findall(run["stderr"]))
+            stages_s = {name: float(s) for name, s in times.items() if name != "total"}
+        else:
+            run = timed_subprocess(
+                [sys.executable, "-c", STAGE_DRIVER, str(root), str(config)], stdout=True
+            )
+            stages_s = json.loads(run["stdout"].strip().splitlines()[-1])
         out[key] = {
             "wall_s": run["wall_s"],
             "peak_rss_mib": run["peak_rss_mib"],
-            "stages_s": json.loads(run["stdout"].strip().splitlines()[-1]),
+            "stages_s": stages_s,
         }
     return out
 

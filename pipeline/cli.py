@@ -17,6 +17,7 @@ source listed in the settings). Exit status:
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import traceback
 from pathlib import Path
@@ -115,6 +116,9 @@ def output_folder(settings: Settings | None, filename: str | None) -> tuple[str,
 
 
 def main(argv: list[str] | None = None) -> int:
+    # the libraries' own objects, created at import, are never garbage: the collector leaves
+    # them alone (it spent 0.25 s of a région run walking them, 0.09 s once frozen)
+    gc.freeze()
     args = build_parser().parse_args(argv)
     settings = None
     try:

@@ -306,12 +306,22 @@ def compare(
     )
     own = ratios(units, definitions=definitions)
     departement, region = units["code_departement"], units["code_region"]
+    # each unit's row in the département and région references (-1: none), found once
+    rows = {
+        level: refs[level].index.get_indexer(pd.Index(codes.to_numpy(dtype=object), dtype=object))
+        for level, codes in (("departement", departement), ("region", region))
+    }
+
+    def at(level: str, name: str) -> np.ndarray:
+        values = np.append(refs[level][name].to_numpy(dtype=float), np.nan)  # -1 reads the NaN
+        return values[rows[level]]
+
     out = {"code_departement": departement, "code_region": region}
     for name in own.columns:
         out[name] = own[name]
-        out[f"{name}_departement"] = departement.map(refs["departement"][name]).astype(float)
-        out[f"{name}_region"] = region.map(refs["region"][name]).astype(float)
-        out[f"{name}_france"] = pd.Series(float(refs["france"][name]), index=units.index)
+        out[f"{name}_departement"] = at("departement", name)
+        out[f"{name}_region"] = at("region", name)
+        out[f"{name}_france"] = np.full(len(units), float(refs["france"][name]))
     return pd.DataFrame(out, index=units.index)
 
 
