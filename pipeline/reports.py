@@ -337,8 +337,7 @@ def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
             )
             width = min(max(len(str(shown.columns[k])) // 2, 10), 40)
             sheet.set_column(k, k, width, formats.get(kind))
-        columns = [_cells(shown.iloc[:, k]) for k in range(shown.shape[1])]
-        for r, row in enumerate(zip(*columns), start=1):
+        for r, row in enumerate(_rows(shown), start=1):
             sheet.write_row(r, 0, row)
         sheet.freeze_panes(1, 0)
         if len(frame):
@@ -346,10 +345,10 @@ def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
     workbook.close()
 
 
-def _cells(column: pd.Series) -> list:
-    """Python values of a column for xlsxwriter (None for a missing value: a blank cell)."""
-    values = column.tolist()
-    missing = column.isna().to_numpy()
-    if missing.any():
-        values = [None if m else v for v, m in zip(values, missing)]
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
+def _rows(frame: pd.DataFrame) -> list[list]:
+    """The rows of a frame as Python values for xlsxwriter (None for a missing value: a blank
+    cell), converted in one pass.
+    """
+    values = frame.to_numpy(dtype=object)
+    values[pd.isna(values)] = None
+    return [[v.item() if isinstance(v, np.generic) else v for v in row] for row in values.tolist()]
