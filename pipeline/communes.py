@@ -139,9 +139,9 @@ def scope_units(
     """The raw rows of the units of coverage of départements ``deps`` (communes, arrondissements
     in place of Paris, Lyon and Marseille) with ``parent``, ``type_unite``, ``code_departement``;
     the communes déléguées/associées of their communes; the région of each département code.
-    Geometry is left as read (the column may be absent).
+    Geometry is left out (:func:`build_communes` takes it for the units only).
     """
-    table = raw.communes
+    table = raw.communes.drop(columns=["geometry"], errors="ignore")
     dep_code = dict(zip(raw.departements["id"], raw.departements["code"]))
     region_of_dep = dict(
         zip(
@@ -257,8 +257,9 @@ def build_communes(
     units, children, region_of_dep = scope_units(raw, deps, source=source)
     if units.empty:
         raise PipelineError(f"{source}: no commune in scope {scope}; check the scope setting")
-    geoms = decode_wkb(units, source=source)
-    child_geoms = decode_wkb(children, source=source)
+    hexwkb = raw.communes["geometry"]  # the scope's rows only: decoding is the costly part
+    geoms = decode_wkb(units.assign(geometry=hexwkb.loc[units.index]), source=source)
+    child_geoms = decode_wkb(children.assign(geometry=hexwkb.loc[children.index]), source=source)
 
     # Geometry: source, rebuilt from the déléguées/associées, repaired, or absent (flagged).
     source_geometrie = np.where(pd.isna(geoms), "absente", "source").astype(object)

