@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError
-from .practitioners import _norm
 from .rawdata import read_text
 
 SEPARATORS = ";,\t|"
@@ -91,18 +90,3 @@ def numbers(
             f"number ({len(bad)} such cell(s)); download the published file again"
         )
     return values.to_numpy(dtype=float)
-
-
-def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int | None:
-    """Index of the first of ``rows`` rows having a cell equal to ``label`` (no accents, case or
-    extra spaces), for sheets whose header sits below title rows; ``None`` when absent.
-    """
-    key = _norm(label)
-    return next(
-        (
-            k
-            for k in range(min(len(frame), rows))
-            if any(_norm(v) == key for v in frame.iloc[k] if isinstance(v, str))
-        ),
-        None,
-    )

@@ -14,14 +14,14 @@ DREES APL workbook (xlsx): one sheet per vintage plus a "Lisez-moi"; title rows,
 from __future__ import annotations
 
 import re
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import PipelineError, Problems
-from .rawdata import read_text
+from .rawdata import find_header_row, read_text
+from .rawdata import plain_label as _norm
 
 RPPS_COLUMNS = {
     "id": "Identification nationale PP",
@@ -32,11 +32,6 @@ RPPS_COLUMNS = {
     "country": "Code pays (coord. structure)",
 }
 UNMATCHED = ["motif", "identification", "code_publie", "lignes"]
-
-
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
-    return " ".join(text.replace("'", " ").split())
 
 
 def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -248,14 +243,7 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
             )
         name = max(years, key=lambda n: (years[n], n))
     frame = data_sheets[name]
-    header_row = next(
-        (
-            k
-            for k in range(min(len(frame), 30))
-            if any(_norm(v) == APL_CODE for v in frame.iloc[k] if isinstance(v, str))
-        ),
-        None,
-    )
+    header_row = find_header_row(frame, APL_CODE)
     if header_row is None:
         raise PipelineError(
             f"{path} [{name}]: no header cell 'Code commune INSEE' in the first 30 rows; "

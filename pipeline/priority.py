@@ -23,7 +23,7 @@ import pandas as pd
 import shapely
 
 from .errors import PipelineError
-from .practitioners import _norm
+from .rawdata import plain_label as _norm
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import lzma
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -364,6 +365,14 @@ def read_workbook_rows(
     return sheets
 
 
+def plain_label(text: str) -> str:
+    """A label as compared with another: no accents, lower case, apostrophes and runs of spaces
+    as one space.
+    """
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    return " ".join(text.replace("'", " ").split())
+
+
 def find_header(rows: list[tuple[int, list[str]]], match, *, scan: int = 30) -> int | None:
     """Index of the header among the first ``scan`` rows: the first row where ``match(fields)`` is
     true (title rows, notes and blank rows above it are skipped); None when there is none.
@@ -372,6 +381,22 @@ def find_header(rows: list[tuple[int, list[str]]], match, *, scan: int = 30) -> 
         if match(fields):
             return k
     return None
+
+
+def find_header_row(frame: pd.DataFrame, label: str, *, rows: int = 30) -> int | None:
+    """Index of the first of ``rows`` rows of a sheet read without header having a cell equal to
+    ``label`` (compared by :func:`plain_label`), for sheets whose header sits below title rows;
+    None when absent.
+    """
+    key = plain_label(label)
+    return find_header(
+        [
+            (k, [v for v in frame.iloc[k] if isinstance(v, str)])
+            for k in range(min(len(frame), rows))
+        ],
+        lambda cells: any(plain_label(v) == key for v in cells),
+        scan=rows,
+    )
 
 
 def rows_to_frame(

@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PipelineError
-from .opendata import find_header_row
 from .perimeters import normalise_code
-from .practitioners import _norm
+from .rawdata import find_header_row
+from .rawdata import plain_label as _norm
 
 
 class Zonage(str, Enum):
