@@ -111,9 +111,13 @@ def read_geoparquet(path: str | Path):
     return _READ[key][1].copy()
 
 
+def _to_parquet(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_parquet(path, index=False, compression="zstd")
+
+
 def write_parquet(target: str | Path, frame: pd.DataFrame) -> Path:
     """Write a (Geo)DataFrame as (Geo)Parquet, deterministically and atomically."""
-    return write_atomic(target, lambda p: frame.to_parquet(p, index=False, compression="zstd"))
+    return write_atomic(target, lambda p: _to_parquet(p, frame))
 
 
 def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
@@ -142,6 +146,41 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
     return target
 
 
+def _cached(compute, *, cache, name: str, key: str, keep: int, suffix: str, read, write):
+    """``compute()``, kept in the folder ``cache`` as ``<name>.<key><suffix>`` (read with
+    ``read(path)``, written with ``write(path, result)``): a damaged copy is computed again, and
+    the ``keep`` most recently used copies of ``name`` are kept. Without ``cache``, computes.
+    """
+    if cache is None:
+        return compute()
+    target = Path(cache) / f"{name}.{key[:24]}{suffix}"
+    if target.exists():
+        try:
+            result = read(target)
+            target.touch()  # recently used
+            return result
+        except (OSError, ValueError, EOFError):  # a damaged copy: compute again
+            pass
+    result = compute()
+    write_atomic(target, lambda tmp: write(tmp, result))
+    copies = sorted(
+        Path(cache).glob(f"{name}.*{suffix}"), key=lambda p: (p.stat().st_mtime, p.name)
+    )
+    for old in copies[:-keep]:
+        old.unlink(missing_ok=True)
+    return result
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {k: stored[k] for k in stored.files}
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
 def cached_arrays(
     compute: Callable[[], dict[str, np.ndarray]],
     *,
@@ -158,28 +197,16 @@ def cached_arrays(
     (:func:`code_fingerprint`), so a stale copy is never read. The ``keep`` most recent copies of
     ``name`` are kept (one per scope and setting tried lately). Without ``cache``, computes.
     """
-    if cache is None:
-        return compute()
-    target = Path(cache) / f"{name}.{key[:24]}.npz"
-    if target.exists():
-        try:
-            with np.load(target, allow_pickle=False) as stored:
-                arrays = {k: stored[k] for k in stored.files}
-            target.touch()  # recently used
-            return arrays
-        except (OSError, ValueError, EOFError):  # a damaged copy: compute again
-            pass
-    arrays = compute()
-
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    write_atomic(target, save)
-    copies = sorted(Path(cache).glob(f"{name}.*.npz"), key=lambda p: (p.stat().st_mtime, p.name))
-    for old in copies[:-keep]:
-        old.unlink(missing_ok=True)
-    return arrays
+    return _cached(
+        compute,
+        cache=cache,
+        name=name,
+        key=key,
+        keep=keep,
+        suffix=".npz",
+        read=_read_npz,
+        write=_write_npz,
+    )
 
 
 def cached_frame(
@@ -193,24 +220,16 @@ def cached_frame(
     """``compute()`` (a table), kept in the folder ``cache`` as ``<name>.<key>.parquet``, like
     :func:`cached_arrays`: ``key`` must hash everything the table depends on, the code included.
     """
-    if cache is None:
-        return compute()
-    target = Path(cache) / f"{name}.{key[:24]}.parquet"
-    if target.exists():
-        try:
-            frame = pd.read_parquet(target)
-            target.touch()  # recently used
-            return frame
-        except (OSError, ValueError):  # a damaged copy: compute again
-            pass
-    frame = compute()
-    write_parquet(target, frame)
-    copies = sorted(
-        Path(cache).glob(f"{name}.*.parquet"), key=lambda p: (p.stat().st_mtime, p.name)
+    return _cached(
+        compute,
+        cache=cache,
+        name=name,
+        key=key,
+        keep=keep,
+        suffix=".parquet",
+        read=pd.read_parquet,
+        write=_to_parquet,
     )
-    for old in copies[:-keep]:
-        old.unlink(missing_ok=True)
-    return frame
 
 
 # --------------------------------------------------------------------------- stage manifests
