@@ -51,6 +51,30 @@ ARRONDISSEMENT = re.compile(
 )
 
 
+# Words that do not tell one CPTS name from another: articles, "CPTS" and the words of
+# "communauté professionnelle territoriale de santé".
+CPTS_NAME_WORDS = frozenset(
+    {
+        "cpts",
+        "du",
+        "de",
+        "des",
+        "la",
+        "le",
+        "les",
+        "l",
+        "d",
+        "et",
+        "en",
+        "sur",
+        "communaute",
+        "professionnelle",
+        "territoriale",
+        "sante",
+    }
+)
+
+
 def plain_key(text: str) -> str:
     """A header or a name without case, accents, spaces nor punctuation (``"Nom de la CPTS"`` →
     ``nom_de_la_cpts``).

@@ -31,7 +31,7 @@ from .adjacency import Adjacency
 from .codes import Kind, Match
 from .errors import PipelineError
 from .geo import by_zone
-from .names import NameIndex, plain_key, published_name
+from .names import CPTS_NAME_WORDS, NameIndex, plain_key, published_name
 from .rawdata import (
     find_header,
     read_text_rows,
@@ -732,31 +732,11 @@ def _across_borders(
     return out
 
 
-STOPWORDS = {
-    "cpts",
-    "du",
-    "de",
-    "des",
-    "la",
-    "le",
-    "les",
-    "l",
-    "d",
-    "et",
-    "en",
-    "sur",
-    "communaute",
-    "professionnelle",
-    "territoriale",
-    "sante",
-}
-
-
 def loose_name(name: str) -> str:
     """A CPTS name without case, accents, spaces, articles nor the words "CPTS"/"communauté…" —
     names equal under it are probably one CPTS ("CPTS Gapençais" / "CPTS du Gapençais").
     """
-    return " ".join(w for w in plain_key(name).split("_") if w not in STOPWORDS)
+    return " ".join(w for w in plain_key(name).split("_") if w not in CPTS_NAME_WORDS)
 
 
 def check_members(

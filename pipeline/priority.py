@@ -23,6 +23,7 @@ import pandas as pd
 import shapely
 
 from .errors import PipelineError
+from .names import CPTS_NAME_WORDS
 from .rawdata import plain_label as _norm
 
 
@@ -59,25 +60,7 @@ CRITERIA = {
 }
 DEFAULT_WEIGHTS = {name: 1.0 for name in CRITERIA}
 CHECK_COLUMNS = ["nofinesset", "rs", "code_commune", "nom_commune", "motif", "cpts_ids", "message"]
-_NAME_STOPWORDS = {
-    "cpts",
-    "communaute",
-    "professionnelle",
-    "territoriale",
-    "de",
-    "du",
-    "des",
-    "la",
-    "le",
-    "les",
-    "l",
-    "d",
-    "sante",
-    "et",
-    "en",
-    "sur",
-    "a",
-}
+_NAME_STOPWORDS = CPTS_NAME_WORDS | {"a"}
 
 
 def weights_from_settings(weights: dict | None) -> dict[str, float]:
