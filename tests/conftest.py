@@ -15,17 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _crs() -> dict:
-    """The projected CRS settings of the repository's pipeline.toml, as ``build_communes`` takes
-    them (keyword arguments)."""
-    communes = load_settings(REPO / "pipeline.toml").section("communes")
-    return {
-        "crs_metropole": int(communes["crs_metropole"]),
-        "crs_drom": dict(communes["crs_drom"]),
-    }
-
-
-CRS = _crs()
+_REPO_SETTINGS = load_settings(REPO / "pipeline.toml")
+# The projected CRS settings of the repository's pipeline.toml, as ``build_communes`` takes them
+# (keyword arguments), and its professions (name -> RPPS code).
+CRS = {
+    "crs_metropole": int(_REPO_SETTINGS.section("communes")["crs_metropole"]),
+    "crs_drom": dict(_REPO_SETTINGS.section("communes")["crs_drom"]),
+}
+PROFESSIONS = dict(_REPO_SETTINGS.section("indicators")["professions"])
 
 
 def write_config(folder: Path, *, scope: str = "region:76", raw: Path | None = None) -> Path:
@@ -35,7 +32,7 @@ def write_config(folder: Path, *, scope: str = "region:76", raw: Path | None = N
 
 @pytest.fixture(scope="session")
 def repo_settings():
-    return load_settings(REPO / "pipeline.toml")
+    return _REPO_SETTINGS
 
 
 @pytest.fixture(scope="session")

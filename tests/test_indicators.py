@@ -21,17 +21,9 @@ from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError, ValidationError
 from pipeline.practitioners import apl_by_commune, count_practitioners, read_apl, read_rpps
 
-from .conftest import CRS, FIXTURES
+from .conftest import CRS, FIXTURES, PROFESSIONS
 
 RPPS = FIXTURES / "PS_LibreAcces_Personne_activite_202410010000-extrait.txt"
-PROFESSIONS = {
-    "medecin_generaliste": "10",
-    "infirmier": "60",
-    "masseur_kinesitherapeute": "70",
-    "pharmacien": "21",
-    "chirurgien_dentiste": "40",
-    "sage_femme": "50",
-}
 
 
 @pytest.fixture(scope="module")

@@ -73,28 +73,24 @@ def test_regions_are_contiguous_complete_and_explained_on_grids(width, height, d
     ceiling = data.draw(st.sampled_from([60_000, 100_000, 200_000]))
     adjacency = build_adjacency(frame)
     same_dep = data.draw(st.booleans())
-    regions = regionalize(
-        frame,
-        adjacency,
-        mask,
-        floor=floor,
-        ceiling=ceiling,
-        max_diameter_km=20,
-        same_departement=same_dep,
-    )
+
+    def run():
+        return regionalize(
+            frame,
+            adjacency,
+            mask,
+            floor=floor,
+            ceiling=ceiling,
+            max_diameter_km=20,
+            same_departement=same_dep,
+        )
+
+    regions = run()
     assert_valid_regions(frame, adjacency, mask, regions, floor, ceiling)
     if same_dep:
         for label in range(regions.labels.max() + 1):
             assert frame.loc[regions.labels == label, "code_departement"].nunique() == 1
-    again = regionalize(
-        frame,
-        adjacency,
-        mask,
-        floor=floor,
-        ceiling=ceiling,
-        max_diameter_km=20,
-        same_departement=same_dep,
-    )
+    again = run()
     assert (again.labels == regions.labels).all() and again.reasons == regions.reasons
 
 
