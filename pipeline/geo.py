@@ -97,10 +97,10 @@ def union_of_coverage(geoms: np.ndarray):
     return shapely.union_all(geoms)
 
 
-def union_groups(geoms: np.ndarray, keys) -> tuple[np.ndarray, np.ndarray]:
-    """Union of ``geoms`` per key (``GeoDataFrame.dissolve(key, sort=True)``), with
-    :func:`union_of_coverage` for each group; the groups are shared between two threads, GEOS
-    releasing the GIL while it works.
+def union_groups(geoms: np.ndarray, keys, *, union=None) -> tuple[np.ndarray, np.ndarray]:
+    """Union of ``geoms`` per key (``GeoDataFrame.dissolve(key, sort=True)``), each group's
+    geometries in their row order, with ``union`` (default :func:`union_of_coverage`); the groups
+    are shared between two threads, GEOS releasing the GIL while it works.
 
     Returns
     -------
@@ -109,6 +109,7 @@ def union_groups(geoms: np.ndarray, keys) -> tuple[np.ndarray, np.ndarray]:
     unions : ndarray of geometries
         The union of each key's geometries (missing geometries left out).
     """
+    union = union or union_of_coverage
     geoms = np.asarray(geoms, dtype=object)
     codes, uniques = pd.factorize(np.asarray(keys, dtype=object), sort=True)
     order = np.argsort(codes, kind="stable")
@@ -118,10 +119,10 @@ def union_groups(geoms: np.ndarray, keys) -> tuple[np.ndarray, np.ndarray]:
     by_size = sorted(range(len(groups)), key=lambda g: -len(groups[g]))
     unions = np.empty(len(groups), dtype=object)
     if min(os.cpu_count() or 1, 2) < 2 or len(groups) < 2:
-        unions[:] = [union_of_coverage(g) for g in groups]
+        unions[:] = [union(g) for g in groups]
     else:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            unions[by_size] = list(pool.map(union_of_coverage, [groups[g] for g in by_size]))
+            unions[by_size] = list(pool.map(union, [groups[g] for g in by_size]))
     return np.asarray(uniques, dtype=object), unions
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .geo import WGS84, polygonal
+from .geo import WGS84, polygonal, union_groups
 
 TIER_COLOURS = {"T1": "#9ecae1", "T2": "#4292c6", "T3": "#2171b5", "T4": "#08306b"}
 WHITE_ZONE = "#e31a1c"
@@ -82,11 +82,9 @@ def union(geoms: np.ndarray):
 
 def dissolve(geoms: np.ndarray, rows: np.ndarray, keys: np.ndarray) -> dict:
     """Union of ``geoms[rows]`` per key (string ``keys`` parallel to ``rows``), in key order."""
-    rows = np.asarray(rows)
-    if len(rows) == 0:
-        return {}
-    groups = pd.Series(rows).groupby(np.asarray(keys, dtype=object)).indices
-    return {key: union(geoms[rows[positions]]) for key, positions in sorted(groups.items())}
+    rows = np.asarray(rows, dtype=np.int64)
+    keys, unions = union_groups(np.asarray(geoms, dtype=object)[rows], keys, union=union)
+    return dict(zip(keys.tolist(), unions))
 
 
 def to_wgs84(geoms: np.ndarray, epsg: int) -> np.ndarray:
