@@ -3,6 +3,7 @@ does) and settings files that point outputs to a temporary folder."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,20 @@ PROFESSIONS = dict(_REPO_SETTINGS.section("indicators")["professions"])
 def write_config(folder: Path, *, scope: str = "region:76", raw: Path | None = None) -> Path:
     """A copy of the repository's pipeline.toml with its outputs in ``folder``."""
     return write_settings_copy(REPO / "pipeline.toml", folder, scope=scope, raw=raw)
+
+
+def set_input_files(config: Path, **files: Path) -> Path:
+    """Name input files in a settings copy: each ``key = ""`` line (the first one: keys such as
+    ``file`` or ``rpps`` are unique in pipeline.toml) gets ``key = "<path>"``.
+    """
+    text = config.read_text(encoding="utf-8")
+    for key, path in files.items():
+        text, count = re.subn(
+            rf'^{key} = ""$', f'{key} = "{Path(path).as_posix()}"', text, count=1, flags=re.M
+        )
+        assert count == 1, f'no line {key} = "" in {config}'
+    config.write_text(text, encoding="utf-8")
+    return config
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from pipeline.composer import encode_sorted
 from pipeline.config import load_settings
 from pipeline.perimeters import read_perimeter_table
 
-from .conftest import REPO, write_config
+from .conftest import REPO, set_input_files, write_config
 from .test_export import decode_ints, map_data
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -171,13 +171,7 @@ def download(browser, folder, kind: str = "csv"):
 
 def with_perimeters(folder, path, scope: str):
     """Settings of a run with ``path`` as the perimeter file."""
-    config = write_config(folder, scope=scope)
-    text = config.read_text(encoding="utf-8")
-    config.write_text(
-        re.sub(r'^file = ""$', f'file = "{path.as_posix()}"', text, count=1, flags=re.M),
-        encoding="utf-8",
-    )
-    return load_settings(config)
+    return load_settings(set_input_files(write_config(folder, scope=scope), file=path))
 
 
 def test_composer_data_is_the_pipeline_adjacency(run):
@@ -361,11 +355,7 @@ def test_composer_supply_with_a_practitioner_file(config_factory, browser):
 
     from .test_indicators import RPPS
 
-    config = config_factory("dep:11")
-    config.write_text(
-        config.read_text(encoding="utf-8").replace('rpps = ""', f'rpps = "{RPPS.as_posix()}"'),
-        encoding="utf-8",
-    )
+    config = set_input_files(config_factory("dep:11"), rpps=RPPS)
     settings = load_settings(config)
     stages.run_until(settings, "export")
     indicators = pd.read_parquet(stages.indicator_paths(settings)["indicators"])

@@ -21,7 +21,7 @@ from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError, ValidationError
 from pipeline.practitioners import apl_by_commune, count_practitioners, read_apl, read_rpps
 
-from .conftest import CRS, FIXTURES, PROFESSIONS
+from .conftest import CRS, FIXTURES, PROFESSIONS, set_input_files
 
 RPPS = FIXTURES / "PS_LibreAcces_Personne_activite_202410010000-extrait.txt"
 
@@ -197,11 +197,7 @@ def test_latin1_rpps_is_read_correctly(tmp_path):
 def test_indicators_flow_into_territories_maps_and_reports(config_factory, tmp_path):
     config = config_factory("dep:11")
     apl = apl_workbook(tmp_path / "apl.xlsx")
-    text = config.read_text()
-    text = text.replace('rpps = ""', f'rpps = "{RPPS.as_posix()}"').replace(
-        'apl = ""', f'apl = "{apl.as_posix()}"'
-    )
-    config.write_text(text)
+    set_input_files(config, rpps=RPPS, apl=apl)
     settings = load_settings(config)
     stages.run_until(settings, "export")
     ind = pd.read_parquet(stages.indicator_paths(settings)["indicators"]).set_index("code_commune")

@@ -12,7 +12,7 @@ from pipeline.config import Scope
 from pipeline.errors import PipelineError
 from pipeline.perimeters import read_perimeter_polygons, read_perimeter_table
 
-from .conftest import CRS, import_table
+from .conftest import CRS, import_table, set_input_files
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_stage_reads_a_given_file_and_reports_unmatched_rows(config_factory, tmp
         encoding="utf-8",
     )
     config = config_factory("dep:11")
-    config.write_text(config.read_text().replace('file = ""', f'file = "{perimeter.as_posix()}"'))
+    set_input_files(config, file=perimeter)
     settings = load_settings(config)
     stages.run_until(settings, "perimeters")
     paths = stages.perimeter_paths(settings)

@@ -27,7 +27,7 @@ from pipeline.priority import priority
 from pipeline.profile import compare, scope_and_reference
 from pipeline.profile_report import number_text
 
-from .conftest import FIXTURES, write_config
+from .conftest import FIXTURES, set_input_files, write_config
 from .test_profile import zonage_workbook
 
 SCOPE = "departements:11"
@@ -58,12 +58,7 @@ def write_perimeters(raw, folder):
 
 
 def configure(folder, perimeters, files: dict):
-    config = write_config(folder, scope=SCOPE)
-    text = config.read_text(encoding="utf-8")
-    text = re.sub(r'^file = ""$', f'file = "{perimeters.as_posix()}"', text, count=1, flags=re.M)
-    for key, path in files.items():
-        text = text.replace(f'\n{key} = ""', f'\n{key} = "{path.as_posix()}"', 1)
-    config.write_text(text, encoding="utf-8")
+    config = set_input_files(write_config(folder, scope=SCOPE), file=perimeters, **files)
     return load_settings(config)
 
 

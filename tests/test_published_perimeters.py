@@ -21,7 +21,7 @@ from pipeline.coverage import commune_status, cpts_table, overlap_pairs
 from pipeline.errors import PipelineError
 from pipeline.perimeters import check_members, read_perimeter_table
 
-from .conftest import CRS, import_table
+from .conftest import CRS, import_table, set_input_files
 
 MARSEILLE = [f"132{k:02d}" for k in range(1, 17)]
 
@@ -350,7 +350,7 @@ def test_stage_writes_the_population_vintage_and_the_outside_population(config_f
         encoding="utf-8",
     )
     config = config_factory("dep:11")
-    config.write_text(config.read_text().replace('file = ""', f'file = "{perimeter.as_posix()}"'))
+    set_input_files(config, file=perimeter)
     settings = load_settings(config)
     stages.run_until(settings, "coverage")
     folder = settings.processed_dir
