@@ -19,14 +19,20 @@ the masked graph, hence contiguous. Tree edges weigh the distance between centro
    bisected when both halves stay within the bounds (below);
 3. local search (:meth:`_Splitter.recombine`): each region with its neighbours is cut again when
    their population could hold one more region, kept when it has more within the bounds, or as
-   many and more EPCIs whole; then :meth:`_Splitter.keep_epcis_whole` moves the communes of a
-   split EPCI to the region holding most of it when every region involved stays within the
-   bounds and contiguous.
+   many and more EPCIs whole;
+4. EPCI re-cuts (:meth:`_Splitter.gather_epcis`): for each EPCI split between regions, of at
+   most two floors and contiguous, three tries cut at once: the EPCI as a region of its own with
+   the rest of its regions and their neighbours cut again, and its regions (alone, then with
+   their neighbours) cut again with the EPCI never cut inside; a try is kept when it has as many
+   regions within the bounds and more EPCIs whole (two rounds, the second next to the changes);
+   then :meth:`_Splitter.keep_epcis_whole` moves the communes of a split EPCI to the region
+   holding most of it when every region involved stays within the bounds and contiguous.
 
-The effort (``trees``, ``LOCAL_TREES``, ``SPLIT_TREES``, ``LOCAL_ROUNDS``) is set so that a
-département takes about 5-15 ms (more rounds above ``LARGE_AREA`` communes: all of France in about
-2.5 s); ``make bench`` measures counts, compactness, EPCIs kept whole and
-times against spopt's MaxPHeuristic and this previous algorithm:
+The effort (``trees``, ``LOCAL_TREES``, ``SPLIT_TREES``, ``LOCAL_ROUNDS``, ``GATHER_ROUNDS``) is
+set so that a département takes about 5-30 ms (more rounds above ``LARGE_AREA`` communes, fewer
+trees per try above ``LOCAL_BUDGET`` nodes: all of France in about 3.5 s); ``make bench``
+measures counts, compactness, EPCIs kept whole and times against spopt's MaxPHeuristic and this
+previous algorithm:
 
 ``method="bisection"`` (the previous algorithm, always used when ``target_population`` > 0):
 recursive bisection, cutting the tree edge whose sides can each still be divided within the
@@ -49,7 +55,12 @@ import geopandas as gpd
 import numpy as np
 import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import breadth_first_order, depth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import (
+    breadth_first_order,
+    connected_components,
+    depth_first_order,
+    minimum_spanning_tree,
+)
 
 from .adjacency import Adjacency, components
 from .geo import zone_geometries
@@ -114,6 +125,10 @@ SMALL_PART = 300  # below this many nodes, spanning trees by Kruskal in Python (
 KINDS = ((False, 0.0), (False, 1.0), (True, 2.0))
 BLOCK = 1e9  # added to the weight of edges across EPCIs in block trees (EPCIs as subtrees)
 LOCAL_TREES = 4  # trees per group in the local re-partitions
+# the EPCI local search (:meth:`_Splitter.gather_epcis`): EPCIs of at most this many floors,
+# rounds, tree kinds (block trees, keeping only the EPCI tried whole) and fewest trees per try
+# (below ``LOCAL_TREES`` when the tries hold over ``LOCAL_BUDGET`` nodes: all of France)
+GATHER_MAX, GATHER_ROUNDS, GATHER_KINDS, GATHER_MIN_TREES = 2.0, 2, ((True, 0.0),), 2
 SPLIT_TREES = 4  # trees per bisection of a region after the greedy cut
 LOCAL_ROUNDS = 1  # rounds of local re-partitions (a département: about 3 ms a round)
 LARGE_AREA, LARGE_ROUNDS = 5_000, 3  # more rounds above this many communes (France: +2 %, +1 s)
@@ -328,7 +343,8 @@ class _Splitter:
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
-        self.epci_id = np.unique(epci, return_inverse=True)[1]
+        codes, self.epci_id = np.unique(epci, return_inverse=True)
+        self.epci_named = codes != ""  # per EPCI id: communes without an EPCI share the id of ""
         coo = graph.tocoo()
         self.rows, self.cols = coo.row, coo.col
         self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
@@ -394,17 +410,25 @@ class _Splitter:
         )
         return _Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
 
-    def greedy(self, sets: list[np.ndarray], *, trees: int) -> list[list[np.ndarray]]:
+    def greedy(
+        self,
+        sets: list[np.ndarray],
+        *,
+        trees: int,
+        kinds: tuple[tuple[bool, float], ...] = KINDS,
+        force: np.ndarray | None = None,
+    ) -> list[list[np.ndarray]]:
         """Partition each connected set of nodes by :func:`greedy_forest_cut` on ``trees`` spanning
-        trees (:meth:`forest`) of the ``KINDS`` in turn: plain trees cut anywhere, trees that keep
-        the EPCIs below the floor whole, block trees that keep the EPCIs below two floors whole.
+        trees (:meth:`forest`) of the ``kinds`` in turn (by default ``KINDS``: plain trees cut
+        anywhere, trees that keep the EPCIs below the floor whole, block trees that keep the EPCIs
+        below two floors whole); ``force`` gives per set an EPCI id never cut inside (-1: none).
         For each set, keep the cut with the most regions within the bounds, then the fewest
         outside, the most EPCIs whole, the least area-weighted inertia (the first tree among
         equals).
         """
         if not sets:
             return []
-        kinds = [KINDS[t % len(KINDS)] for t in range(trees)]
+        kinds = [kinds[t % len(kinds)] for t in range(trees)]
         f = self.forest(sets, trees=trees, blocks=[k[0] for k in kinds])
         nodes, owner = f.nodes, f.owner
         entry, copy, parent, depth = f.entry, f.copy, f.parent, f.depth
@@ -413,10 +437,25 @@ class _Splitter:
         keep = np.array([k[1] for k in kinds])[copy % trees] * self.floor
         above = entry[np.maximum(parent, 0)]
         kept = np.bincount(group, weights=pop)[group[entry]] < keep
+        if force is not None:
+            kept |= self.epci_id[nodes[entry]] == np.asarray(force)[owner[entry]]
         closable = ~(kept & (group[entry] == group[above]) & (parent >= 0))
         label = greedy_forest_cut(pop[entry], parent, depth, self.floor, closable=closable)
         best = self.best_copies(nodes, owner, entry, copy, label, trees)
         return _groups(nodes, owner, label[f.of_tree(best)], len(sets))
+
+    def parts(self, sets: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """The connected parts of each set of nodes (sorted), all sets at once (one
+        block-diagonal graph), as sorted node arrays.
+        """
+        nodes = np.concatenate(sets)
+        of_set = np.repeat(np.arange(len(sets)), [len(q) for q in sets])
+        ra, rb = self.set_edges(nodes, of_set)
+        _k, label = connected_components(
+            sp.csr_matrix((np.ones(len(ra)), (ra, rb)), shape=(len(nodes), len(nodes))),
+            directed=False,
+        )
+        return _groups(nodes, of_set, label, len(sets))
 
     def set_edges(self, nodes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Graph edges inside each set, for sets concatenated in ``nodes`` (each sorted; ``owner``
@@ -464,13 +503,21 @@ class _Splitter:
         first = order[np.r_[True, (order[1:] // trees) != (order[:-1] // trees)]]
         return first % trees
 
+    def owner(self, pieces: list[np.ndarray]) -> np.ndarray:
+        """The number of the piece holding each node (-1 outside every piece)."""
+        owner = np.full(len(self.pop), -1, dtype=np.int64)
+        if pieces:
+            owner[np.concatenate(pieces)] = np.repeat(
+                np.arange(len(pieces)), [len(p) for p in pieces]
+            )
+        return owner
+
     def piece_graph(self, pieces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Pairs of neighbouring pieces ``(a, b)``, both ways, sorted by ``a`` then ``b``."""
         count = len(pieces)
         if not count:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        owner = np.full(len(self.pop), -1, dtype=np.int64)
-        owner[np.concatenate(pieces)] = np.repeat(np.arange(count), [len(p) for p in pieces])
+        owner = self.owner(pieces)
         a, b = owner[self.rows], owner[self.cols]
         keep = (a >= 0) & (b >= 0) & (a != b)
         pairs = np.unique(a[keep] * count + b[keep])
@@ -513,38 +560,41 @@ class _Splitter:
             if not groups:
                 break
             unions = [np.sort(np.concatenate([pieces[t] for t in g])) for g in groups]
-            budget = max(3, min(trees, LOCAL_BUDGET // sum(len(u) for u in unions)))
-            found = self.greedy(unions, trees=budget)
-            of_group = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-            new_sizes = self.sizes([p for new in found for p in new])
-            new_ok = (new_sizes >= self.floor) & (new_sizes <= self.ceiling)
-            of_new = np.repeat(np.arange(len(groups)), [len(new) for new in found])
-            within = np.bincount(of_group, weights=ok[np.concatenate(groups)])
-            outside = np.bincount(of_group, minlength=len(groups)) - within
-            new_within = np.bincount(of_new, weights=new_ok, minlength=len(groups))
-            new_outside = np.bincount(of_new, minlength=len(groups)) - new_within
+            found = self.greedy(unions, trees=_budget(trees, unions, least=3))
+            within, outside = self.bound_counts([[pieces[t] for t in g] for g in groups])
+            new_within, new_outside = self.bound_counts(found)
             allowed = new_outside <= outside
             replaced: dict[int, list[np.ndarray]] = {}
             for g in np.flatnonzero(allowed & (new_within > within)).tolist():
-                if not any(int(t) in replaced for t in groups[g]):
-                    replaced.update({int(t): [] for t in groups[g]})
-                    replaced[int(groups[g][0])] = found[g]
-            tied = [(groups[g], found[g]) for g in np.flatnonzero(allowed & (new_within == within))]
-            if tied:  # as many regions within the bounds: kept when more EPCIs whole
-                gain = self.whole_epcis([new for _g, new in tied]) - self.whole_epcis(
-                    [[pieces[t] for t in group] for group, _new in tied]
-                )
-                for (group, new), more in zip(tied, gain.tolist()):
-                    if more > 0 and not any(int(t) in replaced for t in group):
-                        replaced.update({int(t): [] for t in group})
-                        replaced[int(group[0])] = new
+                _claim(replaced, groups[g], found[g])
+            # as many regions within the bounds: kept when more EPCIs whole
+            tied = np.flatnonzero(allowed & (new_within == within))
+            gain = self.epci_gains(pieces, [groups[g] for g in tied], [found[g] for g in tied])
+            for g, more in zip(tied.tolist(), gain.tolist()):
+                if more > 0:
+                    _claim(replaced, groups[g], found[g])
             if not replaced:
                 break
-            fresh = np.array(
-                [k in replaced for k, p in enumerate(pieces) for _q in replaced.get(k, [p])], bool
-            )
-            pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
+            pieces, fresh = _replace(pieces, replaced)
         return pieces
+
+    def bound_counts(self, groups: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per group of pieces, how many are within [floor, ceiling] and how many outside."""
+        sizes = self.sizes([p for g in groups for p in g])
+        ok = (sizes >= self.floor) & (sizes <= self.ceiling)
+        of = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+        within = np.bincount(of, weights=ok, minlength=len(groups))
+        return within, np.bincount(of, minlength=len(groups)) - within
+
+    def epci_gains(
+        self, pieces: list[np.ndarray], groups: list[np.ndarray], news: list[list[np.ndarray]]
+    ) -> np.ndarray:
+        """Per try, how many more EPCIs are whole in the new pieces ``news[k]`` than in the
+        pieces numbered ``groups[k]`` they replace.
+        """
+        if not groups:
+            return np.zeros(0, dtype=np.int64)
+        return self.whole_epcis(news) - self.whole_epcis([[pieces[t] for t in g] for g in groups])
 
     def sizes(self, pieces: list[np.ndarray]) -> np.ndarray:
         """Population of each piece."""
@@ -642,6 +692,118 @@ class _Splitter:
                         pieces[s_], sizes[s_] = q, self.pop[q].sum()
                     break
         return pieces
+
+    def split_epcis(self, pieces: list[np.ndarray]):
+        """The EPCIs split between regions that could be kept whole: (owner of each node (-1
+        outside the pieces), EPCI ids, their populations) for the EPCIs held by two regions or
+        more, with all their communes to group among the pieces and contiguous on their own.
+        """
+        count = len(pieces)
+        owner = self.owner(pieces)
+        inside = np.flatnonzero(owner >= 0)
+        ids = self.epci_id[inside]
+        ne = len(self.epci_members)
+        total = np.bincount(ids, weights=self.pop[inside], minlength=ne)
+        holders = np.bincount(np.unique(ids * count + owner[inside]) // count, minlength=ne)
+        rows, cols = self.rows, self.cols
+        same = (owner[rows] >= 0) & (owner[cols] >= 0) & (self.epci_id[rows] == self.epci_id[cols])
+        n = len(self.pop)
+        _k, part = connected_components(
+            sp.csr_matrix((np.ones(same.sum()), (rows[same], cols[same])), shape=(n, n)),
+            directed=False,
+        )
+        parts_of = np.bincount(np.unique(ids * n + part[inside]) // n, minlength=ne)
+        wanted = np.flatnonzero(
+            (holders > 1)
+            & (parts_of == 1)
+            & (np.bincount(ids, minlength=ne) == self.epci_members)
+            & self.epci_named
+        )
+        return owner, wanted, total[wanted]
+
+    def gather_epcis(self, pieces: list[np.ndarray], *, trees: int) -> list[np.ndarray]:
+        """Local search for whole EPCIs: ``GATHER_ROUNDS`` rounds of :meth:`gather_round`, the
+        rounds after the first trying only the EPCIs next to a region the previous one changed.
+        """
+        fresh = None
+        for _ in range(GATHER_ROUNDS if pieces else 0):
+            pieces, fresh = self.gather_round(pieces, trees=trees, fresh=fresh)
+            if not fresh.any():
+                break
+        return pieces
+
+    def gather_round(
+        self, pieces: list[np.ndarray], *, trees: int, fresh: np.ndarray | None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """One round of :meth:`gather_epcis`. For each split EPCI of at most ``GATHER_MAX`` floors
+        (:meth:`split_epcis`) whose regions and their neighbours hold a ``fresh`` region (any
+        when None), three tries, all cut in one :meth:`greedy` forest of ``trees`` trees per
+        set (``GATHER_KINDS``).
+
+        - the EPCI as a region of its own (when it reaches the floor), the rest of the regions
+          holding it and of their neighbours cut again (each connected part);
+        - the regions holding it, cut again with the EPCI never cut inside;
+        - the same with their neighbours.
+
+        A try is kept when its regions have as many within the bounds, no more outside and more
+        EPCIs whole; the largest gains first, each region changed once. Contiguous by
+        construction (each region is a subtree of a spanning tree, or the contiguous EPCI).
+        Returns the regions and whether each was changed.
+        """
+        owner, wanted, total = self.split_epcis(pieces)
+        small = total <= GATHER_MAX * self.floor
+        wanted, total = wanted[small], total[small]
+        if not len(wanted):
+            return pieces, np.zeros(len(pieces), bool)
+        count = len(pieces)
+        a, b = self.piece_graph(pieces)
+        cuts = np.searchsorted(a, np.arange(count + 1))
+        inside = np.flatnonzero(owner >= 0)
+        by_epci = inside[np.argsort(self.epci_id[inside], kind="stable")]
+        starts = np.searchsorted(self.epci_id[by_epci], wanted)
+        groups, fixed, sets, force = [], [], [], []
+        for e, pop, start in zip(wanted.tolist(), total.tolist(), starts.tolist()):
+            members = by_epci[start : start + self.epci_members[e]]
+            held = np.unique(owner[members])
+            ring = np.unique(np.concatenate([held] + [b[cuts[k] : cuts[k + 1]] for k in held]))
+            if fresh is not None and not fresh[ring].any():
+                continue
+            union = np.concatenate([pieces[t] for t in ring])
+            if pop >= self.floor:
+                rest = np.sort(union[self.epci_id[union] != e])
+                groups.append(ring)
+                fixed.append([members])
+                sets.append(rest)
+                force.append(-1)
+            for group in (held, ring):
+                groups.append(group)
+                fixed.append([])
+                sets.append(np.sort(np.concatenate([pieces[t] for t in group])))
+                force.append(e)
+        if not sets:
+            return pieces, np.zeros(len(pieces), bool)
+        # the rests may fall apart: cut each connected part
+        split = self.parts(sets)
+        flat = [q for parts in split for q in parts]
+        found = self.greedy(
+            flat,
+            trees=_budget(trees, flat, least=GATHER_MIN_TREES),
+            kinds=GATHER_KINDS,
+            force=np.repeat(force, [len(parts) for parts in split]),
+        )
+        news, k = [], 0
+        for extra, parts in zip(fixed, split):
+            news.append(extra + [p for cut in found[k : k + len(parts)] for p in cut])
+            k += len(parts)
+        within, outside = self.bound_counts([[pieces[t] for t in g] for g in groups])
+        new_within, new_outside = self.bound_counts(news)
+        keep = np.flatnonzero((new_within >= within) & (new_outside <= outside))
+        gain = self.epci_gains(pieces, [groups[g] for g in keep], [news[g] for g in keep])
+        replaced: dict[int, list[np.ndarray]] = {}
+        for i in np.lexsort((keep, -gain)).tolist():  # the largest gains first
+            if gain[i] > 0:
+                _claim(replaced, groups[keep[i]], news[keep[i]])
+        return _replace(pieces, replaced)
 
     def needs_split(self, nodes: np.ndarray) -> bool:
         total = self.pop[nodes].sum()
@@ -932,6 +1094,7 @@ def regionalize(
         ]
         rounds = LARGE_ROUNDS if mask.sum() > LARGE_AREA else LOCAL_ROUNDS
         pieces = splitter.recombine(pieces, trees=LOCAL_TREES, rounds=rounds)
+        pieces = splitter.gather_epcis(pieces, trees=LOCAL_TREES)
         pieces = splitter.keep_epcis_whole(pieces)
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
@@ -954,6 +1117,30 @@ def _groups(nodes: np.ndarray, owner: np.ndarray, label: np.ndarray, sets: int) 
     for a, b in zip(cuts.tolist(), np.r_[cuts[1:], len(order)].tolist()):
         out[sorted_owner[a]].append(sorted_nodes[a:b])
     return out
+
+
+def _budget(trees: int, sets: list[np.ndarray], *, least: int) -> int:
+    """Trees per set for a forest of ``sets``: ``trees``, fewer (not below ``least``) when the
+    sets hold over ``LOCAL_BUDGET`` nodes in all (bounded work).
+    """
+    return max(least, min(trees, LOCAL_BUDGET // sum(len(q) for q in sets)))
+
+
+def _claim(replaced: dict[int, list[np.ndarray]], group: np.ndarray, new: list[np.ndarray]) -> None:
+    """Record ``new`` as the pieces replacing the pieces numbered in ``group`` (the first holds
+    them, the others are dropped), unless one of those is already replaced.
+    """
+    if not any(int(t) in replaced for t in group):
+        replaced.update({int(t): [] for t in group})
+        replaced[int(group[0])] = new
+
+
+def _replace(
+    pieces: list[np.ndarray], replaced: dict[int, list[np.ndarray]]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The pieces with the replacements of :func:`_claim` made, and whether each is new."""
+    out = [(q, k in replaced) for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
+    return [q for q, _new in out], np.array([new for _q, new in out], bool)
 
 
 def _merge_small(

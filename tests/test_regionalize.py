@@ -11,6 +11,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pipeline.regionalize as regionalize_module
 from pipeline.adjacency import build_adjacency, components
 from pipeline.communes import build_communes
 from pipeline.config import Scope
@@ -129,15 +130,21 @@ def test_big_city_alone_above_ceiling_is_explained(raw):
 
 
 def test_epci_penalty_keeps_more_epcis_whole(raw):
-    communes = build_communes(raw, Scope.parse("dep:12"), **CRS)[0]
-    adjacency = build_adjacency(communes)
-    mask = np.ones(len(communes), bool)
+    """Spanning-tree edges across EPCI borders weigh ``epci_penalty`` times more: over Aveyron,
+    Finistère and Hérault (every commune uncovered) the default penalty keeps more EPCIs whole
+    than none (1.0). Summed over three départements: on one alone, the draws of the trees can
+    turn the comparison by an EPCI or two."""
 
-    def split_epcis(penalty):
-        labels = regionalize(communes, adjacency, mask, epci_penalty=penalty).labels
-        return int((communes.assign(r=labels).groupby("code_epci")["r"].nunique() > 1).sum())
+    def whole_epcis(penalty):
+        whole = 0
+        for dep in ("12", "29", "34"):
+            communes, adjacency = real_departement(raw, dep)
+            mask = np.ones(len(communes), bool)
+            labels = regionalize(communes, adjacency, mask, epci_penalty=penalty).labels
+            whole += int((communes.assign(r=labels).groupby("code_epci")["r"].nunique() == 1).sum())
+        return whole
 
-    assert split_epcis(3.0) < split_epcis(1.0)
+    assert whole_epcis(3.0) > whole_epcis(1.0)
 
 
 def test_same_departement_option_on_real_border(raw):
@@ -294,16 +301,44 @@ def within_and_whole(communes, adjacency, mask):
 def test_split_epcis_move_whole_to_one_territory(raw, dep, monkeypatch):
     """The last step moves the communes of an EPCI split between territories to the one holding
     most of it when every territory stays within the bounds and contiguous: on Aveyron and
-    Haut-Rhin (every commune uncovered) it keeps more EPCIs whole than without it, never at the
-    cost of a territory."""
+    Haut-Rhin (every commune uncovered), after the other steps but the EPCI re-cuts (which
+    leave it little to do), it keeps more EPCIs whole than without it, never at the cost of a
+    territory."""
     communes, adjacency = real_departement(raw, dep)
     pop = communes["population"].to_numpy()
     mask = pop <= 200_000
+    monkeypatch.setattr(regionalize_module, "GATHER_ROUNDS", 0)
 
     with_moves = within_and_whole(communes, adjacency, mask)
     monkeypatch.setattr(_Splitter, "keep_epcis_whole", lambda self, pieces: pieces)
     without = within_and_whole(communes, adjacency, mask)
     assert with_moves[0] == without[0] and with_moves[1] > without[1]
+
+
+@pytest.mark.parametrize("dep", ["29", "67"])
+def test_split_epcis_are_cut_again_whole(raw, dep, monkeypatch):
+    """The EPCI re-cuts (an EPCI of up to two floors as a territory of its own, or its
+    territories and their neighbours cut again with it kept whole): on Finistère and Bas-Rhin
+    (every commune uncovered) they keep more EPCIs whole than without them, at the same count
+    of territories within the bounds, all contiguous, every commune still in one territory."""
+    communes, adjacency = real_departement(raw, dep)
+    pop = communes["population"].to_numpy()
+    mask = pop <= 200_000
+    seen = []
+    gather = _Splitter.gather_epcis
+
+    def recorded(self, pieces, **options):
+        out = gather(self, pieces, **options)
+        seen.append((np.concatenate(pieces), np.concatenate(out)))
+        return out
+
+    monkeypatch.setattr(_Splitter, "gather_epcis", recorded)
+    with_recuts = within_and_whole(communes, adjacency, mask)
+    ((before, after),) = seen
+    assert len(after) == len(before) and (np.sort(after) == np.sort(before)).all()
+    monkeypatch.setattr(regionalize_module, "GATHER_ROUNDS", 0)
+    without = within_and_whole(communes, adjacency, mask)
+    assert with_recuts[0] == without[0] and with_recuts[1] >= without[1] + 2
 
 
 @pytest.mark.parametrize("dep", ["34", "73"])
