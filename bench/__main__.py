@@ -258,6 +258,10 @@ def bench_maps(tmp: Path) -> dict:
 # --------------------------------------------------------------------------- regionalization
 
 
+# EPCI sizes (population of their communes in the zone) in the EPCI-whole breakdown
+EPCI_SIZES = ("below the floor", "one to two floors", "over two floors")
+
+
 def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
     pop = frame["population"].fillna(0).to_numpy()
     used = labels[mask]
@@ -266,13 +270,18 @@ def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
     contiguous = sum(components(adjacency, labels == k).max() == 0 for k in ids)
     merged = frame.assign(_r=labels)[mask].dissolve("_r")
     compact, _ = shape_metrics(merged.geometry.to_numpy())
-    spread = (
-        frame.loc[mask, "code_epci"]
-        .fillna("")
-        .to_frame()
+    epcis = (
+        frame.loc[mask, ["code_epci", "population"]]
+        .fillna({"code_epci": ""})
         .assign(r=used)
-        .groupby("code_epci")["r"]
-        .nunique()
+        .groupby("code_epci")
+        .agg(regions=("r", "nunique"), population=("population", "sum"))
+    )
+    spread = epcis["regions"]
+    size = np.select(
+        [epcis["population"] < floor, epcis["population"] <= 2 * floor],
+        list(EPCI_SIZES[:2]),
+        EPCI_SIZES[2],
     )
     return {
         "territories": int(len(ids)),
@@ -280,6 +289,9 @@ def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
         "epcis_whole": int((spread == 1).sum()),
         "epcis": int(len(spread)),
         "epci_whole_share": round(float((spread == 1).mean()), 4),
+        "epcis_whole_by_size": {
+            k: [int((spread[size == k] == 1).sum()), int((size == k).sum())] for k in EPCI_SIZES
+        },
         "share_within_bounds": round(float(((sizes >= floor) & (sizes <= ceiling)).mean()), 4),
         "contiguous": int(contiguous),
         "mean_compactness": round(float(np.mean(compact)), 4),
@@ -521,6 +533,14 @@ def bench_departements(raw, crs, cached: dict) -> dict:
             "epcis": sum(r["ours"]["epcis"] for r in rows),
             "ours_epcis_whole": sum(r["ours"]["epcis_whole"] for r in rows),
             "previous_epcis_whole": sum(r["previous_bisection"]["epcis_whole"] for r in rows),
+            "epcis_whole_by_size": {
+                k: [
+                    sum(r[m]["epcis_whole_by_size"][k][0] for r in rows)
+                    for m in ("ours", "previous_bisection")
+                ]
+                + [sum(r["ours"]["epcis_whole_by_size"][k][1] for r in rows)]
+                for k in EPCI_SIZES
+            },
             "ours_mean_compactness": round(
                 float(np.mean([r["ours"]["mean_compactness"] for r in rows])), 4
             ),
@@ -826,7 +846,18 @@ def departement_lines(deps: dict) -> list[str]:
         f"mean {t['ours_mean_compactness']} / {t['spopt_mean_compactness']} | "
         f"{t['ours_epcis_whole']} / — / {t['previous_epcis_whole']} of {t['epcis']} |"
     ]
-    return lines + loads
+    by_size = t.get("epcis_whole_by_size")
+    sizes = (
+        [
+            "",
+            "EPCIs kept whole by size (population of their communes), ours / previous of all: "
+            + "; ".join(f"{k}: {o} / {p} of {n}" for k, (o, p, n) in by_size.items())
+            + ".",
+        ]
+        if by_size
+        else []
+    )
+    return lines + sizes + loads
 
 
 def bench_accessibility() -> dict:
