@@ -536,7 +536,7 @@ def resolve_members(
         if warning:
             note("avertissement", warning)
         if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
-            note("info", f"{where}: {published} is a {match.label}")
+            note("info", f"{where}: {published}: {match.label}")
         if partial:
             note(
                 "info",
