@@ -125,10 +125,11 @@ SMALL_PART = 300  # below this many nodes, spanning trees by Kruskal in Python (
 KINDS = ((False, 0.0), (False, 1.0), (True, 2.0))
 BLOCK = 1e9  # added to the weight of edges across EPCIs in block trees (EPCIs as subtrees)
 LOCAL_TREES = 4  # trees per group in the local re-partitions
-# the EPCI local search (:meth:`_Splitter.gather_epcis`): EPCIs of at most this many floors,
-# rounds, tree kinds (block trees, keeping only the EPCI tried whole) and fewest trees per try
-# (below ``LOCAL_TREES`` when the tries hold over ``LOCAL_BUDGET`` nodes: all of France)
-GATHER_MAX, GATHER_ROUNDS, GATHER_KINDS, GATHER_MIN_TREES = 2.0, 2, ((True, 0.0),), 2
+# the EPCI re-cuts (:meth:`_Splitter.gather_epcis`): EPCIs of at most this many floors, rounds,
+# trees per try and fewest trees per try (when the tries hold over ``LOCAL_BUDGET`` nodes: all of
+# France); their kind: block trees keeping only the EPCI tried whole
+GATHER_MAX, GATHER_ROUNDS, GATHER_TREES, GATHER_MIN_TREES = 2.0, 2, 4, 2
+GATHER_KINDS = ((True, 0.0),)
 SPLIT_TREES = 4  # trees per bisection of a region after the greedy cut
 LOCAL_ROUNDS = 1  # rounds of local re-partitions (a département: about 3 ms a round)
 LARGE_AREA, LARGE_ROUNDS = 5_000, 3  # more rounds above this many communes (France: +2 %, +1 s)
@@ -1094,7 +1095,7 @@ def regionalize(
         ]
         rounds = LARGE_ROUNDS if mask.sum() > LARGE_AREA else LOCAL_ROUNDS
         pieces = splitter.recombine(pieces, trees=LOCAL_TREES, rounds=rounds)
-        pieces = splitter.gather_epcis(pieces, trees=LOCAL_TREES)
+        pieces = splitter.gather_epcis(pieces, trees=GATHER_TREES)
         pieces = splitter.keep_epcis_whole(pieces)
     labels = np.full(n, -1, dtype=np.int64)
     for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
