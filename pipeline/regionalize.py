@@ -783,8 +783,12 @@ class _Splitter:
                 force.append(e)
         if not sets:
             return pieces, np.zeros(len(pieces), bool)
-        # the rests may fall apart: cut each connected part
-        split = self.parts(sets)
+        # the rests may fall apart: cut each connected part (the other sets are connected: the
+        # regions holding a contiguous EPCI, with or without neighbours)
+        rests = [g for g, e in enumerate(force) if e < 0]
+        split = [[q] for q in sets]
+        for g, parts in zip(rests, self.parts([sets[g] for g in rests]) if rests else []):
+            split[g] = parts
         flat = [q for parts in split for q in parts]
         found = self.greedy(
             flat,
