@@ -190,11 +190,20 @@ def spanning_forest(
     (parent, depth)
         Parent of each node (-1 for a root or a node no root reaches) and its depth.
     """
-    top = np.full(len(roots), size)
+    key = rows * (size + 1) + cols
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():  # not canonical: sort (sums duplicates)
+        coo = sp.coo_matrix((weights, (rows, cols)), shape=(size, size)).tocsr().tocoo()
+        rows, cols, weights = coo.row, coo.col, coo.data
+    # the CSR arrays built directly (rows sorted, columns sorted within rows): what scipy's
+    # COO conversion would give, without its copies and checks
+    indptr = np.zeros(size + 2, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=size), out=indptr[1 : size + 1])
+    indptr[size + 1] = indptr[size] + len(roots)
     graph = sp.csr_matrix(
         (
             np.concatenate((weights, np.ones(len(roots)))),
-            (np.concatenate((rows, top)), np.concatenate((cols, roots))),
+            np.concatenate((cols, np.sort(roots))).astype(np.int32),
+            indptr,
         ),
         shape=(size + 1, size + 1),
     )
@@ -283,6 +292,11 @@ def greedy_forest_cut(
             target[home[pick][first]] = hanging[pick][first]
             label = target[label]
     return label
+
+
+def _runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The ranges ``starts[k], ..., starts[k] + lengths[k] - 1`` concatenated (vectorised)."""
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
 
 
 @dataclass
@@ -378,18 +392,20 @@ class _Splitter:
             np.cumsum(trees * m) - trees * m
         )  # forest node of (set, tree, local) = base + tree * m + local
         size = int(trees * m.sum())
-        entry, copy = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
-        rows, cols = [], []
-        for t in range(trees):
-            ids = base[owner] + t * m[owner] + local
-            entry[ids], copy[ids] = np.arange(len(nodes)), owner * trees + t
-            rows.append(ids[a])
-            cols.append(ids[b])
+        # forest nodes run set by set, then tree by tree; the edges (sorted by a, b) are taken in
+        # the same order, so the forest's edge list comes sorted (its CSR form without a sort)
+        per_copy = np.repeat(m, trees)
+        entry = _runs(np.repeat(np.cumsum(m) - m, trees), per_copy)
+        copy = np.repeat(np.arange(len(sets) * trees), per_copy)
+        counts = np.bincount(owner[a], minlength=len(sets))  # edges of each set
+        edge = _runs(np.repeat(np.cumsum(counts) - counts, trees), np.repeat(counts, trees))
+        tree_of = np.repeat(np.tile(np.arange(trees), len(sets)), np.repeat(counts, trees))
+        shift = base[owner[a[edge]]] + tree_of * m[owner[a[edge]]]
         parent, depth = spanning_forest(
             size,
-            np.concatenate(rows),
-            np.concatenate(cols),
-            (weight * factors).ravel(),
+            shift + local[a[edge]],
+            shift + local[b[edge]],
+            (weight * factors)[tree_of, edge],
             (base + np.arange(trees)[:, None] * m + roots.T).ravel(),
         )
         return _Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
@@ -612,26 +628,33 @@ class _Splitter:
         for k, p in enumerate(pieces):
             owner[p] = k
         nodes = np.flatnonzero(owner >= 0)
-        codes, inverse = np.unique(self.epci[nodes], return_inverse=True)
+        ids, inverse = np.unique(self.epci_id[nodes], return_inverse=True)  # in code order
         sizes = np.array([self.pop[p].sum() for p in pieces])
         within = (sizes >= self.floor) & (sizes <= self.ceiling)
-        for e in np.argsort(-np.bincount(inverse, minlength=len(codes)), kind="stable"):
-            if codes[e] == "":
-                continue
+        # only the communes of the EPCI at hand ever move: which EPCIs are split between regions
+        # all within the bounds is known beforehand (one sort instead of a test per EPCI)
+        count = len(pieces)
+        pairs = np.unique(inverse * count + owner[nodes])
+        spread = np.bincount(pairs // count, minlength=len(ids))
+        outside = np.bincount(pairs // count, weights=~within[pairs % count], minlength=len(ids))
+        named = self.epci[nodes[np.unique(inverse, return_index=True)[1]]] != ""
+        candidate = (spread >= 2) & (outside == 0) & named
+        order = np.argsort(-np.bincount(inverse, minlength=len(ids)), kind="stable")
+        for e in order[candidate[order]]:
             members = nodes[inverse == e]
             regions = np.unique(owner[members])
-            if len(regions) < 2 or not within[regions].all():
-                continue
-            share = np.array([self.pop[members[owner[members] == t]].sum() for t in regions])
+            share = np.bincount(
+                np.searchsorted(regions, owner[members]), weights=self.pop[members]
+            )  # population of the EPCI in each region
+            # bounds first (all targets at once), cheaper than contiguity
+            grown_size, left = sizes[regions] + share.sum() - share, sizes[regions] - share
+            left_ok = (left >= self.floor) & (left <= self.ceiling)
+            fits = (self.floor <= grown_size) & (grown_size <= self.ceiling)
+            fits &= left_ok.sum() - left_ok == len(regions) - 1  # every other region stays within
             for k in np.argsort(-share, kind="stable"):
-                t, rest = regions[k], np.arange(len(regions)) != k
-                others = regions[rest]
-                left = sizes[others] - share[rest]
-                if not (
-                    self.floor <= sizes[t] + share.sum() - share[k] <= self.ceiling
-                    and ((left >= self.floor) & (left <= self.ceiling)).all()
-                ):
-                    continue  # bounds first: cheaper than contiguity
+                if not fits[k]:
+                    continue
+                t, others = regions[k], np.delete(regions, k)
                 moved = members[owner[members] != t]
                 grown = np.union1d(pieces[t], moved)
                 rest = {int(s): np.setdiff1d(pieces[s], moved) for s in others}
