@@ -299,6 +299,29 @@ def _runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
 
 
+def _heaviest_of_triangles(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per tree (row of ``weight``) and edge (``a < b``, sorted by ``a`` then ``b``): whether the
+    edge is the heaviest of a triangle, by weight then position (the order of scipy's Kruskal on the
+    sorted edges). Such an edge is the heaviest of a cycle, so never in the minimum spanning tree:
+    leaving it out gives the same tree for less sorting (about 45 % of a commune graph's edges).
+    """
+    out = np.zeros(weight.shape, bool)
+    if not len(a):
+        return out
+    first = np.searchsorted(a, np.arange(b.max() + 2))  # first edge leaving each node
+    # triangles x < y < z: the edge (x, y), each edge (y, z) leaving y, and (x, z) when an edge
+    xy = np.repeat(np.arange(len(a)), first[b + 1] - first[b])
+    yz = _runs(first[b], first[b + 1] - first[b])
+    key, wanted = a * len(first) + b, a[xy] * len(first) + b[yz]
+    xz = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
+    hit = key[xz] == wanted
+    xy, yz, xz = xy[hit], yz[hit], xz[hit]  # positions xy < xz < yz
+    w_xy, w_yz, w_xz = weight[:, xy], weight[:, yz], weight[:, xz]
+    heaviest = np.where((w_xy > w_xz) & (w_xy > w_yz), xy, np.where(w_xz > w_yz, xz, yz))
+    out[np.arange(len(weight))[:, None], heaviest] = True
+    return out
+
+
 @dataclass
 class _Forest:
     """Spanning trees of several sets of nodes in one forest (:meth:`_Splitter.forest`): the node
@@ -400,12 +423,17 @@ class _Splitter:
         counts = np.bincount(owner[a], minlength=len(sets))  # edges of each set
         edge = _runs(np.repeat(np.cumsum(counts) - counts, trees), np.repeat(counts, trees))
         tree_of = np.repeat(np.tile(np.arange(trees), len(sets)), np.repeat(counts, trees))
+        weight = weight * factors
+        useful = ~_heaviest_of_triangles(a, b, weight)[
+            tree_of, edge
+        ]  # the others: never in the MST
+        edge, tree_of = edge[useful], tree_of[useful]
         shift = base[owner[a[edge]]] + tree_of * m[owner[a[edge]]]
         parent, depth = spanning_forest(
             size,
             shift + local[a[edge]],
             shift + local[b[edge]],
-            (weight * factors)[tree_of, edge],
+            weight[tree_of, edge],
             (base + np.arange(trees)[:, None] * m + roots.T).ravel(),
         )
         return _Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
