@@ -366,8 +366,8 @@ class _Splitter:
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
         self.epci_id = np.unique(epci, return_inverse=True)[1]
-        coo = graph.tocoo()
-        self.rows, self.cols = coo.row, coo.col
+        self.rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))  # graph.tocoo()
+        self.cols = graph.indices
         self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
@@ -949,7 +949,7 @@ def regionalize(
         dep = frame["code_departement"].to_numpy()
         keep &= dep[adjacency.i] == dep[adjacency.j]
     i, j = adjacency.i[keep], adjacency.j[keep]
-    graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
+    graph = _ones_csr(n, np.r_[i, j], np.r_[j, i])
     kept = Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island)
     part_of = components(kept, mask)
     splitter = _Splitter(
@@ -989,6 +989,19 @@ def regionalize(
         labels[piece] = k
     labels = _renumber(labels)
     return Regions(labels, *_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
+
+
+def _ones_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
+    """The canonical CSR matrix (columns sorted, duplicates summed) of ones at ``(rows, cols)``:
+    what scipy's COO conversion gives, from one sort.
+    """
+    order = np.lexsort((cols, rows))
+    rows, cols = rows[order], cols[order]
+    key = rows * n + cols
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, int)
+    data = np.diff(np.r_[first, len(key)]).astype(float)  # duplicates summed
+    indptr = np.r_[0, np.cumsum(np.bincount(rows[first], minlength=n))]
+    return sp.csr_matrix((data, cols[first], indptr), shape=(n, n))
 
 
 def _groups(nodes: np.ndarray, owner: np.ndarray, label: np.ndarray, sets: int) -> list[list]:
