@@ -181,7 +181,8 @@ def spanning_forest(
     size : int
         Number of nodes.
     rows, cols, weights : ndarray
-        Edges and their positive weights.
+        Edges and their positive weights; sorted by row then column (as :meth:`_Splitter.forest`
+        gives them) they are used as given, otherwise sorted first (duplicates summed).
     roots : ndarray of int
         One root per piece.
 
