@@ -269,16 +269,17 @@ def greedy_forest_cut(
     gathered = np.asarray(pop, dtype=float).copy()
     closed = parent < 0
     can = np.ones(n, bool) if closable is None else closable
-    levels = depth_levels(depth)
-    for level in levels[:0:-1]:  # deepest first
-        close = (gathered[level] >= floor) & can[level]
-        closed[level[close]] = True
-        up = level[~close]
-        np.add.at(gathered, parent[up], gathered[up])
-    label = np.arange(n)
-    for level in levels[1:]:  # parents before children
-        open_ = level[~closed[level]]
-        label[open_] = label[parent[open_]]
+    for level in depth_levels(depth)[:0:-1]:  # deepest first: a level's sums are then complete
+        here = gathered[level]  # a part closed here passes nothing up (adding 0 changes no sum)
+        np.add.at(gathered, parent[level], np.where((here >= floor) & can[level], 0.0, here))
+    closed |= (gathered >= floor) & can
+    # each node's part: its nearest closed ancestor or itself (pointer jumping)
+    label = np.where(closed, np.arange(n), parent)
+    while True:
+        further = label[label]
+        if (further == label).all():
+            break
+        label = further
     short = np.flatnonzero((parent < 0) & (gathered < floor))
     if len(short):
         leftover = np.zeros(n, bool)
