@@ -426,9 +426,7 @@ class _Splitter:
         edge = _runs(np.repeat(np.cumsum(counts) - counts, trees), np.repeat(counts, trees))
         tree_of = np.repeat(np.tile(np.arange(trees), len(sets)), np.repeat(counts, trees))
         weight = weight * factors
-        useful = ~_heaviest_of_triangles(a, b, weight)[
-            tree_of, edge
-        ]  # the others: never in the MST
+        useful = ~_heaviest_of_triangles(a, b, weight)[tree_of, edge]  # others: never in the MST
         edge, tree_of = edge[useful], tree_of[useful]
         shift = base[owner[a[edge]]] + tree_of * m[owner[a[edge]]]
         parent, depth = spanning_forest(
