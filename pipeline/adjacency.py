@@ -72,7 +72,7 @@ def components(adjacency: Adjacency, mask: np.ndarray | None = None) -> np.ndarr
         indptr = np.zeros(adjacency.n + 1, dtype=np.int32)
         np.cumsum(np.bincount(i[keep], minlength=adjacency.n), out=indptr[1:])
         graph = sp.csr_matrix(
-            (np.ones(int(keep.sum()), dtype=np.int8), j[keep].astype(np.int32), indptr),
+            (np.ones(int(keep.sum())), j[keep].astype(np.int32), indptr),  # float: no conversion
             shape=(adjacency.n, adjacency.n),
         )
     _, raw = connected_components(graph, directed=False)
