@@ -47,6 +47,7 @@ from enum import Enum
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import breadth_first_order, depth_first_order, minimum_spanning_tree
@@ -942,7 +943,12 @@ def regionalize(
     mask = np.asarray(mask, bool)
     n = len(frame)
     pop = frame[population].fillna(0).to_numpy(dtype=float)
-    epci_codes = frame[epci].fillna("").astype(str).to_numpy()
+    codes = frame[epci]
+    epci_codes = (  # the codes as str, "" when missing (an Arrow string column read directly)
+        codes.to_numpy(dtype=object, na_value="")
+        if isinstance(codes.dtype, pd.StringDtype)
+        else codes.fillna("").astype(str).to_numpy()
+    )
     x, y, area = centroids_and_areas(frame)
     keep = mask[adjacency.i] & mask[adjacency.j]
     if same_departement:
