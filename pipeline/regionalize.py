@@ -955,7 +955,7 @@ def regionalize(
         dep = frame["code_departement"].to_numpy()
         keep &= dep[adjacency.i] == dep[adjacency.j]
     i, j = adjacency.i[keep], adjacency.j[keep]
-    graph = _ones_csr(n, np.r_[i, j], np.r_[j, i])
+    graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
     kept = Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island)
     part_of = components(kept, mask)
     splitter = _Splitter(
@@ -995,19 +995,6 @@ def regionalize(
         labels[piece] = k
     labels = _renumber(labels)
     return Regions(labels, *_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
-
-
-def _ones_csr(n: int, rows: np.ndarray, cols: np.ndarray) -> sp.csr_matrix:
-    """The canonical CSR matrix (columns sorted, duplicates summed) of ones at ``(rows, cols)``:
-    what scipy's COO conversion gives, from one sort.
-    """
-    order = np.lexsort((cols, rows))
-    rows, cols = rows[order], cols[order]
-    key = rows * n + cols
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, int)
-    data = np.diff(np.r_[first, len(key)]).astype(float)  # duplicates summed
-    indptr = np.r_[0, np.cumsum(np.bincount(rows[first], minlength=n))]
-    return sp.csr_matrix((data, cols[first], indptr), shape=(n, n))
 
 
 def _groups(nodes: np.ndarray, owner: np.ndarray, label: np.ndarray, sets: int) -> list[list]:
