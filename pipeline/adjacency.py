@@ -64,7 +64,18 @@ def components(adjacency: Adjacency, mask: np.ndarray | None = None) -> np.ndarr
     Labels are numbered in the order of each component's first commune, so they are deterministic.
     """
     mask = np.ones(adjacency.n, bool) if mask is None else np.asarray(mask, bool)
-    _, raw = connected_components(adjacency.matrix(mask), directed=False)
+    i, j = adjacency.i, adjacency.j
+    if len(i) > 1 and not (i[1:] >= i[:-1]).all():
+        graph = adjacency.matrix(mask)
+    else:  # edges sorted by i: one direction suffices, its CSR form built directly
+        keep = mask[i] & mask[j]
+        indptr = np.zeros(adjacency.n + 1, dtype=np.int32)
+        np.cumsum(np.bincount(i[keep], minlength=adjacency.n), out=indptr[1:])
+        graph = sp.csr_matrix(
+            (np.ones(int(keep.sum())), j[keep].astype(np.int32), indptr),  # float: no conversion
+            shape=(adjacency.n, adjacency.n),
+        )
+    _, raw = connected_components(graph, directed=False)
     labels = np.full(adjacency.n, -1, dtype=np.int64)
     inside = np.flatnonzero(mask)
     if len(inside):

@@ -45,6 +45,16 @@ def by_zone(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
         )
 
 
+_EPSG: dict[str, int | None] = {}  # CRS definition → EPSG code (pyproj's lookup takes ~30 µs)
+
+
+def _epsg_of(crs) -> int | None:
+    """EPSG code of a pyproj CRS, looked up once per definition string."""
+    if crs.srs not in _EPSG:
+        _EPSG[crs.srs] = crs.to_epsg()
+    return _EPSG[crs.srs]
+
+
 def zone_geometries(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(epsg, row positions, geometries of those rows projected to it)`` in ascending EPSG
     order, like :func:`by_zone` but without copying the frame (for measures on many small calls).
@@ -54,7 +64,7 @@ def zone_geometries(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, np.ndarray, 
     for code in sorted(np.unique(epsg)):
         rows = np.flatnonzero(epsg == code)
         part = geoms[rows]
-        if part.crs is None or part.crs.to_epsg() != code:
+        if part.crs is None or _epsg_of(part.crs) != code:
             part = part.to_crs(code)
         yield int(code), rows, np.asarray(part)
 

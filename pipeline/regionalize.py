@@ -53,6 +53,7 @@ from enum import Enum
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import (
@@ -197,7 +198,8 @@ def spanning_forest(
     size : int
         Number of nodes.
     rows, cols, weights : ndarray
-        Edges and their positive weights.
+        Edges and their positive weights; sorted by row then column (as :meth:`_Splitter.forest`
+        gives them) they are used as given, otherwise sorted first (duplicates summed).
     roots : ndarray of int
         One root per piece.
 
@@ -206,11 +208,20 @@ def spanning_forest(
     (parent, depth)
         Parent of each node (-1 for a root or a node no root reaches) and its depth.
     """
-    top = np.full(len(roots), size)
+    key = rows * (size + 1) + cols
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():  # not canonical: sort (sums duplicates)
+        coo = sp.coo_matrix((weights, (rows, cols)), shape=(size, size)).tocsr().tocoo()
+        rows, cols, weights = coo.row, coo.col, coo.data
+    # the CSR arrays built directly (rows sorted, columns sorted within rows): what scipy's
+    # COO conversion would give, without its copies and checks
+    indptr = np.zeros(size + 2, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=size), out=indptr[1 : size + 1])
+    indptr[size + 1] = indptr[size] + len(roots)
     graph = sp.csr_matrix(
         (
             np.concatenate((weights, np.ones(len(roots)))),
-            (np.concatenate((rows, top)), np.concatenate((cols, roots))),
+            np.concatenate((cols, np.sort(roots))).astype(np.int32),
+            indptr,
         ),
         shape=(size + 1, size + 1),
     )
@@ -275,16 +286,17 @@ def greedy_forest_cut(
     gathered = np.asarray(pop, dtype=float).copy()
     closed = parent < 0
     can = np.ones(n, bool) if closable is None else closable
-    levels = depth_levels(depth)
-    for level in levels[:0:-1]:  # deepest first
-        close = (gathered[level] >= floor) & can[level]
-        closed[level[close]] = True
-        up = level[~close]
-        np.add.at(gathered, parent[up], gathered[up])
-    label = np.arange(n)
-    for level in levels[1:]:  # parents before children
-        open_ = level[~closed[level]]
-        label[open_] = label[parent[open_]]
+    for level in depth_levels(depth)[:0:-1]:  # deepest first: a level's sums are then complete
+        here = gathered[level]  # a part closed here passes nothing up (adding 0 changes no sum)
+        np.add.at(gathered, parent[level], np.where((here >= floor) & can[level], 0.0, here))
+    closed |= (gathered >= floor) & can
+    # each node's part: its nearest closed ancestor or itself (pointer jumping)
+    label = np.where(closed, np.arange(n), parent)
+    while True:
+        further = label[label]
+        if (further == label).all():
+            break
+        label = further
     short = np.flatnonzero((parent < 0) & (gathered < floor))
     if len(short):
         leftover = np.zeros(n, bool)
@@ -299,6 +311,34 @@ def greedy_forest_cut(
             target[home[pick][first]] = hanging[pick][first]
             label = target[label]
     return label
+
+
+def _runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The ranges ``starts[k], ..., starts[k] + lengths[k] - 1`` concatenated (vectorised)."""
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+
+
+def _heaviest_of_triangles(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per tree (row of ``weight``) and edge (``a < b``, sorted by ``a`` then ``b``): whether the
+    edge is the heaviest of a triangle, by weight then position (the order of scipy's Kruskal on the
+    sorted edges). Such an edge is the heaviest of a cycle, so never in the minimum spanning tree:
+    leaving it out gives the same tree for less sorting (about 45 % of a commune graph's edges).
+    """
+    out = np.zeros(weight.shape, bool)
+    if not len(a):
+        return out
+    first = np.searchsorted(a, np.arange(b.max() + 2))  # first edge leaving each node
+    # triangles x < y < z: the edge (x, y), each edge (y, z) leaving y, and (x, z) when an edge
+    xy = np.repeat(np.arange(len(a)), first[b + 1] - first[b])
+    yz = _runs(first[b], first[b + 1] - first[b])
+    key, wanted = a * len(first) + b, a[xy] * len(first) + b[yz]
+    xz = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
+    hit = key[xz] == wanted
+    xy, yz, xz = xy[hit], yz[hit], xz[hit]  # positions xy < xz < yz
+    w_xy, w_yz, w_xz = weight[:, xy], weight[:, yz], weight[:, xz]
+    heaviest = np.where((w_xy > w_xz) & (w_xy > w_yz), xy, np.where(w_xz > w_yz, xz, yz))
+    out[np.arange(len(weight))[:, None], heaviest] = True
+    return out
 
 
 @dataclass
@@ -346,8 +386,8 @@ class _Splitter:
         self.epci = epci
         codes, self.epci_id = np.unique(epci, return_inverse=True)
         self.epci_named = codes != ""  # per EPCI id: communes without an EPCI share the id of ""
-        coo = graph.tocoo()
-        self.rows, self.cols = coo.row, coo.col
+        self.rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))  # graph.tocoo()
+        self.cols = graph.indices
         self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
         self.floor, self.ceiling = floor, ceiling
         self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
@@ -395,18 +435,23 @@ class _Splitter:
             np.cumsum(trees * m) - trees * m
         )  # forest node of (set, tree, local) = base + tree * m + local
         size = int(trees * m.sum())
-        entry, copy = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
-        rows, cols = [], []
-        for t in range(trees):
-            ids = base[owner] + t * m[owner] + local
-            entry[ids], copy[ids] = np.arange(len(nodes)), owner * trees + t
-            rows.append(ids[a])
-            cols.append(ids[b])
+        # forest nodes run set by set, then tree by tree; the edges (sorted by a, b) are taken in
+        # the same order, so the forest's edge list comes sorted (its CSR form without a sort)
+        per_copy = np.repeat(m, trees)
+        entry = _runs(np.repeat(np.cumsum(m) - m, trees), per_copy)
+        copy = np.repeat(np.arange(len(sets) * trees), per_copy)
+        counts = np.bincount(owner[a], minlength=len(sets))  # edges of each set
+        edge = _runs(np.repeat(np.cumsum(counts) - counts, trees), np.repeat(counts, trees))
+        tree_of = np.repeat(np.tile(np.arange(trees), len(sets)), np.repeat(counts, trees))
+        weight = weight * factors
+        useful = ~_heaviest_of_triangles(a, b, weight)[tree_of, edge]  # others: never in the MST
+        edge, tree_of = edge[useful], tree_of[useful]
+        shift = base[owner[a[edge]]] + tree_of * m[owner[a[edge]]]
         parent, depth = spanning_forest(
             size,
-            np.concatenate(rows),
-            np.concatenate(cols),
-            (weight * factors).ravel(),
+            shift + local[a[edge]],
+            shift + local[b[edge]],
+            weight[tree_of, edge],
             (base + np.arange(trees)[:, None] * m + roots.T).ravel(),
         )
         return _Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
@@ -663,26 +708,33 @@ class _Splitter:
         for k, p in enumerate(pieces):
             owner[p] = k
         nodes = np.flatnonzero(owner >= 0)
-        codes, inverse = np.unique(self.epci[nodes], return_inverse=True)
+        ids, inverse = np.unique(self.epci_id[nodes], return_inverse=True)  # in code order
         sizes = np.array([self.pop[p].sum() for p in pieces])
         within = (sizes >= self.floor) & (sizes <= self.ceiling)
-        for e in np.argsort(-np.bincount(inverse, minlength=len(codes)), kind="stable"):
-            if codes[e] == "":
-                continue
+        # only the communes of the EPCI at hand ever move: which EPCIs are split between regions
+        # all within the bounds is known beforehand (one sort instead of a test per EPCI)
+        count = len(pieces)
+        pairs = np.unique(inverse * count + owner[nodes])
+        spread = np.bincount(pairs // count, minlength=len(ids))
+        outside = np.bincount(pairs // count, weights=~within[pairs % count], minlength=len(ids))
+        named = self.epci[nodes[np.unique(inverse, return_index=True)[1]]] != ""
+        candidate = (spread >= 2) & (outside == 0) & named
+        order = np.argsort(-np.bincount(inverse, minlength=len(ids)), kind="stable")
+        for e in order[candidate[order]]:
             members = nodes[inverse == e]
             regions = np.unique(owner[members])
-            if len(regions) < 2 or not within[regions].all():
-                continue
-            share = np.array([self.pop[members[owner[members] == t]].sum() for t in regions])
+            share = np.bincount(
+                np.searchsorted(regions, owner[members]), weights=self.pop[members]
+            )  # population of the EPCI in each region
+            # bounds first (all targets at once), cheaper than contiguity
+            grown_size, left = sizes[regions] + share.sum() - share, sizes[regions] - share
+            left_ok = (left >= self.floor) & (left <= self.ceiling)
+            fits = (self.floor <= grown_size) & (grown_size <= self.ceiling)
+            fits &= left_ok.sum() - left_ok == len(regions) - 1  # every other region stays within
             for k in np.argsort(-share, kind="stable"):
-                t, rest = regions[k], np.arange(len(regions)) != k
-                others = regions[rest]
-                left = sizes[others] - share[rest]
-                if not (
-                    self.floor <= sizes[t] + share.sum() - share[k] <= self.ceiling
-                    and ((left >= self.floor) & (left <= self.ceiling)).all()
-                ):
-                    continue  # bounds first: cheaper than contiguity
+                if not fits[k]:
+                    continue
+                t, others = regions[k], np.delete(regions, k)
                 moved = members[owner[members] != t]
                 grown = np.union1d(pieces[t], moved)
                 rest = {int(s): np.setdiff1d(pieces[s], moved) for s in others}
@@ -1058,7 +1110,12 @@ def regionalize(
     mask = np.asarray(mask, bool)
     n = len(frame)
     pop = frame[population].fillna(0).to_numpy(dtype=float)
-    epci_codes = frame[epci].fillna("").astype(str).to_numpy()
+    codes = frame[epci]
+    epci_codes = (  # the codes as str, "" when missing (an Arrow string column read directly)
+        codes.to_numpy(dtype=object, na_value="")
+        if isinstance(codes.dtype, pd.StringDtype)
+        else codes.fillna("").astype(str).to_numpy()
+    )
     x, y, area = centroids_and_areas(frame)
     keep = mask[adjacency.i] & mask[adjacency.j]
     if same_departement:
