@@ -746,7 +746,7 @@ class _Splitter:
                     break
         return pieces
 
-    def split_epcis(self, pieces: list[np.ndarray]):
+    def split_epcis(self, pieces: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The EPCIs split between regions that could be kept whole: (owner of each node (-1
         outside the pieces), EPCI ids, their populations) for the EPCIs held by two regions or
         more, with all their communes to group among the pieces and contiguous on their own.
@@ -822,8 +822,8 @@ class _Splitter:
             if fresh is not None and not fresh[ring].any():
                 continue
             union = np.concatenate([pieces[t] for t in ring])
-            if pop >= self.floor:
-                rest = np.sort(union[self.epci_id[union] != e])
+            rest = np.sort(union[self.epci_id[union] != e])
+            if pop >= self.floor and len(rest):
                 groups.append(ring)
                 fixed.append([members])
                 sets.append(rest)
@@ -1167,6 +1167,8 @@ def regionalize(
 
 def _groups(nodes: np.ndarray, owner: np.ndarray, label: np.ndarray, sets: int) -> list[list]:
     """The nodes of each set (``owner``) grouped by ``label``, each group sorted."""
+    if not len(nodes):
+        return [[] for _ in range(sets)]
     order = np.lexsort((nodes, label, owner))
     cuts = np.flatnonzero(
         np.r_[

@@ -62,11 +62,14 @@ def assert_valid_regions(frame, adjacency, mask, regions, floor, ceiling):
 @given(width=st.integers(2, 9), height=st.integers(1, 9), data=st.data())
 def test_regions_are_contiguous_complete_and_explained_on_grids(width, height, data):
     n = width * height
-    pops = data.draw(st.lists(st.integers(0, 60_000), min_size=n, max_size=n))
+    # mostly communes below the floor (the cuts and EPCI re-cuts at work), some above it
+    pop = st.one_of(st.integers(0, 12_000), st.integers(0, 12_000), st.integers(0, 60_000))
+    pops = data.draw(st.lists(pop, min_size=n, max_size=n))
     holes = set(data.draw(st.lists(st.integers(0, n - 1), max_size=n // 4)))
     if len(holes) >= n:
         return
-    frame = grid(width, height, pops, holes, epci_width=data.draw(st.integers(1, 3)))
+    # EPCIs: vertical bands, up to the whole grid (a white zone made of one EPCI)
+    frame = grid(width, height, pops, holes, epci_width=data.draw(st.integers(1, width)))
     mask = np.array(
         data.draw(st.lists(st.booleans(), min_size=len(frame), max_size=len(frame))), bool
     )
@@ -93,6 +96,20 @@ def test_regions_are_contiguous_complete_and_explained_on_grids(width, height, d
             assert frame.loc[regions.labels == label, "code_departement"].nunique() == 1
     again = run()
     assert (again.labels == regions.labels).all() and again.reasons == regions.reasons
+
+
+@pytest.mark.parametrize("width, height", [(4, 2), (8, 1), (3, 3)])
+def test_white_zone_made_of_one_epci_is_cut_like_any_other(width, height):
+    """A white zone that is one EPCI of two floors (5,000 inhabitants a commune): nothing is left
+    around the EPCI to cut again when it is tried as a territory of its own; the zone still
+    gives two territories within the bounds, contiguous, each commune in one."""
+    frame = grid(width, height, [5_000] * (width * height), set(), epci_width=width)
+    adjacency = build_adjacency(frame)
+    mask = np.ones(len(frame), bool)
+    regions = regionalize(frame, adjacency, mask, floor=20_000, ceiling=60_000)
+    assert_valid_regions(frame, adjacency, mask, regions, 20_000, 60_000)
+    totals = np.bincount(regions.labels, weights=frame["population"].to_numpy())
+    assert len(totals) == 2 and ((totals >= 20_000) & (totals <= 60_000)).all()
 
 
 @pytest.mark.parametrize("deps", ["12", "31", "34", "11,34"])
