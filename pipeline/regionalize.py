@@ -510,9 +510,7 @@ class _Splitter:
         g = self.graph
         deg = g.indptr[nodes + 1] - g.indptr[nodes]
         row = np.repeat(np.arange(len(nodes)), deg)
-        nbr = g.indices[
-            np.repeat(g.indptr[nodes] - (np.cumsum(deg) - deg), deg) + np.arange(deg.sum())
-        ]
+        nbr = g.indices[_runs(g.indptr[nodes], deg)]
         keys = owner * len(self.pop) + nodes
         wanted = owner[row] * len(self.pop) + nbr
         pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
@@ -704,12 +702,10 @@ class _Splitter:
         bounds and contiguous (so the number of regions within the bounds never drops).
         """
         pieces = [np.sort(p) for p in pieces]
-        owner = np.full(len(self.pop), -1, dtype=np.int64)
-        for k, p in enumerate(pieces):
-            owner[p] = k
+        owner = self.owner(pieces)
         nodes = np.flatnonzero(owner >= 0)
         ids, inverse = np.unique(self.epci_id[nodes], return_inverse=True)  # in code order
-        sizes = np.array([self.pop[p].sum() for p in pieces])
+        sizes = self.sizes(pieces)
         within = (sizes >= self.floor) & (sizes <= self.ceiling)
         # only the communes of the EPCI at hand ever move: which EPCIs are split between regions
         # all within the bounds is known beforehand (one sort instead of a test per EPCI)
@@ -895,11 +891,7 @@ class _Splitter:
         starts, ends = g.indptr[nodes], g.indptr[nodes + 1]
         counts = ends - starts
         rows = np.repeat(np.arange(len(nodes)), counts)
-        flat = (
-            np.concatenate([g.indices[a:b] for a, b in zip(starts, ends)])
-            if len(nodes)
-            else np.empty(0, int)
-        )
+        flat = g.indices[_runs(starts, counts)]
         self.position[nodes] = np.arange(len(nodes))
         cols = self.position[flat]
         self.position[nodes] = -1
@@ -907,9 +899,8 @@ class _Splitter:
         return rows[keep], cols[keep]
 
     def feasible_count(self, pieces: list[np.ndarray]) -> tuple[int, int]:
-        sizes = np.array([self.pop[p].sum() for p in pieces])
-        ok = (sizes >= self.floor) & (sizes <= self.ceiling)
-        return int(ok.sum()), int((~ok).sum())
+        within, outside = self.bound_counts([pieces])
+        return int(within[0]), int(outside[0])
 
     def improve(self, pieces: list[np.ndarray], *, rounds: int = 4) -> list[np.ndarray]:
         """Recombination: merge a region that could hold two (population >= 2 x floor) with a
@@ -918,10 +909,8 @@ class _Splitter:
         """
         pieces = [np.sort(p) for p in pieces]
         for _ in range(rounds):
-            owner = np.full(len(self.pop), -1)
-            for k, p in enumerate(pieces):
-                owner[p] = k
-            sizes = np.array([self.pop[p].sum() for p in pieces])
+            owner = self.owner(pieces)
+            sizes = self.sizes(pieces)
             replaced: dict[int, list[np.ndarray]] = {}
             used: set[int] = set()
             for k in sorted(
