@@ -775,7 +775,7 @@ class _Splitter:
         rounds after the first trying only the EPCIs next to a region the previous one changed.
         """
         fresh = None
-        for _ in range(GATHER_ROUNDS if pieces else 0):
+        for _ in range(GATHER_ROUNDS):
             pieces, fresh = self.gather_round(pieces, trees=trees, fresh=fresh)
             if not fresh.any():
                 break
