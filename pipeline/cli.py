@@ -25,9 +25,9 @@ from pathlib import Path
 
 from . import __version__, stages
 from .config import DEFAULT_CONFIG, Settings, load_settings
-from .data import download
 from .errors import PipelineError
 from .progress import console
+from .sources.data import download
 
 
 def build_parser() -> argparse.ArgumentParser:

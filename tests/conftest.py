@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import stages
-from pipeline.communes import read_raw
+from pipeline.analysis.communes import read_raw
 from pipeline.config import load_settings, write_settings_copy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def config_factory(tmp_path, raw):
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium that can reach no network (skipped where it is not installed)."""
-    from pipeline.browser import chromium_paths, offline_chromium
+    from pipeline.outputs.browser import chromium_paths, offline_chromium
 
     browser_path, driver_path = chromium_paths()
     if not browser_path or not driver_path:
@@ -84,7 +84,7 @@ def browser():
 @pytest.fixture(scope="session")
 def ref(raw):
     """National codes, names, population and geography of every unit (the perimeters' reference)."""
-    from pipeline.perimeters import reference
+    from pipeline.analysis.perimeters import reference
 
     return reference(raw.communes, raw.departements, raw.cog)
 
@@ -94,7 +94,7 @@ def import_table(ref, communes, path, *, context=None):
     the file was read (``how``), with the reading notes added to ``issues``."""
     import pandas as pd
 
-    from pipeline.perimeters import ISSUES, read_perimeter_table, resolve_members
+    from pipeline.analysis.perimeters import ISSUES, read_perimeter_table, resolve_members
 
     table, how, notes = read_perimeter_table(path)
     result = resolve_members(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.adjacency import build_adjacency, components
-from pipeline.communes import build_communes
+from pipeline.analysis.adjacency import build_adjacency, components
+from pipeline.analysis.communes import build_communes
 from pipeline.config import Scope
 
 from .conftest import CRS

@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 
 from pipeline import cli, stages
+from pipeline.analysis.coverage import OVERLAP_COLUMNS
 from pipeline.config import load_settings, write_settings_copy
-from pipeline.coverage import OVERLAP_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -451,7 +451,7 @@ def interrupt(*_args, **_kwargs):
 def test_ctrl_c_exits_130_and_outputs_intact(good_run, monkeypatch, capsys):
     """Interrupted in the coverage stage of a forced run: earlier stages rewrote identical bytes,
     the interrupted one wrote nothing."""
-    from pipeline import coverage
+    from pipeline.analysis import coverage
 
     before = output_hashes(good_run)
     monkeypatch.setattr(coverage, "overlap_pairs", interrupt)
@@ -500,7 +500,7 @@ def test_output_folder_not_writable_names_the_folder(good_run, monkeypatch, caps
 
 
 def test_internal_error_is_marked_as_a_bug_with_its_trace(good_run, monkeypatch, capsys):
-    from pipeline import coverage
+    from pipeline.analysis import coverage
 
     def broken(*_args, **_kwargs):
         raise ZeroDivisionError("division by zero")
@@ -532,7 +532,7 @@ def documented_overlap_rule(communes, members, adjacency, *, tolerance_m):
     the smaller id."""
     from itertools import combinations
 
-    from pipeline.adjacency import shared_border_length
+    from pipeline.analysis.adjacency import shared_border_length
 
     codes = list(communes["code_commune"])
     pop = dict(zip(codes, communes["population"].fillna(0).astype(int)))
@@ -584,7 +584,7 @@ def test_many_overlapping_cpts_follow_the_documented_rule(good_run):
     gives the rows, values and order of the rule applied pair by pair (its speed is in
     `make bench`)."""
     from bench.__main__ import synthetic_claims
-    from pipeline.coverage import commune_status, overlap_pairs
+    from pipeline.analysis.coverage import commune_status, overlap_pairs
 
     settings = load_settings(good_run)
     communes = stages.read_communes(settings)

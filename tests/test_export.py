@@ -19,8 +19,8 @@ import shapely
 from nbclient import NotebookClient
 
 from pipeline import stages
-from pipeline.browser import count_polygons
 from pipeline.config import load_settings
+from pipeline.outputs.browser import count_polygons
 from pipeline.progress import timing_table
 
 from .conftest import REPO, write_config
@@ -296,7 +296,7 @@ def test_xlsx_reports_are_byte_identical_across_runs(tmp_path):
     import time
     import zipfile
 
-    from pipeline.reports import write_xlsx
+    from pipeline.outputs.reports import write_xlsx
 
     sheets = {"communes": pd.DataFrame({"code_commune": ["11190"], "population": [1187]})}
     write_xlsx(tmp_path / "a.xlsx", sheets)

@@ -10,9 +10,8 @@ import pytest
 import shapely
 from shapely import wkt
 
-from pipeline import adjacency as adjacency_mod
-from pipeline import export, maps
-from pipeline.communes import build_communes
+from pipeline.analysis import adjacency as adjacency_mod
+from pipeline.analysis.communes import build_communes
 from pipeline.config import Scope
 from pipeline.geo import (
     pack_geometries,
@@ -22,6 +21,7 @@ from pipeline.geo import (
     unpack_geometries,
 )
 from pipeline.io import cached_arrays
+from pipeline.outputs import export, maps
 
 from .conftest import CRS
 

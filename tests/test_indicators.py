@@ -13,13 +13,13 @@ import pytest
 import shapely
 
 from pipeline import stages
-from pipeline.accessibility import band_weights, e2sfca
-from pipeline.codes import code_lookup, single_unit
-from pipeline.cog import postal_lookup
-from pipeline.communes import build_communes
+from pipeline.analysis.accessibility import band_weights, e2sfca
+from pipeline.analysis.communes import build_communes
 from pipeline.config import Scope, load_settings
 from pipeline.errors import PipelineError, ValidationError
-from pipeline.practitioners import apl_by_commune, count_practitioners, read_apl, read_rpps
+from pipeline.sources.codes import code_lookup, single_unit
+from pipeline.sources.cog import postal_lookup
+from pipeline.sources.practitioners import apl_by_commune, count_practitioners, read_apl, read_rpps
 
 from .conftest import CRS, FIXTURES, PROFESSIONS, set_input_files
 

@@ -6,12 +6,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.codes import code_lookup
-from pipeline.communes import build_communes
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.coverage import commune_status, counted_population, cpts_table
+from pipeline.analysis.perimeters import iris_part_population, reference
 from pipeline.config import Scope
-from pipeline.coverage import commune_status, counted_population, cpts_table
-from pipeline.names import NameIndex, event_lookup, name_key, read_cog_events, split_published_list
-from pipeline.perimeters import iris_part_population, reference
+from pipeline.sources.codes import code_lookup
+from pipeline.sources.names import (
+    NameIndex,
+    event_lookup,
+    name_key,
+    read_cog_events,
+    split_published_list,
+)
 
 from .conftest import CRS, FIXTURES, import_table
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import shapely
 
-from pipeline.communes import build_communes
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.perimeters import read_perimeter_polygons, read_perimeter_table
 from pipeline.config import Scope
 from pipeline.errors import PipelineError
-from pipeline.perimeters import read_perimeter_polygons, read_perimeter_table
 
 from .conftest import CRS, import_table, set_input_files
 

@@ -11,19 +11,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from pipeline.ald import ald_context, read_ald
-from pipeline.codes import code_lookup, single_unit
-from pipeline.communes import build_communes
-from pipeline.config import Scope
-from pipeline.errors import PipelineError
-from pipeline.finess import counts_by_commune, cpts_seats, insee_code, read_finess
-from pipeline.population_age import (
-    ages_by_commune,
-    arrondissement_parent,
-    read_commune_ages,
-    read_iris_ages,
-)
-from pipeline.profile import (
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.profile import (
     SOURCES_FR,
     commune_profile,
     compare,
@@ -32,7 +21,18 @@ from pipeline.profile import (
     missing_sources,
     ratios,
 )
-from pipeline.zonage import NATIONAL_COLUMNS, Zonage, read_zonage, zonage_by_commune
+from pipeline.config import Scope
+from pipeline.errors import PipelineError
+from pipeline.sources.ald import ald_context, read_ald
+from pipeline.sources.codes import code_lookup, single_unit
+from pipeline.sources.finess import counts_by_commune, cpts_seats, insee_code, read_finess
+from pipeline.sources.population_age import (
+    ages_by_commune,
+    arrondissement_parent,
+    read_commune_ages,
+    read_iris_ages,
+)
+from pipeline.sources.zonage import NATIONAL_COLUMNS, Zonage, read_zonage, zonage_by_commune
 
 from .conftest import FIXTURES
 

@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from pipeline.errors import PipelineError
-from pipeline.finess import cpts_seats, read_finess
-from pipeline.priority import (
+from pipeline.analysis.priority import (
     CRITERIA,
     distance_to_covered_km,
     finess_cross_check,
@@ -21,7 +19,9 @@ from pipeline.priority import (
     weights_from_settings,
     zone_criteria,
 )
-from pipeline.profile import commune_profile, group_profile, ratios
+from pipeline.analysis.profile import commune_profile, group_profile, ratios
+from pipeline.errors import PipelineError
+from pipeline.sources.finess import cpts_seats, read_finess
 
 from .conftest import FIXTURES
 
@@ -219,7 +219,7 @@ def test_priority_of_the_real_white_zones_of_the_aude(config_factory):
     zone ranked once, the sources not given listed as missing criteria."""
     from pipeline import stages
     from pipeline.config import load_settings
-    from pipeline.finess import counts_by_commune
+    from pipeline.sources.finess import counts_by_commune
 
     settings = load_settings(config_factory("dep:11"))
     stages.run_until(settings, "coverage")

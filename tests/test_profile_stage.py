@@ -20,12 +20,12 @@ import pyogrio
 import pytest
 
 from pipeline import stages
-from pipeline.communes import RawTables, unit_table
+from pipeline.analysis.communes import RawTables, unit_table
+from pipeline.analysis.priority import priority
+from pipeline.analysis.profile import compare, scope_and_reference
 from pipeline.config import load_settings
-from pipeline.finess import counts_by_commune, place_in_units, read_finess
-from pipeline.priority import priority
-from pipeline.profile import compare, scope_and_reference
-from pipeline.profile_report import number_text
+from pipeline.outputs.profile_report import number_text
+from pipeline.sources.finess import counts_by_commune, place_in_units, read_finess
 
 from .conftest import FIXTURES, set_input_files, write_config
 from .test_profile import zonage_workbook
@@ -218,7 +218,7 @@ def test_marseille_establishments_known_by_the_commune_code_only(raw, repo_setti
     assert set(national.loc[national["code_commune_parent"] == "13055", "type_unite"]) == {
         "arrondissement"
     }
-    from pipeline.codes import code_lookup, single_unit
+    from pipeline.sources.codes import code_lookup, single_unit
 
     placed = place_in_units(read_finess(FILES["finess"])[0], single_unit(code_lookup(raw.communes)))
     inside = placed["code_unite"] != ""
@@ -243,7 +243,7 @@ def test_marseille_establishments_known_by_the_commune_code_only(raw, repo_setti
 def test_supply_references_only_where_the_scope_holds_them_whole():
     """Practitioners are counted for the scope only: a scope of the Aude (made-up counts) compares
     its GP density with the Aude, not with a région or a France it did not count."""
-    from pipeline.profile import limit_to_scope, supply_ratio_names
+    from pipeline.analysis.profile import limit_to_scope, supply_ratio_names
 
     from .test_profile import COMMUNES
 

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 from pipeline.aci import assign_tier
-from pipeline.adjacency import build_adjacency
-from pipeline.codes import code_lookup
-from pipeline.communes import build_communes
+from pipeline.analysis.adjacency import build_adjacency
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.coverage import commune_status, cpts_table, overlap_pairs
+from pipeline.analysis.perimeters import check_members, read_perimeter_table
 from pipeline.config import Scope
-from pipeline.coverage import commune_status, cpts_table, overlap_pairs
 from pipeline.errors import PipelineError
-from pipeline.perimeters import check_members, read_perimeter_table
+from pipeline.sources.codes import code_lookup
 
 from .conftest import CRS, import_table, set_input_files
 

@@ -11,11 +11,11 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pipeline.regionalize as regionalize_module
-from pipeline.adjacency import build_adjacency, components
-from pipeline.communes import build_communes
+import pipeline.analysis.regionalize as regionalize_module
+from pipeline.analysis.adjacency import build_adjacency, components
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.regionalize import Reason, _Splitter, greedy_forest_cut, regionalize
 from pipeline.config import Scope
-from pipeline.regionalize import Reason, _Splitter, greedy_forest_cut, regionalize
 
 from .conftest import CRS
 
@@ -209,7 +209,7 @@ def best_cut_by_brute_force(pop, edges, floor):
 
 
 def build_adjacency_from_edges(n, edges):
-    from pipeline.adjacency import Adjacency
+    from pipeline.analysis.adjacency import Adjacency
 
     i = np.array([min(e) for e in edges], dtype=np.int64)
     j = np.array([max(e) for e in edges], dtype=np.int64)

@@ -11,13 +11,13 @@ import pytest
 import shapely
 
 from pipeline import stages
-from pipeline.adjacency import build_adjacency
-from pipeline.communes import build_communes
+from pipeline.analysis.adjacency import build_adjacency
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.coverage import commune_status, cpts_table, white_zone_patches
+from pipeline.analysis.territories import Bounds, candidate_territories
 from pipeline.config import Scope, load_settings
-from pipeline.coverage import commune_status, cpts_table, white_zone_patches
 from pipeline.errors import PipelineError
-from pipeline.iris import apportion, read_iris_contours, read_iris_population
-from pipeline.territories import Bounds, candidate_territories
+from pipeline.sources.iris import apportion, read_iris_contours, read_iris_population
 
 from .conftest import CRS, FIXTURES
 

@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError, Problems
+from ..errors import PipelineError, Problems
 from .rawdata import read_text_table, read_vector
 
 CONTOUR_COLUMNS = {

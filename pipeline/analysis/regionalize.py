@@ -63,8 +63,8 @@ from scipy.sparse.csgraph import (
     minimum_spanning_tree,
 )
 
+from ..geo import zone_geometries
 from .adjacency import Adjacency, components
-from .geo import zone_geometries
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PipelineError, ValidationError
+from ..errors import PipelineError, ValidationError
 
 COLUMNS = {
     "communes.csv.lzma": [

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import shapely
 
-from .geo import by_zone
+from ..geo import by_zone
 
 
 def band_weights(

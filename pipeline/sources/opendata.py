@@ -3,7 +3,7 @@ ALD rates, zonage workbook): the file's text, refused clearly when it is a zip a
 binary, its separator checked, numbers read with the line of the first bad cell, and the header row
 of a sheet found below its title rows.
 
-Built on :func:`pipeline.rawdata.read_text` (UTF-8, else Windows-1252). Every error is one
+Built on :func:`pipeline.sources.rawdata.read_text` (UTF-8, else Windows-1252). Every error is one
 :class:`~pipeline.errors.PipelineError` line naming the file and what to do.
 """
 
@@ -15,21 +15,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .rawdata import read_text
 
 SEPARATORS = ";,\t|"
 
 
 def source_text(path: str | Path, *, what: str, setting: str, layout: str) -> tuple[str, str]:
-    """Text of an optional open-data file and its encoding (:func:`pipeline.rawdata.read_text`:
-    UTF-8, UTF-16 with a BOM or Windows-1252; a zip archive, workbook or binary file is refused
-    with what to do).
+    """Text of an optional open-data file and its encoding
+    (:func:`pipeline.sources.rawdata.read_text`: UTF-8, UTF-16 with a BOM or Windows-1252; a zip
+    archive, workbook or binary file is refused with what to do).
 
     Parameters
     ----------
     what, setting : str
-        As in :func:`pipeline.rawdata.read_text` ("FINESS stock", "[profile] finess").
+        As in :func:`pipeline.sources.rawdata.read_text` ("FINESS stock", "[profile] finess").
     layout : str
         The published file expected, for the messages ("etalab-cs1100507-stock-<date>.csv").
     """

@@ -1,10 +1,11 @@
 """Self-contained interactive maps (Leaflet), in French.
 
-Every map embeds Leaflet's script and style (from the npm package, see :mod:`pipeline.vendor`):
-it draws with no network; base tiles are optional decoration. Geometries are simplified once per
-run and per kind of map, at commune level, with a coverage simplification that keeps shared borders;
-every other layer (CPTS, white zones, candidates, département borders) is the union of simplified
-communes — no gap or sliver between neighbours — computed once per run; each map takes its slice.
+Every map embeds Leaflet's script and style (from the npm package, see
+:mod:`pipeline.sources.vendor`): it draws with no network; base tiles are optional decoration.
+Geometries are simplified once per run and per kind of map, at commune level, with a coverage
+simplification that keeps shared borders; every other layer (CPTS, white zones, candidates,
+département borders) is the union of simplified communes — no gap or sliver between neighbours —
+computed once per run; each map takes its slice.
 
 Coordinates are written as integers on a 10^-decimals degree grid, each point as the difference to
 the previous one, in a compact variable-length text code (5 bits per character, like Google's
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .geo import WGS84, polygonal, union_groups
+from ..geo import WGS84, polygonal, union_groups
 
 TIER_COLOURS = {"T1": "#9ecae1", "T2": "#4292c6", "T3": "#2171b5", "T4": "#08306b"}
 WHITE_ZONE = "#e31a1c"
@@ -492,10 +493,10 @@ def territory_groups(
     coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
 ) -> pd.Series:
     """For each commune, the proposed territories (candidates, extensions; ``;``-joined) that
-    contain it, from :func:`pipeline.territories.territory_communes`. IRIS parts are drawn from
-    their own geometry.
+    contain it, from :func:`pipeline.analysis.territories.territory_communes`. IRIS parts are
+    drawn from their own geometry.
     """
-    from .territories import territory_communes
+    from ..analysis.territories import territory_communes
 
     proposed = set(
         territories.loc[territories["type_territoire"] != "cpts_existante", "id_territoire"]

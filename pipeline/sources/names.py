@@ -21,11 +21,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import PipelineError
 from .codes import Kind
-from .errors import PipelineError
 from .rawdata import read_text_table
 
 ARTICLES = ("le", "la", "les", "l", "aux", "las", "los")
+# INSEE "type de nom en clair" (TNCC): the article written before the stored name.
+NAME_TYPE_ARTICLES = {
+    "0": "",
+    "1": "",
+    "2": "Le ",
+    "3": "La ",
+    "4": "Les ",
+    "5": "L'",
+    "6": "Aux ",
+    "7": "Las ",
+    "8": "Los ",
+}
 TYPE_LABEL = {"COMD": "commune déléguée", "COMA": "commune associée"}
 EVENT_COLUMNS = [
     "MOD",
@@ -75,6 +87,11 @@ CPTS_NAME_WORDS = frozenset(
 )
 
 
+def full_name(nom: pd.Series, type_nom: pd.Series) -> pd.Series:
+    """Commune name with its article (``Redorte`` + type 3 → ``La Redorte``)."""
+    return type_nom.fillna("0").map(NAME_TYPE_ARTICLES).fillna("") + nom
+
+
 def plain_key(text: str) -> str:
     """A header or a name without case, accents, spaces nor punctuation (``"Nom de la CPTS"`` →
     ``nom_de_la_cpts``).
@@ -120,7 +137,8 @@ def name_key(text: str) -> str:
 @dataclass
 class Resolution:
     """Outcome of resolving one published name: the code found (a commune, an arrondissement, or
-    a former code), how (a :class:`~pipeline.codes.Kind` and a French label), or the candidates.
+    a former code), how (a :class:`~pipeline.sources.codes.Kind` and a French label), or the
+    candidates.
     """
 
     name: str
@@ -164,8 +182,6 @@ class NameIndex:
         departements: pd.DataFrame,
         events: pd.DataFrame | None = None,
     ):
-        from .communes import full_name
-
         dep_code = dict(zip(departements["id"], departements["code"]))
         self.departement_names = {
             plain_key(n): c for n, c in zip(departements["nom"], departements["code"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .opendata import numbers, read_delimited
 
 COLUMNS = [
@@ -40,8 +40,8 @@ def read_ald(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     PipelineError
-        As :func:`pipeline.opendata.read_delimited`; missing columns; a rate or year that is not a
-        number.
+        As :func:`pipeline.sources.opendata.read_delimited`; missing columns; a rate or year that is
+        not a number.
     """
     path = Path(path)
     frame = read_delimited(path, sep=";", what="ALD rates", setting="[profile] ald", layout=LAYOUT)

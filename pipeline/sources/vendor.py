@@ -16,8 +16,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .errors import PipelineError
-from .io import atomic_path
+from ..errors import PipelineError
+from ..io import atomic_path
 
 FILES = [
     "dist/leaflet.js",

@@ -17,10 +17,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from .aci import envelopes
+from ..aci import envelopes
+from ..errors import PipelineError
+from ..geo import union_groups
 from .adjacency import Adjacency, components, shared_border_length
-from .errors import PipelineError
-from .geo import union_groups
 
 STATUSES = ("couverte", "zone_blanche", "chevauchement")
 

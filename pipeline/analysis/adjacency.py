@@ -17,8 +17,8 @@ import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from .geo import by_zone, geometry_key
-from .io import cached_arrays, code_fingerprint
+from ..geo import by_zone, geometry_key
+from ..io import cached_arrays, code_fingerprint
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PipelineError
-from .perimeters import normalise_code
+from ..errors import PipelineError
+from .codes import normalise_code
 from .rawdata import find_header_row
 from .rawdata import plain_label as _norm
 
@@ -208,12 +208,12 @@ def zonage_by_commune(
     """Category per unit of coverage (commune, or arrondissement in Paris, Lyon and Marseille), and
     the published codes that could not be mapped.
 
-    ``lookup`` (:func:`pipeline.codes.single_unit` of :func:`pipeline.codes.code_lookup`) maps older
-    codes to today's unit; when several map to one unit, the first category of :data:`PRECEDENCE`
-    among them wins (a commune partly ZIP is treated as ZIP). Without ``lookup``, codes are kept.
-    ``whole`` maps the code of a commune split into arrondissements (75056, 69123, 13055) to its
-    arrondissements: a category given for the whole commune applies to each of them, unless the
-    file lists the arrondissement itself.
+    ``lookup`` (:func:`pipeline.sources.codes.single_unit` of
+    :func:`pipeline.sources.codes.code_lookup`) maps older codes to today's unit; when several map
+    to one unit, the first category of :data:`PRECEDENCE` among them wins (a commune partly ZIP is
+    treated as ZIP). Without ``lookup``, codes are kept. ``whole`` maps the code of a commune split
+    into arrondissements (75056, 69123, 13055) to its arrondissements: a category given for the
+    whole commune applies to each of them, unless the file lists the arrondissement itself.
     """
     frame = zonage[zonage["categorie"].notna()]
     if whole:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .opendata import numbers, read_delimited
 
 AGE_BANDS = ("0014", "1529", "3044", "4559", "6074", "75p")
@@ -166,11 +166,11 @@ def ages_by_unit(
     indexed by ``code_commune``: ``population_age`` and :data:`AGE_COLUMNS`; and the codes that
     stand for no single unit.
 
-    ``lookup`` (:func:`pipeline.codes.single_unit`) maps the file's codes (of its own COG vintage)
-    to today's units: the rows of communes merged since are summed into the commune they joined;
-    arrondissements keep their own rows; a Paris / Lyon / Marseille commune row (which stands for
-    several units) is left out — its arrondissements' rows give the units, and a unit the file
-    does not list stays unknown (never zero).
+    ``lookup`` (:func:`pipeline.sources.codes.single_unit`) maps the file's codes (of its own COG
+    vintage) to today's units: the rows of communes merged since are summed into the commune they
+    joined; arrondissements keep their own rows; a Paris / Lyon / Marseille commune row (which
+    stands for several units) is left out — its arrondissements' rows give the units, and a unit the
+    file does not list stays unknown (never zero).
     """
     values = ["population_age", *AGE_COLUMNS]
     unit = ages["code_commune"].map(lambda c: lookup.get(c, ("", ""))[0])

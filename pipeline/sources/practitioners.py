@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError, Problems
+from ..errors import PipelineError, Problems
 from .rawdata import find_header_row, read_text
 from .rawdata import plain_label as _norm
 
@@ -66,7 +66,7 @@ def read_rpps(path: str | Path) -> tuple[pd.DataFrame, str]:
     if missing:
         raise PipelineError(
             f"{path}: missing column(s) {', '.join(missing)}; expected the published header of "
-            "PS_LibreAcces_Personne_activite (see pipeline/practitioners.py)"
+            "PS_LibreAcces_Personne_activite (see pipeline/sources/practitioners.py)"
         )
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no rows; download the extract again")

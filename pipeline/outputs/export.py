@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..analysis.indicators import PROFESSIONS_FR, indicator_text
+from ..config import Scope
+from ..geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
+from ..io import cached_arrays, code_fingerprint, read_geoparquet
 from . import maps, reports
-from .config import Scope
-from .geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
-from .indicators import PROFESSIONS_FR, indicator_text
-from .io import cached_arrays, code_fingerprint, read_geoparquet
 from .maps import euros, people
 from .profile_report import COMMUNE_COLUMNS, ProfileOutputs, profile_layer
 
@@ -612,7 +612,7 @@ def write_all(
     zone order, so the outputs do not depend on the scheduling. ``meanwhile()`` (e.g. the
     GeoPackage) runs in this process while the workers draw.
     """
-    from .io import replace_dir, write_text
+    from ..io import replace_dir, write_text
 
     deps = sorted(source.outputs.coverage.groupby("code_departement").indices)
     zone_reports = ZoneReports(source.outputs, title=title, geometry=source.levels["departement"])
@@ -646,7 +646,7 @@ _SHARED: dict = {}
 
 def _task(kind: str, key: str, target: Path):
     """One page of :func:`write_all` (run in a worker; the data is in ``_SHARED``)."""
-    from .io import write_text
+    from ..io import write_text
 
     source, title, leaflet = _SHARED["source"], _SHARED["title"], _SHARED["leaflet"]
     if kind == "zone":

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import PipelineError
-from .names import CPTS_NAME_WORDS
-from .rawdata import plain_label as _norm
+from ..errors import PipelineError
+from ..sources.names import CPTS_NAME_WORDS
+from ..sources.rawdata import plain_label as _norm
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ def zone_criteria(
     sums: pd.DataFrame, shares: pd.DataFrame, *, distance_km: pd.Series | None = None
 ) -> pd.DataFrame:
     """The criteria of each zone (columns named as :data:`CRITERIA`, NaN when unknown) from its
-    :func:`pipeline.profile.group_profile` sums and :func:`pipeline.profile.ratios`.
+    :func:`pipeline.analysis.profile.group_profile` sums and
+    :func:`pipeline.analysis.profile.ratios`.
     """
     out = pd.DataFrame(index=sums.index)
     out["population"] = sums["population"].astype(float)
@@ -218,7 +219,7 @@ def distance_to_covered_km(coverage) -> pd.Series:
     A white zone always touches the CPTS around it, so the distance of its nearest edge says little;
     the mean distance of its inhabitants says how deep inside the uncovered area they live.
     """
-    from .geo import by_zone
+    from ..geo import by_zone
 
     parts = []
     for _epsg, zone in by_zone(coverage):
@@ -275,7 +276,7 @@ def finess_cross_check(
     Parameters
     ----------
     seats : DataFrame
-        :func:`pipeline.finess.cpts_seats`: ``nofinesset, rs, code_commune``.
+        :func:`pipeline.sources.finess.cpts_seats`: ``nofinesset, rs, code_commune``.
     status : DataFrame
         ``coverage.parquet``: ``code_commune, statut, cpts_ids`` (seats outside it are ignored).
     cpts_names : dict

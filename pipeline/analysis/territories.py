@@ -3,7 +3,8 @@
 From the coverage table (white-zone communes and their patches), the existing CPTS and the
 adjacency:
 
-* white-zone communes are grouped by :func:`pipeline.regionalize.regionalize` into contiguous
+* white-zone communes are grouped by :func:`pipeline.analysis.regionalize.regionalize` into
+  contiguous
   candidates within [floor, ceiling];
 * a whole patch below the floor is not forced into a fake territory: it is proposed as an
   *extension* of the bordering existing CPTS that shares the longest border with it and stays under
@@ -26,11 +27,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .aci import envelopes
+from ..aci import envelopes
+from ..errors import PipelineError
+from ..geo import by_zone, union_groups
+from ..sources.iris import iris_of_commune
 from .adjacency import Adjacency, build_adjacency, components, shared_border_length
-from .errors import PipelineError
-from .geo import by_zone, union_groups
-from .iris import iris_of_commune
 from .regionalize import Reason, regionalize
 
 KINDS = ("cpts_existante", "candidate", "extension")
@@ -90,7 +91,7 @@ class Bounds:
         )
 
     def options(self) -> dict:
-        """Keyword options of :func:`pipeline.regionalize.regionalize`."""
+        """Keyword options of :func:`pipeline.analysis.regionalize.regionalize`."""
         return dict(
             floor=self.floor,
             ceiling=self.ceiling,
