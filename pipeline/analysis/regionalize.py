@@ -48,83 +48,34 @@ The result is deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import shapely
-from scipy.sparse.csgraph import (
-    breadth_first_order,
-    connected_components,
-    depth_first_order,
-    minimum_spanning_tree,
+from scipy.sparse.csgraph import connected_components
+
+from .adjacency import Adjacency, components
+from .bisection import Bisector, group_inertia
+from .regions import (
+    Reason,
+    Regions,
+    centroids_and_areas,
+    merge_small,
+    region_reasons,
+    renumber,
+)
+from .spanning import (
+    Forest,
+    greedy_forest_cut,
+    heaviest_of_triangles,
+    runs,
+    spanning_forest,
 )
 
-from ..geo import zone_geometries
-from .adjacency import Adjacency, components
+__all__ = ["Reason", "Regions", "centroids_and_areas", "merge_small", "regionalize"]
 
 
-@dataclass
-class Regions:
-    """Result of :func:`regionalize`.
-
-    Attributes
-    ----------
-    labels : ndarray of int
-        Region number per commune (``-1`` outside the mask), numbered by first commune.
-    codes : dict
-        Region number → why it is outside [floor, ceiling], a :class:`Reason` (for logic).
-    reasons : dict
-        Region number → the same in French, shown to users.
-    """
-
-    labels: np.ndarray
-    codes: dict[int, Reason] = field(default_factory=dict)
-    reasons: dict[int, str] = field(default_factory=dict)
-
-
-def centroids_and_areas(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Projected centroid coordinates (m) and areas (km²) of each row, zone by zone."""
-    n = len(frame)
-    x, y, area = np.zeros(n), np.zeros(n), np.zeros(n)
-    for _epsg, rows, geoms in zone_geometries(frame):
-        ok = ~(np.equal(geoms, None))
-        pts = shapely.point_on_surface(geoms[ok])
-        x[rows[ok]], y[rows[ok]] = shapely.get_x(pts), shapely.get_y(pts)
-        area[rows[ok]] = shapely.area(geoms[ok]) / 1e6
-    return x, y, area
-
-
-def _feasible(pop: np.ndarray, floor: float, ceiling: float) -> np.ndarray:
-    """Whether a population can be divided into regions each within [floor, ceiling]."""
-    return (pop >= floor) & (np.ceil(pop / ceiling) <= np.floor(pop / floor))
-
-
-def _inertia(sums: np.ndarray) -> np.ndarray:
-    """Area-weighted inertia of groups from their :meth:`_Splitter.moments` sums (one row per
-    group).
-    """
-    return sums[:, 4] - (sums[:, 2] ** 2 + sums[:, 3] ** 2) / np.maximum(sums[:, 1], 1e-12)
-
-
-def _diameter_km(x: np.ndarray, y: np.ndarray) -> float:
-    """Largest distance between two centroids (km), over their convex hull."""
-    if len(x) < 2:
-        return 0.0
-    hull = shapely.convex_hull(shapely.multipoints(np.c_[x, y]))
-    pts = shapely.get_coordinates(hull)
-    d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
-    return float(d.max()) / 1000.0
-
-
-SMALL_PART = 300  # below this many nodes, spanning trees by Kruskal in Python (no sparse overhead)
-# Kinds of greedy trees, cycled over the trees of each set: (block tree: EPCIs as subtrees, keep
-# the EPCIs below this many floors whole); the first kind is the plain spanning tree.
 KINDS = ((False, 0.0), (False, 1.0), (True, 2.0))
-BLOCK = 1e9  # added to the weight of edges across EPCIs in block trees (EPCIs as subtrees)
 LOCAL_TREES = 4  # trees per group in the local re-partitions
 # the EPCI re-cuts (:meth:`_Splitter.gather_epcis`): EPCIs of at most this many floors, rounds,
 # trees per try and fewest trees per try (when the tries hold over ``LOCAL_BUDGET`` nodes: all of
@@ -137,277 +88,12 @@ LARGE_AREA, LARGE_ROUNDS = 5_000, 3  # more rounds above this many communes (Fra
 LOCAL_BUDGET = 150_000  # forest nodes per call beyond which fewer trees are drawn (bounded work)
 
 
-def spanning_tree_order(
-    m: int, r: np.ndarray, c: np.ndarray, weight: np.ndarray, *, root: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum spanning tree of a graph on ``m`` nodes, as a depth-first preorder from ``root`` and
-    the parent of each node (negative for the root). In a preorder every subtree is a contiguous
-    run, which lets :meth:`_Splitter._cut_on_tree` evaluate all cuts with one cumulative sum.
-
-    Small graphs use Kruskal with a union-find (no sparse-matrix overhead); large ones scipy.
-    """
-    if m > SMALL_PART:
-        tree = minimum_spanning_tree(sp.csr_matrix((weight, (r, c)), shape=(m, m)))
-        return depth_first_order(tree, root, directed=False, return_predecessors=True)
-    up = list(range(m))
-
-    def find(a):
-        while up[a] != a:
-            up[a] = up[up[a]]
-            a = up[a]
-        return a
-
-    links: list[list[int]] = [[] for _ in range(m)]
-    joined = 0
-    rl, cl = r.tolist(), c.tolist()
-    for e in np.argsort(weight, kind="stable").tolist():
-        a, b = rl[e], cl[e]
-        fa, fb = find(a), find(b)
-        if fa != fb:
-            up[fa] = fb
-            links[a].append(b)
-            links[b].append(a)
-            joined += 1
-            if joined == m - 1:
-                break
-    parent = [-9999] * m
-    seen = [False] * m
-    order, stack = [], [root]
-    while stack:
-        v = stack.pop()
-        if seen[v]:
-            continue
-        seen[v] = True
-        order.append(v)
-        for u in reversed(links[v]):
-            if not seen[u]:
-                parent[u] = v
-                stack.append(u)
-    return np.asarray(order, dtype=np.int64), np.asarray(parent, dtype=np.int64)
-
-
-def spanning_forest(
-    size: int, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, roots: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum spanning forest of a graph made of several disconnected pieces, each rooted at one of
-    ``roots``, computed in one pass: a virtual node linked to every root (those links are bridges,
-    so always in the tree) holds the pieces together for one breadth-first walk.
-
-    Parameters
-    ----------
-    size : int
-        Number of nodes.
-    rows, cols, weights : ndarray
-        Edges and their positive weights; sorted by row then column (as :meth:`_Splitter.forest`
-        gives them) they are used as given, otherwise sorted first (duplicates summed).
-    roots : ndarray of int
-        One root per piece.
-
-    Returns
-    -------
-    (parent, depth)
-        Parent of each node (-1 for a root or a node no root reaches) and its depth.
-    """
-    key = rows * (size + 1) + cols
-    if len(key) > 1 and not (key[1:] > key[:-1]).all():  # not canonical: sort (sums duplicates)
-        coo = sp.coo_matrix((weights, (rows, cols)), shape=(size, size)).tocsr().tocoo()
-        rows, cols, weights = coo.row, coo.col, coo.data
-    # the CSR arrays built directly (rows sorted, columns sorted within rows): what scipy's
-    # COO conversion would give, without its copies and checks
-    indptr = np.zeros(size + 2, dtype=np.int32)
-    np.cumsum(np.bincount(rows, minlength=size), out=indptr[1 : size + 1])
-    indptr[size + 1] = indptr[size] + len(roots)
-    graph = sp.csr_matrix(
-        (
-            np.concatenate((weights, np.ones(len(roots)))),
-            np.concatenate((cols, np.sort(roots))).astype(np.int32),
-            indptr,
-        ),
-        shape=(size + 1, size + 1),
-    )
-    tree = minimum_spanning_tree(graph, overwrite=True)
-    _order, parent = breadth_first_order(tree, size, directed=False, return_predecessors=True)
-    parent = parent[:size].astype(np.int64)
-    parent[(parent == size) | (parent < 0)] = -1
-    # depth by pointer jumping: log2(depth) vectorised steps
-    up = np.where(parent >= 0, parent, np.arange(size))
-    depth = (parent >= 0).astype(np.int64)
-    while True:
-        further = up[up]
-        if (further == up).all():
-            return parent, depth
-        depth = depth + np.where(further != up, depth[up], 0)
-        up = further
-
-
-def depth_levels(depth: np.ndarray) -> list[np.ndarray]:
-    """Nodes of a forest grouped by depth, roots first."""
-    by_depth = np.argsort(
-        depth.astype(np.int16) if depth.max() < 2**15 else depth, kind="stable"
-    )  # radix sort
-    bounds = np.searchsorted(depth[by_depth], np.arange(depth.max() + 2))
-    return [by_depth[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
-
-
-def greedy_forest_cut(
-    pop: np.ndarray,
-    parent: np.ndarray,
-    depth: np.ndarray,
-    floor: float,
-    *,
-    closable: np.ndarray | None = None,
-) -> np.ndarray:
-    """Bottom-up greedy cut of each tree of a rooted forest into parts of population >= ``floor``.
-
-    Walking up from the leaves, a part is closed at a node as soon as the population gathered in its
-    subtree (minus the parts already closed below) reaches ``floor``; what is left at a root (below
-    the floor) joins the smallest part hanging from it. On a given tree this yields the most parts
-    of population >= floor (closing as early as possible leaves the least population to the
-    parent). Vectorised level by level, so many trees are cut at once.
-
-    Parameters
-    ----------
-    pop : array of float
-        Population of each node.
-    parent, depth : ndarray of int
-        Parent (-1 for a root) and depth of each node, as from :func:`spanning_forest`.
-    floor : float
-        Population floor of a part.
-    closable : array of bool, optional
-        Per node, whether the edge to its parent may be cut (default: every edge); e.g. False
-        inside a small EPCI keeps it whole.
-
-    Returns
-    -------
-    ndarray of int
-        For each node, the node where its part was closed (a part label).
-    """
-    n = len(pop)
-    gathered = np.asarray(pop, dtype=float).copy()
-    closed = parent < 0
-    can = np.ones(n, bool) if closable is None else closable
-    for level in depth_levels(depth)[:0:-1]:  # deepest first: a level's sums are then complete
-        here = gathered[level]  # a part closed here passes nothing up (adding 0 changes no sum)
-        np.add.at(gathered, parent[level], np.where((here >= floor) & can[level], 0.0, here))
-    closed |= (gathered >= floor) & can
-    # each node's part: its nearest closed ancestor or itself (pointer jumping)
-    label = np.where(closed, np.arange(n), parent)
-    while True:
-        further = label[label]
-        if (further == label).all():
-            break
-        label = further
-    short = np.flatnonzero((parent < 0) & (gathered < floor))
-    if len(short):
-        leftover = np.zeros(n, bool)
-        leftover[short] = True
-        hanging = np.flatnonzero(closed & (parent >= 0))
-        hanging = hanging[leftover[label[parent[hanging]]]]
-        if len(hanging):
-            home = label[parent[hanging]]
-            pick = np.lexsort((hanging, gathered[hanging], home))
-            first = np.r_[True, home[pick][1:] != home[pick][:-1]]
-            target = np.arange(n)
-            target[home[pick][first]] = hanging[pick][first]
-            label = target[label]
-    return label
-
-
-def _runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The ranges ``starts[k], ..., starts[k] + lengths[k] - 1`` concatenated (vectorised)."""
-    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
-
-
-def _heaviest_of_triangles(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Per tree (row of ``weight``) and edge (``a < b``, sorted by ``a`` then ``b``): whether the
-    edge is the heaviest of a triangle, by weight then position (the order of scipy's Kruskal on the
-    sorted edges). Such an edge is the heaviest of a cycle, so never in the minimum spanning tree:
-    leaving it out gives the same tree for less sorting (about 45 % of a commune graph's edges).
-    """
-    out = np.zeros(weight.shape, bool)
-    if not len(a):
-        return out
-    first = np.searchsorted(a, np.arange(b.max() + 2))  # first edge leaving each node
-    # triangles x < y < z: the edge (x, y), each edge (y, z) leaving y, and (x, z) when an edge
-    xy = np.repeat(np.arange(len(a)), first[b + 1] - first[b])
-    yz = _runs(first[b], first[b + 1] - first[b])
-    key, wanted = a * len(first) + b, a[xy] * len(first) + b[yz]
-    xz = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
-    hit = key[xz] == wanted
-    xy, yz, xz = xy[hit], yz[hit], xz[hit]  # positions xy < xz < yz
-    w_xy, w_yz, w_xz = weight[:, xy], weight[:, yz], weight[:, xz]
-    heaviest = np.where((w_xy > w_xz) & (w_xy > w_yz), xy, np.where(w_xz > w_yz, xz, yz))
-    out[np.arange(len(weight))[:, None], heaviest] = True
-    return out
-
-
-@dataclass
-class _Forest:
-    """Spanning trees of several sets of nodes in one forest (:meth:`_Splitter.forest`): the node
-    of set ``k``'s tree ``t`` for its ``i``-th entry is ``base[k] + t * m[k] + i``.
+class _Splitter(Bisector):
+    """The greedy cuts of many spanning trees and the local searches after them (the default
+    ``trees`` method), over the recursive bisection of :class:`Bisector`.
     """
 
-    nodes: np.ndarray  # the sets concatenated
-    owner: np.ndarray  # set of each entry
-    local: np.ndarray  # position of each entry in its set
-    m: np.ndarray  # size of each set
-    base: np.ndarray  # first forest node of each set
-    trees: int
-    entry: np.ndarray  # per forest node: its entry
-    copy: np.ndarray  # per forest node: set * trees + tree
-    parent: np.ndarray  # per forest node (-1 for a root)
-    depth: np.ndarray
-
-    def of_tree(self, tree: np.ndarray) -> np.ndarray:
-        """Forest node of each entry in the tree ``tree[set]`` of its set."""
-        return self.base[self.owner] + tree[self.owner] * self.m[self.owner] + self.local
-
-
-class _Splitter:
-    def __init__(
-        self,
-        graph: sp.csr_matrix,
-        pop,
-        x,
-        y,
-        area,
-        epci,
-        mask,
-        *,
-        floor,
-        ceiling,
-        max_diameter_km,
-        epci_penalty,
-        target_population,
-        trees,
-    ):
-        self.graph, self.pop, self.x, self.y = graph, pop, x, y
-        self.w = np.maximum(area, 1e-6)
-        self.epci = epci
-        codes, self.epci_id = np.unique(epci, return_inverse=True)
-        self.epci_named = codes != ""  # per EPCI id: communes without an EPCI share the id of ""
-        self.rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))  # graph.tocoo()
-        self.cols = graph.indices
-        self.epci_members = np.bincount(self.epci_id[mask], minlength=self.epci_id.max() + 1)
-        self.floor, self.ceiling = floor, ceiling
-        self.max_diameter_km, self.epci_penalty = max_diameter_km, epci_penalty
-        self.target = target_population
-        self.trees = trees
-        self.position = np.full(len(pop), -1, dtype=np.int64)
-
-    def edge_weight(
-        self, nodes: np.ndarray, r: np.ndarray, c: np.ndarray, *, blocks: bool = False
-    ) -> np.ndarray:
-        """Spanning-tree weight of local edges: centroid distance (m, + 1), times ``epci_penalty``
-        across EPCIs, or with ``blocks`` plus ``BLOCK`` across EPCIs (EPCIs as subtrees).
-        """
-        dist = np.hypot(self.x[nodes[r]] - self.x[nodes[c]], self.y[nodes[r]] - self.y[nodes[c]])
-        across = self.epci_id[nodes[r]] != self.epci_id[nodes[c]]
-        if blocks:
-            return dist + 1.0 + BLOCK * across
-        return (dist + 1.0) * np.where(across, self.epci_penalty, 1.0)
-
-    def forest(self, sets: list[np.ndarray], *, trees: int, blocks=False) -> _Forest:
+    def forest(self, sets: list[np.ndarray], *, trees: int, blocks=False) -> Forest:
         """``trees`` spanning trees of each connected set of nodes, all in one forest: the MST and
         trees of randomly perturbed weights (factors in [0.5, 1.5]), random roots, from one random
         stream seeded by the sets (deterministic). On the trees where ``blocks`` (a bool per tree)
@@ -438,13 +124,13 @@ class _Splitter:
         # forest nodes run set by set, then tree by tree; the edges (sorted by a, b) are taken in
         # the same order, so the forest's edge list comes sorted (its CSR form without a sort)
         per_copy = np.repeat(m, trees)
-        entry = _runs(np.repeat(np.cumsum(m) - m, trees), per_copy)
+        entry = runs(np.repeat(np.cumsum(m) - m, trees), per_copy)
         copy = np.repeat(np.arange(len(sets) * trees), per_copy)
         counts = np.bincount(owner[a], minlength=len(sets))  # edges of each set
-        edge = _runs(np.repeat(np.cumsum(counts) - counts, trees), np.repeat(counts, trees))
+        edge = runs(np.repeat(np.cumsum(counts) - counts, trees), np.repeat(counts, trees))
         tree_of = np.repeat(np.tile(np.arange(trees), len(sets)), np.repeat(counts, trees))
         weight = weight * factors
-        useful = ~_heaviest_of_triangles(a, b, weight)[tree_of, edge]  # others: never in the MST
+        useful = ~heaviest_of_triangles(a, b, weight)[tree_of, edge]  # others: never in the MST
         edge, tree_of = edge[useful], tree_of[useful]
         shift = base[owner[a[edge]]] + tree_of * m[owner[a[edge]]]
         parent, depth = spanning_forest(
@@ -454,7 +140,7 @@ class _Splitter:
             weight[tree_of, edge],
             (base + np.arange(trees)[:, None] * m + roots.T).ravel(),
         )
-        return _Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
+        return Forest(nodes, owner, local, m, base, trees, entry, copy, parent, depth)
 
     def greedy(
         self,
@@ -510,7 +196,7 @@ class _Splitter:
         g = self.graph
         deg = g.indptr[nodes + 1] - g.indptr[nodes]
         row = np.repeat(np.arange(len(nodes)), deg)
-        nbr = g.indices[_runs(g.indptr[nodes], deg)]
+        nbr = g.indices[runs(g.indptr[nodes], deg)]
         keys = owner * len(self.pop) + nodes
         wanted = owner[row] * len(self.pop) + nbr
         pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
@@ -537,7 +223,7 @@ class _Splitter:
         ok = (pop >= self.floor) & (pop <= self.ceiling)
         within = np.bincount(part_copy, weights=ok, minlength=copies)
         outside = np.bincount(part_copy, weights=~ok, minlength=copies)
-        inertia = np.bincount(part_copy, weights=_inertia(sums[parts]), minlength=copies)
+        inertia = np.bincount(part_copy, weights=group_inertia(sums[parts]), minlength=copies)
         ne = int(self.epci_id.max()) + 1
         pairs = np.unique(label * ne + self.epci_id[nodes[entry]])
         spread, count = np.unique(copy[pairs // ne] * ne + pairs % ne, return_counts=True)
@@ -858,46 +544,6 @@ class _Splitter:
                 _claim(replaced, groups[keep[i]], news[keep[i]])
         return _replace(pieces, replaced)
 
-    def needs_split(self, nodes: np.ndarray) -> bool:
-        total = self.pop[nodes].sum()
-        if len(nodes) < 2:
-            return False
-        if total > self.ceiling:
-            return True
-        if total < 2 * self.floor:
-            return False
-        return (
-            total > self.target or _diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
-        )
-
-    def split(self, nodes: np.ndarray, *, trees: int | None = None) -> list[np.ndarray]:
-        """Recursively bisect a connected set of nodes."""
-        stack, done = [np.sort(nodes)], []
-        while stack:
-            part = stack.pop()
-            if not self.needs_split(part):
-                done.append(part)
-                continue
-            sides = self.best_cut(part, trees=trees or self.trees)
-            if sides is None:
-                done.append(part)
-            else:
-                stack.extend(sides)
-        return done
-
-    def local_edges(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Edges (local indices, r < c) of the subgraph induced by ``nodes``."""
-        g = self.graph
-        starts, ends = g.indptr[nodes], g.indptr[nodes + 1]
-        counts = ends - starts
-        rows = np.repeat(np.arange(len(nodes)), counts)
-        flat = g.indices[_runs(starts, counts)]
-        self.position[nodes] = np.arange(len(nodes))
-        cols = self.position[flat]
-        self.position[nodes] = -1
-        keep = (cols >= 0) & (rows < cols)
-        return rows[keep], cols[keep]
-
     def feasible_count(self, pieces: list[np.ndarray]) -> tuple[int, int]:
         within, outside = self.bound_counts([pieces])
         return int(within[0]), int(outside[0])
@@ -947,96 +593,6 @@ class _Splitter:
                 break
             pieces = [q for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
         return pieces
-
-    def moments(self, nodes: np.ndarray, *, centre: np.ndarray | None = None) -> np.ndarray:
-        """Per node: population, weight (area) and the area-weighted first and second moments of its
-        centroid (km, centred on the nodes' mean or on ``centre`` (m, one row per node)), the sums
-        behind the inertia of any group.
-        """
-        w = self.w[nodes]
-        x, y = self.x[nodes], self.y[nodes]
-        if centre is None:
-            x, y = x - x.mean(), y - y.mean()
-        else:
-            x, y = x - centre[:, 0], y - centre[:, 1]
-        x, y = x / 1000.0, y / 1000.0  # km, centred: precise sums
-        return np.c_[self.pop[nodes].astype(float), w, w * x, w * y, w * (x * x + y * y)]
-
-    def tree_cuts(self, nodes, r, c, weight, *, root: int = 0):
-        """Spanning tree of ``nodes`` (local edges ``r``, ``c``) with the sums of both sides of
-        every edge cut, O(1) each from a preorder cumulative sum: (order, parent, start, size,
-        child, inside, outside, total), ``child`` being the lower end of each tree edge; None when
-        the nodes are not connected.
-        """
-        m = len(nodes)
-        order, parent = spanning_tree_order(m, r, c, weight, root=root)
-        if len(order) != m:
-            return None
-        size = [1] * m
-        par = parent.tolist()
-        for v in order[:0:-1].tolist():  # children before parents
-            size[par[v]] += size[v]
-        size = np.asarray(size)
-        start = np.empty(m, dtype=np.int64)
-        start[order] = np.arange(m)
-        prefix = np.vstack([np.zeros((1, 5)), np.cumsum(self.moments(nodes)[order], axis=0)])
-        total = prefix[m]
-        child = order[1:]
-        inside = prefix[start[child] + size[child]] - prefix[start[child]]
-        return order, parent, start, size, child, inside, total - inside, total
-
-    def best_cut(self, nodes: np.ndarray, *, trees: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Best single-edge cut over the MST and ``trees - 1`` perturbed spanning trees."""
-        r, c = self.local_edges(nodes)
-        weight = self.edge_weight(nodes, r, c)
-        rng = np.random.default_rng(
-            [len(nodes), int(nodes[0]), int(nodes[-1])]
-        )  # deterministic per part
-        best_key, best_side = None, None
-        for attempt in range(trees):
-            factor = 1.0 if attempt == 0 else rng.uniform(0.5, 1.5, len(weight))
-            found = self._cut_on_tree(nodes, r, c, weight * factor)
-            if found is not None and (best_key is None or found[0] < best_key):
-                best_key, best_side = found
-            if best_key is not None and best_key[0] == 0 and best_key[1] == 0:
-                break  # feasible and no potential region lost: good enough
-        if best_side is None:
-            return None
-        return nodes[best_side], nodes[~best_side]
-
-    def _cut_on_tree(self, nodes, r, c, weight):
-        """Best cut of one spanning tree: (sort key, mask of one side) or None."""
-        tree = self.tree_cuts(nodes, r, c, weight)
-        if tree is None:  # not connected: should not happen, parts are components
-            return None
-        order, parent, start, size, child, inside, outside, total = tree
-        m = len(nodes)
-        whole = max(_inertia(total[None, :])[0], 1e-9)
-        score = (_inertia(inside) + _inertia(outside)) / whole
-        score = score + 0.25 * (self.epci[nodes[child]] == self.epci[nodes[parent[child]]])
-        pop_in, pop_out = np.round(inside[:, 0]), np.round(outside[:, 0])
-        feasible = _feasible(pop_in, self.floor, self.ceiling) & _feasible(
-            pop_out, self.floor, self.ceiling
-        )
-        if feasible.any():
-            # the cuts that keep the most potential regions (floor(p / floor) per side), then the
-            # most compact
-            capacity = np.floor(pop_in / self.floor) + np.floor(pop_out / self.floor)
-            lost = np.floor(round(total[0]) / self.floor) - capacity
-            candidates = np.flatnonzero(feasible)
-            pick = candidates[np.lexsort((score[candidates], lost[candidates]))[0]]
-            key = (0, float(lost[pick]), float(score[pick]))
-        elif total[0] > self.ceiling:
-            shortfall = np.maximum(0, self.floor - pop_in) + np.maximum(0, self.floor - pop_out)
-            excess = np.maximum(0, pop_in - self.ceiling) + np.maximum(0, pop_out - self.ceiling)
-            pick = np.lexsort((score, shortfall + 0.5 * excess))[0]
-            key = (1, float(shortfall[pick] + 0.5 * excess[pick]), float(score[pick]))
-        else:
-            return None  # within the ceiling: only split when both sides are feasible
-        v = child[pick]
-        side = np.zeros(m, bool)
-        side[order[start[v] : start[v] + size[v]]] = True
-        return key, side
 
 
 def regionalize(
@@ -1148,10 +704,10 @@ def regionalize(
         pieces = splitter.gather_epcis(pieces, trees=GATHER_TREES)
         pieces = splitter.keep_epcis_whole(pieces)
     labels = np.full(n, -1, dtype=np.int64)
-    for k, piece in enumerate(_merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
+    for k, piece in enumerate(merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k
-    labels = _renumber(labels)
-    return Regions(labels, *_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
+    labels = renumber(labels)
+    return Regions(labels, *region_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
 
 
 def _groups(nodes: np.ndarray, owner: np.ndarray, label: np.ndarray, sets: int) -> list[list]:
@@ -1194,105 +750,3 @@ def _replace(
     """The pieces with the replacements of :func:`_claim` made, and whether each is new."""
     out = [(q, k in replaced) for k, p in enumerate(pieces) for q in replaced.get(k, [p])]
     return [q for q, _new in out], np.array([new for _q, new in out], bool)
-
-
-def _merge_small(
-    pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray, *, floor: float, ceiling: float
-) -> list[np.ndarray]:
-    """Merge pieces below ``floor`` into the adjacent piece giving the smallest total under
-    ``ceiling``.
-    """
-    pieces = [np.sort(p) for p in pieces]
-    while True:
-        sizes = [pop[p].sum() for p in pieces]
-        owner = {}
-        for k, p in enumerate(pieces):
-            for v in p:
-                owner[v] = k
-        small = sorted((s, min(p), k) for k, (p, s) in enumerate(zip(pieces, sizes)) if s < floor)
-        merged = False
-        for _s, _first, k in small:
-            touching = {
-                owner[u]
-                for v in pieces[k]
-                for u in graph.indices[graph.indptr[v] : graph.indptr[v + 1]]
-                if u in owner and owner[u] != k
-            }
-            options = sorted(
-                (sizes[t] + sizes[k], min(pieces[t]), t)
-                for t in touching
-                if sizes[t] + sizes[k] <= ceiling
-            )
-            if options:
-                t = options[0][2]
-                pieces[t] = np.sort(np.r_[pieces[t], pieces[k]])
-                del pieces[k]
-                merged = True
-                break
-        if not merged:
-            return pieces
-
-
-def _renumber(labels: np.ndarray) -> np.ndarray:
-    """Labels numbered in the order of each label's first row (-1 kept)."""
-    out = np.full_like(labels, -1)
-    inside = labels >= 0
-    values, first, inverse = np.unique(labels[inside], return_index=True, return_inverse=True)
-    rank = np.empty(len(values), dtype=labels.dtype)
-    rank[np.argsort(first)] = np.arange(len(values))
-    out[inside] = rank[inverse]
-    return out
-
-
-class Reason(str, Enum):
-    """Why a region is outside [floor, ceiling] (logic branches on these codes; the French text
-    shown to people is :func:`reason_text`).
-    """
-
-    WHOLE_PATCH_BELOW_FLOOR = "zone_entiere_sous_plancher"
-    BELOW_FLOOR = "sous_plancher"
-    SINGLE_UNIT_ABOVE_CEILING = "commune_seule_au_dessus_plafond"
-    ABOVE_CEILING = "au_dessus_plafond"
-
-
-def reason_text(code: Reason, *, total: float, part_total: float, floor: float) -> str:
-    """The French sentence shown for a :class:`Reason` (numbers with a space as thousands
-    separator).
-    """
-    text = {
-        Reason.WHOLE_PATCH_BELOW_FLOOR: (
-            f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
-        ),
-        Reason.BELOW_FLOOR: (
-            f"sous le plancher ({int(total):,} hab.) : "
-            "aucune région voisine ne peut l'absorber sans dépasser le plafond"
-        ),
-        Reason.SINGLE_UNIT_ABOVE_CEILING: (
-            f"commune seule au-dessus du plafond ({int(total):,} hab.) : "
-            "découpage par IRIS possible si les données IRIS sont fournies"
-        ),
-        Reason.ABOVE_CEILING: (
-            f"au-dessus du plafond ({int(total):,} hab.) : "
-            "aucune coupe contiguë ne respecte les bornes"
-        ),
-    }[code]
-    return text.replace(",", " ")
-
-
-def _reasons(labels, pop, part_of, *, floor, ceiling) -> tuple[dict[int, Reason], dict[int, str]]:
-    codes, texts = {}, {}
-    inside = labels >= 0
-    totals = np.bincount(labels[inside], weights=pop[inside])
-    counts = np.bincount(labels[inside])
-    part_totals = np.bincount(part_of[inside], weights=pop[inside])
-    first = np.full(len(totals), -1)
-    first[labels[inside][::-1]] = np.flatnonzero(inside)[::-1]
-    for label in np.flatnonzero((totals < floor) | (totals > ceiling)).tolist():
-        total, part_total, size = totals[label], part_totals[part_of[first[label]]], counts[label]
-        if total < floor:
-            code = Reason.WHOLE_PATCH_BELOW_FLOOR if part_total < floor else Reason.BELOW_FLOOR
-        else:
-            code = Reason.SINGLE_UNIT_ABOVE_CEILING if size == 1 else Reason.ABOVE_CEILING
-        codes[label] = code
-        texts[label] = reason_text(code, total=total, part_total=part_total, floor=floor)
-    return codes, texts

@@ -1,0 +1,165 @@
+"""What every regionalization returns, and the steps they share.
+
+:class:`Regions` (a label per commune and, for a region outside [floor, ceiling], a
+:class:`Reason` code and its French text); the projected centres and areas of communes
+(:func:`centroids_and_areas`); the merge of regions left below the floor into a neighbour
+(:func:`merge_small`); the numbering of labels in the order of their first commune
+(:func:`renumber`) and the reasons of the regions outside the bounds (:func:`region_reasons`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import geopandas as gpd
+import numpy as np
+import scipy.sparse as sp
+import shapely
+
+from ..geo import zone_geometries
+
+
+@dataclass
+class Regions:
+    """Result of :func:`regionalize`.
+
+    Attributes
+    ----------
+    labels : ndarray of int
+        Region number per commune (``-1`` outside the mask), numbered by first commune.
+    codes : dict
+        Region number → why it is outside [floor, ceiling], a :class:`Reason` (for logic).
+    reasons : dict
+        Region number → the same in French, shown to users.
+    """
+
+    labels: np.ndarray
+    codes: dict[int, Reason] = field(default_factory=dict)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def centroids_and_areas(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Projected centroid coordinates (m) and areas (km²) of each row, zone by zone."""
+    n = len(frame)
+    x, y, area = np.zeros(n), np.zeros(n), np.zeros(n)
+    for _epsg, rows, geoms in zone_geometries(frame):
+        ok = ~(np.equal(geoms, None))
+        pts = shapely.point_on_surface(geoms[ok])
+        x[rows[ok]], y[rows[ok]] = shapely.get_x(pts), shapely.get_y(pts)
+        area[rows[ok]] = shapely.area(geoms[ok]) / 1e6
+    return x, y, area
+
+
+def diameter_km(x: np.ndarray, y: np.ndarray) -> float:
+    """Largest distance between two centroids (km), over their convex hull."""
+    if len(x) < 2:
+        return 0.0
+    hull = shapely.convex_hull(shapely.multipoints(np.c_[x, y]))
+    pts = shapely.get_coordinates(hull)
+    d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+    return float(d.max()) / 1000.0
+
+
+def merge_small(
+    pieces: list[np.ndarray], graph: sp.csr_matrix, pop: np.ndarray, *, floor: float, ceiling: float
+) -> list[np.ndarray]:
+    """Merge pieces below ``floor`` into the adjacent piece giving the smallest total under
+    ``ceiling``.
+    """
+    pieces = [np.sort(p) for p in pieces]
+    while True:
+        sizes = [pop[p].sum() for p in pieces]
+        owner = {}
+        for k, p in enumerate(pieces):
+            for v in p:
+                owner[v] = k
+        small = sorted((s, min(p), k) for k, (p, s) in enumerate(zip(pieces, sizes)) if s < floor)
+        merged = False
+        for _s, _first, k in small:
+            touching = {
+                owner[u]
+                for v in pieces[k]
+                for u in graph.indices[graph.indptr[v] : graph.indptr[v + 1]]
+                if u in owner and owner[u] != k
+            }
+            options = sorted(
+                (sizes[t] + sizes[k], min(pieces[t]), t)
+                for t in touching
+                if sizes[t] + sizes[k] <= ceiling
+            )
+            if options:
+                t = options[0][2]
+                pieces[t] = np.sort(np.r_[pieces[t], pieces[k]])
+                del pieces[k]
+                merged = True
+                break
+        if not merged:
+            return pieces
+
+
+def renumber(labels: np.ndarray) -> np.ndarray:
+    """Labels numbered in the order of each label's first row (-1 kept)."""
+    out = np.full_like(labels, -1)
+    inside = labels >= 0
+    values, first, inverse = np.unique(labels[inside], return_index=True, return_inverse=True)
+    rank = np.empty(len(values), dtype=labels.dtype)
+    rank[np.argsort(first)] = np.arange(len(values))
+    out[inside] = rank[inverse]
+    return out
+
+
+class Reason(str, Enum):
+    """Why a region is outside [floor, ceiling] (logic branches on these codes; the French text
+    shown to people is :func:`reason_text`).
+    """
+
+    WHOLE_PATCH_BELOW_FLOOR = "zone_entiere_sous_plancher"
+    BELOW_FLOOR = "sous_plancher"
+    SINGLE_UNIT_ABOVE_CEILING = "commune_seule_au_dessus_plafond"
+    ABOVE_CEILING = "au_dessus_plafond"
+
+
+def reason_text(code: Reason, *, total: float, part_total: float, floor: float) -> str:
+    """The French sentence shown for a :class:`Reason` (numbers with a space as thousands
+    separator).
+    """
+    text = {
+        Reason.WHOLE_PATCH_BELOW_FLOOR: (
+            f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
+        ),
+        Reason.BELOW_FLOOR: (
+            f"sous le plancher ({int(total):,} hab.) : "
+            "aucune région voisine ne peut l'absorber sans dépasser le plafond"
+        ),
+        Reason.SINGLE_UNIT_ABOVE_CEILING: (
+            f"commune seule au-dessus du plafond ({int(total):,} hab.) : "
+            "découpage par IRIS possible si les données IRIS sont fournies"
+        ),
+        Reason.ABOVE_CEILING: (
+            f"au-dessus du plafond ({int(total):,} hab.) : "
+            "aucune coupe contiguë ne respecte les bornes"
+        ),
+    }[code]
+    return text.replace(",", " ")
+
+
+def region_reasons(
+    labels, pop, part_of, *, floor, ceiling
+) -> tuple[dict[int, Reason], dict[int, str]]:
+    codes, texts = {}, {}
+    inside = labels >= 0
+    totals = np.bincount(labels[inside], weights=pop[inside])
+    counts = np.bincount(labels[inside])
+    part_totals = np.bincount(part_of[inside], weights=pop[inside])
+    first = np.full(len(totals), -1)
+    first[labels[inside][::-1]] = np.flatnonzero(inside)[::-1]
+    for label in np.flatnonzero((totals < floor) | (totals > ceiling)).tolist():
+        total, part_total, size = totals[label], part_totals[part_of[first[label]]], counts[label]
+        if total < floor:
+            code = Reason.WHOLE_PATCH_BELOW_FLOOR if part_total < floor else Reason.BELOW_FLOOR
+        else:
+            code = Reason.SINGLE_UNIT_ABOVE_CEILING if size == 1 else Reason.ABOVE_CEILING
+        codes[label] = code
+        texts[label] = reason_text(code, total=total, part_total=part_total, floor=floor)
+    return codes, texts
