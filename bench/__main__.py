@@ -18,6 +18,11 @@ tables already in data/raw (fetched if missing):
   ``regionalization.json`` (same cases, départements and seeds) and runs only the missing ones;
 * ``maps.json`` — sizes of the région, département and France maps, and the région map's time to
   first paint in headless Chromium with no network;
+* ``realism.json`` — the candidate territories against real CPTS (``bench/realism.py``): leave one
+  département of the PACA development set out at a time and compare the candidates proposed on
+  its communes with the CPTS professionals formed there (count and median population ratios, ACI
+  tiers, adjusted Rand index and mutual information, best-match share), for the default
+  objective, ``max_count``, the bisection at 80,000 and "each EPCI a territory";
 * ``overlaps.json`` — wall time of the overlap detection (``coverage.overlap_pairs``) when many
   CPTS claim the same communes: 2,000 synthetic CPTS of 10 contiguous real communes each (20,000
   overlapping membership rows) over the 433 communes of the Aude;
@@ -637,6 +642,10 @@ def markdown(results: dict) -> str:
         lines += spine_lines(results["spine"], results["maps"])
     if "regionalization" in results:
         lines += regionalization_lines(results["regionalization"])
+    if "realism" in results:
+        from .realism import realism_lines
+
+        lines += realism_lines(results["realism"])
     if "accessibility" in results:
         a = results["accessibility"]
         lines += [
@@ -958,7 +967,7 @@ def bench_overlaps(departement: str = "11", n_cpts: int = 2000, size: int = 10) 
     }
 
 
-SECTIONS = ("spine", "regionalization", "accessibility", "overlaps")
+SECTIONS = ("spine", "regionalization", "realism", "accessibility", "overlaps")
 
 
 def main(argv=None) -> int:
@@ -1002,13 +1011,17 @@ def main(argv=None) -> int:
                 RESULTS / "regionalization.json",
                 bench_regionalization(tmp, args.departement, reuse_spopt=args.reuse_spopt),
             )
+        if "realism" in args.only:
+            from .realism import realism
+
+            write_json(RESULTS / "realism.json", realism(tmp / "realism"))
     if "accessibility" in args.only:
         write_json(RESULTS / "accessibility.json", bench_accessibility())
     if "overlaps" in args.only:
         write_json(RESULTS / "overlaps.json", bench_overlaps())
     results = {
         name: json.loads((RESULTS / f"{name}.json").read_text())
-        for name in ("spine", "maps", "regionalization", "accessibility", "overlaps")
+        for name in ("spine", "maps", "regionalization", "realism", "accessibility", "overlaps")
         if (RESULTS / f"{name}.json").exists()
     }
     text = markdown(results)

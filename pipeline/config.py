@@ -270,7 +270,7 @@ SCHEMA = Section(
             {
                 "floor": Key(
                     "float",
-                    20000.0,
+                    10000.0,
                     "minimum population of a candidate territory",
                     at_least(0, strict=True),
                 ),
@@ -280,10 +280,23 @@ SCHEMA = Section(
                     "maximum population of a candidate territory",
                     at_least(0, strict=True),
                 ),
+                "objective": Key(
+                    "str",
+                    "realistic",
+                    "what the candidates aim at: sized like the CPTS around them, or as many as "
+                    "the floor allows",
+                    one_of("realistic", "max_count"),
+                ),
+                "reference_population": Key(
+                    "float",
+                    0.0,
+                    "size a candidate aims at (0: the CPTS of the file, by density)",
+                    at_least(0),
+                ),
                 "target_population": Key(
                     "float",
                     0.0,
-                    "split candidates above this (0: as many as possible)",
+                    "max_count only: split candidates above this (0: as many as possible)",
                     at_least(0),
                 ),
                 "max_diameter_km": Key(
@@ -432,6 +445,14 @@ RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
         lambda s: s["floor"] < s["ceiling"],
         "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = "
         "200000",
+    ),
+    (
+        "territories",
+        "target_population",
+        lambda s: s["target_population"] == 0 or s["objective"] == "max_count",
+        'target_population ({target_population:g}) applies to objective = "max_count" (the '
+        'bisection); set objective = "max_count", or target_population = 0 and, to fix the size '
+        "the realistic objective aims at, reference_population",
     ),
     (
         "territories",

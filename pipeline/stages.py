@@ -596,11 +596,7 @@ def build_coverage(settings: Settings) -> None:
         cpts = coverage_mod.cpts_table(
             communes, members, settings.section("aci"), example=source["exemple"], outside=outside
         )
-    kept = [
-        c
-        for c in communes_mod.COLUMNS
-        if c not in ("nom_epci", "source_population", "source_geometrie")
-    ]
+    kept = [c for c in communes_mod.COLUMNS if c not in ("source_population", "source_geometrie")]
     table = communes[kept].merge(status, on="code_commune")
     table["id_zone_blanche"] = patch_of
     table["ile"] = adjacency.island
@@ -708,6 +704,8 @@ def build_territories(settings: Settings) -> None:
         f"{summary['communes_signalees']} commune(s) flagged below the floor; regionalization "
         f"{seconds:.2f} s"
     )
+    for item in summary["tailles_visees"]:
+        log(f"  - {item['reference']} ({item['candidats']} candidat(s))")
     for item in summary["candidats_hors_bornes"]:
         log(f"  - {item['id_territoire']} ({item['population']:,} inhabitants): {item['motif']}")
 

