@@ -63,6 +63,7 @@ class Bisector:
         target_population,
         trees,
     ):
+        """Keep the graph, the commune arrays and the bounds (see the class docstring)."""
         self.graph, self.pop, self.x, self.y = graph, pop, x, y
         self.w = np.maximum(area, 1e-6)
         self.epci = epci
@@ -90,6 +91,9 @@ class Bisector:
         return (dist + 1.0) * np.where(across, self.epci_penalty, 1.0)
 
     def needs_split(self, nodes: np.ndarray) -> bool:
+        """Whether a connected part is to be bisected again: above the ceiling, or (from two floors
+        on) above ``target_population`` or wider than ``max_diameter_km``.
+        """
         total = self.pop[nodes].sum()
         if len(nodes) < 2:
             return False

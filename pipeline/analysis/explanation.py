@@ -58,6 +58,7 @@ class Describer:
         which: np.ndarray | None = None,
         references: list[Reference] | None = None,
     ):
+        """Read the commune arrays once (see the class docstring)."""
         self.pop = coverage["population"].fillna(0).to_numpy(dtype=float)
         self.names = coverage["nom"].to_numpy(dtype=object)
         self.codes = coverage["code_commune"].to_numpy(dtype=object)

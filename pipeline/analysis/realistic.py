@@ -94,6 +94,7 @@ class _Cutter:
     """Weight-balanced recursive bisection of blocks on their spanning trees."""
 
     def __init__(self, graph, pop, weight, x, y, area, *, floor, ceiling, max_diameter_km):
+        """Keep the masked graph, the commune arrays and the bounds."""
         self.graph, self.pop, self.weight = graph, pop, weight
         self.x, self.y, self.area = x, y, np.maximum(area, 1e-6)
         self.floor, self.ceiling, self.max_diameter_km = floor, ceiling, max_diameter_km

@@ -147,6 +147,9 @@ def reason_text(code: Reason, *, total: float, part_total: float, floor: float) 
 def region_reasons(
     labels, pop, part_of, *, floor, ceiling
 ) -> tuple[dict[int, Reason], dict[int, str]]:
+    """The :class:`Reason` code and French text of each region outside [floor, ceiling]
+    (``part_of``: the connected part of each commune, to tell a whole part below the floor).
+    """
     codes, texts = {}, {}
     inside = labels >= 0
     totals = np.bincount(labels[inside], weights=pop[inside])

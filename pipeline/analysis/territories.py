@@ -3,16 +3,20 @@
 From the coverage table (white-zone communes and their patches), the existing CPTS and the
 adjacency:
 
-* white-zone communes are grouped by :func:`pipeline.analysis.regionalize.regionalize` into
-  contiguous
-  candidates within [floor, ceiling];
+* white-zone communes are grouped into contiguous candidates within [floor, ceiling]: by default
+  (``objective = "realistic"``) sized like the existing CPTS around them
+  (:func:`pipeline.analysis.reference.reference_sizes`) and built from whole EPCIs
+  (:func:`pipeline.analysis.realistic.realistic_regions`); with ``objective = "max_count"``, as
+  many as the floor allows (:func:`pipeline.analysis.regionalize.regionalize`);
 * a whole patch below the floor is not forced into a fake territory: it is proposed as an
   *extension* of the bordering existing CPTS that shares the longest border with it and stays under
   the ceiling, or flagged "sous le seuil" with the reason;
 * a single commune above the ceiling is split into contiguous IRIS-based candidates when IRIS data
   is given, else it stays one candidate with the reason;
 * every territory gets its ACI tier and envelope and quality figures (population, communes,
-  compactness, longest internal distance).
+  compactness, longest internal distance), and every candidate its explanation
+  (:class:`pipeline.analysis.explanation.Describer`: pôle, EPCIs whole or in part, farthest
+  commune, reference size).
 
 Invariants checked on every run: every white-zone commune is in exactly one territory or flagged,
 and every candidate is contiguous.
@@ -88,6 +92,7 @@ class Bounds:
 
     @classmethod
     def from_settings(cls, cfg: dict) -> Bounds:
+        """The bounds of the ``[territories]`` settings section ``cfg``."""
         return cls(
             float(cfg["floor"]),
             float(cfg["ceiling"]),
@@ -546,6 +551,9 @@ def check_contiguity(adjacency: Adjacency, members: pd.DataFrame, codes: np.ndar
 def summarize(
     territories: gpd.GeoDataFrame, members: pd.DataFrame, bounds: Bounds, seconds: float
 ) -> dict:
+    """``territories_summary.json``: counts, bounds, sizes, tiers, the objective and the reference
+    sizes the candidates aimed at (with how many candidates each), and the regionalization time.
+    """
     cand = territories[territories["type_territoire"] == "candidate"]
     return {
         "candidats": int(len(cand)),
