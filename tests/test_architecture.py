@@ -1,5 +1,6 @@
-"""The package's layers import only downward: foundations < sources < analysis < outputs < stages,
-cli. Read from the source (every ``import``, at module level or inside a function)."""
+"""The package's layers import only downward: foundations < sources < analysis < outputs < top
+(stages, prepare, produce, cli). Read from the source (every ``import``, at module level or inside
+a function)."""
 
 import ast
 from pathlib import Path
@@ -74,6 +75,8 @@ def test_the_layers_are_the_subpackages():
         "__init__",
         "__main__",
         "stages",
+        "prepare",
+        "produce",
         "cli",
     }
 
