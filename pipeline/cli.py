@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         path = download(src["url"], settings.raw_dir / src["file"], sha256=src["sha256"] or None)
         console.print(f"fetch: {path}")
     else:
-        stages.run(settings, args.stage, force=args.force)
+        stages.run_alone(settings, args.stage, force=args.force)
 
 
 EXIT_OUTPUT, EXIT_BUG, EXIT_INTERRUPTED = 3, 70, 130

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -87,7 +88,22 @@ def write_json(target: str | Path, data: object) -> Path:
 
 
 def write_csv(target: str | Path, frame: pd.DataFrame) -> Path:
-    return write_atomic(target, lambda p: frame.to_csv(p, index=False, lineterminator="\n"))
+    """Write a table as CSV, atomically, its text cells made inert (:func:`spreadsheet_safe`).
+
+    Parameters
+    ----------
+    target : path
+        The file written.
+    frame : pandas.DataFrame
+        The table.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    safe = spreadsheet_safe(frame)
+    return write_atomic(target, lambda p: safe.to_csv(p, index=False, lineterminator="\n"))
 
 
 _READ: dict[str, tuple[tuple[int, ...], object]] = {}
@@ -341,3 +357,103 @@ def cached_table(
     frame = read(source)
     write_parquet(target, frame)
     return frame[columns] if columns else frame
+
+
+# --------------------------------------------------------------------------- what people open
+
+_SCRIPT_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+
+def script_json(data: object) -> str:
+    r"""``data`` as compact JSON that is safe inside an HTML ``<script>`` element.
+
+    Parameters
+    ----------
+    data : object
+        Anything :func:`json.dumps` takes; keys are sorted, so the same data gives the same text.
+
+    Returns
+    -------
+    str
+        JSON in which ``<``, ``>``, ``&``, U+2028 and U+2029 are written as ``\u003c``,
+        ``\u003e``, ``\u0026``, ``\u2028`` and ``\u2029``: no text of the data (a CPTS named
+        ``</script>`` or ``<!--<script>``) can end the script or switch the HTML parser into
+        another of its script states, and the value read by the page is the same.
+    """
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    for char, escaped in _SCRIPT_ESCAPES:
+        text = text.replace(char, escaped)
+    return text
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+def _formula_safe(value: object) -> object:
+    """``value`` with a leading ``'`` if it is a formula-like text (or such a text already
+    marked, so that :func:`read_csv` can take exactly one mark off).
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return value if _NUMBER.fullmatch(value) else "'" + value
+    return value
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text cells made inert for a spreadsheet.
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would be run
+    as a formula by Excel or LibreOffice: it gets a leading ``'`` (the usual neutralisation, shown
+    as is). Numbers, and texts that are plain numbers (``-3``, ``+2,5``), are left as they are.
+    :func:`read_csv` removes the mark again when the pipeline reads its own files back.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table about to be written; it is not changed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same table, or a copy with the marked cells.
+    """
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        marked = values.map(_formula_safe)
+        if not marked.equals(values):
+            out = out.copy() if out is frame else out
+            out[column] = marked
+    return out
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV the pipeline wrote with :func:`write_csv`, every column as text, marks removed.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every cell as text (empty cells as ``""``), with the ``'`` that :func:`spreadsheet_safe`
+        put before a formula-like text taken off again.
+    """
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in frame.columns:
+        values = frame[column]
+        if values.str.startswith("'").any():  # only what spreadsheet_safe marked
+            frame[column] = values.map(
+                lambda v: v[1:] if v.startswith("'") and _formula_safe(v[1:]) == v else v
+            )
+    return frame

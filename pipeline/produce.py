@@ -18,6 +18,7 @@ from .config import Settings
 from .io import (
     cached_frame,
     code_fingerprint,
+    read_csv,
     read_geoparquet,
     sha256_file,
     write_csv,
@@ -72,8 +73,8 @@ def build_coverage(settings: Settings) -> None:
     import json
 
     communes = read_communes(settings)
-    members = pd.read_csv(per["members"], dtype=str, keep_default_na=False)
-    outside = pd.read_csv(per["outside"], dtype=str, keep_default_na=False)
+    members = read_csv(per["members"])
+    outside = read_csv(per["outside"])
     source = json.loads(per["source"].read_text(encoding="utf-8"))
     adjacency = adjacency_of(settings, communes)
     with step("coverage: statuses, white zones, overlaps"):
@@ -341,7 +342,7 @@ def build_profile(settings: Settings) -> None:
     cov, ter = coverage_paths(settings), territory_paths(settings)
     coverage = read_geoparquet(cov["coverage"])
     territories = pd.DataFrame(read_geoparquet(ter["territories"]).drop(columns="geometry"))
-    members = pd.read_csv(ter["members"], dtype=str, keep_default_na=False)
+    members = read_csv(ter["members"])
     cpts = pd.DataFrame(read_geoparquet(cov["cpts"]).drop(columns="geometry"))
     example = json.loads(perimeter_paths(settings)["source"].read_text(encoding="utf-8"))["exemple"]
     professions = list(settings.section("indicators")["professions"])

@@ -233,6 +233,58 @@ def run_until(settings: Settings, last: str = "export", *, force: bool = False) 
     print_timings()
 
 
+def upstream(settings: Settings, name: str) -> list[str]:
+    """The stages whose outputs stage ``name`` reads, directly or through others, in table order
+    (``data`` left out: it is no manifest stage, and the stages check its files' hashes).
+
+    Parameters
+    ----------
+    settings : Settings
+        The run's settings (the paths depend on them).
+    name : str
+        A stage name.
+
+    Returns
+    -------
+    list of str
+        Stage names, the first to run first.
+    """
+    needed, todo = set(), [stage_named(name)]
+    while todo:
+        for other in depends_on(settings, todo.pop()):
+            if other not in needed:
+                needed.add(other)
+                todo.append(stage_named(other))
+    return [s.name for s in STAGES if s.name in needed and s.manifest]
+
+
+def run_alone(settings: Settings, name: str, *, force: bool = False) -> bool:
+    """Run stage ``name`` as its own command: its upstream stages first, each rebuilt only when its
+    inputs, settings or code changed, so that a stage never builds on stale or missing tables.
+
+    Parameters
+    ----------
+    settings : Settings
+        The run's settings.
+    name : str
+        The stage asked for.
+    force : bool
+        Rebuild ``name`` even when it is up to date (its upstream stages are not forced).
+
+    Returns
+    -------
+    bool
+        True if stage ``name`` ran.
+    """
+    stage_named(name)
+    reset_stage_times()
+    for before in upstream(settings, name):
+        run(settings, before)
+    ran = run(settings, name, force=force)
+    print_timings()
+    return ran
+
+
 def depends_on(settings: Settings, stage: Stage) -> list[str]:
     """The stages whose outputs ``stage`` reads (its real data dependencies), in table order."""
     needed = set(stage.inputs(settings))
