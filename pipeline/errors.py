@@ -25,6 +25,18 @@ class StrictError(PipelineError):
     exit_code = 1
 
 
+class OutputsBusy(PipelineError):
+    """The output folders are in use by another run: exit 3, as for a folder that cannot be
+    written (:func:`pipeline.io.output_lock`).
+    """
+
+    exit_code = 3
+
+
+class InputChanged(PipelineError):
+    """An input file changed while a stage read it: the stage is not recorded as up to date."""
+
+
 class ValidationError(PipelineError):
     """Several problems found while validating one input, reported together.
 

@@ -125,12 +125,13 @@ def run(settings: Settings, name: str, *, force: bool = False) -> bool:
         settings=settings.fingerprint(*stage.settings),
         outputs=outputs,
     )
-    if not force and manifest.up_to_date():
+    snapshot = manifest.snapshot()  # what the build reads: recorded only if still so after it
+    if not force and manifest.up_to_date(snapshot):
         log(f"{name}: up to date (inputs, settings and code unchanged), nothing rebuilt")
         record_stage_time(name, time.perf_counter() - start, ran=False)
         return False
     stage.build(settings)
-    manifest.record()
+    manifest.record(snapshot)
     record_stage_time(name, time.perf_counter() - start, ran=True)
     return True
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
-FOUNDATIONS = {"config", "errors", "io", "progress", "geo", "aci"}
+FOUNDATIONS = {"config", "checks", "errors", "io", "progress", "geo", "aci"}
 LAYERS = {"foundations": 0, "sources": 1, "analysis": 2, "outputs": 3, "top": 4}
 
 

@@ -38,8 +38,7 @@ SCOPE = "departements:48"  # Lozère: 152 communes, a full run takes seconds
 # ---------------------------------------- the good run, built once
 
 
-@pytest.fixture(scope="module")
-def good_run(tmp_path_factory, raw):
+def build_good_run(tmp_path_factory) -> Path:
     """Settings copy with every output in a temporary folder, after one successful diagnosis."""
     folder = tmp_path_factory.mktemp("good_run")
     config = write_settings_copy(REPO / "pipeline.toml", folder, scope=SCOPE)
@@ -47,19 +46,25 @@ def good_run(tmp_path_factory, raw):
     return config
 
 
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory, raw):
+    """The good run of this module (:func:`build_good_run`)."""
+    return build_good_run(tmp_path_factory)
+
+
 def output_hashes(config: Path) -> dict[str, str]:
     """sha256 of every output file of the run.
 
     The stage manifests are left out: a stage that succeeds before the failing one records the
     settings it ran with (e.g. ``indicators`` reads ``[perimeters]``), its outputs staying
-    identical.
+    identical. So is the run's lock file (``.lock``), which holds the pid of a run, not an output.
     """
     settings = load_settings(config)
     return {
         str(p): hashlib.sha256(p.read_bytes()).hexdigest()
         for folder in settings.output_dirs.values()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and ".manifests" not in p.parts
+        if p.is_file() and ".manifests" not in p.parts and p.name != ".lock"
     }
 
 

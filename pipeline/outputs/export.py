@@ -659,9 +659,7 @@ def _task(kind: str, key: str, target: Path):
     page = source.page(
         rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}"
     )
-    (target / f"carte_{key}.html").write_text(
-        maps.render_page(page, leaflet=leaflet), encoding="utf-8"
-    )
+    write_text(target / f"carte_{key}.html", maps.render_page(page, leaflet=leaflet))
     return None
 
 
