@@ -6,7 +6,8 @@ source listed in the settings). Exit status:
 * 0 — done;
 * 1 — ``--strict`` and the run met warnings (:class:`~pipeline.errors.StrictError`);
 * 2 — an input or a setting to fix (one clear line, or one line per problem of the settings);
-* 3 — an output folder that cannot be written (one line naming the folder);
+* 3 — an output folder that cannot be written (not writable, disk full) or is in use by another
+  run (one line naming the folder or the lock's holder);
 * 130 — interrupted (Ctrl-C): every output is written to a temporary file then renamed, so the
   previous outputs are intact;
 * 70 — an internal error: a bug, printed with its trace to report.

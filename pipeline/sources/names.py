@@ -61,6 +61,12 @@ ARRONDISSEMENT = re.compile(
     r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?"
     r"(?: (?:arrondissement|arrdt|ardt|arr))?"
 )
+# "13e arrondissement de Paris", "3ᵉ arrondissement de Lyon" (ᵉ is "e" once normalised), "5ème
+# arrondissement de Lyon": the number first, as most CPTS publish them.
+ARRONDISSEMENT_FIRST = re.compile(
+    r"(\d{1,2}) ?(?:er|re|e|eme|ieme|o)? (?:arrondissement|arrdt|ardt|arr) (?:de |d )?"
+    r"(paris|lyon|marseille)"
+)
 
 
 # Words that do not tell one CPTS name from another: articles, "CPTS" and the words of
@@ -131,7 +137,10 @@ def name_key(text: str) -> str:
         words = words[1:]
     text = " ".join(words)
     arrondissement = ARRONDISSEMENT.fullmatch(text)
-    return f"{arrondissement.group(1)} {int(arrondissement.group(2))}" if arrondissement else text
+    if arrondissement:
+        return f"{arrondissement.group(1)} {int(arrondissement.group(2))}"
+    first = ARRONDISSEMENT_FIRST.fullmatch(text)
+    return f"{first.group(2)} {int(first.group(1))}" if first else text
 
 
 @dataclass
