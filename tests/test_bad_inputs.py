@@ -430,20 +430,26 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("edit, code, pattern", CASES)
-def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit, code, pattern):
-    before = output_hashes(good_run)
-    text = edit(good_run.read_text(encoding="utf-8"), Context(tmp_path, good_run))
-    config = tmp_path / "pipeline.toml"
-    config.write_bytes(
-        text.encode("latin-1", errors="replace")
-        if edit is latin1_settings
-        else text.encode("utf-8")
-    )
+def check_case(
+    good: Path, folder: Path, capsys, edit, code: int, pattern: str, *, encoding: str = "utf-8"
+) -> None:
+    """One case of a catalogue: the good run's settings spoilt by ``edit`` (written in
+    ``encoding``), ``diagnose`` exits with ``code``, prints one error line matching ``pattern``,
+    and every previous output is byte-identical."""
+    before = output_hashes(good)
+    text = edit(good.read_text(encoding="utf-8"), Context(folder, good))
+    config = folder / "pipeline.toml"
+    config.write_bytes(text.encode(encoding, errors="replace"))
     status, printed = run_bad(config, ["diagnose"], capsys)
     assert status == code, printed
     assert_one_clear_line(printed, pattern)
-    assert output_hashes(good_run) == before
+    assert output_hashes(good) == before
+
+
+@pytest.mark.parametrize("edit, code, pattern", CASES)
+def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit, code, pattern):
+    encoding = "latin-1" if edit is latin1_settings else "utf-8"
+    check_case(good_run, tmp_path, capsys, edit, code, pattern, encoding=encoding)
 
 
 # ---------------------------------------- interruptions and folders

@@ -25,10 +25,10 @@ from pipeline import io, stages
 from pipeline.config import load_settings, write_settings_copy
 from tests.test_bad_inputs import (
     SCOPE,
-    Context,
     assert_one_clear_line,
     build_good_run,
     case,
+    check_case,
     output_hashes,
     replace,
     run_bad,
@@ -83,13 +83,7 @@ CASES = [
 
 @pytest.mark.parametrize("edit, code, pattern", CASES)
 def test_setting_refused_with_what_to_write(good_run, tmp_path, capsys, edit, code, pattern):
-    before = output_hashes(good_run)
-    config = tmp_path / "pipeline.toml"
-    config.write_text(edit(good_run.read_text(encoding="utf-8"), Context(tmp_path, good_run)))
-    status, printed = run_bad(config, ["diagnose"], capsys)
-    assert status == code, printed
-    assert_one_clear_line(printed, pattern)
-    assert output_hashes(good_run) == before
+    check_case(good_run, tmp_path, capsys, edit, code, pattern)
 
 
 def test_empty_scope_is_refused_not_replaced_by_the_settings(good_run, capsys):

@@ -25,6 +25,7 @@ from tests.test_bad_inputs import (
     assert_one_clear_line,
     build_good_run,
     case,
+    check_case,
     output_hashes,
     perimeter_table,
     run_bad,
@@ -272,14 +273,7 @@ CASES = [
 
 @pytest.mark.parametrize("edit, code, pattern", CASES)
 def test_bad_file_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit, code, pattern):
-    before = output_hashes(good_run)
-    text = edit(good_run.read_text(encoding="utf-8"), Context(tmp_path, good_run))
-    config = tmp_path / "pipeline.toml"
-    config.write_text(text, encoding="utf-8")
-    status, printed = run_bad(config, ["diagnose"], capsys)
-    assert status == code, printed
-    assert_one_clear_line(printed, pattern)
-    assert output_hashes(good_run) == before
+    check_case(good_run, tmp_path, capsys, edit, code, pattern)
 
 
 def test_a_workbook_inflating_too_far_is_refused_before_parsing(

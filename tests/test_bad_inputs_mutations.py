@@ -23,12 +23,9 @@ from tests.test_regionalize import grid
 
 def test_a_commune_claimed_only_in_part_is_not_a_white_zone(raw, ref, tmp_path):
     """Mauguio: only its part Carnon is in a CPTS, nobody holds it whole."""
-    text = (
-        "cpts_id;cpts_nom;commune;partie\n"
-        "B;CPTS du Littoral;Mauguio;Carnon\n"
-        "B;CPTS du Littoral;La Grande-Motte;\n"
-    )
-    communes, members, _issues, _ = resolve(raw, ref, "dep:34", text, tmp_path)
+    rows = ["cpts_id;cpts_nom;commune;partie", "B;CPTS du Littoral;Mauguio;Carnon"]
+    rows.append("B;CPTS du Littoral;La Grande-Motte;")
+    communes, members, _issues, _ = resolve(raw, ref, "dep:34", "\n".join(rows) + "\n", tmp_path)
     status = commune_status(communes, members).set_index("code_commune")
     assert status.loc["34154", "statut"] == "couverte" and status.loc["34154", "partiel"]
     assert status.loc["34154", "n_cpts"] == 0, "no whole membership"

@@ -158,10 +158,12 @@ class Resolution:
 
     @property
     def ok(self) -> bool:
+        """True when one code was found."""
         return bool(self.code)
 
     @property
     def ambiguous(self) -> bool:
+        """True when several candidates fit and none was chosen: the user is asked back."""
         return not self.code and len(self.candidates) > 1 and self.how == AMBIGUOUS
 
 
@@ -191,6 +193,7 @@ class NameIndex:
         departements: pd.DataFrame,
         events: pd.DataFrame | None = None,
     ):
+        """Index every name of ``raw_communes`` (and of ``events``) by its matching key."""
         dep_code = dict(zip(departements["id"], departements["code"]))
         self.departement_names = {
             plain_key(n): c for n, c in zip(departements["nom"], departements["code"])
