@@ -6,7 +6,8 @@ source listed in the settings). Exit status:
 * 0 — done;
 * 1 — ``--strict`` and the run met warnings (:class:`~pipeline.errors.StrictError`);
 * 2 — an input or a setting to fix (one clear line, or one line per problem of the settings);
-* 3 — an output folder that cannot be written (one line naming the folder);
+* 3 — an output folder that cannot be written (not writable, disk full) or is in use by another
+  run (one line naming the folder or the lock's holder);
 * 130 — interrupted (Ctrl-C): every output is written to a temporary file then renamed, so the
   previous outputs are intact;
 * 70 — an internal error: a bug, printed with its trace to report.
@@ -17,20 +18,32 @@ source listed in the settings). Exit status:
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import os
 import sys
 import traceback
 from pathlib import Path
 
-from . import __version__, stages
+from . import __version__
 from .config import DEFAULT_CONFIG, Settings, load_settings
 from .errors import PipelineError
 from .progress import console
-from .sources.data import download
+
+# The stage table and everything it brings (pandas, GDAL…) is imported in main(), where a Ctrl-C
+# during start-up ends in one line and exit 130 like any other.
+UNLOCKED = ("makefile", "fetch")  # commands that write no output folder
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: global options and one sub-command per stage of the table.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    from . import stages
+
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Diagnosis of CPTS territories: one sub-command per stage.",
@@ -75,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> None:
+    """Carry out the parsed command with the validated settings.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From :func:`build_parser`.
+    settings : Settings
+        From :func:`pipeline.config.load_settings`.
+    """
+    from . import stages
+    from .sources.data import download
+
     if args.stage == "data":
         stages.build_data(settings, wheel=args.wheel)
     elif args.stage == "diagnose":
@@ -94,13 +119,14 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         path = download(src["url"], settings.raw_dir / src["file"], sha256=src["sha256"] or None)
         console.print(f"fetch: {path}")
     else:
-        stages.run(settings, args.stage, force=args.force)
+        stages.run_alone(settings, args.stage, force=args.force)
 
 
 EXIT_OUTPUT, EXIT_BUG, EXIT_INTERRUPTED = 3, 70, 130
 
 
 def say(text: str) -> None:
+    """Print one message line as is (no markup, no highlighting, never cut)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -116,15 +142,42 @@ def output_folder(settings: Settings | None, filename: str | None) -> tuple[str,
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    # the libraries' own objects, created at import, are never garbage: the collector leaves
-    # them alone (it spent 0.25 s of a région run walking them, 0.09 s once frozen)
-    gc.freeze()
-    args = build_parser().parse_args(argv)
-    settings = None
-    try:
-        settings = load_settings(args.config, scope=args.scope, strict=args.strict)
+def locked_run(args: argparse.Namespace, settings: Settings) -> None:
+    """:func:`run` holding the lock on the output folders (:func:`pipeline.io.output_lock`),
+    which also removes what a killed run left behind.
+    """
+    from .io import output_lock
+
+    if args.stage in UNLOCKED:
+        return run(args, settings)
+    with output_lock(settings.output_dirs) as stale:
+        if stale:
+            say(f"note: took over the lock on the output folders left by {stale} (no longer held)")
         run(args, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return its exit status (see the module's documentation).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (``sys.argv[1:]`` when not given).
+
+    Returns
+    -------
+    int
+        0, 1, 2, 3, 70 or 130.
+    """
+    settings, config = None, DEFAULT_CONFIG
+    try:
+        args = build_parser().parse_args(argv)
+        # the libraries' own objects, created at import, are never garbage: the collector leaves
+        # them alone (it spent 0.25 s of a région run walking them, 0.09 s once frozen)
+        gc.freeze()
+        config = args.config
+        settings = load_settings(args.config, scope=args.scope, strict=args.strict)
+        locked_run(args, settings)
     except KeyboardInterrupt:
         say("interrupted; previous outputs are intact (each output is replaced only once complete)")
         return EXIT_INTERRUPTED
@@ -136,9 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         reason = exc.strerror or type(exc).__name__
         if where is not None:
             key, folder = where
+            todo = (
+                "free some space on its disk"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "make it writable"
+            )
             say(
-                f"error: cannot write to the output folder {folder} ({reason}); make it writable, "
-                f"or change [paths] {key} in {args.config}"
+                f"error: cannot write to the output folder {folder} ({reason}); {todo}, or change "
+                f"[paths] {key} in {config}"
             )
             return EXIT_OUTPUT
         if exc.filename and isinstance(

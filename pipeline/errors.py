@@ -25,6 +25,18 @@ class StrictError(PipelineError):
     exit_code = 1
 
 
+class OutputsBusy(PipelineError):
+    """The output folders are in use by another run: exit 3, as for a folder that cannot be
+    written (:func:`pipeline.io.output_lock`).
+    """
+
+    exit_code = 3
+
+
+class InputChanged(PipelineError):
+    """An input file changed while a stage read it: the stage is not recorded as up to date."""
+
+
 class ValidationError(PipelineError):
     """Several problems found while validating one input, reported together.
 
@@ -37,6 +49,7 @@ class ValidationError(PipelineError):
     """
 
     def __init__(self, source: str, problems: Iterable[str]):
+        """Keep ``source`` and ``problems``; the message lists every problem."""
         self.source = str(source)
         self.problems = list(problems)
         if len(self.problems) == 1:
@@ -57,15 +70,19 @@ class Problems:
     """
 
     def __init__(self, source: str):
+        """Start an empty list of problems about ``source``."""
         self.source = str(source)
         self.items: list[str] = []
 
     def add(self, message: str) -> None:
+        """Collect one problem (a message naming what to fix)."""
         self.items.append(message)
 
     def __bool__(self) -> bool:
+        """True when at least one problem was collected."""
         return bool(self.items)
 
     def raise_if_any(self) -> None:
+        """Raise a :class:`ValidationError` listing every problem collected, if any."""
         if self.items:
             raise ValidationError(self.source, self.items)

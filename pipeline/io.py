@@ -8,9 +8,11 @@ settings and of the pipeline code); when nothing changed the stage is skipped.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .errors import InputChanged, OutputsBusy
 
 
 def file_stamp(path: str | Path) -> tuple[int, ...]:
@@ -52,42 +55,104 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+TMP_MARK = ".tmp"  # in the name of every temporary file or folder of a write (see clean_leftovers)
+
+
+def _through_link(target: Path) -> Path:
+    """Where a write to ``target`` goes: a symbolic link is written through, never replaced."""
+    return target.resolve() if target.is_symlink() else target
+
+
+@contextlib.contextmanager
+def _naming(target: Path) -> Iterator[None]:
+    """An :class:`OSError` raised without a file name (disk full in a writer) names ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
-    target = Path(target)
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds.
+
+    Parameters
+    ----------
+    target : path
+        The file to write; a symbolic link is written through (its target is replaced).
+
+    Yields
+    ------
+    Path
+        A fresh name in the same folder, marked as temporary (``.<stem>.<random>.tmp<suffix>``).
+    """
+    target = _through_link(Path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
+    with _naming(target):
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f"{TMP_MARK}{target.suffix}", dir=target.parent
+        )
     os.close(fd)
     tmp_path = Path(tmp)
     tmp_path.unlink()  # writers that refuse to overwrite (GDAL) get a fresh name
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        with _naming(target):
+            yield tmp_path
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
 def write_atomic(target: str | Path, writer: Callable[[Path], None]) -> Path:
-    """Call ``writer(tmp_path)`` then move the result onto ``target``."""
+    """Call ``writer(tmp_path)`` then move the result onto ``target`` (:func:`atomic_path`).
+
+    Parameters
+    ----------
+    target : path
+        The file written.
+    writer : callable
+        ``writer(path)`` writes the whole file at ``path``; if it fails, ``target`` is untouched.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
 
 
 def write_text(target: str | Path, text: str) -> Path:
+    """Write ``text`` as UTF-8, atomically (:func:`write_atomic`); return ``target``."""
     return write_atomic(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def write_json(target: str | Path, data: object) -> Path:
+    """Write ``data`` as indented JSON with sorted keys, atomically; return ``target``."""
     return write_text(target, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def write_csv(target: str | Path, frame: pd.DataFrame) -> Path:
-    return write_atomic(target, lambda p: frame.to_csv(p, index=False, lineterminator="\n"))
+    """Write a table as CSV, atomically, its text cells made inert (:func:`spreadsheet_safe`).
+
+    Parameters
+    ----------
+    target : path
+        The file written.
+    frame : pandas.DataFrame
+        The table.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    safe = spreadsheet_safe(frame)
+    return write_atomic(target, lambda p: safe.to_csv(p, index=False, lineterminator="\n"))
 
 
 _READ: dict[str, tuple[tuple[int, ...], object]] = {}
@@ -126,13 +191,15 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
     """
     import shutil
 
-    target = Path(target)
+    target = _through_link(Path(target))  # a linked folder is filled where the link points
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    with _naming(target):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TMP_MARK, dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; outputs are meant to be shared
     try:
-        fill(tmp)
-        old = target.with_name(f".{target.name}.old")
+        with _naming(target):
+            fill(tmp)
+        old = target.with_name(f".{target.name}{TMP_MARK}.old")
         if old.exists():
             shutil.rmtree(old)
         if target.exists():
@@ -147,22 +214,26 @@ def replace_dir(target: str | Path, fill: Callable[[Path], None]) -> Path:
 
 
 def _cached(compute, *, cache, name: str, key: str, keep: int, suffix: str, read, write):
-    """``compute()``, kept in the folder ``cache`` as ``<name>.<key><suffix>`` (read with
-    ``read(path)``, written with ``write(path, result)``): a damaged copy is computed again, and
-    the ``keep`` most recently used copies of ``name`` are kept. Without ``cache``, computes.
+    """``compute()``, kept in the folder ``cache`` as ``<name>.<key><suffix>``.
+
+    A copy is used only when ``read(path, key)`` succeeds: the copy's own checks (zip CRCs, Parquet
+    page checksums) hold and it carries ``key`` inside (a valid copy of another scope renamed to
+    this name is refused); otherwise it is computed again and rewritten (``write(path, result,
+    key)``). The ``keep`` most recently used copies of ``name`` are kept. Without ``cache``,
+    computes.
     """
     if cache is None:
         return compute()
     target = Path(cache) / f"{name}.{key[:24]}{suffix}"
     if target.exists():
         try:
-            result = read(target)
+            result = read(target, key)
             target.touch()  # recently used
             return result
-        except (OSError, ValueError, EOFError):  # a damaged copy: compute again
+        except Exception:  # noqa: BLE001 — a damaged or foreign disposable copy: compute again
             pass
     result = compute()
-    write_atomic(target, lambda tmp: write(tmp, result))
+    write_atomic(target, lambda tmp: write(tmp, result, key))
     copies = sorted(
         Path(cache).glob(f"{name}.*{suffix}"), key=lambda p: (p.stat().st_mtime, p.name)
     )
@@ -171,14 +242,37 @@ def _cached(compute, *, cache, name: str, key: str, keep: int, suffix: str, read
     return result
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+_KEY = "__cache_key__"
+
+
+def _read_npz(path: Path, key: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as stored:
-        return {k: stored[k] for k in stored.files}
+        arrays = {k: stored[k] for k in stored.files}  # reading checks each member's CRC
+    if str(arrays.pop(_KEY, "")) != key:
+        raise ValueError(f"{path}: a copy of other data")
+    return arrays
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _write_npz(path: Path, arrays: dict[str, np.ndarray], key: str) -> None:
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays, **{_KEY: np.array(key)})
+
+
+def _read_frame(path: Path, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    if (pq.read_schema(path).metadata or {}).get(_KEY.encode()) != key.encode():
+        raise ValueError(f"{path}: a copy of other data")
+    return pd.read_parquet(path, columns=columns, page_checksum_verification=True)
+
+
+def _write_frame(path: Path, frame: pd.DataFrame, key: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _KEY: key})
+    pq.write_table(table, path, compression="zstd", write_page_checksum=True)
 
 
 def cached_arrays(
@@ -194,8 +288,9 @@ def cached_arrays(
 
     For results derived from the scope's geometry alone (adjacency, simplified map geometry):
     ``key`` must hash everything they depend on, the pipeline's code included
-    (:func:`code_fingerprint`), so a stale copy is never read. The ``keep`` most recent copies of
-    ``name`` are kept (one per scope and setting tried lately). Without ``cache``, computes.
+    (:func:`code_fingerprint`), so a stale copy is never read. A copy that is damaged or holds
+    another key is computed again. The ``keep`` most recent copies of ``name`` are kept (one per
+    scope and setting tried lately). Without ``cache``, computes.
     """
     return _cached(
         compute,
@@ -227,9 +322,126 @@ def cached_frame(
         key=key,
         keep=keep,
         suffix=".parquet",
-        read=pd.read_parquet,
-        write=_to_parquet,
+        read=_read_frame,
+        write=_write_frame,
     )
+
+
+# --------------------------------------------------------------------------- one run at a time
+
+LOCK_NAME = ".lock"
+LOCK_WAIT_S = 10.0  # a second run waits this long for the first to end, then says why it stops
+
+
+def _holder(text: str) -> str:
+    """``pid 1234 since 2026-12-03 12:01:02 UTC`` from a lock file's content."""
+    try:
+        data = json.loads(text)
+        return f"pid {int(data['pid'])} since {data['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "a process that left no pid"
+
+
+@contextlib.contextmanager
+def output_lock(folders: dict[str, Path], *, wait: float | None = None) -> Iterator[str | None]:
+    """Hold the run's lock on its output folders, then remove what killed runs left behind.
+
+    The lock is ``<first folder>/.lock``, locked with ``flock`` (released by the system when the
+    process ends, however it ends) and holding the pid of its holder. A lock file whose holder has
+    gone (killed, machine restarted) is a stale lock: it is taken over. While another run holds it,
+    this one waits up to ``wait`` seconds (:data:`LOCK_WAIT_S`), then stops with the holder's pid.
+
+    Parameters
+    ----------
+    folders : dict of str to path
+        The output folders by ``[paths]`` key (:attr:`pipeline.config.Settings.output_dirs`).
+    wait : float, optional
+        Seconds to wait for another run.
+
+    Yields
+    ------
+    str or None
+        The holder of a stale lock that was taken over (for a message), else None.
+
+    Raises
+    ------
+    OutputsBusy
+        When another run still holds the lock after ``wait`` seconds.
+    """
+    import fcntl
+
+    first = next(iter(folders.values()))
+    first.mkdir(parents=True, exist_ok=True)
+    path = first / LOCK_NAME
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait is None else wait)
+    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 — held for the whole run
+    try:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    named = ", ".join(str(f) for f in folders.values())
+                    raise OutputsBusy(
+                        f"{path}: the output folders ({named}) are in use by another run "
+                        f"({_holder(fh.read())}); wait for it to end and run again, or give this "
+                        "run other folders under [paths]"
+                    ) from None
+                time.sleep(0.1)
+        fh.seek(0)
+        left = fh.read().strip()
+        fh.seek(0)
+        fh.truncate()
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        fh.write(json.dumps({"pid": os.getpid(), "since": since}))
+        fh.flush()
+        clean_leftovers(folders.values())
+        try:
+            yield _holder(left) if left else None
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fh.flush()
+    finally:
+        fh.close()  # releases the lock
+
+
+def clean_leftovers(folders) -> list[Path]:
+    """Remove the temporary files and folders that a killed run left in ``folders``.
+
+    Only this module's own names are touched: hidden entries carrying :data:`TMP_MARK`
+    (``.<name>.<random>.tmp<suffix>`` files of :func:`atomic_path`, ``.<name>.<random>.tmp`` and
+    ``.<name>.tmp.old`` folders of :func:`replace_dir`). Called under :func:`output_lock`, when no
+    other run can be writing.
+
+    Parameters
+    ----------
+    folders : iterable of path
+        The output folders, searched with their subfolders.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    import shutil
+
+    removed = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            continue
+        for root, dirs, files in os.walk(folder):
+            for name in [d for d in dirs if d.startswith(".") and TMP_MARK in d]:
+                shutil.rmtree(Path(root) / name, ignore_errors=True)
+                dirs.remove(name)
+                removed.append(Path(root) / name)
+            for name in files:
+                if name.startswith(".") and TMP_MARK in name:
+                    (Path(root) / name).unlink(missing_ok=True)
+                    removed.append(Path(root) / name)
+    return sorted(removed)
 
 
 # --------------------------------------------------------------------------- stage manifests
@@ -264,6 +476,8 @@ class Manifest:
     def __init__(
         self, folder: Path, stage: str, *, inputs: list[Path], settings: str, outputs: list[Path]
     ):
+        """Name the manifest file and keep what it checks (see the class parameters)."""
+        self.stage = stage
         self.path = Path(folder) / ".manifests" / f"{stage}.json"
         self.inputs = [Path(p) for p in inputs]
         self.outputs = [Path(p) for p in outputs]
@@ -276,8 +490,29 @@ class Manifest:
             "code": code_fingerprint(),
         }
 
-    def up_to_date(self) -> bool:
-        """True when every output exists and inputs, settings and code are unchanged."""
+    def snapshot(self) -> dict:
+        """The hashes of the inputs, settings and code now: taken before a stage reads its inputs
+        and given back to :meth:`up_to_date` and :meth:`record`.
+
+        Returns
+        -------
+        dict
+            ``inputs`` (file name to sha256), ``settings`` and ``code`` fingerprints.
+        """
+        return self._current()
+
+    def up_to_date(self, snapshot: dict | None = None) -> bool:
+        """True when every output exists and inputs, settings and code are unchanged.
+
+        Parameters
+        ----------
+        snapshot : dict, optional
+            :meth:`snapshot` taken just before (computed here when not given).
+
+        Returns
+        -------
+        bool
+        """
         if not self.path.exists() or not all(p.exists() for p in self.outputs):
             return False
         try:
@@ -285,14 +520,36 @@ class Manifest:
         except (OSError, json.JSONDecodeError):
             return False
         outputs_ok = recorded.get("outputs") == {p.name: sha256_file(p) for p in self.outputs}
-        return (
-            outputs_ok
-            and {k: recorded.get(k) for k in ("inputs", "settings", "code")} == self._current()
+        return outputs_ok and {k: recorded.get(k) for k in ("inputs", "settings", "code")} == (
+            snapshot or self._current()
         )
 
-    def record(self) -> None:
-        """Store the manifest once the outputs are written."""
-        data = self._current() | {"outputs": {p.name: sha256_file(p) for p in self.outputs}}
+    def record(self, snapshot: dict | None = None) -> None:
+        """Store the manifest once the outputs are written.
+
+        Parameters
+        ----------
+        snapshot : dict, optional
+            :meth:`snapshot` taken before the stage read its inputs: what is recorded is what was
+            read. An input that changed since is not recorded; the manifest is removed instead, so
+            that the next run rebuilds the stage.
+
+        Raises
+        ------
+        InputChanged
+            Naming the input file that changed while the stage read it.
+        """
+        now = self._current()
+        if snapshot is not None and snapshot["inputs"] != now["inputs"]:
+            self.path.unlink(missing_ok=True)
+            before, after = snapshot["inputs"], now["inputs"]
+            changed = [p for p in self.inputs if before.get(p.name) != after.get(p.name)]
+            raise InputChanged(
+                f"{changed[0] if changed else self.inputs[0]}: changed while the {self.stage} "
+                "stage was reading it; its outputs come from the earlier content and are not "
+                "recorded as up to date: run again once the file is complete"
+            )
+        data = (snapshot or now) | {"outputs": {p.name: sha256_file(p) for p in self.outputs}}
         write_json(self.path, data)
 
 
@@ -310,7 +567,12 @@ def write_geopackage(target: str | Path, layers: dict[str, pd.DataFrame]) -> Pat
 
     def writer(tmp: Path) -> None:
         for name, frame in layers.items():
-            pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", append=tmp.exists())
+            try:
+                pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", append=tmp.exists())
+            except pyogrio.errors.DataSourceError as exc:  # GDAL's own error for a full disk
+                if "No space left" not in str(exc):
+                    raise
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
 
     return write_atomic(target, writer)
 
@@ -326,18 +588,121 @@ def cached_table(
 
     Raw inputs are never edited in place (a new download is a new file, so a new hash): the next
     stage or run reads the Parquet copy instead of decompressing and parsing the source again.
-    ``columns`` reads only those columns of the copy. Without ``cache``, the source is read.
+    ``columns`` reads only those columns of the copy. A copy that is damaged, holds another
+    source's table or lacks a column is read from the source again. Without ``cache``, the source
+    is read.
     """
     source = Path(source)
     if cache is None or not source.is_file():
         frame = read(source)
         return frame[columns] if columns else frame
-    target = Path(cache) / f"{source.name}.{sha256_file(source)[:16]}.parquet"
+    digest = sha256_file(source)
+    target = Path(cache) / f"{source.name}.{digest[:16]}.parquet"
     if target.exists():
         try:
-            return pd.read_parquet(target, columns=columns)
-        except (OSError, ValueError):  # a damaged copy: read the source again
+            return _read_frame(target, digest, columns)
+        except Exception:  # noqa: BLE001 — a damaged or foreign disposable copy: read again
             pass
     frame = read(source)
-    write_parquet(target, frame)
+    write_atomic(target, lambda tmp: _write_frame(tmp, frame, digest))
     return frame[columns] if columns else frame
+
+
+# --------------------------------------------------------------------------- what people open
+
+_SCRIPT_ESCAPES = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+
+
+def script_json(data: object) -> str:
+    r"""``data`` as compact JSON that is safe inside an HTML ``<script>`` element.
+
+    Parameters
+    ----------
+    data : object
+        Anything :func:`json.dumps` takes; keys are sorted, so the same data gives the same text.
+
+    Returns
+    -------
+    str
+        JSON in which ``<``, ``>``, ``&``, U+2028 and U+2029 are written as ``\u003c``,
+        ``\u003e``, ``\u0026``, ``\u2028`` and ``\u2029``: no text of the data (a CPTS named
+        ``</script>`` or ``<!--<script>``) can end the script or switch the HTML parser into
+        another of its script states, and the value read by the page is the same.
+    """
+    text = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    for char, escaped in _SCRIPT_ESCAPES:
+        text = text.replace(char, escaped)
+    return text
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+def _formula_safe(value: object) -> object:
+    """``value`` with a leading ``'`` if it is a formula-like text (or such a text already
+    marked, so that :func:`read_csv` can take exactly one mark off).
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return value if _NUMBER.fullmatch(value) else "'" + value
+    return value
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text cells made inert for a spreadsheet.
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would be run
+    as a formula by Excel or LibreOffice: it gets a leading ``'`` (the usual neutralisation, shown
+    as is). Numbers, and texts that are plain numbers (``-3``, ``+2,5``), are left as they are.
+    :func:`read_csv` removes the mark again when the pipeline reads its own files back.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table about to be written; it is not changed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same table, or a copy with the marked cells.
+    """
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        marked = values.map(_formula_safe)
+        if not marked.equals(values):
+            out = out.copy() if out is frame else out
+            out[column] = marked
+    return out
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV the pipeline wrote with :func:`write_csv`, every column as text, marks removed.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every cell as text (empty cells as ``""``), with the ``'`` that :func:`spreadsheet_safe`
+        put before a formula-like text taken off again.
+    """
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in frame.columns:
+        values = frame[column]
+        if values.str.startswith("'").any():  # only what spreadsheet_safe marked
+            frame[column] = values.map(
+                lambda v: v[1:] if v.startswith("'") and _formula_safe(v[1:]) == v else v
+            )
+    return frame

@@ -1,5 +1,6 @@
-"""The package's layers import only downward: foundations < sources < analysis < outputs < stages,
-cli. Read from the source (every ``import``, at module level or inside a function)."""
+"""The package's layers import only downward: foundations < sources < analysis < outputs < top
+(stages, prepare, produce, cli). Read from the source (every ``import``, at module level or inside
+a function)."""
 
 import ast
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
-FOUNDATIONS = {"config", "errors", "io", "progress", "geo", "aci"}
+FOUNDATIONS = {"config", "checks", "errors", "io", "progress", "geo", "aci"}
 LAYERS = {"foundations": 0, "sources": 1, "analysis": 2, "outputs": 3, "top": 4}
 
 
@@ -74,6 +75,8 @@ def test_the_layers_are_the_subpackages():
         "__init__",
         "__main__",
         "stages",
+        "prepare",
+        "produce",
         "cli",
     }
 

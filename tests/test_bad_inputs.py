@@ -38,8 +38,7 @@ SCOPE = "departements:48"  # Lozère: 152 communes, a full run takes seconds
 # ---------------------------------------- the good run, built once
 
 
-@pytest.fixture(scope="module")
-def good_run(tmp_path_factory, raw):
+def build_good_run(tmp_path_factory) -> Path:
     """Settings copy with every output in a temporary folder, after one successful diagnosis."""
     folder = tmp_path_factory.mktemp("good_run")
     config = write_settings_copy(REPO / "pipeline.toml", folder, scope=SCOPE)
@@ -47,19 +46,25 @@ def good_run(tmp_path_factory, raw):
     return config
 
 
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory, raw):
+    """The good run of this module (:func:`build_good_run`)."""
+    return build_good_run(tmp_path_factory)
+
+
 def output_hashes(config: Path) -> dict[str, str]:
     """sha256 of every output file of the run.
 
     The stage manifests are left out: a stage that succeeds before the failing one records the
     settings it ran with (e.g. ``indicators`` reads ``[perimeters]``), its outputs staying
-    identical.
+    identical. So is the run's lock file (``.lock``), which holds the pid of a run, not an output.
     """
     settings = load_settings(config)
     return {
         str(p): hashlib.sha256(p.read_bytes()).hexdigest()
         for folder in settings.output_dirs.values()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and ".manifests" not in p.parts
+        if p.is_file() and ".manifests" not in p.parts and p.name != ".lock"
     }
 
 
@@ -425,20 +430,26 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("edit, code, pattern", CASES)
-def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit, code, pattern):
-    before = output_hashes(good_run)
-    text = edit(good_run.read_text(encoding="utf-8"), Context(tmp_path, good_run))
-    config = tmp_path / "pipeline.toml"
-    config.write_bytes(
-        text.encode("latin-1", errors="replace")
-        if edit is latin1_settings
-        else text.encode("utf-8")
-    )
+def check_case(
+    good: Path, folder: Path, capsys, edit, code: int, pattern: str, *, encoding: str = "utf-8"
+) -> None:
+    """One case of a catalogue: the good run's settings spoilt by ``edit`` (written in
+    ``encoding``), ``diagnose`` exits with ``code``, prints one error line matching ``pattern``,
+    and every previous output is byte-identical."""
+    before = output_hashes(good)
+    text = edit(good.read_text(encoding="utf-8"), Context(folder, good))
+    config = folder / "pipeline.toml"
+    config.write_bytes(text.encode(encoding, errors="replace"))
     status, printed = run_bad(config, ["diagnose"], capsys)
     assert status == code, printed
     assert_one_clear_line(printed, pattern)
-    assert output_hashes(good_run) == before
+    assert output_hashes(good) == before
+
+
+@pytest.mark.parametrize("edit, code, pattern", CASES)
+def test_bad_input_one_line_and_outputs_intact(good_run, tmp_path, capsys, edit, code, pattern):
+    encoding = "latin-1" if edit is latin1_settings else "utf-8"
+    check_case(good_run, tmp_path, capsys, edit, code, pattern, encoding=encoding)
 
 
 # ---------------------------------------- interruptions and folders

@@ -28,10 +28,13 @@ import pandas as pd
 import shapely
 
 from ..errors import PipelineError
-from ..geo import by_zone
+from ..geo import by_zone, polygonal
 from ..sources.codes import Kind, Match, normalise_code
+from ..sources.iris import malformed_iris
 from ..sources.names import CPTS_NAME_WORDS, NameIndex, plain_key, published_name
 from ..sources.rawdata import (
+    describe_row,
+    excel_date,
     find_header,
     read_text_rows,
     read_vector,
@@ -164,9 +167,12 @@ def name_id(name: str) -> str:
     return plain_key(name).replace("_", "-")
 
 
-def _sheets(path: Path) -> tuple[list[tuple[str, list]], str]:
+def _sheets(path: Path, notes: list) -> tuple[list[tuple[str, list]], str]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return read_workbook_rows(path, what="perimeter file", setting="[perimeters] file"), "xlsx"
+        book = read_workbook_rows(
+            path, what="perimeter file", setting="[perimeters] file", notes=notes
+        )
+        return book, "xlsx"
     rows, how = read_text_rows(path, what="perimeter file", setting="[perimeters] file")
     return [("", rows)], how
 
@@ -195,8 +201,10 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
         No header found, ragged rows (all listed at once), or no data row.
     """
     path = Path(path)
-    sheets, how = _sheets(path)
-    frames, notes, problems, used = [], [], [], []
+    read: list[tuple[str, str]] = []  # what reading the workbook did (merged cells, hidden sheets)
+    sheets, how = _sheets(path, read)
+    frames, problems, used = [], [], []
+    notes = [("info", "", sheet, "", "", message) for sheet, message in read]
     for sheet, rows in sheets:
         where = f"{path.name}" + (f" sheet {sheet!r}" if sheet else "")
         header = find_header(rows, _is_header)
@@ -239,8 +247,7 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
         raise PipelineError(
             f"{path}: no header row naming a CPTS column (cpts_id, CPTS, Nom de la CPTS…) and a "
             "commune column (code_insee, Code commune INSEE, commune, Libellé commune…) in the "
-            f"first 30 rows (first row: {', '.join(first[:8]) or 'empty'}); add or rename the "
-            "header"
+            f"first 30 rows (first row, {describe_row(first)}); add or rename the header"
         )
     refuse_ragged_rows(path, problems)
     table = pd.concat(frames, ignore_index=True)
@@ -256,6 +263,7 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
         "code_iris",
     ):
         table[column] = table[column].fillna("").astype(str).str.strip() if column in table else ""
+    table["date_signature"] = table["date_signature"].map(excel_date)  # a day number of Excel
     if table.empty:
         raise PipelineError(f"{path}: has a header but no rows; export the perimeter table again")
     if not table["cpts_id"].str.len().any():
@@ -518,7 +526,16 @@ def resolve_members(
         if match is None:
             note("erreur", error)
             continue
-        iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
+        listed = sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip())
+        bad = malformed_iris(listed, tuple(match.codes))
+        if bad:
+            note(
+                "erreur",
+                f"{where}: IRIS code(s) {', '.join(bad)} malformed or not of "
+                f"{', '.join(match.codes)}: an IRIS code is the commune's code followed by 4 "
+                f"digits (e.g. {match.codes[0]}0101); fix the code(s) or empty the cell",
+            )
+        iris = ";".join(c for c in listed if c not in bad)
         partial = bool(iris) or (
             bool(rec.partie) and rec.partie.lower() not in ("0", "non", "false", "no")
         )
@@ -843,21 +860,27 @@ def read_perimeter_polygons(
                 "feature",
             )
         )
-    lines = np.flatnonzero(
-        ~pd.isna(geoms) & ~shapely.is_empty(geoms) & ~np.isin(shapely.get_type_id(geoms), [3, 6, 7])
-    )  # not (multi)polygon/collection
-    for k in lines:
+    present = ~pd.isna(geoms) & ~shapely.is_empty(geoms)
+    lines = np.flatnonzero(present & ~np.isin(shapely.get_type_id(geoms), [3, 6]))
+    kinds = [geoms[k].geom_type for k in lines]
+    geoms[lines] = polygonal(geoms[lines])  # a collection keeps its polygons; points, lines: none
+    for k, kind in zip(lines, kinds):
+        kept = geoms[k] is not None
         issues.append(
             (
-                "erreur",
+                "avertissement" if kept else "erreur",
                 polygons["cpts_id"].iloc[k],
+                "",
                 k + 1,
                 "",
-                f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the "
-                "perimeter as an area or delete the feature",
+                f"{path.name} feature {k + 1}: a {kind}"
+                + (
+                    ": its polygons are used, its points and lines left out"
+                    if kept
+                    else ", not a polygon; draw the perimeter as an area or delete the feature"
+                ),
             )
         )
-    geoms[lines] = None
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
         issues.append(

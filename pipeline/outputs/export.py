@@ -24,7 +24,7 @@ import shapely
 from ..analysis.indicators import PROFESSIONS_FR, indicator_text
 from ..config import Scope
 from ..geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
-from ..io import cached_arrays, code_fingerprint, read_geoparquet
+from ..io import cached_arrays, code_fingerprint, read_csv, read_geoparquet
 from . import maps, reports
 from .maps import euros, people
 from .profile_report import COMMUNE_COLUMNS, ProfileOutputs, profile_layer
@@ -62,7 +62,7 @@ class Outputs:
         professions: list[str],
         profile_paths: dict | None = None,
     ) -> Outputs:
-        members = pd.read_csv(territory_paths["members"], dtype=str, keep_default_na=False)
+        members = read_csv(territory_paths["members"])
         members["population"] = members["population"].astype("int64")
         coverage = read_geoparquet(coverage_paths["coverage"])
         indicators = (
@@ -73,7 +73,7 @@ class Outputs:
             coverage,
             read_geoparquet(coverage_paths["cpts"]),
             read_geoparquet(coverage_paths["white_zones"]),
-            pd.read_csv(coverage_paths["overlaps"], dtype=str, keep_default_na=False),
+            read_csv(coverage_paths["overlaps"]),
             read_geoparquet(territory_paths["territories"]),
             members,
             bool(source["exemple"]),
@@ -659,9 +659,7 @@ def _task(kind: str, key: str, target: Path):
     page = source.page(
         rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}"
     )
-    (target / f"carte_{key}.html").write_text(
-        maps.render_page(page, leaflet=leaflet), encoding="utf-8"
-    )
+    write_text(target / f"carte_{key}.html", maps.render_page(page, leaflet=leaflet))
     return None
 
 

@@ -17,7 +17,6 @@ template: same data, same bytes.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +24,7 @@ import pandas as pd
 import shapely
 
 from ..geo import WGS84, polygonal, union_groups
+from ..io import script_json
 
 TIER_COLOURS = {"T1": "#9ecae1", "T2": "#4292c6", "T3": "#2171b5", "T4": "#08306b"}
 WHITE_ZONE = "#e31a1c"
@@ -298,9 +298,7 @@ def render_page(page: MapPage, *, leaflet: tuple[str, str]) -> str:
         )
     for key, value, _ in page.addons:
         data[key] = value
-    payload = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace(
-        "</", "<\\/"
-    )
+    payload = script_json(data)
     js, css = leaflet
     goto = ""
     if len(page.views) > 1:

@@ -20,6 +20,7 @@ import pandas as pd
 from ..analysis.indicators import indicator_text
 from ..analysis.priority import CRITERIA, method_table
 from ..analysis.profile import LEVELS, SOURCES_FR, comparison_table, label_fr
+from ..io import read_csv
 from ..sources.ald import LABEL_FR as ALD_LABEL
 from ..sources.zonage import LABELS_FR as ZONAGE_FR
 from ..sources.zonage import Zonage
@@ -94,7 +95,7 @@ class ProfileOutputs:
             pd.read_parquet(paths["communes"]),
             pd.read_parquet(paths["territories"]),
             priority.set_index("id_zone_blanche", drop=False),
-            pd.read_csv(paths["finess_check"], dtype=str, keep_default_na=False),
+            read_csv(paths["finess_check"]),
             json.loads(Path(paths["summary"]).read_text(encoding="utf-8")),
         )
 

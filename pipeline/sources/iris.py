@@ -31,6 +31,29 @@ CONTOUR_COLUMNS = {
 }
 
 
+IRIS_CODE = re.compile(r"(?:\d{2}|2[AB])\d{3}\d{4}")
+
+
+def malformed_iris(codes: list[str], communes: tuple[str, ...]) -> list[str]:
+    """The IRIS codes of ``codes`` that cannot be IRIS of ``communes``.
+
+    An IRIS code is its commune's code (5 characters) followed by 4 digits (``480950101``).
+
+    Parameters
+    ----------
+    codes : list of str
+        IRIS codes as a perimeter table lists them for one commune.
+    communes : tuple of str
+        The codes of the commune (or its arrondissements) they belong to.
+
+    Returns
+    -------
+    list of str
+        The malformed codes, or codes of another commune, in the order given.
+    """
+    return [c for c in codes if not IRIS_CODE.fullmatch(c) or c[:5] not in communes]
+
+
 def read_iris_contours(path: str | Path) -> gpd.GeoDataFrame:
     """Read CONTOURS-IRIS into ``code_iris, code_commune, nom_iris, type_iris, geometry``."""
     path = Path(path)

@@ -61,6 +61,12 @@ ARRONDISSEMENT = re.compile(
     r"(paris|lyon|marseille) (\d{1,2}) ?(?:er|re|e|eme|ieme|o)?"
     r"(?: (?:arrondissement|arrdt|ardt|arr))?"
 )
+# "13e arrondissement de Paris", "3ᵉ arrondissement de Lyon" (ᵉ is "e" once normalised), "5ème
+# arrondissement de Lyon": the number first, as most CPTS publish them.
+ARRONDISSEMENT_FIRST = re.compile(
+    r"(\d{1,2}) ?(?:er|re|e|eme|ieme|o)? (?:arrondissement|arrdt|ardt|arr) (?:de |d )?"
+    r"(paris|lyon|marseille)"
+)
 
 
 # Words that do not tell one CPTS name from another: articles, "CPTS" and the words of
@@ -131,7 +137,10 @@ def name_key(text: str) -> str:
         words = words[1:]
     text = " ".join(words)
     arrondissement = ARRONDISSEMENT.fullmatch(text)
-    return f"{arrondissement.group(1)} {int(arrondissement.group(2))}" if arrondissement else text
+    if arrondissement:
+        return f"{arrondissement.group(1)} {int(arrondissement.group(2))}"
+    first = ARRONDISSEMENT_FIRST.fullmatch(text)
+    return f"{first.group(2)} {int(first.group(1))}" if first else text
 
 
 @dataclass
@@ -149,10 +158,12 @@ class Resolution:
 
     @property
     def ok(self) -> bool:
+        """True when one code was found."""
         return bool(self.code)
 
     @property
     def ambiguous(self) -> bool:
+        """True when several candidates fit and none was chosen: the user is asked back."""
         return not self.code and len(self.candidates) > 1 and self.how == AMBIGUOUS
 
 
@@ -182,6 +193,7 @@ class NameIndex:
         departements: pd.DataFrame,
         events: pd.DataFrame | None = None,
     ):
+        """Index every name of ``raw_communes`` (and of ``events``) by its matching key."""
         dep_code = dict(zip(departements["id"], departements["code"]))
         self.departement_names = {
             plain_key(n): c for n, c in zip(departements["nom"], departements["code"])

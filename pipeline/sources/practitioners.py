@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError, Problems
-from .rawdata import find_header_row, read_text
+from .rawdata import check_workbook, find_header_row, read_text
 from .rawdata import plain_label as _norm
 
 RPPS_COLUMNS = {
@@ -218,6 +218,7 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
         raise PipelineError(
             f"{path}: APL workbook not found; fix [indicators] apl in pipeline.toml"
         )
+    check_workbook(path)
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
     except Exception as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import lzma
+import re
 import unicodedata
 from pathlib import Path
 
@@ -134,6 +135,12 @@ def _not_text(path: Path, data: bytes, setting: str) -> str | None:
             f"this looks like a zip archive, not a text file; extract it and point {setting} at "
             "the file inside"
         )
+    if data.startswith(OLE2) and ENCRYPTED in data:
+        return (
+            "this looks like a password-protected (encrypted) Excel workbook, not a text file; "
+            f"open it in Excel or LibreOffice, remove the password, export it as CSV (UTF-8) and "
+            f"fix {setting}"
+        )
     for magic, kind, todo in SIGNATURES:
         if data.startswith(magic):
             return f"this looks like {kind}, not a text file; {todo.format(setting=setting)}"
@@ -219,6 +226,12 @@ def read_vector(path: str | Path, *, what: str, setting: str, fix: str, polygons
         frame = pyogrio.read_dataframe(path)
     except Exception as exc:  # GDAL raises several kinds
         raise PipelineError(f"{path}: not a readable GIS file ({exc}); {fix}") from exc
+    if frame.empty:
+        raise PipelineError(
+            f"{path}: the layer read (the file's first) holds no feature (an empty "
+            f"FeatureCollection or layer); export the {what} again with its features, and check "
+            f"{setting}"
+        )
     if frame.crs is None:
         raise PipelineError(
             f"{path}: has no CRS; declare it (e.g. `ogr2ogr -a_srs EPSG:2154`) and run again"
@@ -315,6 +328,33 @@ def read_text_rows(
     return rows, f"{encoding.lower() if encoding == 'UTF-8' else encoding}, separator {delimiter!r}"
 
 
+def describe_row(fields: list[str], *, most: int = 8) -> str:
+    """A row as it was read, for a message: its cells quoted, and a hint when they hold other
+    separators (a file mixing ``;`` and ``,``, whose header is then not found).
+
+    Parameters
+    ----------
+    fields : list of str
+        The row's cells.
+    most : int
+        Cells shown.
+
+    Returns
+    -------
+    str
+        E.g. ``2 cell(s): 'cpts_id;cpts_nom' | 'code_commune'; its cells hold ';' too: …``.
+    """
+    shown = " | ".join(repr(f) for f in fields[:most]) or "none"
+    mixed = sorted({d for f in fields for d in ",;\t|" if d in f})
+    hint = (
+        f"; its cells hold {' and '.join(repr(d) for d in mixed)} too: the file mixes separators, "
+        "export it again with a single one (';')"
+        if mixed
+        else ""
+    )
+    return f"{len(fields)} cell(s): {shown}{hint}"
+
+
 def _cell(value) -> str:
     """A workbook cell as text: whole numbers without '.0', dates as ISO dates."""
     if value is None:
@@ -326,42 +366,183 @@ def _cell(value) -> str:
     return str(value)
 
 
-def read_workbook_rows(
-    path: str | Path, *, what: str, setting: str
-) -> list[tuple[str, list[tuple[int, list[str]]]]]:
-    """Every sheet of an ``.xlsx`` workbook as (sheet name, rows with their row number).
+def excel_date(text: str) -> str:
+    """A date as a workbook may hold it, as an ISO date: a day number of Excel's calendar (a date
+    cell saved without its date format, ``"44927"`` → ``"2023-01-01"``) or already a date; any
+    other text is returned as is.
+    """
+    import datetime
+
+    if re.fullmatch(r"\d{5}(\.0+)?", text.strip()) and 20000 <= float(text) <= 80000:
+        day = datetime.date(1899, 12, 30) + datetime.timedelta(days=int(float(text)))
+        return day.isoformat()
+    return text
+
+
+MAX_UNPACKED = 512 * 1024 * 1024  # bytes a workbook may declare once unpacked
+ENCRYPTED = "EncryptedPackage".encode("utf-16-le")  # the stream of a password-protected workbook
+OLE2 = b"\xd0\xcf\x11\xe0"
+RESAVE = "open and save the file in Excel or LibreOffice, then run again"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
+def check_workbook(path: str | Path) -> None:
+    """Refuse, before parsing, a workbook that is password-protected or would inflate too far.
+
+    Parameters
+    ----------
+    path : path
+        An ``.xlsx`` file.
 
     Raises
     ------
     PipelineError
-        Not a readable workbook.
+        Encrypted (an OLE2 file holding an ``EncryptedPackage``), or declaring more than
+        :data:`MAX_UNPACKED` bytes once unpacked in its zip directory (a zip bomb, or a sheet of
+        millions of empty formatted rows).
+    """
+    import zipfile
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if head.startswith(OLE2):
+            if ENCRYPTED in fh.read():
+                raise PipelineError(
+                    f"{path}: this workbook is password-protected (encrypted); open it in Excel "
+                    "or LibreOffice, remove the password (save it without protection) and run "
+                    "again"
+                )
+            return  # an old .xls: refused by the readers with what to do
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        declared = sum(info.file_size for info in archive.infolist())
+    if declared > MAX_UNPACKED:
+        raise PipelineError(
+            f"{path}: declares {_size(declared)} once unpacked ({_size(path.stat().st_size)} on "
+            "disk), "
+            "far more than any table of communes: refused before opening it; export the table as "
+            "CSV, or delete the empty rows and columns and save it again"
+        )
+
+
+def _merged_filled(sheet) -> list[str]:
+    """Give every cell of each merged range of ``sheet`` the value of its first cell (a CPTS name
+    merged down over its communes); return the ranges filled that held a value.
+    """
+    filled = []
+    for merged in list(sheet.merged_cells.ranges):
+        value = sheet.cell(merged.min_row, merged.min_col).value
+        sheet.unmerge_cells(str(merged))
+        if value is None:
+            continue
+        for row in range(merged.min_row, merged.max_row + 1):
+            for col in range(merged.min_col, merged.max_col + 1):
+                sheet.cell(row, col).value = value
+        filled.append(str(merged))
+    return filled
+
+
+def _missing_values(path: Path, sheet: str, formulas, values) -> str | None:
+    """The problem with formula cells that carry no saved value, or None."""
+    for row_f, row_v in zip(formulas.iter_rows(), values.iter_rows()):
+        for f, v in zip(row_f, row_v):
+            if isinstance(f.value, str) and f.value.startswith("=") and v.value is None:
+                return (
+                    f"{path} sheet {sheet!r}: cell {f.coordinate} holds the formula {f.value!r} "
+                    "without its saved value (the file was written by a program that does not "
+                    f"compute formulas); {RESAVE}"
+                )
+    return None
+
+
+def read_workbook_rows(
+    path: str | Path,
+    *,
+    what: str,
+    setting: str,
+    include: tuple[str, ...] = (),
+    notes: list[tuple[str, str]] | None = None,
+) -> list[tuple[str, list[tuple[int, list[str]]]]]:
+    """Every visible sheet of an ``.xlsx`` workbook as (sheet name, rows with their row number).
+
+    Workbooks as people save them: merged cells take the value of their first cell (filled down
+    and said); hidden sheets are skipped and said, unless named in ``include``; a formula without
+    its saved value, a password, a damaged sheet or a workbook that would inflate to gigabytes is
+    refused with what to do.
+
+    Parameters
+    ----------
+    path : path
+        The workbook.
+    what, setting : str
+        As in :func:`read_text`.
+    include : tuple of str
+        Hidden sheets to read all the same (named in the settings).
+    notes : list, optional
+        Receives ``(sheet, message)`` for each thing done to the sheets (merged cells filled,
+        hidden sheets skipped).
+
+    Returns
+    -------
+    list of (str, list of (int, list of str))
+
+    Raises
+    ------
+    PipelineError
+        Not a readable workbook, encrypted, too large once unpacked, a damaged sheet or formulas
+        without values.
     """
     import zipfile
 
     import openpyxl
 
     path = Path(path)
+    notes = [] if notes is None else notes
     if not path.is_file():
         raise PipelineError(f"{path}: {what} not found; fix {setting} in pipeline.toml")
+    check_workbook(path)
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(path, data_only=True)
+        formulas = openpyxl.load_workbook(path, data_only=False)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise PipelineError(
             f"{path}: not a readable xlsx workbook ({exc}); save it again as .xlsx"
         ) from exc
+    except Exception as exc:  # noqa: BLE001 — a damaged part (XML) of the workbook
+        raise PipelineError(
+            f"{path}: a part of this workbook is damaged ({exc}); {RESAVE}"
+        ) from exc
     sheets = []
-    try:
-        for sheet in book.worksheets:
-            rows = []
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                fields = [_cell(v).strip() for v in values]
-                while fields and not fields[-1]:
-                    fields.pop()
-                if fields:
-                    rows.append((number, fields))
-            sheets.append((sheet.title, rows))
-    finally:
-        book.close()
+    for sheet in book.worksheets:
+        if sheet.sheet_state != "visible" and sheet.title not in include:
+            notes.append((sheet.title, f"{path.name}: hidden sheet {sheet.title!r} skipped"))
+            continue
+        problem = _missing_values(path, sheet.title, formulas[sheet.title], sheet)
+        if problem:
+            raise PipelineError(problem)
+        filled = _merged_filled(sheet)
+        if filled:
+            notes.append(
+                (
+                    sheet.title,
+                    f"{path.name} sheet {sheet.title!r}: {len(filled)} merged cell range(s) "
+                    f"({', '.join(filled[:3])}{'…' if len(filled) > 3 else ''}) filled down with "
+                    "their first value",
+                )
+            )
+        rows = []
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            fields = [_cell(v).strip() for v in values]
+            while fields and not fields[-1]:
+                fields.pop()
+            if fields:
+                rows.append((number, fields))
+        sheets.append((sheet.title, rows))
     return sheets
 
 

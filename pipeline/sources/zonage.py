@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import PipelineError
 from .codes import normalise_code
-from .rawdata import find_header_row
+from .rawdata import check_workbook, find_header_row
 from .rawdata import plain_label as _norm
 
 
@@ -141,6 +141,7 @@ def read_zonage(
         raise PipelineError(
             f"{path}: zonage workbook not found; fix [profile] zonage in pipeline.toml"
         )
+    check_workbook(path)
     try:
         sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
     except Exception as exc:  # openpyxl raises many kinds
