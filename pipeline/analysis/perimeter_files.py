@@ -107,8 +107,38 @@ NAMES = [
     "correspondance",
     "candidats",
 ]
-ISSUES = ["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"]
+# An issue row: its level, its code (what the logic reads: :data:`ISSUE_CODES`), where it is in
+# the file, the code or name as published, and the French message people read.
+ISSUES = ["niveau", "code", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"]
 LEVELS = ("erreur", "avertissement", "info")
+# Every issue code, with what it means (the README lists them for people reading the file).
+ISSUE_CODES = {
+    "feuille_ignoree": "a workbook sheet without a perimeter header",
+    "entete_decale": "title rows above the header",
+    "id_depuis_nom": "no CPTS id column: ids derived from the names",
+    "ligne_incomplete": "a row without CPTS or commune",
+    "code_inconnu": "a commune code no source knows",
+    "nom_ambigu": "a commune name shared by several communes",
+    "nom_inconnu": "a name that is no commune of the départements given",
+    "ancienne_commune": "a former commune no source maps to a current one",
+    "code_contredit_nom": "a code that is another commune than the name on its row",
+    "code_converti": "a code of an older vintage mapped to the current commune",
+    "partie_de_commune": "a part of a commune (IRIS or quartier)",
+    "iris_inconnu": "IRIS codes missing from the IRIS population file",
+    "noms_multiples": "one CPTS id with several names",
+    "doublon": "a commune listed twice for a CPTS",
+    "arrondissement_ailleurs": "a whole commune whose arrondissement another CPTS lists",
+    "hors_champ": "units of a CPTS outside the scope",
+    "sans_commune": "CPTS with no commune of the scope",
+    "plusieurs_departements": "CPTS across départements",
+    "morceaux": "a CPTS in separate pieces",
+    "noms_proches": "CPTS names equal but for case, accents or articles",
+    "communes_non_citees": "units of a département no row mentions",
+    "geometrie_vide": "a perimeter feature without geometry",
+    "pas_un_polygone": "a perimeter feature that is no polygon",
+    "polygone_invalide": "an invalid perimeter polygon, repaired",
+    "polygone_sans_commune": "a perimeter polygon covering no commune of the scope",
+}
 
 
 def header_mapping(fields: list[str]) -> dict[str, str]:
@@ -185,19 +215,17 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
     sheets, how = _sheets(path)
     frames, notes, problems, used = [], [], [], []
     for sheet, rows in sheets:
-        where = f"{path.name}" + (f" sheet {sheet!r}" if sheet else "")
+        where = location(path.name, sheet, "")
         header = find_header(rows, _is_header)
         if header is None:
             if rows and len(sheets) > 1:
                 notes.append(
-                    (
+                    issue(
                         "info",
-                        "",
-                        sheet,
-                        "",
-                        "",
-                        f"{where}: no perimeter header (a CPTS column and a commune "
-                        "column) in its first 30 rows; sheet skipped",
+                        "feuille_ignoree",
+                        f"{where} : pas d'en-tête de périmètre (une colonne CPTS et une colonne "
+                        "commune) dans ses 30 premières lignes ; feuille ignorée",
+                        sheet=sheet,
                     )
                 )
             continue
@@ -205,14 +233,13 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
         problems += ragged
         if header:
             notes.append(
-                (
+                issue(
                     "info",
-                    "",
-                    sheet,
-                    rows[header][0],
-                    "",
-                    f"{where}: header found on line {rows[header][0]}; "
-                    f"{header} title row(s) above it skipped",
+                    "entete_decale",
+                    f"{where} : en-tête trouvé ligne {rows[header][0]} ; "
+                    f"{header} ligne(s) de titre au-dessus ignorée(s)",
+                    sheet=sheet,
+                    line=rows[header][0],
                 )
             )
         mapping = header_mapping([c for c in frame.columns if c != "source_ligne"])
@@ -248,11 +275,12 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
     if not table["cpts_id"].str.len().any():
         table["cpts_id"] = table["cpts_nom"].map(name_id)
         notes.append(
-            cpts_issue(
+            issue(
                 "info",
-                "",
-                f"{path.name}: no CPTS id column; each CPTS is identified by its "
-                "name (id derived from the name, e.g. 'CPTS du Gapençais' → cpts-du-gapencais)",
+                "id_depuis_nom",
+                f"{path.name} : pas de colonne d'identifiant CPTS ; chaque CPTS est identifiée "
+                "par son nom (identifiant tiré du nom, p. ex. « CPTS du Gapençais » → "
+                "cpts-du-gapencais)",
             )
         )
     elif not table["cpts_nom"].str.len().any():
@@ -264,16 +292,76 @@ def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tupl
 
 
 def location(source: str, sheet: str, line) -> str:
+    """Where a row is, in French: the file, its sheet and its line (« p.xlsx, feuille « 13 »,
+    ligne 4 »).
+
+    Parameters
+    ----------
+    source : str
+        The file name.
+    sheet : str
+        The sheet name (``""`` for a CSV).
+    line : int or str
+        The line number (``""`` when the issue is about the whole file or sheet).
+
+    Returns
+    -------
+    str
+    """
     return (
         f"{source}"
-        + (f" sheet {sheet!r}" if sheet else "")
-        + (f" line {line}" if line != "" else "")
+        + (f", feuille « {sheet} »" if sheet else "")
+        + (f", ligne {line}" if line != "" else "")
     )
 
 
-def cpts_issue(level: str, cpts_id: str, message: str) -> tuple:
-    """An issue row (:data:`ISSUES`) about a whole CPTS or file: no sheet, line or code."""
-    return (level, cpts_id, "", "", "", message)
+def issue(
+    level: str,
+    code: str,
+    message: str,
+    *,
+    cpts_id: str = "",
+    sheet: str = "",
+    line="",
+    published: str = "",
+) -> tuple:
+    """An issue row (:data:`ISSUES`).
+
+    Parameters
+    ----------
+    level : str
+        One of :data:`LEVELS`.
+    code : str
+        One of :data:`ISSUE_CODES`: what any logic reads (never the message).
+    message : str
+        What people read, in French.
+    cpts_id, sheet, line, published : str
+        The CPTS, the sheet and line of the row, and the code or name as the file publishes it
+        (empty for an issue about a whole CPTS or file).
+
+    Returns
+    -------
+    tuple
+    """
+    assert level in LEVELS and code in ISSUE_CODES, (level, code)
+    return (level, code, cpts_id, sheet, line, published, message)
+
+
+def cpts_issue(level: str, code: str, cpts_id: str, message: str) -> tuple:
+    """An issue row (:data:`ISSUES`) about a whole CPTS or file: no sheet, line or code.
+
+    Parameters
+    ----------
+    level, code, message : str
+        As in :func:`issue`.
+    cpts_id : str
+        The CPTS (``;``-joined when the issue names several).
+
+    Returns
+    -------
+    tuple
+    """
+    return issue(level, code, message, cpts_id=cpts_id)
 
 
 def read_perimeter_polygons(
@@ -305,14 +393,13 @@ def read_perimeter_polygons(
     geoms = polygons.geometry.to_numpy()
     for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
         issues.append(
-            (
+            issue(
                 "erreur",
-                polygons["cpts_id"].iloc[k],
-                "",
-                k + 1,
-                "",
-                f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the "
-                "feature",
+                "geometrie_vide",
+                f"{path.name}, objet {k + 1} : géométrie vide ; dessiner le périmètre ou "
+                "supprimer l'objet",
+                cpts_id=polygons["cpts_id"].iloc[k],
+                line=k + 1,
             )
         )
     lines = np.flatnonzero(
@@ -320,27 +407,26 @@ def read_perimeter_polygons(
     )  # not (multi)polygon/collection
     for k in lines:
         issues.append(
-            (
+            issue(
                 "erreur",
-                polygons["cpts_id"].iloc[k],
-                k + 1,
-                "",
-                f"{path.name} feature {k + 1}: a {geoms[k].geom_type}, not a polygon; draw the "
-                "perimeter as an area or delete the feature",
+                "pas_un_polygone",
+                f"{path.name}, objet {k + 1} : un objet {geoms[k].geom_type}, pas un polygone ; "
+                "dessiner le périmètre comme une surface ou supprimer l'objet",
+                cpts_id=polygons["cpts_id"].iloc[k],
+                line=k + 1,
             )
         )
     geoms[lines] = None
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
         issues.append(
-            (
+            issue(
                 "avertissement",
-                polygons["cpts_id"].iloc[k],
-                "",
-                k + 1,
-                "",
-                f"{path.name} feature {k + 1}: invalid polygon "
-                f"({shapely.is_valid_reason(geoms[k])}); repaired with make_valid",
+                "polygone_invalide",
+                f"{path.name}, objet {k + 1} : polygone invalide "
+                f"({shapely.is_valid_reason(geoms[k])}) ; réparé (make_valid)",
+                cpts_id=polygons["cpts_id"].iloc[k],
+                line=k + 1,
             )
         )
     geoms[bad] = shapely.make_valid(geoms[bad])
@@ -380,14 +466,15 @@ def read_perimeter_polygons(
     for rec in polygons.itertuples():
         if rec.cpts_id not in set(members["cpts_id"]):
             issues.append(
-                (
+                issue(
                     "avertissement",
-                    rec.cpts_id,
-                    "",
-                    rec.source_ligne,
-                    "",
-                    f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
-                    f"{min_area_share:.0%} of its area",
+                    "polygone_sans_commune",
+                    f"{path.name}, objet {rec.source_ligne} : ne couvre aucune commune du "
+                    f"périmètre du diagnostic à {min_area_share:.0%} de sa surface".replace(
+                        "%", " %"
+                    ),
+                    cpts_id=rec.cpts_id,
+                    line=rec.source_ligne,
                 )
             )
     return members.fillna({"date_signature": "", "statut": ""}), pd.DataFrame(

@@ -22,12 +22,14 @@ import pandas as pd
 from ..sources.codes import Kind, Match, normalise_code
 from ..sources.names import CPTS_NAME_WORDS, NameIndex, plain_key, published_name
 from .adjacency import Adjacency
+from .indicators import indicator_text
 from .perimeter_files import (
     ISSUES,
     MEMBERS,
     NAMES,
     OUTSIDE,
     cpts_issue,
+    issue,
     location,
     read_perimeter_polygons,
     read_perimeter_table,
@@ -146,23 +148,27 @@ class Resolver:
         ):
             return ""
         return (
-            f"{where}: code {normalise_code(rec.code_publie)} is not {rec.nom_commune!r} "
-            f"({found.code}), which the same row names; the code is used: check which one is right"
+            f"{where} : le code {normalise_code(rec.code_publie)} n'est pas « {rec.nom_commune} » "
+            f"({found.code}), que la même ligne nomme ; le code est retenu : vérifier lequel est "
+            "juste"
         )
 
-    def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, str]:
-        """(match, name row, error message) of one row; the match is None when unresolved."""
+    def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, tuple]:
+        """(match, name row, error) of one row; the match is None when unresolved, the error an
+        ``(issue code, message)`` pair (empty when resolved).
+        """
         if rec.code_publie:
             code = normalise_code(rec.code_publie)
             if code in self.lookup:
-                return self.lookup[code], None, ""
+                return self.lookup[code], None, ()
             return (
                 None,
                 None,
                 (
-                    f"{where}: unknown commune code {code!r}; check it against the current COG (a "
-                    "typo, or a code of an older vintage: INSEE's events file as [perimeters] "
-                    "cog_events maps more of them)"
+                    "code_inconnu",
+                    f"{where} : code commune {code} inconnu ; le vérifier dans le COG en vigueur "
+                    "(une faute de frappe, ou un code d'un ancien millésime : le fichier des "
+                    "événements de l'INSEE en [perimeters] cog_events en convertit davantage)",
                 ),
             )
         name, hint = published_name(rec.nom_commune)
@@ -181,18 +187,22 @@ class Resolver:
             " ; ".join(found.candidates),
         )
         if not found.ok:
-            what = (
-                "is ambiguous: which one?"
+            code, what = (
+                ("nom_ambigu", "est ambigu : laquelle ?")
                 if found.ambiguous
-                else f"is not a commune of département(s) {', '.join(deps)}"
+                else (
+                    "nom_inconnu",
+                    f"n'est pas une commune du ou des départements {', '.join(deps)}",
+                )
             )
             return (
                 None,
                 row,
                 (
-                    f"{where}: name {rec.nom_commune!r} {what}; candidates: "
-                    f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the "
-                    "département to decide"
+                    code,
+                    f"{where} : le nom « {rec.nom_commune} » {what} ; candidates : "
+                    f"{', '.join(found.candidates) or 'aucune'} ; donner le code INSEE ou le "
+                    "département pour trancher",
                 ),
             )
         base = self.lookup.get(found.code)
@@ -201,8 +211,10 @@ class Resolver:
                 None,
                 row,
                 (
-                    f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which "
-                    "no source maps to a current commune; give the current INSEE code"
+                    "ancienne_commune",
+                    f"{where} : le nom « {rec.nom_commune} » est l'ancienne commune {found.code}, "
+                    "qu'aucune source ne rattache à une commune actuelle ; donner le code INSEE "
+                    "actuel",
                 ),
             )
         if found.kind == Kind.NAME:
@@ -213,9 +225,9 @@ class Resolver:
                     "nom de commune" if base.kind == Kind.CURRENT else base.label,
                 ),
                 row,
-                "",
+                (),
             )
-        return Match(base.codes, found.kind, found.how), row, ""
+        return Match(base.codes, found.kind, found.how), row, ()
 
 
 def resolve_members(
@@ -256,23 +268,32 @@ def resolve_members(
         where = location(source, rec.source_feuille, rec.source_ligne)
         published = rec.code_publie or rec.nom_commune
 
-        def note(level: str, message: str, rec=rec, published=published) -> None:
+        def note(level: str, code: str, message: str, rec=rec, published=published) -> None:
             issues.append(
-                (level, rec.cpts_id, rec.source_feuille, rec.source_ligne, published, message)
+                issue(
+                    level,
+                    code,
+                    message,
+                    cpts_id=rec.cpts_id,
+                    sheet=rec.source_feuille,
+                    line=rec.source_ligne,
+                    published=published,
+                )
             )
 
         if not rec.cpts_id or not published:
             note(
                 "erreur",
-                f"{where}: empty CPTS id or name, or empty commune (code or name); fill "
-                "it or delete the row",
+                "ligne_incomplete",
+                f"{where} : identifiant ou nom de CPTS vide, ou commune vide (code ou nom) ; "
+                "compléter ou supprimer la ligne",
             )
             continue
         match, name_row, error = resolver.resolve(rec, where)
         if name_row:
             named.append(name_row)
         if match is None:
-            note("erreur", error)
+            note("erreur", *error)
             continue
         iris = ";".join(sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip()))
         partial = bool(iris) or (
@@ -280,14 +301,16 @@ def resolve_members(
         )
         warning = resolver.mismatch(rec, match, where)
         if warning:
-            note("avertissement", warning)
+            note("avertissement", "code_contredit_nom", warning)
         if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
-            note("info", f"{where}: {published}: {match.label}")
+            note("info", "code_converti", f"{where} : {published} : {match.label}")
         if partial:
             note(
                 "info",
-                f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); "
-                "counted once, flagged 'partiel', its population not counted twice",
+                "partie_de_commune",
+                f"{where} : seulement une partie de {', '.join(match.codes)} "
+                f"({rec.partie or 'IRIS ' + iris}) ; comptée une fois, marquée « partiel », sa "
+                "population n'est pas comptée deux fois",
             )
         whole = match.kind == Kind.WHOLE_COMMUNE or len(match.codes) > 1
         for unit in match.codes:
@@ -306,6 +329,7 @@ def resolve_members(
                         iris,
                         np.nan,
                         whole,
+                        published,
                     )
                 )
             else:
@@ -319,7 +343,7 @@ def resolve_members(
                         rec.source_ligne,
                     )
                 )
-    members = pd.DataFrame(rows, columns=MEMBERS + ["_whole"])
+    members = pd.DataFrame(rows, columns=MEMBERS + ["_whole", "code_publie"])
     members, more = _settle(members, source)
     issues += more
     outside = pd.DataFrame(outside, columns=OUTSIDE).drop_duplicates(["cpts_id", "code_commune"])
@@ -328,18 +352,20 @@ def resolve_members(
             members.set_index(["cpts_id", "code_commune"]).index
         )
     ].sort_values(["cpts_id", "code_commune"])
-    for cpts_id, group in outside.groupby("cpts_id"):
+    kept = set(members["cpts_id"])
+    for cpts_id, group in outside[outside["cpts_id"].isin(kept)].groupby("cpts_id"):
         issues.append(
             cpts_issue(
                 "info",
+                "hors_champ",
                 cpts_id,
-                f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the scope "
-                f"({int(group['population'].sum()):,} inhabitants: "
-                f"{', '.join(group['code_commune'][:8])}{'…' if len(group) > 8 else ''}); counted "
-                "in its population, tier and envelope",
+                f"{source} : la CPTS {cpts_id} cite {len(group)} commune(s) hors du périmètre du "
+                f"diagnostic ({inhabitants(group['population'].sum())} : "
+                f"{', '.join(group['code_commune'][:8])}{'…' if len(group) > 8 else ''}) ; "
+                "comptées dans sa population, son palier et son enveloppe",
             )
         )
-    issues += _no_commune_left(table, members, source)
+    issues += _no_commune_left(table, members, outside, source)
     issues += _across_borders(members, outside, ref.geography, source)
     return {
         "members": members.reset_index(drop=True),
@@ -363,11 +389,7 @@ def likely_cause(imported: dict) -> str:
         and names["nom_publie"].astype(str).str.fullmatch(r"\s*\d[\dAB]\d{2,3}\s*").mean() > 0.5
     ):
         return "the commune column holds INSEE codes, not names: name that column code_insee"
-    unknown = (
-        issues["message"].str.contains("unknown commune code", regex=False).sum()
-        if len(issues)
-        else 0
-    )
+    unknown = int((issues["code"] == "code_inconnu").sum()) if len(issues) else 0
     if unknown:
         return f"{unknown} code(s) are unknown: INSEE codes are expected (not postal codes)"
     return "every row is listed as an error"
@@ -385,9 +407,11 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
             issues.append(
                 cpts_issue(
                     "avertissement",
+                    "noms_multiples",
                     cpts_id,
-                    f"{source}: CPTS {cpts_id} has several names "
-                    f"{distinct}; the first line's name is used",
+                    f"{source} : la CPTS {cpts_id} porte plusieurs noms ("
+                    + " ; ".join(f"« {n} »" for n in distinct)
+                    + ") ; le nom de la première ligne est retenu",
                 )
             )
     members["cpts_nom"] = members.groupby("cpts_id")["cpts_nom"].transform("first")
@@ -397,14 +421,15 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
     dup = members.duplicated(["cpts_id", "code_commune"], keep="first")
     for rec in members[dup].itertuples(index=False):
         issues.append(
-            (
+            issue(
                 "info",
-                rec.cpts_id,
-                rec.source_feuille,
-                rec.source_ligne,
-                rec.code_commune,
-                f"{location(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} "
-                f"listed twice for CPTS {rec.cpts_id}; counted once",
+                "doublon",
+                f"{location(source, rec.source_feuille, rec.source_ligne)} : {rec.code_commune} "
+                f"citée deux fois pour la CPTS {rec.cpts_id} ; comptée une fois",
+                cpts_id=rec.cpts_id,
+                sheet=rec.source_feuille,
+                line=rec.source_ligne,
+                published=rec.code_publie,
             )
         )
     members = members[~dup]
@@ -420,58 +445,91 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
             - {rec.cpts_id}
         )
         issues.append(
-            (
+            issue(
                 "avertissement",
-                rec.cpts_id,
-                rec.source_feuille,
-                rec.source_ligne,
-                rec.code_commune,
-                f"{location(source, rec.source_feuille, rec.source_ligne)}: "
-                f"CPTS {rec.cpts_id} lists the whole commune, but arrondissement "
-                f"{rec.code_commune} is listed by CPTS "
-                f"{', '.join(others)}: it is counted there only; list the arrondissements of each "
-                "CPTS to remove this warning",
+                "arrondissement_ailleurs",
+                f"{location(source, rec.source_feuille, rec.source_ligne)} : la CPTS "
+                f"{rec.cpts_id} cite la commune entière, mais l'arrondissement {rec.code_commune} "
+                f"est cité par la CPTS {', '.join(others)} : il n'est compté que là ; citer les "
+                "arrondissements de chaque CPTS pour lever cet avertissement",
+                cpts_id=rec.cpts_id,
+                sheet=rec.source_feuille,
+                line=rec.source_ligne,
+                published=rec.code_publie,
             )
         )
     members = members[~taken]
-    return members.drop(columns="_whole").sort_values(
+    return members.drop(columns=["_whole", "code_publie"]).sort_values(
         ["cpts_id", "code_commune"], kind="stable"
     ), issues
 
 
-def _no_commune_left(table: pd.DataFrame, members: pd.DataFrame, source: str) -> list[tuple]:
+def inhabitants(count) -> str:
+    """A number of inhabitants in French (« 12 345 hab. »)."""
+    return indicator_text(count, " hab.", decimals=0)
+
+
+def _no_commune_left(
+    table: pd.DataFrame, members: pd.DataFrame, outside: pd.DataFrame, source: str
+) -> list[tuple]:
+    """One warning for all the CPTS of the file with no unit of the scope (often the CPTS of
+    another département of a regional file): their count, and each with its rows and why.
+    """
     kept = set(members["cpts_id"])
+    rows = table[(table["cpts_id"] != "") & ~table["cpts_id"].isin(kept)]
+    if rows.empty:
+        return []
+    away = outside[outside["cpts_id"].isin(set(rows["cpts_id"]))]
+    counts = rows.groupby("cpts_id").size()
+    elsewhere = away.groupby("cpts_id").size().reindex(counts.index, fill_value=0)
+    listed = ", ".join(
+        f"{cpts_id} ({n} ligne(s)" + (f", {k} commune(s) hors périmètre" if k else "") + ")"
+        for (cpts_id, n), k in zip(counts.items(), elsewhere.tolist())
+    )
     return [
         cpts_issue(
             "avertissement",
-            cpts_id,
-            f"{source}: CPTS {cpts_id} has no commune of the scope left "
-            f"({len(group)} row(s), all unknown or outside the scope): check its rows above",
+            "sans_commune",
+            ";".join(counts.index),
+            f"{source} : {len(counts)} CPTS sans aucune commune dans le périmètre du diagnostic "
+            f"(communes hors périmètre ou lignes en erreur ci-dessus"
+            + (f", {inhabitants(away['population'].sum())} hors périmètre" if len(away) else "")
+            + f") : {listed}",
         )
-        for cpts_id, group in table[table["cpts_id"] != ""].groupby("cpts_id")
-        if cpts_id not in kept
     ]
 
 
 def _across_borders(
     members: pd.DataFrame, outside: pd.DataFrame, geography: dict, source: str
 ) -> list[tuple]:
-    out = []
+    """One note for all the CPTS across départements (accepted): their count, each with its
+    départements (and régions when it crosses one).
+    """
+    spans = []
     codes = pd.concat([members[["cpts_id", "code_commune"]], outside[["cpts_id", "code_commune"]]])
     for cpts_id, group in codes.groupby("cpts_id"):
         deps = sorted({geography[c][0] for c in group["code_commune"] if c in geography})
         regions = sorted({geography[c][1] for c in group["code_commune"] if c in geography})
         if len(deps) > 1:
-            out.append(
-                cpts_issue(
-                    "info",
+            spans.append(
+                (
                     cpts_id,
-                    f"{source}: CPTS {cpts_id} spans départements {', '.join(deps)}"
-                    + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "")
-                    + "; accepted",
+                    f"{cpts_id} ({', '.join(deps)}"
+                    + (f" ; régions {', '.join(regions)}" if len(regions) > 1 else "")
+                    + ")",
                 )
             )
-    return out
+    if not spans:
+        return []
+    return [
+        cpts_issue(
+            "info",
+            "plusieurs_departements",
+            ";".join(c for c, _ in spans),
+            f"{source} : {len(spans)} CPTS s'étendent sur plusieurs départements (acceptées) : "
+            + ", ".join(text for _, text in spans),
+        )
+    ]
 
 
 def loose_name(name: str) -> str:
@@ -512,29 +570,34 @@ def check_members(
             continue  # islands apart from the mainland part (Houat, Hœdic…) are no homonyms
         text = "; ".join(
             f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
-            f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), "
-            f"{int(population[rows].sum()):,} inh.)"
+            f"{'…' if len(rows) > 4 else ''} ({len(rows)} commune(s), "
+            f"{inhabitants(population[rows].sum())})"
             for rows in pieces
         )
         issues.append(
             cpts_issue(
                 "avertissement",
+                "morceaux",
                 cpts_id,
-                f"{source}: CPTS {cpts_id} is in {len(pieces)} separate pieces: {text}; a small "
-                "far piece is often a homonym from another département: check those rows (give "
-                "the INSEE code or the département)",
+                f"{source} : la CPTS {cpts_id} est en {len(pieces)} morceaux séparés : {text} ; "
+                "un petit morceau éloigné est souvent un homonyme d'un autre département : "
+                "vérifier ces lignes (donner le code INSEE ou le département)",
             )
         )
     cpts_names = members.drop_duplicates("cpts_id")[["cpts_id", "cpts_nom"]]
     for _key_name, group in cpts_names.groupby(cpts_names["cpts_nom"].map(loose_name)):
         if len(group) > 1:
-            listed = ", ".join(f"{i} ({n!r})" for i, n in zip(group["cpts_id"], group["cpts_nom"]))
+            listed = ", ".join(
+                f"{i} (« {n} »)" for i, n in zip(group["cpts_id"], group["cpts_nom"])
+            )
             issues.append(
                 cpts_issue(
                     "avertissement",
+                    "noms_proches",
                     ";".join(group["cpts_id"]),
-                    f"{source}: CPTS {listed} differ only by case, accents, spaces or articles: "
-                    "probably one CPTS; give them one id and name",
+                    f"{source} : les CPTS {listed} ne diffèrent que par la casse, les accents, les "
+                    "espaces ou les articles : probablement une seule CPTS ; leur donner un même "
+                    "identifiant et un même nom",
                 )
             )
     mentioned = communes["code_commune"].isin(members["code_commune"])
@@ -546,11 +609,12 @@ def check_members(
             issues.append(
                 cpts_issue(
                     "info",
+                    "communes_non_citees",
                     "",
-                    f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
-                    f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) "
-                    "are in no row; the file may be incomplete rather than the territory "
-                    "uncovered",
+                    f"{source} : département {dep} : {missing} commune(s) sur {len(group)} "
+                    f"({inhabitants(group.loc[~group['mentioned'], 'population'].sum())}) "
+                    "ne figurent sur aucune ligne ; le fichier est peut-être incomplet plutôt que "
+                    "le territoire non couvert",
                 )
             )
     return issues
@@ -628,15 +692,16 @@ def iris_part_population(
         unknown = sorted(set(listed) - set(of_commune["code_iris"]))
         if unknown or of_commune.empty:
             issues.append(
-                (
+                issue(
                     "erreur",
-                    row["cpts_id"],
-                    row["source_feuille"],
-                    row["source_ligne"],
-                    row["code_iris"],
-                    f"{location(source, row['source_feuille'], row['source_ligne'])}: IRIS "
-                    f"{', '.join(unknown or listed)} not in the IRIS population file for commune "
-                    f"{row['code_commune']}; counted as a part of commune",
+                    "iris_inconnu",
+                    f"{location(source, row['source_feuille'], row['source_ligne'])} : IRIS "
+                    f"{', '.join(unknown or listed)} absent(s) du fichier des populations IRIS "
+                    f"pour la commune {row['code_commune']} ; comptée comme une partie de commune",
+                    cpts_id=row["cpts_id"],
+                    sheet=row["source_feuille"],
+                    line=row["source_ligne"],
+                    published=row["code_iris"],
                 )
             )
             continue
