@@ -137,7 +137,9 @@ def write_json(target: str | Path, data: object) -> Path:
 
 
 def write_csv(target: str | Path, frame: pd.DataFrame) -> Path:
-    """Write a table as CSV, atomically, its text cells made inert (:func:`spreadsheet_safe`).
+    """Write a table the pipeline reads back (``,``, ``.`` decimals, LF, no BOM), atomically, its
+    text cells made inert (:func:`spreadsheet_safe`; :func:`read_csv` takes the mark off). For a
+    table people open in a spreadsheet, use :func:`write_csv_fr`.
 
     Parameters
     ----------
@@ -153,6 +155,32 @@ def write_csv(target: str | Path, frame: pd.DataFrame) -> Path:
     """
     safe = spreadsheet_safe(frame)
     return write_atomic(target, lambda p: safe.to_csv(p, index=False, lineterminator="\n"))
+
+
+def write_csv_fr(target: str | Path, frame: pd.DataFrame) -> Path:
+    """Write a table people open, as a French Excel reads it, atomically: ``;``-separated, decimal
+    comma, UTF-8 with a BOM, CRLF line ends; whole numbers without separators (a spreadsheet shows
+    them in its own locale and keeps them numbers).
+
+    Parameters
+    ----------
+    target : str or Path
+        The CSV file.
+    frame : DataFrame
+        The table, with the headers people read.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    cells = spreadsheet_safe(frame)  # the one place a text cell becomes a spreadsheet cell
+    return write_atomic(
+        target,
+        lambda p: cells.to_csv(
+            p, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator="\r\n"
+        ),
+    )
 
 
 _READ: dict[str, tuple[tuple[int, ...], object]] = {}

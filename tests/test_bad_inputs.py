@@ -634,8 +634,10 @@ def test_perimeter_file_matching_no_unit_rewrites_its_issues_and_names_the_cause
         r"unit\(s\) lie in départements 11: run with --scope departements:11",
     )
     issues = pd.read_csv(issues_file, dtype=str)
-    assert issues["message"].str.contains("CPTS A lists 2 unit").any()
-    assert issues["message"].str.contains("CPTS A has no commune of the scope left").any()
+    none_left = issues.loc[issues["code"] == "sans_commune"].iloc[0]
+    assert none_left["cpts_id"] == "A"
+    assert "1 CPTS sans aucune commune dans le périmètre du diagnostic" in none_left["message"]
+    assert "A (2 ligne(s), 2 commune(s) hors périmètre)" in none_left["message"]
     assert {k: v for k, v in output_hashes(good_run).items() if Path(k) != issues_file} == before
 
 
@@ -649,7 +651,10 @@ def test_strict_turns_warnings_into_exit_1(good_run, tmp_path, capsys):
     )
     status, printed = run_bad(config, ["diagnose"], capsys)
     assert status == 0 and "1 unmatched row(s), 1 warning(s)" in printed
-    assert "avertissement: cpts.csv: CPTS B has no commune of the scope left" in printed
+    assert (
+        "avertissement: cpts.csv : 1 CPTS sans aucune commune dans le périmètre du diagnostic"
+        in printed
+    )
     status, printed = run_bad(config, ["--strict", "--force", "perimeters"], capsys)
     assert status == 1 and "Traceback" not in printed
     assert_one_clear_line(printed, r"1 error\(s\) and 1 warning\(s\) with --strict")

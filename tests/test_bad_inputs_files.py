@@ -81,8 +81,8 @@ def test_merged_cells_are_filled_down_and_said(raw, ref, tmp_path):
     assert set(members["cpts_nom"]) == {"CPTS Cœur de Lozère"}
     notes = result["issues"]["message"].tolist()
     assert (
-        "cpts.xlsx sheet 'CPTS': 1 merged cell range(s) (B2:B4) filled down with their first value"
-        in notes
+        "cpts.xlsx, feuille « CPTS » : 1 plage(s) de cellules fusionnées (B2:B4) remplie(s) avec "
+        "leur première valeur" in notes
     )
 
 
@@ -93,7 +93,8 @@ def test_hidden_sheets_are_skipped_and_said(raw, ref, tmp_path):
     result = members_of(raw, ref, path)
     assert result["members"]["code_commune"].tolist() == ["48095"]
     assert (
-        "cpts.xlsx: hidden sheet 'Ancien périmètre' skipped" in result["issues"]["message"].tolist()
+        "cpts.xlsx : feuille masquée « Ancien périmètre » ignorée (la nommer dans les réglages "
+        "pour la lire)" in result["issues"]["message"].tolist()
     )
     sheets = rawdata.read_workbook_rows(
         path, what="perimeter file", setting="[perimeters] file", include=("Ancien périmètre",)
@@ -147,11 +148,17 @@ def test_geojson_mixing_geometries_keeps_the_polygons(good_run, tmp_path, capsys
     assert set(members["cpts_id"]) == {"A", "B"}
     issues = io.read_csv(paths["issues"])
     messages = dict(zip(issues["message"], issues["niveau"]))
-    kept = ": its polygons are used, its points and lines left out"
-    refused = ", not a polygon; draw the perimeter as an area or delete the feature"
-    assert messages[f"perimetres.geojson feature 2: a GeometryCollection{kept}"] == "avertissement"
-    assert messages[f"perimetres.geojson feature 3: a Point{refused}"] == "erreur"
-    assert messages[f"perimetres.geojson feature 4: a LineString{refused}"] == "erreur"
+    kept = " : ses polygones sont gardés, ses points et lignes laissés de côté"
+    refused = ", pas un polygone ; dessiner le périmètre comme une surface ou supprimer l'objet"
+    found = {(m, n) for m, n in messages.items()}
+    assert (
+        f"perimetres.geojson, objet 2 : un objet GeometryCollection{kept}",
+        "avertissement",
+    ) in found
+    assert (f"perimetres.geojson, objet 3 : un objet Point{refused}", "erreur") in found
+    assert (f"perimetres.geojson, objet 4 : un objet LineString{refused}", "erreur") in found
+    codes = dict(zip(issues["source_ligne"].astype(str), issues["code"]))
+    assert codes["2"] == "polygones_gardes" and codes["3"] == codes["4"] == "pas_un_polygone"
 
 
 def test_malformed_iris_codes_are_errors(raw, ref, tmp_path):
@@ -165,10 +172,11 @@ def test_malformed_iris_codes_are_errors(raw, ref, tmp_path):
     result = members_of(raw, ref, path)
     errors = result["issues"].query("niveau == 'erreur'")["message"].tolist()
     assert errors == [
-        "cpts.csv line 3: IRIS code(s) 480170101, 4806101 malformed or not of 48061: an IRIS code "
-        "is the commune's code followed by 4 digits (e.g. 480610101); fix the code(s) or empty "
-        "the cell"
+        "cpts.csv, ligne 3 : code(s) IRIS 480170101, 4806101 mal formé(s) ou d'une autre commune "
+        "que 48061 : un code IRIS est le code de la commune suivi de 4 chiffres (p. ex. "
+        "480610101) ; corriger le ou les codes ou vider la cellule"
     ]
+    assert result["issues"].query("niveau == 'erreur'")["code"].tolist() == ["iris_mal_forme"]
     iris = dict(zip(result["members"]["code_commune"], result["members"]["code_iris"]))
     assert iris == {"48095": "480950101", "48061": ""}
 

@@ -102,11 +102,12 @@ def test_deleguee_ambiguous_and_unknown_names(raw, ref, tmp_path):
     _, members, issues, names = resolve(raw, ref, "region:76", text, tmp_path)
     assert members["code_commune"].tolist() == ["11251"]
     assert "commune déléguée Pradelles-en-Val" in members["correspondance"].iloc[0]
-    errors = issues.loc[issues["niveau"] == "erreur", "message"].tolist()
-    assert any(
-        "'Saint-Hilaire' is ambiguous" in m and "11344" in m and "31486" in m for m in errors
-    )
-    assert any("'Carcasonne' is not a commune" in m and "Carcassonne (11069)" in m for m in errors)
+    errors = issues.loc[issues["niveau"] == "erreur"].set_index("code")["message"]
+    ambiguous = errors["nom_ambigu"]
+    assert "« Saint-Hilaire » est ambigu" in ambiguous
+    assert "11344" in ambiguous and "31486" in ambiguous
+    assert "« Carcasonne » n'est pas une commune" in errors["nom_inconnu"]
+    assert "Carcassonne (11069)" in errors["nom_inconnu"]
     assert names.set_index("nom_publie").loc["Saint-Hilaire", "correspondance"] == "ambigu"
 
 
@@ -131,14 +132,20 @@ def test_old_code_mapped_through_insee_events(raw, tmp_path):
     _, members, issues, _ = resolve(
         raw, reference(raw.communes, raw.departements, raw.cog), "dep:11", text, tmp_path
     )
-    assert members.empty and "unknown commune code '11990'" in issues["message"].iloc[0]
+    assert members.empty and issues["code"].iloc[0] == "code_inconnu"
+    assert "code commune 11990 inconnu" in issues["message"].iloc[0]
 
 
 def test_cross_departement_perimeter_is_accepted_and_reported(raw, ref, tmp_path):
     text = "cpts_id,cpts_nom,code_commune\nC1,CPTS A,11069\nC1,CPTS A,34172\nC1,CPTS A,31555\n"
     _, members, issues, _ = resolve(raw, ref, "region:76", text, tmp_path)
     assert len(members) == 3
-    assert issues["message"].str.contains("CPTS C1 spans départements 11, 31, 34; accepted").any()
+    across = issues.loc[issues["code"] == "plusieurs_departements"].iloc[0]
+    assert across["cpts_id"] == "C1"
+    assert (
+        "1 CPTS s'étendent sur plusieurs départements (acceptées) : C1 (11, 31, 34)"
+        in (across["message"])
+    )
 
 
 def test_partial_commune_counted_once_and_population_not_doubled(raw, ref, tmp_path, repo_settings):
@@ -215,6 +222,4 @@ def test_former_commune_names_resolve_with_the_events_file(raw, tmp_path):
     without = reference(raw.communes, raw.departements, raw.cog)
     _, members, issues, _ = resolve(raw, without, "dep:11", text, tmp_path)
     assert members["code_commune"].tolist() == ["11190"]
-    assert (
-        issues["message"].str.contains("'Ancienne-Commune-A' is not a commune of département").any()
-    )
+    assert issues["message"].str.contains("« Ancienne-Commune-A » n'est pas une commune du").any()

@@ -46,15 +46,23 @@ def test_latin1_semicolon_file_with_excel_codes_duplicates_and_unknown_codes(ref
         ["C2", "11069"],
     ]
     assert set(members["cpts_nom"]) == {"CPTS du Lézignanais", "CPTS Carcassonne Agglo"}
-    by_level = issues.groupby("niveau")["message"].apply(list)
-    assert any("unknown commune code '99999'" in m and "line 6" in m for m in by_level["erreur"])
-    assert any(
-        "empty CPTS id or name, or empty commune" in m and "line 8" in m for m in by_level["erreur"]
+    by_code = issues.set_index("code")
+    unknown = by_code.loc[["code_inconnu"]].iloc[0]
+    assert (unknown["niveau"], unknown["source_ligne"], unknown["code_publie"]) == (
+        "erreur",
+        6,
+        "99999",
     )
-    assert any(
-        "CPTS C2 lists 1 unit(s) outside the scope" in m and "34172" in m for m in by_level["info"]
-    )
-    assert any("listed twice" in m for m in by_level["info"])
+    assert "ligne 6 : code commune 99999 inconnu" in unknown["message"]
+    empty = by_code.loc[["ligne_incomplete"]].iloc[0]
+    assert empty["source_ligne"] == 8 and "compléter ou supprimer la ligne" in empty["message"]
+    outside = by_code.loc[["hors_champ"]].iloc[0]
+    assert outside["cpts_id"] == "C2" and "34172" in outside["message"]
+    assert "la CPTS C2 cite 1 commune(s) hors du périmètre" in outside["message"]
+    twice = by_code.loc[["doublon"]].iloc[0]
+    assert "citée deux fois" in twice["message"]
+    # the code as published (the row's own text), not the commune it was mapped to
+    assert set(issues["code_publie"]) <= set(text.replace(";", "\n").split()) | {""}
 
 
 def test_old_vintage_code_is_mapped_to_its_merged_commune(raw, ref, tmp_path):
@@ -147,7 +155,8 @@ def test_invalid_polygon_is_repaired_and_reported(aude, tmp_path):
         polygons_file(tmp_path, [bowtie], 2154), aude, min_area_share=0.01
     )
     assert "11190" in set(members["code_commune"])
-    assert issues["message"].str.contains("invalid polygon .* repaired").any()
+    repaired = issues[issues["code"] == "polygone_invalide"]
+    assert repaired["message"].str.contains("polygone invalide .* réparé").all() and len(repaired)
 
 
 def test_wrong_or_missing_crs(aude, tmp_path):
@@ -181,9 +190,34 @@ def test_stage_reads_a_given_file_and_reports_unmatched_rows(config_factory, tmp
     stages.run_until(settings, "perimeters")
     paths = stages.perimeter_paths(settings)
     assert not paths["example"].exists()
-    issues = pd.read_csv(paths["issues"], dtype=str)
+    # read as written, whether by the machine writer or the French one (";", BOM)
+    issues = pd.read_csv(
+        paths["issues"], dtype=str, sep=None, engine="python", encoding="utf-8-sig"
+    )
     assert issues.loc[issues["niveau"] == "erreur", "code_publie"].tolist() == ["11999"]
+    assert issues.loc[issues["niveau"] == "erreur", "code"].tolist() == ["code_inconnu"]
     assert pd.read_csv(paths["members"], dtype=str)["code_commune"].tolist() == ["11190", "11203"]
     stages.run(settings, "coverage")
     cpts = gpd.read_parquet(stages.coverage_paths(settings)["cpts"])
     assert cpts["exemple"].tolist() == [False] and cpts["n_communes"].tolist() == [2]
+
+
+def test_issues_as_a_french_spreadsheet_opens_them(ref, aude, tmp_path):
+    """The one writer of the files people open: BOM, ';', CRLF, decimal comma; the issues of a real
+    file come back unchanged, messages with their ';' and quotes intact."""
+    from pipeline.io import write_csv_fr
+
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "cpts_id;cpts_nom;code_commune\nA;CPTS « A »;11069\nA;CPTS B;11069\nA;CPTS A;11999\n",
+        encoding="utf-8",
+    )
+    _, issues, _ = resolve(ref, aude, path)
+    target = write_csv_fr(tmp_path / "issues.csv", issues.assign(part=0.25))
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfniveau;code;cpts_id;") and b"\r\n" in data
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    back = pd.read_csv(target, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    assert back["message"].tolist() == issues["message"].tolist()
+    assert set(back["part"]) == {"0,25"}
+    assert {"noms_multiples", "code_inconnu"} <= set(back["code"])

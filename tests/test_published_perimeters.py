@@ -16,7 +16,7 @@ from pipeline.aci import assign_tier
 from pipeline.analysis.adjacency import build_adjacency
 from pipeline.analysis.communes import build_communes
 from pipeline.analysis.coverage import commune_status, cpts_table, overlap_pairs
-from pipeline.analysis.perimeters import check_members, read_perimeter_table
+from pipeline.analysis.perimeters import ISSUES, check_members, read_perimeter_table
 from pipeline.config import Scope
 from pipeline.errors import PipelineError
 from pipeline.sources.codes import code_lookup
@@ -93,9 +93,9 @@ def test_ars_workbook_with_title_rows_sheets_names_only_arrondissements_and_merg
     result = import_table(ref, south, path)
     members, issues = result["members"], result["issues"]
     assert "2 sheets (13, 05)" in result["how"]
-    notes = issues.loc[issues["niveau"] == "info", "message"]
-    assert notes.str.contains("sheet 'Lisez-moi': no perimeter header").any()
-    assert notes.str.contains("no CPTS id column").any()
+    notes = issues.loc[issues["niveau"] == "info"].set_index("code")["message"]
+    assert "feuille « Lisez-moi » : pas d'en-tête de périmètre" in notes["feuille_ignoree"]
+    assert "pas de colonne d'identifiant CPTS" in notes["id_depuis_nom"]
     assert issues.loc[issues["niveau"] == "erreur"].empty, issues["message"].tolist()
     by_cpts = members.groupby("cpts_id")["code_commune"].apply(sorted).to_dict()
     assert by_cpts["cpts-du-champsaur"] == ["05039"] and by_cpts["cpts-des-baronnies"] == ["05024"]
@@ -182,7 +182,9 @@ def test_whole_commune_and_arrondissement_rows_are_reported_never_double_counted
     assert sorted(members.loc[members["cpts_id"] == "A", "code_commune"]) == [
         f"6938{k}" for k in (1, 2, 4, 5, 6, 7, 8, 9)
     ]
-    assert issues["message"].str.contains("arrondissement 69383 is listed by CPTS B").any()
+    elsewhere = issues[issues["code"] == "arrondissement_ailleurs"]
+    assert elsewhere["message"].str.contains("l'arrondissement 69383 est cité par la CPTS B").any()
+    assert set(elsewhere["code_publie"]) == {"Lyon"}  # as published, not the arrondissement
     cpts = cpts_table(cities, members, repo_settings.section("aci"), example=False).set_index(
         "cpts_id"
     )
@@ -229,11 +231,8 @@ def test_cpts_across_the_scope_border_is_tiered_on_its_whole_population(
     result = import_table(ref, aude, path)
     assert result["members"]["code_commune"].tolist() == ["11069"]
     assert sorted(result["outside"]["code_commune"]) == ["34032", "34172"]
-    assert (
-        result["issues"]["message"]
-        .str.contains("CPTS X lists 2 unit\\(s\\) outside the scope")
-        .any()
-    )
+    outside = result["issues"].set_index("code").loc[["hors_champ"], "message"]
+    assert outside.str.contains("la CPTS X cite 2 commune\\(s\\) hors du périmètre").all()
     cpts = cpts_table(
         aude,
         result["members"],
@@ -283,20 +282,18 @@ def test_checks_pieces_near_duplicate_names_and_communes_no_row_mentions(raw, re
     members = import_table(ref, region, path)["members"]
     issues = pd.DataFrame(
         check_members(members, region, adjacency, source="c.csv"),
-        columns=["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"],
+        columns=ISSUES,
     )
-    pieces = issues.loc[issues["cpts_id"] == "A", "message"].iloc[0]
-    assert "CPTS A is in 2 separate pieces" in pieces and "Montpellier" in pieces
-    assert (
-        issues["message"]
-        .str.contains("B \\('CPTS Gapençais'\\), C \\('CPTS du gapencais'\\) differ only")
-        .any()
-    )
-    dep11 = issues.loc[issues["message"].str.contains("département 11:"), "message"].iloc[0]
-    assert (
-        f"{(region['code_departement'] == '11').sum() - 4} of "
-        f"{(region['code_departement'] == '11').sum()}" in dep11
-    )
+    pieces = issues.loc[issues["code"] == "morceaux"].iloc[0]
+    assert pieces["cpts_id"] == "A" and "la CPTS A est en 2 morceaux" in pieces["message"]
+    assert "Montpellier" in pieces["message"] and " hab.)" in pieces["message"]
+    near = issues.loc[issues["code"] == "noms_proches"].iloc[0]
+    assert near["cpts_id"] == "B;C"
+    assert "B (« CPTS Gapençais »), C (« CPTS du gapencais ») ne diffèrent" in near["message"]
+    missing = issues.loc[issues["code"] == "communes_non_citees", "message"]
+    dep11 = missing[missing.str.contains("département 11 :")].iloc[0]
+    n11 = (region["code_departement"] == "11").sum()
+    assert f"{n11 - 4} commune(s) sur {n11}" in dep11
 
 
 @pytest.mark.parametrize(
@@ -333,7 +330,7 @@ def test_quoted_separator_and_title_rows_in_a_csv(ref, raw, tmp_path):
     assert result["members"][["cpts_id", "cpts_nom", "code_commune"]].values.tolist() == [
         ["N1", "CPTS Narbonne; Littoral", "11262"]
     ]
-    assert result["issues"]["message"].str.contains("header found on line 3").any()
+    assert result["issues"]["message"].str.contains("en-tête trouvé ligne 3").any()
 
 
 def test_stage_writes_the_population_vintage_and_the_outside_population(config_factory, tmp_path):
@@ -382,7 +379,8 @@ def test_a_code_contradicting_the_name_on_its_row_is_reported(ref, raw, tmp_path
         result["issues"].loc[result["issues"]["niveau"] == "avertissement", "message"].tolist()
     )
     assert (
-        len(warnings) == 1 and "line 3: code 34024 is not 'Vic-la-Gardiole' (34333)" in warnings[0]
+        len(warnings) == 1
+        and "ligne 3 : le code 34024 n'est pas « Vic-la-Gardiole » (34333)" in warnings[0]
     )
 
 
@@ -397,3 +395,28 @@ def test_names_as_lists_write_them_with_departement_postal_code_or_footnote(ref,
     result = import_table(ref, region, path)
     assert sorted(result["members"]["code_commune"]) == ["11344", "34157", "34301", "34333"]
     assert result["issues"].loc[result["issues"]["niveau"] == "erreur"].empty
+
+
+def test_cpts_of_another_departement_are_one_warning_with_their_count_and_list(raw, ref, tmp_path):
+    """A regional workbook run on one of its départements: the CPTS of the other département have
+    no commune there; one warning says so for all of them (not one each), with no note per CPTS
+    about its communes outside the scope."""
+    bdr = build_communes(raw, Scope.parse("dep:13"), **CRS)[0]
+    rows13 = [("13", "13001", "Aix-en-Provence", "CPTS du Pays d'Aix")]
+    rows05 = [
+        ("05", "05061", "Gap", "CPTS du Gapençais"),
+        ("05", "05023", "Briançon", "CPTS du Briançonnais"),
+        ("05", "05046", "Embrun", "CPTS de l'Embrunais"),
+        ("05", "05046", "Embrun", "CPTS de l'Embrunais"),
+    ]
+    path = workbook(tmp_path / "paca.xlsx", {"13": rows13, "05": rows05})
+    issues = import_table(ref, bdr, path)["issues"]
+    warnings = issues[issues["niveau"] == "avertissement"]
+    assert warnings["code"].tolist() == ["sans_commune"]
+    line = warnings.iloc[0]
+    ids = ["cpts-de-l-embrunais", "cpts-du-brianconnais", "cpts-du-gapencais"]
+    assert line["cpts_id"] == ";".join(ids)
+    assert "3 CPTS sans aucune commune dans le périmètre du diagnostic" in line["message"]
+    assert f"{ids[0]} (2 ligne(s), 1 commune(s) hors périmètre)" in line["message"]
+    assert (issues["code"] != "hors_champ").all()
+    assert not issues["message"].str.contains(r"\b(the|has|lists|inh\.)\b").any()

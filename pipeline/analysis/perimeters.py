@@ -1,12 +1,6 @@
 """Stage ``perimeters``: existing CPTS perimeters as a membership table (CPTS × commune).
 
-Perimeters come as people have them:
-
-* a table (``.csv``/``.xlsx``): CPTS id, name, commune INSEE code, optionally a signature date and a
-  status. CSV files may be UTF-8 or latin-1 and use ``,``, ``;``, tab or ``|``; codes that lost
-  their leading zero in a spreadsheet (``1001``) are padded;
-* polygons (``.gpkg``/``.geojson``/``.shp``): a commune belongs to a CPTS when at least
-  ``min_area_share`` of its area lies inside the polygon.
+Perimeters come as people have them, tables or polygons (read by :mod:`.perimeter_files`).
 
 Codes of an older COG vintage (communes since merged, arrondissements municipaux) are mapped to the
 current commune through the parent links of the raw data; codes that cannot be mapped, rows without
@@ -20,276 +14,33 @@ import hashlib
 import re
 from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
-from ..errors import PipelineError
-from ..geo import by_zone, polygonal
 from ..sources.codes import Kind, Match, normalise_code
 from ..sources.iris import malformed_iris
 from ..sources.names import CPTS_NAME_WORDS, NameIndex, plain_key, published_name
-from ..sources.rawdata import (
-    describe_row,
-    excel_date,
-    find_header,
-    read_text_rows,
-    read_vector,
-    read_workbook_rows,
-    refuse_ragged_rows,
-    rows_to_frame,
-)
 from .adjacency import Adjacency
+from .indicators import indicator_text
+from .perimeter_files import (
+    ISSUES,
+    MEMBERS,
+    NAMES,
+    OUTSIDE,
+    cpts_issue,
+    issue,
+    location,
+    read_perimeter_polygons,
+    read_perimeter_table,
+)
+
+# read by the stage here
+__all__ = ["ISSUES", "NAMES", "OUTSIDE", "read_perimeter_polygons", "read_perimeter_table"]
 
 EXAMPLE_PREFIX = "EXEMPLE"
 EXAMPLE_FILE = "exemple_perimetres_cpts.csv"
-
-# Header aliases, compared once normalised by :func:`_key` (case, accents, spaces, punctuation).
-ALIASES = {
-    "cpts_id": (
-        "cpts_id",
-        "id_cpts",
-        "identifiant_cpts",
-        "identifiant_de_la_cpts",
-        "code_cpts",
-        "numero_cpts",
-        "identifiant",
-        "id",
-    ),
-    "cpts_nom": (
-        "cpts_nom",
-        "nom_cpts",
-        "nom_de_la_cpts",
-        "libelle_cpts",
-        "denomination_cpts",
-        "cpts",
-        "nom",
-        "name",
-        "libelle",
-    ),
-    "code_commune": (
-        "code_commune",
-        "code_insee",
-        "code_commune_insee",
-        "code_insee_commune",
-        "insee",
-        "code_insee_de_la_commune",
-        "n_insee",
-        "numero_insee",
-        "codgeo",
-        "code_geographique",
-        "com",
-        "depcom",
-    ),
-    "date_signature": ("date_signature", "date_de_signature", "signature", "date"),
-    "statut": ("statut", "status", "etat"),
-    "nom_commune": (
-        "nom_commune",
-        "commune",
-        "libelle_commune",
-        "libelle_de_la_commune",
-        "nom_de_la_commune",
-        "ville",
-        "libgeo",
-    ),
-    "departement": ("departement", "departements", "code_departement", "dep", "dept"),
-    "partie": ("partie", "partie_de_commune", "quartier", "partiel"),
-    "code_iris": ("code_iris", "codes_iris", "iris"),
-}
-MEMBERS = [
-    "cpts_id",
-    "cpts_nom",
-    "code_commune",
-    "date_signature",
-    "statut",
-    "source_feuille",
-    "source_ligne",
-    "correspondance",
-    "partiel",
-    "code_iris",
-    "population_partielle",
-]
-OUTSIDE = ["cpts_id", "cpts_nom", "code_commune", "population", "source_feuille", "source_ligne"]
-NAMES = [
-    "source_feuille",
-    "source_ligne",
-    "cpts_id",
-    "nom_publie",
-    "departements",
-    "code_commune",
-    "correspondance",
-    "candidats",
-]
-ISSUES = ["niveau", "cpts_id", "source_feuille", "source_ligne", "code_publie", "message"]
-LEVELS = ("erreur", "avertissement", "info")
-
-
-def header_mapping(fields: list[str]) -> dict[str, str]:
-    """The file's header → canonical column, for the headers that have an alias (first one wins)."""
-    keys: dict[str, str] = {}
-    for field in fields:
-        keys.setdefault(plain_key(field), field)
-    mapping = {}
-    for canonical, aliases in ALIASES.items():
-        found = next((keys[a] for a in aliases if a in keys and keys[a] not in mapping), None)
-        if found is not None:
-            mapping[found] = canonical
-    return mapping
-
-
-def _is_header(fields: list[str]) -> bool:
-    found = set(header_mapping(fields).values())
-    return bool(found & {"cpts_id", "cpts_nom"}) and bool(found & {"code_commune", "nom_commune"})
-
-
-def _rename(frame: pd.DataFrame, path: Path, *, required=("cpts_id", "cpts_nom")) -> pd.DataFrame:
-    """Map the headers of a polygon layer's attributes to the canonical names; missing required
-    columns raise one error.
-    """
-    mapping = header_mapping(list(map(str, frame.columns)))
-    missing = [c for c in required if c not in mapping.values()]
-    if missing:
-        raise PipelineError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: "
-            f"{', '.join(map(str, frame.columns))}); name them e.g. "
-            f"{', '.join(ALIASES[c][0] for c in missing)}"
-        )
-    return frame.rename(columns=mapping)[[c for c in ALIASES if c in mapping.values()]]
-
-
-def name_id(name: str) -> str:
-    """A stable CPTS id derived from its name, for tables without an id column
-    ("CPTS du Gapençais" → ``cpts-du-gapencais``).
-    """
-    return plain_key(name).replace("_", "-")
-
-
-def _sheets(path: Path, notes: list) -> tuple[list[tuple[str, list]], str]:
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        book = read_workbook_rows(
-            path, what="perimeter file", setting="[perimeters] file", notes=notes
-        )
-        return book, "xlsx"
-    rows, how = read_text_rows(path, what="perimeter file", setting="[perimeters] file")
-    return [("", rows)], how
-
-
-def read_perimeter_table(path: str | Path) -> tuple[pd.DataFrame, str, list[tuple]]:
-    """Read a CSV/XLSX perimeter table as people publish it.
-
-    The header is found below title rows (the first row naming a CPTS column and a commune
-    column); every sheet of a workbook with such a header is read and the sheets concatenated
-    (sheets without one, e.g. "Lisez-moi", are skipped and said so); a row longer than its header
-    is refused with its line number, never shifted; without an id column, the CPTS name is the key.
-
-    Returns
-    -------
-    table : DataFrame
-        ``cpts_id, cpts_nom, code_publie, nom_commune, departement, date_signature, statut, partie,
-        code_iris, source_feuille, source_ligne`` (strings, except the line number).
-    how : str
-        How the file was read (encoding and separator, sheets), for the report.
-    notes : list of tuple
-        Issue rows (:data:`ISSUES`) about the reading itself (skipped sheets, derived ids).
-
-    Raises
-    ------
-    PipelineError
-        No header found, ragged rows (all listed at once), or no data row.
-    """
-    path = Path(path)
-    read: list[tuple[str, str]] = []  # what reading the workbook did (merged cells, hidden sheets)
-    sheets, how = _sheets(path, read)
-    frames, problems, used = [], [], []
-    notes = [("info", "", sheet, "", "", message) for sheet, message in read]
-    for sheet, rows in sheets:
-        where = f"{path.name}" + (f" sheet {sheet!r}" if sheet else "")
-        header = find_header(rows, _is_header)
-        if header is None:
-            if rows and len(sheets) > 1:
-                notes.append(
-                    (
-                        "info",
-                        "",
-                        sheet,
-                        "",
-                        "",
-                        f"{where}: no perimeter header (a CPTS column and a commune "
-                        "column) in its first 30 rows; sheet skipped",
-                    )
-                )
-            continue
-        frame, ragged = rows_to_frame(rows, header, where=where)
-        problems += ragged
-        if header:
-            notes.append(
-                (
-                    "info",
-                    "",
-                    sheet,
-                    rows[header][0],
-                    "",
-                    f"{where}: header found on line {rows[header][0]}; "
-                    f"{header} title row(s) above it skipped",
-                )
-            )
-        mapping = header_mapping([c for c in frame.columns if c != "source_ligne"])
-        frame = frame.rename(columns=mapping)[
-            ["source_ligne"] + [c for c in ALIASES if c in mapping.values()]
-        ]
-        frames.append(frame.assign(source_feuille=sheet))
-        used.append(sheet)
-    if not frames:
-        first = next((fields for _, rows in sheets for _, fields in rows[:1]), [])
-        raise PipelineError(
-            f"{path}: no header row naming a CPTS column (cpts_id, CPTS, Nom de la CPTS…) and a "
-            "commune column (code_insee, Code commune INSEE, commune, Libellé commune…) in the "
-            f"first 30 rows (first row, {describe_row(first)}); add or rename the header"
-        )
-    refuse_ragged_rows(path, problems)
-    table = pd.concat(frames, ignore_index=True)
-    for column in (
-        "cpts_id",
-        "cpts_nom",
-        "code_commune",
-        "nom_commune",
-        "departement",
-        "date_signature",
-        "statut",
-        "partie",
-        "code_iris",
-    ):
-        table[column] = table[column].fillna("").astype(str).str.strip() if column in table else ""
-    table["date_signature"] = table["date_signature"].map(excel_date)  # a day number of Excel
-    if table.empty:
-        raise PipelineError(f"{path}: has a header but no rows; export the perimeter table again")
-    if not table["cpts_id"].str.len().any():
-        table["cpts_id"] = table["cpts_nom"].map(name_id)
-        notes.append(
-            cpts_issue(
-                "info",
-                "",
-                f"{path.name}: no CPTS id column; each CPTS is identified by its "
-                "name (id derived from the name, e.g. 'CPTS du Gapençais' → cpts-du-gapencais)",
-            )
-        )
-    elif not table["cpts_nom"].str.len().any():
-        table["cpts_nom"] = table["cpts_id"]
-    if len(used) > 1:
-        how += f", {len(used)} sheets ({', '.join(used)})"
-    table = table.rename(columns={"code_commune": "code_publie"})
-    return table, how, notes
-
-
-def _where(source: str, sheet: str, line) -> str:
-    return (
-        f"{source}"
-        + (f" sheet {sheet!r}" if sheet else "")
-        + (f" line {line}" if line != "" else "")
-    )
 
 
 def parse_departements(text: str, names: dict[str, str] | None = None) -> list[str]:
@@ -398,23 +149,27 @@ class Resolver:
         ):
             return ""
         return (
-            f"{where}: code {normalise_code(rec.code_publie)} is not {rec.nom_commune!r} "
-            f"({found.code}), which the same row names; the code is used: check which one is right"
+            f"{where} : le code {normalise_code(rec.code_publie)} n'est pas « {rec.nom_commune} » "
+            f"({found.code}), que la même ligne nomme ; le code est retenu : vérifier lequel est "
+            "juste"
         )
 
-    def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, str]:
-        """(match, name row, error message) of one row; the match is None when unresolved."""
+    def resolve(self, rec, where: str) -> tuple[Match | None, tuple | None, tuple]:
+        """(match, name row, error) of one row; the match is None when unresolved, the error an
+        ``(issue code, message)`` pair (empty when resolved).
+        """
         if rec.code_publie:
             code = normalise_code(rec.code_publie)
             if code in self.lookup:
-                return self.lookup[code], None, ""
+                return self.lookup[code], None, ()
             return (
                 None,
                 None,
                 (
-                    f"{where}: unknown commune code {code!r}; check it against the current COG (a "
-                    "typo, or a code of an older vintage: INSEE's events file as [perimeters] "
-                    "cog_events maps more of them)"
+                    "code_inconnu",
+                    f"{where} : code commune {code} inconnu ; le vérifier dans le COG en vigueur "
+                    "(une faute de frappe, ou un code d'un ancien millésime : le fichier des "
+                    "événements de l'INSEE en [perimeters] cog_events en convertit davantage)",
                 ),
             )
         name, hint = published_name(rec.nom_commune)
@@ -433,18 +188,22 @@ class Resolver:
             " ; ".join(found.candidates),
         )
         if not found.ok:
-            what = (
-                "is ambiguous: which one?"
+            code, what = (
+                ("nom_ambigu", "est ambigu : laquelle ?")
                 if found.ambiguous
-                else f"is not a commune of département(s) {', '.join(deps)}"
+                else (
+                    "nom_inconnu",
+                    f"n'est pas une commune du ou des départements {', '.join(deps)}",
+                )
             )
             return (
                 None,
                 row,
                 (
-                    f"{where}: name {rec.nom_commune!r} {what}; candidates: "
-                    f"{', '.join(found.candidates) or 'none'}; give the INSEE code or the "
-                    "département to decide"
+                    code,
+                    f"{where} : le nom « {rec.nom_commune} » {what} ; candidates : "
+                    f"{', '.join(found.candidates) or 'aucune'} ; donner le code INSEE ou le "
+                    "département pour trancher",
                 ),
             )
         base = self.lookup.get(found.code)
@@ -453,8 +212,10 @@ class Resolver:
                 None,
                 row,
                 (
-                    f"{where}: name {rec.nom_commune!r} is the former commune {found.code}, which "
-                    "no source maps to a current commune; give the current INSEE code"
+                    "ancienne_commune",
+                    f"{where} : le nom « {rec.nom_commune} » est l'ancienne commune {found.code}, "
+                    "qu'aucune source ne rattache à une commune actuelle ; donner le code INSEE "
+                    "actuel",
                 ),
             )
         if found.kind == Kind.NAME:
@@ -465,9 +226,9 @@ class Resolver:
                     "nom de commune" if base.kind == Kind.CURRENT else base.label,
                 ),
                 row,
-                "",
+                (),
             )
-        return Match(base.codes, found.kind, found.how), row, ""
+        return Match(base.codes, found.kind, found.how), row, ()
 
 
 def resolve_members(
@@ -505,35 +266,46 @@ def resolve_members(
     issues: list[tuple] = []
     rows, outside, named = [], [], []
     for rec in table.astype(object).itertuples(index=False):  # plain str: faster to iterate
-        where = _where(source, rec.source_feuille, rec.source_ligne)
+        where = location(source, rec.source_feuille, rec.source_ligne)
         published = rec.code_publie or rec.nom_commune
 
-        def note(level: str, message: str, rec=rec, published=published) -> None:
+        def note(level: str, code: str, message: str, rec=rec, published=published) -> None:
             issues.append(
-                (level, rec.cpts_id, rec.source_feuille, rec.source_ligne, published, message)
+                issue(
+                    level,
+                    code,
+                    message,
+                    cpts_id=rec.cpts_id,
+                    sheet=rec.source_feuille,
+                    line=rec.source_ligne,
+                    published=published,
+                )
             )
 
         if not rec.cpts_id or not published:
             note(
                 "erreur",
-                f"{where}: empty CPTS id or name, or empty commune (code or name); fill "
-                "it or delete the row",
+                "ligne_incomplete",
+                f"{where} : identifiant ou nom de CPTS vide, ou commune vide (code ou nom) ; "
+                "compléter ou supprimer la ligne",
             )
             continue
         match, name_row, error = resolver.resolve(rec, where)
         if name_row:
             named.append(name_row)
         if match is None:
-            note("erreur", error)
+            note("erreur", *error)
             continue
         listed = sorted(c.strip() for c in re.split(r"[;, ]+", rec.code_iris) if c.strip())
         bad = malformed_iris(listed, tuple(match.codes))
         if bad:
             note(
                 "erreur",
-                f"{where}: IRIS code(s) {', '.join(bad)} malformed or not of "
-                f"{', '.join(match.codes)}: an IRIS code is the commune's code followed by 4 "
-                f"digits (e.g. {match.codes[0]}0101); fix the code(s) or empty the cell",
+                "iris_mal_forme",
+                f"{where} : code(s) IRIS {', '.join(bad)} mal formé(s) ou d'une autre commune que "
+                f"{', '.join(match.codes)} : un code IRIS est le code de la commune suivi de "
+                f"4 chiffres (p. ex. {match.codes[0]}0101) ; corriger le ou les codes ou vider "
+                "la cellule",
             )
         iris = ";".join(c for c in listed if c not in bad)
         partial = bool(iris) or (
@@ -541,14 +313,16 @@ def resolve_members(
         )
         warning = resolver.mismatch(rec, match, where)
         if warning:
-            note("avertissement", warning)
+            note("avertissement", "code_contredit_nom", warning)
         if match.kind not in (Kind.CURRENT, Kind.NAME, Kind.ARRONDISSEMENT):
-            note("info", f"{where}: {published}: {match.label}")
+            note("info", "code_converti", f"{where} : {published} : {match.label}")
         if partial:
             note(
                 "info",
-                f"{where}: only part of {', '.join(match.codes)} ({rec.partie or 'IRIS ' + iris}); "
-                "counted once, flagged 'partiel', its population not counted twice",
+                "partie_de_commune",
+                f"{where} : seulement une partie de {', '.join(match.codes)} "
+                f"({rec.partie or 'IRIS ' + iris}) ; comptée une fois, marquée « partiel », sa "
+                "population n'est pas comptée deux fois",
             )
         whole = match.kind == Kind.WHOLE_COMMUNE or len(match.codes) > 1
         for unit in match.codes:
@@ -567,6 +341,7 @@ def resolve_members(
                         iris,
                         np.nan,
                         whole,
+                        published,
                     )
                 )
             else:
@@ -580,7 +355,7 @@ def resolve_members(
                         rec.source_ligne,
                     )
                 )
-    members = pd.DataFrame(rows, columns=MEMBERS + ["_whole"])
+    members = pd.DataFrame(rows, columns=MEMBERS + ["_whole", "code_publie"])
     members, more = _settle(members, source)
     issues += more
     outside = pd.DataFrame(outside, columns=OUTSIDE).drop_duplicates(["cpts_id", "code_commune"])
@@ -589,18 +364,20 @@ def resolve_members(
             members.set_index(["cpts_id", "code_commune"]).index
         )
     ].sort_values(["cpts_id", "code_commune"])
-    for cpts_id, group in outside.groupby("cpts_id"):
+    kept = set(members["cpts_id"])
+    for cpts_id, group in outside[outside["cpts_id"].isin(kept)].groupby("cpts_id"):
         issues.append(
             cpts_issue(
                 "info",
+                "hors_champ",
                 cpts_id,
-                f"{source}: CPTS {cpts_id} lists {len(group)} unit(s) outside the scope "
-                f"({int(group['population'].sum()):,} inhabitants: "
-                f"{', '.join(group['code_commune'][:8])}{'…' if len(group) > 8 else ''}); counted "
-                "in its population, tier and envelope",
+                f"{source} : la CPTS {cpts_id} cite {len(group)} commune(s) hors du périmètre du "
+                f"diagnostic ({inhabitants(group['population'].sum())} : "
+                f"{', '.join(group['code_commune'][:8])}{'…' if len(group) > 8 else ''}) ; "
+                "comptées dans sa population, son palier et son enveloppe",
             )
         )
-    issues += _no_commune_left(table, members, source)
+    issues += _no_commune_left(table, members, outside, source)
     issues += _across_borders(members, outside, ref.geography, source)
     return {
         "members": members.reset_index(drop=True),
@@ -608,11 +385,6 @@ def resolve_members(
         "issues": pd.DataFrame(issues, columns=ISSUES),
         "names": pd.DataFrame(named, columns=NAMES),
     }
-
-
-def cpts_issue(level: str, cpts_id: str, message: str) -> tuple:
-    """An issue row (:data:`ISSUES`) about a whole CPTS or file: no sheet, line or code."""
-    return (level, cpts_id, "", "", "", message)
 
 
 def likely_cause(imported: dict) -> str:
@@ -629,11 +401,7 @@ def likely_cause(imported: dict) -> str:
         and names["nom_publie"].astype(str).str.fullmatch(r"\s*\d[\dAB]\d{2,3}\s*").mean() > 0.5
     ):
         return "the commune column holds INSEE codes, not names: name that column code_insee"
-    unknown = (
-        issues["message"].str.contains("unknown commune code", regex=False).sum()
-        if len(issues)
-        else 0
-    )
+    unknown = int((issues["code"] == "code_inconnu").sum()) if len(issues) else 0
     if unknown:
         return f"{unknown} code(s) are unknown: INSEE codes are expected (not postal codes)"
     return "every row is listed as an error"
@@ -651,9 +419,11 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
             issues.append(
                 cpts_issue(
                     "avertissement",
+                    "noms_multiples",
                     cpts_id,
-                    f"{source}: CPTS {cpts_id} has several names "
-                    f"{distinct}; the first line's name is used",
+                    f"{source} : la CPTS {cpts_id} porte plusieurs noms ("
+                    + " ; ".join(f"« {n} »" for n in distinct)
+                    + ") ; le nom de la première ligne est retenu",
                 )
             )
     members["cpts_nom"] = members.groupby("cpts_id")["cpts_nom"].transform("first")
@@ -663,14 +433,15 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
     dup = members.duplicated(["cpts_id", "code_commune"], keep="first")
     for rec in members[dup].itertuples(index=False):
         issues.append(
-            (
+            issue(
                 "info",
-                rec.cpts_id,
-                rec.source_feuille,
-                rec.source_ligne,
-                rec.code_commune,
-                f"{_where(source, rec.source_feuille, rec.source_ligne)}: {rec.code_commune} "
-                f"listed twice for CPTS {rec.cpts_id}; counted once",
+                "doublon",
+                f"{location(source, rec.source_feuille, rec.source_ligne)} : {rec.code_commune} "
+                f"citée deux fois pour la CPTS {rec.cpts_id} ; comptée une fois",
+                cpts_id=rec.cpts_id,
+                sheet=rec.source_feuille,
+                line=rec.source_ligne,
+                published=rec.code_publie,
             )
         )
     members = members[~dup]
@@ -686,57 +457,91 @@ def _settle(members: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[tupl
             - {rec.cpts_id}
         )
         issues.append(
-            (
+            issue(
                 "avertissement",
-                rec.cpts_id,
-                rec.source_feuille,
-                rec.source_ligne,
-                rec.code_commune,
-                f"{_where(source, rec.source_feuille, rec.source_ligne)}: CPTS {rec.cpts_id} lists "
-                f"the whole commune, but arrondissement {rec.code_commune} is listed by CPTS "
-                f"{', '.join(others)}: it is counted there only; list the arrondissements of each "
-                "CPTS to remove this warning",
+                "arrondissement_ailleurs",
+                f"{location(source, rec.source_feuille, rec.source_ligne)} : la CPTS "
+                f"{rec.cpts_id} cite la commune entière, mais l'arrondissement {rec.code_commune} "
+                f"est cité par la CPTS {', '.join(others)} : il n'est compté que là ; citer les "
+                "arrondissements de chaque CPTS pour lever cet avertissement",
+                cpts_id=rec.cpts_id,
+                sheet=rec.source_feuille,
+                line=rec.source_ligne,
+                published=rec.code_publie,
             )
         )
     members = members[~taken]
-    return members.drop(columns="_whole").sort_values(
+    return members.drop(columns=["_whole", "code_publie"]).sort_values(
         ["cpts_id", "code_commune"], kind="stable"
     ), issues
 
 
-def _no_commune_left(table: pd.DataFrame, members: pd.DataFrame, source: str) -> list[tuple]:
+def inhabitants(count) -> str:
+    """A number of inhabitants in French (« 12 345 hab. »)."""
+    return indicator_text(count, " hab.", decimals=0)
+
+
+def _no_commune_left(
+    table: pd.DataFrame, members: pd.DataFrame, outside: pd.DataFrame, source: str
+) -> list[tuple]:
+    """One warning for all the CPTS of the file with no unit of the scope (often the CPTS of
+    another département of a regional file): their count, and each with its rows and why.
+    """
     kept = set(members["cpts_id"])
+    rows = table[(table["cpts_id"] != "") & ~table["cpts_id"].isin(kept)]
+    if rows.empty:
+        return []
+    away = outside[outside["cpts_id"].isin(set(rows["cpts_id"]))]
+    counts = rows.groupby("cpts_id").size()
+    elsewhere = away.groupby("cpts_id").size().reindex(counts.index, fill_value=0)
+    listed = ", ".join(
+        f"{cpts_id} ({n} ligne(s)" + (f", {k} commune(s) hors périmètre" if k else "") + ")"
+        for (cpts_id, n), k in zip(counts.items(), elsewhere.tolist())
+    )
     return [
         cpts_issue(
             "avertissement",
-            cpts_id,
-            f"{source}: CPTS {cpts_id} has no commune of the scope left "
-            f"({len(group)} row(s), all unknown or outside the scope): check its rows above",
+            "sans_commune",
+            ";".join(counts.index),
+            f"{source} : {len(counts)} CPTS sans aucune commune dans le périmètre du diagnostic "
+            f"(communes hors périmètre ou lignes en erreur ci-dessus"
+            + (f", {inhabitants(away['population'].sum())} hors périmètre" if len(away) else "")
+            + f") : {listed}",
         )
-        for cpts_id, group in table[table["cpts_id"] != ""].groupby("cpts_id")
-        if cpts_id not in kept
     ]
 
 
 def _across_borders(
     members: pd.DataFrame, outside: pd.DataFrame, geography: dict, source: str
 ) -> list[tuple]:
-    out = []
+    """One note for all the CPTS across départements (accepted): their count, each with its
+    départements (and régions when it crosses one).
+    """
+    spans = []
     codes = pd.concat([members[["cpts_id", "code_commune"]], outside[["cpts_id", "code_commune"]]])
     for cpts_id, group in codes.groupby("cpts_id"):
         deps = sorted({geography[c][0] for c in group["code_commune"] if c in geography})
         regions = sorted({geography[c][1] for c in group["code_commune"] if c in geography})
         if len(deps) > 1:
-            out.append(
-                cpts_issue(
-                    "info",
+            spans.append(
+                (
                     cpts_id,
-                    f"{source}: CPTS {cpts_id} spans départements {', '.join(deps)}"
-                    + (f" and régions {', '.join(regions)}" if len(regions) > 1 else "")
-                    + "; accepted",
+                    f"{cpts_id} ({', '.join(deps)}"
+                    + (f" ; régions {', '.join(regions)}" if len(regions) > 1 else "")
+                    + ")",
                 )
             )
-    return out
+    if not spans:
+        return []
+    return [
+        cpts_issue(
+            "info",
+            "plusieurs_departements",
+            ";".join(c for c, _ in spans),
+            f"{source} : {len(spans)} CPTS s'étendent sur plusieurs départements (acceptées) : "
+            + ", ".join(text for _, text in spans),
+        )
+    ]
 
 
 def loose_name(name: str) -> str:
@@ -777,29 +582,34 @@ def check_members(
             continue  # islands apart from the mainland part (Houat, Hœdic…) are no homonyms
         text = "; ".join(
             f"{', '.join(names[communes['code_commune'].iloc[r]] for r in rows[:4])}"
-            f"{'…' if len(rows) > 4 else ''} ({len(rows)} unit(s), "
-            f"{int(population[rows].sum()):,} inh.)"
+            f"{'…' if len(rows) > 4 else ''} ({len(rows)} commune(s), "
+            f"{inhabitants(population[rows].sum())})"
             for rows in pieces
         )
         issues.append(
             cpts_issue(
                 "avertissement",
+                "morceaux",
                 cpts_id,
-                f"{source}: CPTS {cpts_id} is in {len(pieces)} separate pieces: {text}; a small "
-                "far piece is often a homonym from another département: check those rows (give "
-                "the INSEE code or the département)",
+                f"{source} : la CPTS {cpts_id} est en {len(pieces)} morceaux séparés : {text} ; "
+                "un petit morceau éloigné est souvent un homonyme d'un autre département : "
+                "vérifier ces lignes (donner le code INSEE ou le département)",
             )
         )
     cpts_names = members.drop_duplicates("cpts_id")[["cpts_id", "cpts_nom"]]
     for _key_name, group in cpts_names.groupby(cpts_names["cpts_nom"].map(loose_name)):
         if len(group) > 1:
-            listed = ", ".join(f"{i} ({n!r})" for i, n in zip(group["cpts_id"], group["cpts_nom"]))
+            listed = ", ".join(
+                f"{i} (« {n} »)" for i, n in zip(group["cpts_id"], group["cpts_nom"])
+            )
             issues.append(
                 cpts_issue(
                     "avertissement",
+                    "noms_proches",
                     ";".join(group["cpts_id"]),
-                    f"{source}: CPTS {listed} differ only by case, accents, spaces or articles: "
-                    "probably one CPTS; give them one id and name",
+                    f"{source} : les CPTS {listed} ne diffèrent que par la casse, les accents, les "
+                    "espaces ou les articles : probablement une seule CPTS ; leur donner un même "
+                    "identifiant et un même nom",
                 )
             )
     mentioned = communes["code_commune"].isin(members["code_commune"])
@@ -811,139 +621,15 @@ def check_members(
             issues.append(
                 cpts_issue(
                     "info",
+                    "communes_non_citees",
                     "",
-                    f"{source}: département {dep}: {missing} of {len(group)} unit(s) "
-                    f"({int(group.loc[~group['mentioned'], 'population'].fillna(0).sum()):,} inh.) "
-                    "are in no row; the file may be incomplete rather than the territory "
-                    "uncovered",
+                    f"{source} : département {dep} : {missing} commune(s) sur {len(group)} "
+                    f"({inhabitants(group.loc[~group['mentioned'], 'population'].sum())}) "
+                    "ne figurent sur aucune ligne ; le fichier est peut-être incomplet plutôt que "
+                    "le territoire non couvert",
                 )
             )
     return issues
-
-
-def read_perimeter_polygons(
-    path: str | Path, communes: gpd.GeoDataFrame, *, min_area_share: float
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn CPTS polygons into a membership table by area share.
-
-    Raises
-    ------
-    PipelineError
-        Unreadable file, missing id/name columns, no CRS, coordinates out of range for the declared
-        CRS (metres declared as degrees), no polygon in the layer (points or lines).
-    """
-    path = Path(path)
-    polygons = read_vector(
-        path,
-        what="CPTS perimeter",
-        setting="[perimeters] file",
-        fix="export it again as GeoPackage",
-        polygons=True,
-    )
-    attrs = _rename(
-        pd.DataFrame(polygons.drop(columns="geometry")), path, required=("cpts_id", "cpts_nom")
-    )
-    polygons = gpd.GeoDataFrame(
-        attrs.astype(str), geometry=polygons.geometry.to_numpy(), crs=polygons.crs
-    )
-    issues = []
-    geoms = polygons.geometry.to_numpy()
-    for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
-        issues.append(
-            (
-                "erreur",
-                polygons["cpts_id"].iloc[k],
-                "",
-                k + 1,
-                "",
-                f"{path.name} feature {k + 1}: empty geometry; draw the perimeter or delete the "
-                "feature",
-            )
-        )
-    present = ~pd.isna(geoms) & ~shapely.is_empty(geoms)
-    lines = np.flatnonzero(present & ~np.isin(shapely.get_type_id(geoms), [3, 6]))
-    kinds = [geoms[k].geom_type for k in lines]
-    geoms[lines] = polygonal(geoms[lines])  # a collection keeps its polygons; points, lines: none
-    for k, kind in zip(lines, kinds):
-        kept = geoms[k] is not None
-        issues.append(
-            (
-                "avertissement" if kept else "erreur",
-                polygons["cpts_id"].iloc[k],
-                "",
-                k + 1,
-                "",
-                f"{path.name} feature {k + 1}: a {kind}"
-                + (
-                    ": its polygons are used, its points and lines left out"
-                    if kept
-                    else ", not a polygon; draw the perimeter as an area or delete the feature"
-                ),
-            )
-        )
-    bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
-    for k in np.flatnonzero(bad):
-        issues.append(
-            (
-                "avertissement",
-                polygons["cpts_id"].iloc[k],
-                "",
-                k + 1,
-                "",
-                f"{path.name} feature {k + 1}: invalid polygon "
-                f"({shapely.is_valid_reason(geoms[k])}); repaired with make_valid",
-            )
-        )
-    geoms[bad] = shapely.make_valid(geoms[bad])
-    polygons = polygons.set_geometry(geoms)[~(pd.isna(geoms) | shapely.is_empty(geoms))]
-    polygons["source_ligne"] = polygons.index + 1
-    rows = []
-    for epsg, part in by_zone(communes):
-        part = part[part.geometry.notna()]
-        local = polygons.to_crs(epsg)
-        c_geoms, p_geoms = part.geometry.to_numpy(), local.geometry.to_numpy()
-        ci, pi = shapely.STRtree(p_geoms).query(c_geoms, predicate="intersects")
-        share = shapely.area(shapely.intersection(c_geoms[ci], p_geoms[pi])) / shapely.area(
-            c_geoms[ci]
-        )
-        keep = share >= min_area_share
-        for c, p, s in zip(ci[keep], pi[keep], share[keep]):
-            poly = local.iloc[p]
-            rows.append(
-                (
-                    poly["cpts_id"],
-                    poly["cpts_nom"],
-                    part["code_commune"].iloc[c],
-                    poly.get("date_signature", ""),
-                    poly.get("statut", ""),
-                    "",
-                    int(poly["source_ligne"]),
-                    f"polygone, {s:.0%} de la surface",
-                    False,
-                    "",
-                    np.nan,
-                )
-            )
-    members = pd.DataFrame(rows, columns=MEMBERS).sort_values(
-        ["cpts_id", "code_commune"], kind="stable"
-    )
-    members = members.drop_duplicates(["cpts_id", "code_commune"]).reset_index(drop=True)
-    for rec in polygons.itertuples():
-        if rec.cpts_id not in set(members["cpts_id"]):
-            issues.append(
-                (
-                    "avertissement",
-                    rec.cpts_id,
-                    "",
-                    rec.source_ligne,
-                    "",
-                    f"{path.name} feature {rec.source_ligne}: covers no commune of the scope at "
-                    f"{min_area_share:.0%} of its area",
-                )
-            )
-    return members.fillna({"date_signature": "", "statut": ""}), pd.DataFrame(
-        issues, columns=ISSUES
-    )
 
 
 # --------------------------------------------------------------------------- example perimeters
@@ -1018,15 +704,16 @@ def iris_part_population(
         unknown = sorted(set(listed) - set(of_commune["code_iris"]))
         if unknown or of_commune.empty:
             issues.append(
-                (
+                issue(
                     "erreur",
-                    row["cpts_id"],
-                    row["source_feuille"],
-                    row["source_ligne"],
-                    row["code_iris"],
-                    f"{_where(source, row['source_feuille'], row['source_ligne'])}: IRIS "
-                    f"{', '.join(unknown or listed)} not in the IRIS population file for commune "
-                    f"{row['code_commune']}; counted as a part of commune",
+                    "iris_inconnu",
+                    f"{location(source, row['source_feuille'], row['source_ligne'])} : IRIS "
+                    f"{', '.join(unknown or listed)} absent(s) du fichier des populations IRIS "
+                    f"pour la commune {row['code_commune']} ; comptée comme une partie de commune",
+                    cpts_id=row["cpts_id"],
+                    sheet=row["source_feuille"],
+                    line=row["source_ligne"],
+                    published=row["code_iris"],
                 )
             )
             continue

@@ -18,7 +18,6 @@ import pandas as pd
 import shapely
 
 from ..analysis.indicators import PROFESSIONS_FR
-from ..io import spreadsheet_safe
 from ..sources.zonage import LABELS_FR as ZONAGE_FR
 from .maps import euros, people
 
@@ -27,14 +26,20 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;mar
 max-width:1100px;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;width:100%;margin:6px 0}\
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f1f1f1;cursor:pointer}td.n{text-align:right;white-space:nowrap}
+td.id{white-space:nowrap}td.wide{min-width:36ch}
 .example{background:#fde8e8;border:1px solid #b00;color:#b00;padding:6px 10px;font-weight:bold;\
 margin:8px 0}
 .action{background:#eef6ee;border-left:4px solid #33a02c;padding:8px 12px;margin:8px 0}
-.muted{color:#666}.figure{border:1px solid #ccc;margin:8px 0}
-@media print{body{margin:0;max-width:none;font-size:11px}a{color:#222;text-decoration:none}
- .noprint{display:none}h2{page-break-after:avoid}table{page-break-inside:auto}tr{page-break-inside:avoid}}
+.muted{color:#666}.figure{border:1px solid #ccc;margin:8px 0;max-width:100%;height:auto}
+@page{size:A4;margin:12mm}
+@media print{body{margin:0;max-width:none;font-size:10px;line-height:1.3}\
+a{color:#222;text-decoration:none}
+ h1{font-size:16px}h2{font-size:12.5px;margin:10px 0 4px;break-after:avoid}
+ th,td{padding:1px 4px}th{cursor:auto}.noprint{display:none}
+ table{break-inside:auto}tr{break-inside:avoid}thead{display:table-header-group}
+ .figure{max-height:95mm;width:auto}.action{padding:4px 8px;margin:4px 0}}
 """
 
 SORT_JS = """document.querySelectorAll("table.sortable th").forEach(function (th, col) {
@@ -77,16 +82,88 @@ def page(title: str, body: str, *, example: bool, vintage: str = "") -> str:
     )
 
 
+def available(frame: pd.DataFrame, known: dict[str, pd.Series]) -> tuple[pd.DataFrame, list[str]]:
+    """A display table without the columns whose data is missing on every row, and their names.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Display strings (with ``<column>__v`` sort keys).
+    known : dict of Series
+        Display column → its data (or sort key): the column is dropped when all of it is missing
+        (NaN or ``""``). Columns not listed are kept.
+
+    Returns
+    -------
+    frame : DataFrame
+        ``frame`` without those columns (and their ``__v``).
+    dropped : list of str
+        The dropped columns, in order: for the one note that replaces them (:func:`absent_note`).
+    """
+    dropped = [
+        c
+        for c, values in known.items()
+        if c in frame.columns and pd.Series(values).replace("", np.nan).isna().all()
+    ]
+    return frame.drop(
+        columns=[c for c in frame.columns if c.removesuffix("__v") in dropped]
+    ), dropped
+
+
+def absent_note(dropped: list[str], *, where: str, why: str) -> str:
+    """The one note (HTML) that replaces columns unavailable on every row.
+
+    Parameters
+    ----------
+    dropped : list of str
+        The columns (:func:`available`).
+    where : str
+        For which rows (« toutes les zones blanches »).
+    why : str
+        Why they are unavailable (« fichiers non fournis »).
+
+    Returns
+    -------
+    str
+        ``""`` when nothing was dropped.
+    """
+    if not dropped:
+        return ""
+    return (
+        f'<p class="muted">Non disponibles pour {html.escape(where)} ({html.escape(why)}), donc '
+        f"non affichés : {html.escape(' ; '.join(dropped))}.</p>"
+    )
+
+
 def table(
     frame: pd.DataFrame,
     *,
     numeric: tuple[str, ...] = (),
     links: dict[str, str] | None = None,
     hidden: tuple[str, ...] = (),
+    ids: tuple[str, ...] = (),
+    wide: tuple[str, ...] = (),
 ) -> str:
-    """An HTML table (sortable) from a frame of display strings; ``numeric`` columns right-aligned
-    and sorted by the value in ``data-v`` (the column name + ``__v``); ``links`` makes a column a
-    link to the address in another column; ``hidden`` columns are not shown.
+    """An HTML table (sortable) from a frame of display strings.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Display strings; ``<column>__v`` columns hold the sort keys of ``numeric`` columns.
+    numeric : tuple of str
+        Columns right-aligned, never wrapped, sorted by the value in ``data-v``.
+    links : dict, optional
+        Column → the column holding the address it links to.
+    hidden : tuple of str
+        Columns not shown.
+    ids : tuple of str
+        Identifier columns, never wrapped.
+    wide : tuple of str
+        Text columns given room (at least 36 characters wide).
+
+    Returns
+    -------
+    str
     """
     shown = [c for c in frame.columns if not c.endswith("__v") and c not in hidden]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
@@ -102,7 +179,8 @@ def table(
             values = frame[c + "__v"].tolist() if c + "__v" in frame.columns else [""] * len(frame)
             columns.append([f'<td class="n" data-v="{v}">{t}</td>' for t, v in zip(texts, values)])
         else:
-            columns.append([f"<td>{t}</td>" for t in texts])
+            cell = '<td class="id">' if c in ids else '<td class="wide">' if c in wide else "<td>"
+            columns.append([f"{cell}{t}</td>" for t in texts])
     rows = "".join("<tr>" + "".join(cells) + "</tr>" for cells in zip(*columns))
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
@@ -178,6 +256,35 @@ def recommended_action(zone: pd.Series, proposals: pd.DataFrame, flagged: pd.Dat
             + ". Étudier au cas par cas un rattachement ou une CPTS inter-départementale."
         )
     return " ".join(parts) or "Aucune action proposée."
+
+
+def action_summary(proposals: pd.DataFrame, flagged: pd.DataFrame) -> str:
+    """The recommended action in a few words, for the index (French): what
+    :func:`recommended_action` details on the zone's page.
+
+    Parameters
+    ----------
+    proposals : DataFrame
+        The zone's proposed territories (``type_territoire``, ``cpts_nom``, ``palier``,
+        ``enveloppe_eur``).
+    flagged : DataFrame
+        The zone's communes below the floor with no territory.
+
+    Returns
+    -------
+    str
+    """
+    cand = proposals[proposals["type_territoire"] == "candidate"]
+    ext = proposals[proposals["type_territoire"] == "extension"]
+    parts = []
+    if len(cand):
+        parts.append(
+            f"Créer {len(cand)} CPTS ({euros(int(cand['enveloppe_eur'].sum()))} par an au plus)"
+        )
+    parts += [f"Étendre « {row.cpts_nom} » ({row.palier})" for row in ext.itertuples()]
+    if len(flagged):
+        parts.append("Étudier un rattachement (sous le seuil)")
+    return " ; ".join(parts) or "Aucune action proposée"
 
 
 def zone_tables(
@@ -286,15 +393,6 @@ def for_people(frame: pd.DataFrame) -> pd.DataFrame:
         if column in out:
             out[column] = out[column].map(lambda v, w=words: w.get(v, v) if pd.notna(v) else v)
     return out.rename(columns={c: column_label(c) for c in out.columns})
-
-
-def write_csv_fr(path, frame: pd.DataFrame) -> None:
-    """A report table as a French Excel opens it: ``;``-separated, decimal comma, UTF-8 with BOM,
-    French headers (:func:`for_people`).
-    """
-    spreadsheet_safe(for_people(frame)).to_csv(
-        path, index=False, sep=";", decimal=",", encoding="utf-8-sig", lineterminator="\r\n"
-    )
 
 
 def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:

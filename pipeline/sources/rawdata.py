@@ -466,7 +466,7 @@ def read_workbook_rows(
     what: str,
     setting: str,
     include: tuple[str, ...] = (),
-    notes: list[tuple[str, str]] | None = None,
+    notes: list[tuple[str, str, str]] | None = None,
 ) -> list[tuple[str, list[tuple[int, list[str]]]]]:
     """Every visible sheet of an ``.xlsx`` workbook as (sheet name, rows with their row number).
 
@@ -484,8 +484,9 @@ def read_workbook_rows(
     include : tuple of str
         Hidden sheets to read all the same (named in the settings).
     notes : list, optional
-        Receives ``(sheet, message)`` for each thing done to the sheets (merged cells filled,
-        hidden sheets skipped).
+        Receives ``(sheet, code, message)`` for each thing done to the sheets: ``feuille_masquee``
+        (a hidden sheet skipped) or ``cellules_fusionnees`` (merged cells filled down), with the
+        French sentence shown in the issue reports.
 
     Returns
     -------
@@ -520,7 +521,14 @@ def read_workbook_rows(
     sheets = []
     for sheet in book.worksheets:
         if sheet.sheet_state != "visible" and sheet.title not in include:
-            notes.append((sheet.title, f"{path.name}: hidden sheet {sheet.title!r} skipped"))
+            notes.append(
+                (
+                    sheet.title,
+                    "feuille_masquee",
+                    f"{path.name} : feuille masquée « {sheet.title} » ignorée (la nommer dans "
+                    "les réglages pour la lire)",
+                )
+            )
             continue
         problem = _missing_values(path, sheet.title, formulas[sheet.title], sheet)
         if problem:
@@ -530,9 +538,10 @@ def read_workbook_rows(
             notes.append(
                 (
                     sheet.title,
-                    f"{path.name} sheet {sheet.title!r}: {len(filled)} merged cell range(s) "
-                    f"({', '.join(filled[:3])}{'…' if len(filled) > 3 else ''}) filled down with "
-                    "their first value",
+                    "cellules_fusionnees",
+                    f"{path.name}, feuille « {sheet.title} » : {len(filled)} plage(s) de cellules "
+                    f"fusionnées ({', '.join(filled[:3])}{'…' if len(filled) > 3 else ''}) "
+                    "remplie(s) avec leur première valeur",
                 )
             )
         rows = []
