@@ -391,43 +391,44 @@ def read_perimeter_polygons(
     )
     issues = []
     geoms = polygons.geometry.to_numpy()
-    for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
+
+    def feature(level: str, code: str, k: int, text: str) -> None:
         issues.append(
             issue(
-                "erreur",
-                "geometrie_vide",
-                f"{path.name}, objet {k + 1} : géométrie vide ; dessiner le périmètre ou "
-                "supprimer l'objet",
+                level,
+                code,
+                f"{path.name}, objet {k + 1} : {text}",
                 cpts_id=polygons["cpts_id"].iloc[k],
                 line=k + 1,
             )
+        )
+
+    for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
+        feature(
+            "erreur",
+            "geometrie_vide",
+            k,
+            "géométrie vide ; dessiner le périmètre ou supprimer l'objet",
         )
     lines = np.flatnonzero(
         ~pd.isna(geoms) & ~shapely.is_empty(geoms) & ~np.isin(shapely.get_type_id(geoms), [3, 6, 7])
     )  # not (multi)polygon/collection
     for k in lines:
-        issues.append(
-            issue(
-                "erreur",
-                "pas_un_polygone",
-                f"{path.name}, objet {k + 1} : un objet {geoms[k].geom_type}, pas un polygone ; "
-                "dessiner le périmètre comme une surface ou supprimer l'objet",
-                cpts_id=polygons["cpts_id"].iloc[k],
-                line=k + 1,
-            )
+        feature(
+            "erreur",
+            "pas_un_polygone",
+            k,
+            f"un objet {geoms[k].geom_type}, pas un polygone ; dessiner le périmètre comme une "
+            "surface ou supprimer l'objet",
         )
     geoms[lines] = None
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
-        issues.append(
-            issue(
-                "avertissement",
-                "polygone_invalide",
-                f"{path.name}, objet {k + 1} : polygone invalide "
-                f"({shapely.is_valid_reason(geoms[k])}) ; réparé (make_valid)",
-                cpts_id=polygons["cpts_id"].iloc[k],
-                line=k + 1,
-            )
+        feature(
+            "avertissement",
+            "polygone_invalide",
+            k,
+            f"polygone invalide ({shapely.is_valid_reason(geoms[k])}) ; réparé (make_valid)",
         )
     geoms[bad] = shapely.make_valid(geoms[bad])
     polygons = polygons.set_geometry(geoms)[~(pd.isna(geoms) | shapely.is_empty(geoms))]
