@@ -633,7 +633,7 @@ def test_perimeter_file_matching_no_unit_rewrites_its_issues_and_names_the_cause
         r"cpts\.csv: no unit of the scope departements:48 is in any perimeter \(its 2 "
         r"unit\(s\) lie in départements 11: run with --scope departements:11",
     )
-    issues = pd.read_csv(issues_file, dtype=str)
+    issues = pd.read_csv(issues_file, dtype=str, sep=None, engine="python", encoding="utf-8-sig")
     none_left = issues.loc[issues["code"] == "sans_commune"].iloc[0]
     assert none_left["cpts_id"] == "A"
     assert "1 CPTS sans aucune commune dans le périmètre du diagnostic" in none_left["message"]

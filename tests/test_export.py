@@ -183,16 +183,16 @@ def test_reports_index_pages_csv_xlsx(exported):
             zones.set_index("id_zone_blanche").loc[zone, "population"]
         )
         sheets = pd.read_excel(paths["zones"] / f"{zone}.xlsx", sheet_name=None)
-        assert set(sheets) == {
-            "communes",
-            "cpts_limitrophes",
-            "territoires_proposes",
-            "profil",
-            "priorite",
-        }
-        assert len(sheets["communes"]) == len(table)
-        assert list(sheets["communes"].columns) == list(table.columns)
-        assert "Enveloppe annuelle max. (€)" in sheets["territoires_proposes"].columns
+        assert list(sheets) == [
+            "Communes",
+            "CPTS limitrophes",
+            "Territoires proposés",
+            "Profil de la zone",
+            "Priorité",
+        ]
+        assert len(sheets["Communes"]) == len(table)
+        assert list(sheets["Communes"].columns) == list(table.columns)
+        assert "Enveloppe annuelle max. (€)" in sheets["Territoires proposés"].columns
         # no practitioner file in this run: supply columns empty (not zero), pages say
         # "indisponible"
         assert table["Médecins généralistes (nombre)"].isna().all()
@@ -206,9 +206,49 @@ def test_reports_index_pages_csv_xlsx(exported):
         assert "Ces données compléteraient la page" in page and "Rang" in page
 
 
+def test_xlsx_widths_formats_and_headers_people_read(exported):
+    import openpyxl
+
+    paths = stages.export_paths(exported)
+    territories = gpd.read_parquet(stages.territory_paths(exported)["territories"])
+    widest = {}
+    for xlsx in sorted(paths["zones"].glob("*.xlsx")):
+        book = openpyxl.load_workbook(xlsx)
+        proposals = book["Territoires proposés"]
+        headers = {c.value: c.column_letter for c in proposals[1]}
+        assert "Population (hab.)" in headers and "Compacité (Polsby-Popper, 1 = disque)" in headers
+        names = [c.value for c in proposals[headers["Nom"]][1:]]
+        if names:
+            # as wide as its longest name (up to the cap), not Excel's 8.43
+            width = proposals.column_dimensions[headers["Nom"]].width
+            assert width >= min(max(map(len, names)), 60), (xlsx.name, width, names)
+            widest[xlsx.name] = width
+        population = proposals[headers["Population (hab.)"]][1:]
+        assert all(c.number_format == "#,##0" for c in population)
+        assert all(
+            c.number_format == "#,##0 €"
+            for c in proposals[headers["Enveloppe annuelle max. (€)"]][1:]
+        )
+        compactness = proposals[headers["Compacité (Polsby-Popper, 1 = disque)"]][1:]
+        assert all(c.number_format == "0.00" for c in compactness)
+        communes = book["Communes"]
+        first = {c.value: c.column_letter for c in communes[1]}
+        assert communes[f"{first['Population (hab.)']}2"].number_format == "#,##0"
+        # the profile and priority sheets start with the labels people read, codes last
+        profile, priority = book["Profil de la zone"], book["Priorité"]
+        assert profile["A1"].value == "Indicateur" and priority["A1"].value == "Indicateur"
+        assert profile.cell(1, profile.max_column).value == "Code de l'indicateur"
+        notes = [c for c in priority["C"][1:] if c.value is not None]
+        assert priority["C1"].value == "Note (0 à 1)" and all(
+            c.number_format == "0.000" for c in notes
+        )
+    assert widest and max(widest.values()) > 20
+    assert max(territories["nom"].str.len()) > 20
+
+
 def test_geopackage_has_every_layer(exported):
     gpkg = stages.export_paths(exported)["gpkg"]
-    layers = set(pyogrio.list_layers(gpkg)[:, 0])
+    layers = set(pyogrio.list_layers(gpkg)[:, 0]) - {"layer_styles"}  # QGIS's style table
     assert layers == {
         "communes_statut",
         "zones_blanches",
@@ -219,6 +259,11 @@ def test_geopackage_has_every_layer(exported):
     territories = gpd.read_file(gpkg, layer="territoires")
     parquet = gpd.read_parquet(stages.territory_paths(exported)["territories"])
     assert territories["id_territoire"].tolist() == parquet["id_territoire"].tolist()
+    for layer in layers:  # metropolitan: Lambert-93, every geometry valid
+        frame = gpd.read_file(gpkg, layer=layer)
+        assert frame.crs.to_epsg() == 2154, layer
+        assert shapely.is_valid(frame.geometry.dropna().to_numpy()).all(), layer
+    assert set(territories["type_territoire_libelle"]) >= {"CPTS existante", "candidat"}
     assert "cpts_existante" in set(territories["type_territoire"]) and "candidate" in set(
         territories["type_territoire"]
     )
@@ -296,7 +341,7 @@ def test_xlsx_reports_are_byte_identical_across_runs(tmp_path):
     import time
     import zipfile
 
-    from pipeline.outputs.reports import write_xlsx
+    from pipeline.outputs.workbook import write_xlsx
 
     sheets = {"communes": pd.DataFrame({"code_commune": ["11190"], "population": [1187]})}
     write_xlsx(tmp_path / "a.xlsx", sheets)

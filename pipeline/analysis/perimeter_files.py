@@ -402,16 +402,24 @@ def read_perimeter_polygons(
     )
     issues = []
     geoms = polygons.geometry.to_numpy()
-    for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
+
+    def feature(level: str, code: str, k: int, text: str) -> None:
         issues.append(
             issue(
-                "erreur",
-                "geometrie_vide",
-                f"{path.name}, objet {k + 1} : géométrie vide ; dessiner le périmètre ou "
-                "supprimer l'objet",
+                level,
+                code,
+                f"{path.name}, objet {k + 1} : {text}",
                 cpts_id=polygons["cpts_id"].iloc[k],
                 line=k + 1,
             )
+        )
+
+    for k in np.flatnonzero(pd.isna(geoms) | shapely.is_empty(geoms)):
+        feature(
+            "erreur",
+            "geometrie_vide",
+            k,
+            "géométrie vide ; dessiner le périmètre ou supprimer l'objet",
         )
     present = ~pd.isna(geoms) & ~shapely.is_empty(geoms)
     lines = np.flatnonzero(present & ~np.isin(shapely.get_type_id(geoms), [3, 6]))
@@ -419,32 +427,25 @@ def read_perimeter_polygons(
     geoms[lines] = polygonal(geoms[lines])  # a collection keeps its polygons; points, lines: none
     for k, kind in zip(lines, kinds):
         kept = geoms[k] is not None
-        issues.append(
-            issue(
-                "avertissement" if kept else "erreur",
-                "polygones_gardes" if kept else "pas_un_polygone",
-                f"{path.name}, objet {k + 1} : un objet {kind}"
-                + (
-                    " : ses polygones sont gardés, ses points et lignes laissés de côté"
-                    if kept
-                    else ", pas un polygone ; dessiner le périmètre comme une surface ou "
-                    "supprimer l'objet"
-                ),
-                cpts_id=polygons["cpts_id"].iloc[k],
-                line=k + 1,
-            )
+        feature(
+            "avertissement" if kept else "erreur",
+            "polygones_gardes" if kept else "pas_un_polygone",
+            k,
+            f"un objet {kind}"
+            + (
+                " : ses polygones sont gardés, ses points et lignes laissés de côté"
+                if kept
+                else ", pas un polygone ; dessiner le périmètre comme une surface ou supprimer "
+                "l'objet"
+            ),
         )
     bad = ~pd.isna(geoms) & ~shapely.is_valid(geoms)
     for k in np.flatnonzero(bad):
-        issues.append(
-            issue(
-                "avertissement",
-                "polygone_invalide",
-                f"{path.name}, objet {k + 1} : polygone invalide "
-                f"({shapely.is_valid_reason(geoms[k])}) ; réparé (make_valid)",
-                cpts_id=polygons["cpts_id"].iloc[k],
-                line=k + 1,
-            )
+        feature(
+            "avertissement",
+            "polygone_invalide",
+            k,
+            f"polygone invalide ({shapely.is_valid_reason(geoms[k])}) ; réparé (make_valid)",
         )
     geoms[bad] = shapely.make_valid(geoms[bad])
     polygons = polygons.set_geometry(geoms)[~(pd.isna(geoms) | shapely.is_empty(geoms))]

@@ -19,7 +19,7 @@ import shapely
 
 from ..analysis.indicators import indicator_text
 from ..geo import WGS84
-from . import maps
+from . import gpkg, maps
 from .maps import euros, people
 from .prepared import (
     KIND_FR,
@@ -77,6 +77,7 @@ class MapSource:
         composer=None,
         cache: Path | None = None,
     ):
+        """Prepare the geometries of both kinds of map and the display columns, once."""
         self.outputs, self.names, self.metropole_epsg = outputs, names, metropole_epsg
         self.composer = composer  # a composer.ComposerSource: the panel of every map
         coverage = outputs.coverage
@@ -524,7 +525,23 @@ def run_tasks(tasks: list[tuple], *, workers: int, meanwhile=None) -> list:
 
 
 def gis_layers(outputs: Outputs) -> dict[str, gpd.GeoDataFrame]:
-    """Every layer for QGIS, in one GeoPackage."""
+    """Every layer for QGIS, in one GeoPackage: metropolitan features in Lambert-93, each overseas
+    zone in a layer of its own and CRS, valid geometries, French labels beside the codes
+    (:func:`pipeline.outputs.gpkg.projected_layers`).
+
+    Parameters
+    ----------
+    outputs : Outputs
+
+    Returns
+    -------
+    dict of GeoDataFrame
+
+    Raises
+    ------
+    PipelineError
+        A geometry that stays invalid after repair.
+    """
     over = outputs.coverage[["code_commune", "nom", "population", "geometry"]].merge(
         outputs.overlaps.drop(columns=["nom", "population"]), on="code_commune"
     )
@@ -537,4 +554,4 @@ def gis_layers(outputs: Outputs) -> dict[str, gpd.GeoDataFrame]:
     }
     if outputs.profile is not None:
         layers.update(outputs.profile.gis_layers(layers))
-    return layers
+    return gpkg.projected_layers(layers, outputs.coverage)

@@ -100,6 +100,7 @@ class Outputs:
 
     @cached_property
     def supply_known(self) -> bool:
+        """Whether a practitioner file was given (supply indicators known for some unit)."""
         return bool(self.indicators["n_medecin_generaliste"].notna().any())
 
     def choropleth(self) -> tuple[pd.Series, str]:
@@ -157,6 +158,7 @@ def run_summary(coverage_paths: dict, source: dict, settings=None) -> RunSummary
 
 
 def scope_label(scope: Scope) -> str:
+    """The scope as titles name it (« France entière », « région 76 », « département(s) 11 »)."""
     if scope.kind == "france":
         return "France entière"
     if scope.kind == "region":

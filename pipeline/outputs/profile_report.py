@@ -63,6 +63,7 @@ def number_text(value, decimals: int = 1) -> str:
 
 
 def zonage_text(code) -> str:
+    """The French label of a zonage code, *indisponible* when missing."""
     return ZONAGE_FR[Zonage(code)] if isinstance(code, str) and code else UNAVAILABLE
 
 
@@ -80,6 +81,7 @@ class ProfileOutputs:
     by_code: pd.DataFrame = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        """Index the communes' profile columns by code, counts as nullable integers."""
         out = self.communes.set_index("code_commune")[COMMUNE_COLUMNS].copy()
         counts = ["n_msp", "n_centre_sante", "n_pharmacie"]
         out[counts] = out[counts].round().astype("Int64")
@@ -87,6 +89,7 @@ class ProfileOutputs:
 
     @classmethod
     def read(cls, paths: dict) -> ProfileOutputs:
+        """Read the profile stage's outputs (``paths`` as :func:`pipeline.stages.profile_paths`)."""
         priority = pd.read_csv(
             paths["priority"], dtype={"id_zone_blanche": str, "criteres_absents": str}
         )
@@ -107,6 +110,7 @@ class ProfileOutputs:
 
     @cached_property
     def weights(self) -> dict:
+        """The priority weights of the run, by criterion."""
         return dict(self.summary["poids_priorite"])
 
     @property
@@ -304,7 +308,11 @@ class ProfileOutputs:
                 "poids": [self.weights[n] for n in CRITERIA],
             }
         )
-        return {"profil": table, "priorite": priority}
+        # the labels people read first, the codes last
+        return {
+            "profil": table[[*table.columns.drop("indicateur"), "indicateur"]],
+            "priorite": priority[[*priority.columns.drop("critere"), "critere"]],
+        }
 
     def commune_columns(self, codes: pd.Series) -> pd.DataFrame:
         """:data:`COMMUNE_COLUMNS` for the units ``codes`` (same order)."""

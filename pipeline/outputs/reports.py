@@ -9,7 +9,6 @@ page's tables are also written as CSV and XLSX.
 
 from __future__ import annotations
 
-import datetime
 import html
 
 import geopandas as gpd
@@ -321,9 +320,6 @@ def zone_tables(
     return communes, bordering, proposals
 
 
-FIXED_TIME = datetime.datetime(2000, 1, 1)
-
-
 # The labels people read in the report tables (CSV, XLSX), with units; the data tables in
 # data/processed keep the column codes (see "Column names" in the README).
 COLUMN_LABELS = {
@@ -393,61 +389,3 @@ def for_people(frame: pd.DataFrame) -> pd.DataFrame:
         if column in out:
             out[column] = out[column].map(lambda v, w=words: w.get(v, v) if pd.notna(v) else v)
     return out.rename(columns={c: column_label(c) for c in out.columns})
-
-
-def write_xlsx(path, sheets: dict[str, pd.DataFrame]) -> None:
-    """An xlsx workbook, one sheet per frame: French headers with units (:func:`for_people`) in
-    bold, frozen, filterable; whole numbers with a thousands separator (shown by Excel in its
-    locale), amounts in euros, decimals to one place; missing values left blank. Written with
-    xlsxwriter with a fixed creation time (same data, same bytes: xlsxwriter also fixes the zip
-    entries' dates).
-    """
-    import xlsxwriter
-
-    workbook = xlsxwriter.Workbook(
-        str(path),
-        {
-            "in_memory": True,
-            "nan_inf_to_errors": True,
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-        },
-    )
-    workbook.set_properties({"created": FIXED_TIME})
-    header = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
-    formats = {
-        "int": workbook.add_format({"num_format": "#,##0"}),
-        "eur": workbook.add_format({"num_format": "#,##0 €"}),
-        "float": workbook.add_format({"num_format": "0.0"}),
-    }
-    for name, frame in sheets.items():
-        sheet = workbook.add_worksheet(name[:31])
-        shown = for_people(frame)
-        sheet.write_row(0, 0, [str(c) for c in shown.columns], header)
-        for k, column in enumerate(frame.columns):
-            kind = (
-                "eur"
-                if column.endswith("_eur")
-                else "int"
-                if pd.api.types.is_integer_dtype(frame[column])
-                else "float"
-                if pd.api.types.is_float_dtype(frame[column])
-                else None
-            )
-            width = min(max(len(str(shown.columns[k])) // 2, 10), 40)
-            sheet.set_column(k, k, width, formats.get(kind))
-        for r, row in enumerate(_rows(shown), start=1):
-            sheet.write_row(r, 0, row)
-        sheet.freeze_panes(1, 0)
-        if len(frame):
-            sheet.autofilter(0, 0, len(frame), max(len(frame.columns) - 1, 0))
-    workbook.close()
-
-
-def _rows(frame: pd.DataFrame) -> list[list]:
-    """The rows of a frame as Python values for xlsxwriter (None for a missing value: a blank
-    cell), converted in one pass.
-    """
-    values = frame.to_numpy(dtype=object)
-    values[pd.isna(values)] = None
-    return [[v.item() if isinstance(v, np.generic) else v for v in row] for row in values.tolist()]

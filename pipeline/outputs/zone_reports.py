@@ -16,6 +16,7 @@ from . import maps, reports
 from .prepared import DENSITY_COLUMN, UNAVAILABLE, Level, Outputs
 from .profile_report import COMMUNE_COLUMNS
 from .summary import summary_html
+from .workbook import write_xlsx
 
 SUPPLY_WHY = "aucun fichier de praticiens ou d'APL fourni"
 
@@ -35,6 +36,7 @@ class ZoneReports:
     """
 
     def __init__(self, outputs: Outputs, *, title: str, geometry: Level, names: dict | None = None):
+        """Prepare the tables every page reads (see the class's parameters)."""
         self.outputs, self.title = outputs, title
         self.run = outputs.summary.named(names or {}) if outputs.summary is not None else None
         self.density = outputs.density
@@ -91,7 +93,7 @@ class ZoneReports:
         )
         flat = zone_csv(zone, communes, proposals)
         write_csv_fr(folder / f"{name}.csv", reports.for_people(flat))
-        reports.write_xlsx(
+        write_xlsx(
             folder / f"{name}.xlsx",
             {
                 "communes": flat,
@@ -187,6 +189,7 @@ class ZoneFigures:
     """
 
     def __init__(self, outputs: Outputs, geometry: Level):
+        """Index the simplified communes of each zone CRS once."""
         self.outputs, self.geoms = outputs, geometry.projected
         self.epsg = outputs.coverage["epsg"].to_numpy()
         self.inside = outputs.coverage.groupby("id_zone_blanche").indices
@@ -219,6 +222,9 @@ class ZoneFigures:
         }
 
     def svg(self, name: str, proposals: pd.DataFrame) -> str:
+        """The map extract (inline SVG) of zone ``name``: the zone, the covered communes around it
+        and the outlines of its proposed territories.
+        """
         inside = self.inside[name]
         epsg = self.epsg[inside[0]]
         zone = maps.union(self.geoms[inside])
@@ -245,6 +251,9 @@ class ZoneFigures:
 
 
 def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -> pd.DataFrame:
+    """The zone's communes as one flat table (column codes; the CSV and the ``communes`` sheet),
+    with the tier and envelope of the territory proposed for each.
+    """
     tiers = dict(zip(proposals["id_territoire"], proposals["palier"]))
     envelopes = dict(zip(proposals["id_territoire"], proposals["enveloppe_eur"]))
     out = communes.assign(zone_blanche=zone["id_zone_blanche"])
@@ -275,6 +284,7 @@ def zone_csv(zone: pd.Series, communes: pd.DataFrame, proposals: pd.DataFrame) -
 
 
 def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the proposed territories people read (the ``territoires_proposes`` sheet)."""
     return proposals[
         [
             "id_territoire",
