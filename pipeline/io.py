@@ -713,7 +713,8 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """A CSV the pipeline wrote with :func:`write_csv`, every column as text, marks removed.
+    """A CSV the pipeline wrote with :func:`write_csv` (or :func:`write_csv_fr`: a BOM, ``;``),
+    every column as text, marks removed.
 
     Parameters
     ----------
@@ -726,7 +727,15 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         Every cell as text (empty cells as ``""``), with the ``'`` that :func:`spreadsheet_safe`
         put before a formula-like text taken off again.
     """
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    with open(path, "rb") as head:
+        french = head.read(3) == b"\xef\xbb\xbf"  # write_csv_fr: BOM, ';'
+    frame = pd.read_csv(
+        path,
+        dtype=str,
+        keep_default_na=False,
+        sep=";" if french else ",",
+        encoding="utf-8-sig" if french else "utf-8",
+    )
     for column in frame.columns:
         values = frame[column]
         if values.str.startswith("'").any():  # only what spreadsheet_safe marked

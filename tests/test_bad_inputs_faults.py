@@ -74,9 +74,11 @@ CASES = [
     ),
     case(
         "target below the floor",
-        replace("target_population = 0", "target_population = 5000"),
+        lambda text, ctx: replace('objective = "realistic"', 'objective = "max_count"')(
+            replace("target_population = 0", "target_population = 5000")(text, ctx), ctx
+        ),
         r"\[territories\] target_population: target_population \(5000\) is below floor "
-        r"\(20000\): write 0 .* or a population of at least the floor",
+        r"\(10000\): write 0 .* or a population of at least the floor",
     ),
 ]
 
@@ -224,7 +226,7 @@ def test_a_stage_run_alone_rebuilds_its_stale_upstream(good_run, tmp_path, capsy
 def test_disk_full_exits_3_naming_the_folder(good_run, monkeypatch, capsys, where, folder):
     import pyogrio
 
-    from pipeline.outputs import reports
+    from pipeline.outputs import zone_reports
 
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -240,7 +242,9 @@ def test_disk_full_exits_3_naming_the_folder(good_run, monkeypatch, capsys, wher
         monkeypatch.setattr(Path, "write_text", write_text)
     else:
         module, name = (
-            (reports, "write_xlsx") if where == "report workbook" else (pyogrio, "write_dataframe")
+            (zone_reports, "write_xlsx")
+            if where == "report workbook"
+            else (pyogrio, "write_dataframe")
         )
         monkeypatch.setattr(module, name, full)
     before = output_hashes(good_run)

@@ -41,7 +41,9 @@ def test_a_name_of_several_departements_is_asked_back(raw, ref, tmp_path):
     _, members, issues, names = resolve(raw, ref, "region:76", text, tmp_path)
     assert members["code_commune"].tolist() == ["48095"]
     errors = issues.loc[issues["niveau"] == "erreur", "message"].tolist()
-    assert len(errors) == 1 and "'Saint-Amans' is ambiguous" in errors[0]
+    assert len(errors) == 1 and "le nom « Saint-Amans » est ambigu" in errors[0]
+    codes = issues.loc[issues["niveau"] == "erreur", "code"].tolist()
+    assert codes == ["nom_ambigu"]
     assert all(code in errors[0] for code in ("09056", "11331", "48127"))
     assert names.set_index("nom_publie").loc["Saint-Amans", "correspondance"] == "ambigu"
     # with the département given, the commune of that name wins

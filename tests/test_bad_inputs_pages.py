@@ -19,8 +19,7 @@ import pytest
 
 from pipeline import cli, stages
 from pipeline.config import load_settings, write_settings_copy
-from pipeline.io import read_csv, script_json, spreadsheet_safe, write_csv
-from pipeline.outputs import reports
+from pipeline.io import read_csv, script_json, spreadsheet_safe, write_csv, write_csv_fr
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -102,7 +101,7 @@ def test_spreadsheet_safe_marks_text_cells_only():
 def test_both_csv_writers_neutralise_formulas_and_the_pipeline_reads_its_own_back(tmp_path):
     frame = pd.DataFrame({"cpts_nom": list(FORMULAS.values()) + ["'=déjà"], "n": [1, -2, 3, 4, 5]})
     write_csv(tmp_path / "a.csv", frame)
-    reports.write_csv_fr(tmp_path / "b.csv", frame)
+    write_csv_fr(tmp_path / "b.csv", frame)
     plain = list(csv.reader((tmp_path / "a.csv").open(encoding="utf-8")))
     french = list(csv.reader((tmp_path / "b.csv").open(encoding="utf-8-sig"), delimiter=";"))
     for rows in (plain, french):

@@ -151,7 +151,8 @@ class Provenance:
             source,
             perimeter_date=day,
             data=data,
-            fingerprint=settings.fingerprint(*sorted(settings.raw))[:12],
+            # where the outputs go is no setting of the diagnosis: a moved run keeps its print
+            fingerprint=settings.fingerprint(*sorted(k for k in settings.raw if k != "paths"))[:12],
         )
 
 
