@@ -396,8 +396,12 @@ def output_lock(folders: dict[str, Path], *, wait: float | None = None) -> Itera
     OutputsBusy
         When another run still holds the lock after ``wait`` seconds.
     """
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock, the leftovers are still removed
+        clean_leftovers(folders.values())
+        yield None
+        return
     first = next(iter(folders.values()))
     first.mkdir(parents=True, exist_ok=True)
     path = first / LOCK_NAME
@@ -738,8 +742,22 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     )
     for column in frame.columns:
         values = frame[column]
-        if values.str.startswith("'").any():  # only what spreadsheet_safe marked
-            frame[column] = values.map(
-                lambda v: v[1:] if v.startswith("'") and _formula_safe(v[1:]) == v else v
-            )
+        if values.str.startswith("'").any():
+            frame[column] = values.map(unmark)
     return frame
+
+
+def unmark(text: str) -> str:
+    """``text`` without the ``'`` that :func:`spreadsheet_safe` (or the map composer's CSV) put
+    before a formula-like text; any other text is returned as is.
+
+    Parameters
+    ----------
+    text : str
+        A cell as read from a CSV.
+
+    Returns
+    -------
+    str
+    """
+    return text[1:] if text.startswith("'") and _formula_safe(text[1:]) == text else text

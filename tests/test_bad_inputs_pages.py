@@ -206,3 +206,29 @@ def test_reports_show_the_names_as_text_in_chromium(hostile_run, browser):
         assert HOSTILE["end_script"] in body
         assert browser.execute_script("return document.querySelectorAll('img').length") == 0
         assert browser.execute_script("return window.__pwned === undefined"), page
+
+
+def test_the_composer_csv_carries_no_live_formula(hostile_run, browser, tmp_path):
+    """Started from the CPTS named like a formula, the composer's CSV marks the name with a
+    leading ', and the pipeline reads that CSV back (as a perimeter file) with the name given."""
+    from selenium.webdriver.support.ui import Select
+
+    from pipeline.analysis.perimeters import read_perimeter_table
+    from tests.test_composer import open_map
+
+    cpts = pd.read_parquet(stages.coverage_paths(hostile_run)["cpts"])
+    target = cpts.loc[cpts["cpts_nom"] == FORMULAS["equals"], "cpts_id"].iloc[0]
+    open_map(browser, stages.export_paths(hostile_run)["map"])
+    browser.execute_script("localStorage.clear(); window.cptsComposer.open(true)")
+    Select(browser.find_element("id", "cc-from")).select_by_value(target)
+    browser.find_element("id", "cc-start").click()
+    text = browser.execute_script("return window.cptsComposer.csv()")
+    rows = list(csv.reader(text.splitlines(), delimiter=";"))
+    drafted = [r for r in rows[1:] if r[1].startswith("'=")]
+    assert drafted and all(r[1] == f"'{FORMULAS['equals']} (modifié)" for r in drafted)
+    assert not any(cell[:1] in ("=", "+", "@") for row in rows for cell in row)
+    path = tmp_path / "brouillons_cpts.csv"
+    path.write_text(text, encoding="utf-8")
+    table, _how, _notes = read_perimeter_table(path)
+    assert f"{FORMULAS['equals']} (modifié)" in set(table["cpts_nom"])
+    assert browser.execute_script("return window.__pwned === undefined")

@@ -414,7 +414,11 @@ JS = r"""(function () {
     var used = {};
     return state.drafts.map(function (dr, i) { var id = slug(dr.nom); if (used[id]) id += "-" + (i + 1); used[id] = true; return id; });
   }
-  function cell(t) { t = String(t); return /[;"\n]/.test(t) ? "\"" + t.replace(/"/g, "\"\"") + "\"" : t; }
+  function cell(t) {  // as pipeline.io.spreadsheet_safe: a formula-like text gets a leading '
+    t = String(t);
+    if (/^'*[=+\-@\t\r]/.test(t) && !/^[-+]?\d+([.,]\d+)?$/.test(t)) t = "'" + t;
+    return /[;"\n]/.test(t) ? "\"" + t.replace(/"/g, "\"\"") + "\"" : t;
+  }
   function csv() {
     var out = ["cpts_id;cpts_nom;code_commune;commune;partie"], id = ids();
     state.drafts.forEach(function (dr, i) {

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PipelineError, ValidationError
+from ..io import unmark
 
 COLUMNS = {
     "communes.csv.lzma": [
@@ -609,7 +610,8 @@ def rows_to_frame(
                 "export the table with ';' as separator"
             )
             continue
-        records.append([line] + (fields[:width] + [""] * (width - len(fields)))[:width])
+        cells = (fields[:width] + [""] * (width - len(fields)))[:width]
+        records.append([line] + [unmark(f) for f in cells])  # a composer CSV read back
     frame = pd.DataFrame(
         records, columns=["source_ligne"] + [n or f"colonne_{k + 1}" for k, n in enumerate(names)]
     )
