@@ -25,7 +25,7 @@ from ..analysis.indicators import PROFESSIONS_FR, indicator_text
 from ..config import Scope
 from ..geo import WGS84, by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
 from ..io import cached_arrays, code_fingerprint, read_geoparquet
-from . import maps, reports
+from . import maps, palette, reports
 from .maps import euros, people
 from .profile_report import COMMUNE_COLUMNS, ProfileOutputs, profile_layer
 
@@ -94,15 +94,32 @@ class Outputs:
         return self.density, DENSITY_LABEL
 
     @cached_property
-    def density(self) -> pd.Series:
-        """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
+    def area_km2(self) -> pd.Series:
+        """Area (km²) of each commune, measured in its zone's CRS (NaN for an empty shape)."""
         area = np.full(len(self.coverage), np.nan)
         for _epsg, rows, geoms in self.zones:
             area[rows] = shapely.area(geoms) / 1e6
         area[area == 0] = np.nan
-        return self.coverage["population"].astype(float) / pd.Series(
-            area, index=self.coverage.index
-        )
+        return pd.Series(area, index=self.coverage.index)
+
+    @cached_property
+    def density(self) -> pd.Series:
+        """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
+        return self.coverage["population"].astype(float) / self.area_km2
+
+    def cpts_density(self) -> pd.Series:
+        """Population density (inhabitants per km²) of each existing CPTS, by ``cpts_id``: its
+        communes of the scope (a commune shared by two CPTS counts in both).
+        """
+        rows = pd.DataFrame(
+            {
+                "cpts_id": self.coverage["cpts_ids"].fillna("").str.split(";"),
+                "population": self.coverage["population"].astype(float),
+                "area": self.area_km2,
+            }
+        ).explode("cpts_id")
+        sums = rows[rows["cpts_id"] != ""].groupby("cpts_id")[["population", "area"]].sum()
+        return sums["population"] / sums["area"]
 
     @cached_property
     def zones(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -114,12 +131,19 @@ class Outputs:
         ]
 
 
-def scope_label(scope: Scope) -> str:
+def scope_label(scope: Scope, names: dict | None = None) -> str:
+    """The scope in French, by names when ``names`` (``regions``, ``departements``: code -> name)
+    are given: "Occitanie", "Aude (11), Hérault (34)"; by codes otherwise.
+    """
     if scope.kind == "france":
         return "France entière"
+    if names is None:
+        if scope.kind == "region":
+            return f"région {scope.codes[0]}"
+        return "département(s) " + ", ".join(scope.codes)
     if scope.kind == "region":
-        return f"région {scope.codes[0]}"
-    return "département(s) " + ", ".join(scope.codes)
+        return names["regions"].get(scope.codes[0], f"région {scope.codes[0]}")
+    return ", ".join(f"{names['departements'].get(c, c)} ({c})" for c in scope.codes)
 
 
 # --------------------------------------------------------------------------- maps
@@ -331,8 +355,10 @@ class MapSource:
                 "palier": cpts["palier"],
                 "envelope_txt": cpts["enveloppe_eur"].map(euros),
                 "n_communes": cpts["n_communes"].astype(str),
-                "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
-                "_colour": cpts["palier"].map(maps.TIER_COLOURS).fillna("#999"),
+                "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE)
+                if out.supply_known
+                else cpts["cpts_id"].map(out.cpts_density()).map(indicator_text),
+                "_colour": cpts["palier"].map(palette.TIERS).fillna(palette.UNKNOWN_TIER),
             }
         ).set_axis(cpts["cpts_id"].to_numpy())
         zones = out.white_zones
@@ -356,9 +382,8 @@ class MapSource:
                 "palier": terr["palier"].fillna(""),
                 "envelope_txt": terr["enveloppe_eur"].map(euros),
                 "motif": terr["motif"].fillna(""),
-                "_colour": terr["type_territoire"].map(
-                    {"candidate": maps.CANDIDATE, "extension": maps.EXTENSION}
-                ),
+                "_colour": terr["type_territoire"].map(palette.TERRITORY_KINDS),
+                "_fill": palette.territory_fill(terr["type_territoire"]),
             }
         ).set_axis(terr["id_territoire"].to_numpy())
         own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=out.territories.crs).to_crs(
@@ -370,9 +395,18 @@ class MapSource:
         ]
 
     def page(
-        self, rows: np.ndarray, *, level: str, title: str, departement: str | None = None
+        self,
+        rows: np.ndarray,
+        *,
+        level: str,
+        title: str,
+        departement: str | None = None,
+        summary_html: str = "",
     ) -> maps.MapPage:
-        """The map of the communes at positions ``rows`` (all of them, or one ``departement``)."""
+        """The map of the communes at positions ``rows`` (all of them, or one ``departement``);
+        ``summary_html`` (:mod:`pipeline.outputs.summary`) replaces the population covered in the
+        map's summary box.
+        """
         geo = self.levels[level]
         out = self.outputs
         coverage = out.coverage.iloc[rows]
@@ -401,7 +435,7 @@ class MapSource:
         territories = self.territories[self.territories.index.isin(territory_ids)]
         communes = self.communes.iloc[rows]
         classes, edges = maps.density_classes(self.indicator[rows])
-        communes = communes.assign(_colour=np.array(maps.DENSITY_COLOURS)[classes])
+        communes = communes.assign(_colour=np.array(palette.DENSITY)[classes])
         over = (coverage["statut"] == "chevauchement").to_numpy()
         suffix = " (EXEMPLE)" if out.example else ""
         layers = [
@@ -428,7 +462,7 @@ class MapSource:
                     "cpts_txt": "CPTS",
                     "indicateur_txt": self.indicator_label,
                 },
-                {"fillColor": "=_colour", "color": "#777", "weight": 0.3, "fillOpacity": 0.75},
+                palette.style("communes"),
                 show=False,
             ),
             maps.Layer(
@@ -444,7 +478,7 @@ class MapSource:
                     "n_communes": "Communes",
                     "indicateur_txt": self.indicator_label,
                 },
-                {"fillColor": "=_colour", "color": "#08306b", "weight": 1, "fillOpacity": 0.55},
+                palette.style("cpts"),
             ),
             maps.Layer(
                 "zones",
@@ -457,12 +491,7 @@ class MapSource:
                     "n_communes": "Communes",
                     "cpts_limitrophes_txt": "CPTS limitrophes",
                 },
-                {
-                    "fillColor": maps.WHITE_ZONE,
-                    "color": maps.WHITE_ZONE,
-                    "weight": 1.5,
-                    "fillOpacity": 0.45,
-                },
+                palette.style("zones"),
             ),
             maps.Layer(
                 "overlaps",
@@ -475,12 +504,7 @@ class MapSource:
                     "cpts_txt": "CPTS concernées",
                     "proposition_txt": "Proposition",
                 },
-                {
-                    "fillColor": maps.OVERLAP,
-                    "color": maps.OVERLAP,
-                    "weight": 1.5,
-                    "fillOpacity": 0.6,
-                },
+                palette.style("overlaps"),
             ),
             maps.Layer(
                 "territories",
@@ -496,13 +520,7 @@ class MapSource:
                     "envelope_txt": "Enveloppe annuelle max.",
                     "motif": "Remarque",
                 },
-                {
-                    "fillColor": "=_colour",
-                    "color": "=_colour",
-                    "weight": 2.5,
-                    "dashArray": "6 4",
-                    "fillOpacity": 0.15,
-                },
+                palette.style("territories"),
             ),
         ]
         if out.profile is not None:
@@ -527,6 +545,11 @@ class MapSource:
             label_zoom=6.5 if "regions" in geo.shapes else 0.0,
             vintage=out.vintage,
             addons=addons,
+            covered=(
+                int(coverage.loc[coverage["statut"] != "zone_blanche", "population"].sum()),
+                int(coverage["population"].sum()),
+            ),
+            summary_html=summary_html,
         )
 
     def _departement_label(self, code: str) -> str:
@@ -579,7 +602,7 @@ class MapSource:
             maps.Reference(
                 "Repères : limites et noms des départements",
                 geoms,
-                {"color": maps.REFERENCE, "weight": 1, "opacity": 0.6},
+                palette.REFERENCE_STYLE,
                 labels,
             )
         ]
@@ -589,7 +612,7 @@ class MapSource:
                 maps.Reference(
                     "Repères : limites des régions",
                     np.array(list(regions.values()), dtype=object),
-                    {"color": "#222", "weight": 2, "opacity": 0.55},
+                    palette.REGION_STYLE,
                 )
             )
         return out
@@ -657,7 +680,10 @@ def _task(kind: str, key: str, target: Path):
         return None
     rows = np.flatnonzero((source.outputs.coverage["code_departement"] == key).to_numpy())
     page = source.page(
-        rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}"
+        rows,
+        level="departement",
+        departement=key,
+        title=f"Diagnostic CPTS – {source._departement_label(key)}",
     )
     (target / f"carte_{key}.html").write_text(
         maps.render_page(page, leaflet=leaflet), encoding="utf-8"
