@@ -537,6 +537,29 @@ APP_JS = r"""(function () {
       .subtract(this._map._getNewPixelOrigin(center, zoom)).round());
   }}), renderers = {};
   function renderer(pane) { return renderers[pane] = renderers[pane] || new Crisp({pane: pane}); }
+  // polygons whose vertices are projected once (Web Mercator at scale 1, kept per ring): a zoom
+  // step only scales and rounds them, as Leaflet's latLngToLayerPoint would, without its trigonometry
+  var crs = L.CRS.EPSG3857, tr = crs.transformation;
+  var Fast = L.Polygon.extend({_projectLatlngs: function (latlngs, result, bounds) {
+    if (!(latlngs[0] instanceof L.LatLng)) {
+      for (var i = 0; i < latlngs.length; i++) this._projectLatlngs(latlngs[i], result, bounds);
+      return;
+    }
+    var m = latlngs.cptsM, n = latlngs.length, ring = new Array(n);
+    if (!m) {
+      m = latlngs.cptsM = new Float64Array(2 * n);
+      for (var k = 0; k < n; k++) {
+        var p = crs.projection.project(latlngs[k]);
+        m[2 * k] = tr._a * p.x + tr._b; m[2 * k + 1] = tr._c * p.y + tr._d;
+      }
+    }
+    var s = crs.scale(this._map.getZoom()), o = this._map.getPixelOrigin();
+    for (var j = 0; j < n; j++) {
+      ring[j] = new L.Point(Math.round(s * m[2 * j]) - o.x, Math.round(s * m[2 * j + 1]) - o.y);
+      bounds.extend(ring[j]);
+    }
+    result.push(ring);
+  }});
   var theme = "fills", themes = {}, overlays = {}, layers = {}, specs = {}, refs = [];
   function styleOf(spec, props) {
     var style = {renderer: renderer(spec.style.pane)};
@@ -565,7 +588,7 @@ APP_JS = r"""(function () {
     geoms.forEach(function (latlngs, i) {
       var props = {};
       for (var key in cols) props[key] = cols[key][i];
-      var shape = L.polygon(latlngs, styleOf(spec, props));
+      var shape = new Fast(latlngs, styleOf(spec, props));
       shape.feature = {properties: props};
       shape.bindTooltip(content, {sticky: true});
       shape.on("mouseover", function () { shape.setStyle({weight: shape.options.weight + 2}); });
@@ -592,7 +615,7 @@ APP_JS = r"""(function () {
   DATA.reference.forEach(function (ref, r) {
     var group = L.layerGroup(), style = {pane: "reference", interactive: false, fill: false};
     for (var name in ref.style) style[name] = ref.style[name];
-    shapes(ref.geometry).forEach(function (latlngs) { group.addLayer(L.polygon(latlngs, style)); });
+    shapes(ref.geometry).forEach(function (latlngs) { group.addLayer(new Fast(latlngs, style)); });
     ref.labels.forEach(function (l) {
       group.addLayer(L.marker([l[0], l[1]], {pane: "reference", interactive: false, keyboard: false,
         icon: L.divIcon({className: "cpts-label", html: "<span>" + esc(l[2]) + "</span>", iconSize: null})}));
