@@ -502,11 +502,11 @@ def build_export(settings: Settings) -> None:
     )
     cfg = settings.section("maps")
     leaflet = leaflet_assets(settings)
-    title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope)}"
     names = {
         k: dict(zip(t["code"], t["nom"]))
         for k, t in ((k, raw_table(settings, k)) for k in ("departements", "regions"))
     }
+    title = f"Diagnostic CPTS – {export_mod.scope_label(settings.scope, names)}"
     overview = cfg["france" if settings.scope.kind == "france" else "overview"]
     from .outputs.composer import ComposerSource
 

@@ -279,6 +279,8 @@ def test_composer_in_headless_chromium(run, browser, tmp_path):
     assert figures["n"] == row["n_communes"] and figures["population"] == row["population"]
     assert figures["palier"] == row["palier"] and figures["enveloppe_eur"] == row["enveloppe_eur"]
     assert figures["contiguite"] == "contigu"
+    overlapped = browser.find_element("id", "cc-over").text
+    assert row["cpts_nom"] not in overlapped, "the starting CPTS is not its own overlap"
 
     # keyboard: a new draft, a commune found with the search box, Enter adds it; then deleted
     browser.find_element("id", "cc-new").click()

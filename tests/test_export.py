@@ -313,8 +313,11 @@ def test_map_in_headless_chromium_offline(exported, browser):
     assert tooltip.text.strip()
     browser.save_screenshot(str(ARTIFACTS / "map_tooltip.png"))
 
-    # untick the white-zone layer: exactly its polygons disappear
+    # untick the white-zone layer: exactly its polygons disappear (the layers control unfolds
+    # under the pointer)
     zones = gpd.read_parquet(stages.coverage_paths(exported)["white_zones"])
+    control = browser.find_element(By.CSS_SELECTOR, ".leaflet-control-layers")
+    ActionChains(browser).move_to_element(control).perform()
     label = next(
         el
         for el in browser.find_elements(By.CSS_SELECTOR, ".leaflet-control-layers-overlays label")

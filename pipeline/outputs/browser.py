@@ -54,6 +54,7 @@ def offline_chromium():
 
 
 def count_polygons(driver) -> int:
+    """The interactive polygons the page draws (SVG paths that take the pointer)."""
     return driver.execute_script(
         "return document.querySelectorAll('path.leaflet-interactive').length"
     )

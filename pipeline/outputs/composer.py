@@ -28,6 +28,7 @@ from ..analysis.adjacency import Adjacency
 from ..analysis.indicators import PROFESSIONS_FR
 from ..errors import PipelineError
 from .maps import encode_ints
+from .palette import DRAFT_STYLE, swatch
 
 KIND_CODES = {"cpts_existante": "cpts", "candidate": "candidate", "extension": "extension"}
 AVENANT_NOTE = {
@@ -119,6 +120,7 @@ class ComposerSource:
         )
 
     def __post_init__(self):
+        """Index the units, territories and white zones once, for :meth:`data`."""
         self.position = pd.Series(
             np.arange(len(self.coverage)), index=self.coverage["code_commune"].to_numpy()
         )
@@ -225,26 +227,34 @@ def _present(pairs: tuple[np.ndarray, np.ndarray], local: np.ndarray) -> np.ndar
 
 
 def panel() -> str:
-    """The panel's HTML, its style and its script (after the map's own script)."""
-    return f"<style>{CSS}</style>{HTML}\n<script>{JS}</script>"
+    """The panel's HTML, its style and its script (after the map's own script).
+
+    Returns
+    -------
+    str
+        HTML to append to a map page (:attr:`pipeline.outputs.maps.MapPage.addons`); the panel
+        moves into the map's left column, under the search box.
+    """
+    draft = swatch(DRAFT_STYLE["fillColor"], DRAFT_STYLE["color"], width=2)
+    return f"<style>{CSS}</style>{HTML.replace('{swatch}', draft)}\n<script>{JS}</script>"
 
 
 CSS = """
-.cpts-composer{top:90px;left:54px;width:310px;max-height:calc(100vh - 130px);overflow:auto}
+.cpts-composer{overflow:auto;flex:0 1 auto}
 .cpts-composer button{font:inherit;margin:1px}
 .cpts-composer select{max-width:100%;font:inherit}.cpts-composer dl{margin:4px 0}
 .cpts-composer dt{font-weight:bold;margin-top:3px}.cpts-composer dd{margin:0 0 0 8px}
-.cpts-composer ul{margin:2px 0;padding-left:16px;max-height:120px;overflow:auto}
-.cc-on path.cc-unit{fill-opacity:.12}.cc-on path.cc-unit:hover{fill-opacity:.45}
-.cc-on path.cc-unit:focus{outline:none}
+.cpts-composer ul{margin:2px 0;padding-left:16px}
+.cc-on .leaflet-container,.cc-on #map{cursor:pointer}
 .cc-bad{color:#b00}.cc-good{color:#060}.cc-muted{color:#666}
 """
 
 HTML = """<div class="cpts-panel cpts-composer" id="cc-panel" role="region" \
 aria-label="Composer un territoire"><button id="cc-toggle" aria-expanded="false" \
 aria-controls="cc-body"><b>Composer un territoire</b></button>
-<div id="cc-body" hidden><p class="cc-muted">Cliquer une commune (ou un arrondissement) pour \
-l'ajouter ou la retirer ; au clavier : « Trouver une commune » puis Entrée.</p>
+<div id="cc-body" hidden><p class="cc-muted">{swatch} Brouillon. Cliquer une commune (ou un \
+arrondissement) pour l'ajouter ou la retirer ; au clavier : « Trouver une commune » puis Entrée.\
+</p>
 <div><label for="cc-draft">Brouillon : </label><select id="cc-draft"></select> \
 <button id="cc-new">Nouveau</button><button id="cc-rename">Renommer</button>\
 <button id="cc-delete">Supprimer</button></div>
@@ -257,14 +267,13 @@ l'ajouter ou la retirer ; au clavier : « Trouver une commune » puis Entrée.</
 <button id="cc-geojson">Télécharger GeoJSON</button></div></div></div>"""
 
 JS = r"""(function () {
-  var C = DATA.composer, map = window.cptsMap, api = map.cptsApi, ints = api.ints, esc = api.esc;
+  var C = DATA.composer, map = window.cptsMap, api = map.cptsApi, ints = api.ints, esc = api.esc, num = api.num;
   var spec = DATA.layers.filter(function (l) { return l.code === "communes"; })[0];
-  var codes = api.column(spec.props.code_commune), names = api.column(spec.props.nom);
+  var codes = api.units.codes, names = api.units.names;
   var pops = api.column(spec.props.population_txt).map(function (t) { return +String(t).replace(/\D/g, "") || 0; });
   var index = {}, shape = {}, nb = codes.map(function () { return []; }), groups = {}, cptsOf = [], zoneOf = [];
-  var byName = {};
-  codes.forEach(function (c, u) { var n = names[u].toLowerCase(); index[c] = u; byName[n] = byName[n] === undefined ? c : null; });
-  api.layers.communes.eachLayer(function (l) { shape[l.feature.properties.code_commune] = l; });
+  codes.forEach(function (c, u) { index[c] = u; shape[c] = api.units.shapes[u]; });
+  $("cpts-left").appendChild($("cc-panel"));
   function sorted(s) { var j = 0; return ints(s).map(function (x) { return j += x; }); }
   var cnt = ints(C.adj.n), d = ints(C.adj.d), k = 0;
   cnt.forEach(function (m, u) { for (var t = 0, j = u; t < m; t++) { j += d[k++]; nb[u].push(j); nb[j].push(u); } });
@@ -292,13 +301,15 @@ JS = r"""(function () {
       if (at < 0) dr.units.push(code); else dr.units.splice(at, 1);
     });
   }
-  function num(v) { return String(Math.round(v)).replace(/\B(?=(\d{3})+(?!\d))/g, " "); }
   function figures(dr) {
     var units = dr.units.map(function (c) { return index[c]; }).filter(function (u) { return u !== undefined; });
     var g = groups[dr.from], fixed = g ? g.fp : 0, pop = fixed, inside = {}, over = {}, zones = {};
     units.forEach(function (u) {
       pop += pops[u]; inside[u] = true;
-      (cptsOf[u] || []).forEach(function (c) { var o = over[c.id] = over[c.id] || {g: c, pop: 0, n: 0}; o.pop += pops[u]; o.n++; });
+      (cptsOf[u] || []).forEach(function (c) {  // the CPTS the draft started from is not its own overlap
+        if (c.id === dr.from) return;
+        var o = over[c.id] = over[c.id] || {g: c, pop: 0, n: 0}; o.pop += pops[u]; o.n++;
+      });
       var z = zoneOf[u];
       if (z) { var o = zones[z[0]] = zones[z[0]] || {z: z, pop: 0, n: 0}; o.pop += pops[u]; o.n++; }
     });
@@ -331,10 +342,10 @@ JS = r"""(function () {
     var o = Object.keys(f.over).sort().map(function (id) { var x = f.over[id]; return "<li>" + esc(x.g.nom) + " : " + num(x.pop) + " hab. (" + x.n + " commune(s))</li>"; });
     h += row("CPTS existantes chevauchées", o.length ? "<ul>" + o.join("") + "</ul>" : "aucune", "cc-over");
     var z = Object.keys(f.zones).sort().map(function (id) { var x = f.zones[id], p = x.z[2] ? 100 * x.pop / x.z[2] : 0;
-      return "<li>" + esc(id) + " : " + p.toFixed(1).replace(".", ",") + " % de " + num(x.z[2]) + " hab. (" + x.n + " commune(s))</li>"; });
+      return "<li>" + esc(id) + " : " + api.dec(p, 1) + " % de " + num(x.z[2]) + " hab. (" + x.n + " commune(s))</li>"; });
     h += row("Zones blanches couvertes", z.length ? "<ul>" + z.join("") + "</ul>" : "aucune", "cc-zones");
     var s = supply.map(function (p) { var c = 0; f.units.forEach(function (u) { c += p[1][u]; });
-      return "<li>" + esc(p[0]) + " : " + c + (f.pop ? " (" + (1e4 * c / f.pop).toFixed(1).replace(".", ",") + " pour 10 000 hab.)" : "") + "</li>"; });
+      return "<li>" + esc(p[0]) + " : " + num(c) + (f.pop ? " (" + api.dec(1e4 * c / f.pop, 1) + " pour 10 000 hab.)" : "") + "</li>"; });
     h += row("Offre de soins", s.length ? "<ul>" + s.join("") + "</ul>" : "indisponible (aucun fichier de praticiens fourni)", "cc-supply");
     var list = f.units.map(function (u) { return "<li>" + esc(names[u]) + " (" + codes[u] + ") <button data-code=\"" + codes[u] +
       "\" aria-label=\"Retirer " + esc(names[u]) + "\">×</button></li>"; });
@@ -344,14 +355,31 @@ JS = r"""(function () {
   map.createPane("composer");
   map.getPane("composer").style.zIndex = 460;
   map.getPane("composer").style.pointerEvents = "none";
-  var drawn = L.featureGroup().addTo(map);
-  function draw() {
+  map.createPane("cc-hover");
+  map.getPane("cc-hover").style.zIndex = 462;
+  map.getPane("cc-hover").style.pointerEvents = "none";
+  var drawn = L.featureGroup().addTo(map), look = {pane: "composer", renderer: api.renderer("composer"), interactive: false, fillOpacity: 1};
+  for (var key in DATA.draft) look[key] = DATA.draft[key];
+  function draw() {  // only the draft's units: nothing else is restyled
     drawn.clearLayers();
-    draft().units.forEach(function (c) {
-      if (shape[c]) drawn.addLayer(L.polygon(shape[c].getLatLngs(), {pane: "composer", interactive: false,
-        color: "#000", weight: 2.5, fillColor: "#ffd92f", fillOpacity: 0.6}));
-    });
+    draft().units.forEach(function (c) { if (shape[c]) drawn.addLayer(L.polygon(shape[c].getLatLngs(), look)); });
   }
+  var hover = null, hoverUnit = -1, pending = null, queued = false;
+  map.on("mousemove", function (e) {  // the unit under the pointer, outlined (one shape, not a layer)
+    if (!active) return;
+    pending = e.latlng;
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(function () {
+      queued = false;
+      var u = active ? api.unitAt(pending) : -1;
+      if (u === hoverUnit) return;
+      hoverUnit = u;
+      if (hover) { map.removeLayer(hover); hover = null; }
+      if (u >= 0) hover = L.polygon(api.units.shapes[u].getLatLngs(), {pane: "cc-hover", interactive: false, fill: false,
+        color: DATA.draft.color, weight: 2, dashArray: "4 3"}).addTo(map);
+    });
+  });
   function update() {
     var sel = $("cc-draft");
     sel.innerHTML = state.drafts.map(function (dr, i) { return "<option value=\"" + i + "\">" + esc(dr.nom) + "</option>"; }).join("");
@@ -361,21 +389,18 @@ JS = r"""(function () {
   }
   $("cc-from").innerHTML = "<option value=\"\">— CPTS existante, candidat ou extension —</option>" + C.groups.map(function (g) {
     return "<option value=\"" + esc(g.id) + "\">" + esc(KIND[g.k] + " : " + g.nom) + "</option>"; }).join("");
-  var wasShown = false;
   function open(on) {
     active = on; $("cc-body").hidden = !on;
     try { localStorage.setItem(KEY + ":ouvert", on ? "1" : ""); } catch (e) { /* private mode */ }
     $("cc-toggle").setAttribute("aria-expanded", String(on));
-    var communes = api.layers.communes;
-    map.getContainer().classList.toggle("cc-on", on);
-    if (on) {
-      wasShown = map.hasLayer(communes); communes.addTo(map); communes.bringToFront();
-      communes.eachLayer(function (l) { if (l._path) l._path.classList.add("cc-unit"); });
-    } else if (!wasShown) map.removeLayer(communes);
+    document.body.classList.toggle("cc-on", on);  // no layer is switched on or restyled
+    if (!on && hover) { map.removeLayer(hover); hover = null; hoverUnit = -1; }
   }
   $("cc-toggle").addEventListener("click", function () { open(!active); });
-  api.layers.communes.on("click", function (e) {
-    if (active) toggle((e.propagatedFrom || e.layer).feature.properties.code_commune);
+  map.on("click", function (e) {  // the unit under the click, found from its shape
+    if (!active) return;
+    var u = api.unitAt(e.latlng);
+    if (u >= 0) toggle(codes[u]);
   });
   $("cc-figures").addEventListener("click", function (e) { var c = e.target.getAttribute("data-code"); if (c) toggle(c); });
   $("cc-draft").addEventListener("change", function () { state.cur = +$("cc-draft").value; undo = []; redo = []; update(); });
@@ -402,12 +427,8 @@ JS = r"""(function () {
   function step(from, to) { if (from.length) { to.push(JSON.stringify(state)); state = JSON.parse(from.pop()); update(); } }
   $("cc-undo").addEventListener("click", function () { step(undo, redo); });
   $("cc-redo").addEventListener("click", function () { step(redo, undo); });
-  var find = $("cpts-find");
-  find.addEventListener("keydown", function (e) {
-    if (e.key !== "Enter" || !active) return;
-    var m = /\(([0-9AB]{5})\)$/.exec(find.value.trim()) || [null, find.value.trim()];
-    var code = index[m[1]] !== undefined ? m[1] : byName[m[1].toLowerCase()];  // a code, or a name met once
-    if (code && draft().units.indexOf(code) < 0) toggle(code);
+  document.addEventListener("cpts-found", function (e) {  // the map's search found one unit
+    if (active && e.detail.enter && draft().units.indexOf(e.detail.code) < 0) toggle(e.detail.code);
   });
   function slug(t) { return t.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "brouillon"; }
   function ids() {

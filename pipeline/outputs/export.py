@@ -19,7 +19,7 @@ import shapely
 
 from ..analysis.indicators import indicator_text
 from ..geo import WGS84
-from . import gpkg, maps
+from . import gpkg, maps, palette
 from .maps import euros, people
 from .prepared import (
     KIND_FR,
@@ -160,8 +160,10 @@ class MapSource:
                 "palier": cpts["palier"],
                 "envelope_txt": cpts["enveloppe_eur"].map(euros),
                 "n_communes": cpts["n_communes"].astype(str),
-                "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE),
-                "_colour": cpts["palier"].map(maps.TIER_COLOURS).fillna("#999"),
+                "indicateur_txt": cpts["cpts_id"].map(territory_text).fillna(UNAVAILABLE)
+                if out.supply_known
+                else cpts["cpts_id"].map(out.cpts_density()).map(indicator_text),
+                "_colour": cpts["palier"].map(palette.TIERS).fillna(palette.UNKNOWN_TIER),
             }
         ).set_axis(cpts["cpts_id"].to_numpy())
         zones = out.white_zones
@@ -185,9 +187,8 @@ class MapSource:
                 "palier": terr["palier"].fillna(""),
                 "envelope_txt": terr["enveloppe_eur"].map(euros),
                 "motif": terr["motif"].fillna(""),
-                "_colour": terr["type_territoire"].map(
-                    {"candidate": maps.CANDIDATE, "extension": maps.EXTENSION}
-                ),
+                "_colour": terr["type_territoire"].map(palette.TERRITORY_KINDS),
+                "_fill": palette.territory_fill(terr["type_territoire"]),
             }
         ).set_axis(terr["id_territoire"].to_numpy())
         own = gpd.GeoSeries(terr.geometry.to_numpy(), crs=out.territories.crs).to_crs(
@@ -199,9 +200,18 @@ class MapSource:
         ]
 
     def page(
-        self, rows: np.ndarray, *, level: str, title: str, departement: str | None = None
+        self,
+        rows: np.ndarray,
+        *,
+        level: str,
+        title: str,
+        departement: str | None = None,
+        summary_html: str = "",
     ) -> maps.MapPage:
-        """The map of the communes at positions ``rows`` (all of them, or one ``departement``)."""
+        """The map of the communes at positions ``rows`` (all of them, or one ``departement``);
+        ``summary_html`` (:mod:`pipeline.outputs.summary`) replaces the population covered in the
+        map's summary box.
+        """
         geo = self.levels[level]
         out = self.outputs
         coverage = out.coverage.iloc[rows]
@@ -230,7 +240,7 @@ class MapSource:
         territories = self.territories[self.territories.index.isin(territory_ids)]
         communes = self.communes.iloc[rows]
         classes, edges = maps.density_classes(self.indicator[rows])
-        communes = communes.assign(_colour=np.array(maps.DENSITY_COLOURS)[classes])
+        communes = communes.assign(_colour=np.array(palette.DENSITY)[classes])
         over = (coverage["statut"] == "chevauchement").to_numpy()
         suffix = " (EXEMPLE)" if out.example else ""
         layers = [
@@ -257,7 +267,7 @@ class MapSource:
                     "cpts_txt": "CPTS",
                     "indicateur_txt": self.indicator_label,
                 },
-                {"fillColor": "=_colour", "color": "#777", "weight": 0.3, "fillOpacity": 0.75},
+                palette.style("communes"),
                 show=False,
             ),
             maps.Layer(
@@ -273,7 +283,7 @@ class MapSource:
                     "n_communes": "Communes",
                     "indicateur_txt": self.indicator_label,
                 },
-                {"fillColor": "=_colour", "color": "#08306b", "weight": 1, "fillOpacity": 0.55},
+                palette.style("cpts"),
             ),
             maps.Layer(
                 "zones",
@@ -286,12 +296,7 @@ class MapSource:
                     "n_communes": "Communes",
                     "cpts_limitrophes_txt": "CPTS limitrophes",
                 },
-                {
-                    "fillColor": maps.WHITE_ZONE,
-                    "color": maps.WHITE_ZONE,
-                    "weight": 1.5,
-                    "fillOpacity": 0.45,
-                },
+                palette.style("zones"),
             ),
             maps.Layer(
                 "overlaps",
@@ -304,12 +309,7 @@ class MapSource:
                     "cpts_txt": "CPTS concernées",
                     "proposition_txt": "Proposition",
                 },
-                {
-                    "fillColor": maps.OVERLAP,
-                    "color": maps.OVERLAP,
-                    "weight": 1.5,
-                    "fillOpacity": 0.6,
-                },
+                palette.style("overlaps"),
             ),
             maps.Layer(
                 "territories",
@@ -325,13 +325,7 @@ class MapSource:
                     "envelope_txt": "Enveloppe annuelle max.",
                     "motif": "Remarque",
                 },
-                {
-                    "fillColor": "=_colour",
-                    "color": "=_colour",
-                    "weight": 2.5,
-                    "dashArray": "6 4",
-                    "fillOpacity": 0.15,
-                },
+                palette.style("territories"),
             ),
         ]
         if out.profile is not None:
@@ -356,6 +350,11 @@ class MapSource:
             label_zoom=6.5 if "regions" in geo.shapes else 0.0,
             vintage=out.vintage,
             addons=addons,
+            covered=(
+                int(coverage.loc[coverage["statut"] != "zone_blanche", "population"].sum()),
+                int(coverage["population"].sum()),
+            ),
+            summary_html=summary_html,
         )
 
     def _departement_label(self, code: str) -> str:
@@ -408,7 +407,7 @@ class MapSource:
             maps.Reference(
                 "Repères : limites et noms des départements",
                 geoms,
-                {"color": maps.REFERENCE, "weight": 1, "opacity": 0.6},
+                palette.REFERENCE_STYLE,
                 labels,
             )
         ]
@@ -418,7 +417,7 @@ class MapSource:
                 maps.Reference(
                     "Repères : limites des régions",
                     np.array(list(regions.values()), dtype=object),
-                    {"color": "#222", "weight": 2, "opacity": 0.55},
+                    palette.REGION_STYLE,
                 )
             )
         return out
@@ -491,7 +490,10 @@ def _task(kind: str, key: str, target: Path):
         return None
     rows = np.flatnonzero((source.outputs.coverage["code_departement"] == key).to_numpy())
     page = source.page(
-        rows, level="departement", departement=key, title=f"Diagnostic CPTS – département {key}"
+        rows,
+        level="departement",
+        departement=key,
+        title=f"Diagnostic CPTS – {source._departement_label(key)}",
     )
     write_text(target / f"carte_{key}.html", maps.render_page(page, leaflet=leaflet))
     return None

@@ -110,15 +110,32 @@ class Outputs:
         return self.density, DENSITY_LABEL
 
     @cached_property
-    def density(self) -> pd.Series:
-        """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
+    def area_km2(self) -> pd.Series:
+        """Area (km²) of each commune, measured in its zone's CRS (NaN for an empty shape)."""
         area = np.full(len(self.coverage), np.nan)
         for _epsg, rows, geoms in self.zones:
             area[rows] = shapely.area(geoms) / 1e6
         area[area == 0] = np.nan
-        return self.coverage["population"].astype(float) / pd.Series(
-            area, index=self.coverage.index
-        )
+        return pd.Series(area, index=self.coverage.index)
+
+    @cached_property
+    def density(self) -> pd.Series:
+        """Population density (inhabitants per km²) of each commune, measured in its zone's CRS."""
+        return self.coverage["population"].astype(float) / self.area_km2
+
+    def cpts_density(self) -> pd.Series:
+        """Population density (inhabitants per km²) of each existing CPTS, by ``cpts_id``: its
+        communes of the scope (a commune shared by two CPTS counts in both).
+        """
+        rows = pd.DataFrame(
+            {
+                "cpts_id": self.coverage["cpts_ids"].fillna("").str.split(";"),
+                "population": self.coverage["population"].astype(float),
+                "area": self.area_km2,
+            }
+        ).explode("cpts_id")
+        sums = rows[rows["cpts_id"] != ""].groupby("cpts_id")[["population", "area"]].sum()
+        return sums["population"] / sums["area"]
 
     @cached_property
     def zones(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -157,13 +174,19 @@ def run_summary(coverage_paths: dict, source: dict, settings=None) -> RunSummary
     )
 
 
-def scope_label(scope: Scope) -> str:
-    """The scope as titles name it (« France entière », « région 76 », « département(s) 11 »)."""
+def scope_label(scope: Scope, names: dict | None = None) -> str:
+    """The scope in French, by names when ``names`` (``regions``, ``departements``: code -> name)
+    are given: "Occitanie", "Aude (11), Hérault (34)"; by codes otherwise.
+    """
     if scope.kind == "france":
         return "France entière"
+    if names is None:
+        if scope.kind == "region":
+            return f"région {scope.codes[0]}"
+        return "département(s) " + ", ".join(scope.codes)
     if scope.kind == "region":
-        return f"région {scope.codes[0]}"
-    return "département(s) " + ", ".join(scope.codes)
+        return names["regions"].get(scope.codes[0], f"région {scope.codes[0]}")
+    return ", ".join(f"{names['departements'].get(c, c)} ({c})" for c in scope.codes)
 
 
 SEP = "\x1f"  # joins a group id and a département code in the keys of département-level shapes

@@ -431,7 +431,8 @@ def profile_layer(profile: ProfileOutputs, coverage: pd.DataFrame, geometry):
     """The map's "Profil" layer (off by default): the white-zone units of ``coverage`` (a map's
     rows, ``geometry`` their WGS84 shapes) with :func:`map_columns` as tooltips.
     """
-    from .maps import WHITE_ZONE, Layer
+    from .maps import Layer
+    from .palette import style
 
     white = (coverage["id_zone_blanche"].fillna("") != "").to_numpy()
     return Layer(
@@ -440,6 +441,6 @@ def profile_layer(profile: ProfileOutputs, coverage: pd.DataFrame, geometry):
         geometry[white],
         map_columns(profile, coverage[white]),
         MAP_FIELDS,
-        {"fillColor": WHITE_ZONE, "color": "#7a0000", "weight": 0.5, "fillOpacity": 0.25},
+        style("profile"),
         show=False,
     )
