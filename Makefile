@@ -13,7 +13,7 @@ SCOPE  ?=
 RUN    := $(PY) -m pipeline $(if $(SCOPE),--scope $(SCOPE),)
 
 .DEFAULT_GOAL := help
-.PHONY: help diagnose install test lint bench clean distclean
+.PHONY: help diagnose install test lint bench lock clean distclean
 
 help: ## list the documented targets
 	@echo "Usage: make TARGET [SCOPE=france|region:<code>|departements:<code>,<code>]"
@@ -24,15 +24,31 @@ diagnose: install ## create .venv, fetch the default data, run every stage
 
 install: $(VENV)/.installed ## create .venv and install the pipeline with its test tools
 
-$(VENV)/.installed: pyproject.toml
+# Installs come from the lock files (requirements/*.txt: exact versions, PyPI's sha256 hashes,
+# pip and setuptools included), then the pipeline itself without dependencies. `make lock`
+# re-resolves them from pyproject.toml (docs/dependencies.md).
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+LOCKED := $(PIP) --require-hashes --no-deps -r
+SELF   := $(PIP) --no-deps --no-build-isolation -e .
+UV     := uv==0.13.9
+COMPILE = $(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --quiet --no-config \
+	--universal --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple
+
+$(VENV)/.installed: requirements/test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(LOCKED) requirements/test.txt
+	$(SELF)
 	touch $@
 
-$(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(LOCKED) requirements/bench.txt
 	touch $@
+
+lock: install ## re-resolve requirements/*.txt from pyproject.toml (latest versions, hashes)
+	$(PIP) "$(UV)"
+	$(COMPILE) --upgrade --extra test --extra bench -o requirements/bench.txt
+	$(COMPILE) --extra test -c requirements/bench.txt -o requirements/test.txt
+	$(COMPILE) -c requirements/bench.txt -o requirements/runtime.txt
 
 include stages.mk
 
