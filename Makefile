@@ -13,7 +13,7 @@ SCOPE  ?=
 RUN    := $(PY) -m pipeline $(if $(SCOPE),--scope $(SCOPE),)
 
 .DEFAULT_GOAL := help
-.PHONY: help diagnose install test lint bench lock clean distclean
+.PHONY: help diagnose install test lint bench lock screenshots clean distclean
 
 help: ## list the documented targets
 	@echo "Usage: make TARGET [SCOPE=france|region:<code>|departements:<code>,<code>]"
@@ -58,6 +58,9 @@ test: install ## run the test suite (what CI runs)
 lint: install ## ruff: lint and format check
 	$(PY) -m ruff check pipeline tests bench
 	$(PY) -m ruff format --check pipeline tests bench
+
+screenshots: export ## rewrite docs/img/*.png (README screenshots) from the outputs of the run
+	$(PY) -m pipeline.docs screenshots $(if $(SCOPE),--scope $(SCOPE),)
 
 bench: $(VENV)/.bench-installed ## wall times, map sizes, regionalization vs spopt (bench/results/)
 	$(PY) -m bench

@@ -23,7 +23,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__, stages
+from . import __version__, docs, stages
 from .config import DEFAULT_CONFIG, Settings, load_settings
 from .errors import PipelineError
 from .progress import console
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "makefile",
         help="print the Makefile's stage targets (stages.mk), derived from the stage table",
     )
+    sub.add_parser("settings-doc", help="rewrite the settings reference of docs/settings.md")
     fetch = sub.add_parser(
         "fetch", help="download an official source listed under [sources] in the settings"
     )
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         stages.run_until(settings, stages.STAGES[-1].name, force=args.force)
     elif args.stage == "makefile":
         print(stages.makefile(settings))
+    elif args.stage == "settings-doc":
+        changed = docs.write_settings_page()
+        console.print(f"{docs.PAGE}: {'rewritten' if changed else 'up to date'}")
     elif args.stage == "fetch":
         sources = settings.section("sources")
         if args.name not in sources:

@@ -75,6 +75,7 @@ def test_the_layers_are_the_subpackages():
         "__main__",
         "stages",
         "cli",
+        "docs",
     }
 
 

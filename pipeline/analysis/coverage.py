@@ -185,9 +185,9 @@ def overlap_pairs(
 ) -> pd.DataFrame:
     """Every pair of CPTS sharing communes, one row per shared commune, with a proposed resolution.
 
-    Rule (documented in the README): a disputed commune goes to the CPTS whose undisputed communes
-    share the longest border with it; on a tie (e.g. no shared border), to the CPTS with fewer
-    inhabitants without the disputed communes (to balance sizes); then to the smaller id.
+    Rule (documented in docs/coverage.md): a disputed commune goes to the CPTS whose undisputed
+    communes share the longest border with it; on a tie (e.g. no shared border), to the CPTS with
+    fewer inhabitants without the disputed communes (to balance sizes); then to the smaller id.
 
     Rows follow the disputed communes in table order, then the pairs of their CPTS in id order
     (``a < b``). The work is vectorised: the claims are grouped by commune once, and each shared
