@@ -42,6 +42,7 @@ PLM = ("13055", "69123", "75056")
 
 
 def cog_dir(raw_dir: Path, version: str) -> Path:
+    """The folder of ``data/raw`` holding the files taken from the COG package ``version``."""
     return Path(raw_dir) / f"decoupage-administratif-{version}"
 
 
