@@ -24,18 +24,27 @@ diagnose: install ## create .venv, fetch the default data, run every stage
 
 install: $(VENV)/.installed ## create .venv and install the pipeline with its test tools
 
-# Installs come from the lock files (requirements/*.txt: exact versions, PyPI's sha256 hashes,
-# pip and setuptools included), then the pipeline itself without dependencies. `make lock`
-# re-resolves them from pyproject.toml (docs/dependencies.md).
+# Installs come from the lock files (requirements/*.txt: exact versions, PyPI's sha256 hashes;
+# pip, setuptools and uv included), then the pipeline itself without dependencies. uv, taken
+# hash-checked from the lock by pip, installs the rest in seconds; INSTALLER=pip does it all with
+# pip (slower, same versions and hashes). `make lock` re-resolves the files (docs/dependencies.md).
+INSTALLER ?= uv
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
-LOCKED := $(PIP) --require-hashes --no-deps -r
-SELF   := $(PIP) --no-deps --no-build-isolation -e .
-UV     := uv==0.13.9
-COMPILE = $(VENV)/bin/uv pip compile pyproject.toml requirements/build.in --quiet --no-config \
+UVPIP  := $(VENV)/bin/uv pip
+ifeq ($(INSTALLER),pip)
+LOCKED  = $(PIP) --require-hashes --no-deps -r
+SELF    = $(PIP) --no-deps --no-build-isolation -e .
+else
+LOCKED  = $(UVPIP) install --quiet --python $(PY) --require-hashes --no-deps -r
+SELF    = $(UVPIP) install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+endif
+COMPILE = $(UVPIP) compile pyproject.toml requirements/build.in --quiet --no-config \
 	--universal --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple
 
 $(VENV)/.installed: requirements/test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	sed -n '/^uv==/,/# via/p' requirements/test.txt > $(VENV)/uv-lock.txt
+	$(PIP) --require-hashes --no-deps -r $(VENV)/uv-lock.txt
 	$(LOCKED) requirements/test.txt
 	$(SELF)
 	touch $@
@@ -45,7 +54,6 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
 	touch $@
 
 lock: install ## re-resolve requirements/*.txt from pyproject.toml (latest versions, hashes)
-	$(PIP) "$(UV)"
 	$(COMPILE) --upgrade --extra test --extra bench -o requirements/bench.txt
 	$(COMPILE) --extra test -c requirements/bench.txt -o requirements/test.txt
 	$(COMPILE) -c requirements/bench.txt -o requirements/runtime.txt
