@@ -13,7 +13,7 @@ SCOPE  ?=
 RUN    := $(PY) -m pipeline $(if $(SCOPE),--scope $(SCOPE),)
 
 .DEFAULT_GOAL := help
-.PHONY: help diagnose install test lint bench clean distclean
+.PHONY: help diagnose install test lint bench lock screenshots clean distclean
 
 help: ## list the documented targets
 	@echo "Usage: make TARGET [SCOPE=france|region:<code>|departements:<code>,<code>]"
@@ -24,15 +24,39 @@ diagnose: install ## create .venv, fetch the default data, run every stage
 
 install: $(VENV)/.installed ## create .venv and install the pipeline with its test tools
 
-$(VENV)/.installed: pyproject.toml
+# Installs come from the lock files (requirements/*.txt: exact versions, PyPI's sha256 hashes;
+# pip, setuptools and uv included), then the pipeline itself without dependencies. uv, taken
+# hash-checked from the lock by pip, installs the rest in seconds; INSTALLER=pip does it all with
+# pip (slower, same versions and hashes). `make lock` re-resolves the files (docs/dependencies.md).
+INSTALLER ?= uv
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+UVPIP  := $(VENV)/bin/uv pip
+ifeq ($(INSTALLER),pip)
+LOCKED  = $(PIP) --require-hashes --no-deps -r
+SELF    = $(PIP) --no-deps --no-build-isolation -e .
+else
+LOCKED  = $(UVPIP) install --quiet --python $(PY) --require-hashes --no-deps -r
+SELF    = $(UVPIP) install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+endif
+COMPILE = $(UVPIP) compile pyproject.toml requirements/build.in --quiet --no-config \
+	--universal --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple
+
+$(VENV)/.installed: requirements/test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	sed -n '/^uv==/,/# via/p' requirements/test.txt > $(VENV)/uv-lock.txt
+	$(PIP) --require-hashes --no-deps -r $(VENV)/uv-lock.txt
+	$(LOCKED) requirements/test.txt
+	$(SELF)
 	touch $@
 
-$(VENV)/.bench-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+$(VENV)/.bench-installed: $(VENV)/.installed requirements/bench.txt
+	$(LOCKED) requirements/bench.txt
 	touch $@
+
+lock: install ## re-resolve requirements/*.txt from pyproject.toml (latest versions, hashes)
+	$(COMPILE) --upgrade --extra test --extra bench -o requirements/bench.txt
+	$(COMPILE) --extra test -c requirements/bench.txt -o requirements/test.txt
+	$(COMPILE) -c requirements/bench.txt -o requirements/runtime.txt
 
 include stages.mk
 
@@ -42,6 +66,9 @@ test: install ## run the test suite (what CI runs)
 lint: install ## ruff: lint and format check
 	$(PY) -m ruff check pipeline tests bench
 	$(PY) -m ruff format --check pipeline tests bench
+
+screenshots: export ## rewrite docs/img/*.png (README screenshots) from the outputs of the run
+	$(PY) -m pipeline.docs screenshots $(if $(SCOPE),--scope $(SCOPE),)
 
 bench: $(VENV)/.bench-installed ## wall times, map sizes, regionalization vs spopt (bench/results/)
 	$(PY) -m bench

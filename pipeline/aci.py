@@ -87,7 +87,28 @@ def funding_table(aci: dict) -> pd.DataFrame:
 
 
 def envelopes(population, aci: dict) -> pd.DataFrame:
-    """Tier, total envelope, supplement and per-mission amounts for each population."""
+    """Tier, total envelope, supplement and per-mission amounts for each population.
+
+    Parameters
+    ----------
+    population : array-like of int
+        Inhabitants of each CPTS or territory (all the units it claims).
+    aci : dict
+        The ``[aci]`` settings: ``tiers``, ``bounds``, ``bound_goes_up``, ``vintage`` and
+        ``funding``.
+
+    Returns
+    -------
+    DataFrame
+        One row per population, in the input order: ``palier``, one column per mission,
+        ``enveloppe_eur`` (the missions summed) and ``supplement_snp_eur`` (the unscheduled-care
+        supplement, apart).
+
+    Raises
+    ------
+    ValidationError
+        When the ``[aci]`` funding table is inconsistent (:func:`funding_table`).
+    """
     table = funding_table(aci)
     tier = assign_tier(
         population,

@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "makefile",
         help="print the Makefile's stage targets (stages.mk), derived from the stage table",
     )
+    sub.add_parser("settings-doc", help="rewrite the settings reference of docs/settings.md")
     fetch = sub.add_parser(
         "fetch", help="download an official source listed under [sources] in the settings"
     )
@@ -107,6 +108,11 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         stages.run_until(settings, stages.STAGES[-1].name, force=args.force)
     elif args.stage == "makefile":
         print(stages.makefile(settings))
+    elif args.stage == "settings-doc":
+        from . import docs
+
+        changed = docs.write_settings_page()
+        console.print(f"{docs.PAGE}: {'rewritten' if changed else 'up to date'}")
     elif args.stage == "fetch":
         sources = settings.section("sources")
         if args.name not in sources:

@@ -25,7 +25,22 @@ WGS84 = 4326
 def zone_epsg(
     departements: np.ndarray | list[str], *, metropole: int, drom: dict[str, int]
 ) -> np.ndarray:
-    """Projected EPSG code of each commune from its département code."""
+    """Projected EPSG code of each commune from its département code.
+
+    Parameters
+    ----------
+    departements : array-like of str
+        The département code of each commune (``"34"``, ``"2A"``, ``"971"``).
+    metropole : int
+        EPSG code of metropolitan France (``[communes] crs_metropole``, 2154).
+    drom : dict of str to int
+        EPSG code of each DROM by its département code (``[communes] crs_drom``).
+
+    Returns
+    -------
+    ndarray of int64
+        One code per commune, in the input order.
+    """
     return np.array([int(drom.get(str(d), metropole)) for d in departements], dtype=np.int64)
 
 
@@ -36,7 +51,18 @@ def storage_crs(epsg: np.ndarray) -> int:
 
 
 def by_zone(frame: gpd.GeoDataFrame) -> Iterator[tuple[int, gpd.GeoDataFrame]]:
-    """Yield ``(epsg, rows of that zone projected to it)`` in ascending EPSG order."""
+    """Yield ``(epsg, rows of that zone projected to it)`` in ascending EPSG order.
+
+    Parameters
+    ----------
+    frame : GeoDataFrame
+        Rows with an ``epsg`` column (their zone's projected CRS), stored in that CRS or in WGS84.
+
+    Yields
+    ------
+    tuple of (int, GeoDataFrame)
+        Each zone's code and its rows in that CRS (the rows themselves when already projected).
+    """
     for epsg in sorted(np.unique(frame["epsg"])):
         part = frame[frame["epsg"] == epsg]
         yield (

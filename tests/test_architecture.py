@@ -78,6 +78,7 @@ def test_the_layers_are_the_subpackages():
         "prepare",
         "produce",
         "cli",
+        "docs",
     }
 
 

@@ -1,5 +1,6 @@
 """The stage table is the one declaration of the stages: the command line, the Makefile's stage
-targets (stages.mk), the order of `diagnose` and the README's stage table all follow it."""
+targets (stages.mk), the order of `diagnose` and the stage table of docs/outputs.md all follow
+it."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ def test_command_line_offers_every_stage_with_its_summary(capsys):
         assert parser.parse_args([stage.name]).stage == stage.name
 
 
-def readme_stage_rows() -> list[list[str]]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def docs_stage_rows() -> list[list[str]]:
+    text = (REPO / "docs" / "outputs.md").read_text(encoding="utf-8")
     table = text.split("## What a run does (stages)", 1)[1].split("\n\n", 2)[1]
     rows = [
         [cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]
@@ -42,8 +43,8 @@ def readme_stage_rows() -> list[list[str]]:
     return rows
 
 
-def test_readme_stage_table_matches_the_table(repo_settings):
-    rows = readme_stage_rows()
+def test_docs_stage_table_matches_the_table(repo_settings):
+    rows = docs_stage_rows()
     assert [r[0].strip("`") for r in rows] == [s.name for s in stages.STAGES]
     slug = str(repo_settings.scope).replace(":", "-").replace(",", "-")
     for row, stage in zip(rows, stages.STAGES):

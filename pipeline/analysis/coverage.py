@@ -108,6 +108,15 @@ def white_zone_patches(
 ) -> tuple[np.ndarray, gpd.GeoDataFrame]:
     """Group white-zone communes into contiguous patches.
 
+    Parameters
+    ----------
+    communes : GeoDataFrame
+        The units of the scope, in the order of ``adjacency``.
+    status : DataFrame
+        Their statuses (:func:`commune_status`), same order.
+    adjacency : Adjacency
+        The units' adjacency (islands linked to their nearest neighbour).
+
     Returns
     -------
     patch_of : ndarray of object
@@ -185,14 +194,32 @@ def overlap_pairs(
 ) -> pd.DataFrame:
     """Every pair of CPTS sharing communes, one row per shared commune, with a proposed resolution.
 
-    Rule (documented in the README): a disputed commune goes to the CPTS whose undisputed communes
-    share the longest border with it; on a tie (e.g. no shared border), to the CPTS with fewer
-    inhabitants without the disputed communes (to balance sizes); then to the smaller id.
+    Rule (documented in docs/coverage.md): a disputed commune goes to the CPTS whose undisputed
+    communes share the longest border with it; on a tie (e.g. no shared border), to the CPTS with
+    fewer inhabitants without the disputed communes (to balance sizes); then to the smaller id.
 
     Rows follow the disputed communes in table order, then the pairs of their CPTS in id order
     (``a < b``). The work is vectorised: the claims are grouped by commune once, and each shared
     border is measured once per disputed commune and neighbour held by a single CPTS, so that
     thousands of CPTS claiming the same communes take seconds.
+
+    Parameters
+    ----------
+    communes : GeoDataFrame
+        The units of the scope with their geometry, in the order of ``adjacency``.
+    status : DataFrame
+        Their statuses (:func:`commune_status`), same order.
+    members : DataFrame
+        The claims, one row per CPTS and unit (``cpts_id``, ``code_commune``…).
+    adjacency : Adjacency
+        The units' adjacency.
+    tolerance_m : float
+        The adjacency tolerance, also used to measure the shared borders (``[adjacency]``).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`OVERLAP_COLUMNS`, empty when no unit is claimed twice.
     """
     disputed = np.flatnonzero((status["statut"] == "chevauchement").to_numpy())
     if not len(disputed):
@@ -360,6 +387,24 @@ def cpts_table(
     :func:`counted_population`), including the units it lists outside the scope (``outside``:
     ``cpts_id, code_commune, population``), stated apart in ``population_hors_champ``: a CPTS is
     tiered on its whole territory, not on the part inside the run's scope.
+
+    Parameters
+    ----------
+    communes : GeoDataFrame
+        The units of the scope with their population and geometry.
+    members : DataFrame
+        The claims inside the scope, one row per CPTS and unit.
+    aci : dict
+        The ``[aci]`` settings (tiers and funding table, :func:`pipeline.aci.envelopes`).
+    example : bool
+        Whether the perimeters are the EXAMPLE ones (written in the ``exemple`` column).
+    outside : DataFrame, optional
+        The units claimed outside the scope, with their population.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per CPTS, sorted by ``cpts_id``.
     """
     owned = members.assign(_counted=counted_population(members, communes))
     joined = communes[["code_commune", "code_departement", "geometry"]].merge(

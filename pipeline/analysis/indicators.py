@@ -35,7 +35,33 @@ def commune_indicators(
     apl_threshold: float,
     e2sfca_threshold: float,
 ) -> pd.DataFrame:
-    """One row per commune of ``communes`` (same order): counts, densities, E2SFCA, APL, flag."""
+    """One row per commune of ``communes`` (same order): counts, densities, E2SFCA, APL, flag.
+
+    Parameters
+    ----------
+    communes : GeoDataFrame
+        The units of the scope: ``code_commune``, ``population`` and a geometry (E2SFCA measures
+        distances between their centres).
+    counts : DataFrame or None
+        Professionals per unit, indexed by ``code_commune``, one column per profession; None when
+        no RPPS extract is given (counts, densities and E2SFCA are then missing, never zero).
+    apl : Series or None
+        DREES APL per ``code_commune``; None without the workbook.
+    professions : list of str
+        The professions counted (``[indicators.professions]`` names).
+    bands_km, weights : list of float
+        The E2SFCA distance bands and their weights (``[indicators.e2sfca]``).
+    apl_threshold : float
+        A unit whose APL is below it is ``sous_dotee`` (``[indicators] apl_underserved``).
+    e2sfca_threshold : float
+        Also ``sous_dotee`` below this E2SFCA (GPs per 10,000 inhabitants); 0 turns the rule off.
+
+    Returns
+    -------
+    DataFrame
+        ``code_commune``, ``population``, ``n_<profession>`` and ``densite_<profession>_10k`` per
+        profession, ``e2sfca_mg_10k``, ``apl_mg`` and ``sous_dotee`` (missing where nothing says).
+    """
     out = pd.DataFrame(
         {
             "code_commune": communes["code_commune"].to_numpy(),

@@ -42,6 +42,7 @@ PLM = ("13055", "69123", "75056")
 
 
 def cog_dir(raw_dir: Path, version: str) -> Path:
+    """The folder of ``data/raw`` holding the files taken from the COG package ``version``."""
     return Path(raw_dir) / f"decoupage-administratif-{version}"
 
 
@@ -55,6 +56,27 @@ def fetch_cog(
 ) -> Path:
     """Fetch (or reuse) the package, verify its integrity, extract ``communes.json``; return its
     path.
+
+    Parameters
+    ----------
+    raw_dir : Path
+        ``[paths] raw``: the package's file goes to :func:`cog_dir` inside it.
+    package, version, integrity : str
+        The ``[cog]`` settings: the npm package name, its version and its npm integrity string
+        (``sha512-<base64>``), checked before anything is extracted.
+    tarball : Path, optional
+        A package tarball already on disk, used instead of ``npm pack``.
+
+    Returns
+    -------
+    Path
+        :func:`cog_path`, the extracted ``communes.json``.
+
+    Raises
+    ------
+    PipelineError
+        As :func:`~pipeline.sources.vendor.npm_package`: npm missing or failing, an integrity
+        that differs from the settings', ``communes.json`` missing from the package.
     """
     npm_package(
         f"{package}@{version}",

@@ -37,7 +37,26 @@ def source_text(path: str | Path, *, what: str, setting: str, layout: str) -> tu
 
 
 def check_separator(path: str | Path, line: str, *, sep: str, layout: str, number: int = 1) -> None:
-    """Refuse a line that is not ``sep``-separated, naming the separator it seems to use."""
+    """Refuse a line that is not ``sep``-separated, naming the separator it seems to use.
+
+    Parameters
+    ----------
+    path : path
+        The file, named in the error.
+    line : str
+        The line to check (usually the header).
+    sep : str
+        The published separator.
+    layout : str
+        The published layout, as the error names it (each reader's ``LAYOUT``).
+    number : int, optional
+        The line's number in the file.
+
+    Raises
+    ------
+    PipelineError
+        When ``sep`` does not occur in ``line``.
+    """
     if sep in line:
         return
     others = [s for s in SEPARATORS if s != sep]
@@ -78,6 +97,30 @@ def numbers(
 ) -> np.ndarray:
     """Column ``column`` of ``frame`` as floats (decimal point or comma); cells in ``masked`` (e.g.
     ``{"NC"}``) are NaN; any other cell that is not a number is an error naming its line.
+
+    Parameters
+    ----------
+    path : path
+        The file the frame was read from, named in the error.
+    frame : DataFrame
+        The table as read, every cell a string.
+    column : str
+        The column to convert.
+    first_line : int, optional
+        Line number in the file of the frame's first row (2: under a one-line header).
+    masked : set of str, optional
+        Upper-case cell values that stand for a masked figure (read as NaN).
+
+    Returns
+    -------
+    ndarray of float
+        One value per row.
+
+    Raises
+    ------
+    PipelineError
+        On the first cell that is neither a number nor masked, with its line and the count of such
+        cells.
     """
     text = frame[column].astype(str).str.strip().str.strip('"')
     hidden = text.str.upper().isin(masked).to_numpy()

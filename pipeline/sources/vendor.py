@@ -33,6 +33,7 @@ def integrity_of(path: Path) -> str:
 
 
 def leaflet_dir(raw_dir: Path, version: str) -> Path:
+    """The folder of ``data/raw`` holding Leaflet ``version``: script, style sheet and icons."""
     return Path(raw_dir) / "vendor" / f"leaflet-{version}"
 
 
