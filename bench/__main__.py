@@ -81,6 +81,7 @@ def timed_subprocess(args: list[str], *, stdout: bool = False, cwd: Path = REPO)
 
 
 def config_in(folder: Path, scope: str) -> Path:
+    """A settings copy with every output under ``folder`` and ``scope`` as its area."""
     return write_settings_copy(REPO / "pipeline.toml", folder, scope=scope)
 
 
@@ -171,6 +172,9 @@ def previous_release(tmp: Path, ref: str, scopes: dict[str, str]) -> dict:
 
 
 def bench_spine(tmp: Path, *, previous: str | None) -> dict:
+    """``spine.json``: the communes stage for France and full runs (default scope, France), with the
+    previous release stage by stage when ``previous`` names it.
+    """
     config = config_in(tmp / "france", "france")
     national = timed_subprocess(
         [sys.executable, "-m", "pipeline", "--config", str(config), "--force", "communes"]
@@ -268,6 +272,9 @@ EPCI_SIZES = ("below the floor", "one to two floors", "over two floors")
 
 
 def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
+    """Counts, share within the bounds, contiguity, compactness and EPCIs kept whole of the
+    ``labels``.
+    """
     pop = frame["population"].fillna(0).to_numpy()
     used = labels[mask]
     ids = np.unique(used)
@@ -306,6 +313,7 @@ def evaluate(frame, adjacency, mask, labels, floor, ceiling) -> dict:
 
 
 def run_ours(frame, adjacency, mask, floor, ceiling, *, method="trees"):
+    """Labels of this pipeline's max-p regionalization (``method``) and their wall time."""
     start = time.perf_counter()
     labels = regionalize(frame, adjacency, mask, floor=floor, ceiling=ceiling, method=method).labels
     return labels, time.perf_counter() - start
@@ -336,6 +344,7 @@ def by_patch(frame, adjacency, mask, floor, solve):
 
 
 def spopt_maxp(frame, adjacency, floor, *, seed=0):
+    """A solver running spopt's MaxPHeuristic on one patch (``seed``), for :func:`by_patch`."""
     import libpysal
     from spopt.region import MaxPHeuristic
 
@@ -364,6 +373,9 @@ def spopt_maxp(frame, adjacency, floor, *, seed=0):
 
 
 def sklearn_agglomerative(frame, adjacency, n_of_patch):
+    """A solver running scikit-learn's Ward clustering with the adjacency as connectivity, as many
+    clusters as ``n_of_patch`` gives, for :func:`by_patch`.
+    """
     from sklearn.cluster import AgglomerativeClustering
 
     from pipeline.analysis.regionalize import centroids_and_areas
@@ -399,6 +411,7 @@ def reusable(cached: dict | None, key: str) -> dict:
 def compare(
     name: str, frame, mask, floor=20_000, ceiling=200_000, *, with_spopt=True, cached=None
 ) -> dict:
+    """Ours, spopt (unless ``with_spopt`` is false or cached) and scikit-learn on one case."""
     adjacency = build_adjacency(frame)
     ours_labels, ours_s = run_ours(frame, adjacency, mask, floor, ceiling)
     key = problem_key(frame, mask, floor, ceiling)
@@ -561,6 +574,9 @@ def bench_departements(raw, crs, cached: dict) -> dict:
 
 
 def bench_regionalization(tmp: Path, departement: str, *, reuse_spopt: bool = False) -> dict:
+    """``regionalization.json``: ours against spopt and scikit-learn on real white zones, and the
+    max-p table on 12 départements (spopt runs reused with ``reuse_spopt``).
+    """
     settings = load_settings(REPO / "pipeline.toml")
     raw = read_raw(settings)
     crs = settings.section("communes")
@@ -619,6 +635,7 @@ def bench_regionalization(tmp: Path, departement: str, *, reuse_spopt: bool = Fa
 
 
 def paint_line(runs) -> str:
+    """The first-paint sentence of the maps section."""
     if isinstance(runs, str):
         return f"- région map in headless Chromium: {runs}."
     return (
@@ -631,6 +648,7 @@ def paint_line(runs) -> str:
 
 
 def markdown(results: dict) -> str:
+    """``summary.md`` from every result file."""
     lines = [
         "# Benchmark results",
         "",
@@ -673,6 +691,7 @@ def markdown(results: dict) -> str:
 
 
 def spine_lines(spine: dict, maps: dict) -> list[str]:
+    """The spine and maps sections of ``summary.md``."""
     lines = [
         "## Spine",
         "",
@@ -759,6 +778,7 @@ def stage_lines(spine: dict) -> list[str]:
 
 
 def regionalization_lines(regions: dict) -> list[str]:
+    """The regionalization section of ``summary.md``."""
     lines = [
         "## Regionalization (floor 20,000, ceiling 200,000)",
         "",
@@ -971,6 +991,7 @@ SECTIONS = ("spine", "regionalization", "realism", "accessibility", "overlaps")
 
 
 def main(argv=None) -> int:
+    """``python -m bench``: run the sections asked for and rebuild ``summary.md``."""
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "--departement", default="12", help="département treated as entirely uncovered"

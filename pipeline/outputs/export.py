@@ -482,10 +482,16 @@ def _task(kind: str, key: str, target: Path):
     from ..io import write_text
 
     source, title, leaflet = _SHARED["source"], _SHARED["title"], _SHARED["leaflet"]
+    reports = _SHARED["reports"]  # also gives every map the run at a glance
     if kind == "zone":
-        return _SHARED["reports"].write(key, target)
+        return reports.write(key, target)
     if kind == "overview":
-        page = source.page(np.arange(len(source.outputs.coverage)), level="overview", title=title)
+        page = source.page(
+            np.arange(len(source.outputs.coverage)),
+            level="overview",
+            title=title,
+            summary_html=reports.summary(),
+        )
         write_text(target, maps.render_page(page, leaflet=leaflet))
         return None
     rows = np.flatnonzero((source.outputs.coverage["code_departement"] == key).to_numpy())
@@ -494,6 +500,7 @@ def _task(kind: str, key: str, target: Path):
         level="departement",
         departement=key,
         title=f"Diagnostic CPTS – {source._departement_label(key)}",
+        summary_html=reports.summary([key]),
     )
     write_text(target / f"carte_{key}.html", maps.render_page(page, leaflet=leaflet))
     return None

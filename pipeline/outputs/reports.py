@@ -31,6 +31,7 @@ td.id{white-space:nowrap}td.wide{min-width:36ch}
 .example{background:#fde8e8;border:1px solid #b00;color:#b00;padding:6px 10px;font-weight:bold;\
 margin:8px 0}
 .action{background:#eef6ee;border-left:4px solid #33a02c;padding:8px 12px;margin:8px 0}
+.built{margin:4px 0 8px;padding-left:18px}.built li{margin:2px 0}
 .muted{color:#666}.figure{border:1px solid #ccc;margin:8px 0;max-width:100%;height:auto}
 @page{size:A4;margin:12mm}
 @media print{body{margin:0;max-width:none;font-size:10px;line-height:1.3}\
@@ -346,6 +347,14 @@ COLUMN_LABELS = {
     "motif": "Remarque",
     "compacite": "Compacité (Polsby-Popper, 1 = disque)",
     "plus_grande_distance_km": "Plus grande distance interne (km)",
+    "pole": "Pôle (commune la plus peuplée)",
+    "epci_entiers": "EPCI pris en entier",
+    "epci_partiels": "EPCI pris en partie",
+    "commune_la_plus_eloignee": "Commune la plus éloignée du pôle",
+    "distance_pole_km": "Distance de cette commune au pôle (km)",
+    "taille_visee": "Taille visée (hab.)",
+    "rapport_taille_visee": "Population / taille visée",
+    "reference": "Référence de la taille visée",
     "part_75p": "Part des 75 ans et plus (%)",
     "zonage": "Zonage médecin",
     "n_msp": "Maisons de santé (nombre, FINESS)",

