@@ -52,7 +52,7 @@ def test_every_key_of_the_schema_has_its_row_under_its_section():
 
 def test_reference_writes_defaults_as_toml():
     territories = docs.section_table("territories", SCHEMA.keys["territories"])
-    assert "| `floor` | float | `20000.0` | minimum population of a candidate territory |" in (
+    assert "| `floor` | float | `10000.0` | minimum population of a candidate territory |" in (
         territories
     )
     assert "| `cross_departements` | bool | `true` |" in "\n".join(territories)

@@ -464,10 +464,10 @@ body.cpts-print .cpts-foot{position:absolute;top:187mm;left:0;width:281mm;\
 font:10px/1.3 system-ui,sans-serif;color:#333}
 body.cpts-print .cpts-left,body.cpts-print .leaflet-control-zoom,\
 body.cpts-print .leaflet-control-layers,body.cpts-print .leaflet-popup-pane,\
-body.cpts-print .leaflet-tooltip-pane{display:none}
+body.cpts-print .leaflet-tooltip-pane,body.cpts-print .cpts-more{display:none}
 @media print{*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 .cpts-left,.leaflet-control-zoom,.leaflet-control-layers,.leaflet-popup-pane,\
-.leaflet-tooltip-pane{display:none}}
+.leaflet-tooltip-pane,.cpts-more{display:none}}
 """
 
 APP_JS = r"""(function () {
@@ -739,7 +739,7 @@ APP_JS = r"""(function () {
   var printing = null;
   function before() {
     if (printing) return;
-    var boxes = document.querySelectorAll(".cpts-right details");
+    var boxes = document.querySelectorAll(".cpts-right details.cpts-panel");
     var size = map.getSize(), seen = L.latLngBounds(map.containerPointToLatLng([0, 0]),
       map.containerPointToLatLng([Math.max(size.x / 2, size.x - side()), size.y]));  // the part beside the legend
     var b = DATA.views[0][1], all = L.latLngBounds([b[0], b[1]], [b[2], b[3]]);
@@ -755,7 +755,7 @@ APP_JS = r"""(function () {
   }
   function after() {
     if (!printing) return;
-    var boxes = document.querySelectorAll(".cpts-right details");
+    var boxes = document.querySelectorAll(".cpts-right details.cpts-panel");
     for (var i = 0; i < boxes.length; i++) boxes[i].open = printing.open[i];
     document.body.classList.remove("cpts-print");
     map.invalidateSize({pan: false});
@@ -770,8 +770,8 @@ APP_JS = r"""(function () {
 
 
 def _summary(page: MapPage) -> str:
-    """The collapsible box at the top of the map's side: its title, the EXAMPLE warning, then the
-    summary fragment, or the population covered when no fragment is given.
+    """The collapsible box at the top of the map's side: its title, the EXAMPLE warning, the
+    population covered and, folded under it, the run's summary fragment when one is given.
     """
     warning = (
         '<div class="cpts-example">EXEMPLE : périmètres CPTS fictifs construits à partir des EPCI, '
@@ -780,12 +780,17 @@ def _summary(page: MapPage) -> str:
         else ""
     )
     covered, total = page.covered
-    body = page.summary_html or (
+    body = (
         f'<div id="cpts-covered">Population couverte par une CPTS : <b class="cpts-nb">'
         f'{people(covered)}</b> sur <span class="cpts-nb">{people(total)} hab.</span> '
         f'(<span class="cpts-nb">{decimal(100 * covered / total if total else float("nan"), 2)} %'
         "</span>)</div>"
     )
+    if page.summary_html:  # the run at a glance: one click away, so the legend keeps its room
+        body += (
+            '<details class="cpts-more"><summary>Par département, sources et date</summary>'
+            f"{page.summary_html}</details>"
+        )
     return (
         f'<details class="cpts-panel cpts-summary" id="cpts-summary" open>'
         f"<summary>{html.escape(page.title)}</summary>{warning}{body}</details>"
