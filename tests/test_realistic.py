@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.analysis.adjacency import build_adjacency, components
 from pipeline.analysis.communes import build_communes
-from pipeline.analysis.coverage import commune_status, cpts_table, white_zone_patches
+from pipeline.analysis.coverage import cpts_table
 from pipeline.analysis.realistic import RESCUE_DIAMETER, SPLIT_FACTOR, realistic_regions
 from pipeline.analysis.reference import (
     DENSITY_RADIUS_KM,
@@ -26,18 +26,9 @@ from pipeline.analysis.territories import Bounds, candidate_territories
 from pipeline.config import Scope
 
 from .conftest import CRS
+from .test_territories import coverage_of
 
 REALISTIC = Bounds(10_000, 200_000, 60.0, 3.0, True)
-
-
-def coverage_of(communes, members):
-    adjacency = build_adjacency(communes)
-    status = commune_status(communes, members)
-    patch_of, _ = white_zone_patches(communes, status, adjacency)
-    table = communes.merge(status, on="code_commune").assign(
-        id_zone_blanche=patch_of, ile=adjacency.island
-    )
-    return table, adjacency
 
 
 @pytest.fixture(scope="module")
