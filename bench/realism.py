@@ -37,6 +37,7 @@ from pipeline.analysis.adjacency import Adjacency, components
 from pipeline.analysis.regionalize import merge_small
 from pipeline.config import load_settings, write_settings_copy
 from pipeline.io import read_geoparquet
+from pipeline.produce import candidates_of
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_SET = REPO / "bench" / "data" / "cpts_paca_dev.csv"
@@ -128,14 +129,7 @@ def proposed_labels(coverage, adjacency, cpts, settings, method: str) -> tuple[n
         bounds = replace(bounds, objective="max_count", target_population=float(method[10:]))
     else:
         bounds = replace(bounds, objective=method)
-    territories, members = territories_mod.candidate_territories(
-        coverage,
-        adjacency,
-        cpts,
-        settings.section("aci"),
-        bounds,
-        tolerance_m=settings.section("adjacency")["tolerance_m"],
-    )
+    territories, members = candidates_of(settings, coverage, adjacency, cpts, bounds)
     ids = sorted(set(members["id_territoire"]) - {""})
     number = {t: k for k, t in enumerate(ids)}
     index = {c: k for k, c in enumerate(codes)}

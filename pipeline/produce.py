@@ -144,6 +144,21 @@ def territories_inputs(settings: Settings) -> list[Path]:
     )
 
 
+def candidates_of(settings: Settings, coverage, adjacency, cpts, bounds, *, iris=None):
+    """:func:`pipeline.analysis.territories.candidate_territories` with the run's ACI table and
+    adjacency tolerance (the stage, and the realism benchmark with other ``bounds``).
+    """
+    return territories_mod.candidate_territories(
+        coverage,
+        adjacency,
+        cpts,
+        settings.section("aci"),
+        bounds,
+        tolerance_m=settings.section("adjacency")["tolerance_m"],
+        iris=iris,
+    )
+
+
 def build_territories(settings: Settings) -> None:
     """Candidate territories for the white zones, extensions, existing CPTS, with ACI envelopes."""
     import time
@@ -160,14 +175,8 @@ def build_territories(settings: Settings) -> None:
     bounds = territories_mod.Bounds.from_settings(settings.section("territories"))
     start = time.perf_counter()
     with step("territories: regionalizing the white zones"):
-        territories, members = territories_mod.candidate_territories(
-            coverage,
-            adjacency,
-            cpts,
-            settings.section("aci"),
-            bounds,
-            tolerance_m=settings.section("adjacency")["tolerance_m"],
-            iris=iris_data,
+        territories, members = candidates_of(
+            settings, coverage, adjacency, cpts, bounds, iris=iris_data
         )
     seconds = time.perf_counter() - start
     territories = territories_mod.with_indicators(
