@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from pipeline import stages
 from pipeline.analysis import territories as territories_mod
-from pipeline.analysis.adjacency import Adjacency, components
-from pipeline.analysis.regionalize import merge_small
+from pipeline.analysis.adjacency import Adjacency
+from pipeline.analysis.realistic import epci_parts
+from pipeline.analysis.regions import masked_graph, merge_small
 from pipeline.config import load_settings, write_settings_copy
 from pipeline.io import read_geoparquet
 from pipeline.produce import candidates_of
@@ -93,18 +93,9 @@ def epci_baseline(coverage, adjacency: Adjacency, *, floor: float, ceiling: floa
     """
     white = (coverage["statut"] == "zone_blanche").to_numpy()
     epci = coverage["code_epci"].fillna("").astype(str).to_numpy()
-    same = white[adjacency.i] & white[adjacency.j] & (epci[adjacency.i] == epci[adjacency.j])
-    sub = Adjacency(
-        adjacency.n, adjacency.i[same], adjacency.j[same], adjacency.island_link[same], None
-    )
-    part = components(sub, white)
-    pieces = [np.flatnonzero(part == k) for k in range(part.max() + 1)]
-    keep = white[adjacency.i] & white[adjacency.j]
+    graph, _ = masked_graph(coverage, adjacency, white, same_departement=False)
+    pieces = epci_parts(graph, epci, white)
     pop = coverage["population"].fillna(0).to_numpy(dtype=float)
-    i, j = adjacency.i[keep], adjacency.j[keep]
-    graph = sp.csr_matrix(
-        (np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(adjacency.n, adjacency.n)
-    )
     labels = np.full(adjacency.n, -1)
     for k, piece in enumerate(merge_small(pieces, graph, pop, floor=floor, ceiling=ceiling)):
         labels[piece] = k

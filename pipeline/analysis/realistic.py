@@ -27,15 +27,16 @@ import heapq
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from .adjacency import Adjacency, components
+from .bisection import group_inertia
 from .regions import (
     Regions,
     centroids_and_areas,
     diameter_km,
+    masked_graph,
     merge_small,
     region_reasons,
     renumber,
@@ -57,22 +58,6 @@ COMPACTNESS = 0.2  # weight of the inertia ratio against the weight imbalance of
 def _cost(weight: np.ndarray | float) -> np.ndarray | float:
     """Distance of territories of these weights from their reference size: ``log(w)²``."""
     return np.log(np.maximum(weight, 1e-9)) ** 2
-
-
-def masked_graph(
-    frame: pd.DataFrame, adjacency: Adjacency, mask: np.ndarray, *, same_departement: bool
-) -> tuple[sp.csr_matrix, Adjacency]:
-    """Symmetric CSR graph of the adjacency restricted to the masked communes (and to pairs of
-    one département when asked), with the same edges as an :class:`Adjacency`.
-    """
-    n = len(frame)
-    keep = mask[adjacency.i] & mask[adjacency.j]
-    if same_departement:
-        dep = frame["code_departement"].to_numpy()
-        keep &= dep[adjacency.i] == dep[adjacency.j]
-    i, j = adjacency.i[keep], adjacency.j[keep]
-    graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
-    return graph, Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island)
 
 
 def epci_parts(graph: sp.csr_matrix, epci: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -152,10 +137,12 @@ class _Cutter:
         order, parent = spanning_tree_order(len(nodes), r, c, dist + 1.0)
         if len(order) != len(nodes):
             return None
+        position = np.empty(len(nodes), dtype=np.int64)
+        position[order] = np.arange(len(nodes))
         best, best_pop = None, -1.0
         for child in order[1:].tolist():
             side = np.zeros(len(nodes), bool)
-            side[_subtree(order, parent, child, int(np.flatnonzero(order == child)[0]))] = True
+            side[_subtree(order, parent, child, int(position[child]))] = True
             for keep in (side, ~side):
                 pop = float(self.pop[nodes[keep]].sum())
                 if pop <= best_pop or pop < self.floor:
@@ -215,7 +202,9 @@ class _Cutter:
                 ok &= blocks[order[1:]] != blocks[parent[order[1:]]]
             if not ok.any():
                 continue
-            spread = (_inertia(sub) + _inertia(rest)) / max(_inertia(total[None, :])[0], 1e-9)
+            spread = (group_inertia(sub[:, 1:]) + group_inertia(rest[:, 1:])) / max(
+                group_inertia(total[None, 1:])[0], 1e-9
+            )  # the sums without the weight column: (pop, area, a·x, a·y, a·r²)
             score = np.where(ok, gap.min(axis=1) + COMPACTNESS * spread, np.inf)
             e = int(score.argmin())
             if best is None or score[e] < best[0]:
@@ -242,11 +231,6 @@ def _subtree(order: np.ndarray, parent: np.ndarray, child: int, start: int) -> n
     return order[start:end]
 
 
-def _inertia(sums: np.ndarray) -> np.ndarray:
-    """Area-weighted inertia from rows of sums (pop, weight, area, area·x, area·y, area·r²)."""
-    return sums[:, 5] - (sums[:, 3] ** 2 + sums[:, 4] ** 2) / np.maximum(sums[:, 2], 1e-12)
-
-
 def gather_blocks(
     blocks: list[np.ndarray],
     graph: sp.csr_matrix,
@@ -271,7 +255,7 @@ def gather_blocks(
     coo = graph.tocoo()
     a, b = owner[coo.row], owner[coo.col]
     touching = (a >= 0) & (b >= 0) & (a < b)
-    pairs = np.unique(np.c_[a[touching], b[touching]], axis=0)
+    pairs, counts = np.unique(np.c_[a[touching], b[touching]], axis=0, return_counts=True)
     members = {k: block for k, block in enumerate(blocks)}
     size = {k: float(pop[block].sum()) for k, block in enumerate(blocks)}
     load = {k: float(weight[block].sum()) for k, block in enumerate(blocks)}
@@ -283,9 +267,7 @@ def gather_blocks(
         for k, block in enumerate(blocks)
     }
     pole = {k: int(block[np.argmax(pop[block])]) for k, block in enumerate(blocks)}
-    both = np.c_[a[touching], b[touching]]
-    keys, counts = np.unique(both, axis=0, return_counts=True)
-    border = {(int(p), int(q)): int(n) for (p, q), n in zip(keys, counts)}
+    border = {(int(p), int(q)): int(n) for (p, q), n in zip(pairs, counts)}
     out_a = (a >= 0) & (b != a)
     edges = dict(zip(*np.unique(a[out_a], return_counts=True)))
     edges = {int(k): int(v) for k, v in edges.items()}

@@ -60,6 +60,7 @@ from .regions import (
     Reason,
     Regions,
     centroids_and_areas,
+    masked_graph,
     merge_small,
     region_reasons,
     renumber,
@@ -610,6 +611,7 @@ def regionalize(
     epci: str = "code_epci",
     same_departement: bool = False,
     method: str = "trees",
+    centres: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Regions:
     """Group the masked communes into contiguous regions sized within [floor, ceiling].
 
@@ -641,6 +643,8 @@ def regionalize(
         Column names.
     same_departement : bool
         Never put communes of two départements in one region.
+    centres : (x, y, area), optional
+        :func:`pipeline.analysis.regions.centroids_and_areas` of ``frame``, when already known.
     method : {"trees", "bisection"}
         "trees": greedy cuts of many spanning trees followed by the local searches (see the module
         docstring); "bisection": the recursive bisection alone (the algorithm used before, and
@@ -661,14 +665,8 @@ def regionalize(
         if isinstance(codes.dtype, pd.StringDtype)
         else codes.fillna("").astype(str).to_numpy()
     )
-    x, y, area = centroids_and_areas(frame)
-    keep = mask[adjacency.i] & mask[adjacency.j]
-    if same_departement:
-        dep = frame["code_departement"].to_numpy()
-        keep &= dep[adjacency.i] == dep[adjacency.j]
-    i, j = adjacency.i[keep], adjacency.j[keep]
-    graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
-    kept = Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island)
+    x, y, area = centroids_and_areas(frame) if centres is None else centres
+    graph, kept = masked_graph(frame, adjacency, mask, same_departement=same_departement)
     part_of = components(kept, mask)
     splitter = _Splitter(
         graph,

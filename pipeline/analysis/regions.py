@@ -4,7 +4,8 @@
 :class:`Reason` code and its French text); the projected centres and areas of communes
 (:func:`centroids_and_areas`); the merge of regions left below the floor into a neighbour
 (:func:`merge_small`); the numbering of labels in the order of their first commune
-(:func:`renumber`) and the reasons of the regions outside the bounds (:func:`region_reasons`).
+(:func:`renumber`), the reasons of the regions outside the bounds (:func:`region_reasons`) and
+the graph of the communes to group (:func:`masked_graph`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from enum import Enum
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import shapely
 
 from ..geo import zone_geometries
+from .adjacency import Adjacency
 
 
 @dataclass
@@ -166,3 +169,19 @@ def region_reasons(
         codes[label] = code
         texts[label] = reason_text(code, total=total, part_total=part_total, floor=floor)
     return codes, texts
+
+
+def masked_graph(
+    frame: pd.DataFrame, adjacency: Adjacency, mask: np.ndarray, *, same_departement: bool
+) -> tuple[sp.csr_matrix, Adjacency]:
+    """Symmetric CSR graph of the adjacency restricted to the masked communes (and to pairs of
+    one département when asked), with the same edges as an :class:`Adjacency`.
+    """
+    n = len(frame)
+    keep = mask[adjacency.i] & mask[adjacency.j]
+    if same_departement:
+        dep = frame["code_departement"].to_numpy()
+        keep &= dep[adjacency.i] == dep[adjacency.j]
+    i, j = adjacency.i[keep], adjacency.j[keep]
+    graph = sp.csr_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n))
+    return graph, Adjacency(n, i, j, np.zeros(len(i), bool), adjacency.island)

@@ -264,6 +264,7 @@ def candidate_territories(
             white,
             epci_penalty=bounds.epci_penalty,
             same_departement=not bounds.cross_departements,
+            centres=(x, y, area),
             **bounds.options(),
         )
     codes = coverage["code_commune"].to_numpy()
