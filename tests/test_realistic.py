@@ -18,6 +18,7 @@ from pipeline.analysis.reference import (
     DENSITY_RADIUS_KM,
     MIN_CPTS,
     NATIONAL_REFERENCE,
+    neighbourhood_density,
     reference_sizes,
 )
 from pipeline.analysis.regionalize import regionalize
@@ -256,3 +257,67 @@ def test_target_population_belongs_to_max_count(tmp_path):
     )
     config.write_text(text.replace('objective = "realistic"', 'objective = "max_count"'))
     assert load_settings(config).section("territories")["target_population"] == 80000
+
+
+@pytest.fixture(scope="module")
+def alps_south(raw):
+    """Real communes of the Alpes-de-Haute-Provence, the Hautes-Alpes and the Alpes-Maritimes."""
+    return build_communes(raw, Scope.parse("departements:04,05,06"), **CRS)[0]
+
+
+def mixed_reference(communes, x, y, area):
+    """A reference by density, as the file's CPTS would give it: 17,000 inhabitants where the
+    neighbourhood has fewer than 50 inhabitants per km², 82,000 elsewhere."""
+    pop = communes["population"].to_numpy(dtype=float)
+    density = neighbourhood_density(x, y, pop, area)
+    return np.where(density < 50.0, 17_000.0, 82_000.0)
+
+
+def test_an_epci_across_a_departement_border_is_one_block_per_departement(alps_south):
+    # With a reference equal to the population of each EPCI's share of a département, every
+    # such share is a block of weight 1: none is cut, no two are grouped. The Sisteronais-Buëch
+    # (200068765) lies in the Alpes-de-Haute-Provence and the Hautes-Alpes: it becomes two
+    # territories, one per département (the ACI is signed with the CPAM of a département).
+    communes = alps_south
+    adjacency = build_adjacency(communes)
+    mask = np.ones(len(communes), bool)
+    pop = communes["population"].to_numpy(dtype=float)
+    key = communes["code_epci"].astype(str) + "|" + communes["code_departement"]
+    reference = key.map(pd.Series(pop, index=communes.index).groupby(key).sum()).to_numpy()
+    labels = realistic_regions(communes, adjacency, mask, reference, floor=1.0).labels
+    border = communes["code_epci"] == "200068765"
+    assert set(communes.loc[border, "code_departement"]) == {"04", "05"}
+    for dep, rows in communes[border].groupby("code_departement").indices.items():
+        inside = labels[border.to_numpy()][rows]
+        assert len(set(inside)) == 1, f"the {dep} share of the EPCI was cut"
+    shares = communes[border].groupby("code_departement").apply(lambda g: labels[g.index[0]])
+    assert shares["04"] != shares["05"]
+    for k in np.unique(labels):
+        assert communes.loc[labels == k, "code_departement"].nunique() == 1
+
+
+def test_a_city_too_populous_to_share_holds_one_territory_whatever_its_weight(alps_south):
+    # Nice (06088) holds over four reference sizes and cannot be shared: the rest of the
+    # Métropole Nice Côte d'Azur (200030195) is still cut into territories of about one
+    # reference size each, not left with the shares the city could not use (territories of
+    # a fraction of the reference next to ones of nearly two).
+    communes = alps_south
+    adjacency = build_adjacency(communes)
+    x, y, area = centroids_and_areas(communes)
+    reference = mixed_reference(communes, x, y, area)
+    mask = np.ones(len(communes), bool)
+    labels = realistic_regions(communes, adjacency, mask, reference, floor=10_000).labels
+    pop = communes["population"].to_numpy(dtype=float)
+    metro = (communes["code_epci"] == "200030195").to_numpy()
+    nice = (communes["code_commune"] == "06088").to_numpy()
+    assert pop[nice].sum() > 4 * 82_000
+    assert len(set(labels[nice])) == 1 and (labels == labels[nice][0]).sum() == 1
+    rest = metro & ~nice
+    mostly = [
+        k
+        for k in np.unique(labels[rest])
+        if pop[rest & (labels == k)].sum() > 0.5 * pop[labels == k].sum()
+    ]
+    weights = [(pop / reference)[rest & (labels == k)].sum() for k in mostly]
+    assert len(mostly) >= round((pop[rest] / reference[rest]).sum()) - 1
+    assert all(0.5 <= w <= 1.5 for w in weights), weights

@@ -5,12 +5,15 @@ Each commune carries a *weight*: its population over the reference size of a ter
 (:func:`pipeline.analysis.reference.reference_sizes`), so that a territory of weight 1 has the
 size of the comparable CPTS. Then, in each connected part of the white zones:
 
-1. :func:`epci_parts`: the communes of each EPCI (each of its connected pieces in the part) form a
-   block;
+1. :func:`epci_parts`: the communes of each EPCI (each of its connected pieces in the part, and
+   each département's share of an EPCI across a border: the ACI is signed with the CPAM of a
+   département) form a block;
 2. :func:`split_block`: a block above the ceiling, above :data:`SPLIT_FACTOR` reference sizes or
    wider than ``max_diameter_km`` is cut into about as many pieces as it holds reference sizes, by
    recursive bisection of its spanning trees (each cut balances the weights of the two sides, then
-   keeps them compact); other EPCIs stay whole;
+   keeps them compact; each side is then meant for as many pieces as its own weight asks, so that
+   a city too populous to share does not take the share of its neighbours); other EPCIs stay
+   whole;
 3. :func:`gather_blocks`: neighbouring blocks are grouped, the pair whose grouping brings the
    territories closest to their reference size first (cost ``log(weight)²`` per territory, a
    territory of twice the reference as far from it as one of half), while the group stays under the
@@ -84,8 +87,10 @@ class _Cutter:
         self.x, self.y, self.area = x, y, np.maximum(area, 1e-6)
         self.floor, self.ceiling, self.max_diameter_km = floor, ceiling, max_diameter_km
 
-    def pieces_wanted(self, nodes: np.ndarray) -> int:
-        """How many territories a block should become (1: kept whole)."""
+    def pieces_wanted(self, nodes: np.ndarray, *, whole: bool = True) -> int:
+        """How many territories a block should become (1: kept whole); ``whole=False`` for a
+        piece of a block already being cut (no longer held whole below :data:`SPLIT_FACTOR`).
+        """
         total, weight = self.pop[nodes].sum(), self.weight[nodes].sum()
         most = int(total // self.floor)
         if len(nodes) < 2 or most < 2:
@@ -93,40 +98,47 @@ class _Cutter:
         least = int(np.ceil(total / self.ceiling))
         wide = diameter_km(self.x[nodes], self.y[nodes]) > self.max_diameter_km
         if total <= self.ceiling and not wide:
-            if weight <= SPLIT_FACTOR:
+            if whole and weight <= SPLIT_FACTOR:
                 return 1
             most = min(most, int(total // SPLIT_LEAST))
         return int(max(1, min(most, max(least, 2 if wide else 1, round(weight)))))
 
     def split_block(self, nodes: np.ndarray) -> list[np.ndarray]:
         """The block as :meth:`pieces_wanted` pieces, each connected; a block only too wide loses
-        its farthest communes instead (:meth:`trim`), which then join their neighbours.
+        its farthest communes instead (:meth:`trim`), which then join their neighbours. After
+        each cut, each side is meant for as many territories as its own weight asks (a commune
+        too populous to share, such as a city, holds one territory whatever its weight).
         """
-        stack, done = [(np.sort(nodes), self.pieces_wanted(nodes))], []
+        stack, done = [(np.sort(nodes), self.pieces_wanted(nodes), True)], []
         while stack:
-            part, k = stack.pop()
+            part, k, whole = stack.pop()
             if k < 2:
                 done.append(part)
                 continue
-            if k == 2 and self.only_wide(part):
+            if self.only_wide(part, whole=whole):
                 trimmed = self.trim(part)
                 if trimmed is not None:
                     keep, rest = trimmed
                     done.append(keep)
-                    stack.append((rest, self.pieces_wanted(rest)))
+                    stack.append((rest, self.pieces_wanted(rest), True))
                     continue
             cut = self.best_cut(part, k)
             if cut is None:
                 done.append(part)
                 continue
-            (one, k_one), (two, k_two) = cut
-            stack += [(two, k_two), (one, k_one)]
+            (one, _), (two, _) = cut
+            stack += [(side, self.pieces_wanted(side, whole=False), False) for side in (two, one)]
         return done
 
-    def only_wide(self, nodes: np.ndarray) -> bool:
-        """Whether a block is to be cut only for being wider than ``max_diameter_km``."""
+    def only_wide(self, nodes: np.ndarray, *, whole: bool = True) -> bool:
+        """Whether a block (``whole``) or a piece of one is to be cut only for being wider than
+        ``max_diameter_km``: it would be kept as one territory if it were not.
+        """
+        if diameter_km(self.x[nodes], self.y[nodes]) <= self.max_diameter_km:
+            return False
         total, weight = self.pop[nodes].sum(), self.weight[nodes].sum()
-        return bool(total <= self.ceiling and (weight <= SPLIT_FACTOR or total < 2 * SPLIT_LEAST))
+        held = weight <= SPLIT_FACTOR if whole else round(weight) < 2
+        return bool(total <= self.ceiling and (held or total < 2 * SPLIT_LEAST))
 
     def trim(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The most populous connected part of ``nodes`` within ``max_diameter_km`` that one cut
@@ -392,6 +404,7 @@ def realistic_regions(
     same_departement: bool = False,
     population: str = "population",
     epci: str = "code_epci",
+    departement: str = "code_departement",
     centres: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Regions:
     """Group the masked communes into contiguous territories sized like the reference (see the
@@ -414,7 +427,7 @@ def realistic_regions(
         cut; groups never grow wider).
     same_departement : bool
         Never put communes of two départements in one territory.
-    population, epci : str
+    population, epci, departement : str
         Column names.
     centres : (x, y, area), optional
         :func:`pipeline.analysis.regions.centroids_and_areas` of ``frame``, when already known.
@@ -426,6 +439,9 @@ def realistic_regions(
     mask = np.asarray(mask, bool)
     pop = frame[population].fillna(0).to_numpy(dtype=float)
     codes = frame[epci].astype(object).where(frame[epci].notna(), "").astype(str).to_numpy()
+    # an EPCI across a département border is one block per département: CPTS sign their ACI
+    # contract with the CPAM of a département, and mostly stay within one
+    codes = np.char.add(np.char.add(codes, "|"), frame[departement].astype(str).to_numpy())
     x, y, area = centroids_and_areas(frame) if centres is None else centres
     graph, kept = masked_graph(frame, adjacency, mask, same_departement=same_departement)
     part_of = components(kept, mask)
