@@ -987,6 +987,24 @@ def bench_overlaps(departement: str = "11", n_cpts: int = 2000, size: int = 10) 
     }
 
 
+def realism_of_table(table: Path, region: str) -> int:
+    """``python -m bench --table FILE``: the realism benchmark on another real perimeter table."""
+    from pipeline.io import write_json
+
+    from .realism import realism, realism_lines
+
+    if not table.is_file():
+        print(f"bench: {table}: no such file", file=sys.stderr)
+        return 2
+    stages.build_data(load_settings(REPO / "pipeline.toml"))
+    with tempfile.TemporaryDirectory() as tmp:
+        results = realism(Path(tmp) / "realism", source=table, region=region)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS / f"realism-{table.stem}.json", results)
+    print("\n".join(realism_lines(results)))
+    return 0
+
+
 SECTIONS = ("spine", "regionalization", "realism", "accessibility", "overlaps")
 
 
@@ -1016,8 +1034,21 @@ def main(argv=None) -> int:
         help="reuse the spopt runs stored in bench/results/regionalization.json (same cases, "
         "départements and seeds) instead of running spopt again (20-650 s per run)",
     )
+    parser.add_argument(
+        "--table",
+        default=None,
+        metavar="FILE",
+        help="realism on this real perimeter table (any layout the pipeline reads) instead of "
+        "the development set: writes bench/results/realism-<name>.json and prints its table",
+    )
+    parser.add_argument(
+        "--region", default="93", help="région of --table (INSEE code), 93 by default"
+    )
     args = parser.parse_args(argv)
     from pipeline.io import write_json, write_text
+
+    if args.table:
+        return realism_of_table(Path(args.table), args.region)
 
     stages.build_data(load_settings(REPO / "pipeline.toml"))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ territory" (the EPCI parts of the white zone, merged up to the floor).
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,17 +56,38 @@ RATIO_BOUNDS = (0.75, 1.33)
 ARI_GOAL = 0.6
 
 
-def main_departement(table: pd.DataFrame) -> pd.Series:
-    """The département holding most rows of each CPTS (ties: the smallest code), by CPTS name."""
-    dep = table["code_insee"].str[:2]
-    counts = table.assign(dep=dep).groupby(["cpts_nom", "dep"]).size().reset_index(name="n")
-    counts = counts.sort_values(["cpts_nom", "n", "dep"], ascending=[True, False, True])
-    return counts.drop_duplicates("cpts_nom").set_index("cpts_nom")["dep"]
+def memberships(coverage: pd.DataFrame, cpts: pd.DataFrame) -> pd.DataFrame:
+    """The CPTS memberships the pipeline read from a perimeter file (one row per commune and
+    CPTS: ``code_insee``, ``cpts_id``, ``cpts_nom``, ``departement``), in the pipeline's own
+    reading of it (current codes, homonyms resolved): the perimeter file of a fold is these rows
+    without the hidden CPTS, whatever the layout of the table it came from.
+    """
+    rows = coverage[["code_commune", "code_departement", "cpts_ids"]].assign(
+        cpts_id=coverage["cpts_ids"].fillna("").str.split(";")
+    )
+    rows = rows.explode("cpts_id")
+    rows = rows[rows["cpts_id"] != ""]
+    names = dict(zip(cpts["cpts_id"], cpts["cpts_nom"]))
+    return pd.DataFrame(
+        {
+            "code_insee": rows["code_commune"].to_numpy(),
+            "cpts_id": rows["cpts_id"].to_numpy(),
+            "cpts_nom": rows["cpts_id"].map(names).to_numpy(),
+            "departement": rows["code_departement"].to_numpy(),
+        }
+    ).sort_values(["cpts_id", "code_insee"], ignore_index=True)
 
 
-def settings_for(folder: Path, perimeters: Path, **territories) -> Path:
-    """A settings copy over région 93 with this perimeter file and ``[territories]`` values."""
-    path = write_settings_copy(REPO / "pipeline.toml", folder, scope=f"region:{REGION}")
+def main_departement(rows: pd.DataFrame) -> pd.Series:
+    """The département holding most communes of each CPTS (ties: the smallest code), by id."""
+    counts = rows.groupby(["cpts_id", "departement"]).size().reset_index(name="n")
+    counts = counts.sort_values(["cpts_id", "n", "departement"], ascending=[True, False, True])
+    return counts.drop_duplicates("cpts_id").set_index("cpts_id")["departement"]
+
+
+def settings_for(folder: Path, perimeters: Path, region: str = REGION, **territories) -> Path:
+    """A settings copy over ``region`` with this perimeter file and ``[territories]`` values."""
+    path = write_settings_copy(REPO / "pipeline.toml", folder, scope=f"region:{region}")
     text = path.read_text(encoding="utf-8")
     text = re.sub(r'^file = ""$', f'file = "{perimeters.as_posix()}"', text, count=1, flags=re.M)
     for key, value in territories.items():
@@ -77,14 +99,19 @@ def settings_for(folder: Path, perimeters: Path, **territories) -> Path:
     return path
 
 
-def coverage_of(folder: Path, table: pd.DataFrame) -> tuple:
-    """Run communes, perimeters and coverage over région 93 with ``table`` as perimeter file;
-    return the settings, coverage, CPTS and adjacency.
+def coverage_of(folder: Path, table: pd.DataFrame | Path, region: str = REGION) -> tuple:
+    """Run communes, perimeters and coverage over ``region`` with ``table`` (rows, or a
+    perimeter file in any layout the pipeline reads) as perimeter file; return the settings,
+    coverage, CPTS and adjacency.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    perimeters = folder / "perimetres.csv"
-    table.to_csv(perimeters, index=False)
-    settings = load_settings(settings_for(folder, perimeters))
+    if isinstance(table, pd.DataFrame):
+        perimeters = folder / "perimetres.csv"
+        table.to_csv(perimeters, index=False)
+    else:
+        perimeters = folder / Path(table).name
+        shutil.copyfile(table, perimeters)
+    settings = load_settings(settings_for(folder, perimeters, region))
     stages.run_until(settings, "coverage")
     paths = stages.coverage_paths(settings)
     coverage = read_geoparquet(paths["coverage"])
@@ -191,21 +218,31 @@ def truth_labels(coverage, hidden_ids: list[str]) -> np.ndarray:
     return out
 
 
-def realism(tmp: Path, *, methods=METHODS, folds=FOLDS + PAIRS) -> dict:
-    """Leave-one-département-out figures of each method (see the module docstring); a fold
-    "04+05" leaves both départements out.
+def realism(
+    tmp: Path,
+    *,
+    source: Path = DEV_SET,
+    region: str = REGION,
+    methods=METHODS,
+    folds: tuple[str, ...] | None = None,
+) -> dict:
+    """Leave-one-département-out figures of each method (see the module docstring) on a real
+    perimeter table ``source`` of ``region``; a fold "04+05" leaves both départements out.
+
+    Without ``folds``: every département that is the main one of a CPTS of the table, and for
+    the development set the robustness folds :data:`PAIRS`.
     """
-    table = pd.read_csv(DEV_SET, dtype=str, keep_default_na=False)
-    main = main_departement(table)
-    _, full, full_cpts, _ = coverage_of(tmp / "all", table)
-    name_to_id = dict(zip(full_cpts["cpts_nom"], full_cpts["cpts_id"]))
+    _, full, full_cpts, _ = coverage_of(tmp / "all", Path(source), region)
+    rows = memberships(full, full_cpts)
+    main = main_departement(rows)
+    if folds is None:
+        folds = tuple(sorted(set(main))) + (PAIRS if Path(source) == DEV_SET else ())
     real_pop = dict(zip(full_cpts["cpts_id"], full_cpts["population"]))
     results = {}
     for dep in folds:
-        hidden_names = sorted(main.index[main.isin(dep.split("+"))])
-        hidden_ids = sorted(name_to_id[n] for n in hidden_names if n in name_to_id)
-        kept = table[~table["cpts_nom"].isin(hidden_names)]
-        settings, coverage, cpts, adjacency = coverage_of(tmp / f"fold-{dep}", kept)
+        hidden_ids = sorted(main.index[main.isin(dep.split("+"))])
+        kept = rows[~rows["cpts_id"].isin(hidden_ids)].drop(columns="departement")
+        settings, coverage, cpts, adjacency = coverage_of(tmp / f"fold-{dep}", kept, region)
         truth = truth_labels(
             full.set_index("code_commune").loc[coverage["code_commune"]].reset_index(), hidden_ids
         )
@@ -222,6 +259,8 @@ def realism(tmp: Path, *, methods=METHODS, folds=FOLDS + PAIRS) -> dict:
         results[dep] = fold
     bounds = settings.section("territories")
     return {
+        "source": Path(source).name,
+        "region": region,
         "folds": results,
         "methods": list(methods),
         "floor": bounds["floor"],
@@ -253,8 +292,14 @@ def realism_lines(results: dict) -> list[str]:
     lines = [
         "## Realism of the candidate territories (real CPTS, leave one département out)",
         "",
-        "Development set: 35 real CPTS of 04, 05, 06 and 84 (`bench/data/cpts_paca_dev.csv`). "
-        "For each département, its CPTS are left out of the perimeter file and the candidates "
+        (
+            "Development set: 35 real CPTS of 04, 05, 06 and 84 (`bench/data/cpts_paca_dev.csv`). "
+            if results.get("source", DEV_SET.name) == DEV_SET.name
+            else f"Table `{results['source']}`, région {results['region']}: "
+            f"{sum(f['hidden_cpts'] for d, f in results['folds'].items() if '+' not in d)} "
+            "CPTS. "
+        )
+        + "For each département, its CPTS are left out of the perimeter file and the candidates "
         "proposed on their communes are compared with them; default settings (floor "
         f"{results.get('floor', 10_000):,.0f}, ceiling {results.get('ceiling', 200_000):,.0f}).",
         "",

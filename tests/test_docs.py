@@ -131,3 +131,15 @@ def test_screenshots_of_a_run(tmp_path, raw):
     candidate = docs.largest_candidate(settings)
     assert candidate["type_territoire"] == "candidate"
     assert -5 < candidate["geometry"].bounds[0] < 10, "bounds in degrees for the map"
+
+
+def test_the_realism_table_of_the_docs_is_the_benchmark_s():
+    # docs/territories.md quotes the realism section of bench/results/summary.md (written by
+    # `make bench`): a benchmark re-run that changes a figure makes the page stale.
+    summary = (REPO / "bench" / "results" / "summary.md").read_text(encoding="utf-8")
+    start = summary.index("Development set: 35 real CPTS")
+    block = summary[start : summary.index("\n## ", start)].strip()
+    page = (REPO / "docs" / "territories.md").read_text(encoding="utf-8")
+    assert block in page, (
+        "docs/territories.md: copy the realism section of bench/results/summary.md"
+    )

@@ -473,13 +473,7 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
 def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds) -> pd.DataFrame:
     if not len(cpts):
         return pd.DataFrame(columns=TERRITORY_COLUMNS)
-    exploded = (
-        coverage[["code_commune", "cpts_ids", "epsg", "geometry"]]
-        .assign(cpts_id=coverage["cpts_ids"].str.split(";"))
-        .explode("cpts_id")
-    )
-    exploded = gpd.GeoDataFrame(exploded[exploded["cpts_id"] != ""], crs=coverage.crs)
-    shapes = dissolve_with_metrics(exploded, "cpts_id")
+    shapes = cpts_shape_metrics(coverage, cpts)
     return pd.DataFrame(
         {
             "id_territoire": cpts["cpts_id"],
@@ -504,6 +498,35 @@ def _existing(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame, bounds: Bounds
             "geometry": cpts.geometry.to_numpy(),
         }
     )
+
+
+def cpts_shape_metrics(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Compactness and longest internal distance of each existing CPTS (index ``cpts_id``),
+    measured on its geometry from the coverage stage (the union of its communes in the scope)
+    projected to its zone's CRS (that of its first commune).
+    """
+    ids = coverage[["cpts_ids", "epsg"]].assign(cpts_id=coverage["cpts_ids"].str.split(";"))
+    ids = ids.explode("cpts_id")
+    zone = ids[ids["cpts_id"] != ""].drop_duplicates("cpts_id").set_index("cpts_id")["epsg"]
+    frame = gpd.GeoDataFrame(
+        {"cpts_id": cpts["cpts_id"].to_numpy(), "epsg": cpts["cpts_id"].map(zone).to_numpy()},
+        geometry=cpts.geometry.to_numpy(),
+        crs=cpts.crs,
+    )
+    frame = frame[frame["epsg"].notna() & frame.geometry.notna()]
+    frame = frame.assign(epsg=frame["epsg"].astype("int64"))
+    parts = []
+    for _epsg, part in by_zone(frame):
+        compact, longest = shape_metrics(part.geometry.to_numpy())
+        parts.append(
+            pd.DataFrame(
+                {"compacite": compact, "plus_grande_distance_km": longest},
+                index=pd.Index(part["cpts_id"].to_numpy(), name="cpts_id"),
+            )
+        )
+    if not parts:
+        return pd.DataFrame({"compacite": [], "plus_grande_distance_km": []})
+    return pd.concat(parts).sort_index()
 
 
 def check_members(coverage: pd.DataFrame, members: pd.DataFrame) -> None:

@@ -1,0 +1,43 @@
+"""The realism benchmark's protocol on the real development set (bench/data/cpts_paca_dev.csv):
+a fold hides exactly the CPTS whose main département it is, keeps every other membership as the
+pipeline read it, and compares the candidates with the hidden CPTS on their communes only."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.realism import DEV_SET, coverage_of, main_departement, memberships, realism
+
+
+def test_a_fold_hides_the_cpts_of_its_departement_and_keeps_the_others(tmp_path, raw):
+    _, full, full_cpts, _ = coverage_of(tmp_path / "all", DEV_SET)
+    rows = memberships(full, full_cpts)
+    main = main_departement(rows)
+    # the development set holds the CPTS of four départements, 35 of them
+    assert sorted(set(main)) == ["04", "05", "06", "84"]
+    assert len(main) == 35
+    hidden = set(main.index[main == "05"])
+    kept = rows[~rows["cpts_id"].isin(hidden)].drop(columns="departement")
+    _, coverage, cpts, _ = coverage_of(tmp_path / "fold", kept)
+    assert set(cpts["cpts_id"]) == set(main.index) - hidden
+    again = memberships(coverage, cpts).drop(columns="departement")
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), kept.reset_index(drop=True))
+    status = coverage.set_index("code_commune")["statut"]
+    only_hidden = rows.groupby("code_insee")["cpts_id"].agg(lambda ids: set(ids) <= hidden)
+    for code in only_hidden.index[only_hidden]:
+        assert status[code] == "zone_blanche", code
+
+
+def test_realism_compares_on_the_hidden_communes(tmp_path, raw):
+    results = realism(tmp_path, folds=("05",), methods=("epci",))
+    fold = results["folds"]["05"]
+    table = pd.read_csv(DEV_SET, dtype=str)
+    # the six CPTS of the Hautes-Alpes (two of them "CPTS du Gapençais" and "CPTS Gapençais",
+    # kept apart as published)
+    assert fold["hidden_cpts"] == 6 == fold["epci"]["real"]
+    names = table.groupby("cpts_nom")["code_insee"].agg(lambda c: c.str[:2].value_counts().idxmax())
+    assert (names == "05").sum() == 6
+    epci = fold["epci"]
+    assert sum(epci["tiers_real"].values()) == 6
+    assert 0 < epci["candidates"] <= 20
+    assert -1 <= epci["ari"] <= 1 and 0 <= epci["best_match_share"] <= 1
