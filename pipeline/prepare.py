@@ -287,17 +287,20 @@ def build_indicators(settings: Settings) -> None:
         )
     apl_series = None
     if apl is not None:
-        table, sheet = prac.read_apl(apl, sheet=str(cfg.get("apl_sheet", "")))
+        read: list[tuple[str, str, str]] = []
+        table, sheet = prac.read_apl(apl, sheet=str(cfg.get("apl_sheet", "")), notes=read)
         apl_series, unknown = prac.apl_by_commune(table, lookup)
         summary["apl"] = {
             "fichier": apl.name,
             "feuille": sheet,
             "codes_inconnus": unknown,
             "communes_sans_apl": int((~communes["code_commune"].isin(apl_series.index)).sum()),
+            "lecture": [message for _, _, message in read],
         }
         log(
             f"indicators: APL sheet {sheet!r} of {apl.name}: {len(apl_series):,} communes, "
             f"{len(unknown)} unknown code(s)"
+            + "".join(f"; {message}" for _, _, message in read)
         )
     e2 = cfg["e2sfca"]
     table = ind.commune_indicators(

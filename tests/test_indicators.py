@@ -167,6 +167,35 @@ def test_apl_bad_values_and_headers(tmp_path):
         read_apl(tmp_path / "nohdr.xlsx")
 
 
+def test_apl_hidden_sheet_is_skipped_and_said_unless_named(tmp_path):
+    # A workbook as people pass it on: a later vintage kept as a hidden draft sheet. The latest
+    # visible vintage is read and the skipped sheet is said; naming it reads it.
+    path = apl_workbook(tmp_path / "apl.xlsx")
+    book = openpyxl.load_workbook(path)
+    draft = book.copy_worksheet(book["APL 2023"])
+    draft.title = "APL 2024 brouillon"
+    draft["C11"] = 99.0
+    draft.sheet_state = "hidden"
+    book.save(path)
+    notes = []
+    table, sheet = read_apl(path, notes=notes)
+    assert sheet == "APL 2023" and 99.0 not in set(table["apl"])
+    assert [code for _, code, _ in notes] == ["feuille_masquee"]
+    assert "APL 2024 brouillon" in notes[0][2]
+    named, sheet = read_apl(path, sheet="APL 2024 brouillon")
+    assert (
+        sheet == "APL 2024 brouillon"
+        and dict(zip(named["code_commune"], named["apl"]))["11069"] == 99.0
+    )
+
+
+def test_apl_bad_value_names_its_row_in_the_sheet(tmp_path):
+    # communes start on row 11 under the title rows, the header (row 9) and the units row
+    path = apl_workbook(tmp_path / "bad.xlsx", extra_rows=[("11001", "n.d.")])
+    with pytest.raises(ValidationError, match=r"sheet 'APL 2023' row 17: APL value 'n.d.'"):
+        read_apl(path)
+
+
 @pytest.mark.parametrize(
     "mutate,message",
     [

@@ -263,6 +263,23 @@ def test_regional_2025_categories_below_title_rows(tmp_path):
     assert report["colonne"] == "Zonage 2025"
 
 
+def test_zonage_merged_category_cells_take_their_first_value(tmp_path):
+    # a regional table where one category cell was merged over two communes in a row
+    rows = [
+        ("11069", "Carcassonne", "", "ZAR"),
+        ("11190", "La Redorte", "", "ZIP"),
+        ("34172", "Montpellier", "", ""),
+    ]
+    columns = ["Code de la commune", "Libellé de la commune", "Zonage 2025"]
+    path = zonage_workbook(tmp_path / "zonage_2025.xlsx", rows=rows, columns=columns)
+    book = openpyxl.load_workbook(path)
+    book["Zonage_communes"].merge_cells("C3:C4")
+    book.save(path)
+    zonage, _ = read_zonage(path)
+    got = dict(zip(zonage["code_commune"], zonage["categorie"]))
+    assert got == {"11069": Zonage.ZAR, "11190": Zonage.ZIP, "34172": Zonage.ZIP}
+
+
 def test_zonage_keeps_arrondissements_as_units_of_coverage(tmp_path, raw):
     rows = [
         ("13201", "Marseille 1er", "", "ZAC"),

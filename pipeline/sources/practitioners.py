@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PipelineError, Problems
-from .rawdata import check_workbook, find_header_row, read_text
+from .rawdata import find_header_row, read_text, read_workbook_frames
 from .rawdata import plain_label as _norm
 
 RPPS_COLUMNS = {
@@ -201,12 +201,16 @@ APL_CODE = "code commune insee"
 APL_VALUE = "apl aux medecins generalistes"
 
 
-def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
+def read_apl(
+    path: str | Path, *, sheet: str = "", notes: list[tuple[str, str, str]] | None = None
+) -> tuple[pd.DataFrame, str]:
     """Read the general-practice APL of one vintage: ``code_commune, apl, population_totale``.
 
-    The sheet is ``sheet`` or the most recent year among the sheet names; the header row is found
-    by its "Code commune INSEE" cell; the units row and blank rows are skipped; values written as
-    text with a decimal comma are read as numbers.
+    The sheet is ``sheet`` or the most recent year among the names of the visible sheets (a
+    hidden sheet is skipped and said in ``notes``, unless it is ``sheet``); the header row is
+    found by its "Code commune INSEE" cell; the units row and blank rows are skipped; merged
+    cells take their first value; values written as text with a decimal comma are read as
+    numbers.
 
     Raises
     ------
@@ -218,13 +222,13 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
         raise PipelineError(
             f"{path}: APL workbook not found; fix [indicators] apl in pipeline.toml"
         )
-    check_workbook(path)
-    try:
-        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
-    except Exception as exc:
-        raise PipelineError(
-            f"{path}: not a readable xlsx workbook ({exc}); download the DREES file again"
-        ) from exc
+    sheets = read_workbook_frames(
+        path,
+        what="APL workbook",
+        setting="[indicators] apl",
+        include=(sheet,) if sheet else (),
+        notes=notes,
+    )
     data_sheets = {name: frame for name, frame in sheets.items() if "lisez" not in _norm(name)}
     problems = Problems(path)
     if sheet:
@@ -262,6 +266,7 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
     problems.raise_if_any()
     body = frame.iloc[header_row + 1 :]
     codes = body.iloc[:, cols["code"]].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    lines = body.index.to_numpy()
     codes = codes.map(lambda c: c[:-2] if c.endswith(".0") else c).map(
         lambda c: c.zfill(5) if c.isdigit() else c.upper()
     )
@@ -274,7 +279,7 @@ def read_apl(path: str | Path, *, sheet: str = "") -> tuple[pd.DataFrame, str]:
     bad = apl.isna() & values.map(lambda v: not (pd.isna(v) or str(v).strip() == ""))
     for k in np.flatnonzero(bad.to_numpy())[:10]:
         problems.add(
-            f"sheet {name!r} row {header_row + 2 + int(np.flatnonzero(is_row.to_numpy())[k])}: APL "
+            f"sheet {name!r} row {lines[np.flatnonzero(is_row.to_numpy())[k]]}: APL "
             f"value {values.iloc[k]!r} is not a number"
         )
     problems.raise_if_any()

@@ -556,6 +556,32 @@ def read_workbook_rows(
     return sheets
 
 
+def read_workbook_frames(
+    path: str | Path,
+    *,
+    what: str,
+    setting: str,
+    include: tuple[str, ...] = (),
+    notes: list[tuple[str, str, str]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Every visible sheet of an ``.xlsx`` workbook (:func:`read_workbook_rows`: hidden sheets
+    skipped unless in ``include``, merged cells filled, formulas without values refused) as a
+    frame of text cells ("" when empty), indexed by the sheet's row number (blank rows left out).
+    """
+    frames = {}
+    for name, rows in read_workbook_rows(
+        path, what=what, setting=setting, include=include, notes=notes
+    ):
+        width = max((len(fields) for _, fields in rows), default=0)
+        frames[name] = pd.DataFrame(
+            [fields + [""] * (width - len(fields)) for _, fields in rows],
+            index=pd.Index([number for number, _ in rows], name="ligne"),
+            columns=range(width),
+            dtype=object,
+        )
+    return frames
+
+
 def plain_label(text: str) -> str:
     """A label as compared with another: no accents, lower case, apostrophes and runs of spaces
     as one space.

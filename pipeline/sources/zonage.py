@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import PipelineError
 from .codes import normalise_code
-from .rawdata import check_workbook, find_header_row
+from .rawdata import find_header_row, read_workbook_frames
 from .rawdata import plain_label as _norm
 
 
@@ -141,13 +141,9 @@ def read_zonage(
         raise PipelineError(
             f"{path}: zonage workbook not found; fix [profile] zonage in pipeline.toml"
         )
-    check_workbook(path)
-    try:
-        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object)
-    except Exception as exc:  # openpyxl raises many kinds
-        raise PipelineError(
-            f"{path}: not a readable xlsx workbook ({exc}); download {LAYOUT} again"
-        ) from exc
+    sheets = read_workbook_frames(
+        path, what="zonage workbook", setting="[profile] zonage", include=(sheet,)
+    )
     if sheet not in sheets:
         raise PipelineError(
             f"{path}: no sheet {sheet!r} (sheets: {', '.join(sheets)}); expected {LAYOUT}"
@@ -174,7 +170,7 @@ def read_zonage(
     if unknown.any():
         row = int(unknown.to_numpy().argmax())
         raise PipelineError(
-            f"{path} [{sheet}] row {int(codes.index[row]) + 1}: "
+            f"{path} [{sheet}] row {int(codes.index[row])}: "
             f"unknown category {text.iloc[row]!r} ({int(unknown.sum())} such row(s)); expected "
             "ZIP, ZAC, ZAR, ZV / Zone de vigilance, Hors vivier or Hors zonage"
         )
