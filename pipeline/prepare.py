@@ -299,8 +299,7 @@ def build_indicators(settings: Settings) -> None:
         }
         log(
             f"indicators: APL sheet {sheet!r} of {apl.name}: {len(apl_series):,} communes, "
-            f"{len(unknown)} unknown code(s)"
-            + "".join(f"; {message}" for _, _, message in read)
+            f"{len(unknown)} unknown code(s)" + "".join(f"; {message}" for _, _, message in read)
         )
     e2 = cfg["e2sfca"]
     table = ind.commune_indicators(

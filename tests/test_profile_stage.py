@@ -24,10 +24,12 @@ from pipeline.analysis.communes import RawTables, unit_table
 from pipeline.analysis.priority import priority
 from pipeline.analysis.profile import compare, scope_and_reference
 from pipeline.config import load_settings
+from pipeline.outputs.palette import PRIORITY, PRIORITY_LABELS
 from pipeline.outputs.profile_report import number_text
 from pipeline.sources.finess import counts_by_commune, place_in_units, read_finess
 
 from .conftest import FIXTURES, set_input_files, write_config
+from .test_export import decode_ints, map_data
 from .test_profile import zonage_workbook
 
 SCOPE = "departements:11"
@@ -195,6 +197,23 @@ def test_map_and_geopackage_carry_the_profile(runs):
     assert {"rang", "score", "part_75p", "part_75p_france"} <= set(zones.columns)
     communes = gpd.read_file(paths["gpkg"], layer="communes_statut")
     assert communes.set_index("code_commune").loc["11190", "zonage"] == "ZIP"
+    # the layer is graded by the zone's priority: the quarter of the ranking its zone falls in,
+    # darkest for the most urgent, each shade in the legend
+    profile = next(x for x in map_data(paths["map"])["layers"] if x["code"] == "profile")
+    props = {
+        k: v if isinstance(v, list) else [v["v"][i] for i in decode_ints(v["i"])]
+        for k, v in profile["props"].items()
+    }
+    ranks = pd.read_csv(stages.profile_paths(settings)["priority"], dtype={"id_zone_blanche": str})
+    count = len(ranks)
+    for text, colour in zip(props["zone_txt"], props["_colour"]):
+        rank = int(re.search(r"rang (\d+) sur", text).group(1))
+        assert colour == PRIORITY[min(3, (rank - 1) * 4 // count)], text
+    assert props["_colour"].count(PRIORITY[0]) > 0 and len(set(props["_colour"])) >= 2
+    entries = [part.split("</div>")[0] for part in page.split('data-layer="profile"')[1:]]
+    for colour in set(props["_colour"]):
+        label = PRIORITY_LABELS[PRIORITY.index(colour)]
+        assert any(colour in entry and label in entry for entry in entries), label
 
 
 def test_profile_outputs_are_deterministic(runs):

@@ -32,7 +32,16 @@ CPTS_LINE = "#1a1a1a"
 REFERENCE = "#555555"
 REGION_LINE = "#222222"
 DENSITY = ["#f7f7f7", "#d9d9d9", "#bdbdbd", "#969696", "#737373", "#525252"]
-PROFILE = "#cab2d6"  # light violet: under the yellow and green hatching
+PROFILE = "#cab2d6"  # light violet: under the yellow and green hatching (a zone without rank)
+# the "Profil" layer by the white zone's priority rank, in quarters of the ranked zones: the
+# most urgent quarter darkest (ColorBrewer's sequential "Purples", every other step from the 4th)
+PRIORITY = ["#54278f", "#807dba", "#bcbddc", "#efedf5"]
+PRIORITY_LABELS = [
+    "Zone blanche du 1er quart des priorités (la plus urgente)",
+    "Zone blanche du 2e quart des priorités",
+    "Zone blanche du 3e quart des priorités",
+    "Zone blanche du dernier quart des priorités",
+]
 DRAFT = "#ff00ff"
 DRAFT_LINE = "#000000"
 TERRITORY_KINDS = {"candidate": CANDIDATE, "extension": EXTENSION}
@@ -167,7 +176,7 @@ STYLES = {
     },
     "profile": {
         "pane": "cpts-choropleth",
-        "fillColor": PROFILE,
+        "fillColor": "=_colour",
         "fillOpacity": 1,
         "color": "#ffffff",
         "weight": 0.3,
@@ -182,6 +191,16 @@ GIVE_WAY = ("cpts", "zones")
 REFERENCE_STYLE = {"color": REFERENCE, "weight": 1, "opacity": 1}
 REGION_STYLE = {"color": REGION_LINE, "weight": 2, "opacity": 1}
 DRAFT_STYLE = {"color": DRAFT_LINE, "weight": 2.5, "opacity": 1, "fillColor": hatch(DRAFT)}
+
+
+def priority_colour(rank, count: int) -> str:
+    """The "Profil" fill of a white zone ranked ``rank`` (1: the most urgent) among ``count``: the
+    quarter of the ranking it falls in (:data:`PRIORITY`), :data:`PROFILE` without a rank.
+    """
+    if rank is None or rank != rank or count <= 0:  # None or NaN
+        return PROFILE
+    quarter = min(len(PRIORITY) - 1, int((int(rank) - 1) * len(PRIORITY) // count))
+    return PRIORITY[quarter]
 
 
 def territory_fill(kinds) -> list[str]:
@@ -259,6 +278,13 @@ def legend_entries(code: str, present: set) -> list[tuple[str, str, str]]:
             if c in present
         ]
     if code == "profile":
-        label = "Commune en zone blanche (profil au survol)"
-        return [("always", swatch(PROFILE, "#ffffff"), label)]
+        ranked = [
+            ("always", swatch(c, "#ffffff"), label)
+            for c, label in zip(PRIORITY, PRIORITY_LABELS)
+            if c in present
+        ]
+        unranked = "Commune en zone blanche sans rang de priorité (profil au survol)"
+        if PROFILE in present:
+            ranked.append(("always", swatch(PROFILE, "#ffffff"), unranked))
+        return ranked
     return []

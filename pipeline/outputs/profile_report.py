@@ -25,6 +25,7 @@ from ..sources.ald import LABEL_FR as ALD_LABEL
 from ..sources.zonage import LABELS_FR as ZONAGE_FR
 from ..sources.zonage import Zonage
 from . import reports
+from .palette import priority_colour
 
 UNAVAILABLE = "indisponible"
 # The ratios a zone page shows, in order (the others stay in the data tables).
@@ -391,7 +392,8 @@ def criterion_text(name: str, value) -> str:
 
 def map_columns(profile: ProfileOutputs, coverage: pd.DataFrame) -> pd.DataFrame:
     """The tooltip texts of the map's "Profil" layer, one row per unit of ``coverage``: share
-    aged 75+, zonage category, MSP / centres de santé / pharmacies, the white zone's priority rank.
+    aged 75+, zonage category, MSP / centres de santé / pharmacies, the white zone's priority rank
+    (and ``_colour``, its fill: the quarter of the ranking the zone falls in).
     """
     table = profile.commune_columns(coverage["code_commune"])
     zone = coverage["id_zone_blanche"].fillna("")
@@ -407,6 +409,7 @@ def map_columns(profile: ProfileOutputs, coverage: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(
         {
             "nom": coverage["nom"].to_numpy(),
+            "_colour": [priority_colour(r, count) for r in rank],
             "zone_txt": [
                 f"{z} (rang {int(r)} sur {count})" if z and pd.notna(r) else "—"
                 for z, r in zip(zone, rank)
