@@ -13,6 +13,7 @@ import pytest
 from pipeline.analysis.adjacency import build_adjacency, components
 from pipeline.analysis.communes import build_communes
 from pipeline.analysis.coverage import cpts_table
+from pipeline.analysis.explanation import Describer
 from pipeline.analysis.realistic import RESCUE_DIAMETER, SPLIT_FACTOR, realistic_regions
 from pipeline.analysis.reference import (
     DENSITY_RADIUS_KM,
@@ -321,3 +322,19 @@ def test_a_city_too_populous_to_share_holds_one_territory_whatever_its_weight(al
     weights = [(pop / reference)[rest & (labels == k)].sum() for k in mostly]
     assert len(mostly) >= round((pop[rest] / reference[rest]).sum()) - 1
     assert all(0.5 <= w <= 1.5 for w in weights), weights
+
+
+def test_a_candidate_holding_an_epci_s_share_of_a_departement_says_so(alps_south):
+    # The Sisteronais-Buëch lies in two départements: a candidate made of all its communes of the
+    # Hautes-Alpes says so; one made of some of them only gives the count.
+    communes = alps_south
+    x, y, _ = centroids_and_areas(communes)
+    describe = Describer(communes, x, y)
+    share = np.flatnonzero(
+        ((communes["code_epci"] == "200068765") & (communes["code_departement"] == "05")).to_numpy()
+    )
+    total = int((communes["code_epci"] == "200068765").sum())
+    text = describe(share)["epci_partiels"]
+    assert text.endswith(f": {len(share)} commune(s) sur {total} (toutes ses communes du 05)"), text
+    some = describe(share[:-1])["epci_partiels"]
+    assert some.endswith(f": {len(share) - 1} commune(s) sur {total}"), some

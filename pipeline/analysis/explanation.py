@@ -71,8 +71,29 @@ class Describer:
         )
         self.epci_codes, self.epci_id = np.unique(self.epci, return_inverse=True)
         self.epci_total = np.bincount(self.epci_id)
+        # an EPCI across a border: its communes in each département (the blocks of the cut)
+        self.deps = (
+            coverage["code_departement"].astype(str).to_numpy()
+            if "code_departement" in coverage
+            else np.full(len(coverage), "", dtype=object)
+        )
+        pairs = pd.Series(1, index=pd.MultiIndex.from_arrays([self.epci_id, self.deps]))
+        self.epci_dep_total = pairs.groupby(level=[0, 1]).sum().to_dict()
         self.x, self.y = x, y
         self.reference, self.which, self.references = reference, which, references
+
+    def _whole_share(self, members: np.ndarray, code: str, n: int) -> str:
+        """The note ' (toutes ses communes du 05)' when the ``n`` communes of the EPCI
+        ``code`` among ``members`` are all its communes of one département (an EPCI across a
+        border is cut there), else ''.
+        """
+        k = int(np.searchsorted(self.epci_codes, code))
+        deps = set(self.deps[members][self.epci_id[members] == k].tolist())
+        if len(deps) == 1:
+            dep = deps.pop()
+            if dep and self.epci_dep_total.get((k, dep), -1) == n:
+                return f" (toutes ses communes du {dep})"
+        return ""
 
     def __call__(self, members: np.ndarray) -> dict:
         """The description of the territory made of the rows ``members``."""
@@ -101,6 +122,7 @@ class Describer:
             epci_entiers="; ".join(_epci_label(c, self.epci_names) for c in whole),
             epci_partiels="; ".join(
                 f"{_epci_label(c, self.epci_names)} : {n} commune(s) sur {total}"
+                + self._whole_share(members, c, n)
                 for c, n, total in part
             ),
             commune_la_plus_eloignee=f"{names[far]} ({codes[far]})" if far != pole else "",
