@@ -338,3 +338,33 @@ def test_a_candidate_holding_an_epci_s_share_of_a_departement_says_so(alps_south
     assert text.endswith(f": {len(share)} commune(s) sur {total} (toutes ses communes du 05)"), text
     some = describe(share[:-1])["epci_partiels"]
     assert some.endswith(f": {len(share) - 1} commune(s) sur {total}"), some
+
+
+def test_a_candidate_is_named_after_the_departement_holding_most_of_its_people(
+    alps_south, repo_settings
+):
+    # Every commune of the three Alpine départements is a white zone (one patch across their
+    # borders): each candidate's id names the département holding most of its population, not
+    # the one of its first commune.
+    communes = alps_south
+    none = pd.DataFrame(
+        {k: pd.Series(dtype=object) for k in ("cpts_id", "cpts_nom", "code_commune")}
+    )
+    coverage, adjacency = coverage_of(communes, none)
+    cpts = cpts_table(communes, none, repo_settings.section("aci"), example=False)
+    territories, members = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
+    )
+    deps = coverage.set_index("code_commune")["code_departement"]
+    named = 0
+    for tid, rows in members[members["id_territoire"].str.startswith("CAND-")].groupby(
+        "id_territoire"
+    ):
+        people = rows.groupby(rows["code_commune"].map(deps))["population"].sum()
+        assert tid.split("-")[1] == people.idxmax(), (tid, people.to_dict())
+        first = deps[rows["code_commune"].iloc[0]]
+        named += first != people.idxmax()
+    assert named, "no candidate whose first commune lies in another département: a weak case"
+    assert set(members.loc[members["code_iris"] == "", "code_commune"]) == set(
+        coverage["code_commune"]
+    )

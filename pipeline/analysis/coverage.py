@@ -43,7 +43,7 @@ def commune_status(communes: pd.DataFrame, members: pd.DataFrame) -> pd.DataFram
     whole = members[~partial].groupby("code_commune")["cpts_id"].nunique()
     out = pd.DataFrame({"code_commune": communes["code_commune"].to_numpy()})
     out["n_cpts"] = out["code_commune"].map(whole).fillna(0).astype("int64")
-    out["cpts_ids"] = out["code_commune"].map(ids).fillna("")
+    out["cpts_ids"] = out["code_commune"].map(ids).astype(object).fillna("")  # none: float NaN
     out["partiel"] = out["code_commune"].isin(members.loc[partial, "code_commune"])
     out["statut"] = np.select(
         [(out["n_cpts"] == 0) & ~out["partiel"], out["n_cpts"] <= 1],

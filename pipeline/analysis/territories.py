@@ -203,6 +203,14 @@ def extension_choice(
     )
 
 
+def main_departement(deps: np.ndarray, pop: np.ndarray) -> str:
+    """The département holding most of the population of a territory's communes (ties: the
+    smallest code): the one its id names, ``CAND-<département>-NNN``.
+    """
+    totals = pd.Series(pop, dtype=float).groupby(np.asarray(deps, dtype=str)).sum()
+    return str(min(totals.index, key=lambda d: (-totals[d], d)))
+
+
 def candidate_territories(
     coverage: gpd.GeoDataFrame,
     adjacency: Adjacency,
@@ -279,7 +287,7 @@ def candidate_territories(
     for label in range(regions.labels.max() + 1):
         region = np.flatnonzero(regions.labels == label)
         reason, code = regions.reasons.get(label, ""), regions.codes.get(label)
-        first_dep = deps[region[0]]
+        main_dep = main_departement(deps[region], pop[region])
         if code == Reason.WHOLE_PATCH_BELOW_FLOOR:
             neighbours = adjacency.neighbours() if neighbours is None else neighbours
             cid, why = extension_choice(
@@ -318,8 +326,8 @@ def candidate_territories(
             rows += rows_iris
             members += members_iris
             continue
-        counters[first_dep] = counters.get(first_dep, 0) + 1
-        tid = f"CAND-{first_dep}-{counters[first_dep]:03d}"
+        counters[main_dep] = counters.get(main_dep, 0) + 1
+        tid = f"CAND-{main_dep}-{counters[main_dep]:03d}"
         rows.append(
             dict(
                 id_territoire=tid,
