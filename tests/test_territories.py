@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -62,6 +63,57 @@ def test_small_patch_becomes_extension_of_longest_border_cpts(haute_garonne, rep
     assert ext["population"].iloc[0] == base["population"] + communes["population"].iloc[small]
     assert ext["n_communes"].iloc[0] == base["n_communes"] + 1
     assert ext["geometry"].iloc[0].area > base.geometry.area
+
+
+def test_extension_goes_to_a_bordering_cpts_that_stays_near_its_reference(
+    haute_garonne, repo_settings
+):
+    # A small commune left out of EPCI-based CPTS borders several of them. With no size to aim
+    # at, it extends the CPTS sharing the longest border; when that CPTS would then exceed twice
+    # the reference size and another bordering one would not, it extends the other one.
+    communes = haute_garonne
+    adjacency = build_adjacency(communes)
+    codes = communes["code_commune"].to_numpy()
+    epci = communes["code_epci"].to_numpy()
+    pop = communes["population"].to_numpy()
+    totals = communes.groupby("code_epci")["population"].sum()
+    neighbours = adjacency.neighbours()
+    case = None
+    for k in np.argsort(pop, kind="stable"):
+        around = {epci[n] for n in neighbours[k]} - {epci[k]}
+        # the commune's own EPCI, without it, is one of the CPTS around it
+        options = sorted({epci[k], *around} & set(totals.index), key=lambda e: totals[e])
+        if pop[k] < 800 and len(options) >= 2 and totals[options[-1]] > 2 * totals[options[0]]:
+            case = int(k)
+            break
+    assert case is not None
+    members = pd.DataFrame({"cpts_id": epci, "cpts_nom": epci, "code_commune": codes})
+    members = members[members["code_commune"] != codes[case]]
+    coverage, adjacency = coverage_of(communes, members)
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
+    size = dict(zip(cpts["cpts_id"], cpts["population"]))
+
+    def extended(bounds):
+        territories, _ = candidate_territories(
+            coverage, adjacency, cpts, repo_settings.section("aci"), bounds
+        )
+        ext = territories[territories["type_territoire"] == "extension"]
+        assert len(ext) == 1
+        return ext["cpts_id"].iloc[0], ext["motif"].iloc[0]
+
+    free = Bounds(20_000, 1e9, 60.0, 3.0, True, reference_population=1e9)
+    longest, _ = extended(free)
+    bordering = {epci[n] for n in neighbours[case]} | {epci[case]}
+    smaller = [c for c in bordering if c in size and size[c] < size[longest]]
+    if not smaller:
+        pytest.skip("the longest border is already with the smallest bordering CPTS")
+    target = min(smaller, key=lambda c: size[c])
+    # a reference under which the longest-border CPTS would be over twice it, the smallest not
+    reference = (size[target] + pop[case]) / 2 + 1
+    assert size[longest] + pop[case] > 2 * reference
+    chosen, why = extended(replace(free, reference_population=reference))
+    assert chosen != longest and size[chosen] + pop[case] <= 2 * reference
+    assert why == "zone blanche sous le plancher : extension de la CPTS limitrophe"
 
 
 def test_isolated_small_patch_is_flagged_with_reason(raw, repo_settings):

@@ -39,7 +39,7 @@ from .adjacency import Adjacency, build_adjacency, components, shared_border_len
 from .explanation import COLUMNS as DESCRIPTION_COLUMNS
 from .explanation import EMPTY as EMPTY_DESCRIPTION
 from .explanation import Describer
-from .realistic import realistic_regions
+from .realistic import SPLIT_FACTOR, realistic_regions
 from .reference import reference_sizes
 from .regionalize import Reason, centroids_and_areas, regionalize
 
@@ -170,10 +170,13 @@ def extension_choice(
     *,
     ceiling: float,
     tolerance_m: float,
+    near: dict[str, float] | None = None,
 ) -> tuple[str, str]:
     """Best bordering CPTS for a white patch below the floor: (cpts_id, reason) — cpts_id empty when
-    flagged. Longest shared border first among those that stay under the ceiling. ``neighbours`` is
-    :meth:`Adjacency.neighbours` of ``coverage``'s rows.
+    flagged. Longest shared border first among those that stay under the ceiling and, with
+    ``near`` (CPTS id → the size it should stay under: :data:`~pipeline.analysis.realistic
+    .SPLIT_FACTOR` times its reference size), first among those that stay near their reference
+    size. ``neighbours`` is :meth:`Adjacency.neighbours` of ``coverage``'s rows.
     """
     cpts_of = coverage["cpts_ids"].to_numpy()
     inside = set(region.tolist())
@@ -195,20 +198,37 @@ def extension_choice(
         for cid in cpts_of[u].split(";"):
             border[cid] = border.get(cid, 0.0) + length
     fitting = sorted((-border[c], c) for c in border if cpts_pop.get(c, 0) + population <= ceiling)
+    sized = [f for f in fitting if near is None or cpts_pop.get(f[1], 0) + population <= near[f[1]]]
+    if sized:
+        return sized[0][1], "zone blanche sous le plancher : extension de la CPTS limitrophe"
     if fitting:
-        return fitting[0][1], "zone blanche sous le plancher : extension de la CPTS limitrophe"
+        return fitting[0][1], (
+            "zone blanche sous le plancher : extension de la CPTS limitrophe (chaque CPTS "
+            "limitrophe qui peut l'absorber dépasse alors deux fois sa taille visée)"
+        )
     return "", (
         "sous le seuil : toute CPTS limitrophe dépasserait le plafond en l'absorbant "
         f"({', '.join(sorted(border))})"
     )
 
 
+def cpts_limits(coverage: pd.DataFrame, reference: np.ndarray) -> dict[str, float]:
+    """The size each existing CPTS should stay under to remain near its reference size:
+    :data:`~pipeline.analysis.realistic.SPLIT_FACTOR` times the median reference size of its
+    communes (:func:`pipeline.analysis.reference.reference_sizes`), by CPTS id.
+    """
+    rows = pd.DataFrame({"cpts_id": coverage["cpts_ids"].fillna("").str.split(";"), "r": reference})
+    rows = rows.explode("cpts_id")
+    rows = rows[rows["cpts_id"] != ""]
+    return (SPLIT_FACTOR * rows.groupby("cpts_id")["r"].median()).to_dict()
+
+
 def main_departement(deps: np.ndarray, pop: np.ndarray) -> str:
     """The département holding most of the population of a territory's communes (ties: the
     smallest code): the one its id names, ``CAND-<département>-NNN``.
     """
-    totals = pd.Series(pop, dtype=float).groupby(np.asarray(deps, dtype=str)).sum()
-    return str(min(totals.index, key=lambda d: (-totals[d], d)))
+    names, inverse = np.unique(np.asarray(deps, dtype=str), return_inverse=True)
+    return str(names[int(np.argmax(np.bincount(inverse, weights=np.asarray(pop, dtype=float))))])
 
 
 def candidate_territories(
@@ -283,13 +303,15 @@ def candidate_territories(
 
     rows, members = [], []
     counters: dict[str, int] = {}
-    neighbours = None
+    neighbours, near = None, None
     for label in range(regions.labels.max() + 1):
         region = np.flatnonzero(regions.labels == label)
         reason, code = regions.reasons.get(label, ""), regions.codes.get(label)
         main_dep = main_departement(deps[region], pop[region])
         if code == Reason.WHOLE_PATCH_BELOW_FLOOR:
             neighbours = adjacency.neighbours() if neighbours is None else neighbours
+            if bounds.realistic and near is None:
+                near = cpts_limits(coverage, sizing["reference"])
             cid, why = extension_choice(
                 region,
                 coverage,
@@ -297,6 +319,7 @@ def candidate_territories(
                 cpts_pop,
                 ceiling=bounds.ceiling,
                 tolerance_m=tolerance_m,
+                near=near,
             )
             if cid:
                 tid = f"EXT-{patch[region[0]]}"
@@ -428,21 +451,24 @@ def _assemble(rows, coverage, cpts, aci, bounds: Bounds, example: bool) -> gpd.G
         .first()
     )
     cpts_by_id = cpts.set_index("cpts_id") if len(cpts) else None
+    deps = coverage["code_departement"].to_numpy()
+    zones = coverage["id_zone_blanche"].to_numpy()
+    island = coverage["ile"].fillna(False).to_numpy(dtype=bool)
     out = []
     for row in rows:
         tid = row["id_territoire"]
         if "shape" in row:
             shape = row["shape"]
         else:
-            sub = coverage.iloc[row["members"]]
+            members = row["members"]
             shape = dict(
                 geometry=shapes.geometry.get(tid),
                 compacite=shapes["compacite"].get(tid),
                 plus_grande_distance_km=shapes["plus_grande_distance_km"].get(tid),
-                departements=";".join(sorted(set(sub["code_departement"]))),
-                id_zone_blanche=sub["id_zone_blanche"].iloc[0],
-                n_communes=len(sub),
-                ile=bool(sub["ile"].any()),
+                departements=";".join(sorted(set(deps[members].tolist()))),
+                id_zone_blanche=zones[members[0]],
+                n_communes=len(members),
+                ile=bool(island[members].any()),
                 nom=f"Territoire candidat – {names[tid]}",
             )
         if row["type_territoire"] == "extension":
