@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import theilslopes
 
 from pipeline.analysis.adjacency import build_adjacency, components
 from pipeline.analysis.communes import build_communes
@@ -17,8 +18,10 @@ from pipeline.analysis.explanation import Describer
 from pipeline.analysis.realistic import RESCUE_DIAMETER, SPLIT_FACTOR, realistic_regions
 from pipeline.analysis.reference import (
     DENSITY_RADIUS_KM,
+    FEW_CPTS,
     MIN_CPTS,
     NATIONAL_REFERENCE,
+    POOL_CPTS,
     neighbourhood_density,
     reference_sizes,
 )
@@ -56,19 +59,29 @@ def epci_cpts(communes, departement):
 
 def class_medians(communes, members, x, y, area):
     """Median population of the CPTS of each density class, computed here from the communes
-    (population and area summed per CPTS, class bounds 50 / 150 / 500 inh./km²)."""
+    (population and area summed per CPTS, class bounds 50 / 150 / 500 inh./km²), and the
+    ``expected`` reference of each class: that median, or — for a class of fewer than FEW_CPTS
+    CPTS among at least POOL_CPTS — the robust (Theil-Sen) line of log population against log
+    density of all these CPTS, read at the class's median density.
+    """
     table = communes[["code_commune", "population"]].assign(area=area)
     per = members.merge(table, on="code_commune").groupby("cpts_id")[["population", "area"]].sum()
     density = per["population"] / per["area"]
     cls = np.searchsorted([50.0, 150.0, 500.0], density.to_numpy(), side="right")
-    return per.assign(classe=cls).groupby("classe")["population"].agg(["median", "size"])
+    out = per.assign(classe=cls).groupby("classe")["population"].agg(["median", "size"])
+    slope, intercept, _, _ = theilslopes(np.log(per["population"]), np.log(density))
+    at = pd.Series(np.log(density.to_numpy())).groupby(cls).median()
+    line = np.round(np.exp(intercept + slope * at))
+    few = (out["size"] < FEW_CPTS) & (len(per) >= POOL_CPTS)
+    return out.assign(expected=out["median"].where(~few, line), pooled=few)
 
 
 def test_reference_is_the_median_of_comparable_cpts_of_the_region(vaucluse_alpes):
     # The Vaucluse is covered by one CPTS per EPCI, the Hautes-Alpes is a white zone: each
     # commune of the Hautes-Alpes takes the median of the Vaucluse CPTS of its density class
-    # (région level: its own département has none), or the national figure when the région has
-    # fewer than MIN_CPTS of them.
+    # (région level: its own département has none) — read on the size–density line of all of them
+    # when the class has fewer than FEW_CPTS —, or the national figure when the région has fewer
+    # than MIN_CPTS of them.
     communes = vaucluse_alpes
     members = epci_cpts(communes, "84")
     coverage, _ = coverage_of(communes, members)
@@ -85,7 +98,8 @@ def test_reference_is_the_median_of_comparable_cpts_of_the_region(vaucluse_alpes
             continue
         assert ref.level == "region" and ref.area == "93"
         assert ref.n_cpts == medians.loc[ref.density_class, "size"] >= MIN_CPTS
-        assert ref.population == medians.loc[ref.density_class, "median"]
+        assert ref.population == medians.loc[ref.density_class, "expected"]
+        assert bool(ref.pooled) == medians.loc[ref.density_class, "pooled"]
         assert "de la région 93" in ref.text() and "taille visée" in ref.text()
         seen.add(ref.density_class)
     assert seen, "the Hautes-Alpes take at least one reference from the Vaucluse CPTS"
@@ -111,10 +125,14 @@ def test_reference_prefers_the_cpts_of_the_departement(vaucluse_alpes):
     for k in np.unique(which[rows]):
         ref = refs[k]
         if ref.level == "departement":
-            assert ref.area == "84" and ref.population == medians.loc[ref.density_class, "median"]
+            assert ref.area == "84"
+            assert ref.population == medians.loc[ref.density_class, "expected"]
             assert medians.loc[ref.density_class, "size"] >= MIN_CPTS
         elif ref.density_class in medians.index:  # too few in the département for that class
             assert medians.loc[ref.density_class, "size"] < MIN_CPTS
+    # one class of the Vaucluse has only 3 CPTS: its size is read on the line of all 10
+    pooled = [refs[k] for k in np.unique(which[rows]) if refs[k].pooled]
+    assert pooled and "relation taille–densité de ses" in pooled[0].text()
 
 
 def test_example_perimeters_are_never_a_reference(vaucluse_alpes):

@@ -15,6 +15,11 @@ the same class, taken from the nearest level that has at least :data:`MIN_CPTS` 
    inhabitants, February 2024), the only figure when the perimeters are EXAMPLE ones (never used
    as a reference: they are not real CPTS).
 
+When a class has fewer than :data:`FEW_CPTS` comparable CPTS at that level (their median would be
+the middle one of three), its size is read instead on the robust (Theil–Sen) line of log
+population against log density fitted on every CPTS of the level, at the comparable CPTS' median
+density — size follows density, and all the level's CPTS tell how.
+
 :func:`reference_sizes` returns the size per commune and the :class:`Reference` rows that explain
 each (value, level, class, how many CPTS), for the summary, the run's message and the reports.
 """
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
+from scipy.stats import theilslopes
 
 # Neighbourhood of a commune for its density: about the reach of a CPTS (a disc of ~300 km²).
 DENSITY_RADIUS_KM = 10.0
@@ -37,6 +43,11 @@ DENSITY_CLASSES = (
     (np.inf, "très denses (plus de 500 hab./km²)"),
 )
 MIN_CPTS = 3  # fewest comparable CPTS for a level to give the reference
+# Below this many comparable CPTS, their median is too noisy (3 CPTS: the middle one): the size
+# is read instead on the line of log size against log density fitted on every CPTS of the level
+# (at least POOL_CPTS of them), at the comparable CPTS' median density.
+FEW_CPTS = 5
+POOL_CPTS = 8
 NATIONAL_REFERENCE = 82_000.0
 NATIONAL_SOURCE = "moyenne nationale des CPTS (FCPTS, février 2024 : 738 CPTS, 82 000 hab.)"
 LEVELS = ("departement", "region", "fichier", "national", "reglage")
@@ -63,6 +74,9 @@ class Reference:
         How many CPTS the median is taken over (0 for the national and the user's reference).
     area : str
         The département or région code the CPTS were taken from ("" otherwise).
+    pooled : int
+        When the comparable CPTS were too few for their median (fewer than :data:`FEW_CPTS`):
+        how many CPTS of the level the size–density line was fitted on (0 otherwise).
     """
 
     population: float
@@ -70,6 +84,7 @@ class Reference:
     density_class: int = -1
     n_cpts: int = 0
     area: str = ""
+    pooled: int = 0
 
     def text(self) -> str:
         """French description, e.g. "taille visée : 55 000 hab., médiane des 12 CPTS denses
@@ -82,6 +97,11 @@ class Reference:
             return f"taille visée : {size} hab., fixée dans les réglages ([territories])"
         where = LEVEL_FR[self.level] + (f" {self.area}" if self.area else "")
         label = DENSITY_CLASSES[self.density_class][1]
+        if self.pooled:
+            return (
+                f"taille visée : {size} hab., taille des CPTS à la densité des {self.n_cpts} CPTS "
+                f"{label} {where}, lue sur la relation taille–densité de ses {self.pooled} CPTS"
+            )
         return f"taille visée : {size} hab., médiane des {self.n_cpts} CPTS {label} {where}"
 
 
@@ -129,6 +149,25 @@ def cpts_table(
     sums["density"] = sums["population"] / sums["area"].clip(lower=1e-6)
     sums["classe"] = density_class(sums["density"].to_numpy())
     return sums
+
+
+def level_reference(
+    chosen: pd.DataFrame, pool: pd.DataFrame, level: str, cls: int, area: str
+) -> Reference:
+    """The reference of a density class from its comparable CPTS ``chosen`` (at least
+    :data:`MIN_CPTS`) among the CPTS ``pool`` of the level: their median population, or, when
+    they are fewer than :data:`FEW_CPTS` and the level has at least :data:`POOL_CPTS`, the size the
+    line of log population against log density of the pool gives at their median density.
+    """
+    if len(chosen) >= FEW_CPTS or len(pool) < POOL_CPTS:
+        return Reference(float(chosen["population"].median()), level, cls, len(chosen), area)
+    slope, intercept, _, _ = theilslopes(
+        np.log(pool["population"].to_numpy(dtype=float).clip(min=1.0)),
+        np.log(pool["density"].to_numpy(dtype=float)),
+    )
+    at = float(np.median(np.log(chosen["density"].to_numpy(dtype=float))))
+    size = float(np.exp(intercept + slope * at))
+    return Reference(round(size), level, cls, len(chosen), area, pooled=len(pool))
 
 
 def reference_sizes(
@@ -188,11 +227,10 @@ def reference_sizes(
             ("fichier", "", same),
         )
         ref = national
-        for level, area, chosen in levels:
+        pools = (cpts[cpts["departement"] == dep], cpts[cpts["region"] == region_of[dep]], cpts)
+        for (level, area, chosen), pool in zip(levels, pools):
             if len(chosen) >= MIN_CPTS:
-                ref = Reference(
-                    float(chosen["population"].median()), level, int(cls), len(chosen), area
-                )
+                ref = level_reference(chosen, pool, level, int(cls), area)
                 break
         number = references.setdefault(ref, len(references))
         which[(classes == cls) & (deps == dep)] = number
