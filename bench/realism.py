@@ -37,6 +37,7 @@ import pandas as pd
 from pipeline import stages
 from pipeline.analysis import territories as territories_mod
 from pipeline.analysis.adjacency import Adjacency
+from pipeline.analysis.coverage import cpts_rows
 from pipeline.analysis.realistic import epci_parts
 from pipeline.analysis.regions import masked_graph, merge_small
 from pipeline.config import load_settings, write_settings_copy
@@ -62,11 +63,7 @@ def memberships(coverage: pd.DataFrame, cpts: pd.DataFrame) -> pd.DataFrame:
     reading of it (current codes, homonyms resolved): the perimeter file of a fold is these rows
     without the hidden CPTS, whatever the layout of the table it came from.
     """
-    rows = coverage[["code_commune", "code_departement", "cpts_ids"]].assign(
-        cpts_id=coverage["cpts_ids"].fillna("").str.split(";")
-    )
-    rows = rows.explode("cpts_id")
-    rows = rows[rows["cpts_id"] != ""]
+    rows = cpts_rows(coverage[["code_commune", "code_departement", "cpts_ids"]])
     names = dict(zip(cpts["cpts_id"], cpts["cpts_nom"]))
     return pd.DataFrame(
         {

@@ -3,7 +3,8 @@
 Pure functions on the commune table, its adjacency and the membership table:
 
 * :func:`commune_status` — exactly one status per commune: ``couverte`` (one CPTS),
-  ``zone_blanche`` (none), ``chevauchement`` (two or more);
+  ``zone_blanche`` (none), ``chevauchement`` (two or more); :func:`cpts_rows` reads its
+  ``cpts_ids`` back as one row per commune and CPTS;
 * :func:`white_zone_patches` — white-zone communes grouped into contiguous patches, with the
   existing CPTS bordering each;
 * :func:`overlap_pairs` — every pair of CPTS sharing communes, with a proposed resolution;
@@ -30,6 +31,15 @@ def partial_flags(members: pd.DataFrame) -> pd.Series:
     if "partiel" not in members:
         return pd.Series(False, index=members.index)
     return members["partiel"].astype(str).str.lower().isin(["true", "1", "oui"])
+
+
+def cpts_rows(frame: pd.DataFrame, column: str = "cpts_id") -> pd.DataFrame:
+    """One row per CPTS each row of ``frame`` belongs to: ``frame``'s columns (index kept) and
+    ``column``, the CPTS id, from its ``cpts_ids`` (";"-separated, as :func:`commune_status`
+    writes it); rows of no CPTS are left out.
+    """
+    rows = frame.assign(**{column: frame["cpts_ids"].fillna("").str.split(";")}).explode(column)
+    return rows[rows[column] != ""]
 
 
 def commune_status(communes: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:

@@ -82,12 +82,11 @@ class Describer:
         self.x, self.y = x, y
         self.reference, self.which, self.references = reference, which, references
 
-    def _whole_share(self, members: np.ndarray, code: str, n: int) -> str:
-        """The note ' (toutes ses communes du 05)' when the ``n`` communes of the EPCI
-        ``code`` among ``members`` are all its communes of one département (an EPCI across a
-        border is cut there), else ''.
+    def _whole_share(self, members: np.ndarray, k: int, n: int) -> str:
+        """The note ' (toutes ses communes du 05)' when the ``n`` communes of the EPCI numbered
+        ``k`` (in ``epci_codes``) among ``members`` are all its communes of one département (an
+        EPCI across a border is cut there), else ''.
         """
-        k = int(np.searchsorted(self.epci_codes, code))
         deps = set(self.deps[members][self.epci_id[members] == k].tolist())
         if len(deps) == 1:
             dep = deps.pop()
@@ -111,7 +110,7 @@ class Describer:
         whole = self.epci_codes[ids[full]].tolist()
         part = list(
             zip(
-                self.epci_codes[ids[~full]].tolist(),
+                ids[~full].tolist(),
                 counts[~full].tolist(),
                 self.epci_total[ids[~full]].tolist(),
             )
@@ -121,9 +120,9 @@ class Describer:
             pole=f"{names[pole]} ({codes[pole]})",
             epci_entiers="; ".join(_epci_label(c, self.epci_names) for c in whole),
             epci_partiels="; ".join(
-                f"{_epci_label(c, self.epci_names)} : {n} commune(s) sur {total}"
-                + self._whole_share(members, c, n)
-                for c, n, total in part
+                f"{_epci_label(self.epci_codes[k], self.epci_names)} : {n} commune(s) sur {total}"
+                + self._whole_share(members, k, n)
+                for k, n, total in part
             ),
             commune_la_plus_eloignee=f"{names[far]} ({codes[far]})" if far != pole else "",
             distance_pole_km=round(float(dist.max()), 1),

@@ -33,6 +33,8 @@ import pandas as pd
 from scipy.spatial import cKDTree
 from scipy.stats import theilslopes
 
+from .coverage import cpts_rows
+
 # Neighbourhood of a commune for its density: about the reach of a CPTS (a disc of ~300 km²).
 DENSITY_RADIUS_KM = 10.0
 # Density classes (inhabitants / km²): upper bounds, with the French label of each class.
@@ -132,9 +134,7 @@ def cpts_table(
     """Each existing CPTS of ``coverage`` with its population, area and density within the scope,
     its density class, main département (holding most of its population) and région.
     """
-    rows = coverage[["cpts_ids", "code_departement", "population"]].assign(area=area_km2)
-    rows = rows.assign(cpts_id=rows["cpts_ids"].fillna("").str.split(";")).explode("cpts_id")
-    rows = rows[rows["cpts_id"] != ""]
+    rows = cpts_rows(coverage[["cpts_ids", "code_departement", "population"]].assign(area=area_km2))
     if rows.empty:
         return pd.DataFrame(
             columns=["population", "area", "density", "classe", "departement", "region"]
@@ -220,15 +220,14 @@ def reference_sizes(
     which = np.empty(n, dtype=np.int64)
     for key in sorted(set(zip(classes.tolist(), deps.tolist()))):
         cls, dep = key
-        same = cpts[cpts["classe"] == cls]
         levels = (
-            ("departement", dep, same[same["departement"] == dep]),
-            ("region", region_of[dep], same[same["region"] == region_of[dep]]),
-            ("fichier", "", same),
+            ("departement", dep, cpts[cpts["departement"] == dep]),
+            ("region", region_of[dep], cpts[cpts["region"] == region_of[dep]]),
+            ("fichier", "", cpts),
         )
         ref = national
-        pools = (cpts[cpts["departement"] == dep], cpts[cpts["region"] == region_of[dep]], cpts)
-        for (level, area, chosen), pool in zip(levels, pools):
+        for level, area, pool in levels:
+            chosen = pool[pool["classe"] == cls]
             if len(chosen) >= MIN_CPTS:
                 ref = level_reference(chosen, pool, level, int(cls), area)
                 break

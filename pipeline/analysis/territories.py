@@ -36,6 +36,7 @@ from ..errors import PipelineError
 from ..geo import by_zone, union_groups
 from ..sources.iris import iris_of_commune
 from .adjacency import Adjacency, build_adjacency, components, shared_border_length
+from .coverage import cpts_rows
 from .explanation import COLUMNS as DESCRIPTION_COLUMNS
 from .explanation import EMPTY as EMPTY_DESCRIPTION
 from .explanation import Describer
@@ -217,9 +218,7 @@ def cpts_limits(coverage: pd.DataFrame, reference: np.ndarray) -> dict[str, floa
     :data:`~pipeline.analysis.realistic.SPLIT_FACTOR` times the median reference size of its
     communes (:func:`pipeline.analysis.reference.reference_sizes`), by CPTS id.
     """
-    rows = pd.DataFrame({"cpts_id": coverage["cpts_ids"].fillna("").str.split(";"), "r": reference})
-    rows = rows.explode("cpts_id")
-    rows = rows[rows["cpts_id"] != ""]
+    rows = cpts_rows(pd.DataFrame({"cpts_ids": coverage["cpts_ids"].to_numpy(), "r": reference}))
     return (SPLIT_FACTOR * rows.groupby("cpts_id")["r"].median()).to_dict()
 
 
@@ -539,9 +538,8 @@ def cpts_shape_metrics(coverage: gpd.GeoDataFrame, cpts: gpd.GeoDataFrame) -> pd
     measured on its geometry from the coverage stage (the union of its communes in the scope)
     projected to its zone's CRS (that of its first commune).
     """
-    ids = coverage[["cpts_ids", "epsg"]].assign(cpts_id=coverage["cpts_ids"].str.split(";"))
-    ids = ids.explode("cpts_id")
-    zone = ids[ids["cpts_id"] != ""].drop_duplicates("cpts_id").set_index("cpts_id")["epsg"]
+    zone = cpts_rows(coverage[["cpts_ids", "epsg"]]).drop_duplicates("cpts_id")
+    zone = zone.set_index("cpts_id")["epsg"]
     frame = gpd.GeoDataFrame(
         {"cpts_id": cpts["cpts_id"].to_numpy(), "epsg": cpts["cpts_id"].map(zone).to_numpy()},
         geometry=cpts.geometry.to_numpy(),
@@ -659,12 +657,8 @@ def territory_communes(
     the communes of the CPTS it extends. IRIS-based parts are left out (practitioners and shapes are
     known by commune, not by IRIS).
     """
-    cpts = (
-        coverage[["code_commune"]]
-        .assign(id_territoire=coverage["cpts_ids"].str.split(";"))
-        .explode("id_territoire")
-    )
-    cpts = cpts[cpts["id_territoire"].fillna("") != ""][["id_territoire", "code_commune"]]
+    cpts = cpts_rows(coverage[["code_commune", "cpts_ids"]], "id_territoire")
+    cpts = cpts[["id_territoire", "code_commune"]]
     whole = members.loc[
         (members["id_territoire"] != "") & (members["code_iris"].fillna("") == ""),
         ["id_territoire", "code_commune"],

@@ -132,6 +132,15 @@ def style(code: str) -> dict:
     return dict(STYLES[code])
 
 
+# the optional choropleths: each feature's fill from its ``_colour``, thin white borders
+CHOROPLETH = {
+    "pane": "cpts-choropleth",
+    "fillColor": "=_colour",
+    "fillOpacity": 1,
+    "color": "#ffffff",
+    "weight": 0.3,
+    "opacity": 1,
+}
 STYLES = {
     "cpts": {
         "pane": "cpts-fills",
@@ -166,22 +175,8 @@ STYLES = {
         "opacity": 1,
         "dashArray": "6 4",
     },
-    "communes": {
-        "pane": "cpts-choropleth",
-        "fillColor": "=_colour",
-        "fillOpacity": 1,
-        "color": "#ffffff",
-        "weight": 0.3,
-        "opacity": 1,
-    },
-    "profile": {
-        "pane": "cpts-choropleth",
-        "fillColor": "=_colour",
-        "fillOpacity": 1,
-        "color": "#ffffff",
-        "weight": 0.3,
-        "opacity": 1,
-    },
+    "communes": CHOROPLETH,  # the indicator
+    "profile": CHOROPLETH,  # the white zones by priority
 }
 
 # the layers that are optional choropleths (one at a time, instead of the tiers' fills)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..analysis.coverage import cpts_rows
 from ..config import Scope
 from ..geo import by_zone, geometry_key, pack_geometries, polygonal, unpack_geometries
 from ..io import cached_arrays, code_fingerprint, read_csv, read_geoparquet
@@ -127,14 +128,16 @@ class Outputs:
         """Population density (inhabitants per km²) of each existing CPTS, by ``cpts_id``: its
         communes of the scope (a commune shared by two CPTS counts in both).
         """
-        rows = pd.DataFrame(
-            {
-                "cpts_id": self.coverage["cpts_ids"].fillna("").str.split(";"),
-                "population": self.coverage["population"].astype(float),
-                "area": self.area_km2,
-            }
-        ).explode("cpts_id")
-        sums = rows[rows["cpts_id"] != ""].groupby("cpts_id")[["population", "area"]].sum()
+        rows = cpts_rows(
+            pd.DataFrame(
+                {
+                    "cpts_ids": self.coverage["cpts_ids"].to_numpy(),
+                    "population": self.coverage["population"].astype(float).to_numpy(),
+                    "area": self.area_km2,
+                }
+            )
+        )
+        sums = rows.groupby("cpts_id")[["population", "area"]].sum()
         return sums["population"] / sums["area"]
 
     @cached_property
