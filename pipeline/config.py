@@ -268,7 +268,7 @@ SCHEMA = Section(
                 "max_diameter_km": Key(
                     "float",
                     60.0,
-                    "split candidates wider than this many km",
+                    "split candidates wider than this many km (one left wider says why)",
                     at_least(0, strict=True),
                 ),
                 "epci_penalty": Key(

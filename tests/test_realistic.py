@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial.distance import pdist
 from scipy.stats import theilslopes
 
 from pipeline.analysis.adjacency import build_adjacency, components
@@ -386,3 +387,78 @@ def test_a_candidate_is_named_after_the_departement_holding_most_of_its_people(
     assert set(members.loc[members["code_iris"] == "", "code_commune"]) == set(
         coverage["code_commune"]
     )
+
+
+def widths_by_candidate(coverage, members):
+    """Largest distance (km) between two commune centres of each candidate, over all pairs
+    (no hull), with each candidate's commune rows."""
+    x, y, _ = centroids_and_areas(coverage)
+    where = {c: k for k, c in enumerate(coverage["code_commune"])}
+    out = {}
+    for tid, rows in members[members["id_territoire"].str.startswith("CAND-")].groupby(
+        "id_territoire"
+    ):
+        k = np.array([where[c] for c in rows["code_commune"]])
+        pairs = pdist(np.c_[x[k], y[k]]) if len(k) > 1 else np.zeros(1)
+        out[tid] = (float(pairs.max()) / 1000.0, k)
+    return out
+
+
+def test_a_candidate_wider_than_max_diameter_says_how_wide_and_why(alps_south, repo_settings):
+    # The Alpes-de-Haute-Provence is a white zone, the Hautes-Alpes and the Alpes-Maritimes are
+    # covered by one CPTS per EPCI. The Vallée de l'Ubaye (200072304) is below the floor and
+    # every union with a white neighbour is wider than 60 km: it joins the least populous, and
+    # that candidate says it is wider than the setting, by how much and why — as does every
+    # candidate wider than max_diameter_km, and no other.
+    communes = alps_south
+    members = pd.concat([epci_cpts(communes, "05"), epci_cpts(communes, "06")])
+    members = members[members["code_commune"].str[:2] != "04"]
+    coverage, adjacency = coverage_of(communes, members)
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
+    territories, out = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
+    )
+    motif = territories.set_index("id_territoire")["motif"]
+    widths = widths_by_candidate(coverage, out)
+    wide = {tid for tid, (km, _) in widths.items() if km > REALISTIC.max_diameter_km}
+    assert wide, "no candidate wider than max_diameter_km: a weak case"
+    for tid, (km, _) in widths.items():
+        said = "plus étendu que le diamètre maximal" in motif[tid]
+        assert said == (tid in wide), (tid, km, motif[tid])
+        if said:
+            assert f"({km:.1f} km entre".replace(".", ",") in motif[tid], motif[tid]
+    ubaye = (coverage["code_epci"] == "200072304").to_numpy()
+    assert coverage.loc[ubaye, "population"].sum() < REALISTIC.floor
+    (holder,) = {tid for tid, (_, k) in widths.items() if ubaye[k].any()}
+    assert holder in wide and "une partie sous le plancher" in motif[holder], motif[holder]
+    # every union was wider: the Ubaye with any other candidate it touches
+    x, y, _ = centroids_and_areas(coverage)
+    valley = np.flatnonzero(ubaye)
+    touching = set(adjacency.j[ubaye[adjacency.i]]) | set(adjacency.i[ubaye[adjacency.j]])
+    others = [k for tid, (_, k) in widths.items() if tid != holder and touching & set(k.tolist())]
+    assert others
+    for k in others:
+        union = np.r_[valley, k]
+        assert pdist(np.c_[x[union], y[union]]).max() / 1000.0 > REALISTIC.max_diameter_km
+
+
+def test_a_tier_1_candidate_grouped_past_max_diameter_says_so(aveyron, repo_settings):
+    # The whole Aveyron is a white zone sized by the national reference (82,000): tier-1
+    # territories may be grouped up to RESCUE_DIAMETER times max_diameter_km, never beyond,
+    # and each candidate so grouped says so.
+    communes = aveyron
+    none = pd.DataFrame(
+        {k: pd.Series(dtype=object) for k in ("cpts_id", "cpts_nom", "code_commune")}
+    )
+    coverage, adjacency = coverage_of(communes, none)
+    cpts = cpts_table(communes, none, repo_settings.section("aci"), example=False)
+    territories, out = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
+    )
+    motif = territories.set_index("id_territoire")["motif"]
+    widths = widths_by_candidate(coverage, out)
+    wide = [tid for tid, (km, _) in widths.items() if km > REALISTIC.max_diameter_km]
+    assert wide, "no candidate wider than max_diameter_km: a weak case"
+    for tid in wide:
+        assert widths[tid][0] <= RESCUE_DIAMETER * REALISTIC.max_diameter_km
+        assert "(palier 1)" in motif[tid] and "jusqu'à 1,25 fois" in motif[tid], motif[tid]

@@ -18,7 +18,13 @@ size of the comparable CPTS. Then, in each connected part of the white zones:
    territories closest to their reference size first (cost ``log(weight)²`` per territory, a
    territory of twice the reference as far from it as one of half), while the group stays under the
    ceiling and within ``max_diameter_km``;
-4. groups left below the floor join a neighbour (:func:`pipeline.analysis.regions.merge_small`).
+4. groups left below the floor join their least populous neighbour
+   (:func:`pipeline.analysis.regions.merge_small`), however wide: the floor is a hard bound.
+
+A territory ends wider than ``max_diameter_km`` only when grouped to leave tier 1 (up to
+:data:`RESCUE_DIAMETER` times it), merged to reach the floor, or made of a block no cut narrows;
+:func:`width_causes` tells which of the first two, and the territories stage says so in the
+candidate's remark.
 
 Every territory is a union of adjacent blocks, each connected: contiguous by construction. The
 result is deterministic (spanning trees perturbed from a stream seeded by the nodes).
@@ -37,6 +43,7 @@ from .adjacency import Adjacency, components
 from .bisection import group_inertia
 from .regions import (
     Regions,
+    Width,
     centroids_and_areas,
     diameter_km,
     masked_graph,
@@ -482,4 +489,37 @@ def realistic_regions(
     for k, group in enumerate(merge_small(groups, graph, pop, floor=floor, ceiling=ceiling)):
         labels[group] = k
     labels = renumber(labels)
-    return Regions(labels, *region_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling))
+    codes, reasons = region_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling)
+    wide = width_causes(labels, blocks, groups, x, y, max_diameter_km=max_diameter_km)
+    return Regions(labels, codes, reasons, wide)
+
+
+def width_causes(
+    labels: np.ndarray,
+    blocks: list[np.ndarray],
+    groups: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    max_diameter_km: float,
+) -> dict[int, Width]:
+    """Why each territory of ``labels`` wider than ``max_diameter_km`` is so, when this objective
+    made it so: grouped past that width to leave tier 1 (a group of ``groups``, the territories
+    before the floor's merge, already that wide, none of its ``blocks`` being so), or merged
+    past it to reach the floor (no group that wide inside). A block too wide to cut has no cause
+    given here.
+    """
+    wide_of = np.zeros(len(labels), dtype=np.int8)  # 1: in a wide group, 2: in a wide block
+    for level, parts in ((1, groups), (2, blocks)):
+        for part in parts:
+            if diameter_km(x[part], y[part]) > max_diameter_km:
+                wide_of[part] = level
+    causes = {}
+    for label in range(labels.max() + 1):
+        nodes = np.flatnonzero(labels == label)
+        if diameter_km(x[nodes], y[nodes]) <= max_diameter_km:
+            continue
+        worst = int(wide_of[nodes].max())
+        if worst < 2:
+            causes[label] = Width.FOR_TIER if worst == 1 else Width.FOR_FLOOR
+    return causes

@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import theilslopes
 
 from .coverage import cpts_rows
+from .indicators import indicator_text
 
 # Neighbourhood of a commune for its density: about the reach of a CPTS (a disc of ~300 km²).
 DENSITY_RADIUS_KM = 10.0
@@ -92,7 +93,7 @@ class Reference:
         """French description, e.g. "taille visée : 55 000 hab., médiane des 12 CPTS denses
         (150 à 500 hab./km²) du département 84".
         """
-        size = f"{round(self.population):,}".replace(",", " ")
+        size = indicator_text(self.population, decimals=0)
         if self.level == "national":
             return f"taille visée : {size} hab., {NATIONAL_SOURCE}"
         if self.level == "reglage":

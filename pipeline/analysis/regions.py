@@ -21,6 +21,7 @@ import shapely
 
 from ..geo import zone_geometries
 from .adjacency import Adjacency
+from .indicators import indicator_text
 
 
 @dataclass
@@ -35,11 +36,15 @@ class Regions:
         Region number → why it is outside [floor, ceiling], a :class:`Reason` (for logic).
     reasons : dict
         Region number → the same in French, shown to users.
+    wide : dict
+        Region number → why it is wider than ``max_diameter_km``, a :class:`Width`, when the
+        method knows (the width itself is measured by the territories stage).
     """
 
     labels: np.ndarray
     codes: dict[int, Reason] = field(default_factory=dict)
     reasons: dict[int, str] = field(default_factory=dict)
+    wide: dict[int, Width] = field(default_factory=dict)
 
 
 def centroids_and_areas(frame: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,28 +128,59 @@ class Reason(str, Enum):
     ABOVE_CEILING = "au_dessus_plafond"
 
 
-def reason_text(code: Reason, *, total: float, part_total: float, floor: float) -> str:
-    """The French sentence shown for a :class:`Reason` (numbers with a space as thousands
-    separator).
+class Width(str, Enum):
+    """Why a region is wider than ``max_diameter_km`` (codes; French text: :func:`width_text`)."""
+
+    FOR_TIER = "plus_large_pour_palier_2"  # grouped up to RESCUE_DIAMETER to leave tier 1
+    FOR_FLOOR = "plus_large_pour_plancher"  # a part below the floor joined its least populous
+    # neighbour (the floor is a hard bound; the width a preference)
+
+
+def width_text(
+    code: Width | None, *, km: float, limit: float, floor: float, tier: float, stretch: float
+) -> str:
+    """The French sentence of a region ``km`` wide (between its farthest commune centres) for a
+    width setting of ``limit`` km, with its cause when known (``code``; ``tier``: the tier-2
+    threshold and ``stretch`` the factor of ``limit`` a tier-1 region may reach to cross it).
     """
-    text = {
+    text = (
+        f"plus étendu que le diamètre maximal ({indicator_text(km)} km entre les centres de ses "
+        f"communes les plus éloignées ; réglage max_diameter_km : "
+        f"{indicator_text(limit, decimals=0 if float(limit).is_integer() else 1)} km)"
+    )
+    if code == Width.FOR_TIER:
+        text += (
+            f" : regroupé au-delà (jusqu'à {indicator_text(stretch, decimals=2)} fois) car ses "
+            f"parties, sous {indicator_text(tier, decimals=0)} hab. (palier 1), étaient loin de "
+            "la taille des CPTS comparables"
+        )
+    elif code == Width.FOR_FLOOR:
+        text += (
+            f" : une partie sous le plancher ({indicator_text(floor, decimals=0)} hab.) a "
+            "rejoint sa voisine la moins peuplée"
+        )
+    return text
+
+
+def reason_text(code: Reason, *, total: float, part_total: float, floor: float) -> str:
+    """The French sentence shown for a :class:`Reason`."""
+    total, part_total, floor = (indicator_text(v, decimals=0) for v in (total, part_total, floor))
+    return {
         Reason.WHOLE_PATCH_BELOW_FLOOR: (
-            f"zone blanche entière sous le plancher ({int(part_total):,} < {int(floor):,} hab.)"
+            f"zone blanche entière sous le plancher ({part_total} < {floor} hab.)"
         ),
         Reason.BELOW_FLOOR: (
-            f"sous le plancher ({int(total):,} hab.) : "
+            f"sous le plancher ({total} hab.) : "
             "aucune région voisine ne peut l'absorber sans dépasser le plafond"
         ),
         Reason.SINGLE_UNIT_ABOVE_CEILING: (
-            f"commune seule au-dessus du plafond ({int(total):,} hab.) : "
+            f"commune seule au-dessus du plafond ({total} hab.) : "
             "découpage par IRIS possible si les données IRIS sont fournies"
         ),
         Reason.ABOVE_CEILING: (
-            f"au-dessus du plafond ({int(total):,} hab.) : "
-            "aucune coupe contiguë ne respecte les bornes"
+            f"au-dessus du plafond ({total} hab.) : aucune coupe contiguë ne respecte les bornes"
         ),
     }[code]
-    return text.replace(",", " ")
 
 
 def region_reasons(

@@ -40,9 +40,10 @@ from .coverage import cpts_rows
 from .explanation import COLUMNS as DESCRIPTION_COLUMNS
 from .explanation import EMPTY as EMPTY_DESCRIPTION
 from .explanation import Describer
-from .realistic import SPLIT_FACTOR, realistic_regions
+from .realistic import RESCUE_DIAMETER, SPLIT_FACTOR, SPLIT_LEAST, realistic_regions
 from .reference import reference_sizes
 from .regionalize import Reason, centroids_and_areas, regionalize
+from .regions import Regions, diameter_km, width_text
 
 KINDS = ("cpts_existante", "candidate", "extension")
 TERRITORY_COLUMNS = [
@@ -222,6 +223,25 @@ def cpts_limits(coverage: pd.DataFrame, reference: np.ndarray) -> dict[str, floa
     return (SPLIT_FACTOR * rows.groupby("cpts_id")["r"].median()).to_dict()
 
 
+def width_remark(
+    regions: Regions, label: int, nodes: np.ndarray, x: np.ndarray, y: np.ndarray, bounds: Bounds
+) -> str:
+    """The remark of a candidate wider than ``max_diameter_km`` (between its farthest commune
+    centres), with the cause its objective gave; "" when within.
+    """
+    km = diameter_km(x[nodes], y[nodes])
+    if km <= bounds.max_diameter_km:
+        return ""
+    return width_text(
+        regions.wide.get(label),
+        km=km,
+        limit=bounds.max_diameter_km,
+        floor=bounds.floor,
+        tier=SPLIT_LEAST,
+        stretch=RESCUE_DIAMETER,
+    )
+
+
 def main_departement(deps: np.ndarray, pop: np.ndarray) -> str:
     """The département holding most of the population of a territory's communes (ties: the
     smallest code): the one its id names, ``CAND-<département>-NNN``.
@@ -355,7 +375,9 @@ def candidate_territories(
                 id_territoire=tid,
                 type_territoire="candidate",
                 cpts_id="",
-                motif=reason,
+                motif=" ; ".join(
+                    filter(None, [reason, width_remark(regions, label, region, x, y, bounds)])
+                ),
                 members=region,
                 population=int(pop[region].sum()),
             )
