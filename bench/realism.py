@@ -75,8 +75,11 @@ def memberships(coverage: pd.DataFrame, cpts: pd.DataFrame) -> pd.DataFrame:
     ).sort_values(["cpts_id", "code_insee"], ignore_index=True)
 
 
-def main_departement(rows: pd.DataFrame) -> pd.Series:
-    """The département holding most communes of each CPTS (ties: the smallest code), by id."""
+def fold_departement(rows: pd.DataFrame) -> pd.Series:
+    """The fold that hides each CPTS: the département listing most of its communes (ties: the
+    smallest code), by id (not :func:`pipeline.analysis.territories.main_departement`, which
+    weighs population: the development set names its CPTS by the communes listed).
+    """
     counts = rows.groupby(["cpts_id", "departement"]).size().reset_index(name="n")
     counts = counts.sort_values(["cpts_id", "n", "departement"], ascending=[True, False, True])
     return counts.drop_duplicates("cpts_id").set_index("cpts_id")["departement"]
@@ -231,7 +234,7 @@ def realism(
     """
     _, full, full_cpts, _ = coverage_of(tmp / "all", Path(source), region)
     rows = memberships(full, full_cpts)
-    main = main_departement(rows)
+    main = fold_departement(rows)
     if folds is None:
         folds = tuple(sorted(set(main))) + (PAIRS if Path(source) == DEV_SET else ())
     real_pop = dict(zip(full_cpts["cpts_id"], full_cpts["population"]))

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.realism import DEV_SET, coverage_of, main_departement, memberships, realism
+from bench.realism import DEV_SET, coverage_of, fold_departement, memberships, realism
 
 
 def test_a_fold_hides_the_cpts_of_its_departement_and_keeps_the_others(tmp_path, raw):
     _, full, full_cpts, _ = coverage_of(tmp_path / "all", DEV_SET)
     rows = memberships(full, full_cpts)
-    main = main_departement(rows)
+    main = fold_departement(rows)
     # the development set holds the CPTS of four départements, 35 of them
     assert sorted(set(main)) == ["04", "05", "06", "84"]
     assert len(main) == 35

@@ -359,6 +359,21 @@ def test_a_candidate_holding_an_epci_s_share_of_a_departement_says_so(alps_south
     assert some.endswith(f": {len(share) - 1} commune(s) sur {total}"), some
 
 
+def realistic_candidates(communes, settings, members=None):
+    """Coverage, adjacency, territories and members of the realistic objective when ``members``
+    (one row per CPTS and commune; none by default) are the perimeters."""
+    if members is None:
+        members = pd.DataFrame(
+            {k: pd.Series(dtype=object) for k in ("cpts_id", "cpts_nom", "code_commune")}
+        )
+    coverage, adjacency = coverage_of(communes, members)
+    cpts = cpts_table(communes, members, settings.section("aci"), example=False)
+    territories, out = candidate_territories(
+        coverage, adjacency, cpts, settings.section("aci"), REALISTIC
+    )
+    return coverage, adjacency, territories, out
+
+
 def test_a_candidate_is_named_after_the_departement_holding_most_of_its_people(
     alps_south, repo_settings
 ):
@@ -366,14 +381,7 @@ def test_a_candidate_is_named_after_the_departement_holding_most_of_its_people(
     # borders): each candidate's id names the département holding most of its population, not
     # the one of its first commune.
     communes = alps_south
-    none = pd.DataFrame(
-        {k: pd.Series(dtype=object) for k in ("cpts_id", "cpts_nom", "code_commune")}
-    )
-    coverage, adjacency = coverage_of(communes, none)
-    cpts = cpts_table(communes, none, repo_settings.section("aci"), example=False)
-    territories, members = candidate_territories(
-        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
-    )
+    coverage, adjacency, territories, members = realistic_candidates(communes, repo_settings)
     deps = coverage.set_index("code_commune")["code_departement"]
     named = 0
     for tid, rows in members[members["id_territoire"].str.startswith("CAND-")].groupby(
@@ -413,11 +421,7 @@ def test_a_candidate_wider_than_max_diameter_says_how_wide_and_why(alps_south, r
     communes = alps_south
     members = pd.concat([epci_cpts(communes, "05"), epci_cpts(communes, "06")])
     members = members[members["code_commune"].str[:2] != "04"]
-    coverage, adjacency = coverage_of(communes, members)
-    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
-    territories, out = candidate_territories(
-        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
-    )
+    coverage, adjacency, territories, out = realistic_candidates(communes, repo_settings, members)
     motif = territories.set_index("id_territoire")["motif"]
     widths = widths_by_candidate(coverage, out)
     wide = {tid for tid, (km, _) in widths.items() if km > REALISTIC.max_diameter_km}
@@ -447,14 +451,7 @@ def test_a_tier_1_candidate_grouped_past_max_diameter_says_so(aveyron, repo_sett
     # territories may be grouped up to RESCUE_DIAMETER times max_diameter_km, never beyond,
     # and each candidate so grouped says so.
     communes = aveyron
-    none = pd.DataFrame(
-        {k: pd.Series(dtype=object) for k in ("cpts_id", "cpts_nom", "code_commune")}
-    )
-    coverage, adjacency = coverage_of(communes, none)
-    cpts = cpts_table(communes, none, repo_settings.section("aci"), example=False)
-    territories, out = candidate_territories(
-        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
-    )
+    coverage, adjacency, territories, out = realistic_candidates(communes, repo_settings)
     motif = territories.set_index("id_territoire")["motif"]
     widths = widths_by_candidate(coverage, out)
     wide = [tid for tid, (km, _) in widths.items() if km > REALISTIC.max_diameter_km]
