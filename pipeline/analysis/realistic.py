@@ -509,17 +509,27 @@ def width_causes(
     past it to reach the floor (no group that wide inside). A block too wide to cut has no cause
     given here.
     """
-    wide_of = np.zeros(len(labels), dtype=np.int8)  # 1: in a wide group, 2: in a wide block
-    for level, parts in ((1, groups), (2, blocks)):
-        for part in parts:
-            if diameter_km(x[part], y[part]) > max_diameter_km:
-                wide_of[part] = level
+    owner = {}
+    for level, parts in (("group", groups), ("block", blocks)):
+        owner[level] = np.full(len(labels), -1, dtype=np.int64)
+        for k, part in enumerate(parts):
+            owner[level][part] = k
+
+    def any_wide(level: str, parts: list[np.ndarray], nodes: np.ndarray) -> bool:
+        return any(
+            diameter_km(x[parts[k]], y[parts[k]]) > max_diameter_km
+            for k in np.unique(owner[level][nodes]).tolist()
+        )
+
     causes = {}
-    for label in range(labels.max() + 1):
-        nodes = np.flatnonzero(labels == label)
+    order = np.argsort(labels, kind="stable")
+    inside = order[labels[order] >= 0]
+    cuts = np.flatnonzero(np.diff(labels[inside])) + 1
+    for nodes in np.split(inside, cuts) if len(inside) else []:
         if diameter_km(x[nodes], y[nodes]) <= max_diameter_km:
             continue
-        worst = int(wide_of[nodes].max())
-        if worst < 2:
-            causes[label] = Width.FOR_TIER if worst == 1 else Width.FOR_FLOOR
+        if any_wide("block", blocks, nodes):
+            continue
+        label = int(labels[nodes[0]])
+        causes[label] = Width.FOR_TIER if any_wide("group", groups, nodes) else Width.FOR_FLOOR
     return causes
