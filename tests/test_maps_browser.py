@@ -332,6 +332,49 @@ def popup_text(browser) -> str:
     )
 
 
+def test_a_long_remark_wraps_in_its_tooltip(region, shapes, browser):
+    """The territory with the longest remark (a candidate wider than max_diameter_km says why):
+    hovered, its tooltip shows the whole remark in a box at most 32 em wide, inside the window
+    (it was one line of about 1,600 px, cut by the window's edge)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    territories = shapes["territories"]
+    row = territories.loc[territories["motif"].fillna("").str.len().idxmax()]
+    assert len(row["motif"]) > 150, "no long remark in the région run: a weak case"
+    at = gpd.GeoSeries([row.geometry], crs=territories.crs).to_crs(4326).representative_point()
+    open_map(browser, stages.export_paths(region)["map"])
+    browser.execute_script(
+        "window.cptsMap.setView([arguments[0], arguments[1]], 10)", at.y[0], at.x[0]
+    )
+    x, y = browser.execute_script(
+        "var p = window.cptsMap.latLngToContainerPoint([arguments[0], arguments[1]]);"
+        "var r = document.getElementById('map').getBoundingClientRect();"
+        "return [p.x + r.left, p.y + r.top]",
+        at.y[0],
+        at.x[0],
+    )
+    body = browser.find_element("tag name", "body")
+    ActionChains(browser).move_to_element_with_offset(
+        body, int(x - body.size["width"] / 2), int(y - body.size["height"] / 2)
+    ).move_by_offset(2, 2).perform()
+    tips = [
+        t
+        for t in browser.find_elements("css selector", ".leaflet-tooltip")
+        if row["id_territoire"] in t.text
+    ]
+    assert tips, "no tooltip for the hovered territory"
+    box = browser.execute_script(
+        "var r = arguments[0].getBoundingClientRect(), f = parseFloat(getComputedStyle("
+        "arguments[0].querySelector('table')).fontSize);"
+        "return [r.left, r.right, r.width, f, window.innerWidth]",
+        tips[-1],
+    )
+    left, right, width, font, window = box
+    assert " ".join(row["motif"].split()) in " ".join(tips[-1].text.split())
+    assert width <= 32 * font + 40 and 0 <= left and right <= window, box
+    browser.save_screenshot(str(ARTIFACTS / "map_long_remark.png"))
+
+
 def test_search_a_typed_name(region, shapes, browser):
     """A typed name and Enter: a unique commune is zoomed to and shown, homonyms are listed, an
     unknown name says so; the same with the composer open (which adds the unique match)."""

@@ -439,8 +439,9 @@ box-shadow:0 1px 4px rgba(0,0,0,.35);min-height:0}
 max-height:160px;overflow:auto}
 #cpts-find-msg button{font:inherit;padding:0;border:0;background:none;color:#06c;\
 text-decoration:underline;cursor:pointer;text-align:left}
-.leaflet-tooltip table{border-collapse:collapse}\
-.leaflet-tooltip th{text-align:left;padding-right:6px}
+.leaflet-tooltip table{border-collapse:collapse;width:max-content;max-width:32em}\
+.leaflet-tooltip th{text-align:left;padding-right:6px;white-space:nowrap;vertical-align:top}\
+.leaflet-tooltip td{white-space:normal}
 .cpts-label span,.cpts-unit-label span{position:absolute;transform:translate(-50%,-50%);\
 white-space:nowrap;font:11px system-ui,sans-serif;color:#111;\
 text-shadow:0 0 2px #fff,0 0 2px #fff,0 0 3px #fff}
