@@ -239,6 +239,14 @@ class _Cutter:
         return (nodes[side], k_side), (nodes[~side], k - k_side)
 
 
+def numbering(parts: list[np.ndarray], n: int) -> np.ndarray:
+    """The number (position in ``parts``) of the part holding each of ``n`` nodes (-1: none)."""
+    owner = np.full(n, -1, dtype=np.int64)
+    for k, part in enumerate(parts):
+        owner[part] = k
+    return owner
+
+
 def _subtree(order: np.ndarray, parent: np.ndarray, child: int, start: int) -> np.ndarray:
     """Local nodes of the subtree of ``child`` in a depth-first preorder (a contiguous run)."""
     inside = {child}
@@ -268,9 +276,7 @@ def gather_blocks(
     while its reference size (population / weight) is above that.
     Returns the groups, each sorted, ordered by first commune.
     """
-    owner = np.full(graph.shape[0], -1, dtype=np.int64)
-    for k, block in enumerate(blocks):
-        owner[block] = k
+    owner = numbering(blocks, graph.shape[0])
     coo = graph.tocoo()
     a, b = owner[coo.row], owner[coo.col]
     touching = (a >= 0) & (b >= 0) & (a < b)
@@ -354,9 +360,7 @@ def rebalance(
     graph, pop, weight, x, y = cutter.graph, cutter.pop, cutter.weight, cutter.x, cutter.y
     groups = [np.sort(g) for g in groups]
     for _ in range(rounds):
-        owner = np.full(graph.shape[0], -1, dtype=np.int64)
-        for k, g in enumerate(groups):
-            owner[g] = k
+        owner = numbering(groups, graph.shape[0])
         sizes = np.array([pop[g].sum() for g in groups])
         loads = np.array([weight[g].sum() for g in groups])
         used: set[int] = set()
@@ -481,22 +485,21 @@ def realistic_regions(
         max_diameter_km=RESCUE_DIAMETER * max_diameter_km,
         below=SPLIT_LEAST,
     )
-    block_of = np.full(len(frame), -1, dtype=np.int64)
-    for k, block in enumerate(blocks):
-        block_of[block] = k
+    block_of = numbering(blocks, len(frame))
     groups = rebalance(groups, cutter, block_of)
     labels = np.full(len(frame), -1, dtype=np.int64)
     for k, group in enumerate(merge_small(groups, graph, pop, floor=floor, ceiling=ceiling)):
         labels[group] = k
     labels = renumber(labels)
-    codes, reasons = region_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling)
-    wide = width_causes(labels, blocks, groups, x, y, max_diameter_km=max_diameter_km)
-    return Regions(labels, codes, reasons, wide)
+    reason_codes, reasons = region_reasons(labels, pop, part_of, floor=floor, ceiling=ceiling)
+    wide = width_causes(labels, blocks, block_of, groups, x, y, max_diameter_km=max_diameter_km)
+    return Regions(labels, reason_codes, reasons, wide)
 
 
 def width_causes(
     labels: np.ndarray,
     blocks: list[np.ndarray],
+    block_of: np.ndarray,
     groups: list[np.ndarray],
     x: np.ndarray,
     y: np.ndarray,
@@ -505,20 +508,16 @@ def width_causes(
 ) -> dict[int, Width]:
     """Why each territory of ``labels`` wider than ``max_diameter_km`` is so, when this objective
     made it so: grouped past that width to leave tier 1 (a group of ``groups``, the territories
-    before the floor's merge, already that wide, none of its ``blocks`` being so), or merged
-    past it to reach the floor (no group that wide inside). A block too wide to cut has no cause
-    given here.
+    before the floor's merge, already that wide, none of its ``blocks`` being so; ``block_of``:
+    :func:`numbering` of the blocks), or merged past it to reach the floor (no group that wide
+    inside). A block too wide to cut has no cause given here.
     """
-    owner = {}
-    for level, parts in (("group", groups), ("block", blocks)):
-        owner[level] = np.full(len(labels), -1, dtype=np.int64)
-        for k, part in enumerate(parts):
-            owner[level][part] = k
+    group_of = numbering(groups, len(labels))
 
-    def any_wide(level: str, parts: list[np.ndarray], nodes: np.ndarray) -> bool:
+    def any_wide(parts: list[np.ndarray], owner: np.ndarray, nodes: np.ndarray) -> bool:
         return any(
             diameter_km(x[parts[k]], y[parts[k]]) > max_diameter_km
-            for k in np.unique(owner[level][nodes]).tolist()
+            for k in np.unique(owner[nodes]).tolist()
         )
 
     causes = {}
@@ -528,8 +527,8 @@ def width_causes(
     for nodes in np.split(inside, cuts) if len(inside) else []:
         if diameter_km(x[nodes], y[nodes]) <= max_diameter_km:
             continue
-        if any_wide("block", blocks, nodes):
+        if any_wide(blocks, block_of, nodes):
             continue
-        label = int(labels[nodes[0]])
-        causes[label] = Width.FOR_TIER if any_wide("group", groups, nodes) else Width.FOR_FLOOR
+        wide = any_wide(groups, group_of, nodes)
+        causes[int(labels[nodes[0]])] = Width.FOR_TIER if wide else Width.FOR_FLOOR
     return causes
