@@ -337,32 +337,25 @@ def test_a_long_remark_wraps_in_its_tooltip(region, shapes, browser):
     hovered, its tooltip shows the whole remark in a box at most 32 em wide, inside the window
     (it was one line of about 1,600 px, cut by the window's edge)."""
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import WebDriverWait
 
     territories = shapes["territories"]
     row = territories.loc[territories["motif"].fillna("").str.len().idxmax()]
     assert len(row["motif"]) > 150, "no long remark in the région run: a weak case"
-    at = gpd.GeoSeries([row.geometry], crs=territories.crs).to_crs(4326).representative_point()
+    point, room = clear_point(row.geometry, None)
     open_map(browser, stages.export_paths(region)["map"])
-    browser.execute_script(
-        "window.cptsMap.setView([arguments[0], arguments[1]], 10)", at.y[0], at.x[0]
-    )
-    x, y = browser.execute_script(
-        "var p = window.cptsMap.latLngToContainerPoint([arguments[0], arguments[1]]);"
-        "var r = document.getElementById('map').getBoundingClientRect();"
-        "return [p.x + r.left, p.y + r.top]",
-        at.y[0],
-        at.x[0],
-    )
+    x, y, _ = in_view(browser, point, room)
     body = browser.find_element("tag name", "body")
     ActionChains(browser).move_to_element_with_offset(
         body, int(x - body.size["width"] / 2), int(y - body.size["height"] / 2)
     ).move_by_offset(2, 2).perform()
-    tips = [
-        t
-        for t in browser.find_elements("css selector", ".leaflet-tooltip")
-        if row["id_territoire"] in t.text
-    ]
-    assert tips, "no tooltip for the hovered territory"
+    tips = WebDriverWait(browser, 5).until(
+        lambda d: [
+            t
+            for t in d.find_elements("css selector", ".leaflet-tooltip")
+            if row["id_territoire"] in t.text
+        ]
+    )
     box = browser.execute_script(
         "var r = arguments[0].getBoundingClientRect(), f = parseFloat(getComputedStyle("
         "arguments[0].querySelector('table')).fontSize);"
