@@ -232,7 +232,8 @@ def realism(
     Without ``folds``: every département that is the main one of a CPTS of the table, and for
     the development set the robustness folds :data:`PAIRS`.
     """
-    _, full, full_cpts, _ = coverage_of(tmp / "all", Path(source), region)
+    all_settings, full, full_cpts, _ = coverage_of(tmp / "all", Path(source), region)
+    floor = float(all_settings.section("territories")["floor"])
     rows = memberships(full, full_cpts)
     main = fold_departement(rows)
     if folds is None:
@@ -249,7 +250,13 @@ def realism(
         truth[(coverage["statut"] != "zone_blanche").to_numpy()] = -1
         pop = coverage["population"].fillna(0).to_numpy(dtype=float)
         real = {c: float(real_pop[c]) for c in hidden_ids}
-        fold = {"hidden_cpts": len(hidden_ids)}
+        at_floor = [p for p in real.values() if p >= floor]
+        fold = {
+            "hidden_cpts": len(hidden_ids),
+            # real CPTS smaller than the floor, a hard bound no candidate goes below
+            "below_floor": sorted(p for p in real.values() if p < floor),
+            "median_real_at_floor": float(np.median(at_floor)) if at_floor else 0.0,
+        }
         for method in methods:
             start = time.perf_counter()
             labels, sizes = proposed_labels(coverage, adjacency, cpts, settings, method)
@@ -339,6 +346,7 @@ def realism_lines(results: dict) -> list[str]:
         + ".",
         "",
     ]
+    lines += below_floor_lines(results)
     pairs = {dep: fold for dep, fold in results["folds"].items() if "+" in dep}
     if pairs:
         lines += [
@@ -359,3 +367,38 @@ def realism_lines(results: dict) -> list[str]:
             lines.append(f"| {dep.replace('+', ' + ')} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def below_floor_lines(results: dict) -> list[str]:
+    """The folds whose real CPTS include some below the floor, and the default's ratios against
+    the real CPTS at or above it (a reading of the misses; the goals stay on every CPTS).
+    """
+    folds = {
+        dep: fold
+        for dep, fold in results["folds"].items()
+        if "+" not in dep and fold.get("below_floor") and "realistic" in fold
+    }
+    if not folds:
+        return []
+    floor = results.get("floor", 10_000)
+    listed = "; ".join(
+        f"{dep}: {len(fold['below_floor'])} ("
+        + ", ".join(f"{p:,.0f}" for p in fold["below_floor"])
+        + ")"
+        for dep, fold in folds.items()
+    )
+    ratios = []
+    for dep, fold in folds.items():
+        ours = fold["realistic"]
+        kept = fold["hidden_cpts"] - len(fold["below_floor"])
+        median = fold["median_real_at_floor"]
+        ratios.append(
+            f"{dep} {ours['candidates'] / max(kept, 1):.2f} / "
+            f"{ours['median_candidates'] / median if median else 0.0:.2f}"
+        )
+    return [
+        f"Real CPTS below the floor ({floor:,.0f} inhabitants, a hard bound: no candidate is that "
+        f"small): {listed}. Against the real CPTS at or above it, the default's count / median "
+        f"ratios are {'; '.join(ratios)} (the goals above count every real CPTS).",
+        "",
+    ]

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.realism import DEV_SET, coverage_of, fold_departement, memberships, realism
+from bench.realism import (
+    DEV_SET,
+    below_floor_lines,
+    coverage_of,
+    fold_departement,
+    memberships,
+    realism,
+)
 
 
 def test_a_fold_hides_the_cpts_of_its_departement_and_keeps_the_others(tmp_path, raw):
@@ -41,3 +48,21 @@ def test_realism_compares_on_the_hidden_communes(tmp_path, raw):
     assert sum(epci["tiers_real"].values()) == 6
     assert 0 < epci["candidates"] <= 20
     assert -1 <= epci["ari"] <= 1 and 0 <= epci["best_match_share"] <= 1
+
+
+def test_real_cpts_below_the_floor_are_told_apart(tmp_path, raw):
+    # below the default floor, which no candidate goes below: the CPTS de la Vallée de l'Ubaye
+    # (04), and in the Hautes-Alpes the single village listed as "CPTS Gapençais" beside the
+    # "CPTS du Gapençais"
+    results = realism(tmp_path, folds=("04", "05"), methods=("realistic",))
+    floor = results["floor"]
+    assert floor == 10_000
+    four, five = results["folds"]["04"], results["folds"]["05"]
+    assert len(four["below_floor"]) == 1 and 5_000 < four["below_floor"][0] < floor
+    assert len(five["below_floor"]) == 1 and five["below_floor"][0] < 1_000
+    assert four["median_real_at_floor"] > four["realistic"]["median_real"]
+    (line, _) = below_floor_lines(results)
+    assert f"04: 1 ({four['below_floor'][0]:,.0f}); 05: 1 (" in line
+    kept = four["hidden_cpts"] - 1
+    ratio = four["realistic"]["median_candidates"] / four["median_real_at_floor"]
+    assert f"04 {four['realistic']['candidates'] / kept:.2f} / {ratio:.2f}; 05 " in line
