@@ -136,6 +136,30 @@ def test_reference_prefers_the_cpts_of_the_departement(vaucluse_alpes):
     assert pooled and "relation taille–densité de ses" in pooled[0].text()
 
 
+def test_the_national_fallback_says_how_few_comparable_cpts_the_file_has(vaucluse_alpes):
+    # Only the Hautes-Alpes are covered (one CPTS per EPCI, mountain ones): the white Vaucluse
+    # communes of a density class with fewer than MIN_CPTS of these CPTS take the national figure,
+    # and their reference says so, with how many comparable CPTS the file has.
+    communes = vaucluse_alpes
+    members = epci_cpts(communes, "05")
+    coverage, _ = coverage_of(communes, members)
+    x, y, area = centroids_and_areas(coverage)
+    _, which, refs = reference_sizes(coverage, x, y, area, example=False)
+    counts = class_medians(coverage, members, x, y, area)["size"]
+    vaucluse = (coverage["statut"] == "zone_blanche").to_numpy() & (
+        coverage["code_departement"] == "84"
+    ).to_numpy()
+    national = [refs[k] for k in np.unique(which[vaucluse]) if refs[k].level == "national"]
+    assert national, "the dense Vaucluse has no comparable CPTS among the Hautes-Alpes ones"
+    for ref in national:
+        have = int(counts.get(ref.density_class, 0))
+        assert ref.population == NATIONAL_REFERENCE and ref.n_cpts == have < MIN_CPTS
+        text = ref.text()
+        assert text.startswith("taille visée : 82 000 hab., moyenne nationale des CPTS (FCPTS")
+        assert f"faute de {MIN_CPTS} CPTS " in text and "dans le fichier de périmètres" in text
+        assert ("il n'y en a aucune" if have == 0 else "il n'y en a qu") in text
+
+
 def test_example_perimeters_are_never_a_reference(vaucluse_alpes):
     communes = vaucluse_alpes
     coverage, _ = coverage_of(communes, epci_cpts(communes, "84"))

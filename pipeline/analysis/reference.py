@@ -12,8 +12,9 @@ the same class, taken from the nearest level that has at least :data:`MIN_CPTS` 
 2. else those of its région,
 3. else every CPTS of the perimeter file,
 4. else the national reference (:data:`NATIONAL_REFERENCE`: the FCPTS's average of 82,000
-   inhabitants, February 2024), the only figure when the perimeters are EXAMPLE ones (never used
-   as a reference: they are not real CPTS).
+   inhabitants, February 2024), with how many comparable CPTS the file has (fewer than
+   :data:`MIN_CPTS`); the only figure when the perimeters are EXAMPLE ones (never used as a
+   reference: they are not real CPTS).
 
 When a class has fewer than :data:`FEW_CPTS` comparable CPTS at that level (their median would be
 the middle one of three), its size is read instead on the robust (Theil–Sen) line of log
@@ -72,9 +73,11 @@ class Reference:
     level : str
         One of :data:`LEVELS` (codes for logic; French at rendering, :meth:`text`).
     density_class : int
-        Index in :data:`DENSITY_CLASSES` (-1 for the national and the user's reference).
+        Index in :data:`DENSITY_CLASSES`; for the national reference, the class the file has too
+        few CPTS of (-1 with EXAMPLE perimeters or none at all, and for the user's reference).
     n_cpts : int
-        How many CPTS the median is taken over (0 for the national and the user's reference).
+        How many CPTS the median is taken over; for the national reference, how many comparable
+        CPTS the file has (fewer than :data:`MIN_CPTS`); 0 for the user's reference.
     area : str
         The département or région code the CPTS were taken from ("" otherwise).
     pooled : int
@@ -95,7 +98,14 @@ class Reference:
         """
         size = indicator_text(self.population, decimals=0)
         if self.level == "national":
-            return f"taille visée : {size} hab., {NATIONAL_SOURCE}"
+            if self.density_class < 0:
+                return f"taille visée : {size} hab., {NATIONAL_SOURCE}"
+            label = DENSITY_CLASSES[self.density_class][1]
+            have = {0: "aucune", 1: "qu'une"}.get(self.n_cpts, f"que {self.n_cpts}")
+            return (
+                f"taille visée : {size} hab., {NATIONAL_SOURCE}, faute de {MIN_CPTS} CPTS "
+                f"{label} dans le fichier de périmètres (il n'y en a {have})"
+            )
         if self.level == "reglage":
             return f"taille visée : {size} hab., fixée dans les réglages ([territories])"
         where = LEVEL_FR[self.level] + (f" {self.area}" if self.area else "")
@@ -226,7 +236,8 @@ def reference_sizes(
             ("region", region_of[dep], cpts[cpts["region"] == region_of[dep]]),
             ("fichier", "", cpts),
         )
-        ref = national
+        comparable = int((cpts["classe"] == cls).sum())
+        ref = Reference(NATIONAL_REFERENCE, "national", int(cls), comparable)
         for level, area, pool in levels:
             chosen = pool[pool["classe"] == cls]
             if len(chosen) >= MIN_CPTS:
