@@ -77,6 +77,16 @@ def class_medians(communes, members, x, y, area):
     return out.assign(expected=out["median"].where(~few, line), pooled=few)
 
 
+def references_for(communes, members):
+    """Coverage of ``communes`` by the CPTS ``members``, the reference of every commune
+    (``sizes``, ``which``, ``refs``) and :func:`class_medians` of these CPTS.
+    """
+    coverage, _ = coverage_of(communes, members)
+    x, y, area = centroids_and_areas(coverage)
+    sizes, which, refs = reference_sizes(coverage, x, y, area, example=False)
+    return coverage, sizes, which, refs, class_medians(coverage, members, x, y, area)
+
+
 def test_reference_is_the_median_of_comparable_cpts_of_the_region(vaucluse_alpes):
     # The Vaucluse is covered by one CPTS per EPCI, the Hautes-Alpes is a white zone: each
     # commune of the Hautes-Alpes takes the median of the Vaucluse CPTS of its density class
@@ -85,10 +95,7 @@ def test_reference_is_the_median_of_comparable_cpts_of_the_region(vaucluse_alpes
     # than MIN_CPTS of them.
     communes = vaucluse_alpes
     members = epci_cpts(communes, "84")
-    coverage, _ = coverage_of(communes, members)
-    x, y, area = centroids_and_areas(coverage)
-    sizes, which, refs = reference_sizes(coverage, x, y, area, example=False)
-    medians = class_medians(coverage, members, x, y, area)
+    coverage, sizes, which, refs, medians = references_for(communes, members)
     alps = (coverage["code_departement"] == "05").to_numpy()
     alps = alps & ~np.isin(coverage["code_commune"], members["code_commune"])
     seen = set()
@@ -140,12 +147,10 @@ def test_the_national_fallback_says_how_few_comparable_cpts_the_file_has(vauclus
     # Only the Hautes-Alpes are covered (one CPTS per EPCI, mountain ones): the white Vaucluse
     # communes of a density class with fewer than MIN_CPTS of these CPTS take the national figure,
     # and their reference says so, with how many comparable CPTS the file has.
-    communes = vaucluse_alpes
-    members = epci_cpts(communes, "05")
-    coverage, _ = coverage_of(communes, members)
-    x, y, area = centroids_and_areas(coverage)
-    _, which, refs = reference_sizes(coverage, x, y, area, example=False)
-    counts = class_medians(coverage, members, x, y, area)["size"]
+    coverage, _, which, refs, medians = references_for(
+        vaucluse_alpes, epci_cpts(vaucluse_alpes, "05")
+    )
+    counts = medians["size"]
     vaucluse = (coverage["statut"] == "zone_blanche").to_numpy() & (
         coverage["code_departement"] == "84"
     ).to_numpy()
