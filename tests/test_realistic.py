@@ -16,6 +16,7 @@ from pipeline.analysis.adjacency import build_adjacency, components
 from pipeline.analysis.communes import build_communes
 from pipeline.analysis.coverage import cpts_table
 from pipeline.analysis.explanation import Describer
+from pipeline.analysis.indicators import indicator_text
 from pipeline.analysis.realistic import RESCUE_DIAMETER, SPLIT_FACTOR, realistic_regions
 from pipeline.analysis.reference import (
     DENSITY_RADIUS_KM,
@@ -163,6 +164,54 @@ def test_the_national_fallback_says_how_few_comparable_cpts_the_file_has(vauclus
         assert text.startswith("taille visée : 82 000 hab., moyenne nationale des CPTS (FCPTS")
         assert f"faute de {MIN_CPTS} CPTS " in text and "dans le fichier de périmètres" in text
         assert ("il n'y en a aucune" if have == 0 else "il n'y en a qu") in text
+
+
+def test_a_candidate_over_communes_of_different_references_says_how_its_size_combines_them(
+    vaucluse_alpes, repo_settings
+):
+    # The Vaucluse covered (one CPTS per EPCI), the Hautes-Alpes white: a candidate whose
+    # communes fall in different density classes aims at the size at which it weighs one
+    # reference (population / Σ population ÷ reference), and says how it combines them, largest
+    # share first; a candidate of one reference size states that reference alone.
+    communes = vaucluse_alpes
+    members = epci_cpts(communes, "84")
+    coverage, adjacency = coverage_of(communes, members)
+    cpts = cpts_table(communes, members, repo_settings.section("aci"), example=False)
+    territories, rows = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), REALISTIC
+    )
+    x, y, area = centroids_and_areas(coverage)
+    sizes, which, refs = reference_sizes(coverage, x, y, area, example=False)
+    at = {code: k for k, code in enumerate(coverage["code_commune"])}
+    mixed = 0
+    for row in territories[territories["type_territoire"] == "candidate"].itertuples():
+        k = [at[c] for c in rows.loc[rows["id_territoire"] == row.id_territoire, "code_commune"]]
+        pop = coverage["population"].to_numpy(dtype=float)[k]
+        target = pop.sum() / (pop / sizes[k]).sum()
+        assert row.taille_visee == round(target)
+        share = pd.Series(pop).groupby(which[k]).sum().sort_values(ascending=False, kind="stable")
+        main = refs[int(share.index[0])]
+        assert row.reference == main.text()
+        if round(target) == round(main.population):
+            assert row.composition_taille_visee == ""
+            continue
+        mixed += 1
+        text = row.composition_taille_visee
+        assert text.startswith(f"taille visée : {indicator_text(target, decimals=0)} hab., ")
+        place = [text.index(f" hab., {refs[int(r)].source()}") for r in share.index]
+        assert place == sorted(place), "largest share first"
+        for r, p in share.items():
+            percent = f"{indicator_text(100 * p / share.sum(), decimals=0)} % : "
+            assert percent + indicator_text(refs[int(r)].population, decimals=0) in text
+    assert mixed >= 2
+    # one reference size for every commune (set by the user): no candidate combines any
+    fixed = replace(REALISTIC, reference_population=50_000.0)
+    territories, _ = candidate_territories(
+        coverage, adjacency, cpts, repo_settings.section("aci"), fixed
+    )
+    cand = territories[territories["type_territoire"] == "candidate"]
+    assert len(cand) and (cand["composition_taille_visee"] == "").all()
+    assert (cand["taille_visee"] == 50_000).all()
 
 
 def test_example_perimeters_are_never_a_reference(vaucluse_alpes):

@@ -1,6 +1,7 @@
 """What each proposed territory is made of, in words a task force reads: the EPCIs it takes
 whole or in part, its pôle (most populous commune), its farthest commune from the pôle, and its
-size against the reference size of the CPTS around it (realistic objective).
+size against the reference size of the CPTS around it (realistic objective) — with, when its
+communes have different references, how its own reference size combines them.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .indicators import indicator_text
 from .reference import Reference
 
 COLUMNS = [
@@ -19,12 +21,31 @@ COLUMNS = [
     "taille_visee",
     "rapport_taille_visee",
     "reference",
+    "composition_taille_visee",
 ]
 EMPTY = {c: "" for c in COLUMNS} | {
     "distance_pole_km": np.nan,
     "taille_visee": np.nan,
     "rapport_taille_visee": np.nan,
 }
+
+
+def composed_text(target: float, parts: list[tuple[Reference, float]]) -> str:
+    """The reference size ``target`` of a territory whose communes have different references, in
+    French: each reference (``parts``: the reference and the share of the territory's inhabitants
+    it applies to, largest first) with its share, e.g. "taille visée : 27 310 hab., combinant
+    celles de ses communes selon leurs habitants — 77 % : 17 418 hab., médiane des 10 CPTS peu
+    denses (moins de 50 hab./km²) de la région 93 — 23 % : 56 926 hab., médiane …".
+    """
+    items = [
+        (f"{indicator_text(100 * share, decimals=0)} %" if share >= 0.005 else "moins de 1 %")
+        + f" : {indicator_text(ref.population, decimals=0)} hab., {ref.source()}"
+        for ref, share in parts
+    ]
+    return (
+        f"taille visée : {indicator_text(target, decimals=0)} hab., combinant celles de ses "
+        "communes selon leurs habitants — " + " — ".join(items)
+    )
 
 
 def _epci_label(code: str, names: dict[str, str]) -> str:
@@ -45,7 +66,9 @@ class Describer:
         Projected commune centres (m).
     reference, which, references : optional
         Output of :func:`pipeline.analysis.reference.reference_sizes` (realistic objective): the
-        size against the reference and the reference's description are then filled in.
+        size against the reference and the description of the reference holding most of the
+        territory's inhabitants are then filled in, and how its size combines its communes'
+        references when they differ (``composition_taille_visee``, else "").
     """
 
     def __init__(
@@ -131,11 +154,18 @@ class Describer:
             size = float(pop[members].sum())
             load = float((pop[members] / np.maximum(self.reference[members], 1.0)).sum())
             target = size / load if load > 0 else float(np.median(self.reference[members]))
-            share = np.bincount(self.which[members], weights=pop[members])
-            main = self.references[int(np.argmax(share))]  # ties: the first reference
+            share = np.bincount(
+                self.which[members], weights=pop[members], minlength=len(self.references)
+            )
+            order = np.argsort(-share, kind="stable")  # ties: the first reference
+            main = self.references[int(order[0])]
+            used = [int(k) for k in order if share[k] > 0]
             out.update(
                 taille_visee=round(target),
                 rapport_taille_visee=round(size / target, 2) if target else np.nan,
                 reference=main.text(),
             )
+            if len(used) > 1 and round(target) != round(main.population):
+                parts = [(self.references[k], float(share[k] / share.sum())) for k in used]
+                out["composition_taille_visee"] = composed_text(target, parts)
         return out

@@ -96,26 +96,31 @@ class Reference:
         """French description, e.g. "taille visée : 55 000 hab., médiane des 12 CPTS denses
         (150 à 500 hab./km²) du département 84".
         """
-        size = indicator_text(self.population, decimals=0)
+        return f"taille visée : {indicator_text(self.population, decimals=0)} hab., {self.source()}"
+
+    def source(self) -> str:
+        """Where the size comes from, in French (:meth:`text` without the size), e.g. "médiane
+        des 12 CPTS denses (150 à 500 hab./km²) du département 84".
+        """
         if self.level == "national":
             if self.density_class < 0:
-                return f"taille visée : {size} hab., {NATIONAL_SOURCE}"
+                return NATIONAL_SOURCE
             label = DENSITY_CLASSES[self.density_class][1]
             have = {0: "aucune", 1: "qu'une"}.get(self.n_cpts, f"que {self.n_cpts}")
             return (
-                f"taille visée : {size} hab., {NATIONAL_SOURCE}, faute de {MIN_CPTS} CPTS "
-                f"{label} dans le fichier de périmètres (il n'y en a {have})"
+                f"{NATIONAL_SOURCE}, faute de {MIN_CPTS} CPTS {label} dans le fichier de "
+                f"périmètres (il n'y en a {have})"
             )
         if self.level == "reglage":
-            return f"taille visée : {size} hab., fixée dans les réglages ([territories])"
+            return "fixée dans les réglages ([territories])"
         where = LEVEL_FR[self.level] + (f" {self.area}" if self.area else "")
         label = DENSITY_CLASSES[self.density_class][1]
         if self.pooled:
             return (
-                f"taille visée : {size} hab., taille des CPTS à la densité des {self.n_cpts} CPTS "
-                f"{label} {where}, lue sur la relation taille–densité de ses {self.pooled} CPTS"
+                f"taille des CPTS à la densité des {self.n_cpts} CPTS {label} {where}, lue sur la "
+                f"relation taille–densité de ses {self.pooled} CPTS"
             )
-        return f"taille visée : {size} hab., médiane des {self.n_cpts} CPTS {label} {where}"
+        return f"médiane des {self.n_cpts} CPTS {label} {where}"
 
 
 def neighbourhood_density(

@@ -325,7 +325,7 @@ def how_built(proposals: pd.DataFrame) -> str:
             )
         if row.reference and row.type_territoire == "candidate":  # an extension: the CPTS's size
             parts.append(
-                f"{row.reference} ; population égale à "
+                f"{row.composition_taille_visee or row.reference} ; population égale à "
                 f"{indicator_text(row.rapport_taille_visee, decimals=2)} fois la taille visée"
             )
         items.append(
