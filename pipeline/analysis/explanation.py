@@ -38,7 +38,7 @@ def composed_text(target: float, parts: list[tuple[Reference, float]]) -> str:
     denses (moins de 50 hab./km²) de la région 93 — 23 % : 56 926 hab., médiane …".
     """
     items = [
-        (f"{indicator_text(100 * share, decimals=0)} %" if share >= 0.005 else "moins de 1 %")
+        (indicator_text(100 * share, " %", decimals=0) if share >= 0.005 else "moins de 1 %")
         + f" : {indicator_text(ref.population, decimals=0)} hab., {ref.source()}"
         for ref, share in parts
     ]

@@ -241,13 +241,13 @@ def reference_sizes(
             ("region", region_of[dep], cpts[cpts["region"] == region_of[dep]]),
             ("fichier", "", cpts),
         )
-        comparable = int((cpts["classe"] == cls).sum())
-        ref = Reference(NATIONAL_REFERENCE, "national", int(cls), comparable)
         for level, area, pool in levels:
             chosen = pool[pool["classe"] == cls]
             if len(chosen) >= MIN_CPTS:
                 ref = level_reference(chosen, pool, level, int(cls), area)
                 break
+        else:  # the last level is the whole file: ``chosen`` holds its comparable CPTS
+            ref = Reference(NATIONAL_REFERENCE, "national", int(cls), len(chosen))
         number = references.setdefault(ref, len(references))
         which[(classes == cls) & (deps == dep)] = number
     refs = list(references)
